@@ -37,16 +37,32 @@ class TopicSettings(BaseModel):
     ticket_events: str = "hotline.tickets.v1"  # intake: ticket received
     assignment_events: str = "hotline.assignments.v1"  # routing: assigned / re-dispatched
     case_events: str = "hotline.cases.v1"  # supervision: case opened, deadlines, escalations
+    deputy_submissions: str = "hotline.deputy-submissions.v1"  # deputy_liaison -> intake
     dead_letters: str = "hotline.dead-letters.v1"  # bad input with the reason in headers
 
     def name(self, topic: str) -> str:
-        return self.prefix + getattr(self, topic)
+        return self.prefix + str(getattr(self, topic))
+
+    def all_names(self) -> list[str]:
+        return [self.name(f) for f in type(self).model_fields if f != "prefix"]
 
 
 class MongoSettings(BaseModel):
     url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     database_prefix: str = "hotline"  # each service owns the database "<prefix>_<service>"
     port: int = 27017  # port of the local dev/test store started by `hotline infra`
+
+
+class LimitSettings(BaseModel):
+    """Time limits (时限) supervision enforces. Working days follow the statutory calendar
+    with make-up workdays (调休)."""
+
+    sign_off_hours: float = 24  # 签收时限
+    sign_off_hours_urgent: float = 2  # 紧急件签收时限
+    reply_working_days: int = 5  # 办理时限, when the city sets none
+    reply_working_days_deputy: int = 5  # 人大代表转办件
+    tourist_same_day: bool = True  # 假期游客诉求当日办结
+    sla_scan_seconds: float = 30  # how often supervision looks for missed deadlines
 
 
 class PortSettings(BaseModel):
@@ -77,6 +93,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     ports: PortSettings = Field(default_factory=PortSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     run_dir: Path = REPO_ROOT / ".run"  # data, logs and pid files of the local infrastructure
     cache_dir: Path = Path.home() / ".cache" / "hotline"  # Kafka jars, outside the repository
     log_level: str = "INFO"

@@ -1,0 +1,32 @@
+"""Small helpers for the HTTP and gRPC adapters, so every service answers errors alike."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import grpc
+from fastapi import HTTPException
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+
+def as_json(message: Message) -> dict[str, Any]:
+    """Protobuf message -> JSON-ready dict (proto field names, enums by name)."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def not_found(what: str, key: str) -> NoReturn:
+    raise HTTPException(status_code=404, detail=f"{what} {key!r} not found")
+
+
+async def grpc_require(context: grpc.aio.ServicerContext, condition: bool, message: str) -> None:
+    """Abort with INVALID_ARGUMENT unless ``condition`` holds."""
+    if not condition:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+async def grpc_found(context: grpc.aio.ServicerContext, value: Any, what: str, key: str) -> Any:
+    """Return ``value``, or abort with NOT_FOUND when it is None."""
+    if value is None:
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"{what} {key!r} not found")
+    return value

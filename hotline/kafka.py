@@ -1,0 +1,236 @@
+"""Kafka plumbing shared by all services: one producer, and the consumer loop.
+
+The consumer loop is the single place that gives every service its delivery guarantees:
+
+1. fetch a batch (``getmany``), decode each record with the handler's ``decode``;
+   a :class:`~hotline.envelope.PermanentError` sends that record to the dead-letter topic
+   with the reason, the original topic, partition and offset in its headers;
+2. apply the decoded batch with the handler's ``apply`` (idempotent writes that return
+   the events to publish, with deterministic event ids); transient failures are retried
+   with back-off until they pass; a batch that keeps failing for another reason is split
+   and the single record that fails is dead-lettered with the exception;
+3. publish the returned events and the dead letters and wait for the broker's acks;
+4. only then commit the offsets.
+
+A crash anywhere before step 4 replays the batch: the writes are idempotent and yield the
+same events with the same ids, which consumers downstream drop as duplicates. Nothing is
+lost and no effect is doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
+
+from hotline import observability as obs
+from hotline.envelope import Event, PermanentError, Record
+from hotline.logging import bind_correlation, get_logger
+from hotline.settings import Settings
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures of the infrastructure (store or broker away), worth retrying forever."""
+    if isinstance(exc, ConnectionFailure | KafkaError | asyncio.TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, OperationFailure):
+        return bool(exc.has_error_label("TransientTransactionError"))
+    return isinstance(exc, PyMongoError) and exc.has_error_label("RetryableWriteError")
+
+
+def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    options: dict[str, Any] = dict(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        max_request_size=4 * settings.kafka.max_message_bytes,
+        max_batch_size=256 * 1024,
+    )
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+async def publish(kafka: AIOKafkaProducer, events: Sequence[Event], service: str) -> None:
+    """Send events in order and wait until the broker has them all."""
+    futures = [
+        await kafka.send(e.topic, value=e.message.SerializeToString(), key=e.key.encode(), headers=e.headers(service))
+        for e in events
+    ]
+    if futures:
+        await asyncio.gather(*futures)
+    for e in events:
+        obs.PUBLISHED.labels(service, e.topic).inc()
+
+
+class BatchHandler(Protocol[T]):
+    """What a service provides to consume a topic. See the module doc for the contract."""
+
+    def decode(self, record: Record) -> T:
+        """Turn a record into a command; raise PermanentError for input that can never work."""
+        ...
+
+    async def apply(self, items: list[tuple[Record, T]]) -> list[Event]:
+        """Apply the commands with idempotent writes; return the events to publish."""
+        ...
+
+
+@dataclass
+class ConsumerSpec(Generic[T]):
+    topics: list[str]
+    group_id: str
+    handler: BatchHandler[T]
+
+
+def _to_record(msg: Any) -> Record:
+    headers = {k: v.decode("utf-8", "replace") for k, v in (msg.headers or ())}
+    key = msg.key.decode("utf-8", "replace") if msg.key else ""
+    return Record(msg.topic, msg.partition, msg.offset, key, msg.value or b"", headers, msg.timestamp)
+
+
+class ConsumerLoop(Generic[T]):
+    def __init__(self, spec: ConsumerSpec[T], settings: Settings, kafka: AIOKafkaProducer, service: str) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.kafka = kafka
+        self.service = service
+        self.dead_letter_topic = settings.topics.name("dead_letters")
+        self.consumer: AIOKafkaConsumer | None = None
+        self.running = False
+
+    async def run(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            *self.spec.topics,
+            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+            group_id=self.spec.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * self.settings.kafka.max_message_bytes,
+            fetch_max_bytes=16 * 1024 * 1024,
+            isolation_level="read_committed",
+        )
+        await self.consumer.start()
+        self.running = True
+        log.info("consumer started", topics=self.spec.topics, group=self.spec.group_id)
+        try:
+            while True:
+                batches = await self.consumer.getmany(
+                    timeout_ms=self.settings.kafka.consumer_batch_wait_ms,
+                    max_records=self.settings.kafka.consumer_batch_max,
+                )
+                for tp, messages in batches.items():
+                    if messages:
+                        await self.handle_batch(tp, [_to_record(m) for m in messages])
+                self._update_lag()
+        finally:
+            self.running = False
+            await self.consumer.stop()
+
+    def _update_lag(self) -> None:
+        assert self.consumer is not None
+        lag: dict[str, int] = {}
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            position = self.consumer.last_stable_offset(tp)
+            if highwater is not None and position is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - position)
+        for topic, value in lag.items():
+            obs.CONSUMER_LAG.labels(self.service, topic).set(value)
+
+    async def handle_batch(self, tp: TopicPartition, records: list[Record]) -> None:
+        started = time.perf_counter()
+        items: list[tuple[Record, T]] = []
+        dead: list[tuple[Record, PermanentError]] = []
+        for record in records:
+            if len(record.value) > self.settings.kafka.max_message_bytes:
+                dead.append((record, PermanentError("oversize", f"{len(record.value)} bytes > limit")))
+                continue
+            try:
+                with bind_correlation(record.correlation_id):
+                    items.append((record, self.spec.handler.decode(record)))
+            except PermanentError as exc:
+                dead.append((record, exc))
+        events = await self._apply(tp, items, dead)
+        await publish(self.kafka, events, self.service)
+        await self._dead_letter(dead)
+        assert self.consumer is not None
+        await self.consumer.commit({tp: records[-1].offset + 1})
+        processed = len(records) - len(dead)
+        obs.CONSUMED.labels(self.service, tp.topic, "processed").inc(processed)
+        obs.BATCH_SECONDS.labels(self.service, tp.topic).observe(time.perf_counter() - started)
+
+    async def _apply(
+        self, tp: TopicPartition, items: list[tuple[Record, T]], dead: list[tuple[Record, PermanentError]]
+    ) -> list[Event]:
+        if not items:
+            return []
+        try:
+            return await self._with_retries(tp, lambda: self.spec.handler.apply(items), attempts=4)
+        except Exception as exc:  # not transient and still failing: find the poison record
+            log.warning("batch failed, applying records one by one", error=repr(exc), size=len(items))
+        events: list[Event] = []
+        for item in items:
+            try:
+                events += await self._with_retries(tp, lambda i=item: self.spec.handler.apply([i]), attempts=2)
+            except Exception as exc:
+                dead.append((item[0], PermanentError("handler_error", f"{type(exc).__name__}: {exc}")))
+        return events
+
+    async def _with_retries(
+        self, tp: TopicPartition, attempt: Callable[[], Awaitable[list[Event]]], attempts: int
+    ) -> list[Event]:
+        """Retry transient failures forever (the store or broker will come back) and any other
+        failure up to ``attempts`` tries; a PermanentError raised by apply is never retried."""
+
+        def give_up(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            return exc is not None and not is_transient(exc) and state.attempt_number >= attempts
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            obs.HANDLER_RETRIES.labels(self.service, tp.topic).inc()
+            log.warning("handler attempt failed, retrying", error=repr(exc), attempt=state.attempt_number)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: not isinstance(e, PermanentError)),
+            wait=wait_exponential(multiplier=0.1, max=5),
+            stop=give_up,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async def call() -> list[Event]:  # tenacity needs a coroutine function, not a lambda
+            return await attempt()
+
+        return await retrying(call)
+
+    async def _dead_letter(self, dead: list[tuple[Record, PermanentError]]) -> None:
+        futures = []
+        for record, exc in dead:
+            headers = [(k, v.encode()) for k, v in record.headers.items() if not k.startswith("dlq_")]
+            headers += [
+                ("dlq_reason", exc.reason.encode()),
+                ("dlq_detail", exc.detail[:2000].encode()),
+                ("dlq_original_topic", record.topic.encode()),
+                ("dlq_original_partition", str(record.partition).encode()),
+                ("dlq_original_offset", str(record.offset).encode()),
+                ("dlq_service", self.service.encode()),
+            ]
+            log.warning("dead-lettered", reason=exc.reason, detail=exc.detail[:200], topic=record.topic,
+                        partition=record.partition, offset=record.offset)
+            futures.append(await self.kafka.send(
+                self.dead_letter_topic, value=record.value, key=record.key.encode() or None, headers=headers
+            ))
+            obs.DEAD_LETTERS.labels(self.service, exc.reason).inc()
+            obs.CONSUMED.labels(self.service, record.topic, "dead_lettered").inc()
+        if futures:
+            await asyncio.gather(*futures)

@@ -1,0 +1,151 @@
+"""Starts the five services as processes: ``hotline run`` for people, the same code for tests.
+
+``hotline run`` starts the local infrastructure (hotline.infra), creates the topics, starts
+the five services, waits until each answers /healthz, prints where everything is, and stays
+in the foreground until Ctrl-C, which stops the services and the infrastructure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hotline.settings import SERVICES, Settings, get_settings
+
+console = Console(stderr=True)
+
+
+@dataclass
+class ServiceProcess:
+    """One service running as a child process (``python -m hotline.cli serve NAME``)."""
+
+    name: str
+    settings: Settings
+    env: Mapping[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def health_url(self) -> str:
+        return f"http://{self.settings.bind_host}:{self.settings.ports.http(self.name)}/healthz"
+
+    @property
+    def log_path(self) -> Path:
+        return (self.log_dir or self.settings.run_dir / "logs") / f"{self.name}.log"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hotline.cli", "serve", self.name],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
+        )
+        log.close()
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode}; see {self.log_path}")
+            if self.healthy():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout:.0f} s ({self.health_url}); see {self.log_path}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        if not self.proc or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the platform must survive without losing or doubling anything."""
+        self.stop(signal.SIGKILL)
+
+
+def start_services(
+    names: Iterable[str] = SERVICES, settings: Settings | None = None, env: Mapping[str, str] | None = None,
+    log_dir: Path | None = None, timeout: float = 90,
+) -> dict[str, ServiceProcess]:
+    settings = settings or get_settings()
+    procs = {n: ServiceProcess(n, settings, env or {}, log_dir) for n in names}
+    for p in procs.values():
+        p.start()
+    try:
+        for p in procs.values():
+            p.wait_ready(timeout)
+    except Exception:
+        stop_services(procs.values())
+        raise
+    return procs
+
+
+def stop_services(procs: Iterable[ServiceProcess]) -> None:
+    for p in procs:
+        p.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    from hotline import infra
+
+    settings = get_settings()
+    started = time.monotonic()
+    infra.start(settings=settings)
+    infra.ensure_topics(settings)
+    with console.status("starting the five services…"):
+        procs = start_services(settings=settings)
+    table = Table(title=f"hotline platform ready in {time.monotonic() - started:.1f} s")
+    for column in ("service", "HTTP (OpenAPI at /docs)", "gRPC", "log"):
+        table.add_column(column)
+    for p in procs.values():
+        table.add_row(p.name, f"http://{settings.bind_host}:{settings.ports.http(p.name)}",
+                      f"{settings.bind_host}:{settings.ports.grpc(p.name)}", str(p.log_path))
+    console.print(table)
+    console.print(f"Kafka {settings.kafka.bootstrap_servers} · store {settings.mongo.url} · "
+                  f"Prometheus http://127.0.0.1:{settings.ports.prometheus} · Ctrl-C stops everything")
+    try:
+        while True:
+            for p in procs.values():
+                if p.proc and p.proc.poll() is not None:
+                    console.print(f"[yellow]{p.name} exited ({p.proc.returncode}); restarting — see {p.log_path}")
+                    p.start()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        stop_services(procs.values())
+        if not args.keep_infra:
+            infra.stop(settings=settings)
+    return 0
+
+
+def add_cli(sub: Any) -> None:
+    p = sub.add_parser("run", help="start the infrastructure and all five services; Ctrl-C stops everything")
+    p.add_argument("--keep-infra", action="store_true", help="leave Kafka, the store and Prometheus running on exit")
+    p.set_defaults(func=run)

@@ -1,0 +1,60 @@
+"""MongoDB access shared by all services (PyMongo's async client; motor is end-of-life).
+
+Each service owns one database, ``<prefix>_<service>``, and declares its indexes next to
+its repository code; :func:`ensure_indexes` creates them at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from hotline.settings import Settings
+
+Doc = dict[str, Any]
+DUPLICATE_KEY = 11000
+
+
+def client(settings: Settings) -> AsyncMongoClient[Doc]:
+    return AsyncMongoClient(settings.mongo.url, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=10_000)
+
+
+def database(mongo: AsyncMongoClient[Doc], settings: Settings, service: str) -> AsyncDatabase[Doc]:
+    return mongo[f"{settings.mongo.database_prefix}_{service}"]
+
+
+async def ensure_indexes(db: AsyncDatabase[Doc], indexes: Mapping[str, Sequence[IndexModel]]) -> None:
+    for collection, models in indexes.items():
+        if models:
+            await db[collection].create_indexes(list(models))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def insert_missing(
+    collection: AsyncCollection[Doc], docs: Sequence[Doc], session: AsyncClientSession | None = None
+) -> set[Any]:
+    """Insert documents whose ``_id`` (or other unique key) is not stored yet.
+
+    This is how every consumer writes idempotently: a replayed record inserts nothing.
+    Returns the ``_id`` of the documents that were already there.
+    """
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(list(docs), ordered=False, session=session)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {docs[e["index"]].get("_id") for e in errors}
+    return set()

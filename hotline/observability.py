@@ -1,0 +1,46 @@
+"""Prometheus series every service exposes (``<app>_<what>_<unit>``, bounded labels only).
+
+Service-specific series live next to the code that counts them; these are the shared ones
+the consumer loop, the outbox and the servers update.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONSUMED = Counter(
+    "hotline_consumer_records_total",
+    "Kafka records a consumer finished with, by outcome (processed or dead_lettered).",
+    ["service", "topic", "outcome"],
+)
+BATCH_SECONDS = Histogram(
+    "hotline_consumer_batch_seconds",
+    "Time to handle one consumed batch: decode, store, publish, commit.",
+    ["service", "topic"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DEAD_LETTERS = Counter(
+    "hotline_dead_letters_total",
+    "Records sent to the dead-letter topic, by reason.",
+    ["service", "reason"],
+)
+HANDLER_RETRIES = Counter(
+    "hotline_consumer_retries_total",
+    "Batch handling attempts that failed and were retried.",
+    ["service", "topic"],
+)
+PUBLISHED = Counter(
+    "hotline_events_published_total",
+    "Events published, by topic.",
+    ["service", "topic"],
+)
+OUTBOX_PENDING = Gauge(
+    "hotline_outbox_pending",
+    "Outbox entries written but not yet published.",
+    ["service"],
+)
+CONSUMER_LAG = Gauge(
+    "hotline_consumer_lag_records",
+    "Records behind the end of the topic for this consumer (summed over its partitions).",
+    ["service", "topic"],
+)

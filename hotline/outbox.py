@@ -1,0 +1,85 @@
+"""Transactional outbox, for events that do not come from a consumed record.
+
+A consumer needs no outbox: the offset it has not yet committed is its durable to-do list
+(see hotline/kafka.py). An HTTP or gRPC command, or a timer, has no such cursor, so it
+writes its state change and its events in one MongoDB transaction (``stage``), and the
+relay publishes what is staged, in order, then deletes it. A crash between publishing and
+deleting republishes the same event ids, which consumers drop as duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from bson import ObjectId
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hotline import observability as obs
+from hotline.envelope import Event
+from hotline.logging import get_logger
+from hotline.mongo import Doc, insert_missing
+
+log = get_logger(__name__)
+
+COLLECTION = "outbox"
+INDEXES = {COLLECTION: [IndexModel([("event_id", ASCENDING)], unique=True)]}
+
+
+class Outbox:
+    def __init__(self, db: AsyncDatabase[Doc], kafka: AIOKafkaProducer, service: str) -> None:
+        self.collection = db[COLLECTION]
+        self.kafka = kafka
+        self.service = service
+        self._wake = asyncio.Event()
+
+    async def stage(self, events: Sequence[Event], session: AsyncClientSession | None = None) -> None:
+        """Write events to the outbox (inside the caller's transaction when given a session)."""
+        docs: list[dict[str, Any]] = [
+            {
+                "_id": ObjectId(),  # insertion order = publishing order
+                "event_id": e.event_id,
+                "topic": e.topic,
+                "key": e.key,
+                "value": e.message.SerializeToString(),
+                "headers": [[k, v] for k, v in e.headers(self.service)],
+            }
+            for e in events
+        ]
+        await insert_missing(self.collection, docs, session)  # the same event staged twice: keep the first
+        self._wake.set()
+
+    async def relay_forever(self, poll_seconds: float = 1.0) -> None:
+        while True:
+            try:
+                published = await self.relay_once()
+            except Exception as exc:  # store or broker away: try again later
+                log.warning("outbox relay failed", error=repr(exc))
+                published = 0
+            if published == 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), poll_seconds)
+                except TimeoutError:
+                    pass
+
+    async def relay_once(self, limit: int = 500) -> int:
+        docs = await self.collection.find({}).sort("_id", ASCENDING).limit(limit).to_list()
+        obs.OUTBOX_PENDING.labels(self.service).set(len(docs))
+        if not docs:
+            return 0
+        futures = [
+            await self.kafka.send(
+                d["topic"], value=d["value"], key=d["key"].encode(), headers=[(k, bytes(v)) for k, v in d["headers"]]
+            )
+            for d in docs
+        ]
+        await asyncio.gather(*futures)
+        await self.collection.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        for d in docs:
+            obs.PUBLISHED.labels(self.service, d["topic"]).inc()
+        return len(docs)

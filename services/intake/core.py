@@ -1,0 +1,90 @@
+"""Intake's pure domain logic: validate what the city (or a deputy) sends, and turn it into
+the district's canonical ticket. No I/O here."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import orjson
+from google.protobuf import json_format
+
+from hotline import pb
+from hotline.envelope import PermanentError
+from hotline.v1 import ticket_pb2
+
+TICKET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
+MAX_TEXT_CHARS = 20_000
+
+
+def parse_city_ticket(raw: bytes) -> ticket_pb2.CityTicket:
+    """Parse the city's JSON (the protobuf JSON mapping of CityTicket) and validate it.
+
+    Raises PermanentError with reason ``malformed_json``, ``schema`` or ``missing_field``.
+    """
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PermanentError("malformed_json", str(exc)) from exc
+    if not isinstance(obj, dict):
+        raise PermanentError("schema", f"expected a JSON object, got {type(obj).__name__}")
+    try:
+        city = json_format.ParseDict(obj, ticket_pb2.CityTicket())
+    except json_format.ParseError as exc:
+        raise PermanentError("schema", str(exc)) from exc
+    validate(city)
+    return city
+
+
+def validate(city: ticket_pb2.CityTicket) -> None:
+    missing = [
+        name
+        for name, present in (
+            ("city_ticket_id", bool(city.city_ticket_id)),
+            ("ticket_type", city.ticket_type != ticket_pb2.TICKET_TYPE_UNSPECIFIED),
+            ("content", bool(city.content.strip())),
+            ("received_at", city.HasField("received_at")),
+        )
+        if not present
+    ]
+    if missing:
+        raise PermanentError("missing_field", "required field(s) missing: " + ", ".join(missing))
+    if not TICKET_ID.match(city.city_ticket_id):
+        bad = city.city_ticket_id[:80]
+        raise PermanentError("schema", f"city_ticket_id {bad!r} is not 1-64 letters, digits, - or _")
+    if len(city.content) > MAX_TEXT_CHARS or len(city.title) > 500:
+        raise PermanentError("schema", "title or content too long")
+    if city.time_limit_working_days < 0 or city.time_limit_working_days > 60:
+        raise PermanentError("schema", "time_limit_working_days must be 0..60")
+
+
+def to_ticket(city: ticket_pb2.CityTicket, ticket_id: str, source: str, ingested_at: datetime) -> ticket_pb2.Ticket:
+    return ticket_pb2.Ticket(
+        ticket_id=ticket_id,
+        city_ticket_id=city.city_ticket_id,
+        ticket_type=city.ticket_type,
+        title=city.title.strip(),
+        content=city.content.strip(),
+        category=city.category.strip(),
+        address=city.address.strip(),
+        street=city.street.strip(),
+        caller=city.caller,
+        received_at=city.received_at,
+        dispatched_at=city.dispatched_at if city.HasField("dispatched_at") else city.received_at,
+        ingested_at=pb.ts(ingested_at),
+        urgency=city.urgency or ticket_pb2.URGENCY_NORMAL,
+        tags=list(city.tags),
+        channel=city.channel or ("deputy" if source == "deputy" else "phone"),
+        source=source,
+        time_limit_working_days=city.time_limit_working_days,
+    )
+
+
+def repeat_keys(ticket: ticket_pb2.Ticket) -> list[str]:
+    """Keys under which earlier tickets count as the same demand (重复诉求)."""
+    keys = []
+    if ticket.caller.phone and not ticket.caller.anonymous:
+        keys.append("phone:" + ticket.caller.phone)
+    if ticket.address:
+        keys.append("address:" + ticket.address)
+    return keys

@@ -1,0 +1,26 @@
+"""Intake's composition root: wires store, consumer and APIs (run: ``hotline serve intake``)."""
+
+from __future__ import annotations
+
+from hotline.kafka import ConsumerSpec
+from hotline.runtime import GrpcApi, Runtime, Service, http_app
+from hotline.v1 import services_pb2_grpc
+from services.intake import store as store_module
+from services.intake.api import IntakeGrpc, http_routes
+from services.intake.handlers import TicketIntake
+
+NAME = "intake"
+
+
+async def build(rt: Runtime) -> Service:
+    store = store_module.TicketStore(rt.db)
+    app = http_app("intake", "Tickets as received from the city 12345 platform and NPC deputies (工单受理)")
+    app.include_router(http_routes(store))
+    handler = TicketIntake(store, rt.topic("city_tickets"), rt.topic("deputy_submissions"), rt.topic("ticket_events"))
+    return Service(
+        http=app,
+        grpc=[GrpcApi(IntakeGrpc(store), services_pb2_grpc.add_IntakeServiceServicer_to_server,
+                      "hotline.v1.IntakeService")],
+        consumers=[ConsumerSpec([rt.topic("city_tickets"), rt.topic("deputy_submissions")], rt.group(), handler)],
+        indexes=store_module.INDEXES,
+    )

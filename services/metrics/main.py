@@ -1,0 +1,27 @@
+"""Metrics' composition root (run: ``hotline serve metrics``)."""
+
+from __future__ import annotations
+
+from hotline.kafka import ConsumerSpec
+from hotline.runtime import GrpcApi, Runtime, Service, http_app
+from hotline.v1 import services_pb2_grpc
+from services.metrics import store as store_module
+from services.metrics.api import MetricsGrpc, http_routes
+from services.metrics.handlers import StageCounting, export_forever
+
+NAME = "metrics"
+
+
+async def build(rt: Runtime) -> Service:
+    store = store_module.RollupStore(rt.mongo_client, rt.db)
+    app = http_app("metrics", "Roll-ups, KPI rates and reports on how the district serves its people (分析研判)")
+    app.include_router(http_routes(store))
+    topics = [rt.topic("ticket_events"), rt.topic("assignment_events"), rt.topic("case_events")]
+    return Service(
+        http=app,
+        grpc=[GrpcApi(MetricsGrpc(store), services_pb2_grpc.add_MetricsServiceServicer_to_server,
+                      "hotline.v1.MetricsService")],
+        consumers=[ConsumerSpec(topics, rt.group(), StageCounting(store, rt.settings.timezone))],
+        indexes=store_module.INDEXES,
+        background=[lambda: export_forever(store)],
+    )

@@ -1,0 +1,70 @@
+"""Supervision's HTTP and gRPC adapters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from fastapi import APIRouter, HTTPException, Query
+
+from hotline.api import as_json, grpc_found, grpc_require, not_found
+from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc
+from services.supervision.store import CaseStore
+
+MAX_PAGE = 500
+
+
+def state_name(value: str | int) -> str | None:
+    """Accept a CaseState by name, short name (``in_progress``) or number; None = any."""
+    if value in ("", 0, "CASE_STATE_UNSPECIFIED"):
+        return None
+    if isinstance(value, int):
+        return events_pb2.CaseState.Name(value)
+    name = value.upper()
+    name = name if name.startswith("CASE_STATE_") else f"CASE_STATE_{name}"
+    if name not in events_pb2.CaseState.keys():
+        raise ValueError(f"unknown case state {value!r}")
+    return name
+
+
+def http_routes(store: CaseStore) -> APIRouter:
+    api = APIRouter(tags=["cases"])
+
+    @api.get("/cases/{ticket_id}", summary="One case (案件) with its deadlines")
+    async def get_case(ticket_id: str) -> dict[str, Any]:
+        case = await store.get(ticket_id)
+        return as_json(case) if case else not_found("case", ticket_id)
+
+    @api.get("/cases", summary="Cases by state and primary unit, in ticket id order")
+    async def list_cases(
+        state: str = "", unit_id: str = "", after: str = "", limit: int = Query(50, ge=1, le=MAX_PAGE)
+    ) -> list[dict[str, Any]]:
+        try:
+            wanted = state_name(state)
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        return [as_json(c) for c in await store.list(wanted, unit_id or None, after, limit)]
+
+    return api
+
+
+class SupervisionGrpc(services_pb2_grpc.SupervisionServiceServicer):
+    def __init__(self, store: CaseStore) -> None:
+        self.store = store
+
+    async def GetCase(  # noqa: N802
+        self, request: services_pb2.GetCaseRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.Case:
+        await grpc_require(context, bool(request.ticket_id), "ticket_id is required")
+        case: events_pb2.Case = await grpc_found(context, await self.store.get(request.ticket_id), "case",
+                                                 request.ticket_id)
+        return case
+
+    async def ListCases(  # noqa: N802
+        self, request: services_pb2.ListCasesRequest, context: grpc.aio.ServicerContext
+    ) -> services_pb2.ListCasesResponse:
+        await grpc_require(context, 0 <= request.page_size <= MAX_PAGE, f"page_size must be 0..{MAX_PAGE}")
+        size = request.page_size or 50
+        cases = await self.store.list(state_name(request.state), request.unit_id or None, request.page_token, size)
+        token = cases[-1].ticket_id if len(cases) == size else ""
+        return services_pb2.ListCasesResponse(cases=cases, next_page_token=token)
