@@ -1,0 +1,105 @@
+"""Session fixtures: the real infrastructure, an isolated namespace, and the five services.
+
+Infrastructure comes from the project's own scripts (hotline.infra: Apache Kafka in KRaft
+mode and the SecantusDB MongoDB-wire server as local processes; a running one is reused).
+Where a Docker engine exists, ``HOTLINE_TEST_INFRA=testcontainers`` uses testcontainers'
+Kafka and MongoDB instead.
+
+Each test session gets its own topic prefix and database prefix, and runs its services on
+ports offset from the defaults, so it never disturbs a platform started with `hotline run`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hotline.settings import SERVICES, Settings
+
+PORT_OFFSET = 20_000
+
+
+def _testcontainers() -> Iterator[dict[str, str]]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.mongodb import MongoDbContainer
+
+    with KafkaContainer("apache/kafka:4.1.1") as kafka, MongoDbContainer("mongo:8.0").with_command(
+        "--replSet rs0 --bind_ip_all"
+    ) as mongo:
+        mongo.exec(["mongosh", "--quiet", "--eval",
+                    "rs.initiate({_id:'rs0',members:[{_id:0,host:'localhost:27017'}]})"])
+        host, port = mongo.get_container_host_ip(), mongo.get_exposed_port(27017)
+        yield {
+            "HOTLINE_KAFKA__BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(),
+            "HOTLINE_MONGO__URL": f"mongodb://{host}:{port}/?directConnection=true",
+        }
+
+
+@pytest.fixture(scope="session")
+def infra_env() -> Iterator[dict[str, str]]:
+    """Environment naming a running Kafka broker and store (started if needed)."""
+    if os.environ.get("HOTLINE_TEST_INFRA") == "testcontainers":
+        yield from _testcontainers()
+        return
+    from hotline import infra
+
+    infra.start(components=("kafka", "store"))
+    yield {}
+
+
+@pytest.fixture(scope="session")
+def test_env(infra_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """HOTLINE_* variables of this test session: infrastructure, namespace and ports."""
+    run = uuid.uuid4().hex[:8]
+    env = {
+        **infra_env,
+        "HOTLINE_TOPICS__PREFIX": f"test-{run}.",
+        "HOTLINE_MONGO__DATABASE_PREFIX": f"test_{run}",
+        "HOTLINE_MODEL_DIR": str(tmp_path_factory.mktemp("no-model")),
+        "HOTLINE_LIMITS__SLA_SCAN_SECONDS": "1",
+    }
+    defaults = Settings().ports
+    for name in type(defaults).model_fields:
+        env[f"HOTLINE_PORTS__{name.upper()}"] = str(getattr(defaults, name) + PORT_OFFSET)
+    return env
+
+
+@pytest.fixture(scope="session")
+def settings(test_env: dict[str, str]) -> Settings:
+    saved = {k: os.environ.get(k) for k in test_env}
+    os.environ.update(test_env)
+    try:
+        return Settings()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def topics(settings: Settings) -> list[str]:
+    from hotline import infra
+
+    infra.ensure_topics(settings)
+    return settings.topics.all_names()
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("service-logs")
+
+
+@pytest.fixture(scope="module")
+def platform(settings: Settings, test_env: dict[str, str], topics: list[str], log_dir: Path) -> Iterator[dict]:
+    """The five services running as processes against the session's namespace."""
+    from hotline.launcher import start_services, stop_services
+
+    procs = start_services(SERVICES, settings, test_env, log_dir)
+    yield procs
+    stop_services(procs.values())

@@ -1,0 +1,125 @@
+"""The shared kit against the real broker and store: consumer loop and outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo.errors import AutoReconnect
+
+from hotline import kafka, mongo
+from hotline.envelope import Event, PermanentError, Record
+from hotline.kafka import ConsumerLoop, ConsumerSpec
+from hotline.outbox import INDEXES as OUTBOX_INDEXES
+from hotline.outbox import Outbox
+from hotline.settings import Settings
+from hotline.v1 import events_pb2
+from tests.support import eventually, publish_raw, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    """Stores each record's value once; fails as told, to exercise the loop's error paths."""
+
+    def __init__(self, collection: Any, out_topic: str, transient_failures: int = 0, poison: bytes = b"") -> None:
+        self.collection = collection
+        self.out_topic = out_topic
+        self.transient_failures = transient_failures
+        self.poison = poison
+        self.calls = 0
+
+    def decode(self, record: Record) -> str:
+        if record.value == b"undecodable":
+            raise PermanentError("schema", "cannot decode")
+        return record.value.decode()
+
+    async def apply(self, items: list[tuple[Record, str]]) -> list[Event]:
+        self.calls += 1
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise AutoReconnect("store went away")
+        if any(v.encode() == self.poison for _, v in items):
+            raise ValueError("bug triggered by one record")
+        await mongo.insert_missing(self.collection, [{"_id": v} for _, v in items])
+        return [Event(self.out_topic, v, events_pb2.Unit(unit_id=v), f"{v}/echo") for _, v in items]
+
+
+@pytest.fixture
+async def kit(settings: Settings, topics: list[str]) -> AsyncIterator[dict[str, Any]]:
+    client = mongo.client(settings)
+    producer = kafka.producer(settings)
+    await producer.start()
+    name = uuid.uuid4().hex[:6]
+    from hotline import infra
+
+    source, out = f"{settings.topics.prefix}kit-{name}-in", f"{settings.topics.prefix}kit-{name}-out"
+    infra.ensure_topics(settings, [source, out])
+    yield {"client": client, "db": client[f"{settings.mongo.database_prefix}_kit_{name}"], "producer": producer, "source": source,
+           "out": out, "group": f"kit-{name}"}
+    await producer.stop()
+    await client.close()
+
+
+async def run_loop(settings: Settings, kit: dict[str, Any], handler: Recorder, expect: int) -> None:
+    loop = ConsumerLoop(ConsumerSpec([kit["source"]], kit["group"], handler), settings, kit["producer"], "kit")
+    task = asyncio.create_task(loop.run())
+    try:
+        await eventually(lambda: kit["db"]["seen"].count_documents({}), lambda n: n >= expect, timeout=30)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_transient_failures_are_retried_and_poison_is_isolated(settings: Settings, kit: dict) -> None:
+    values = [f"v{i}".encode() for i in range(10)]
+    await publish_raw(settings, kit["source"], [(b"k", v) for v in [*values[:5], b"undecodable", b"poison",
+                                                                     *values[5:]]])
+    handler = Recorder(kit["db"]["seen"], kit["out"], transient_failures=2, poison=b"poison")
+    await run_loop(settings, kit, handler, expect=10)
+
+    stored = sorted(d["_id"] for d in await kit["db"]["seen"].find({}).to_list())
+    assert stored == sorted(v.decode() for v in values)
+    echoed = await read_topic(settings, kit["out"], expect=10)
+    assert sorted(m.key.decode() for m in echoed) == stored
+    assert all(dict(m.headers)["event_type"] == b"hotline.v1.Unit" for m in echoed)
+    dead = await read_topic(settings, settings.topics.name("dead_letters"), expect=10**6, timeout=3)
+    ours = {m.value: dict(m.headers) for m in dead if dict(m.headers)[b"dlq_original_topic".decode()] ==
+            kit["source"].encode()}
+    assert set(ours) == {b"undecodable", b"poison"}
+    assert ours[b"undecodable"]["dlq_reason"] == b"schema"
+    assert ours[b"poison"]["dlq_reason"] == b"handler_error"
+    assert b"bug triggered" in ours[b"poison"]["dlq_detail"]
+
+
+async def test_offsets_are_committed_only_after_the_work(settings: Settings, kit: dict) -> None:
+    await publish_raw(settings, kit["source"], [(b"k", f"w{i}".encode()) for i in range(5)])
+    await run_loop(settings, kit, Recorder(kit["db"]["seen"], kit["out"]), expect=5)
+    # a second consumer in the same group finds nothing left to do
+    again = Recorder(kit["db"]["seen"], kit["out"])
+    loop = ConsumerLoop(ConsumerSpec([kit["source"]], kit["group"], again), settings, kit["producer"], "kit")
+    task = asyncio.create_task(loop.run())
+    await asyncio.sleep(3)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert again.calls == 0
+
+
+async def test_outbox_publishes_staged_events_in_order_once(settings: Settings, kit: dict) -> None:
+    outbox = Outbox(kit["db"], kit["producer"], "kit")
+    await mongo.ensure_indexes(kit["db"], OUTBOX_INDEXES)  # as the runtime does at start-up
+    events = [Event(kit["out"], "same-key", events_pb2.Unit(unit_id=str(i)), f"e{i}") for i in range(20)]
+    async with kit["client"].start_session() as session:
+        async def write(s: Any) -> None:
+            await outbox.stage(events[:10], session=s)
+
+        await session.with_transaction(write)
+    await outbox.stage(events[10:])
+    await outbox.stage(events[:3])  # staged twice: kept once
+    assert await outbox.relay_once() == 20
+    assert await outbox.relay_once() == 0
+    published = await read_topic(settings, kit["out"], expect=20)
+    assert [events_pb2.Unit.FromString(m.value).unit_id for m in published] == [str(i) for i in range(20)]

@@ -1,0 +1,130 @@
+"""Helpers shared by the integration and end-to-end tests (real Kafka, real store)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from google.protobuf import json_format
+from pymongo import AsyncMongoClient
+
+from hotline.settings import Settings
+from hotline.v1 import ticket_pb2
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 60, every: float = 0.25
+) -> T:
+    """Poll ``probe`` until ``until(result)``; fail with the last result after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    result = await probe()
+    while not until(result):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s; last result: {result!r}"[:2000])
+        await asyncio.sleep(every)
+        result = await probe()
+    return result
+
+
+def city_json(ticket: ticket_pb2.CityTicket) -> bytes:
+    return json_format.MessageToJson(ticket, indent=None).encode()
+
+
+async def publish_raw(
+    settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes]], headers: list[tuple[str, bytes]]
+    | None = None,
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
+                                enable_idempotence=True, max_request_size=4 * settings.kafka.max_message_bytes)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key, headers=headers or [("content_type", b"application/json")])
+                   for key, value in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def publish_tickets(settings: Settings, tickets: Iterable[ticket_pb2.CityTicket]) -> list[str]:
+    tickets = list(tickets)
+    await publish_raw(settings, settings.topics.name("city_tickets"),
+                      [(t.city_ticket_id.encode(), city_json(t)) for t in tickets])
+    return [t.city_ticket_id for t in tickets]
+
+
+async def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 30) -> list[Any]:
+    """Read a topic from the beginning until ``expect`` records arrived (no group, no commits)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or
+                                                         await _partitions(consumer, topic))]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                records += messages
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 (aiokafka has no public refresh)
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
+    """Records the consumer group has not committed yet, over all partitions of ``topics``."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [TopicPartition(t, p) for t in topics for p in (await _partitions(consumer, t))]
+        ends = await consumer.end_offsets(partitions)
+        return sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items())
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def rewind_group(settings: Settings, group: str, topics: list[str]) -> None:
+    """Set a (stopped) consumer group back to offset 0 on every partition: a full replay."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in (await _partitions(consumer, t))]
+        consumer.assign(partitions)
+        await consumer.commit({tp: 0 for tp in partitions})
+    finally:
+        await consumer.stop()
+
+
+async def snapshot(settings: Settings, services: Iterable[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Every document of every collection of the services' databases, sorted by _id."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo.url)
+    try:
+        out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for service in services:
+            db = client[f"{settings.mongo.database_prefix}_{service}"]
+            out[service] = {
+                name: await db[name].find({}).sort("_id", 1).to_list()
+                for name in sorted(await db.list_collection_names())
+            }
+        return out
+    finally:
+        await client.close()

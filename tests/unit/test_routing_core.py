@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from hotline.v1 import events_pb2, ticket_pb2
+from services.routing.core import Directory, Router, Rule
+
+
+@pytest.fixture(scope="module")
+def router() -> Router:
+    return Router.from_files()
+
+
+@dataclass
+class FakePrediction:
+    label: str
+    confidence: float
+    abstained: bool = False
+    model_version: str = "m1"
+
+
+def ticket(**fields: str) -> ticket_pb2.Ticket:
+    return ticket_pb2.Ticket(ticket_id="T1", **fields)
+
+
+def test_street_matter_goes_to_the_street_of_the_address(router: Router) -> None:
+    d = router.decide(ticket(title="物业不作为", content="小区物业长期不打扫楼道", address="瑞金北村12栋"))
+    assert (d.primary.name, d.method, d.category) == ("瑞金路街道", "keyword", "物业管理")
+    assert [u.name for u in d.assisting] == ["区房产管理局"]
+
+
+def test_city_category_wins_and_keywords_pick_the_item(router: Router) -> None:
+    d = router.decide(ticket(category="消费维权", content="健身房预付卡老板跑路", address="中华路1号"))
+    assert (d.primary.name, d.method, d.rule_id) == ("区市场监督管理局", "city_category", "消费维权-01")
+
+
+def test_longest_place_name_wins(router: Router) -> None:
+    assert router.directory.street_of(ticket(address="石门坎东路3号")) == "ST12"  # 秦虹街道, not 大光路's 石门坎
+
+
+def test_classifier_is_used_only_without_category_or_keywords(router: Router) -> None:
+    plain = ticket(title="反映问题", content="希望有关部门尽快处理", address="中华路5号")
+    assert router.needs_classifier(plain)
+    d = router.decide(plain, FakePrediction("劳动和社会保障", 0.93))
+    assert (d.method, d.category, d.model_version) == ("classifier", "社会保障与就业", "m1")
+    abstained = router.decide(plain, FakePrediction("劳动和社会保障", 0.3, abstained=True))
+    assert (abstained.method, abstained.primary.name) == ("street", "中华门街道")
+
+
+def test_nothing_known_goes_to_manual_dispatch(router: Router) -> None:
+    d = router.decide(ticket(title="反映问题", content="希望尽快处理"))
+    assert (d.method, d.primary.unit_id) == ("manual", "HOTLINE")
+
+
+def test_street_rule_without_known_street_falls_back_to_a_department(router: Router) -> None:
+    d = router.decide(ticket(content="小区停车位被占用收费不合理", address="不知道哪里"))
+    assert d.primary.unit_type == events_pb2.UNIT_TYPE_DEPARTMENT
+    assert d.primary.unit_id not in [u.unit_id for u in d.assisting]
+
+
+def test_rules_naming_unknown_units_are_refused() -> None:
+    directory = Directory([{"unit_id": "A", "name": "a", "unit_type": "UNIT_TYPE_DEPARTMENT"}], {})
+    with pytest.raises(ValueError, match="unknown unit B"):
+        Router(directory, [Rule("r1", "c", "i", ("k",), "B", ())], {})
