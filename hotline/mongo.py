@@ -16,6 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from hotline.pb import millis
 from hotline.settings import Settings
 
 Doc = dict[str, Any]
@@ -37,7 +38,8 @@ async def ensure_indexes(db: AsyncDatabase[Doc], indexes: Mapping[str, Sequence[
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, at the millisecond precision the store keeps."""
+    return millis(datetime.now(UTC))
 
 
 async def insert_missing(

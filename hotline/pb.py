@@ -19,11 +19,22 @@ _TIMESTAMP = Timestamp.DESCRIPTOR.full_name
 
 
 def ts(value: datetime | None) -> Timestamp | None:
+    """A Timestamp at millisecond precision: what the store keeps, so an event built in memory
+    equals the one rebuilt from the store on a replay."""
     if value is None:
         return None
     stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
+    stamp.FromDatetime(millis(value.astimezone(UTC)))
     return stamp
+
+
+def millis(value: datetime) -> datetime:
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def normalized(stamp: Timestamp) -> Timestamp:
+    """The same instant at millisecond precision (for timestamps that come from outside)."""
+    return ts(dt(stamp)) or Timestamp()
 
 
 def dt(stamp: Timestamp) -> datetime:

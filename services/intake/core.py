@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 import orjson
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 
 from hotline import pb
 from hotline.envelope import PermanentError
@@ -29,11 +31,26 @@ def parse_city_ticket(raw: bytes) -> ticket_pb2.CityTicket:
     if not isinstance(obj, dict):
         raise PermanentError("schema", f"expected a JSON object, got {type(obj).__name__}")
     try:
-        city = json_format.ParseDict(obj, ticket_pb2.CityTicket())
+        city = json_format.ParseDict(known_fields(obj, ticket_pb2.CityTicket.DESCRIPTOR), ticket_pb2.CityTicket())
     except json_format.ParseError as exc:
         raise PermanentError("schema", str(exc)) from exc
     validate(city)
     return city
+
+
+def known_fields(obj: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
+    """Drop keys the contract does not know, at every level: the city may add fields without
+    breaking the district. (The parser's own ignore_unknown_fields would also turn unknown
+    enum names into the default silently, so it is not used.)"""
+    out = {}
+    for key, value in obj.items():
+        field = descriptor.fields_by_name.get(key) or descriptor.fields_by_camelcase_name.get(key)
+        if field is None:
+            continue
+        if field.message_type is not None and isinstance(value, dict) and not field.message_type.GetOptions().map_entry:
+            value = known_fields(value, field.message_type)
+        out[key] = value
+    return out
 
 
 def validate(city: ticket_pb2.CityTicket) -> None:
@@ -49,6 +66,10 @@ def validate(city: ticket_pb2.CityTicket) -> None:
     ]
     if missing:
         raise PermanentError("missing_field", "required field(s) missing: " + ", ".join(missing))
+    for name, enum, value in (("ticket_type", ticket_pb2.TicketType, city.ticket_type),
+                              ("urgency", ticket_pb2.Urgency, city.urgency)):
+        if value not in enum.values():
+            raise PermanentError("schema", f"{name} {value} is not a known value")
     if not TICKET_ID.match(city.city_ticket_id):
         bad = city.city_ticket_id[:80]
         raise PermanentError("schema", f"city_ticket_id {bad!r} is not 1-64 letters, digits, - or _")
@@ -69,8 +90,8 @@ def to_ticket(city: ticket_pb2.CityTicket, ticket_id: str, source: str, ingested
         address=city.address.strip(),
         street=city.street.strip(),
         caller=city.caller,
-        received_at=city.received_at,
-        dispatched_at=city.dispatched_at if city.HasField("dispatched_at") else city.received_at,
+        received_at=pb.normalized(city.received_at),
+        dispatched_at=pb.normalized(city.dispatched_at if city.HasField("dispatched_at") else city.received_at),
         ingested_at=pb.ts(ingested_at),
         urgency=city.urgency or ticket_pb2.URGENCY_NORMAL,
         tags=list(city.tags),

@@ -9,10 +9,10 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from hotline.simulator import bad_messages, generate
 
 from hotline.launcher import ServiceProcess
 from hotline.settings import SERVICES, Settings
-from hotline.simulator import bad_messages, generate
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from tests.support import (
     city_json,
@@ -78,6 +78,16 @@ async def drained(settings: Settings, timeout: float = 90) -> None:
         return sum(lags)
 
     await eventually(total_lag, lambda lag: lag == 0, timeout=timeout, every=0.5)
+
+
+def first_difference(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
+    if len(before) != len(after):
+        return f"{len(before)} documents before, {len(after)} after"
+    for old, new in zip(before, after, strict=True):
+        if old != new:
+            keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            return f"_id {old.get('_id')!r}: " + "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
+    return "same"
 
 
 async def test_tickets_reach_opened_cases_with_matching_counts(platform: dict, settings: Settings) -> None:
@@ -200,7 +210,8 @@ async def test_replaying_every_topic_changes_nothing(platform: dict, settings: S
         for collection in before[service]:
             if collection == "outbox":
                 continue
-            assert after[service][collection] == before[service][collection], f"{service}.{collection} changed"
+            old, new = before[service][collection], after[service][collection]
+            assert new == old, f"{service}.{collection} changed: {first_difference(old, new)}"
     after_summary = await summary(settings)
     after_summary.ClearField("computed_at")
     before_summary.ClearField("computed_at")

@@ -15,6 +15,10 @@ def raw(**changes: object) -> bytes:
     return json.dumps({**GOOD, **changes}, ensure_ascii=False).encode()
 
 
+def test_unknown_fields_are_ignored_so_the_city_can_evolve_its_format() -> None:
+    assert parse_city_ticket(raw(priority="high", newCityField={"x": 1})).city_ticket_id == "C1"
+
+
 def test_good_ticket_parses_with_either_field_spelling() -> None:
     assert parse_city_ticket(raw()).city_ticket_id == "C1"
     snake = {"city_ticket_id": "C2", "ticket_type": "TICKET_TYPE_HELP", "content": "求助", "received_at":
@@ -27,7 +31,8 @@ def test_good_ticket_parses_with_either_field_spelling() -> None:
     (b"[]", "schema", "JSON object"),
     (raw(ticketType="BANANA"), "schema", "BANANA"),
     (raw(content={"a": 1}), "schema", "content"),
-    (raw(unknownField=1), "schema", "unknownField"),
+    (raw(ticketType=42), "schema", "ticket_type 42"),
+    (raw(urgency=7), "schema", "urgency 7"),
     (json.dumps({"cityTicketId": "C3"}).encode(), "missing_field", "ticket_type, content, received_at"),
     (raw(cityTicketId="has space"), "schema", "city_ticket_id"),
     (raw(timeLimitWorkingDays=99), "schema", "time_limit"),

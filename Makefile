@@ -1,0 +1,42 @@
+# The two commands of the README:
+#   make run   - set up (first time) and run the whole platform in the foreground; Ctrl-C stops it
+#   make test  - set up (first time), start the infrastructure and run the whole test suite
+.PHONY: setup run test test-unit model bench lint protos stop status
+
+PY := .venv/bin/python
+TRAINING_DATA ?= ../shared/data/tipdm2020/labelled_sample.csv
+
+setup:
+	@bash scripts/bootstrap.sh
+
+run: setup model
+	@$(PY) -m hotline.cli run
+
+test: setup
+	@$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+test-unit: setup
+	@$(PY) -m pytest -ra tests/unit
+
+# Trains the ticket classifier routing uses, when labelled history is at hand and no model exists yet.
+model:
+	@if [ -f models/classifier/metadata.json ]; then echo "model: models/classifier present"; \
+	elif [ -f "$(TRAINING_DATA)" ]; then $(PY) -m hotline.cli classify train --data "$(TRAINING_DATA)" \
+	    --text-columns 留言主题,留言详情 --label-column 一级标签 --out models/classifier; \
+	else echo "model: no training data at $(TRAINING_DATA); routing runs without the classifier"; fi
+
+bench: setup
+	@$(PY) bench/pipeline.py $(BENCH_ARGS)
+
+lint:
+	@.venv/bin/ruff check hotline services tests bench
+	@.venv/bin/mypy hotline services
+
+protos:
+	@scripts/gen_protos.sh
+
+status:
+	@$(PY) -m hotline.cli infra status
+
+stop:
+	@$(PY) -m hotline.cli infra stop
