@@ -107,6 +107,8 @@ class ConsumerLoop(Generic[T]):
         self.dead_letter_topic = settings.topics.name("dead_letters")
         self.consumer: AIOKafkaConsumer | None = None
         self.running = False
+        obs.at_zero(obs.DEAD_LETTERS, [service], obs.DEAD_LETTER_REASONS)
+        obs.at_zero(obs.CONSUMED, [service], spec.topics, ["processed", "dead_lettered"])
 
     async def run(self) -> None:
         self.consumer = AIOKafkaConsumer(

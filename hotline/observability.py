@@ -6,6 +6,9 @@ the consumer loop, the outbox and the servers update.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 CONSUMED = Counter(
@@ -44,3 +47,14 @@ CONSUMER_LAG = Gauge(
     "Records behind the end of the topic for this consumer (summed over its partitions).",
     ["service", "topic"],
 )
+
+DEAD_LETTER_REASONS = (
+    "malformed_json", "schema", "missing_field", "oversize", "wrong_event_type", "malformed_protobuf", "handler_error",
+)
+
+
+def at_zero(metric: Counter | Gauge | Histogram, *label_values: Iterable[str]) -> None:
+    """Create every combination of known label values now, at zero, so rate() and increase()
+    see the first burst too (a labelled series otherwise appears only at its first change)."""
+    for combination in itertools.product(*label_values):
+        metric.labels(*combination)

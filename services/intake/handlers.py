@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+from hotline import observability as obs
 from hotline.envelope import Event, PermanentError, Record
 from hotline.mongo import utcnow
 from hotline.v1 import events_pb2, ticket_pb2
@@ -24,6 +25,9 @@ class TicketIntake:
         self.city_topic = city_topic
         self.deputy_topic = deputy_topic
         self.out_topic = out_topic
+        sources = ("city", "deputy")
+        obs.at_zero(RECEIVED, [n for n in ticket_pb2.TicketType.keys() if n != "TICKET_TYPE_UNSPECIFIED"], sources)
+        obs.at_zero(DUPLICATES, sources)
 
     def decode(self, record: Record) -> ticket_pb2.Ticket:
         now = utcnow()

@@ -21,6 +21,7 @@ from hotline.v1 import events_pb2, ticket_pb2
 DATA_DIR = Path(__file__).parent / "data"
 STREET = "@street"
 MANUAL_UNIT = "HOTLINE"  # 区12345热线办
+METHODS = ("city_category", "keyword", "classifier", "street", "manual")  # how a decision was made
 
 
 class Prediction(Protocol):

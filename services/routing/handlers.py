@@ -7,11 +7,12 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
+from hotline import observability as obs
 from hotline import pb
 from hotline.envelope import Event, Record
 from hotline.mongo import utcnow
 from hotline.v1 import events_pb2, ticket_pb2
-from services.routing.core import Decision, Prediction, Router
+from services.routing.core import METHODS, Decision, Prediction, Router
 from services.routing.store import AssignmentStore
 
 ASSIGNED = Counter(
@@ -53,6 +54,8 @@ class TicketRouting:
         self.store = store
         self.out_topic = out_topic
         self.classify = classify
+        unit_types = [n for n in events_pb2.UnitType.keys() if n != "UNIT_TYPE_UNSPECIFIED"]
+        obs.at_zero(ASSIGNED, unit_types, METHODS)
 
     def decode(self, record: Record) -> ticket_pb2.Ticket:
         return record.decode(events_pb2.TicketReceived).ticket

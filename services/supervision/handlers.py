@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import Counter, Histogram
 
+from hotline import observability as obs
 from hotline import pb
 from hotline.envelope import Event, Record
 from hotline.mongo import utcnow
@@ -29,6 +30,7 @@ class CaseOpening:
         self.limits = limits
         self.calendar = WorkCalendar()
         self.tz = ZoneInfo(tz)
+        obs.at_zero(OPENED, [n for n in events_pb2.UnitType.keys() if n != "UNIT_TYPE_UNSPECIFIED"])
 
     def decode(self, record: Record) -> events_pb2.TicketAssigned:
         return record.decode(events_pb2.TicketAssigned)
