@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hotline.settings import SERVICES, Settings, get_settings
+from hotline.settings import SERVICES, PortSettings, Settings, get_settings
 
 console = Console(stderr=True)
 
@@ -87,6 +87,33 @@ class ServiceProcess:
     def kill(self) -> None:
         """SIGKILL: the crash the platform must survive without losing or doubling anything."""
         self.stop(signal.SIGKILL)
+
+
+def isolated_env(tag: str, port_offset: int) -> dict[str, str]:
+    """HOTLINE_* variables for a namespace of its own: topics, databases and ports that do not
+    touch a platform started with ``hotline run`` (used by the tests and the benchmarks)."""
+    env = {
+        "HOTLINE_TOPICS__PREFIX": f"{tag}.",
+        "HOTLINE_MONGO__DATABASE_PREFIX": tag.replace("-", "_"),
+    }
+    defaults = PortSettings()
+    for name in type(defaults).model_fields:
+        env[f"HOTLINE_PORTS__{name.upper()}"] = str(getattr(defaults, name) + port_offset)
+    return env
+
+
+def settings_for(env: Mapping[str, str]) -> Settings:
+    """Settings as a child process started with ``env`` will see them."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return Settings()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def start_services(

@@ -54,32 +54,20 @@ def infra_env() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def test_env(infra_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """HOTLINE_* variables of this test session: infrastructure, namespace and ports."""
-    run = uuid.uuid4().hex[:8]
-    env = {
+    from hotline.launcher import isolated_env
+
+    return {
         **infra_env,
-        "HOTLINE_TOPICS__PREFIX": f"test-{run}.",
-        "HOTLINE_MONGO__DATABASE_PREFIX": f"test_{run}",
+        **isolated_env(f"test-{uuid.uuid4().hex[:8]}", PORT_OFFSET),
         "HOTLINE_MODEL_DIR": str(tmp_path_factory.mktemp("no-model")),
-        "HOTLINE_LIMITS__SLA_SCAN_SECONDS": "1",
     }
-    defaults = Settings().ports
-    for name in type(defaults).model_fields:
-        env[f"HOTLINE_PORTS__{name.upper()}"] = str(getattr(defaults, name) + PORT_OFFSET)
-    return env
 
 
 @pytest.fixture(scope="session")
 def settings(test_env: dict[str, str]) -> Settings:
-    saved = {k: os.environ.get(k) for k in test_env}
-    os.environ.update(test_env)
-    try:
-        return Settings()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    from hotline.launcher import settings_for
+
+    return settings_for(test_env)
 
 
 @pytest.fixture(scope="session")
