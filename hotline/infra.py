@@ -626,7 +626,7 @@ async def _warm_group_coordinator(bootstrap: str, wait_s: float = 30.0) -> None:
 
 class _Store(_Component):
     name = "store"
-    exe_marker = "secantusd"
+    exe_marker = "secantus.cli"
 
     @property
     def data(self) -> Path:
@@ -643,9 +643,15 @@ class _Store(_Component):
         self.data.mkdir(parents=True, exist_ok=True)
 
     def command(self) -> list[str]:
+        # The server's own entry point, run by the tools venv's Python with a GIL switch interval
+        # of 0.5 ms instead of 5 ms: it serves each connection on a thread, and with five
+        # services talking at once the default interval made every request wait behind others
+        # (an insert took 1.4 ms alone and 10+ ms under light load; see bench/README.md).
+        launcher = ("import sys; sys.setswitchinterval(0.0005); sys.argv[0] = 'secantusd-py'; "
+                    "from secantus.cli import main; sys.exit(main())")
         return [
-            str(_store_bin()), "--host", "127.0.0.1", "--port", str(self.s.mongo.port),
-            "--storage-path", str(self.data),
+            str(TOOLS_DIR / "bin" / "python"), "-c", launcher, "--host", "127.0.0.1",
+            "--port", str(self.s.mongo.port), "--storage-path", str(self.data),
         ]  # fmt: skip
 
     def env(self) -> dict[str, str]:

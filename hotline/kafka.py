@@ -107,6 +107,8 @@ class ConsumerLoop(Generic[T]):
         self.dead_letter_topic = settings.topics.name("dead_letters")
         self.consumer: AIOKafkaConsumer | None = None
         self.running = False
+        self._batch_topics: list[str] = []
+        self._commit: asyncio.Future[None] | None = None
         obs.at_zero(obs.DEAD_LETTERS, [service], obs.DEAD_LETTER_REASONS)
         obs.at_zero(obs.CONSUMED, [service], spec.topics, ["processed", "dead_lettered"])
 
@@ -130,12 +132,14 @@ class ConsumerLoop(Generic[T]):
                     timeout_ms=self.settings.kafka.consumer_batch_wait_ms,
                     max_records=self.settings.kafka.consumer_batch_max,
                 )
-                for tp, messages in batches.items():
-                    if messages:
-                        await self.handle_batch(tp, [_to_record(m) for m in messages])
+                records = [_to_record(m) for messages in batches.values() for m in messages]
+                if records:  # one poll = one batch: all partitions share the store round trips
+                    await self.handle_batch(records)
                 self._update_lag()
         finally:
             self.running = False
+            if self._commit is not None:
+                await asyncio.gather(self._commit, return_exceptions=True)
             await self.consumer.stop()
 
     def _update_lag(self) -> None:
@@ -149,8 +153,10 @@ class ConsumerLoop(Generic[T]):
         for topic, value in lag.items():
             obs.CONSUMER_LAG.labels(self.service, topic).set(value)
 
-    async def handle_batch(self, tp: TopicPartition, records: list[Record]) -> None:
+    async def handle_batch(self, records: list[Record]) -> None:
+        """Decode, apply, publish, dead-letter, then commit: see the module doc."""
         started = time.perf_counter()
+        self._batch_topics = sorted({r.topic for r in records})
         items: list[tuple[Record, T]] = []
         dead: list[tuple[Record, PermanentError]] = []
         for record in records:
@@ -162,35 +168,41 @@ class ConsumerLoop(Generic[T]):
                     items.append((record, self.spec.handler.decode(record)))
             except PermanentError as exc:
                 dead.append((record, exc))
-        events = await self._apply(tp, items, dead)
+        events = await self._apply(items, dead)
         await publish(self.kafka, events, self.service)
         await self._dead_letter(dead)
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:  # records of a partition come in offset order
+            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        # The commit runs while the next batch is handled: losing it to a crash only means the
+        # batch is replayed, which the idempotent writes absorb. Commits stay in order.
+        if self._commit is not None:
+            await self._commit
         assert self.consumer is not None
-        await self.consumer.commit({tp: records[-1].offset + 1})
-        processed = len(records) - len(dead)
-        obs.CONSUMED.labels(self.service, tp.topic, "processed").inc(processed)
-        obs.BATCH_SECONDS.labels(self.service, tp.topic).observe(time.perf_counter() - started)
+        self._commit = asyncio.ensure_future(self.consumer.commit(offsets))
+        elapsed = time.perf_counter() - started
+        dead_ids = {id(r) for r, _ in dead}
+        for topic in {tp.topic for tp in offsets}:
+            processed = sum(1 for r in records if r.topic == topic and id(r) not in dead_ids)
+            obs.CONSUMED.labels(self.service, topic, "processed").inc(processed)
+            obs.BATCH_SECONDS.labels(self.service, topic).observe(elapsed)
 
-    async def _apply(
-        self, tp: TopicPartition, items: list[tuple[Record, T]], dead: list[tuple[Record, PermanentError]]
-    ) -> list[Event]:
+    async def _apply(self, items: list[tuple[Record, T]], dead: list[tuple[Record, PermanentError]]) -> list[Event]:
         if not items:
             return []
         try:
-            return await self._with_retries(tp, lambda: self.spec.handler.apply(items), attempts=4)
+            return await self._with_retries(lambda: self.spec.handler.apply(items), attempts=4)
         except Exception as exc:  # not transient and still failing: find the poison record
             log.warning("batch failed, applying records one by one", error=repr(exc), size=len(items))
         events: list[Event] = []
         for item in items:
             try:
-                events += await self._with_retries(tp, lambda i=item: self.spec.handler.apply([i]), attempts=2)
+                events += await self._with_retries(lambda i=item: self.spec.handler.apply([i]), attempts=2)
             except Exception as exc:
                 dead.append((item[0], PermanentError("handler_error", f"{type(exc).__name__}: {exc}")))
         return events
 
-    async def _with_retries(
-        self, tp: TopicPartition, attempt: Callable[[], Awaitable[list[Event]]], attempts: int
-    ) -> list[Event]:
+    async def _with_retries(self, attempt: Callable[[], Awaitable[list[Event]]], attempts: int) -> list[Event]:
         """Retry transient failures forever (the store or broker will come back) and any other
         failure up to ``attempts`` tries; a PermanentError raised by apply is never retried."""
 
@@ -200,7 +212,8 @@ class ConsumerLoop(Generic[T]):
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            obs.HANDLER_RETRIES.labels(self.service, tp.topic).inc()
+            for topic in self._batch_topics:
+                obs.HANDLER_RETRIES.labels(self.service, topic).inc()
             log.warning("handler attempt failed, retrying", error=repr(exc), attempt=state.attempt_number)
 
         retrying = AsyncRetrying(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter
 
 from hotline import observability as obs
@@ -45,9 +47,8 @@ class TicketIntake:
         for record, ticket in items:
             batch.setdefault(ticket.ticket_id, (record, ticket))  # the same id twice in a batch: keep the first
         tickets = [t for _, t in batch.values()]
-        keys = [core.repeat_keys(t) for t in tickets]
-        await self._link_repeats(tickets, keys)
-        existed = await self.store.insert_new(tickets, keys)
+        remember = await self._link_repeats(tickets)
+        _, existed = await asyncio.gather(self.store.remember_keys(remember), self.store.insert_new(tickets))
         stored = await self.store.get_many(sorted(existed)) if existed else {}
         events = []
         for record, ticket in batch.values():
@@ -67,18 +68,20 @@ class TicketIntake:
             )
         return events
 
-    async def _link_repeats(self, tickets: list[ticket_pb2.Ticket], keys: list[list[str]]) -> None:
-        """Link each ticket to earlier ones with the same caller or address (重复诉求)."""
-        all_keys = {k for ks in keys for k in ks}
-        earlier = await self.store.earlier_by_keys(all_keys, tickets[0]) if all_keys else {}
-        batch_ids = {t.ticket_id for t in tickets}
-        seen_in_batch: dict[str, list[str]] = {}
-        for ticket, ticket_keys in zip(tickets, keys, strict=True):
+    async def _link_repeats(self, tickets: list[ticket_pb2.Ticket]) -> dict[str, list[str]]:
+        """Link each ticket to the latest earlier ones with the same caller phone or address
+        (重复诉求); returns the ids to remember under each key. A replayed batch finds itself in
+        the index already, so it neither links to itself nor is added twice."""
+        keys = {t.ticket_id: core.repeat_keys(t) for t in tickets}
+        known = await self.store.earlier_by_keys(sorted({k for ks in keys.values() for k in ks}))
+        additions: dict[str, list[str]] = {}
+        for ticket in tickets:
             links: list[str] = []
-            for key in ticket_keys:
-                stored = [e for e in earlier.get(key, []) if e not in batch_ids]
-                for candidate in seen_in_batch.get(key, [])[::-1] + stored:
-                    if candidate not in links:
-                        links.append(candidate)
-                seen_in_batch.setdefault(key, []).append(ticket.ticket_id)
+            for key in keys[ticket.ticket_id]:
+                earlier = known.setdefault(key, [])
+                links += [i for i in earlier if i != ticket.ticket_id and i not in links]
+                if ticket.ticket_id not in earlier:
+                    earlier.insert(0, ticket.ticket_id)
+                    additions.setdefault(key, []).append(ticket.ticket_id)
             ticket.repeat_of[:] = links[:MAX_REPEAT_LINKS]
+        return additions

@@ -1,61 +1,49 @@
-"""Intake's store: the canonical ticket records (collection ``tickets``)."""
+"""Intake's store: the canonical ticket records (``tickets``) and the repeat index
+(``repeat_keys``: for each caller phone or address, the latest tickets that named it)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import pb
-from hotline.mongo import Doc, insert_missing
+from hotline.mongo import Doc, find_in, insert_missing
 from hotline.v1 import ticket_pb2
 
-INDEXES = {
-    "tickets": [
-        IndexModel([("repeat_keys", ASCENDING), ("ingested_at", DESCENDING)]),
-        IndexModel([("ingested_at", DESCENDING)]),
-    ]
-}
-REPEAT_WINDOW = timedelta(days=30)
+INDEXES = {"tickets": [IndexModel([("ingested_at", DESCENDING)])], "repeat_keys": []}
 MAX_REPEAT_LINKS = 5
 
 
 class TicketStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.tickets = db["tickets"]
+        self.repeat_keys = db["repeat_keys"]
 
-    async def insert_new(self, tickets: Sequence[ticket_pb2.Ticket], keys: Sequence[list[str]]) -> set[str]:
+    async def insert_new(self, tickets: Sequence[ticket_pb2.Ticket]) -> set[str]:
         """Insert tickets not stored yet; returns the ids that already existed."""
-        docs = [
-            {"_id": t.ticket_id, **pb.to_doc(t), "repeat_keys": k} for t, k in zip(tickets, keys, strict=True)
-        ]
-        return await insert_missing(self.tickets, docs)
+        return await insert_missing(self.tickets, [{"_id": t.ticket_id, **pb.to_doc(t)} for t in tickets])
 
     async def get(self, ticket_id: str) -> ticket_pb2.Ticket | None:
         doc = await self.tickets.find_one({"_id": ticket_id})
         return pb.from_doc(doc, ticket_pb2.Ticket) if doc else None
 
     async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, ticket_pb2.Ticket]:
-        docs = await self.tickets.find({"_id": {"$in": list(ticket_ids)}}).to_list()
-        return {d["_id"]: pb.from_doc(d, ticket_pb2.Ticket) for d in docs}
+        return {d["_id"]: pb.from_doc(d, ticket_pb2.Ticket) for d in await find_in(self.tickets, ticket_ids)}
 
-    async def earlier_by_keys(self, keys: set[str], since: ticket_pb2.Ticket) -> dict[str, list[str]]:
-        """For each repeat key, ids of stored tickets with that key in the repeat window."""
-        if not keys:
-            return {}
-        cutoff = pb.dt(since.ingested_at) - REPEAT_WINDOW
-        found: dict[str, list[str]] = {}
-        cursor = self.tickets.find(
-            {"repeat_keys": {"$in": sorted(keys)}, "ingested_at": {"$gte": cutoff}},
-            {"_id": 1, "repeat_keys": 1},
-        ).sort("ingested_at", DESCENDING).limit(50 * MAX_REPEAT_LINKS)
-        async for doc in cursor:
-            for key in doc.get("repeat_keys", []):
-                if key in keys:
-                    found.setdefault(key, []).append(doc["_id"])
-        return found
+    async def earlier_by_keys(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        """For each repeat key, the latest tickets that named it, newest first."""
+        return {d["_id"]: d["ids"][::-1] for d in await find_in(self.repeat_keys, keys)}
+
+    async def remember_keys(self, additions: dict[str, list[str]]) -> None:
+        """Append ticket ids to their keys' lists (callers pass only ids not there yet)."""
+        if additions:
+            await self.repeat_keys.bulk_write(
+                [UpdateOne({"_id": key}, {"$push": {"ids": {"$each": ids, "$slice": -MAX_REPEAT_LINKS}}}, upsert=True)
+                 for key, ids in additions.items()],
+                ordered=False,
+            )
 
     async def recent(self, limit: int) -> list[ticket_pb2.Ticket]:
         docs = await self.tickets.find({}).sort("ingested_at", DESCENDING).limit(limit).to_list()

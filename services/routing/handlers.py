@@ -62,23 +62,22 @@ class TicketRouting:
 
     async def apply(self, items: list[tuple[Record, ticket_pb2.Ticket]]) -> list[Event]:
         batch = {t.ticket_id: (r, t) for r, t in reversed(items)}  # first occurrence wins
-        stored = await self.store.get_many(list(batch))
-        new = [t for _, t in batch.values() if t.ticket_id not in stored]
-        predictions = self._predict(new)
+        tickets = [t for _, t in batch.values()]
+        predictions = self._predict(tickets)
         now = utcnow()
-        decided = [assignment_event(t, self.router.decide(t, predictions.get(t.ticket_id)), 1, now) for t in new]
-        existed = await self.store.insert_new(decided)
-        if existed:
-            stored.update(await self.store.get_many(sorted(existed)))
-        for a in decided:
-            if a.assignment.ticket_id not in existed:
-                stored[a.assignment.ticket_id] = a
+        decided = {t.ticket_id: assignment_event(t, self.router.decide(t, predictions.get(t.ticket_id)), 1, now)
+                   for t in tickets}
+        existed = await self.store.insert_new(list(decided.values()))  # insert first: a replay inserts nothing
+        if existed:  # decided before: publish the stored decision, not today's
+            decided.update(await self.store.get_many(sorted(existed)))
+        for ticket_id, a in decided.items():
+            if ticket_id not in existed:
                 unit_type = events_pb2.UnitType.Name(a.assignment.primary_unit.unit_type)
                 ASSIGNED.labels(unit_type, a.assignment.method).inc()
         return [
-            Event(self.out_topic, ticket_id, stored[ticket_id], f"{ticket_id}/assigned/"
-                  f"{stored[ticket_id].assignment.dispatch_round}", record.correlation_id)
-            for ticket_id, (record, _) in batch.items()
+            Event(self.out_topic, tid, decided[tid], f"{tid}/assigned/{decided[tid].assignment.dispatch_round}",
+                  record.correlation_id)
+            for tid, (record, _) in batch.items()
         ]
 
     def _predict(self, tickets: list[ticket_pb2.Ticket]) -> dict[str, Prediction]:

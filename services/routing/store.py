@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import pb
-from hotline.mongo import Doc, insert_missing
+from hotline.mongo import Doc, find_in, insert_missing
 from hotline.v1 import events_pb2
 
-INDEXES: dict[str, list] = {"assignments": []}  # looked up by _id (= ticket_id) only
+INDEXES: dict[str, list[IndexModel]] = {"assignments": []}  # looked up by _id (= ticket_id) only
 
 
 class AssignmentStore:
@@ -19,7 +20,7 @@ class AssignmentStore:
         self.assignments = db["assignments"]
 
     async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, events_pb2.TicketAssigned]:
-        docs = await self.assignments.find({"_id": {"$in": list(ticket_ids)}}).to_list()
+        docs = await find_in(self.assignments, ticket_ids)
         return {d["_id"]: pb.from_doc(d, events_pb2.TicketAssigned) for d in docs}
 
     async def get(self, ticket_id: str) -> events_pb2.TicketAssigned | None:

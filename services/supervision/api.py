@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from hotline.api import as_json, grpc_found, grpc_require, not_found
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc
-from services.supervision.store import CaseStore
+from services.supervision.store import CaseStore, page_token
 
 MAX_PAGE = 500
 
@@ -35,15 +35,21 @@ def http_routes(store: CaseStore) -> APIRouter:
         case = await store.get(ticket_id)
         return as_json(case) if case else not_found("case", ticket_id)
 
-    @api.get("/cases", summary="Cases by state and primary unit, in ticket id order")
+    @api.get("/cases", summary="Cases by state and primary unit, most urgent deadline first")
     async def list_cases(
-        state: str = "", unit_id: str = "", after: str = "", limit: int = Query(50, ge=1, le=MAX_PAGE)
-    ) -> list[dict[str, Any]]:
+        state: str = "", unit_id: str = "", after: str = Query("", description="next_page_token of the last page"),
+        limit: int = Query(50, ge=1, le=MAX_PAGE),
+    ) -> dict[str, Any]:
         try:
             wanted = state_name(state)
         except ValueError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        return [as_json(c) for c in await store.list(wanted, unit_id or None, after, limit)]
+        try:
+            cases = await store.list(wanted, unit_id or None, after, limit)
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=f"bad page token: {exc}") from exc
+        return {"cases": [as_json(c) for c in cases],
+                "next_page_token": page_token(cases[-1]) if len(cases) == limit else ""}
 
     return api
 
@@ -65,6 +71,9 @@ class SupervisionGrpc(services_pb2_grpc.SupervisionServiceServicer):
     ) -> services_pb2.ListCasesResponse:
         await grpc_require(context, 0 <= request.page_size <= MAX_PAGE, f"page_size must be 0..{MAX_PAGE}")
         size = request.page_size or 50
-        cases = await self.store.list(state_name(request.state), request.unit_id or None, request.page_token, size)
-        token = cases[-1].ticket_id if len(cases) == size else ""
+        try:
+            cases = await self.store.list(state_name(request.state), request.unit_id or None, request.page_token, size)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad page_token: {exc}")
+        token = page_token(cases[-1]) if len(cases) == size else ""
         return services_pb2.ListCasesResponse(cases=cases, next_page_token=token)

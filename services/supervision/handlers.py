@@ -37,20 +37,17 @@ class CaseOpening:
 
     async def apply(self, items: list[tuple[Record, events_pb2.TicketAssigned]]) -> list[Event]:
         batch = {a.assignment.ticket_id: (r, a) for r, a in reversed(items)}
-        stored = await self.store.get_many(list(batch))
         now = utcnow()
-        new = [open_case(a, now, self.limits, self.calendar, self.tz) for _, a in batch.values()
-               if a.assignment.ticket_id not in stored]
-        existed = await self.store.insert_new(new)
-        if existed:
-            stored.update(await self.store.get_many(sorted(existed)))
-        for case in new:
-            if case.ticket_id not in existed:
-                stored[case.ticket_id] = case
+        cases = {tid: open_case(a, now, self.limits, self.calendar, self.tz) for tid, (_, a) in batch.items()}
+        existed = await self.store.insert_new(list(cases.values()))  # insert first: a replay inserts nothing
+        if existed:  # opened before: publish the stored case
+            cases.update(await self.store.get_many(sorted(existed)))
+        for tid, case in cases.items():
+            if tid not in existed:
                 OPENED.labels(events_pb2.UnitType.Name(case.primary_unit.unit_type)).inc()
                 RECEIVED_TO_OPENED.observe(max(0.0, (now - pb.dt(case.received_at)).total_seconds()))
         return [
-            Event(self.out_topic, tid, events_pb2.CaseOpened(case=stored[tid]), f"{tid}/opened/"
-                  f"{stored[tid].dispatch_round}", record.correlation_id)
+            Event(self.out_topic, tid, events_pb2.CaseOpened(case=cases[tid]),
+                  f"{tid}/opened/{cases[tid].dispatch_round}", record.correlation_id)
             for tid, (record, _) in batch.items()
         ]
