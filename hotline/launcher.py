@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from rich.table import Table
 
 from hotline.settings import SERVICES, PortSettings, Settings, get_settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 
 @dataclass
@@ -122,6 +123,12 @@ def start_services(
 ) -> dict[str, ServiceProcess]:
     settings = settings or get_settings()
     procs = {n: ServiceProcess(n, settings, env or {}, log_dir) for n in names}
+    ports = [(n, kind, port) for n in procs for kind, port in
+             (("HTTP", settings.ports.http(n)), ("gRPC", settings.ports.grpc(n)))]
+    busy = [f"{port} ({n} {kind})" for n, kind, port in ports if port_in_use(settings.bind_host, port)]
+    if busy:
+        raise RuntimeError(f"port(s) in use: {', '.join(busy)}. Is another `hotline run` running? "
+                           "Stop it, or set HOTLINE_PORTS__<SERVICE>_HTTP/_GRPC.")
     for p in procs.values():
         p.start()
     try:
@@ -133,20 +140,42 @@ def start_services(
     return procs
 
 
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
 def stop_services(procs: Iterable[ServiceProcess]) -> None:
     for p in procs:
         p.stop()
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end `hotline run` cleanly (a background job may start with
+    SIGINT ignored, so its default is restored)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(args: argparse.Namespace) -> int:
     from hotline import infra
 
+    _stop_on_signals()
     settings = get_settings()
     started = time.monotonic()
     infra.start(settings=settings)
     infra.ensure_topics(settings)
-    with console.status("starting the five services…"):
-        procs = start_services(settings=settings)
+    try:
+        with console.status("starting the five services…"):
+            procs = start_services(settings=settings)
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
     table = Table(title=f"hotline platform ready in {time.monotonic() - started:.1f} s")
     for column in ("service", "HTTP (OpenAPI at /docs)", "gRPC", "log"):
         table.add_column(column)
