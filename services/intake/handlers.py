@@ -47,8 +47,8 @@ class TicketIntake:
         for record, ticket in items:
             batch.setdefault(ticket.ticket_id, (record, ticket))  # the same id twice in a batch: keep the first
         tickets = [t for _, t in batch.values()]
-        remember = await self._link_repeats(tickets)
-        _, existed = await asyncio.gather(self.store.remember_keys(remember), self.store.insert_new(tickets))
+        remember, known = await self._link_repeats(tickets)
+        _, existed = await asyncio.gather(self.store.remember_keys(remember, known), self.store.insert_new(tickets))
         stored = await self.store.get_many(sorted(existed)) if existed else {}
         events = []
         for record, ticket in batch.values():
@@ -68,12 +68,14 @@ class TicketIntake:
             )
         return events
 
-    async def _link_repeats(self, tickets: list[ticket_pb2.Ticket]) -> dict[str, list[str]]:
+    async def _link_repeats(self, tickets: list[ticket_pb2.Ticket]) -> tuple[dict[str, list[str]], set[str]]:
         """Link each ticket to the latest earlier ones with the same caller phone or address
-        (重复诉求); returns the ids to remember under each key. A replayed batch finds itself in
-        the index already, so it neither links to itself nor is added twice."""
+        (重复诉求); returns the ids to remember under each key and the keys already stored.
+        A replayed batch finds itself in the index already, so it neither links to itself nor
+        is added twice."""
         keys = {t.ticket_id: core.repeat_keys(t) for t in tickets}
         known = await self.store.earlier_by_keys(sorted({k for ks in keys.values() for k in ks}))
+        stored_keys = set(known)
         additions: dict[str, list[str]] = {}
         for ticket in tickets:
             links: list[str] = []
@@ -84,4 +86,4 @@ class TicketIntake:
                     earlier.insert(0, ticket.ticket_id)
                     additions.setdefault(key, []).append(ticket.ticket_id)
             ticket.repeat_of[:] = links[:MAX_REPEAT_LINKS]
-        return additions
+        return additions, stored_keys

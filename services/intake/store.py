@@ -36,12 +36,18 @@ class TicketStore:
         """For each repeat key, the latest tickets that named it, newest first."""
         return {d["_id"]: d["ids"][::-1] for d in await find_in(self.repeat_keys, keys)}
 
-    async def remember_keys(self, additions: dict[str, list[str]]) -> None:
-        """Append ticket ids to their keys' lists (callers pass only ids not there yet)."""
-        if additions:
+    async def remember_keys(self, additions: dict[str, list[str]], known: set[str]) -> None:
+        """Append ticket ids to their keys' lists (callers pass only ids not there yet).
+
+        Keys seen for the first time (most of them) are inserted, which costs half an update;
+        ``known`` keys, and new ones another replica inserted meanwhile, are updated."""
+        first_seen = [{"_id": k, "ids": ids[-MAX_REPEAT_LINKS:]} for k, ids in additions.items() if k not in known]
+        raced = await insert_missing(self.repeat_keys, first_seen)
+        updates = {k: ids for k, ids in additions.items() if k in known or k in raced}
+        if updates:
             await self.repeat_keys.bulk_write(
                 [UpdateOne({"_id": key}, {"$push": {"ids": {"$each": ids, "$slice": -MAX_REPEAT_LINKS}}}, upsert=True)
-                 for key, ids in additions.items()],
+                 for key, ids in updates.items()],
                 ordered=False,
             )
 

@@ -27,8 +27,14 @@ class WorkCalendar:
         data = json.loads(overrides.read_text("utf-8")) if overrides.exists() else {}
         self.holidays = {date.fromisoformat(d) for d in data.get("holidays", [])}
         self.workdays = {date.fromisoformat(d) for d in data.get("workdays", [])}
+        self._known: dict[date, bool] = {}  # the package validates its input on every call: remember days
 
     def is_workday(self, day: date) -> bool:
+        if (known := self._known.get(day)) is None:
+            known = self._known[day] = self._is_workday(day)
+        return known
+
+    def _is_workday(self, day: date) -> bool:
         if day in self.holidays:
             return False
         if day in self.workdays:

@@ -191,6 +191,25 @@ async def test_deputy_submission_becomes_a_followed_case(platform: dict, setting
         assert view["case"]["primary_unit"]["unit_id"] == case.primary_unit.unit_id
 
 
+async def test_repeat_calls_are_linked_to_earlier_tickets(platform: dict, settings: Settings) -> None:
+    tickets = list(generate(7, seed=77))
+    for t in tickets[:4]:
+        t.caller.phone, t.caller.anonymous = "13900000077", False  # the same caller four times
+    tickets[6].address = tickets[5].address = "瑞金路街道瑞金北村77栋"  # two calls about one place
+    for t in tickets:  # one at a time, so "earlier" is well defined
+        await publish_tickets(settings, [t])
+        await all_cases(settings, [t.city_ticket_id])
+    async with grpc.aio.insecure_channel(grpc_target(settings, "intake")) as channel:
+        stub = services_pb2_grpc.IntakeServiceStub(channel)
+        got = {t.city_ticket_id: await stub.GetTicket(services_pb2.GetTicketRequest(ticket_id=t.city_ticket_id))
+               for t in tickets}
+    ids = [t.city_ticket_id for t in tickets]
+    assert list(got[ids[0]].repeat_of) == []
+    assert list(got[ids[3]].repeat_of) == [ids[2], ids[1], ids[0]]  # newest first
+    assert ids[5] in got[ids[6]].repeat_of
+    assert ids[4] not in got[ids[6]].repeat_of
+
+
 async def test_replaying_every_topic_changes_nothing(platform: dict, settings: Settings) -> None:
     await drained(settings)
     before = await snapshot(settings, SERVICES)
