@@ -113,9 +113,9 @@ class Namespace:
 @contextmanager
 def namespace(replicas: int = 1, partitions: int = 4) -> Iterator[Namespace]:
     ns = Namespace(replicas, partitions)
-    with console.status(f"starting {ns.tag}: {replicas} replica(s), {partitions} partitions…"):
-        ns.start()
     try:
+        with console.status(f"starting {ns.tag}: {replicas} replica(s), {partitions} partitions…"):
+            ns.start()
         yield ns
     finally:
         ns.stop()

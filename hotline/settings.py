@@ -23,7 +23,7 @@ class KafkaSettings(BaseModel):
     version: str = "4.1.1"  # Apache Kafka broker run by `hotline infra` (jars from Maven Central)
     partitions: int = 4  # partitions of every topic the platform creates
     max_message_bytes: int = 262_144  # larger inbound messages are dead-lettered as oversize
-    consumer_batch_max: int = 500  # records handed to a handler in one batch
+    consumer_batch_max: int = 1000  # records handed to a handler in one batch (bench: 500 -> 1000 = +25%)
     consumer_batch_wait_ms: int = 20  # how long a consumer waits to fill a batch
 
 
