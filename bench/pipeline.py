@@ -12,6 +12,7 @@ It starts the local infrastructure (or reuses it), and for each scenario a fresh
 * rate: latency from publish to assigned and to case opened at fixed offered rates;
 * max: sustained end-to-end throughput (every ticket received, assigned, its case opened and
   counted by metrics: every write persisted), and the resident memory of every process;
+* replay: a backlog of tickets already on the topic, then the services start and catch up;
 * replicas / partitions: the same with 1, 2, 4 replicas of each pipeline service in one
   consumer group, and with more partitions.
 
@@ -76,7 +77,7 @@ class Namespace:
     procs: list[ServiceProcess] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.env = {**isolated_env(self.tag, 30_000), "HOTLINE_KAFKA__PARTITIONS": str(self.partitions),
+        self.env = {**isolated_env(self.tag, 10_000), "HOTLINE_KAFKA__PARTITIONS": str(self.partitions),
                     "HOTLINE_MODEL_DIR": str(ROOT / "models" / "classifier")}
         self.settings = settings_for(self.env)
 
@@ -90,7 +91,7 @@ class Namespace:
                 if i:  # each replica needs its own HTTP and gRPC ports
                     for kind in ("HTTP", "GRPC"):
                         key = f"HOTLINE_PORTS__{service.upper()}_{kind}"
-                        env[key] = str(int(env[key]) + 1000 * i)
+                        env[key] = str(int(env[key]) + 10 * i)  # 81x1 -> 81x1+10i: clear of the others
                 proc = ServiceProcess(service, settings_for(env), env, log_dir / f"r{i}")
                 proc.start()
                 self.procs.append(proc)
@@ -276,6 +277,43 @@ async def scenario_max(ns: Namespace, count: int, seed: int) -> dict[str, Any]:
     }
 
 
+async def scenario_replay(count: int) -> dict[str, Any]:
+    """A backlog: ``count`` tickets already on the city topic, then the services start and
+    catch up (what a replay or a restart after an outage looks like)."""
+    ns = Namespace()
+    infra.ensure_topics(ns.settings)
+    producer = AIOKafkaProducer(bootstrap_servers=ns.settings.kafka.bootstrap_servers, acks="all",
+                                enable_idempotence=True, linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    topic = ns.settings.topics.name("city_tickets")
+    with console.status(f"writing a backlog of {count:,} tickets…"):
+        futures = []
+        for ticket in generate(count, seed=300):
+            futures.append(await producer.send(topic, json_format.MessageToJson(ticket, indent=None).encode(),
+                                               key=ticket.city_ticket_id.encode()))
+            if len(futures) >= 20_000:
+                await asyncio.gather(*futures)
+                futures = []
+        await asyncio.gather(*futures)
+    await producer.stop()
+    started = time.time()
+    try:
+        with console.status("services catching up…"):
+            ns.start()
+            while True:
+                s = await metrics_summary(ns.settings)
+                if min(s.received, s.assigned, s.cases_opened) >= count:
+                    break
+                await asyncio.sleep(1)
+        elapsed = time.time() - started
+        rss = ns.rss_mb()
+    finally:
+        ns.stop()
+    return {"tickets": count, "seconds": round(elapsed, 1), "tickets_per_second": round(count / elapsed, 1),
+            "minutes_per_million": round(elapsed / count * 1_000_000 / 60, 1),
+            "rss_mb": {k: round(v, 1) for k, v in sorted(rss.items())}}
+
+
 async def scenario_raw(settings: Settings, count: int, size: int, partitions: int) -> dict[str, Any]:
     topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
@@ -326,7 +364,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "kafka": base_settings.kafka.version},
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    wanted = set(args.only.split(",")) if args.only else {"raw", "rate", "max", "replicas", "partitions"}
+    wanted = set(args.only.split(",")) if args.only else {"raw", "rate", "max", "replay", "replicas", "partitions"}
     if "raw" in wanted:
         with console.status("raw Kafka pass-through…"):
             result["raw"] = await scenario_raw(base_settings, args.max_count, len(sample), 4)
@@ -343,6 +381,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             if "max" in wanted:
                 result["max"] = await scenario_max(ns, args.max_count, seed=7)
                 console.print("max", result["max"])
+    if "replay" in wanted:
+        result["replay"] = await scenario_replay(args.replay_count)
+        console.print("replay", result["replay"])
     if "replicas" in wanted:
         result["replicas"] = []
         for replicas in [int(r) for r in args.replicas.split(",")]:
@@ -387,6 +428,10 @@ def report(result: dict[str, Any]) -> None:
                           f"{r['opened_p50_ms']:.0f} / {r['opened_p95_ms']:.0f} / {r['opened_p99_ms']:.0f}",
                           str(r["complete"]))
         console.print(rates)
+    if "replay" in result:
+        r = result["replay"]
+        console.print(f"replay of {r['tickets']:,} tickets: {r['seconds']} s = {r['tickets_per_second']:,.0f}/s "
+                      f"-> {r['minutes_per_million']} min per million")
     for key in ("replicas", "partitions"):
         if result.get(key):
             t = Table("replicas", "partitions", "tickets/s")
@@ -397,11 +442,12 @@ def report(result: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="", help="comma list of raw,rate,max,replicas,partitions")
+    parser.add_argument("--only", default="", help="comma list of raw,rate,max,replay,replicas,partitions")
     parser.add_argument("--rates", default="50,200,1000")
     parser.add_argument("--seconds", type=float, default=10, help="duration of each fixed-rate run")
     parser.add_argument("--max-count", type=int, default=20_000, help="tickets in the max-throughput run")
     parser.add_argument("--scale-count", type=int, default=10_000, help="tickets per replica/partition run")
+    parser.add_argument("--replay-count", type=int, default=100_000, help="backlog size of the replay run")
     parser.add_argument("--replicas", default="1,2,4")
     parser.add_argument("--partitions", default="4,8,16")
     parser.add_argument("--quick", action="store_true", help="smaller counts")
@@ -409,6 +455,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.quick:
         args.max_count, args.scale_count, args.seconds, args.replicas, args.partitions = 3000, 2000, 5, "1,2", "4,8"
+        args.replay_count = 10_000
     outcome = asyncio.run(main(args))
     report(outcome)
     out = args.json or ROOT / "bench" / "results" / f"pipeline-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"

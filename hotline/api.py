@@ -19,13 +19,13 @@ def not_found(what: str, key: str) -> NoReturn:
     raise HTTPException(status_code=404, detail=f"{what} {key!r} not found")
 
 
-async def grpc_require(context: grpc.aio.ServicerContext, condition: bool, message: str) -> None:
+async def grpc_require(context: grpc.aio.ServicerContext[Any, Any], condition: bool, message: str) -> None:
     """Abort with INVALID_ARGUMENT unless ``condition`` holds."""
     if not condition:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
-async def grpc_found(context: grpc.aio.ServicerContext, value: Any, what: str, key: str) -> Any:
+async def grpc_found(context: grpc.aio.ServicerContext[Any, Any], value: Any, what: str, key: str) -> Any:
     """Return ``value``, or abort with NOT_FOUND when it is None."""
     if value is None:
         await context.abort(grpc.StatusCode.NOT_FOUND, f"{what} {key!r} not found")

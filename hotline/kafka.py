@@ -20,6 +20,7 @@ lost and no effect is doubled.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -197,7 +198,7 @@ class ConsumerLoop(Generic[T]):
         events: list[Event] = []
         for item in items:
             try:
-                events += await self._with_retries(lambda i=item: self.spec.handler.apply([i]), attempts=2)
+                events += await self._with_retries(functools.partial(self.spec.handler.apply, [item]), attempts=2)
             except Exception as exc:
                 dead.append((item[0], PermanentError("handler_error", f"{type(exc).__name__}: {exc}")))
         return events

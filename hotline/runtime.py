@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +63,7 @@ class Service:
     grpc: Sequence[GrpcApi] = ()
     consumers: Sequence[ConsumerSpec[Any]] = ()
     indexes: Mapping[str, Sequence[IndexModel]] = field(default_factory=dict)
-    background: Sequence[Callable[[], Awaitable[None]]] = ()
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
 
 
 def http_app(title: str, description: str = "") -> FastAPI:
@@ -153,6 +153,7 @@ async def run(name: str, build: Callable[[Runtime], Awaitable[Service]], setting
     failed = [t for t in done if t is not stopper and t.exception()]
     for t in failed:
         exc = t.exception()
+        assert exc is not None
         log.error("task failed, stopping", task=t.get_name(), exc_info=(type(exc), exc, exc.__traceback__))
     log.info("stopping")
     http_server.should_exit = True

@@ -20,7 +20,7 @@ import pytest
 
 from hotline.settings import SERVICES, Settings
 
-PORT_OFFSET = 20_000
+PORT_OFFSET = 20_000  # 28101..29105: below the ephemeral port range (32768+), so no client socket takes them
 
 
 def _testcontainers() -> Iterator[dict[str, str]]:

@@ -43,8 +43,8 @@ async def publish_raw(
                                 enable_idempotence=True, max_request_size=4 * settings.kafka.max_message_bytes)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value, key=key, headers=headers or [("content_type", b"application/json")])
-                   for key, value in records]
+        headers = headers or [("content_type", b"application/json")]
+        futures = [await producer.send(topic, value, key=key, headers=headers) for key, value in records]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

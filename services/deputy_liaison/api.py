@@ -92,12 +92,13 @@ class DeputyGrpc(services_pb2_grpc.DeputyLiaisonServiceServicer):
         self.submitter = submitter
 
     async def SubmitProblem(  # noqa: N802
-        self, request: services_pb2.SubmitProblemRequest, context: grpc.aio.ServicerContext
+        self, request: services_pb2.SubmitProblemRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> services_pb2.SubmitProblemResponse:
         kind = ticket_pb2.TicketType.Name(request.ticket_type or ticket_pb2.TICKET_TYPE_HELP)
         try:
-            problem = ProblemIn(deputy_id=request.deputy_id, title=request.title, content=request.content,
-                                address=request.address, ticket_type=kind.removeprefix("TICKET_TYPE_").lower())
+            problem = ProblemIn.model_validate({
+                "deputy_id": request.deputy_id, "title": request.title, "content": request.content,
+                "address": request.address, "ticket_type": kind.removeprefix("TICKET_TYPE_").lower()})
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"提交内容不完整或格式有误: {exc}")
         try:

@@ -12,7 +12,7 @@ TICKET_PREFIX = "RD-"  # ticket ids of deputy submissions (intake uses the same 
 
 def submission_event(
     submission_id: str, deputy_id: str, title: str, content: str, address: str,
-    ticket_type: int, at: datetime,
+    ticket_type: ticket_pb2.TicketType.ValueType, at: datetime,
 ) -> events_pb2.DeputySubmission:
     return events_pb2.DeputySubmission(
         submission_id=submission_id,

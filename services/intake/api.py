@@ -32,7 +32,7 @@ class IntakeGrpc(services_pb2_grpc.IntakeServiceServicer):
         self.store = store
 
     async def GetTicket(  # noqa: N802 (gRPC method name)
-        self, request: services_pb2.GetTicketRequest, context: grpc.aio.ServicerContext
+        self, request: services_pb2.GetTicketRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ticket_pb2.Ticket:
         await grpc_require(context, bool(request.ticket_id), "ticket_id is required")
         ticket = await self.store.get(request.ticket_id)

@@ -70,7 +70,7 @@ class MetricsGrpc(services_pb2_grpc.MetricsServiceServicer):
         self.store = store
 
     async def GetSummary(  # noqa: N802
-        self, request: services_pb2.GetSummaryRequest, context: grpc.aio.ServicerContext
+        self, request: services_pb2.GetSummaryRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> services_pb2.Summary:
         if error := check_days(request.from_date, request.to_date):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, error)

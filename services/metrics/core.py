@@ -31,6 +31,7 @@ def local_day(when: datetime, tz: ZoneInfo) -> str:
 
 
 def stage_of(record: Record, tz: ZoneInfo) -> StageReached:
+    dims: tuple[tuple[str, str], ...]
     if record.event_type == "hotline.v1.TicketReceived":
         t = record.decode(events_pb2.TicketReceived).ticket
         dims = (("all", "all"), ("ticket_type", ticket_pb2.TicketType.Name(t.ticket_type)), ("source", t.source))

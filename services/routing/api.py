@@ -56,14 +56,14 @@ class RoutingGrpc(services_pb2_grpc.RoutingServiceServicer):
         self.router, self.store, self.classify = router, store, classify
 
     async def Route(  # noqa: N802
-        self, request: services_pb2.RouteRequest, context: grpc.aio.ServicerContext
+        self, request: services_pb2.RouteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> events_pb2.Assignment:
         ticket = request.ticket
         await grpc_require(context, bool(ticket.title or ticket.content), "ticket.title or ticket.content is required")
         return dry_run(self.router, self.classify, ticket)
 
     async def GetAssignment(  # noqa: N802
-        self, request: services_pb2.GetAssignmentRequest, context: grpc.aio.ServicerContext
+        self, request: services_pb2.GetAssignmentRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> events_pb2.Assignment:
         await grpc_require(context, bool(request.ticket_id), "ticket_id is required")
         assigned = await grpc_found(context, await self.store.get(request.ticket_id), "assignment", request.ticket_id)

@@ -25,10 +25,16 @@ METHODS = ("city_category", "keyword", "classifier", "street", "manual")  # how 
 
 
 class Prediction(Protocol):
-    label: str
-    confidence: float
-    abstained: bool
-    model_version: str
+    """What routing needs from a classifier's prediction (services/routing/classifier)."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def abstained(self) -> bool: ...
+    @property
+    def model_version(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -113,9 +119,9 @@ class Router:
             in_category = [r for r in self.rules if r.category == category]
             rule = self._best_rule(text, in_category) or in_category[0]
             return self._from_rule(rule, street, "city_category", 1.0)
-        rule = self._best_rule(text, self.rules)
-        if rule:
-            return self._from_rule(rule, street, "keyword", min(1.0, 0.5 + 0.15 * rule.hits(text)))
+        matched = self._best_rule(text, self.rules)
+        if matched:
+            return self._from_rule(matched, street, "keyword", min(1.0, 0.5 + 0.15 * matched.hits(text)))
         if prediction and not prediction.abstained and (category := self.category_of(prediction.label)):
             in_category = [r for r in self.rules if r.category == category]
             rule = self._best_rule(text, in_category) or in_category[0]

@@ -19,7 +19,7 @@ def state_name(value: str | int) -> str | None:
     if value in ("", 0, "CASE_STATE_UNSPECIFIED"):
         return None
     if isinstance(value, int):
-        return events_pb2.CaseState.Name(value)
+        return events_pb2.CaseState.Name(events_pb2.CaseState.ValueType(value))
     name = value.upper()
     name = name if name.startswith("CASE_STATE_") else f"CASE_STATE_{name}"
     if name not in events_pb2.CaseState.keys():
@@ -59,7 +59,7 @@ class SupervisionGrpc(services_pb2_grpc.SupervisionServiceServicer):
         self.store = store
 
     async def GetCase(  # noqa: N802
-        self, request: services_pb2.GetCaseRequest, context: grpc.aio.ServicerContext
+        self, request: services_pb2.GetCaseRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> events_pb2.Case:
         await grpc_require(context, bool(request.ticket_id), "ticket_id is required")
         case: events_pb2.Case = await grpc_found(context, await self.store.get(request.ticket_id), "case",
@@ -67,7 +67,7 @@ class SupervisionGrpc(services_pb2_grpc.SupervisionServiceServicer):
         return case
 
     async def ListCases(  # noqa: N802
-        self, request: services_pb2.ListCasesRequest, context: grpc.aio.ServicerContext
+        self, request: services_pb2.ListCasesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> services_pb2.ListCasesResponse:
         await grpc_require(context, 0 <= request.page_size <= MAX_PAGE, f"page_size must be 0..{MAX_PAGE}")
         size = request.page_size or 50

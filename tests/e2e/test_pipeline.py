@@ -9,10 +9,10 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from hotline.simulator import bad_messages, generate
 
 from hotline.launcher import ServiceProcess
 from hotline.settings import SERVICES, Settings
+from hotline.simulator import bad_messages, generate
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from tests.support import (
     city_json,

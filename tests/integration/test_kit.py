@@ -58,8 +58,8 @@ async def kit(settings: Settings, topics: list[str]) -> AsyncIterator[dict[str, 
 
     source, out = f"{settings.topics.prefix}kit-{name}-in", f"{settings.topics.prefix}kit-{name}-out"
     infra.ensure_topics(settings, [source, out])
-    yield {"client": client, "db": client[f"{settings.mongo.database_prefix}_kit_{name}"], "producer": producer, "source": source,
-           "out": out, "group": f"kit-{name}"}
+    db = client[f"{settings.mongo.database_prefix}_kit_{name}"]
+    yield {"client": client, "db": db, "producer": producer, "source": source, "out": out, "group": f"kit-{name}"}
     await producer.stop()
     await client.close()
 
