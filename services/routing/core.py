@@ -4,9 +4,10 @@ The decision follows the district's first-responsible list (首接负责主协�
 names a category, keywords, a primary unit (主办) and assisting units (协办). ``@street``
 stands for the street office (街道) whose jurisdiction the address lies in (属地管理).
 
-Order of evidence: the city's own category, then the list's keywords, then the trained
-classifier (when its calibrated confidence clears its threshold), then the street of the
-address; failing all, the ticket goes to manual dispatch (人工派单) by the hotline office.
+Order of evidence: the city's own category; then two or more of the list's keywords; then
+the trained classifier when its calibrated confidence clears its threshold; then a single
+keyword (one word like 收费 is weak evidence); then the street of the address. Failing all,
+the ticket goes to manual dispatch (人工派单) by the hotline office.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hotline.v1 import events_pb2, ticket_pb2
 DATA_DIR = Path(__file__).parent / "data"
 STREET = "@street"
 MANUAL_UNIT = "HOTLINE"  # 区12345热线办
+STRONG_KEYWORD_HITS = 2  # keyword hits that outrank the classifier
 METHODS = ("city_category", "keyword", "classifier", "street", "manual")  # how a decision was made
 
 
@@ -109,7 +111,11 @@ class Router:
         return self.aliases.get(label)
 
     def needs_classifier(self, ticket: ticket_pb2.Ticket) -> bool:
-        return self.category_of(ticket.category) is None and self._best_rule(self._text(ticket), self.rules) is None
+        if self.category_of(ticket.category) is not None:
+            return False
+        text = self._text(ticket)
+        rule = self._best_rule(text, self.rules)
+        return rule is None or rule.hits(text) < STRONG_KEYWORD_HITS
 
     def decide(self, ticket: ticket_pb2.Ticket, prediction: Prediction | None = None) -> Decision:
         text = self._text(ticket)
@@ -120,13 +126,16 @@ class Router:
             rule = self._best_rule(text, in_category) or in_category[0]
             return self._from_rule(rule, street, "city_category", 1.0)
         matched = self._best_rule(text, self.rules)
-        if matched:
-            return self._from_rule(matched, street, "keyword", min(1.0, 0.5 + 0.15 * matched.hits(text)))
+        hits = matched.hits(text) if matched else 0
+        if matched and hits >= STRONG_KEYWORD_HITS:
+            return self._from_rule(matched, street, "keyword", min(1.0, 0.5 + 0.15 * hits))
         if prediction and not prediction.abstained and (category := self.category_of(prediction.label)):
             in_category = [r for r in self.rules if r.category == category]
             rule = self._best_rule(text, in_category) or in_category[0]
             decision = self._from_rule(rule, street, "classifier", prediction.confidence)
             return Decision(**{**decision.__dict__, "model_version": prediction.model_version})
+        if matched:
+            return self._from_rule(matched, street, "keyword", 0.5 + 0.15 * hits)
         if street:
             return Decision(self.directory.units[street], [], ticket.category, "street", 0.5)
         return Decision(self.directory.units[MANUAL_UNIT], [], ticket.category, "manual", 0.0)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +48,37 @@ def test_classifier_is_used_only_without_category_or_keywords(router: Router) ->
     assert (d.method, d.category, d.model_version) == ("classifier", "社会保障与就业", "m1")
     abstained = router.decide(plain, FakePrediction("劳动和社会保障", 0.3, abstained=True))
     assert (abstained.method, abstained.primary.name) == ("street", "中华门街道")
+
+
+def test_a_confident_classifier_outranks_a_single_keyword(router: Router) -> None:
+    weak = ticket(title="幼儿园", content="孩子幼儿园收费太贵", address="中华路5号")  # 收费: one 停车 keyword
+    assert router.needs_classifier(weak)
+    assert router.decide(weak).category == "停车管理"
+    d = router.decide(weak, FakePrediction("教育文体", 0.97))
+    assert (d.method, d.category, d.primary.name) == ("classifier", "教育卫生", "区教育局")
+    strong = ticket(content="小区停车位收费太贵，车位被占", address="中华路5号")  # three 停车 keywords
+    assert not router.needs_classifier(strong)
+    assert router.decide(strong, FakePrediction("教育文体", 0.97)).method == "keyword"
+
+
+def test_routing_loads_a_trained_model_and_records_its_version(tmp_path: Path) -> None:
+    from hotline.settings import Settings
+    from services.routing.classifier.training import TrainConfig, train
+    from services.routing.main import load_classifier
+    from tests.unit.test_classifier import COLUMNS, synth_rows, write_csv
+
+    data = write_csv(tmp_path / "history.csv", synth_rows(40, seed=5))
+    train(data, COLUMNS[:2], COLUMNS[2], tmp_path / "model", config=TrainConfig(cv_folds=0))
+    assert load_classifier(Settings(model_dir=tmp_path / "nothing-here")) is None
+    classify = load_classifier(Settings(model_dir=tmp_path / "model"))
+    assert classify is not None
+    router = Router.from_files()
+    t = ticket(title="招生课程问题", content="学费，招生，课程，校车，补课，学费，招生，课程", address="中华路5号")  # no list keyword
+    prediction = classify([t.title + "\n" + t.content])[0]
+    d = router.decide(t, prediction)
+    assert prediction.label == "教育文体" and not prediction.abstained
+    assert (d.method, d.category, d.model_version) == ("classifier", "教育卫生", prediction.model_version)
+    assert d.model_version
 
 
 def test_nothing_known_goes_to_manual_dispatch(router: Router) -> None:
