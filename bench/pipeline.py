@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hotline import infra, pb  # noqa: E402
-from hotline.launcher import ServiceProcess, isolated_env, settings_for  # noqa: E402
+from hotline.launcher import ServiceProcess, drop_namespace, isolated_env, settings_for  # noqa: E402
 from hotline.settings import SERVICES, Settings  # noqa: E402
 from hotline.simulator import generate  # noqa: E402
 from hotline.v1 import services_pb2, services_pb2_grpc  # noqa: E402
@@ -101,6 +101,7 @@ class Namespace:
     def stop(self) -> None:
         for proc in self.procs:
             proc.stop()
+        drop_namespace(self.settings)
 
     def rss_mb(self) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -8,6 +8,7 @@ in the foreground until Ctrl-C, which stops the services and the infrastructure.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import socket
@@ -101,6 +102,30 @@ def isolated_env(tag: str, port_offset: int) -> dict[str, str]:
     for name in type(defaults).model_fields:
         env[f"HOTLINE_PORTS__{name.upper()}"] = str(getattr(defaults, name) + port_offset)
     return env
+
+
+def drop_namespace(settings: Settings) -> None:
+    """Delete the topics and databases of an isolated namespace (never the default one)."""
+    if not settings.topics.prefix or settings.mongo.database_prefix == "hotline":
+        raise ValueError("refusing to drop the default namespace")
+    from aiokafka.admin import AIOKafkaAdminClient
+    from pymongo import MongoClient
+
+    async def drop_topics() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+        await admin.start()
+        try:
+            ours = [t for t in await admin.list_topics() if t.startswith(settings.topics.prefix)]
+            if ours:
+                await admin.delete_topics(ours)
+        finally:
+            await admin.close()
+
+    asyncio.run(drop_topics())
+    with MongoClient(settings.mongo.url) as client:
+        for name in client.list_database_names():
+            if name.startswith(settings.mongo.database_prefix + "_"):
+                client.drop_database(name)
 
 
 def settings_for(env: Mapping[str, str]) -> Settings:

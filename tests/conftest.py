@@ -24,14 +24,17 @@ PORT_OFFSET = 20_000  # 28101..29105: below the ephemeral port range (32768+), s
 
 
 def _testcontainers() -> Iterator[dict[str, str]]:
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.mongodb import MongoDbContainer
+    """Kafka (Confluent's image of Apache Kafka 4, KRaft) and MongoDB as a one-node replica set
+    (the platform uses multi-document transactions), in containers. Needs a Docker engine."""
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
 
-    with KafkaContainer("apache/kafka:4.1.1") as kafka, MongoDbContainer("mongo:8.0").with_command(
-        "--replSet rs0 --bind_ip_all"
-    ) as mongo:
+    mongo = DockerContainer("mongo:8.0").with_command("--replSet rs0 --bind_ip_all").with_exposed_ports(27017)
+    with KafkaContainer("confluentinc/cp-kafka:8.0.0").with_kraft() as kafka, mongo:
+        wait_for_logs(mongo, "Waiting for connections", timeout=60)
         mongo.exec(["mongosh", "--quiet", "--eval",
-                    "rs.initiate({_id:'rs0',members:[{_id:0,host:'localhost:27017'}]})"])
+                    "rs.initiate({_id: 'rs0', members: [{_id: 0, host: 'localhost:27017'}]})"])
         host, port = mongo.get_container_host_ip(), mongo.get_exposed_port(27017)
         yield {
             "HOTLINE_KAFKA__BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(),
@@ -43,6 +46,12 @@ def _testcontainers() -> Iterator[dict[str, str]]:
 def infra_env() -> Iterator[dict[str, str]]:
     """Environment naming a running Kafka broker and store (started if needed)."""
     if os.environ.get("HOTLINE_TEST_INFRA") == "testcontainers":
+        import docker
+
+        try:
+            docker.from_env().ping()
+        except docker.errors.DockerException as exc:
+            pytest.exit(f"HOTLINE_TEST_INFRA=testcontainers needs a Docker engine, and none answers: {exc}", 2)
         yield from _testcontainers()
         return
     from hotline import infra
@@ -71,11 +80,13 @@ def settings(test_env: dict[str, str]) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def topics(settings: Settings) -> list[str]:
+def topics(settings: Settings) -> Iterator[list[str]]:
     from hotline import infra
+    from hotline.launcher import drop_namespace
 
     infra.ensure_topics(settings)
-    return settings.topics.all_names()
+    yield settings.topics.all_names()
+    drop_namespace(settings)  # leave no test topics or databases behind
 
 
 @pytest.fixture(scope="session")

@@ -73,7 +73,8 @@ def test_routing_loads_a_trained_model_and_records_its_version(tmp_path: Path) -
     classify = load_classifier(Settings(model_dir=tmp_path / "model"))
     assert classify is not None
     router = Router.from_files()
-    t = ticket(title="招生课程问题", content="学费，招生，课程，校车，补课，学费，招生，课程", address="中华路5号")  # no list keyword
+    topical = "学费，招生，课程，校车，补课，学费，招生，课程"  # topic words that are no list keyword
+    t = ticket(title="招生课程问题", content=topical, address="中华路5号")
     prediction = classify([t.title + "\n" + t.content])[0]
     d = router.decide(t, prediction)
     assert prediction.label == "教育文体" and not prediction.abstained
