@@ -122,6 +122,7 @@ def drop_namespace(settings: Settings) -> None:
             await admin.close()
 
     asyncio.run(drop_topics())
+    client: MongoClient[dict[str, Any]]
     with MongoClient(settings.mongo.url) as client:
         for name in client.list_database_names():
             if name.startswith(settings.mongo.database_prefix + "_"):

@@ -175,6 +175,7 @@ class Assignment(_message.Message):
     RULE_ID_FIELD_NUMBER: _builtins.int
     DISPATCH_ROUND_FIELD_NUMBER: _builtins.int
     ASSIGNED_AT_FIELD_NUMBER: _builtins.int
+    CLASSIFIER_LABEL_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     category: _builtins.str
     """the category the decision used"""
@@ -186,6 +187,8 @@ class Assignment(_message.Message):
     """entry of the responsibility list (首接负责主协办清单)"""
     dispatch_round: _builtins.int
     """1 for the first dispatch, +1 per re-dispatch"""
+    classifier_label: _builtins.str
+    """what the classifier said, when it was asked (even if abstaining)"""
     @_builtins.property
     def primary_unit(self) -> Global___Unit:
         """主办单位"""
@@ -209,10 +212,11 @@ class Assignment(_message.Message):
         rule_id: _builtins.str = ...,
         dispatch_round: _builtins.int = ...,
         assigned_at: _timestamp_pb2.Timestamp | None = ...,
+        classifier_label: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "primary_unit", b"primary_unit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "assisting_units", b"assisting_units", "category", b"category", "confidence", b"confidence", "dispatch_round", b"dispatch_round", "method", b"method", "model_version", b"model_version", "primary_unit", b"primary_unit", "rule_id", b"rule_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "assisting_units", b"assisting_units", "category", b"category", "classifier_label", b"classifier_label", "confidence", b"confidence", "dispatch_round", b"dispatch_round", "method", b"method", "model_version", b"model_version", "primary_unit", b"primary_unit", "rule_id", b"rule_id", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,7 +13,7 @@ the ticket goes to manual dispatch (人工派单) by the hotline office.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -61,6 +61,7 @@ class Decision:
     confidence: float
     rule_id: str = ""
     model_version: str = ""
+    classifier_label: str = ""  # the classifier's own label when it was asked, used or not
 
 
 class Directory:
@@ -118,6 +119,13 @@ class Router:
         return rule is None or rule.hits(text) < STRONG_KEYWORD_HITS
 
     def decide(self, ticket: ticket_pb2.Ticket, prediction: Prediction | None = None) -> Decision:
+        decision = self._decide(ticket, prediction)
+        if prediction is None:
+            return decision
+        return replace(decision, classifier_label=prediction.label,
+                       model_version=decision.model_version or prediction.model_version)
+
+    def _decide(self, ticket: ticket_pb2.Ticket, prediction: Prediction | None) -> Decision:
         text = self._text(ticket)
         street = self.directory.street_of(ticket)
         category = self.category_of(ticket.category)
@@ -132,8 +140,8 @@ class Router:
         if prediction and not prediction.abstained and (category := self.category_of(prediction.label)):
             in_category = [r for r in self.rules if r.category == category]
             rule = self._best_rule(text, in_category) or in_category[0]
-            decision = self._from_rule(rule, street, "classifier", prediction.confidence)
-            return Decision(**{**decision.__dict__, "model_version": prediction.model_version})
+            return replace(self._from_rule(rule, street, "classifier", prediction.confidence),
+                           model_version=prediction.model_version)
         if matched:
             return self._from_rule(matched, street, "keyword", 0.5 + 0.15 * hits)
         if street:

@@ -38,6 +38,7 @@ def assignment_event(
             rule_id=decision.rule_id,
             dispatch_round=dispatch_round,
             assigned_at=pb.ts(at),
+            classifier_label=decision.classifier_label,
         ),
         ticket_type=ticket.ticket_type,
         urgency=ticket.urgency,

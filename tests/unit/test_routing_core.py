@@ -46,8 +46,10 @@ def test_classifier_is_used_only_without_category_or_keywords(router: Router) ->
     assert router.needs_classifier(plain)
     d = router.decide(plain, FakePrediction("劳动和社会保障", 0.93))
     assert (d.method, d.category, d.model_version) == ("classifier", "社会保障与就业", "m1")
+    assert d.classifier_label == "劳动和社会保障"
     abstained = router.decide(plain, FakePrediction("劳动和社会保障", 0.3, abstained=True))
     assert (abstained.method, abstained.primary.name) == ("street", "中华门街道")
+    assert (abstained.classifier_label, abstained.model_version) == ("劳动和社会保障", "m1")  # asked, not followed
 
 
 def test_a_confident_classifier_outranks_a_single_keyword(router: Router) -> None:
