@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
@@ -139,8 +139,7 @@ class ConsumerLoop(Generic[T]):
                 self._update_lag()
         finally:
             self.running = False
-            if self._commit is not None:
-                await asyncio.gather(self._commit, return_exceptions=True)
+            await asyncio.gather(self._finish_commit(), return_exceptions=True)
             await self.consumer.stop()
 
     def _update_lag(self) -> None:
@@ -177,8 +176,7 @@ class ConsumerLoop(Generic[T]):
             offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         # The commit runs while the next batch is handled: losing it to a crash only means the
         # batch is replayed, which the idempotent writes absorb. Commits stay in order.
-        if self._commit is not None:
-            await self._commit
+        await self._finish_commit()
         assert self.consumer is not None
         self._commit = asyncio.ensure_future(self.consumer.commit(offsets))
         elapsed = time.perf_counter() - started
@@ -187,6 +185,18 @@ class ConsumerLoop(Generic[T]):
             processed = sum(1 for r in records if r.topic == topic and id(r) not in dead_ids)
             obs.CONSUMED.labels(self.service, topic, "processed").inc(processed)
             obs.BATCH_SECONDS.labels(self.service, topic).observe(elapsed)
+
+    async def _finish_commit(self) -> None:
+        """Wait for the previous commit. If a rebalance took the partitions meanwhile, the commit
+        fails and the new owner replays the batch, which the idempotent writes absorb."""
+        if self._commit is None:
+            return
+        try:
+            await self._commit
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("offset commit lost to a rebalance; the batch will be replayed", error=repr(exc))
+        finally:
+            self._commit = None
 
     async def _apply(self, items: list[tuple[Record, T]], dead: list[tuple[Record, PermanentError]]) -> list[Event]:
         if not items:
