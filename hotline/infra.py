@@ -121,7 +121,7 @@ def _sayer(console: Console, component: str) -> Say:
     return say
 
 
-def _run_sync(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def run_sync(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, even when an event loop is already running."""
     try:
         asyncio.get_running_loop()
@@ -575,7 +575,7 @@ class _Kafka(_Component):
             sock.settimeout(0.5)
             if sock.connect_ex((host, port)) != 0:
                 return False
-        return _run_sync(lambda: _kafka_metadata_ok(self.s.kafka.bootstrap_servers))
+        return run_sync(lambda: _kafka_metadata_ok(self.s.kafka.bootstrap_servers))
 
     def version(self, proc: psutil.Process | None) -> str:
         if proc is not None:
@@ -928,7 +928,7 @@ def start(
                 n = len(topic_names(s))
                 say(f"topics ok ({n} topics, {len(created)} created)")
             if name == "kafka":
-                _run_sync(lambda: _warm_group_coordinator(s.kafka.bootstrap_servers))
+                run_sync(lambda: _warm_group_coordinator(s.kafka.bootstrap_servers))
 
         _parallel(names, one)
 
@@ -1059,7 +1059,7 @@ def ensure_topics(settings: Settings | None = None, names: list[str] | None = No
     Idempotent and safe to call concurrently (TOPIC_ALREADY_EXISTS is success); returns the
     names this call created. See :func:`topic_names` for how ``names`` is interpreted.
     """
-    return _run_sync(lambda: aensure_topics(settings, names))
+    return run_sync(lambda: aensure_topics(settings, names))
 
 
 # --------------------------------------------------------------------------------------------

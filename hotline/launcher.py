@@ -8,7 +8,6 @@ in the foreground until Ctrl-C, which stops the services and the infrastructure.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import socket
@@ -121,7 +120,9 @@ def drop_namespace(settings: Settings) -> None:
         finally:
             await admin.close()
 
-    asyncio.run(drop_topics())
+    from hotline.infra import run_sync
+
+    run_sync(drop_topics)
     client: MongoClient[dict[str, Any]]
     with MongoClient(settings.mongo.url) as client:
         for name in client.list_database_names():

@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     controller_port: int = 9093  # KRaft controller listener of the local broker
-    version: str = "4.1.1"  # Apache Kafka broker run by `hotline infra` (jars from Maven Central)
+    version: str = "4.4.0"  # the broker `hotline infra` runs (jars from Maven Central): newest served, works
     partitions: int = 4  # partitions of every topic the platform creates
     max_message_bytes: int = 262_144  # larger inbound messages are dead-lettered as oversize
     consumer_batch_max: int = 1000  # records handed to a handler in one batch (bench: 500 -> 1000 = +25%)

@@ -259,7 +259,7 @@ def test_compose_infrastructure(compose: dict[str, Any]) -> None:
     services = compose["services"]
     kafka = services["kafka"]
     kenv = _env(kafka)
-    assert kafka["image"] == "apache/kafka:4.1.1"
+    assert kafka["image"] == "apache/kafka:4.4.0"
     assert kenv["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert kenv["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
     assert "PLAINTEXT://:9092" in kenv["KAFKA_LISTENERS"] and "CONTROLLER://:9093" in kenv["KAFKA_LISTENERS"]
