@@ -91,6 +91,7 @@ class ConsumerSpec(Generic[T]):
     topics: list[str]
     group_id: str
     handler: BatchHandler[T]
+    linger_ms: int = 0  # gather records this long before applying: fewer, bigger batches (off the critical path)
 
 
 def _to_record(msg: Any) -> Record:
@@ -134,6 +135,8 @@ class ConsumerLoop(Generic[T]):
                     max_records=self.settings.kafka.consumer_batch_max,
                 )
                 records = [_to_record(m) for messages in batches.values() for m in messages]
+                if records and self.spec.linger_ms:
+                    records += await self._linger(len(records))
                 if records:  # one poll = one batch: all partitions share the store round trips
                     await self.handle_batch(records)
                 self._update_lag()
@@ -141,6 +144,16 @@ class ConsumerLoop(Generic[T]):
             self.running = False
             await asyncio.gather(self._finish_commit(), return_exceptions=True)
             await self.consumer.stop()
+
+    async def _linger(self, have: int) -> list[Record]:
+        assert self.consumer is not None
+        more: list[Record] = []
+        deadline = time.monotonic() + self.spec.linger_ms / 1000
+        room = self.settings.kafka.consumer_batch_max - have
+        while len(more) < room and (left := deadline - time.monotonic()) > 0:
+            batches = await self.consumer.getmany(timeout_ms=int(left * 1000) + 1, max_records=room - len(more))
+            more += [_to_record(m) for messages in batches.values() for m in messages]
+        return more
 
     def _update_lag(self) -> None:
         assert self.consumer is not None

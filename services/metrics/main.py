@@ -21,7 +21,8 @@ async def build(rt: Runtime) -> Service:
         http=app,
         grpc=[GrpcApi(MetricsGrpc(store), services_pb2_grpc.add_MetricsServiceServicer_to_server,
                       "hotline.v1.MetricsService")],
-        consumers=[ConsumerSpec(topics, rt.group(), StageCounting(store, rt.settings.timezone))],
+        consumers=[ConsumerSpec(topics, rt.group(), StageCounting(store, rt.settings.timezone),
+                                linger_ms=rt.settings.kafka.rollup_linger_ms)],
         indexes=store_module.INDEXES,
         background=[lambda: export_forever(store)],
     )
