@@ -154,7 +154,8 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _port_busy(host: str, port: int) -> bool:
+def port_busy(host: str, port: int) -> bool:
+    """Something listens on, or holds, host:port (used for the infrastructure and the services)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.3)
         if sock.connect_ex((host, port)) == 0:
@@ -812,7 +813,7 @@ def _start_one(comp: _Component, say: Say) -> None:
         return
     comp.pid_file.unlink(missing_ok=True)
     for host, port, setting in comp.ports():
-        if _port_busy(host, port):
+        if port_busy(host, port):
             raise InfraError(
                 f"port {port} ({comp.name}) is in use by another process{_port_owner(port)}; stop it or set {setting}"
             )
@@ -959,7 +960,7 @@ def status(settings: Settings | None = None) -> list[dict[str, Any]]:
         ports = comp.ports()
         if proc is not None:
             state = "running" if comp.probe() else "unready"
-        elif any(_port_busy(h, p) for h, p, _ in ports):
+        elif any(port_busy(h, p) for h, p, _ in ports):
             state = "port in use"
         else:
             state = "stopped"
@@ -1005,10 +1006,10 @@ def topic_names(settings: Settings | None = None, names: Iterable[str] | None = 
     prefix via ``settings.topics.name(field)``; any other entry is taken as a literal topic name.
     """
     s = _settings(settings)
-    fields = [f for f in TopicSettings.model_fields if f != "prefix"]
     if names is None:
-        return [s.topics.name(f) for f in fields]
-    return [s.topics.name(n) if n in fields else n for n in names]
+        return s.topics.all_names()
+    fields = TopicSettings.model_fields
+    return [s.topics.name(n) if n in fields and n != "prefix" else n for n in names]
 
 
 async def aensure_topics(settings: Settings | None = None, names: list[str] | None = None) -> list[str]:

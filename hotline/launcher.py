@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -148,11 +147,13 @@ def start_services(
     names: Iterable[str] = SERVICES, settings: Settings | None = None, env: Mapping[str, str] | None = None,
     log_dir: Path | None = None, timeout: float = 90,
 ) -> dict[str, ServiceProcess]:
+    from hotline.infra import port_busy
+
     settings = settings or get_settings()
     procs = {n: ServiceProcess(n, settings, env or {}, log_dir) for n in names}
     ports = [(n, kind, port) for n in procs for kind, port in
              (("HTTP", settings.ports.http(n)), ("gRPC", settings.ports.grpc(n)))]
-    busy = [f"{port} ({n} {kind})" for n, kind, port in ports if port_in_use(settings.bind_host, port)]
+    busy = [f"{port} ({n} {kind})" for n, kind, port in ports if port_busy(settings.bind_host, port)]
     if busy:
         raise RuntimeError(f"port(s) in use: {', '.join(busy)}. Is another `hotline run` running? "
                            "Stop it, or set HOTLINE_PORTS__<SERVICE>_HTTP/_GRPC.")
@@ -165,12 +166,6 @@ def start_services(
         stop_services(procs.values())
         raise
     return procs
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
 
 
 def stop_services(procs: Iterable[ServiceProcess]) -> None:

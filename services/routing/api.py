@@ -11,7 +11,7 @@ from google.protobuf import json_format
 from hotline.api import as_json, grpc_found, grpc_require, not_found
 from hotline.mongo import utcnow
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
-from services.routing.core import Router
+from services.routing.core import Router, classifier_text
 from services.routing.handlers import Classify, assignment_event
 from services.routing.store import AssignmentStore
 
@@ -19,7 +19,7 @@ from services.routing.store import AssignmentStore
 def dry_run(router: Router, classify: Classify | None, ticket: ticket_pb2.Ticket) -> events_pb2.Assignment:
     prediction = None
     if classify and router.needs_classifier(ticket):
-        prediction = classify([f"{ticket.title}\n{ticket.content}"])[0]
+        prediction = classify([classifier_text(ticket)])[0]
     return assignment_event(ticket, router.decide(ticket, prediction), 1, utcnow()).assignment
 
 

@@ -39,6 +39,11 @@ class Prediction(Protocol):
     def model_version(self) -> str: ...
 
 
+def classifier_text(ticket: ticket_pb2.Ticket) -> str:
+    """What the classifier reads of a ticket: title and body, as in the training columns."""
+    return f"{ticket.title}\n{ticket.content}"
+
+
 @dataclass(frozen=True)
 class Rule:
     rule_id: str

@@ -12,7 +12,7 @@ from hotline import pb
 from hotline.envelope import Event, Record
 from hotline.mongo import utcnow
 from hotline.v1 import events_pb2, ticket_pb2
-from services.routing.core import METHODS, Decision, Prediction, Router
+from services.routing.core import METHODS, Decision, Prediction, Router, classifier_text
 from services.routing.store import AssignmentStore
 
 ASSIGNED = Counter(
@@ -87,5 +87,5 @@ class TicketRouting:
         todo = [t for t in tickets if self.router.needs_classifier(t)]
         if not todo:
             return {}
-        predictions = self.classify([f"{t.title}\n{t.content}" for t in todo])
+        predictions = self.classify([classifier_text(t) for t in todo])
         return {t.ticket_id: p for t, p in zip(todo, predictions, strict=True)}
