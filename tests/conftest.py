@@ -20,7 +20,9 @@ import pytest
 
 from hotline.settings import SERVICES, Settings
 
-PORT_OFFSET = 20_000  # 28101..29105: below the ephemeral port range (32768+), so no client socket takes them
+# 28101..29105: below the ephemeral port range (32768+), so no client socket takes them. Two suites on one
+# machine (e.g. two checkouts) set HOTLINE_TEST_PORT_OFFSET apart by at least 1,100.
+PORT_OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "20000"))
 
 
 def _testcontainers() -> Iterator[dict[str, str]]:
