@@ -11,7 +11,7 @@ import chinese_calendar
 
 from hotline import pb
 from hotline.settings import LimitSettings
-from hotline.v1 import events_pb2, ticket_pb2
+from hotline.v1 import case_pb2, events_pb2, ticket_pb2
 
 OVERRIDES = Path(__file__).parent / "data" / "calendar_overrides.json"
 
@@ -73,7 +73,14 @@ def open_case(
         days = assigned.time_limit_working_days or (
             limits.reply_working_days_deputy if "人大代表" in assigned.tags else limits.reply_working_days
         )
-        reply_due = calendar.add_working_days(local_received, days)
+        start = local_received if a.dispatch_round <= 1 else assigned_at.astimezone(tz)  # a re-dispatch starts afresh
+        reply_due = calendar.add_working_days(start, days)
+    contribution_due = min(calendar.add_working_days(local_received, limits.assist_working_days), reply_due)
+    assists = [
+        case_pb2.AssistTask(unit_id=u.unit_id, unit_name=u.name, state=case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF,
+                            sign_off_due=pb.ts(sign_off_due), contribution_due=pb.ts(contribution_due))
+        for u in a.assisting_units
+    ]
     return events_pb2.Case(
         ticket_id=a.ticket_id,
         state=events_pb2.CASE_STATE_AWAITING_SIGN_OFF,
@@ -87,4 +94,7 @@ def open_case(
         sign_off_due=pb.ts(sign_off_due),
         reply_due=pb.ts(reply_due),
         dispatch_round=a.dispatch_round,
+        city_ticket_id=assigned.city_ticket_id,
+        assists=assists,
+        return_due=pb.ts(calendar.add_working_days(assigned_at.astimezone(tz), limits.return_working_days)),
     )
