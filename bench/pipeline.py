@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -47,7 +46,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hotline import infra, pb  # noqa: E402
+from hotline import auth, infra, pb  # noqa: E402
 from hotline.launcher import ServiceProcess, drop_namespace, isolated_env, settings_for  # noqa: E402
 from hotline.settings import SERVICES, Settings  # noqa: E402
 from hotline.simulator import generate  # noqa: E402
@@ -176,7 +175,8 @@ class Observer:
 
 
 async def metrics_summary(settings: Settings) -> services_pb2.Summary:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.ports.metrics_grpc}") as channel:
+    office = auth.issue(settings.auth, "office", subject="bench")
+    async with auth.grpc_channel(f"127.0.0.1:{settings.ports.metrics_grpc}", office) as channel:
         return await services_pb2_grpc.MetricsServiceStub(channel).GetSummary(services_pb2.GetSummaryRequest())
 
 
