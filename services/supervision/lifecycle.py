@@ -33,10 +33,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 from zoneinfo import ZoneInfo
 
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from hotline import pb
 from hotline.auth import Principal
@@ -47,7 +48,7 @@ from hotline.settings import LimitSettings
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 
 CS = events_pb2  # CaseState values: CS.CASE_STATE_IN_PROGRESS ...
-State = int
+State: TypeAlias = events_pb2.CaseState.ValueType
 
 AWAITING_SIGN_OFF = CS.CASE_STATE_AWAITING_SIGN_OFF
 IN_PROGRESS = CS.CASE_STATE_IN_PROGRESS
@@ -326,6 +327,12 @@ def validate(action: Action, request: Any, policy: Policy) -> None:
 # ------------------------------------------------------------------------------------ transitions
 
 
+def _ts(when: datetime) -> Timestamp:
+    stamp = pb.ts(when)
+    assert stamp is not None
+    return stamp
+
+
 def _actor(p: Principal) -> case_pb2.Actor:
     return case_pb2.Actor(subject=p.subject, role=str(p.role), unit_id=p.unit_id)
 
@@ -362,13 +369,15 @@ class Step:
     def emit(self, event_type: type[Message], state: State, reason: str = "", detail: str = "",
              actor: case_pb2.Actor | None = None, **fields: Any) -> Message:
         """Move the case to ``state`` and record the event of this transition."""
-        self.case.state = state  # type: ignore[assignment]
+        self.case.state = state
         self.case.revision += 1
-        self.case.updated_at.CopyFrom(pb.ts(self.now))
+        self.case.updated_at.CopyFrom(_ts(self.now))
         snapshot = events_pb2.Case()
         snapshot.CopyFrom(self.case)
-        event = event_type(case=snapshot, actor=actor or _actor(self.actor), reason=reason,
-                           occurred_at=pb.ts(self.now), **fields)
+        common = {"case": snapshot, "actor": actor or _actor(self.actor), "reason": reason,
+                  "occurred_at": pb.ts(self.now)}
+        names = event_type.DESCRIPTOR.fields_by_name  # CaseOpened (events.proto) carries the case only
+        event = event_type(**{k: v for k, v in common.items() if k in names}, **fields)
         self.events.append(event)
         self.details.append(detail or event_type.DESCRIPTOR.name)
         return event
@@ -384,7 +393,7 @@ class Step:
 
 def _sign_off(step: Step, request: lifecycle_pb2.SignOffRequest) -> None:
     c = step.case
-    c.signed_off_at.CopyFrom(pb.ts(step.now))
+    c.signed_off_at.CopyFrom(_ts(step.now))
     on_time = step.now <= pb.dt(c.sign_off_due)
     step.emit(lifecycle_pb2.CaseSignedOff, IN_PROGRESS, request.note, f"签收 by {step.actor.unit_id}",
               unit_id=step.actor.unit_id, assisting=False, on_time=on_time)
@@ -396,7 +405,7 @@ def _assist_sign_off(step: Step, request: lifecycle_pb2.SignOffRequest) -> None:
     if task.state != case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF:
         raise Illegal(f"the sub-case of {task.unit_id} is {case_pb2.AssistState.Name(task.state)}, not awaiting sign-off")
     task.state = case_pb2.ASSIST_STATE_SIGNED_OFF
-    task.signed_off_at.CopyFrom(pb.ts(step.now))
+    task.signed_off_at.CopyFrom(_ts(step.now))
     on_time = not task.HasField("sign_off_due") or step.now <= pb.dt(task.sign_off_due)
     step.emit(lifecycle_pb2.CaseSignedOff, step.case.state, request.note, f"协办签收 by {task.unit_id}",
               unit_id=task.unit_id, assisting=True, on_time=on_time)
@@ -413,7 +422,7 @@ def _record_contact(step: Step, request: lifecycle_pb2.RecordContactRequest) -> 
                                note=request.note)
     first = not c.HasField("first_contact_at")
     if first:
-        c.first_contact_at.CopyFrom(pb.ts(at))
+        c.first_contact_at.CopyFrom(_ts(at))
         c.first_contact.CopyFrom(contact)
     c.last_contact.CopyFrom(contact)
     c.contacts += 1
@@ -435,7 +444,7 @@ def _reply(step: Step, request: lifecycle_pb2.ReplyRequest) -> None:
                            attachments=request.attachments, replied_at=pb.ts(step.now), redo_round=c.redo_round,
                            on_time=step.now <= pb.dt(c.reply_due))
     c.reply.CopyFrom(reply)
-    c.replied_at.CopyFrom(pb.ts(step.now))
+    c.replied_at.CopyFrom(_ts(step.now))
     step.emit(lifecycle_pb2.CaseReplied, REPLIED, "", f"办结反馈 {case_pb2.ReplyResult.Name(request.result)}",
               reply=reply)
 
@@ -457,13 +466,13 @@ def _decide_extension(step: Step, request: lifecycle_pb2.DecideExtensionRequest)
     ext = c.extension
     if request.working_days > ext.working_days:
         raise Invalid(f"cannot grant more than the {ext.working_days} working days asked for")
-    ext.decided_at.CopyFrom(pb.ts(step.now))
+    ext.decided_at.CopyFrom(_ts(step.now))
     ext.decision_reason = request.reason
     if request.approved:
         ext.status = case_pb2.EXTENSION_STATUS_APPROVED
         ext.granted_working_days = request.working_days or ext.working_days
         ext.previous_reply_due.CopyFrom(c.reply_due)
-        c.reply_due.CopyFrom(pb.ts(step.working_days(ext.granted_working_days, pb.dt(c.reply_due))))
+        c.reply_due.CopyFrom(_ts(step.working_days(ext.granted_working_days, pb.dt(c.reply_due))))
         detail = f"延期批准 {ext.granted_working_days} 个工作日"
     else:
         ext.status = case_pb2.EXTENSION_STATUS_REJECTED
@@ -489,8 +498,8 @@ def _report_progress(step: Step, request: lifecycle_pb2.ReportProgressRequest) -
     c = step.case
     c.park.reports += 1
     c.park.last_progress = request.progress
-    c.park.last_report_at.CopyFrom(pb.ts(step.now))
-    c.park.next_report_due.CopyFrom(pb.ts(step.now + timedelta(days=step.policy.limits.park_report_days)))
+    c.park.last_report_at.CopyFrom(_ts(step.now))
+    c.park.next_report_due.CopyFrom(_ts(step.now + timedelta(days=step.policy.limits.park_report_days)))
     report = case_pb2.ProgressReport(progress=request.progress, attachments=request.attachments,
                                      reported_at=pb.ts(step.now), number=c.park.reports)
     step.emit(lifecycle_pb2.ProgressReported, PARKED, "", f"挂账进展 #{c.park.reports}", report=report)
@@ -517,7 +526,7 @@ def _refuse_return(step: Step, request: lifecycle_pb2.ReturnDecision) -> None:
     ret = c.return_request
     ret.status = case_pb2.RETURN_STATUS_REFUSED
     ret.decision_reason = request.reason
-    ret.decided_at.CopyFrom(request.decided_at if request.HasField("decided_at") else pb.ts(step.now))
+    ret.decided_at.CopyFrom(request.decided_at if request.HasField("decided_at") else _ts(step.now))
     back = handling_state(c) if ret.signed_off else AWAITING_SIGN_OFF
     step.emit(lifecycle_pb2.ReturnRefused, back, request.reason, "退单驳回",
               actor=request.actor if request.HasField("actor") else None, return_request=ret)
@@ -530,7 +539,7 @@ def _review(step: Step, request: lifecycle_pb2.ReviewRequest) -> None:
     if request.passed:
         rid = result_id(c)
         c.review.CopyFrom(review)
-        c.reported_at.CopyFrom(pb.ts(step.now))
+        c.reported_at.CopyFrom(_ts(step.now))
         c.result_id = rid
         step.emit(lifecycle_pb2.ReviewDecided, REPORTED, request.reason, "审核通过，回传市平台",
                   review=review, passed=True, result_id=rid if c.city_ticket_id else "")
@@ -549,7 +558,7 @@ def _review(step: Step, request: lifecycle_pb2.ReviewRequest) -> None:
 
 def _redo(c: events_pb2.Case, step: Step, days: int) -> None:
     c.redo_round += 1
-    c.reply_due.CopyFrom(pb.ts(step.working_days(days)))
+    c.reply_due.CopyFrom(_ts(step.working_days(days)))
     c.ClearField("reply")
     c.ClearField("replied_at")
 
@@ -581,10 +590,10 @@ def _decide_redo(step: Step, request: lifecycle_pb2.DecideRedoRequest) -> None:
         _close(step, case_pb2.CLOSURE_EXPLAINED, request.reason)
 
 
-def _close(step: Step, closure: int, reason: str, actor: case_pb2.Actor | None = None) -> None:
+def _close(step: Step, closure: case_pb2.Closure.ValueType, reason: str, actor: case_pb2.Actor | None = None) -> None:
     c = step.case
-    c.closed_at.CopyFrom(pb.ts(step.now))
-    c.closure = closure  # type: ignore[assignment]
+    c.closed_at.CopyFrom(_ts(step.now))
+    c.closure = closure
     step.emit(lifecycle_pb2.CaseClosed, ARCHIVED, reason, f"结案 {case_pb2.Closure.Name(closure)}", actor=actor,
               closure=closure)
 
@@ -597,7 +606,7 @@ def _contribute(step: Step, request: lifecycle_pb2.ContributeRequest) -> None:
     if task.state != case_pb2.ASSIST_STATE_SIGNED_OFF:
         raise Illegal(f"the sub-case of {task.unit_id} is already {case_pb2.AssistState.Name(task.state)}")
     task.state = case_pb2.ASSIST_STATE_CONTRIBUTED
-    task.contributed_at.CopyFrom(pb.ts(step.now))
+    task.contributed_at.CopyFrom(_ts(step.now))
     task.contribution = request.text
     task.attachments.extend(request.attachments)
     step.emit(lifecycle_pb2.AssistContributed, step.case.state, "", f"协办意见 by {task.unit_id}", assist=task)
@@ -619,7 +628,7 @@ def _redispatch(step: Step, request: events_pb2.TicketAssigned) -> None:
     c = step.case
     if c.state == RETURN_REQUESTED:
         c.return_request.status = case_pb2.RETURN_STATUS_APPROVED
-        c.return_request.decided_at.CopyFrom(pb.ts(step.now))
+        c.return_request.decided_at.CopyFrom(_ts(step.now))
     reason = f"re-dispatched to {request.assignment.primary_unit.unit_id} (round {request.assignment.dispatch_round})"
     _close(step, case_pb2.CLOSURE_REDISPATCHED, reason)
     fresh = step.policy.open_case(request, step.now)
