@@ -105,7 +105,7 @@ class Decision(Generic[S]):
     answer: Message | Doc | None = None  # returned to the caller; defaults to ``state``
     key: str = ""  # Kafka key of the events (the ticket id) when it is not the command's target
     audit: Doc = field(default_factory=dict)  # extra fields for the audit entry
-    outbound: Sequence[Event] = ()  # ready-made events for other topics (e.g. JSON results to the city), same transaction
+    outbound: Sequence[Event] = ()  # ready-made events for other topics (e.g. JSON results to the city)
 
 
 class Repository(Protocol[S]):

@@ -14,15 +14,18 @@ the result for the city (回传). It refuses with a :class:`~hotline.commands.Do
   the states that allow it, from :data:`ALLOWED`), or a rule of that state is not met
   (a second extension, a return after its limit, assisting units still to contribute...).
 
-The states (events.proto ``CaseState``)::
+The transitions (events.proto ``CaseState``; the table :data:`ALLOWED` is the reference)::
 
-    AWAITING_SIGN_OFF --sign_off--> IN_PROGRESS --reply--> REPLIED --review pass--> REPORTED
-       |                             |  ^  |                  |                      |
-       +--request_return--+          |  |  +--park--> PARKED  +--review fail-->      evaluate
-                          v          |  |             (report_progress, reply)   SENT_BACK   |
-                  RETURN_REQUESTED   |  +--decide_extension-- EXTENSION_REQUESTED    (redo)  v
-                   refuse_return: back; re-dispatch: ARCHIVED + a new case          ARCHIVED or EVALUATED
-                                                                                    --decide_redo--> SENT_BACK / ARCHIVED
+    AWAITING_SIGN_OFF  --sign_off-->            IN_PROGRESS (or SENT_BACK when redoing)
+    AWAITING_SIGN_OFF, IN_PROGRESS --request_return--> RETURN_REQUESTED
+    RETURN_REQUESTED   --refuse_return-->       where it was;  any open state --redispatch--> ARCHIVED + new case
+    IN_PROGRESS, SENT_BACK --request_extension--> EXTENSION_REQUESTED --decide_extension--> back (deadline moved)
+    IN_PROGRESS, SENT_BACK --park-->            PARKED (--report_progress--> PARKED)
+    IN_PROGRESS, SENT_BACK, PARKED --reply-->   REPLIED
+    REPLIED            --review pass-->         REPORTED (CityResult to the city)
+    REPLIED            --review fail-->         SENT_BACK (redo_round + 1, new limit)
+    REPORTED           --evaluate-->            ARCHIVED (satisfied) or EVALUATED (unresolved / unsatisfied)
+    EVALUATED          --decide_redo-->         SENT_BACK (redo) or ARCHIVED (closed with an explanation)
 
 Deadlines in working days go through :class:`Deadlines` only (one call into the calendar).
 """
@@ -63,7 +66,8 @@ ARCHIVED = CS.CASE_STATE_ARCHIVED
 STATES: tuple[State, ...] = (AWAITING_SIGN_OFF, IN_PROGRESS, RETURN_REQUESTED, EXTENSION_REQUESTED, PARKED,
                              REPLIED, SENT_BACK, REPORTED, EVALUATED, ARCHIVED)
 LABELS = {
-    AWAITING_SIGN_OFF: "待签收", IN_PROGRESS: "办理中", RETURN_REQUESTED: "退单申请中", EXTENSION_REQUESTED: "延期申请中",
+    AWAITING_SIGN_OFF: "待签收", IN_PROGRESS: "办理中", RETURN_REQUESTED: "退单申请中",
+    EXTENSION_REQUESTED: "延期申请中",
     PARKED: "挂账", REPLIED: "已反馈待审核", SENT_BACK: "重办", REPORTED: "已回传待回访", EVALUATED: "已回访待决定",
     ARCHIVED: "已归档",
 }
@@ -263,7 +267,8 @@ def _attachments(items: Sequence[case_pb2.Attachment]) -> None:
 
 def _enum_set(value: int, enum: Any, what: str) -> None:
     if value == 0 or value not in enum.values():
-        raise Invalid(f"{what} is required (one of {', '.join(n for n in enum.keys() if not n.endswith('UNSPECIFIED'))})")
+        names = ", ".join(n for n in enum.keys() if not n.endswith("UNSPECIFIED"))
+        raise Invalid(f"{what} is required (one of {names})")
 
 
 def validate(action: Action, request: Any, policy: Policy) -> None:
@@ -403,7 +408,8 @@ def _assist_sign_off(step: Step, request: lifecycle_pb2.SignOffRequest) -> None:
     task = _assist(step.case, step.actor.unit_id)
     assert task is not None
     if task.state != case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF:
-        raise Illegal(f"the sub-case of {task.unit_id} is {case_pb2.AssistState.Name(task.state)}, not awaiting sign-off")
+        raise Illegal(f"the sub-case of {task.unit_id} is {case_pb2.AssistState.Name(task.state)}, "
+                      "not awaiting sign-off")
     task.state = case_pb2.ASSIST_STATE_SIGNED_OFF
     task.signed_off_at.CopyFrom(_ts(step.now))
     on_time = not task.HasField("sign_off_due") or step.now <= pb.dt(task.sign_off_due)
@@ -712,7 +718,8 @@ def _apply_pending(step: Step) -> None:
     poor = evaluation.resolution == case_pb2.RESOLUTION_UNRESOLVED or \
         evaluation.satisfaction == case_pb2.SATISFACTION_UNSATISFIED
     step.emit(lifecycle_pb2.CaseEvaluated, EVALUATED if poor else REPORTED, evaluation.comment,
-              f"回访 {case_pb2.Resolution.Name(evaluation.resolution)} {case_pb2.Satisfaction.Name(evaluation.satisfaction)}",
+              f"回访 {case_pb2.Resolution.Name(evaluation.resolution)} "
+              f"{case_pb2.Satisfaction.Name(evaluation.satisfaction)}",
               actor=CITY, evaluation=evaluation, needs_decision=poor)
     if not poor:
         _close(step, case_pb2.CLOSURE_SATISFIED, "回访满意", actor=CITY)

@@ -277,7 +277,8 @@ def test_a_reply_needs_a_contact_text_an_explanation_when_unresolvable_and_the_a
     assert "D07" in message and "WaiveAssist" in message
     waived = after(case, lifecycle_pb2.WaiveAssistRequest(ticket_id="C1", unit_id="D07", reason="无需"), OFFICE)
     assert waived.assists[0].state == case_pb2.ASSIST_STATE_WAIVED
-    refused("invalid_argument", waived, lifecycle_pb2.ReplyRequest(ticket_id="C1", result=case_pb2.REPLY_RESULT_RESOLVED))
+    no_text = lifecycle_pb2.ReplyRequest(ticket_id="C1", result=case_pb2.REPLY_RESULT_RESOLVED)
+    refused("invalid_argument", waived, no_text)
     unresolvable = lifecycle_pb2.ReplyRequest(ticket_id="C1", result=case_pb2.REPLY_RESULT_NOT_RESOLVABLE, text="无法")
     assert "解释说明" in refused("invalid_argument", waived, unresolvable)
     unresolvable.explanation = "涉及历史遗留产权问题，已向诉求人解释"
@@ -329,7 +330,8 @@ def test_a_parked_case_reports_progress_monthly_and_replies_when_done() -> None:
     assert "after today" in refused("invalid_argument", case, past)
     refused("invalid_argument", case, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="计划", target_date="明年",
                                                                 reason="x"))
-    parked = after(case, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="纳入2027年老旧小区改造", target_date="2027-06-30",
+    parked = after(case, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="纳入2027年老旧小区改造",
+                                                   target_date="2027-06-30",
                                                    reason="需财政立项"))
     assert parked.state == lc.PARKED and pb.dt(parked.park.next_report_due) == NOW + timedelta(days=30)
     later = NOW + timedelta(days=29)
@@ -431,7 +433,8 @@ def test_evaluations_close_or_wait_for_the_office() -> None:
 
 def test_after_a_poor_evaluation_the_office_redoes_or_closes_with_an_explanation() -> None:
     evaluated = in_state(lc.EVALUATED)
-    redo = run(evaluated, lifecycle_pb2.DecideRedoRequest(ticket_id="C1", redo=True, reason="诉求人反映仍有异味"), OFFICE)
+    redo = run(evaluated, lifecycle_pb2.DecideRedoRequest(ticket_id="C1", redo=True, reason="诉求人反映仍有异味"),
+               OFFICE)
     case = redo.state
     assert case is not None and case.state == lc.SENT_BACK and case.redo_round == 1
     case = after(after(case, REPLY), PASS, OFFICE)
@@ -439,7 +442,8 @@ def test_after_a_poor_evaluation_the_office_redoes_or_closes_with_an_explanation
     closed = after(case, evaluation("E2", satisfaction=case_pb2.SATISFACTION_SATISFIED), SYSTEM)
     assert closed.state == lc.ARCHIVED and closed.evaluation.evaluation_id == "E2"
     refused("invalid_argument", evaluated, lifecycle_pb2.DecideRedoRequest(ticket_id="C1"), OFFICE)
-    close = run(evaluated, lifecycle_pb2.DecideRedoRequest(ticket_id="C1", reason="已尽力协调，诉求超出政策范围"), OFFICE)
+    close = run(evaluated, lifecycle_pb2.DecideRedoRequest(ticket_id="C1", reason="已尽力协调，诉求超出政策范围"),
+                OFFICE)
     assert [type(e) for e in close.events] == [lifecycle_pb2.RedoDecided, lifecycle_pb2.CaseClosed]
     assert close.state is not None and close.state.closure == case_pb2.CLOSURE_EXPLAINED
     assert close.state.closing_explanation.startswith("已尽力")
