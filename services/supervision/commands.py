@@ -42,7 +42,6 @@ class CaseCommands:
     def __init__(self, bus: CommandBus, store: CaseStore, policy: lifecycle.Policy, clock: Clock, topic: str) -> None:
         self.bus = bus
         self.store = store
-        self.repo = CaseRepository(store)
         self.policy = policy
         self.clock = clock
         self.topic = topic
@@ -57,7 +56,9 @@ class CaseCommands:
         def decide(case: events_pb2.Case | None) -> Any:
             return lifecycle.decide(case, request, actor, self.clock.now(), self.policy)
 
-        answer: events_pb2.Case = await self.bus.run(command, self.repo, decide, self.topic)
+        # evaluations waiting in the inbox can only apply when a review passes (or another evaluation comes)
+        inbox = isinstance(request, lifecycle_pb2.ReviewRequest | lifecycle_pb2.CityEvaluation)
+        answer: events_pb2.Case = await self.bus.run(command, CaseRepository(self.store, inbox), decide, self.topic)
         return answer
 
     async def history(self, ticket_id: str) -> lifecycle_pb2.CaseHistory:

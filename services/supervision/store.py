@@ -105,26 +105,33 @@ class CaseStore:
 
 
 class CaseRepository:
-    """Cases as the command path loads and saves them (inside its transaction)."""
+    """Cases as the command path loads and saves them (inside its transaction). With
+    ``inbox``, waiting evaluations join the case as it loads (for the commands that can apply
+    them: a passed review); the others skip the two extra round trips."""
 
     kind = "case"
 
-    def __init__(self, store: CaseStore) -> None:
+    def __init__(self, store: CaseStore, inbox: bool = False) -> None:
         self.store = store
+        self.inbox = inbox
+        self._merged = False
 
     async def load(self, target: str, session: AsyncClientSession | None) -> events_pb2.Case | None:
         doc = await self.store.cases.find_one({"_id": target}, session=session)
         if doc is None:
             return None
         case = pb.from_doc(doc, events_pb2.Case)
-        known = {e.evaluation_id for e in case.pending_evaluations}
-        async for waiting in self.store.db[INBOX].find({"ticket_id": target}, session=session):
-            evaluation = pb.from_doc(waiting, lifecycle_pb2.CityEvaluation)
-            if evaluation.evaluation_id not in known:
-                case.pending_evaluations.append(evaluation_of(evaluation))
+        if self.inbox:
+            known = {e.evaluation_id for e in case.pending_evaluations}
+            async for waiting in self.store.db[INBOX].find({"ticket_id": target}, session=session):
+                evaluation = pb.from_doc(waiting, lifecycle_pb2.CityEvaluation)
+                self._merged = True
+                if evaluation.evaluation_id not in known:
+                    case.pending_evaluations.append(evaluation_of(evaluation))
         return case
 
     async def save(self, case: events_pb2.Case, session: AsyncClientSession | None) -> None:
         doc = {"_id": case.ticket_id, **pb.to_doc(case), "next_deadline": next_deadline(case)}
         await self.store.cases.replace_one({"_id": case.ticket_id}, doc, upsert=True, session=session)
-        await self.store.db[INBOX].delete_many({"ticket_id": case.ticket_id}, session=session)  # now in the case
+        if self._merged:  # they live in the case now
+            await self.store.db[INBOX].delete_many({"ticket_id": case.ticket_id}, session=session)
