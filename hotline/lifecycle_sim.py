@@ -62,6 +62,8 @@ DEFAULT_SHARES: dict[Path, float] = {
     Path.EARLY_EVALUATION: 0.03, Path.RETURN_REFUSED: 0.05, Path.RETURN_REDISPATCHED: 0.06,
 }
 OFFICE_SUBJECT = "sim:office"
+REDO_REASON = "诉求人反映问题仍未解决，请重办"
+CLOSE_EXPLANATION = "已多次协调，诉求超出政策范围，已向诉求人解释说明"
 REDISPATCH_UNIT = events_pb2.Unit(unit_id="D-ZJW", name="区住房和城乡建设委员会",
                                   unit_type=events_pb2.UNIT_TYPE_DEPARTMENT)
 CASE_EVENTS = EventTypes(
@@ -239,7 +241,7 @@ class Player:
                 redo = path == Path.UNSATISFIED_REDO
                 self._spawn(self._office(case, "DecideRedo", lifecycle_pb2.DecideRedoRequest(
                     ticket_id=tid, redo=redo,
-                    reason="诉求人反映问题仍未解决，请重办" if redo else "已多次协调，诉求超出政策范围，已向诉求人解释说明")))
+                    reason=REDO_REASON if redo else CLOSE_EXPLANATION)))
             case lifecycle_pb2.CaseClosed(closure=closure) if closure != case_pb2.CLOSURE_REDISPATCHED:
                 self.stats.closed.add(tid)
                 self.stats.closed_after[tid] = time.monotonic() - self.stats.started
@@ -279,7 +281,8 @@ class Player:
         for i, task in enumerate(case.assists):
             if self.waive_every and _stable(tid) % self.waive_every == 0 and i == 0:
                 await self._office(case, "WaiveAssist", lifecycle_pb2.WaiveAssistRequest(
-                    ticket_id=tid, unit_id=task.unit_id, reason="主办单位已能独立办结"), key=f"{step}/waive/{task.unit_id}")
+                    ticket_id=tid, unit_id=task.unit_id, reason="主办单位已能独立办结"),
+                    key=f"{step}/waive/{task.unit_id}")
             else:
                 await self._unit(task.unit_id, "Contribute", f"{step}/contribute/{task.unit_id}",
                                  lifecycle_pb2.ContributeRequest(ticket_id=tid, text="已配合主办单位现场核查处置"))
@@ -291,7 +294,8 @@ class Player:
         if path == Path.PARKED and case.dispatch_round == 1:
             target = (datetime.now(UTC) + timedelta(days=180)).date().isoformat()
             await self._unit(unit, "Park", f"{step}/park", lifecycle_pb2.ParkRequest(
-                ticket_id=tid, plan="纳入明年老旧小区改造计划，分阶段实施", target_date=target, reason="需财政立项，短期内无法解决"))
+                ticket_id=tid, plan="纳入明年老旧小区改造计划，分阶段实施", target_date=target,
+                reason="需财政立项，短期内无法解决"))
             for n in (1, 2):
                 await self._pause()
                 await self._unit(unit, "ReportProgress", f"{step}/progress/{n}", lifecycle_pb2.ReportProgressRequest(
@@ -351,7 +355,8 @@ class Player:
             result_id=result_id,
             resolution=case_pb2.RESOLUTION_RESOLVED if satisfied else case_pb2.RESOLUTION_UNRESOLVED,
             satisfaction=case_pb2.SATISFACTION_SATISFIED if satisfied else case_pb2.SATISFACTION_UNSATISFIED,
-            comment="满意，问题已解决" if satisfied else "问题没有解决，仍然存在", evaluated_at=pb.ts(datetime.now(UTC)))
+            comment="满意，问题已解决" if satisfied else "问题没有解决，仍然存在",
+            evaluated_at=pb.ts(datetime.now(UTC)))
         value = json_format.MessageToJson(evaluation, indent=None).encode()
         assert self.producer is not None
         await self.producer.send_and_wait(self.settings.topics.name("city_evaluations"), value,
