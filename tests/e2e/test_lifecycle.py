@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,15 @@ from hotline.settings import SERVICES, Settings
 from hotline.simulator import generate
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
 from tests.e2e.test_pipeline import CONSUMED_TOPICS, drained, first_difference, summary
-from tests.support import channel, eventually, publish_tickets, read_topic, rewind_group, snapshot
+from tests.support import (
+    channel,
+    eventually,
+    publish_raw,
+    publish_tickets,
+    read_topic,
+    rewind_group,
+    snapshot,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -232,6 +241,77 @@ async def test_200_tickets_through_every_path_with_supervision_killed_mid_stream
 
     after = await eventually(lambda: summary(settings), grew, timeout=60)
     assert after.received - before.received == N
+
+
+async def test_units_and_the_office_act_over_http_within_their_scope(platform: dict[str, ServiceProcess],
+                                                                     settings: Settings) -> None:
+    (ticket,) = generate(1, seed=809)
+    now = datetime.now(UTC)
+    ticket.received_at.FromDatetime(now)
+    ticket.dispatched_at.FromDatetime(now)
+    tid = ticket.city_ticket_id
+    await publish_tickets(settings, [ticket])
+    async with channel(settings, "supervision") as chan:
+        stub = services_pb2_grpc.SupervisionServiceStub(chan)
+
+        async def opened() -> Any:
+            try:
+                return await stub.GetCase(services_pb2.GetCaseRequest(ticket_id=tid))
+            except Exception:
+                return None
+
+        case = await eventually(opened, lambda c: c is not None, timeout=60)
+    unit = case.primary_unit.unit_id
+    base = f"http://{settings.bind_host}:{settings.ports.supervision_http}/cases/{tid}"
+    from tests.support import http
+
+    async with http(settings, "unit", unit_id=unit) as me, http(settings, "unit", unit_id=f"X{unit}") as other, \
+            http(settings, "office") as office:
+        r = await other.post(f"{base}/sign-off", json={}, headers={"Idempotency-Key": "h-1"})
+        assert r.status_code == 404, r.text  # another unit's case: not found, existence not leaked
+        r = await office.post(f"{base}/sign-off", json={}, headers={"Idempotency-Key": "h-2"})
+        assert r.status_code == 403, r.text  # the office does not sign off for a unit
+        r = await me.post(f"{base}/sign-off", json={})
+        assert r.status_code == 422, r.text  # no idempotency key
+        first = await me.post(f"{base}/sign-off", json={"note": "收到"}, headers={"Idempotency-Key": "h-sign"})
+        again = await me.post(f"{base}/sign-off", json={"note": "收到"}, headers={"Idempotency-Key": "h-sign"})
+        assert first.status_code == again.status_code == 200 and first.json() == again.json(), first.text
+        assert first.json()["state"] == "CASE_STATE_IN_PROGRESS"
+        r = await me.post(f"{base}/reply", json={"result": "REPLY_RESULT_RESOLVED", "text": "已处理"},
+                          headers={"Idempotency-Key": "h-reply"})
+        assert r.status_code == 409 and "contact" in r.json()["detail"], r.text
+        r = await office.post(f"{base}/review", json={"passed": True}, headers={"Idempotency-Key": "h-review"})
+        assert r.status_code == 409 and "CASE_STATE_REPLIED" in r.json()["detail"], r.text
+        r = await me.post(f"{base}/contacts", json={"channel": "CONTACT_CHANNEL_PIGEON"},
+                          headers={"Idempotency-Key": "h-contact"})
+        assert r.status_code == 422, r.text
+        r = await me.post(f"{base}/extension", json={"workingDays": 12, "reason": "需协调"},
+                          headers={"Idempotency-Key": "h-ext"})
+        assert r.status_code == 422 and "1 to 10" in r.json()["detail"], r.text
+        r = await me.get(f"{base}/history")
+        assert r.status_code == 200, r.text
+        entries = r.json()["entries"]
+        assert [e["action"] for e in entries] == ["open_case", "sign_off"]
+        assert entries[1]["actor"]["unit_id"] == unit and entries[1]["reason"] == "收到"
+        r = await other.get(f"{base}/history")
+        assert r.status_code == 404
+    signed = [e for _, e in (await case_events(settings, {tid}))[tid] if isinstance(e, L.CaseSignedOff)]
+    assert len(signed) == 1, "a retried command emitted its event again"
+
+    # a bad evaluation is dead-lettered like a bad ticket
+    bad_key = f"bad-eval-{tid}"
+    await publish_raw(settings, settings.topics.name("city_evaluations"),
+                      [(bad_key.encode(), json.dumps({"cityTicketId": tid, "satisfaction": "SATISFACTION_SATISFIED"})
+                        .encode())])
+
+    async def dead() -> list[Any]:
+        found = await read_topic(settings, settings.topics.name("dead_letters"), expect=10**9, timeout=3)
+        return [m for m in found if m.key and m.key.decode() == bad_key]
+
+    (letter,) = await eventually(dead, lambda got: len(got) == 1, timeout=60)
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert headers["dlq_reason"] == "missing_field" and headers["dlq_service"] == "supervision"
+    assert "evaluation_id" in headers["dlq_detail"]
 
 
 async def test_a_deputy_follows_every_step_of_their_ticket(platform: dict[str, ServiceProcess],
