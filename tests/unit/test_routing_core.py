@@ -29,7 +29,7 @@ def ticket(**fields: str) -> ticket_pb2.Ticket:
 def test_street_matter_goes_to_the_street_of_the_address(router: Router) -> None:
     d = router.decide(ticket(title="物业不作为", content="小区物业长期不打扫楼道", address="瑞金北村12栋"))
     assert (d.primary.name, d.method, d.category) == ("瑞金路街道", "keyword", "物业管理")
-    assert [u.name for u in d.assisting] == ["区房产管理局"]
+    assert [u.name for u in d.assisting] == ["区房产管理局", "瑞金北村社区"]  # the community of the compound assists
 
 
 def test_city_category_wins_and_keywords_pick_the_item(router: Router) -> None:
@@ -53,11 +53,12 @@ def test_classifier_is_used_only_without_category_or_keywords(router: Router) ->
 
 
 def test_a_confident_classifier_outranks_a_single_keyword(router: Router) -> None:
-    weak = ticket(title="幼儿园", content="孩子幼儿园收费太贵", address="中华路5号")  # 收费: one 停车 keyword
+    weak = ticket(title="反映收费问题", content="收费太贵不合理", address="中华路5号")  # 收费: one keyword
     assert router.needs_classifier(weak)
-    assert router.decide(weak).category == "停车管理"
+    assert router.decide(weak).category == "停车管理"  # the first item 收费 names
     d = router.decide(weak, FakePrediction("教育文体", 0.97))
-    assert (d.method, d.category, d.primary.name) == ("classifier", "教育卫生", "区教育局")
+    assert (d.method, d.category, d.rule_id) == ("classifier", "教育卫生", "教育卫生-06")  # 教育收费
+    assert d.primary.name == "区教育委员会"
     strong = ticket(content="小区停车位收费太贵，车位被占", address="中华路5号")  # three 停车 keywords
     assert not router.needs_classifier(strong)
     assert router.decide(strong, FakePrediction("教育文体", 0.97)).method == "keyword"
@@ -96,6 +97,6 @@ def test_street_rule_without_known_street_falls_back_to_a_department(router: Rou
 
 
 def test_rules_naming_unknown_units_are_refused() -> None:
-    directory = Directory([{"unit_id": "A", "name": "a", "unit_type": "UNIT_TYPE_DEPARTMENT"}], {})
+    directory = Directory([{"unit_id": "A", "name": "a", "unit_type": "UNIT_TYPE_DEPARTMENT"}], [])
     with pytest.raises(ValueError, match="unknown unit B"):
         Router(directory, [Rule("r1", "c", "i", ("k",), "B", ())], {})
