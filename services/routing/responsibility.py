@@ -154,9 +154,9 @@ class ListVersion(NamedTuple):
     entry: LogEntry
 
 
-def seed(listing: Listing, actor: str, at: datetime, reason: str = "shipped list") -> ListVersion:
-    """The first stored version: the shipped file, as it is."""
-    return ListVersion(listing, LogEntry(listing.version, listing.list_version, "", actor, at, reason, "seed"))
+def seed(listing: Listing, actor: str, at: datetime, reason: str = "shipped list", previous: str = "") -> ListVersion:
+    """A version taken as shipped (the data file): the first one, or a newer release over ``previous``."""
+    return ListVersion(listing, LogEntry(listing.version, listing.list_version, previous, actor, at, reason, "seed"))
 
 
 def apply_change(listing: Listing, change: Change, actor: str, at: datetime, units: Collection[str]) -> ListVersion:
