@@ -120,6 +120,9 @@ class Directory:
                 raise ValueError(f"place name {place.name} lies in two places")
         # longest names first, so "石门坎东路" wins over "石门坎"
         self.places = sorted(where.values(), key=lambda p: -len(p.name))
+        self._by_first: dict[str, list[tuple[int, Place]]] = {}  # first character -> (rank, place)
+        for rank, place in enumerate(self.places):
+            self._by_first.setdefault(place.name[0], []).append((rank, place))
 
     @classmethod
     def from_file(cls, path: Path) -> Directory:
@@ -136,7 +139,8 @@ class Directory:
         found: list[Place] = []
         if not text:
             return found
-        for place in self.places:
+        named = sorted(c for ch in set(text) for c in self._by_first.get(ch, ()) if c[1].name in text)
+        for _, place in named:
             start = text.find(place.name)
             while start != -1:
                 end = start + len(place.name)
@@ -181,11 +185,14 @@ class Router:
                 if unit not in (STREET, COMMUNITY) and unit not in directory.units:
                     raise ValueError(f"rule {rule.rule_id} names unknown unit {unit}")
         self._by_category: dict[str, list[int]] = {}
-        self._by_keyword: dict[str, list[int]] = {}
+        by_keyword: dict[str, list[int]] = {}
         for index, rule in enumerate(self.rules):
             self._by_category.setdefault(rule.category, []).append(index)
             for keyword in dict.fromkeys(rule.keywords):
-                self._by_keyword.setdefault(keyword, []).append(index)
+                by_keyword.setdefault(keyword, []).append(index)
+        self._by_first: dict[str, list[tuple[str, list[int]]]] = {}  # first character -> (keyword, rule indexes)
+        for keyword, indexes in by_keyword.items():
+            self._by_first.setdefault(keyword[0], []).append((keyword, indexes))
 
     @classmethod
     def from_listing(cls, directory: Directory, listing: Listing) -> Router:
@@ -263,7 +270,7 @@ class Router:
     def _scores(self, text: str) -> dict[int, tuple[int, int]]:
         """Per rule index: (keywords found, their total length)."""
         scores: dict[int, tuple[int, int]] = {}
-        for keyword, indexes in self._by_keyword.items():
+        for keyword, indexes in (k for ch in set(text) for k in self._by_first.get(ch, ())):
             if keyword in text:
                 for i in indexes:
                     hits, length = scores.get(i, (0, 0))
