@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from hotline import auth
 from hotline.api import as_json, grpc_require
 from hotline.auth import Principal
-from hotline.commands import NotFound
+from hotline.commands import Invalid, NotFound
 from hotline.policy import Role
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc
 from services.supervision.store import CaseStore, page_token
@@ -67,11 +67,11 @@ def http_routes(store: CaseStore) -> APIRouter:
         try:
             wanted = state_name(state)
         except ValueError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
+            raise Invalid(str(exc)) from exc
         try:
             cases = await store.list(wanted, unit_filter(who, unit_id), after, limit)
         except ValueError as exc:
-            raise HTTPException(status_code=422, detail=f"bad page token: {exc}") from exc
+            raise Invalid(f"bad page token: {exc}") from exc
         return {"cases": [as_json(c) for c in cases],
                 "next_page_token": page_token(cases[-1]) if len(cases) == limit else ""}
 
