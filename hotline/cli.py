@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("service", choices=SERVICES)
     p.set_defaults(func=lambda a: serve(a.service))
 
-    for module in ("hotline.launcher", "hotline.infra", "hotline.simulator", "services.routing.classifier.cli"):
+    # hotline_dev (local infrastructure, launcher, simulator) is absent from the service image
+    dev = ("hotline_dev.launcher", "hotline_dev.infra", "hotline_dev.simulator")
+    for module in (*dev, "services.routing.classifier.cli"):
         add = _optional(module)
         if add:
             add(sub)

@@ -1,6 +1,6 @@
 """Starts the five services as processes: ``hotline run`` for people, the same code for tests.
 
-``hotline run`` starts the local infrastructure (hotline.infra), creates the topics, starts
+``hotline run`` starts the local infrastructure (hotline_dev.infra), creates the topics, starts
 the five services, waits until each answers /healthz, prints where everything is, and stays
 in the foreground until Ctrl-C, which stops the services and the infrastructure.
 """
@@ -119,7 +119,7 @@ def drop_namespace(settings: Settings) -> None:
         finally:
             await admin.close()
 
-    from hotline.infra import run_sync
+    from hotline_dev.infra import run_sync
 
     run_sync(drop_topics)
     client: MongoClient[dict[str, Any]]
@@ -147,7 +147,7 @@ def start_services(
     names: Iterable[str] = SERVICES, settings: Settings | None = None, env: Mapping[str, str] | None = None,
     log_dir: Path | None = None, timeout: float = 90,
 ) -> dict[str, ServiceProcess]:
-    from hotline.infra import port_busy
+    from hotline_dev.infra import port_busy
 
     settings = settings or get_settings()
     procs = {n: ServiceProcess(n, settings, env or {}, log_dir) for n in names}
@@ -185,7 +185,7 @@ def _stop_on_signals() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hotline import infra
+    from hotline_dev import infra
 
     _stop_on_signals()
     settings = get_settings()
