@@ -16,9 +16,13 @@ Everything (configs, data, logs, pid files) lives under ``settings.run_dir``:
 ``logs/{kafka,store,prometheus}.log`` and ``pids/<component>.pid``.
 
 ``start`` is idempotent: a running component (pid file or a process whose command line names our
-run directory) is probed and reused; a port held by anything else is an error that names the
-port, the component and the setting to change. Processes are started in their own session so
-they outlive the caller; ``stop`` sends SIGTERM to the process group, then SIGKILL.
+run directory) is probed and reused; so is a compatible server this run directory did not start
+(a Kafka that answers metadata, a MongoDB-wire server that answers ping: e.g. another checkout's
+``hotline run``), which is then never stopped from here. A port held by anything else is an
+error that names the port, the component and the setting to change. Processes are started in
+their own session so they outlive the caller; ``stop`` sends SIGTERM to the process group, then
+SIGKILL. ``session()`` is the bounded form the tests and ``hotline run`` use: it stops at the end
+what it started, and nothing that was running before (see its doc).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ __all__ = [
     "InfraError",
     "add_cli",
     "aensure_topics",
+    "clients",
     "ensure_topics",
     "fetch_kafka",
     "fetch_store",
@@ -66,6 +71,7 @@ __all__ = [
     "print_status",
     "render_prometheus_config",
     "render_server_properties",
+    "session",
     "start",
     "status",
     "stop",
@@ -415,12 +421,15 @@ def _kafka_cluster_id() -> str:
 
 class _Component:
     name = ""
+    what = ""  # how messages name it
     exe_marker = ""  # a substring of the command line identifying the program
 
     def __init__(self, s: Settings) -> None:
         self.s = s
         self.run = _run_dir(s)
         self.pid_file = self.run / "pids" / f"{self.name}.pid"
+        # present while the process was started by a session (see session()), which stops it
+        self.session_marker = self.run / "pids" / f"{self.name}.session"
         self.log_file = self.run / "logs" / f"{self.name}.log"
 
     # what makes a process "ours": the program plus an argument naming a path in our run directory
@@ -507,6 +516,7 @@ class _Component:
 
 class _Kafka(_Component):
     name = "kafka"
+    what = "Kafka broker"
     exe_marker = "kafka.Kafka"
 
     @property
@@ -628,6 +638,7 @@ async def _warm_group_coordinator(bootstrap: str, wait_s: float = 30.0) -> None:
 
 class _Store(_Component):
     name = "store"
+    what = "MongoDB-wire store"
     exe_marker = "secantus.cli"
 
     @property
@@ -687,6 +698,7 @@ class _Store(_Component):
 
 class _Prometheus(_Component):
     name = "prometheus"
+    what = "Prometheus"
     exe_marker = "prometheus"
 
     @property
@@ -803,7 +815,10 @@ def _normalize(components: str | Iterable[str] | None) -> list[str]:
 # start / stop / status
 
 
-def _start_one(comp: _Component, say: Say) -> None:
+def _start_one(comp: _Component, say: Say, reuse_foreign: bool = True) -> str:
+    """Make the component available; return how: ``started`` (spawned now), ``reused`` (our
+    process from this run directory was running) or ``foreign`` (a compatible server that this
+    run directory did not start answers on the port: used, never stopped)."""
     t0 = time.monotonic()
     timeout = _READY_TIMEOUT[comp.name]
     proc = comp.find()
@@ -811,12 +826,18 @@ def _start_one(comp: _Component, say: Say) -> None:
         comp.wait_ready(proc, timeout)
         comp.on_reuse(say)
         say(f"already running (pid {proc.pid}), reused")
-        return
+        return "reused"
     comp.pid_file.unlink(missing_ok=True)
-    for host, port, setting in comp.ports():
+    for i, (host, port, setting) in enumerate(comp.ports()):
         if port_busy(host, port):
+            if i == 0 and reuse_foreign and comp.probe():
+                say(f"reusing the {comp.what} already answering on {host}:{port}{_port_owner(port)}: "
+                    "not started here, so it is left running")
+                return "foreign"
             raise InfraError(
-                f"port {port} ({comp.name}) is in use by another process{_port_owner(port)}; stop it or set {setting}"
+                f"port {port} ({comp.name}) is in use by another process{_port_owner(port)}"
+                f"{' that does not answer as ' + comp.what if i == 0 and reuse_foreign else ''}; "
+                f"stop it or set {setting}"
             )
     comp.prepare(say)
     cmd = comp.command()
@@ -841,6 +862,7 @@ def _start_one(comp: _Component, say: Say) -> None:
         raise
     now = time.monotonic()
     say(f"ready in {now - t0:.1f} s (process up in {now - t1:.1f} s, pid {pid}, log {comp.log_file})")
+    return "started"
 
 
 def _terminate(comp: _Component, proc: psutil.Process | None) -> bool:
@@ -884,6 +906,7 @@ def _stop_one(comp: _Component, say: Say) -> None:
     say(f"stopping (pid {pid})…")
     killed = _terminate(comp, proc)
     comp.pid_file.unlink(missing_ok=True)
+    comp.session_marker.unlink(missing_ok=True)
     how = "killed after SIGTERM timeout" if killed else "stopped"
     say(f"{how} in {time.monotonic() - t0:.1f} s")
 
@@ -902,37 +925,59 @@ def _parallel(names: list[str], fn: Callable[[str], None]) -> None:
         raise InfraError("\n".join(errors))
 
 
+def _start_locked(
+    s: Settings, names: list[str], console: Console, topics: bool, reuse_foreign: bool
+) -> dict[str, str]:
+    outcome: dict[str, str] = {}
+
+    def one(name: str) -> None:
+        say = _sayer(console, name)
+        outcome[name] = _start_one(_CLASSES[name](s), say, reuse_foreign)
+        if name == "kafka" and topics:
+            created = ensure_topics(s)
+            n = len(topic_names(s))
+            say(f"topics ok ({n} topics, {len(created)} created)")
+        if name == "kafka":
+            run_sync(lambda: _warm_group_coordinator(s.kafka.bootstrap_servers))
+
+    _parallel(names, one)
+    return outcome
+
+
 def start(
     components: str | Iterable[str] = COMPONENTS,
     settings: Settings | None = None,
     *,
     quiet: bool = False,
     topics: bool = True,
-) -> None:
-    """Start (or reuse) the components; return when every one is ready.
+    reuse_foreign: bool = True,
+) -> dict[str, str]:
+    """Start (or reuse) the components; return when every one is ready, with how each became
+    available: ``started``, ``reused`` (ours, already running) or ``foreign`` (a compatible server
+    this run directory did not start answers on the port; with ``reuse_foreign=False`` that is
+    an error).
 
-    With ``topics`` (default) and kafka among the components, the topics of ``settings.topics``
-    are created if missing. Raises :class:`InfraError` (e.g. a port held by a foreign process).
+    What this starts stays up until ``stop`` (``hotline infra start`` means "keep it running"; a
+    component a :func:`session` started is made permanent too). With ``topics`` (default) and
+    kafka among the components, the topics of ``settings.topics`` are created if missing. Raises
+    :class:`InfraError` (e.g. a port held by a process that is not a compatible server).
     """
     s = _settings(settings)
     names = _normalize(components)
     console = _console(quiet)
-    run = _run_dir(s)
-    for sub in ("pids", "logs", "data"):
-        (run / sub).mkdir(parents=True, exist_ok=True)
+    run = _prepare_run_dir(s)
     with _file_lock(run / "pids" / ".lock"):
+        outcome = _start_locked(s, names, console, topics, reuse_foreign)
+        for name in names:
+            _CLASSES[name](s).session_marker.unlink(missing_ok=True)
+    return outcome
 
-        def one(name: str) -> None:
-            say = _sayer(console, name)
-            _start_one(_CLASSES[name](s), say)
-            if name == "kafka" and topics:
-                created = ensure_topics(s)
-                n = len(topic_names(s))
-                say(f"topics ok ({n} topics, {len(created)} created)")
-            if name == "kafka":
-                run_sync(lambda: _warm_group_coordinator(s.kafka.bootstrap_servers))
 
-        _parallel(names, one)
+def _prepare_run_dir(s: Settings) -> Path:
+    run = _run_dir(s)
+    for sub in ("pids", "logs", "data", "leases"):
+        (run / sub).mkdir(parents=True, exist_ok=True)
+    return run
 
 
 def stop(
@@ -947,11 +992,133 @@ def stop(
         _parallel(names, lambda name: _stop_one(_CLASSES[name](s), _sayer(console, name)))
 
 
+# --------------------------------------------------------------------------------------------
+# sessions: bounded uses (a test session, `hotline run`) that stop what they started
+
+
+def _live_leases(run: Path, own: Path | None = None) -> list[Path]:
+    """Lease files of sessions whose process is still alive (stale ones are removed)."""
+    live = []
+    for lease in sorted((run / "leases").glob("*.lease")):
+        if lease == own:
+            continue
+        try:
+            pid, created = lease.read_text().split()
+            proc = psutil.Process(int(pid))
+            alive = abs(proc.create_time() - float(created)) < 1 and proc.status() != psutil.STATUS_ZOMBIE
+        except (OSError, ValueError, psutil.Error):
+            alive = False
+        if alive:
+            live.append(lease)
+        else:
+            lease.unlink(missing_ok=True)
+    return live
+
+
+def clients(port: int, exclude: Iterable[int] = ()) -> set[int]:
+    """Pids of processes with an open TCP connection to ``port`` on this machine, except ``exclude``
+    and this process (0 stands for a connection whose process the OS does not show us)."""
+    skip = {os.getpid(), *exclude}
+    found: set[int] = set()
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return found
+    for c in conns:
+        if c.status == psutil.CONN_ESTABLISHED and c.raddr and c.raddr.port == port and c.pid not in skip:
+            found.add(c.pid or 0)
+    return found
+
+
+def _release(s: Settings, names: list[str], console: Console, own: Path) -> None:
+    """At the end of a session: stop the components a session started, unless another live
+    session holds a lease on this run directory or other processes still talk to them."""
+    run = _run_dir(s)
+    others = _live_leases(run, own)
+    for name in names:
+        comp = _CLASSES[name](s)
+        say = _sayer(console, name)
+        if not comp.session_marker.exists():
+            continue  # started by `hotline infra start`, by a kept session, or not ours at all
+        proc = comp.find()
+        if proc is None:
+            comp.session_marker.unlink(missing_ok=True)
+            continue
+        if others:
+            say(f"left running: {len(others)} other session(s) still use it (the last one stops it)")
+            continue
+        with contextlib.suppress(psutil.Error):
+            server = {proc.pid, *(c.pid for c in proc.children(recursive=True))}
+            users = clients(comp.ports()[0][1], server)
+            if users:
+                shown = ", ".join(str(p) if p else "?" for p in sorted(users)[:5])
+                say(f"left running: still in use by other processes (pid {shown})")
+                continue
+        _stop_one(comp, say)
+        comp.session_marker.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def session(
+    components: str | Iterable[str] = ("kafka", "store"),
+    settings: Settings | None = None,
+    *,
+    keep: bool = False,
+    quiet: bool = False,
+    topics: bool = True,
+    reuse_foreign: bool = True,
+) -> Iterator[dict[str, str]]:
+    """Infrastructure for a bounded use: start or reuse the components, yield how each became
+    available (see :func:`start`), and at the end stop what a session started.
+
+    Rules that make it safe on a machine where several checkouts, test suites and ``hotline run``
+    share one broker and store:
+
+    * anything already running before is left alone: a component started by
+      ``hotline infra start`` (or a kept session), and a compatible server this run directory did
+      not start at all (``foreign``), are never stopped;
+    * a component a session started is stopped by the *last* session of the run directory to end
+      (each holds a lease file while it runs), and only when no other process still has a
+      connection to it;
+    * ``keep=True`` (tests: ``HOTLINE_TEST_KEEP_INFRA=1``; ``hotline run --keep-infra``) leaves
+      everything running and makes it permanent, as if ``hotline infra start`` had started it.
+    """
+    s = _settings(settings)
+    names = _normalize(components)
+    console = _console(quiet)
+    run = _prepare_run_dir(s)
+    own = run / "leases" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.lease"
+    with _file_lock(run / "pids" / ".lock"):
+        own.write_text(f"{os.getpid()} {psutil.Process().create_time()}\n")
+        try:
+            outcome = _start_locked(s, names, console, topics, reuse_foreign)
+        except BaseException:
+            own.unlink(missing_ok=True)
+            raise
+        for name, how in outcome.items():
+            if how == "started":
+                _CLASSES[name](s).session_marker.write_text(f"{os.getpid()}\n")
+    try:
+        yield outcome
+    finally:
+        with _file_lock(run / "pids" / ".lock"):
+            own.unlink(missing_ok=True)
+            if keep:
+                for name in names:
+                    comp = _CLASSES[name](s)
+                    if comp.session_marker.exists():
+                        comp.session_marker.unlink()
+                        _sayer(console, name)("kept running (stop it with `hotline infra stop`)")
+            else:
+                _release(s, names, console, own)
+
+
 def status(settings: Settings | None = None) -> list[dict[str, Any]]:
     """One dict per component: component, pid, port, state, version, log.
 
     state is ``running`` (process alive and probe ok), ``unready`` (alive, probe fails),
-    ``stopped``, or ``port in use`` (not ours, but something else holds a port).
+    ``stopped``, ``foreign`` (not started from this run directory, but a compatible server answers
+    on the port: start and session reuse it) or ``port in use`` (something else holds a port).
     """
     s = _settings(settings)
     rows: list[dict[str, Any]] = []
@@ -962,7 +1129,7 @@ def status(settings: Settings | None = None) -> list[dict[str, Any]]:
         if proc is not None:
             state = "running" if comp.probe() else "unready"
         elif any(port_busy(h, p) for h, p, _ in ports):
-            state = "port in use"
+            state = "foreign" if comp.probe() else "port in use"  # foreign: compatible, reusable
         else:
             state = "stopped"
         rows.append(
@@ -983,7 +1150,7 @@ def print_status(rows: list[dict[str, Any]], console: Console | None = None) -> 
     table = Table(title="hotline infra")
     for col in ("component", "pid", "port", "state", "version"):
         table.add_column(col)
-    colors = {"running": "green", "unready": "yellow", "stopped": "dim", "port in use": "red"}
+    colors = {"running": "green", "unready": "yellow", "stopped": "dim", "port in use": "red", "foreign": "cyan"}
     for r in rows:
         st = r["state"]
         table.add_row(

@@ -1,7 +1,9 @@
 """Session fixtures: the real infrastructure, an isolated namespace, and the five services.
 
 Infrastructure comes from the project's own scripts (hotline_dev.infra: Apache Kafka in KRaft
-mode and the SecantusDB MongoDB-wire server as local processes; a running one is reused).
+mode and the SecantusDB MongoDB-wire server as local processes). A running broker and store are
+reused and left running; what the session starts itself it stops at the end, unless
+HOTLINE_TEST_KEEP_INFRA=1.
 Where a Docker engine exists, ``HOTLINE_TEST_INFRA=testcontainers`` uses testcontainers'
 Kafka and MongoDB instead.
 
@@ -58,8 +60,10 @@ def infra_env() -> Iterator[dict[str, str]]:
         return
     from hotline_dev import infra
 
-    infra.start(components=("kafka", "store"))
-    yield {}
+    # Stops at the end the broker and store it started (unless HOTLINE_TEST_KEEP_INFRA=1); anything
+    # running before - the developer's own, another checkout's or another suite's - is reused and left alone.
+    with infra.session(("kafka", "store"), keep=os.environ.get("HOTLINE_TEST_KEEP_INFRA", "") not in ("", "0")):
+        yield {}
 
 
 @pytest.fixture(scope="session")
