@@ -46,11 +46,12 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hotline import auth, infra, pb  # noqa: E402
-from hotline.launcher import ServiceProcess, drop_namespace, isolated_env, settings_for  # noqa: E402
+from hotline import auth, pb  # noqa: E402
 from hotline.settings import SERVICES, Settings  # noqa: E402
-from hotline.simulator import generate  # noqa: E402
 from hotline.v1 import services_pb2, services_pb2_grpc  # noqa: E402
+from hotline_dev import infra  # noqa: E402
+from hotline_dev.launcher import ServiceProcess, drop_namespace, isolated_env, settings_for  # noqa: E402
+from hotline_dev.simulator import generate  # noqa: E402
 
 console = Console()
 PIPELINE = ("intake", "routing", "supervision", "metrics")  # the services a ticket passes through

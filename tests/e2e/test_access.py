@@ -26,8 +26,8 @@ from hotline import policy
 from hotline.auth import grpc_channel
 from hotline.policy import PEOPLE, Role
 from hotline.settings import SERVICES, Settings
-from hotline.simulator import generate
 from hotline.v1 import services_pb2
+from hotline_dev.simulator import generate
 from tests.support import eventually, http, publish_raw, publish_tickets, token
 
 pytestmark = pytest.mark.e2e

@@ -10,10 +10,10 @@ from typing import Any
 import grpc
 import pytest
 
-from hotline.launcher import ServiceProcess
 from hotline.settings import SERVICES, Settings
-from hotline.simulator import bad_messages, generate
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
+from hotline_dev.launcher import ServiceProcess
+from hotline_dev.simulator import bad_messages, generate
 from tests.support import (
     channel,
     city_json,

@@ -57,7 +57,7 @@ async def kit(settings: Settings, topics: list[str]) -> AsyncIterator[dict[str, 
     producer = kafka.producer(settings)
     await producer.start()
     name = uuid.uuid4().hex[:6]
-    from hotline import infra
+    from hotline_dev import infra
 
     source, out = f"{settings.topics.prefix}kit-{name}-in", f"{settings.topics.prefix}kit-{name}-out"
     infra.ensure_topics(settings, [source, out])
