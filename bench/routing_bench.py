@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hotline import simulator  # noqa: E402
 from hotline.v1 import ticket_pb2  # noqa: E402
+from hotline_dev import simulator  # noqa: E402
 from services.routing.core import Router  # noqa: E402
 
 

@@ -17,11 +17,13 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
+
+from hotline.commands import DomainError
 
 STREET = "@street"  # the street office (街道) of the place (属地管理)
 COMMUNITY = "@community"  # the community (社区) of the place, else its street
@@ -29,8 +31,11 @@ PLACE_RULES = (STREET, COMMUNITY)
 Op = Literal["seed", "upsert", "remove", "replace"]
 
 
-class ListChangeError(ValueError):
-    """A change the list refuses (the command layer answers it as invalid_argument)."""
+class ListChangeError(DomainError):
+    """A change the list refuses (answered as invalid_argument: 422 / INVALID_ARGUMENT)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_argument", message)
 
 
 @dataclass(frozen=True)
@@ -147,11 +152,15 @@ class LogEntry:
                    tuple(doc.get("added", ())), tuple(doc.get("removed", ())), tuple(doc.get("changed", ())))
 
 
-class ListVersion(NamedTuple):
-    """A version of the list and the log entry that made it."""
+@dataclass(frozen=True)
+class ListVersion:
+    """A version of the list and the log entry that made it (the state a list command changes)."""
 
     listing: Listing
     entry: LogEntry
+
+    def __iter__(self) -> Iterator[Any]:  # new, entry = apply_change(...)
+        return iter((self.listing, self.entry))
 
 
 def seed(listing: Listing, actor: str, at: datetime, reason: str = "shipped list", previous: str = "") -> ListVersion:

@@ -17,7 +17,8 @@ from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from hotline import pb
+from hotline import audit, pb
+from hotline.commands import DomainError
 from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
 from hotline.v1 import events_pb2
@@ -31,6 +32,7 @@ log = get_logger(__name__)
 
 class AssignmentStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
         self.assignments = db["assignments"]
 
     async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, events_pb2.TicketAssigned]:
@@ -43,11 +45,21 @@ class AssignmentStore:
     async def insert_new(self, assigned: Sequence[events_pb2.TicketAssigned]) -> set[str]:
         """Insert; returns the ticket ids that were stored already (by another attempt)."""
         docs = [{"_id": a.assignment.ticket_id, **pb.to_doc(a)} for a in assigned]
-        return await insert_missing(self.assignments, docs)
+        existed = await insert_missing(self.assignments, docs)
+        await audit.record(self.db, [audit.entry(
+            at=pb.dt(a.assignment.assigned_at), actor=audit.system_actor("routing"), action="assign",
+            kind="assignment", target_id=a.assignment.ticket_id, reason=f"method {a.assignment.method}",
+            after=doc, entry_id=f"{a.assignment.ticket_id}/assigned/{a.assignment.dispatch_round}",
+        ) for a, doc in zip(assigned, docs, strict=True) if a.assignment.ticket_id not in existed])
+        return existed
 
 
-class ListConflict(Exception):
-    """The list changed since the version a change was made from: load it again and retry."""
+class ListConflict(DomainError):
+    """The list changed since the version a change was made from (failed_precondition: 409):
+    load it again and retry."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("failed_precondition", message)
 
 
 class ResponsibilityStore:
@@ -66,7 +78,7 @@ class ResponsibilityStore:
     async def save(self, state: ListVersion, session: Any = None) -> None:
         """Store ``state`` as the current version, if the current one is still the version it was
         made from (``entry.previous_version``); else :class:`ListConflict`. Adds it to the history."""
-        listing, entry = state
+        listing, entry = state.listing, state.entry
         doc = _to_doc(state)
         if not entry.previous_version:
             try:
@@ -116,9 +128,9 @@ class ResponsibilityStore:
 
 
 def _to_doc(state: ListVersion) -> Doc:
-    listing, entry = state
+    listing = state.listing
     return {"version": listing.version, "list_version": listing.list_version, "listing": listing.to_doc(),
-            "change": entry.to_doc()}
+            "change": state.entry.to_doc()}
 
 
 def _from_doc(doc: Doc) -> ListVersion:

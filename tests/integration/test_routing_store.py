@@ -66,8 +66,9 @@ async def test_a_change_made_from_an_old_version_is_refused(db: AsyncDatabase[mo
     a = apply_change(shipped, Change("remove", "a", rule_id="消费维权-06"), "office:a", AT, UNITS)
     b = apply_change(shipped, Change("remove", "b", rule_id="消费维权-07"), "office:b", AT, UNITS)
     await store.save(a)
-    with pytest.raises(ListConflict):
+    with pytest.raises(ListConflict) as conflict:
         await store.save(b)  # both were made from version 1; only the first lands
+    assert conflict.value.code == "failed_precondition"
     assert (await store.load()) == a
     assert [e.actor for e in await store.history()] == ["office:a", "system:routing"]
 

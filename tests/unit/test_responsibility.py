@@ -91,8 +91,20 @@ def test_an_item_is_normalised_before_it_is_stored(listing: Listing) -> None:
     (Change("remove", "r", rule_id="nope"), "a", "no item nope"),
 ])
 def test_invalid_changes_are_refused(listing: Listing, change: Change, actor: str, message: str) -> None:
-    with pytest.raises(ListChangeError, match=message):
+    with pytest.raises(ListChangeError, match=message) as refused:
         apply_change(listing, change, actor, AT, UNITS)
+    assert refused.value.code == "invalid_argument"  # 422 / INVALID_ARGUMENT through the command kit
+
+
+def test_a_version_is_a_state_the_command_kit_can_audit(listing: Listing) -> None:
+    import bson
+
+    from hotline.commands import as_doc
+
+    version = apply_change(listing, Change("remove", "并入", rule_id="消费维权-06"), "office:li", AT, UNITS)
+    doc = as_doc(version)
+    assert doc is not None and doc["entry"]["reason"] == "并入" and len(doc["listing"]["items"]) == 152
+    assert bson.decode(bson.encode(doc))["entry"]["before"]["rule_id"] == "消费维权-06"  # storable as it is
 
 
 def test_a_change_that_changes_nothing_is_refused(listing: Listing) -> None:
