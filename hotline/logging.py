@@ -17,6 +17,9 @@ import structlog
 
 
 def configure(service: str, level: str = "INFO", json: bool = False) -> None:
+    for stream in (sys.stdout, sys.stderr):  # a line quoting bad input (a lone surrogate) must not raise
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
     for noisy in ("aiokafka", "kafka", "pymongo", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

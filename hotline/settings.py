@@ -66,6 +66,12 @@ class LimitSettings(BaseModel):
     sla_scan_seconds: float = 30  # how often supervision looks for missed deadlines
 
 
+class IntakeSettings(BaseModel):
+    """What intake accepts beyond the contract's fixed rules (docs/city-format.md)."""
+
+    future_tolerance_seconds: float = 600  # receivedAt/dispatchedAt may lie this far after publication (clock skew)
+
+
 class PortSettings(BaseModel):
     intake_http: int = 8101
     intake_grpc: int = 9101
@@ -95,6 +101,7 @@ class Settings(BaseSettings):
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     ports: PortSettings = Field(default_factory=PortSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
     run_dir: Path = REPO_ROOT / ".run"  # data, logs and pid files of the local infrastructure
     cache_dir: Path = Path.home() / ".cache" / "hotline"  # Kafka jars, outside the repository
     log_level: str = "INFO"
