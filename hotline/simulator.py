@@ -1075,7 +1075,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--print", dest="print_only", action="store_true", help="print JSON lines, do not publish")
     parser.add_argument("--with-key", action="store_true", help="with --print: 'id<TAB>json' lines for kcat -K'\\t'")
     parser.add_argument("--start", type=datetime.fromisoformat, default=None,
-                        help="received_at of the run, ISO 8601 (default: so that the run ends before now); ids embed it")
+                        help="received_at of the run, ISO 8601 (default: the run ends before now); ids embed it")
     parser.add_argument("--no-live", dest="live", action="store_false",
                         help="keep the generated received_at/dispatched_at instead of the publish time")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -17,17 +17,26 @@ shrinks a failure to a small example).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+import unicodedata
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from random import Random
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from google.protobuf.descriptor import FieldDescriptor
+from pymongo import AsyncMongoClient
 
-from hotline.v1 import ticket_pb2
+from hotline import mongo
+from hotline.settings import Settings
+from hotline.v1 import services_pb2, ticket_pb2
 from services.intake import core
+from tests.support import eventually, read_topic
 
 # characters that broke, or could break, something after intake
 SPECIAL = ["\x00", "\x01", "\x07", "\x08", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\x9f", "\r", "\r\n", "\t", "\n",
@@ -36,7 +45,8 @@ SPECIAL = ["\x00", "\x01", "\x07", "\x08", "\x0b", "\x0c", "\x1b", "\x7f", "\x85
            "\u1100\u1161", "Å", "ﬁ", "①", "Ｃ", "\u3000", "\ue000", "_x000D_", "\u0958", "\ufb2c"]
 WORDS = ["噪音扰民", "路灯不亮", "中华路118号", "下水道堵塞", "物业不作为", "违章停车", "拖欠工资", "𠀀𠀁𠀂", "😀"]
 SNAKE = {"cityTicketId": "city_ticket_id", "ticketType": "ticket_type", "content": "content",
-         "receivedAt": "received_at", "dispatchedAt": "dispatched_at", "timeLimitWorkingDays": "time_limit_working_days"}
+         "receivedAt": "received_at", "dispatchedAt": "dispatched_at",
+         "timeLimitWorkingDays": "time_limit_working_days"}
 REQUIRED = ("cityTicketId", "ticketType", "content", "receivedAt")
 BEIJING = timezone(timedelta(hours=8))
 BAD_TIMES = ["9999-12-31T23:59:59Z", "9999-12-31T16:00:00Z", "0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z",
@@ -345,3 +355,109 @@ def generate_records(count: int, run: str, seed: int = 0, now: datetime | None =
             valid_ids.append(record.ticket_id)
         out.append(record)
     return out
+
+
+# ---- a run against a platform: publish, wait, account for every record ----------------------------------------
+
+@dataclass
+class FuzzReport:
+    records: int
+    seconds: float  # publish -> every consumer group caught up
+    outcomes: Counter[str]  # STORED, DUPLICATE or the dead-letter reason of each record
+    by_kind: dict[str, Counter[str]]
+    unexpected: list[tuple[str, str, bytes]]  # (kind, outcome, start of the value) outside the record's expect
+    valid_lost: list[str]  # ids of records made valid that are not stored, assigned and given a case
+    unaccounted: int  # records neither dead-lettered nor stored
+    downstream_dead: Counter[str]  # "service/reason" of dead letters after intake for the run's tickets
+    unclean: list[str]  # stored tickets whose text carries control characters or is not NFC
+    counted: dict[str, int]  # growth of the metrics summary: received, assigned, cases_opened
+    stored_ids: set[str]
+
+
+async def run_fuzz(settings: Settings, records: list[FuzzRecord], timeout: float = 300) -> FuzzReport:
+    """Publish the records to the city topic, wait until every consumer group has caught up,
+    and account for each record: dead-lettered by intake (the reason), stored, or a duplicate
+    of an id stored before. Then check the stored tickets went all the way (assignment, case,
+    counted by metrics) and that their text is clean."""
+    from tests.e2e.test_pipeline import drained, summary
+
+    city_topic = settings.topics.name("city_tickets")
+    before = await summary(settings)
+    started = time.monotonic()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
+                                enable_idempotence=True, linger_ms=5, max_request_size=4 * MAX_RECORD_BYTES)
+    await producer.start()
+    try:
+        headers = [("content_type", b"application/json")]
+        futures = [await producer.send(city_topic, r.value, key=r.key, headers=headers) for r in records]
+        placed = [(m.partition, m.offset) for m in await asyncio.gather(*futures)]
+    finally:
+        await producer.stop()
+    await drained(settings, timeout=timeout)
+    seconds = time.monotonic() - started
+
+    ids = {r.ticket_id for r in records}
+    dead = await read_topic(settings, settings.topics.name("dead_letters"), expect=10**9, timeout=5)
+    by_offset: dict[tuple[int, int], str] = {}
+    downstream: Counter[str] = Counter()
+    for m in dead:
+        h = {k: v.decode("utf-8", "replace") for k, v in m.headers}
+        if h.get("dlq_original_topic") == city_topic:
+            by_offset[(int(h["dlq_original_partition"]), int(h["dlq_original_offset"]))] = h["dlq_reason"]
+        elif m.key and m.key.decode("utf-8", "replace") in ids:
+            downstream[f"{h.get('dlq_service')}/{h.get('dlq_reason')}"] += 1
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo.url, tz_aware=True)
+    try:
+        def db(service: str) -> Any:
+            return client[f"{settings.mongo.database_prefix}_{service}"]
+
+        stored_docs = await mongo.find_in(db("intake")["tickets"], sorted(ids))
+        stored_ids = {d["_id"] for d in stored_docs}
+        assigned = {d["_id"] for d in await mongo.find_in(db("routing")["assignments"], sorted(stored_ids), "_id",
+                                                           {"_id": 1})}
+        opened = {d["_id"] for d in await mongo.find_in(db("supervision")["cases"], sorted(stored_ids), "_id",
+                                                         {"_id": 1})}
+    finally:
+        await client.close()
+
+    outcomes: Counter[str] = Counter()
+    by_kind: dict[str, Counter[str]] = {}
+    unexpected: list[tuple[str, str, bytes]] = []
+    first_seen: set[str] = set()
+    unaccounted = 0
+    for record, where in sorted(zip(records, placed, strict=True), key=lambda rp: rp[1]):  # offset order
+        outcome = by_offset.get(where)
+        if outcome is None:
+            if record.ticket_id not in stored_ids:
+                unaccounted += 1
+                outcome = "unaccounted"
+            else:
+                outcome = DUPLICATE if record.ticket_id in first_seen else STORED
+                first_seen.add(record.ticket_id)
+        outcomes[outcome] += 1
+        by_kind.setdefault(record.kind, Counter())[outcome] += 1
+        if record.expect and outcome not in record.expect:
+            unexpected.append((record.kind, outcome, record.value[:200]))
+    valid_ids = {r.ticket_id for r in records if r.valid}
+    valid_lost = sorted(valid_ids - (stored_ids & assigned & opened))
+    unclean = [d["_id"] for d in stored_docs if not all(_clean(t) for t in _strings(d))]
+
+    def grew(s: services_pb2.Summary) -> bool:
+        return s.received - before.received >= len(stored_ids) and s.cases_opened - before.cases_opened >= len(opened)
+
+    after = await eventually(lambda: summary(settings), grew, timeout=60)
+    counted = {"received": after.received - before.received, "assigned": after.assigned - before.assigned,
+               "cases_opened": after.cases_opened - before.cases_opened}
+    return FuzzReport(len(records), seconds, outcomes, by_kind, unexpected, valid_lost, unaccounted, downstream,
+                      unclean, counted, stored_ids)
+
+
+def _strings(doc: dict[str, Any]) -> list[str]:
+    values = [doc.get(f, "") for f in core.TEXT_LIMITS] + doc.get("tags", []) + list(doc.get("caller", {}).values())
+    return [v for v in values if isinstance(v, str)]
+
+
+def _clean(text: str) -> bool:
+    return text == unicodedata.normalize("NFC", text) and not any(
+        unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\t" for c in text)

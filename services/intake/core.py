@@ -101,7 +101,7 @@ def known_fields(obj: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
 
 
 def _numbers(field: FieldDescriptor) -> set[int]:
-    return {v.number for v in field.enum_type.values}
+    return {v.number for v in field.enum_type.values} if field.enum_type else set()
 
 
 def validate(city: ticket_pb2.CityTicket, latest: datetime) -> None:

@@ -4,7 +4,7 @@ import json
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from random import Random
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
