@@ -77,6 +77,7 @@ VAGUE_ADDRESS_SHARE = 0.03  # addresses that name no place of the gazetteer
 STREET_FIELD_SHARE = 0.35  # tickets where the city also fills in the street
 HOLIDAY_TOURISM_BOOST = 4.0
 MEAN_GAP_SECONDS = 6.0  # mean time between two received tickets (non-live)
+MAX_DISPATCH_SECONDS = 300  # dispatched_at follows received_at within this (the 5-minute dispatch rule)
 
 # reason the platform gives each malformed sample (the dlq_reason header)
 BAD_MESSAGE_REASONS: dict[str, str] = {
@@ -647,13 +648,21 @@ def _round_ms(value: datetime) -> datetime:
 
 
 def generate(count: int, seed: int = 0, start: datetime | None = None) -> Iterator[ticket_pb2.CityTicket]:
-    """``count`` realistic city tickets, deterministic for ``seed`` and ``start`` (default: now, UTC).
+    """``count`` realistic city tickets, deterministic for ``seed`` and ``start``.
 
     Ids are ``C<yyyymmddHHMMSS of start, local time><seed:03d><sequence:07d>``.
     ``received_at`` grows from ``start`` by small random gaps; ``dispatched_at`` follows within
-    a few minutes (the 5-minute dispatch rule)."""
+    a few minutes (the 5-minute dispatch rule). Without ``start`` the run ends before now
+    (:func:`default_start`): intake refuses tickets received in the future."""
     for ticket, _ in _generate(count, seed, start):
         yield ticket
+
+
+def default_start(count: int, now: datetime) -> datetime:
+    """A start from which ``count`` tickets all lie before ``now``: the run's expected span plus
+    six standard deviations of it, plus the longest dispatch delay."""
+    span = MEAN_GAP_SECONDS * (count + 6 * count**0.5) + MAX_DISPATCH_SECONDS
+    return now - timedelta(seconds=span)
 
 
 def _generate(count: int, seed: int, start: datetime | None) -> Iterator[tuple[ticket_pb2.CityTicket, _Meta]]:
@@ -661,7 +670,7 @@ def _generate(count: int, seed: int, start: datetime | None) -> Iterator[tuple[t
     rng = random.Random(seed)
     tz = ZoneInfo(get_settings().timezone)
     if start is None:
-        start = datetime.now(UTC)
+        start = default_start(count, datetime.now(UTC))
     elif start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     start = _round_ms(start)
@@ -737,7 +746,7 @@ def _generate(count: int, seed: int, start: datetime | None) -> Iterator[tuple[t
             time_limit = _pick(rng, (0, 2))
         elif urgent:
             time_limit = 1
-        dispatch_delay = rng.uniform(20, 120) if urgent else rng.uniform(60, 300)
+        dispatch_delay = rng.uniform(20, 120) if urgent else rng.uniform(60, MAX_DISPATCH_SECONDS)
 
         ticket = ticket_pb2.CityTicket(
             city_ticket_id=f"C{token}{seq:07d}",
@@ -1006,7 +1015,7 @@ async def publish(
             pending: list[asyncio.Future[Any]] = []
             started = time.perf_counter()
             shown = started
-            for i, ticket in enumerate(generate(count, seed, start or datetime.now(UTC))):
+            for i, ticket in enumerate(generate(count, seed, start)):
                 if rate > 0:
                     delay = started + i / rate - time.perf_counter()
                     if delay > 0:
@@ -1074,7 +1083,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--print", dest="print_only", action="store_true", help="print JSON lines, do not publish")
     parser.add_argument("--with-key", action="store_true", help="with --print: 'id<TAB>json' lines for kcat -K'\\t'")
     parser.add_argument("--start", type=datetime.fromisoformat, default=None,
-                        help="received_at of the run, ISO 8601 (default now); ids embed it")
+                        help="received_at of the run, ISO 8601 (default: the run ends before now); ids embed it")
     parser.add_argument("--no-live", dest="live", action="store_false",
                         help="keep the generated received_at/dispatched_at instead of the publish time")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
