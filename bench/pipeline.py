@@ -13,7 +13,7 @@ It starts the local infrastructure (or reuses it), and for each scenario a fresh
 * max: sustained end-to-end throughput (every ticket received, assigned, its case opened and
   counted by metrics: every write persisted), and the resident memory of every process;
 * lifecycle: tickets through to closure, every person of the lifecycle played at once
-  (hotline/lifecycle_sim.py): closures and commands per second, publish -> closed p50/p95;
+  (hotline_dev/lifecycle_sim.py): closures and commands per second, publish -> closed p50/p95;
 * replay: a backlog of tickets already on the topic, then the services start and catch up;
 * replicas / partitions: the same with 1, 2, 4 replicas of each pipeline service in one
   consumer group, and with more partitions.
@@ -48,11 +48,12 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hotline import auth, infra, pb  # noqa: E402
-from hotline.launcher import ServiceProcess, drop_namespace, isolated_env, settings_for  # noqa: E402
+from hotline import auth, pb  # noqa: E402
 from hotline.settings import SERVICES, Settings  # noqa: E402
-from hotline.simulator import generate  # noqa: E402
 from hotline.v1 import services_pb2, services_pb2_grpc  # noqa: E402
+from hotline_dev import infra  # noqa: E402
+from hotline_dev.launcher import ServiceProcess, drop_namespace, isolated_env, settings_for  # noqa: E402
+from hotline_dev.simulator import generate  # noqa: E402
 
 console = Console()
 PIPELINE = ("intake", "routing", "supervision", "metrics")  # the services a ticket passes through
@@ -76,9 +77,10 @@ class Namespace:
     partitions: int = 4
     tag: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:6]}")
     procs: list[ServiceProcess] = field(default_factory=list)
+    port_offset: int = 10_000  # added to every default port (set apart from other runs on the machine)
 
     def __post_init__(self) -> None:
-        self.env = {**isolated_env(self.tag, 10_000), "HOTLINE_KAFKA__PARTITIONS": str(self.partitions),
+        self.env = {**isolated_env(self.tag, self.port_offset), "HOTLINE_KAFKA__PARTITIONS": str(self.partitions),
                     "HOTLINE_MODEL_DIR": str(ROOT / "models" / "classifier")}
         self.settings = settings_for(self.env)
 
@@ -284,7 +286,7 @@ async def scenario_lifecycle(ns: Namespace, count: int, seed: int) -> dict[str, 
     """Tickets through to closure: publish ``count`` tickets and play every person of their
     lifecycles at once (no think time; default path shares: extensions, parks, failed reviews,
     unsatisfied evaluations, returns): closures per second and time from publish to closure."""
-    from hotline.lifecycle_sim import Player, choose_paths
+    from hotline_dev.lifecycle_sim import Player, choose_paths
 
     tickets = encoded_tickets(count, seed=seed)
     ids = [i for i, _ in tickets]

@@ -59,7 +59,7 @@ def routes(db: AsyncDatabase[Doc]) -> APIRouter:
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
         if not ticket_id and not actor:
-            raise HTTPException(422, "give ticket_id or actor (a token subject)")
+            raise HTTPException(400, "give ticket_id or actor (a token subject)")
         return {"entries": await query(db, ticket_id, actor, limit)}
 
     return api

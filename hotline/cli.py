@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ttl", type=float, default=None, help="minutes of validity (default from settings)")
     t.set_defaults(func=issue_token)
 
-    for module in ("hotline.launcher", "hotline.infra", "hotline.simulator", "services.routing.classifier.cli"):
+    # hotline_dev (local infrastructure, launcher, simulator) is absent from the service image
+    dev = ("hotline_dev.launcher", "hotline_dev.infra", "hotline_dev.simulator")
+    for module in (*dev, "services.routing.classifier.cli"):
         add = _optional(module)
         if add:
             add(sub)

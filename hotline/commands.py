@@ -40,7 +40,7 @@ S = TypeVar("S")
 IDEMPOTENCY = "commands"  # collection of answers by (actor, idempotency key)
 
 HTTP_STATUS = {
-    "invalid_argument": 422, "not_found": 404, "failed_precondition": 409, "already_exists": 409,
+    "invalid_argument": 400, "not_found": 404, "failed_precondition": 409, "already_exists": 409,
     "permission_denied": 403,
 }
 GRPC_STATUS = {

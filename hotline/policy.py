@@ -38,7 +38,7 @@ FIGURES = frozenset({OFFICE, LEADER, VIEWER, ADMIN})  # read-only figures, no pe
 AUDITORS = frozenset({OFFICE, ADMIN})
 
 # The audit trail every service keeps (hotline/audit.py).
-_AUDIT = {"GET /audit": AUDITORS, "GetAuditTrail": AUDITORS}
+_AUDIT = {"GET /audit": AUDITORS}
 
 POLICY: dict[str, dict[str, frozenset[Role]]] = {
     "intake": {

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from fastapi import APIRouter, Body, Depends, HTTPException
+from fastapi import APIRouter, Body, Depends
 from google.protobuf import json_format
 
 from hotline import auth
 from hotline.api import as_json, grpc_require
 from hotline.auth import Principal
-from hotline.commands import NotFound
+from hotline.commands import Invalid, NotFound
 from hotline.mongo import utcnow
 from hotline.policy import Role
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
@@ -51,7 +51,7 @@ def http_routes(router: Router, store: AssignmentStore, classify: Classify | Non
         try:
             parsed = json_format.ParseDict(ticket, ticket_pb2.Ticket())
         except json_format.ParseError as exc:
-            raise HTTPException(status_code=422, detail=f"not a Ticket: {exc}") from exc
+            raise Invalid(f"not a Ticket: {exc}") from exc
         return as_json(dry_run(router, classify, parsed))
 
     @api.get("/units", summary="The unit directory (承办单位)")
@@ -60,7 +60,7 @@ def http_routes(router: Router, store: AssignmentStore, classify: Classify | Non
 
     @api.get("/responsibilities", summary="The first-responsible list (首接负责主协办清单)")
     async def responsibilities() -> list[dict[str, Any]]:
-        return [r.__dict__ for r in router.rules]
+        return [r.to_doc() for r in router.rules]
 
     return api
 

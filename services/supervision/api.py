@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi import APIRouter, Body, Depends, Query
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -129,11 +129,11 @@ def http_routes(store: CaseStore, commands: CaseCommands) -> APIRouter:
         try:
             wanted = state_name(state)
         except ValueError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
+            raise Invalid(str(exc)) from exc
         try:
             cases = await store.list(wanted, unit_filter(who, unit_id), after, limit, assisting)
         except ValueError as exc:
-            raise HTTPException(status_code=422, detail=f"bad page token: {exc}") from exc
+            raise Invalid(f"bad page token: {exc}") from exc
         return {"cases": [as_json(c) for c in cases],
                 "next_page_token": page_token(cases[-1]) if len(cases) == limit else ""}
 

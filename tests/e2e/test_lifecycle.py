@@ -1,6 +1,6 @@
 """End to end: 200 tickets through every lifecycle path, with the five services as processes,
 real Kafka and the real store. The units, the office, the city's callback centre and routing's
-return desk are played by hotline/lifecycle_sim.py through the public APIs with tokens.
+return desk are played by hotline_dev/lifecycle_sim.py through the public APIs with tokens.
 
 Supervision is SIGKILLed mid-stream; afterwards every ticket must have exactly the events its
 path implies (no step lost, none doubled), exactly one city result per passed reply, the
@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
-from hotline.launcher import ServiceProcess
-from hotline.lifecycle_sim import Path, Player, _stable, round_robin
 from hotline.settings import SERVICES, Settings
-from hotline.simulator import generate
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
+from hotline_dev.launcher import ServiceProcess
+from hotline_dev.lifecycle_sim import Path, Player, _stable, round_robin
+from hotline_dev.simulator import generate
 from tests.e2e.test_pipeline import CONSUMED_TOPICS, drained, first_difference, summary
 from tests.support import (
     channel,
