@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
+from hotline.commands import HTTP_STATUS
 from hotline.settings import SERVICES, Settings
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
 from hotline_dev.launcher import ServiceProcess
@@ -284,10 +285,10 @@ async def test_units_and_the_office_act_over_http_within_their_scope(platform: d
         assert r.status_code == 409 and "CASE_STATE_REPLIED" in r.json()["detail"], r.text
         r = await me.post(f"{base}/contacts", json={"channel": "CONTACT_CHANNEL_PIGEON"},
                           headers={"Idempotency-Key": "h-contact"})
-        assert r.status_code == 422, r.text
+        assert r.status_code == HTTP_STATUS["invalid_argument"], r.text
         r = await me.post(f"{base}/extension", json={"workingDays": 12, "reason": "需协调"},
                           headers={"Idempotency-Key": "h-ext"})
-        assert r.status_code == 422 and "1 to 10" in r.json()["detail"], r.text
+        assert r.status_code == HTTP_STATUS["invalid_argument"] and "1 to 10" in r.json()["detail"], r.text
         r = await me.get(f"{base}/history")
         assert r.status_code == 200, r.text
         entries = r.json()["entries"]
