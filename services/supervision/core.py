@@ -81,12 +81,13 @@ def open_case(
         )
         start = local_received if a.dispatch_round <= 1 else assigned_at.astimezone(tz)  # a re-dispatch starts afresh
         reply_due = calendar.add_working_days(start, days)
-    contribution_due = min(calendar.add_working_days(local_received, limits.assist_working_days), reply_due)
-    assists = [
-        case_pb2.AssistTask(unit_id=u.unit_id, unit_name=u.name, state=case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF,
-                            sign_off_due=pb.ts(sign_off_due), contribution_due=pb.ts(contribution_due))
-        for u in a.assisting_units
-    ]
+    assists = []
+    if a.assisting_units:  # 协办 sub-cases: sign off like the primary, contribute within their own limit
+        contribution_due = pb.ts(min(calendar.add_working_days(local_received, limits.assist_working_days), reply_due))
+        waiting = case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF
+        assists = [case_pb2.AssistTask(unit_id=u.unit_id, unit_name=u.name, state=waiting,
+                                       sign_off_due=pb.ts(sign_off_due), contribution_due=contribution_due)
+                   for u in a.assisting_units]
     return events_pb2.Case(
         ticket_id=a.ticket_id,
         state=events_pb2.CASE_STATE_AWAITING_SIGN_OFF,
