@@ -87,7 +87,7 @@ class Event:
 
     def value(self) -> bytes:
         if self.content_type == JSON:
-            return json_format.MessageToJson(self.message, indent=None).encode()
+            return json_format.MessageToJson(self.message, indent=None, ensure_ascii=False).encode()
         return self.message.SerializeToString()
 
     def headers(self, producer: str) -> list[tuple[str, bytes]]:

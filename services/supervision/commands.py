@@ -32,7 +32,7 @@ def target_of(request: Message) -> str:
 
 
 def reason_of(request: Message) -> str:
-    for name in ("reason", "note", "progress", "text"):
+    for name in ("reason", "note", "progress", "text", "comment"):
         if name in request.DESCRIPTOR.fields_by_name and (value := getattr(request, name)):
             return str(value)[:500]
     return ""

@@ -128,3 +128,16 @@ def test_an_audit_entry_reads_as_a_history_line() -> None:
     assert opened.to_state == events_pb2.CASE_STATE_AWAITING_SIGN_OFF and opened.dispatch_round == 1
     assert reason_of(lifecycle_pb2.ReviewRequest(ticket_id="C1", reason="未附照片")) == "未附照片"
     assert reason_of(lifecycle_pb2.SignOffRequest(ticket_id="C1")) == ""
+
+
+def test_the_player_draws_paths_by_share_and_round_robin_gives_every_path() -> None:
+    from hotline_dev.lifecycle_sim import DEFAULT_SHARES, Path, choose_paths, round_robin
+
+    ids = [f"C{i}" for i in range(2000)]
+    drawn = choose_paths(ids, seed=3)
+    assert drawn == choose_paths(ids, seed=3)  # seeded: a demo can be replayed
+    share = sum(1 for p in drawn.values() if p == Path.STRAIGHT) / len(ids)
+    assert abs(share - DEFAULT_SHARES[Path.STRAIGHT]) < 0.05
+    only = choose_paths(ids[:50], {Path.PARKED: 1.0})
+    assert set(only.values()) == {Path.PARKED}
+    assert set(round_robin(ids[:len(Path)]).values()) == set(Path)
