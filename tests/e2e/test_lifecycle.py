@@ -150,7 +150,7 @@ async def test_200_tickets_through_every_path_with_supervision_killed_mid_stream
     ids = [t.city_ticket_id for t in tickets]
     paths = round_robin(ids)
     player = Player(settings, paths, delay=0.03, seed=808, strict=True)
-    playing = asyncio.create_task(player.run(timeout=240))
+    playing = asyncio.create_task(player.run(timeout=420))
     await asyncio.wait_for(player.ready.wait(), 30)
     await publish_tickets(settings, tickets)
 
@@ -261,7 +261,7 @@ async def test_units_and_the_office_act_over_http_within_their_scope(platform: d
             except Exception:
                 return None
 
-        case = await eventually(opened, lambda c: c is not None, timeout=60)
+        case = await eventually(opened, lambda c: c is not None, timeout=120)
     unit = case.primary_unit.unit_id
     base = f"http://{settings.bind_host}:{settings.ports.supervision_http}/cases/{tid}"
     from tests.support import http
@@ -332,7 +332,7 @@ async def test_a_deputy_follows_every_step_of_their_ticket(platform: dict[str, S
         submitted = r.json()
         tid = submitted["ticket_id"]
         player = Player(settings, {tid: Path.STRAIGHT}, delay=0.02, strict=True)
-        stats = await player.run(timeout=120)
+        stats = await player.run(timeout=240)
         assert tid in stats.closed
 
         async def view() -> dict[str, Any]:
