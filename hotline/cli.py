@@ -4,6 +4,7 @@
     hotline serve SERVICE            one service (what `run`, docker-compose and tests start)
     hotline infra start|stop|status  local Kafka, MongoDB-wire store and Prometheus
     hotline simulate --count N       publish realistic city tickets
+    hotline dlq list|show|replay     dead letters: inspect, replay after a fix
     hotline classify train|evaluate|predict
 """
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda a: serve(a.service))
 
     # hotline_dev (local infrastructure, launcher, simulator) is absent from the service image
-    dev = ("hotline_dev.launcher", "hotline_dev.infra", "hotline_dev.simulator")
+    dev = ("hotline_dev.launcher", "hotline_dev.infra", "hotline_dev.simulator", "hotline_dev.dlq")
     for module in (*dev, "services.routing.classifier.cli"):
         add = _optional(module)
         if add:

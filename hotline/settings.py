@@ -40,6 +40,7 @@ class TopicSettings(BaseModel):
     case_events: str = "hotline.cases.v1"  # supervision: case opened, deadlines, escalations
     deputy_submissions: str = "hotline.deputy-submissions.v1"  # deputy_liaison -> intake
     dead_letters: str = "hotline.dead-letters.v1"  # bad input with the reason in headers
+    dead_letter_replays: str = "hotline.dead-letter-replays.v1"  # `hotline dlq replay`: one marker per replay
 
     def name(self, topic: str) -> str:
         return self.prefix + str(getattr(self, topic))
