@@ -204,12 +204,12 @@ def counts(letters: Iterable[DeadLetter]) -> Counter[tuple[str, str]]:
 
 async def _read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every record of ``topic`` up to its current end (read_committed), in partition order."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False,
-        isolation_level="read_committed", max_partition_fetch_bytes=_FETCH_BYTES, fetch_max_bytes=_FETCH_BYTES,
-    )
+    from hotline import kafka
+
+    consumer = kafka.consumer(settings, enable_auto_commit=False, isolation_level="read_committed",
+                              max_partition_fetch_bytes=_FETCH_BYTES, fetch_max_bytes=_FETCH_BYTES)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from pymongo import MongoClient
 
+from hotline import kafka, mongo
 from hotline import settings as settings_module
 from hotline.cli import main as hotline_main
 from hotline.settings import Settings
@@ -72,7 +71,7 @@ def hotline(ns: dict[str, str], monkeypatch: pytest.MonkeyPatch,
 
 
 def count(settings: Settings, service: str, collection: str, ticket_id: str) -> int:
-    with MongoClient(settings.mongo.url) as client:
+    with mongo.sync_client(settings) as client:
         return client[f"{settings.mongo.database_prefix}_{service}"][collection].count_documents({"_id": ticket_id})
 
 
@@ -133,7 +132,7 @@ def test_a_fixed_dead_letter_replayed_reaches_one_case_once(
         place = TopicPartition(replays[0].topic, replays[0].partition)
 
         async def intake_position() -> int:
-            admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+            admin = kafka.admin(settings)
             await admin.start()
             try:
                 committed = await admin.list_consumer_group_offsets(f"{settings.topics.prefix}hotline.intake.main")
