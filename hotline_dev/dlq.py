@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.table import Table
 
+from hotline import privacy
 from hotline.settings import Settings, get_settings
 
 REPLAYED_FROM = "replayed_from"  # header of a replayed record: "<dead-letter topic>:<partition>:<offset>"
@@ -164,22 +165,14 @@ def _id_matches(text: str, dl: DeadLetter) -> bool:
     return dl.offset == offset and (partition is None or dl.partition == partition)
 
 
-# Mobile numbers (11 digits, 1[3-9]...) and landlines with an area code; callers' names in JSON.
-_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3}-?)\d{3,4}(\d{4})(?!\d)")
+# Callers' names in JSON values (phone numbers are masked wherever they are, by hotline.privacy)
 _NAME_FIELD = re.compile(r'("(?:name|callerName|caller_name)"\s*:\s*")([^"\\]{1,40})(")')
-
-
-def mask_name(name: str) -> str:
-    """张三 -> 张*, 欧阳娜娜 -> 欧***; keeps one character so an operator can still tell records apart."""
-    return name[:1] + "*" * max(1, len(name) - 1) if name else name
 
 
 def mask(text: str) -> str:
     """Personal data out of text shown to operators: phone numbers and callers' names."""
-    text = _MOBILE.sub(r"\1****\2", text)
-    text = _LANDLINE.sub(r"\1****\2", text)
-    return _NAME_FIELD.sub(lambda m: m.group(1) + mask_name(m.group(2)) + m.group(3), text)
+    text = privacy.mask_text(text)
+    return _NAME_FIELD.sub(lambda m: m.group(1) + privacy.mask_name(m.group(2)) + m.group(3), text)
 
 
 def preview(value: bytes, limit: int = 2000) -> str:
