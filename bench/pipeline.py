@@ -75,9 +75,10 @@ class Namespace:
     partitions: int = 4
     tag: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:6]}")
     procs: list[ServiceProcess] = field(default_factory=list)
+    port_offset: int = 10_000  # added to every default port (set apart from other runs on the machine)
 
     def __post_init__(self) -> None:
-        self.env = {**isolated_env(self.tag, 10_000), "HOTLINE_KAFKA__PARTITIONS": str(self.partitions),
+        self.env = {**isolated_env(self.tag, self.port_offset), "HOTLINE_KAFKA__PARTITIONS": str(self.partitions),
                     "HOTLINE_MODEL_DIR": str(ROOT / "models" / "classifier")}
         self.settings = settings_for(self.env)
 

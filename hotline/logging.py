@@ -19,6 +19,9 @@ from hotline.privacy import mask_text, redact_log
 
 
 def configure(service: str, level: str = "INFO", json: bool = False) -> None:
+    for stream in (sys.stdout, sys.stderr):  # a line quoting bad input (a lone surrogate) must not raise
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
     for handler in logging.getLogger().handlers:  # stdlib loggers (libraries) are redacted too
         handler.addFilter(_RedactFilter())

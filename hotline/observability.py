@@ -55,6 +55,7 @@ CONSUMER_LAG = Gauge(
 
 DEAD_LETTER_REASONS = (
     "malformed_json", "schema", "missing_field", "oversize", "wrong_event_type", "malformed_protobuf", "handler_error",
+    "decode_error",
 )
 
 

@@ -111,6 +111,12 @@ class PrivacySettings(BaseModel):
     hash_secret: str = "hotline-development-only-pii-key-change-me"  # HMAC key of repeat-detection keys
 
 
+class IntakeSettings(BaseModel):
+    """What intake accepts beyond the contract's fixed rules (docs/city-format.md)."""
+
+    future_tolerance_seconds: float = 600  # receivedAt/dispatchedAt may lie this far after publication (clock skew)
+
+
 class PortSettings(BaseModel):
     intake_http: int = 8101
     intake_grpc: int = 9101
@@ -142,6 +148,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    intake: IntakeSettings = Field(default_factory=IntakeSettings)
     run_dir: Path = REPO_ROOT / ".run"  # data, logs and pid files of the local infrastructure
     cache_dir: Path = Path.home() / ".cache" / "hotline"  # Kafka jars, outside the repository
     log_level: str = "INFO"

@@ -101,10 +101,18 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def platform(settings: Settings, test_env: dict[str, str], topics: list[str], log_dir: Path) -> Iterator[dict]:
+def platform_env() -> dict[str, str]:
+    """Extra HOTLINE_* variables for a module's platform: a module overrides this fixture to run
+    the services otherwise (e.g. routing with a trained classifier)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def platform(settings: Settings, test_env: dict[str, str], topics: list[str], log_dir: Path,
+             platform_env: dict[str, str]) -> Iterator[dict]:
     """The five services running as processes against the session's namespace."""
     from hotline_dev.launcher import start_services, stop_services
 
-    procs = start_services(SERVICES, settings, test_env, log_dir)
+    procs = start_services(SERVICES, settings, {**test_env, **platform_env}, log_dir)
     yield procs
     stop_services(procs.values())

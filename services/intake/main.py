@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from hotline.kafka import ConsumerSpec
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
@@ -16,7 +18,8 @@ async def build(rt: Runtime) -> Service:
     store = store_module.TicketStore(rt.db)
     app = http_app("intake", "Tickets as received from the city 12345 platform and NPC deputies (工单受理)")
     handler = TicketIntake(store, rt.topic("city_tickets"), rt.topic("deputy_submissions"), rt.topic("ticket_events"),
-                           rt.settings.privacy.hash_secret)
+                           rt.settings.privacy.hash_secret, rt.clock,
+                           timedelta(seconds=rt.settings.intake.future_tolerance_seconds))
     return Service(
         http=app,
         routes=[http_routes(store)],

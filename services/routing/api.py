@@ -60,7 +60,7 @@ def http_routes(router: Router, store: AssignmentStore, classify: Classify | Non
 
     @api.get("/responsibilities", summary="The first-responsible list (首接负责主协办清单)")
     async def responsibilities() -> list[dict[str, Any]]:
-        return [r.__dict__ for r in router.rules]
+        return [r.to_doc() for r in router.rules]
 
     return api
 

@@ -18,7 +18,7 @@ from hotline.outbox import INDEXES as OUTBOX_INDEXES
 from hotline.outbox import Outbox
 from hotline.settings import Settings
 from hotline.v1 import events_pb2
-from tests.support import eventually, publish_raw, read_topic
+from tests.support import eventually, group_lag, publish_raw, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +38,8 @@ class Recorder:
             raise PermanentError("schema", "cannot decode")
         if record.value == b"newer-event-type":
             raise Skip("hotline.v1.SomethingNewer")
+        if record.value == b"overflow":  # a bug met on one record, as metrics met year 9999 (issue 15)
+            raise OverflowError("date value out of range")
         return record.value.decode()
 
     async def apply(self, items: list[tuple[Record, str]]) -> list[Event]:
@@ -99,6 +101,34 @@ async def test_transient_failures_are_retried_and_poison_is_isolated(settings: S
     assert ours[b"poison"]["dlq_reason"] == b"handler_error"
     assert b"bug triggered" in ours[b"poison"]["dlq_detail"]
     assert skipped._value.get() == skipped_before + 1  # an unknown event type is counted, not dead-lettered
+
+
+async def test_any_decode_failure_is_dead_lettered_and_the_loop_goes_on(settings: Settings, kit: dict) -> None:
+    """An exception in decode that is not an outage ends nothing: the record is dead-lettered
+    (decode_error, with the exception), its offset committed, and the records after it handled."""
+    await publish_raw(settings, kit["source"], [(b"k", v) for v in [b"d0", b"overflow", b"\xff\xfe", b"d1"]])
+    handler = Recorder(kit["db"]["seen"], kit["out"])
+    loop = ConsumerLoop(ConsumerSpec([kit["source"]], kit["group"], handler), settings, kit["producer"], "kit")
+    task = asyncio.create_task(loop.run())
+    try:
+        await eventually(lambda: kit["db"]["seen"].count_documents({}), lambda n: n >= 2, timeout=30)
+        dead = await eventually(lambda: ours_dead(settings, kit["source"]), lambda d: len(d) >= 2, timeout=30)
+        assert not task.done() and loop.running, "the loop is still consuming"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sorted(d["_id"] for d in await kit["db"]["seen"].find({}).to_list()) == ["d0", "d1"]
+    assert dead[b"overflow"]["dlq_reason"] == b"decode_error"
+    assert dead[b"overflow"]["dlq_detail"] == b"OverflowError: date value out of range"
+    assert dead[b"\xff\xfe"]["dlq_reason"] == b"decode_error"
+    assert b"UnicodeDecodeError" in dead[b"\xff\xfe"]["dlq_detail"]
+    # offsets are committed: the group has nothing left, so a restart does not meet the records again
+    assert await group_lag(settings, kit["group"], [kit["source"]]) == 0
+
+
+async def ours_dead(settings: Settings, source: str) -> dict[bytes, dict[str, bytes]]:
+    dead = await read_topic(settings, settings.topics.name("dead_letters"), expect=10**6, timeout=2)
+    return {m.value: dict(m.headers) for m in dead if dict(m.headers)["dlq_original_topic"] == source.encode()}
 
 
 async def test_offsets_are_committed_only_after_the_work(settings: Settings, kit: dict) -> None:

@@ -657,6 +657,8 @@ def test_promtool_alerts_fire(tmp_path: Path) -> None:
 
 def test_readme_ticket_examples_are_valid_city_tickets() -> None:
     """The console-producer example in deploy/README.md publishes tickets intake accepts."""
+    from datetime import UTC, datetime
+
     from services.intake import core
 
     text = README.read_text(encoding="utf-8")
@@ -666,7 +668,7 @@ def test_readme_ticket_examples_are_valid_city_tickets() -> None:
     assert lines
     for line in lines:
         key, value = line.split("|", 1)
-        assert core.parse_city_ticket(value.encode()).city_ticket_id == key
+        assert core.parse_city_ticket(value.encode(), datetime.now(UTC)).city_ticket_id == key
     for url in ("http://localhost:3000", "http://localhost:9090", "http://localhost:8101/docs"):
         assert url in text
     assert "docker compose up -d --build" in text
