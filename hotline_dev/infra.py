@@ -973,13 +973,24 @@ def _terminate(comp: _Component, proc: psutil.Process | None) -> bool:
                 p.send_signal(sig)
 
     send(signal.SIGTERM)
-    _, alive = psutil.wait_procs(procs, timeout=_STOP_TIMEOUT[comp.name])
+    alive = _wait_gone(procs, _STOP_TIMEOUT[comp.name])
     killed = False
     if alive:
         killed = True
         send(signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=5)
+        _wait_gone(alive, 5)
     return killed
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until the processes are gone; return those still alive after ``timeout``. (Polls every
+    50 ms: psutil.wait_procs waits in steps of a second for processes that are not our children.)"""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in procs if _running(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if _running(p)]
+    return alive
 
 
 def _stop_one(comp: _Component, say: Say) -> None:
@@ -1200,7 +1211,7 @@ def session(
                 _release(s, names, console, own)
 
 
-def status(settings: Settings | None = None) -> list[dict[str, Any]]:
+def status(settings: Settings | None = None, components: str | Iterable[str] = COMPONENTS) -> list[dict[str, Any]]:
     """One dict per component: component, pid, port, state, version, log.
 
     state is ``running`` (process alive and probe ok), ``unready`` (alive, probe fails),
@@ -1209,7 +1220,7 @@ def status(settings: Settings | None = None) -> list[dict[str, Any]]:
     """
     s = _settings(settings)
     rows: list[dict[str, Any]] = []
-    for name in COMPONENTS:
+    for name in _normalize(components):
         comp = _CLASSES[name](s)
         proc = comp.find()
         ports = comp.ports()
@@ -1301,7 +1312,7 @@ def _cli(args: argparse.Namespace) -> int:
         elif args.action == "stop":
             stop(comps, quiet=args.quiet)
         if args.action in ("start", "status") and not (args.quiet and args.action == "start"):
-            rows = [r for r in status() if r["component"] in comps]
+            rows = status(components=comps)
             print_status(rows)
     except InfraError as exc:
         console.print(f"[bold red]error[/]: {exc}")
