@@ -5,7 +5,8 @@ names a category, keywords, a primary unit (主办) and assisting units (协办)
 stands for the street office (街道) whose jurisdiction the address lies in (属地管理).
 
 Order of evidence: the city's own category; then two or more of the list's keywords; then
-the trained classifier when its calibrated confidence clears its threshold; then a single
+the trained classifier when its calibrated confidence clears its threshold (its label becomes
+a list category through the versioned label map, data/label_map.json); then a single
 keyword (one word like 收费 is weak evidence); then the street of the address. Failing all,
 the ticket goes to manual dispatch (人工派单) by the hotline office.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hotline.v1 import events_pb2, ticket_pb2
+from services.routing.classifier.label_map import LabelMap
 
 DATA_DIR = Path(__file__).parent / "data"
 STREET = "@street"
@@ -91,11 +93,13 @@ class Directory:
 
 
 class Router:
-    def __init__(self, directory: Directory, rules: list[Rule], aliases: dict[str, str]) -> None:
+    def __init__(self, directory: Directory, rules: list[Rule], aliases: dict[str, str],
+                 label_map: LabelMap | None = None) -> None:
         self.directory = directory
         self.rules = rules
-        self.aliases = aliases
+        self.aliases = aliases  # the city's own category names (not the classifier's labels)
         self.categories = {r.category for r in rules}
+        self.label_map = label_map or LabelMap.load()
         for rule in rules:
             for unit in (rule.primary, *rule.assisting):
                 if unit != STREET and unit not in directory.units:
@@ -109,12 +113,19 @@ class Router:
             Rule(r["rule_id"], r["category"], r["item"], tuple(r["keywords"]), r["primary"], tuple(r["assisting"]))
             for r in listing["responsibilities"]
         ]
-        return cls(Directory(directory["units"], directory["gazetteer"]), rules, listing["category_aliases"])
+        label_map = LabelMap.load(data_dir / "label_map.json")
+        label_map.check({r.category for r in rules})  # every category it names must be on the list
+        return cls(Directory(directory["units"], directory["gazetteer"]), rules, listing["category_aliases"], label_map)
 
     def category_of(self, label: str) -> str | None:
         if label in self.categories:
             return label
         return self.aliases.get(label)
+
+    def classifier_category(self, label: str, ticket: ticket_pb2.Ticket) -> str | None:
+        """The list category of a classifier label for this ticket (label map, with refinements)."""
+        category = self.label_map.category(label, classifier_text(ticket))
+        return category if category in self.categories else None
 
     def needs_classifier(self, ticket: ticket_pb2.Ticket) -> bool:
         if self.category_of(ticket.category) is not None:
@@ -142,7 +153,7 @@ class Router:
         hits = matched.hits(text) if matched else 0
         if matched and hits >= STRONG_KEYWORD_HITS:
             return self._from_rule(matched, street, "keyword", min(1.0, 0.5 + 0.15 * hits))
-        if prediction and not prediction.abstained and (category := self.category_of(prediction.label)):
+        if prediction and not prediction.abstained and (category := self.classifier_category(prediction.label, ticket)):
             in_category = [r for r in self.rules if r.category == category]
             rule = self._best_rule(text, in_category) or in_category[0]
             return replace(self._from_rule(rule, street, "classifier", prediction.confidence),
