@@ -337,3 +337,121 @@ def test_real_messages_held_out_accuracy_well_above_chance(tmp_path: Path) -> No
     assert accuracy >= 0.78 > majority + 0.5, f"held-out accuracy {accuracy:.3f}"
     decided = [p.label == t for p, t in zip(preds, truth, strict=True) if not p.abstained]
     assert len(decided) >= 0.4 * len(preds) and np.mean(decided) >= 0.88
+
+
+# ---- learning from the district's decisions (hotline classify retrain) ------------------------
+
+LABOUR = ["工资", "社保", "养老金", "失业", "劳动合同", "加班费", "公积金", "工伤", "退休", "招聘"]
+SEED_CATEGORY = {"教育文体": "教育卫生", "交通运输": "交通出行", "环境保护": "环境保护"}  # via the label map
+
+
+def topic_text(rng: random.Random, words: list[str]) -> str:
+    body = [rng.choice(words) if rng.random() < 0.3 else rng.choice(FILLER) for _ in range(rng.randint(8, 20))]
+    return compose(rng.choice(FILLER[:4]) + "".join(rng.sample(words, 2)) + "问题", "，".join(body) + "。")
+
+
+def decisions(plan: list[tuple[list[str], str, int]], seed: int) -> list[dict[str, str]]:
+    """(topic words, category the office chose, how many) in time order, one hour apart."""
+    from datetime import UTC, datetime, timedelta
+
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    out = []
+    for words, category, n in plan:
+        for _ in range(n):
+            k = len(out)
+            out.append({"ticket_id": f"T{k:04d}", "text": topic_text(rng, words), "category": category,
+                        "decided_at": (start + timedelta(hours=k)).isoformat(), "kind": "dispatch"})
+    return out
+
+
+def mixed(n: int, extra: list[tuple[list[str], str]]) -> list[tuple[list[str], str, int]]:
+    """n decisions per seed topic (right category) and per ``extra`` topic, interleaved in time."""
+    plan = [(TOPICS[label], category) for label, category in SEED_CATEGORY.items()] + extra
+    return [(words, category, 1) for _ in range(n) for words, category in plan]
+
+
+@pytest.fixture()
+def current_model(trained: tuple[Path, dict[str, Any]], tmp_path: Path) -> Path:
+    import shutil
+
+    folder = tmp_path / "classifier"
+    shutil.copytree(trained[0], folder)
+    return folder
+
+
+def test_load_decisions_from_jsonl_csv_and_records(tmp_path: Path) -> None:
+    from services.routing.classifier.errors import DataError
+    from services.routing.classifier.retrain import load_decisions
+
+    records = [
+        {"ticket_id": "A", "title": "小区停车难", "content": "车位被占", "category": "城市管理",
+         "decided_at": "2026-11-02T09:00:00+08:00", "kind": "dispatch"},
+        {"ticket_id": "A", "text": "小区停车难\n车位被占", "category": "停车管理",
+         "decided_at": "2026-11-03T09:00:00+08:00", "kind": "recategorize"},  # the final word on A
+        {"ticket_id": "B", "text": "学校乱收费", "category": "教育卫生", "decided_at": "2026-11-01T00:00:00Z"},
+    ]
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", encoding="utf-8")
+    csv_file = tmp_path / "d.csv"
+    with csv_file.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, ["ticket_id", "title", "content", "text", "category", "decided_at", "kind"])
+        w.writeheader()
+        w.writerows(records)
+    for source in (jsonl, csv_file, records):
+        got = load_decisions(source)
+        assert [(d.ticket_id, d.category, d.kind) for d in got] == [("B", "教育卫生", ""),
+                                                                    ("A", "停车管理", "recategorize")]
+        assert got[1].text == "小区停车难\n车位被占" and got[0].decided_at.utcoffset() is not None
+    with pytest.raises(DataError, match="no timezone"):
+        load_decisions([{"text": "x", "category": "c", "decided_at": "2026-11-01T09:00:00"}])
+    with pytest.raises(DataError, match="record 1: no category"):
+        load_decisions([{"text": "x", "decided_at": "2026-11-01T09:00:00Z"}])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "x", "category": "c", "decided_at": "2026-11-01T09:00:00Z"}\nnot json\n')
+    with pytest.raises(DataError, match="bad.jsonl:2: not JSON"):
+        load_decisions(bad)
+
+
+def test_retrain_promotes_a_candidate_that_learnt_a_new_category(current_model: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # the office keeps sending labour tickets to 社会保障与就业, which the seed model has never seen
+    before = load_model(current_model).model_version
+    rows = decisions(mixed(30, [(LABOUR, "社会保障与就业")]), seed=3)
+    path = current_model.parent / "decisions.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    assert run_cli(["classify", "retrain", "--model", str(current_model), "--decisions", str(path),
+                    "--recent-fraction", "0.25"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert "PROMOTED" in out and result["promoted"] and result["recent"] == 30
+    assert result["candidate"]["accuracy"] > result["current"]["accuracy"] + 0.15  # labour: 1/4 of the recent
+    assert result["trained_on"] == {"decisions": 90, "seed_rows": 90, "seed_rows_unmapped": 0}  # seed from metadata
+    model = load_model(current_model)
+    assert model.model_version != before and model.model_version == result["candidate"]["model_version"]
+    assert set(model.labels) == {"教育卫生", "交通出行", "环境保护", "社会保障与就业"}  # the list's categories
+    assert model.predict(topic_text(random.Random(9), LABOUR)).label == "社会保障与就业"
+    meta = model.metadata
+    assert meta["retrain"]["recent_decisions"] == 30 and meta["retrain"]["previous"]["model_version"] == before
+    assert meta["retrain"]["trained_until"] < meta["retrain"]["recent_from"]  # never trained on what it was scored on
+    assert load_model(current_model.with_name("classifier.previous")).model_version == before  # kept for rollback
+
+
+def test_retrain_refuses_a_candidate_that_is_worse(current_model: Path, tmp_path: Path) -> None:
+    from services.routing.classifier.retrain import load_decisions, retrain
+
+    # older decisions sent school tickets to 环境保护 (a bad habit since corrected): the candidate learns it
+    plan = [(TOPICS["教育文体"], "环境保护", 60)] + mixed(10, [])
+    rows = decisions(plan, seed=4)
+    path = write_csv(tmp_path / "decisions.csv", rows, ["ticket_id", "text", "category", "decided_at", "kind"])
+    before = load_model(current_model).model_version
+    r = retrain(current_model, load_decisions(path), recent_fraction=0.3, config=TrainConfig(cv_folds=0))
+    assert not r.promoted and "<= min gain" in r.reason
+    assert r.current is not None and r.candidate.accuracy < r.current.accuracy
+    assert load_model(current_model).model_version == before
+    assert not current_model.with_name("classifier.previous").exists()
+    # too few recent decisions to compare on: refused with a message, nothing trained
+    from services.routing.classifier.errors import DataError
+
+    with pytest.raises(DataError, match="at least 20"):
+        retrain(current_model, load_decisions(path)[:40], recent_fraction=0.2)

@@ -9,10 +9,11 @@ says how, explicitly:
    already is a category maps to itself.
 2. ``refinements``: a broad default category becomes a narrower one when the ticket's text
    carries that category's keywords: score = ``title_weight`` per distinct keyword in the
-   title + 1 per distinct keyword in the body (one inside another found, 停车 in 停车场, counts once); the best refinement whose ``from`` holds the
-   default category wins when its score reaches ``min_score`` (ties: the first in the file).
-   This is how 城乡建设 tickets reach 物业管理, 停车管理 and 水电气热, and 教育文体 or
-   商贸旅游 tickets reach 文旅与政务服务.
+   title + 1 per distinct keyword in the body (one inside another found, 停车 in 停车场,
+   counts once); the best refinement whose ``from`` holds the default category wins when
+   its score reaches ``min_score`` (ties: the first in the file). This is how 城乡建设
+   tickets reach 物业管理, 停车管理 and 水电气热, and 教育文体 or 商贸旅游 tickets reach
+   文旅与政务服务.
 3. Taxonomy rows (label, 二级分类, 三级分类) map the same way through the refinements'
    ``taxonomy`` names, so the label descriptions a model trains on can be mapped too.
 
