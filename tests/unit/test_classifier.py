@@ -22,7 +22,7 @@ from services.routing.classifier import ModelFormatError, Prediction, compose, l
 from services.routing.classifier.cli import add_cli
 from services.routing.classifier.evaluation import threshold_for_precision
 from services.routing.classifier.text import CharNgramVectorizer, normalize, title_of
-from services.routing.classifier.training import TrainConfig, train
+from services.routing.classifier.training import HoldOut, TrainConfig, train
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared/data/tipdm2020"
 
@@ -76,7 +76,8 @@ def run_cli(argv: list[str]) -> int:
     return int(args.func(args))
 
 
-FAST = TrainConfig(cv_folds=3, inner_folds=3)
+FAST = TrainConfig(cv_folds=3, inner_folds=3, svc_c_grid=(1.0, 0.3))  # selection between two C
+ONE = TrainConfig(cv_folds=0, svc_c_grid=())  # no outer CV, no selection: the quickest training
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +131,16 @@ def test_metadata_describes_the_training(trained: tuple[Path, dict[str, Any]], d
     assert meta["sizes"]["train_rows"] == 90 and meta["sizes"]["model_bytes"] > 0
     assert {"python", "numpy", "scipy", "scikit-learn"} <= set(meta["libraries"])
     assert meta["created_at"].endswith("+00:00")
-    assert meta["cv"]["folds"] == 3 and len(meta["cv"]["accuracy_per_fold"]) == 3
+    assert meta["cv"]["folds"] == 3 and len(meta["cv"]["accuracy_per_fold"]) == 3 and meta["cv"]["nested"]
+    # model selection ran inside every outer fold and once more on all rows for the final model
+    assert len(meta["cv"]["selected_per_fold"]) == 3
+    assert all(s["svc_c"] in (1.0, 0.3) for s in meta["cv"]["selected_per_fold"])
+    assert [c["svc_c"] for c in meta["selection"]["candidates"]] == [1.0, 0.3]
+    assert meta["selection"]["chosen"]["svc_c"] in (1.0, 0.3)
     assert meta["cv"]["accuracy"] > 0.8 and meta["cv"]["macro_f1"] > 0.8
     assert 0.3 < meta["threshold"]["value"] < 1.0 and meta["threshold"]["target_precision"] == 0.95
     assert meta["label_descriptions"] is None  # no taxonomy.csv beside the data
+    assert "holdout" not in meta
 
 
 def test_round_trip_and_prediction_shape(trained: tuple[Path, dict[str, Any]]) -> None:
@@ -213,13 +220,48 @@ def test_label_descriptions_become_training_examples(workdir: Path, data_file: P
         w = csv.writer(f)
         w.writerow(["一级分类", "二级分类", "三级分类"])
         w.writerows([["教育文体", "教育收费", "乱收费"], ["交通运输", "公交管理", "其他"], ["政法", "治安", "其他"]])
-    meta = train(data_file, ["标题", "内容"], "类别", workdir / "with_tax", config=TrainConfig(cv_folds=0))
+    meta = train(data_file, ["标题", "内容"], "类别", workdir / "with_tax", config=ONE)
     assert meta["label_descriptions"]["rows_used"] == 2  # found beside the data; 政法 is not a label
     assert meta["cv"] is None and 0.0 < meta["threshold"]["value"] <= 1.0
     meta = train(data_file, ["标题", "内容"], "类别", workdir / "no_tax", auto_descriptions=False,
-                 config=TrainConfig(cv_folds=0))
+                 config=ONE)
     assert meta["label_descriptions"] is None
     tax.unlink()
+
+
+# ---- the held-back split -------------------------------------------------------------------
+
+def test_holdout_split_is_deterministic_stratified_and_grouped() -> None:
+    from services.routing.classifier.split import groups_of, holdout_split
+
+    labels = ["a"] * 40 + ["b"] * 20
+    ids = [f"id{i}" for i in range(60)]
+    authors = [f"u{i // 2}" for i in range(60)]  # every author wrote two tickets (same label)
+    groups = groups_of([[f"u:{a}"] for a in authors])
+    kept, held = holdout_split(ids, labels, groups, 0.25)
+    assert holdout_split(ids, labels, groups, 0.25) == (kept, held)  # no random state
+    assert sorted(kept + held) == list(range(60))
+    # stratified: a quarter of each label, less what a pair that would overflow it leaves out
+    assert sum(labels[i] == "a" for i in held) == 10 and 4 <= sum(labels[i] == "b" for i in held) <= 5
+    assert not {authors[i] for i in held} & {authors[i] for i in kept}  # no author on both sides
+    assert holdout_split(ids, labels, groups, 0.25, salt="other") != (kept, held)
+    # rows linked through any shared key form one group
+    assert groups_of([["x"], ["y"], ["x", "y"], ["z"], [""]]) == [0, 0, 0, 3, 4]
+
+
+def test_train_with_hold_out_scores_the_held_back_rows_once(workdir: Path) -> None:
+    rows = synth_rows(20, seed=8)
+    for k, r in enumerate(rows):
+        r["编号"] = str(k)
+    data = write_csv(workdir / "ho.csv", rows, COLUMNS + ["编号"])
+    hold = HoldOut(0.25, id_column="编号")
+    meta = train(data, ["标题", "内容"], "类别", workdir / "ho_model", config=ONE, hold_out=hold)
+    ho = meta["holdout"]
+    assert ho["rows"] == 15 and ho["labels"] == {label: 5 for label in TOPICS}
+    assert meta["data"]["rows_used"] == 45 and meta["sizes"]["train_rows"] == 45
+    assert ho["accuracy"] > 0.7 and ho["id_column"] == "编号" and ho["fraction"] == 0.25
+    again = train(data, ["标题", "内容"], "类别", workdir / "ho_model2", config=ONE, hold_out=hold)
+    assert again["holdout"]["accuracy"] == ho["accuracy"]  # the same rows, the same model
 
 
 # ---- the command line ---------------------------------------------------------------------
@@ -227,7 +269,7 @@ def test_label_descriptions_become_training_examples(workdir: Path, data_file: P
 def test_cli_train_evaluate_predict(workdir: Path, data_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = workdir / "cli_model"
     assert run_cli(["classify", "train", "--data", str(data_file), "--text-columns", "标题,内容",
-                    "--label-column", "类别", "--out", str(out), "--cv-folds", "2"]) == 0
+                    "--label-column", "类别", "--out", str(out), "--cv-folds", "2", "--svc-c", "1"]) == 0
     assert "threshold" in capsys.readouterr().out
     test_file = write_csv(workdir / "test.csv", synth_rows(10, seed=5))
     assert run_cli(["classify", "evaluate", "--model", str(out), "--data", str(test_file),
@@ -303,7 +345,7 @@ def test_xlsx_needs_openpyxl_or_is_read(tmp_path: Path, capsys: pytest.CaptureFi
         ws.append([r[c] for c in COLUMNS])
     wb.save(book)
     assert run_cli(["classify", "train", "--data", str(book), "--text-columns", "标题,内容", "--label-column", "类别",
-                    "--out", str(tmp_path / "m"), "--cv-folds", "0"]) == 0
+                    "--out", str(tmp_path / "m"), "--cv-folds", "0", "--svc-c", "1"]) == 0
 
 
 # ---- real citizen messages (outside the repository) -------------------------------------------
@@ -328,7 +370,7 @@ def test_real_messages_held_out_accuracy_well_above_chance(tmp_path: Path) -> No
     tax = SHARED_DATA / "taxonomy.csv"
     model_dir = tmp_path / "model"
     train(train_file, ["留言主题", "留言详情"], "一级标签", model_dir, descriptions=tax if tax.is_file() else None,
-          config=TrainConfig(cv_folds=0))
+          config=ONE)
     model = load_model(model_dir)
     preds = model.predict_batch([compose(r["留言主题"], r["留言详情"]) for r in test_rows])
     truth = [r["一级标签"] for r in test_rows]
@@ -445,7 +487,7 @@ def test_retrain_refuses_a_candidate_that_is_worse(current_model: Path, tmp_path
     rows = decisions(plan, seed=4)
     path = write_csv(tmp_path / "decisions.csv", rows, ["ticket_id", "text", "category", "decided_at", "kind"])
     before = load_model(current_model).model_version
-    r = retrain(current_model, load_decisions(path), recent_fraction=0.3, config=TrainConfig(cv_folds=0))
+    r = retrain(current_model, load_decisions(path), recent_fraction=0.3, config=ONE)
     assert not r.promoted and "<= min gain" in r.reason
     assert r.current is not None and r.candidate.accuracy < r.current.accuracy
     assert load_model(current_model).model_version == before
