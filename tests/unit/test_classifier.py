@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +263,20 @@ def test_train_with_hold_out_scores_the_held_back_rows_once(workdir: Path) -> No
     assert ho["accuracy"] > 0.7 and ho["id_column"] == "编号" and ho["fraction"] == 0.25
     again = train(data, ["标题", "内容"], "类别", workdir / "ho_model2", config=ONE, hold_out=hold)
     assert again["holdout"]["accuracy"] == ho["accuracy"]  # the same rows, the same model
+
+
+def test_self_training_on_unlabelled_tickets_drops_copies_of_labelled_ones(workdir: Path, data_file: Path) -> None:
+    labelled = synth_rows(30, seed=1)  # what data_file holds
+    pool = synth_rows(20, seed=12) + labelled[:3]  # three reposts of labelled tickets
+    unlabelled = write_csv(workdir / "unlabelled.csv", pool, ["标题", "内容"])
+    cfg = replace(ONE, self_train_per_label=10)
+    meta = train(data_file, ["标题", "内容"], "类别", workdir / "self_trained", config=cfg, unlabelled=[unlabelled])
+    assert meta["unlabelled"][0]["rows"] == 63 and meta["unlabelled"][0]["copies_of_labelled_rows_dropped"] == 3
+    st = meta["selection"]["self_training"]
+    assert st["unlabelled_tickets"] == 60 and 0 < st["pseudo_labelled"] <= 30  # at most 10 per label
+    assert meta["sizes"]["train_rows"] == 90  # pseudo-labels are not training rows of the metadata
+    plain = train(data_file, ["标题", "内容"], "类别", workdir / "not_self_trained", config=cfg)
+    assert plain["selection"]["self_training"] is None and plain["model_version"] != meta["model_version"]
 
 
 # ---- the command line ---------------------------------------------------------------------

@@ -50,6 +50,10 @@ def add_cli(subparsers: Any) -> None:
                                                      "(default: the row's text)")
     t.add_argument("--group-column", default=None,
                    help="rows sharing this column (e.g. the author) stay on one side of the hold-out split")
+    t.add_argument("--unlabelled", type=Path, action="append", default=[],
+                   help="tickets without labels (same text columns) for self-training; repeat for several files")
+    t.add_argument("--self-train-per-label", type=int, default=100,
+                   help="pseudo-labelled tickets per label taken from --unlabelled (default 100; 0: off)")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_guarded(_train))
 
@@ -136,16 +140,21 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError("--hold-out must lie in (0, 1)")
     hold_out = HoldOut(args.hold_out, args.hold_out_salt, args.id_column, args.group_column) if args.hold_out else None
     cfg = TrainConfig(cv_folds=args.cv_folds, seed=args.seed, target_precision=args.target_precision,
-                      min_per_label=args.min_per_label, svc_c=grid[0], svc_c_grid=grid)
+                      min_per_label=args.min_per_label, svc_c=grid[0], svc_c_grid=grid,
+                      self_train_per_label=args.self_train_per_label)
     meta = train(args.data, split_columns(args.text_columns), args.label_column.strip(), args.out,
                  descriptions=args.descriptions, auto_descriptions=args.auto_descriptions, config=cfg, log=_err,
-                 hold_out=hold_out)
+                 hold_out=hold_out, unlabelled=args.unlabelled)
     cv, th = meta.get("cv"), meta["threshold"]
     print(f"model        {args.out} ({meta['model_version']}, {meta['sizes']['model_bytes'] / 1e6:.1f} MB)")
     print(f"trained on   {meta['data']['rows_used']} tickets, {len(meta['labels'])} labels, "
           f"{meta['training_seconds']:.1f} s")
     grid_text = ", ".join(f"{c['svc_c']:g}" for c in meta["selection"]["candidates"])
     print(f"selected     C={meta['selection']['chosen']['svc_c']:g} of {grid_text} (inner folds)")
+    st = meta["selection"].get("self_training")
+    if st:
+        print(f"self-trained {st['pseudo_labelled']} pseudo-labelled of {st['unlabelled_tickets']} unlabelled tickets "
+              f"(at most {st['per_label']} per label, confidence >= {st['min_confidence']}, weight {st['weight']})")
     if cv:
         print(f"{cv['folds']}-fold CV   accuracy {cv['accuracy']:.4f}, macro-F1 {cv['macro_f1']:.4f}, "
               f"ECE {cv['ece']:.4f} (nested: selection inside every fold)")

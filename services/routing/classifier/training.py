@@ -27,7 +27,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,9 @@ class TrainConfig:
     nb_alpha: float = 0.3
     stack_c: float = 0.1
     description_weight: float = 1.0
+    self_train_per_label: int = 100  # with unlabelled tickets: pseudo-labels per label (0: no self-training)
+    self_train_min_confidence: float = 0.9
+    self_train_weight: float = 0.3
     inner_folds: int = 5
     cv_folds: int = 5  # 0: no outer cross-validation (faster; threshold from inner folds)
     seed: int = 0
@@ -108,8 +111,29 @@ def _full_classes(coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray,
     return w, b
 
 
-def _fit_members(bodies: list[str], titles: list[str], y: np.ndarray, n_classes: int,
-                 descriptions: list[str], desc_y: np.ndarray, cfg: TrainConfig) -> _Linear:
+@dataclass(frozen=True)
+class _Extra:
+    """Rows every member trains on besides the labelled ones: label descriptions, pseudo-labels.
+
+    They never shape the vocabulary and are never scored out of fold.
+    """
+
+    bodies: list[str]
+    titles: list[str]
+    y: np.ndarray
+    weight: np.ndarray
+
+    def __add__(self, other: _Extra) -> _Extra:
+        return _Extra(self.bodies + other.bodies, self.titles + other.titles, np.concatenate([self.y, other.y]),
+                      np.concatenate([self.weight, other.weight]))
+
+    @property
+    def size(self) -> int:
+        return len(self.bodies)
+
+
+def _fit_members(bodies: list[str], titles: list[str], y: np.ndarray, n_classes: int, extra: _Extra,
+                 cfg: TrainConfig) -> _Linear:
     """Both members on one training set; returns their stacked scores as one linear map.
 
     Outputs: n_classes SVM decision values, then n_classes row-centred naive Bayes log
@@ -121,9 +145,9 @@ def _fit_members(bodies: list[str], titles: list[str], y: np.ndarray, n_classes:
     body = CharNgramVectorizer(cfg.body_ngrams, cfg.min_df).fit(bodies)
     title = CharNgramVectorizer(cfg.title_ngrams, cfg.min_df).fit(titles)
     lin = _Linear(body, title, np.zeros(0), np.zeros(0))
-    x = lin.features(bodies + descriptions, titles + descriptions, cfg.title_weight)
-    yy = np.concatenate([y, desc_y]).astype(np.int64)
-    weight = np.concatenate([np.ones(len(bodies)), np.full(len(descriptions), cfg.description_weight)])
+    x = lin.features(bodies + extra.bodies, titles + extra.titles, cfg.title_weight)
+    yy = np.concatenate([y, extra.y]).astype(np.int64)
+    weight = np.concatenate([np.ones(len(bodies)), extra.weight])
     svc = LinearSVC(C=cfg.svc_c, class_weight="balanced", random_state=cfg.seed, max_iter=5000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # liblinear's ConvergenceWarning on separable toy data
@@ -151,14 +175,14 @@ def _folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarra
         return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(y.size), y))
 
 
-def _inner_oof(prep: _Prepared, idx: np.ndarray, y: np.ndarray, n_classes: int, descriptions: list[str],
-               desc_y: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+def _inner_oof(prep: _Prepared, idx: np.ndarray, y: np.ndarray, n_classes: int, extra: _Extra,
+               cfg: TrainConfig) -> np.ndarray:
     """Out-of-fold member scores of the rows ``idx`` (inner folds): what the stacker learns from."""
     yi = y[idx]
     oof = np.zeros((idx.size, 2 * n_classes))
     for tr, te in _folds(yi, cfg.inner_folds, cfg.seed + 1):
         b, t = prep.take(idx[tr])
-        lin = _fit_members(b, t, yi[tr], n_classes, descriptions, desc_y, cfg)
+        lin = _fit_members(b, t, yi[tr], n_classes, extra, cfg)
         b, t = prep.take(idx[te])
         oof[te] = _scores(lin, b, t, cfg.title_weight)
     return oof
@@ -197,8 +221,8 @@ def _candidates(cfg: TrainConfig) -> list[TrainConfig]:
     return [replace(cfg, svc_c=float(c), svc_c_grid=()) for c in grid]
 
 
-def _fit_pipeline(prep: _Prepared, idx: np.ndarray, y: np.ndarray, n_classes: int, descriptions: list[str],
-                  desc_y: np.ndarray, cfg: TrainConfig) -> tuple[_Linear, np.ndarray, TrainConfig, list[float]]:
+def _fit_pipeline(prep: _Prepared, idx: np.ndarray, y: np.ndarray, n_classes: int, extra: _Extra,
+                  cfg: TrainConfig) -> tuple[_Linear, np.ndarray, TrainConfig, list[float]]:
     """Model selection, members, stacker and temperature on the rows ``idx``, folded into one linear model.
 
     Selection: every candidate configuration (``_candidates``) gets its inner out-of-fold
@@ -213,7 +237,7 @@ def _fit_pipeline(prep: _Prepared, idx: np.ndarray, y: np.ndarray, n_classes: in
     best: tuple[float, float] | None = None
     chosen, stack, scores = cfg, None, []
     for cand in _candidates(cfg):
-        st = _fit_stack(_inner_oof(prep, idx, y, n_classes, descriptions, desc_y, cand), yi, n_classes, cand)
+        st = _fit_stack(_inner_oof(prep, idx, y, n_classes, extra, cand), yi, n_classes, cand)
         truth = [labels[i] for i in yi]
         f1 = evaluation.macro_f1(truth, [labels[i] for i in st.probs.argmax(axis=1)])
         loss = evaluation.log_loss(st.probs, yi)
@@ -222,11 +246,40 @@ def _fit_pipeline(prep: _Prepared, idx: np.ndarray, y: np.ndarray, n_classes: in
             best, chosen, stack = (f1, -loss), cand, st
     assert stack is not None
     b, t = prep.take(idx)
-    members = _fit_members(b, t, yi, n_classes, descriptions, desc_y, chosen)
+    members = _fit_members(b, t, yi, n_classes, extra, chosen)
     # logits = T * (scores @ w_st.T + b_st), scores = X @ members.weights + members.bias
     members.weights = stack.temperature * (members.weights @ stack.weights.T)
     members.bias = stack.temperature * (members.bias @ stack.weights.T + stack.bias)
     return members, stack.probs, chosen, scores
+
+
+def _pseudo_labels(lin: _Linear, unlabelled: _Prepared, n_classes: int, cfg: TrainConfig) -> _Extra:
+    """Self-training: the model's most confident unlabelled tickets, at most k per label."""
+    if not unlabelled.bodies or cfg.self_train_per_label <= 0:
+        return _Extra([], [], np.zeros(0, dtype=np.int64), np.zeros(0))
+    probs = _softmax(_scores(lin, unlabelled.bodies, unlabelled.titles, cfg.title_weight))
+    conf, label = probs.max(axis=1), probs.argmax(axis=1)
+    chosen: list[int] = []
+    for c in range(n_classes):
+        rows = np.flatnonzero((label == c) & (conf >= cfg.self_train_min_confidence))
+        chosen += rows[np.argsort(-conf[rows], kind="stable")][: cfg.self_train_per_label].tolist()
+    idx = np.array(sorted(chosen), dtype=np.int64)
+    b, t = unlabelled.take(idx)
+    return _Extra(b, t, label[idx], np.full(idx.size, cfg.self_train_weight))
+
+
+def _fit_procedure(prep: _Prepared, idx: np.ndarray, y: np.ndarray, n_classes: int, extra: _Extra,
+                   unlabelled: _Prepared | None, cfg: TrainConfig,
+                   ) -> tuple[_Linear, np.ndarray, TrainConfig, list[float], int]:
+    """The whole procedure on the rows ``idx``: selection and fit, then (given unlabelled
+    tickets) one round of self-training with the selected configuration. Also returns the
+    number of pseudo-labelled tickets used."""
+    lin, probs, chosen, scores = _fit_pipeline(prep, idx, y, n_classes, extra, cfg)
+    if unlabelled is None or not unlabelled.bodies or cfg.self_train_per_label <= 0:
+        return lin, probs, chosen, scores, 0
+    pseudo = _pseudo_labels(lin, unlabelled, n_classes, chosen)
+    lin, probs, _, _ = _fit_pipeline(prep, idx, y, n_classes, extra + pseudo, replace(chosen, svc_c_grid=()))
+    return lin, probs, chosen, scores, pseudo.size
 
 
 def check_labels(labels: Sequence[str], min_per_label: int) -> None:
@@ -248,6 +301,7 @@ class Corpus:
     labels: list[str]
     desc_texts: list[str]
     desc_labels: list[str]
+    unlabelled: list[str] = field(default_factory=list)  # tickets without a label, for self-training
 
 
 @dataclass
@@ -270,7 +324,9 @@ def fit(corpus: Corpus, cfg: TrainConfig, say: Callable[[str], None] = lambda _m
     n_classes = len(labels)
     desc_texts = [t for t, o in zip(corpus.desc_texts, corpus.desc_labels, strict=True) if o in index]
     desc_y = np.array([index[o] for o in corpus.desc_labels if o in index], dtype=np.int64)
+    extra = _Extra(desc_texts, desc_texts, desc_y, np.full(len(desc_texts), cfg.description_weight))
     prep = _Prepared(corpus.texts)
+    unlabelled = _unlabelled(corpus, cfg, say)
     cv: dict[str, Any] | None = None
     if cfg.cv_folds >= 2:
         probs = np.zeros((y.size, n_classes))
@@ -279,7 +335,7 @@ def fit(corpus: Corpus, cfg: TrainConfig, say: Callable[[str], None] = lambda _m
 
         def run_fold(fold: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, float]:
             tr, te = fold
-            lin, _, chosen, _ = _fit_pipeline(prep, tr, y, n_classes, desc_texts, desc_y, cfg)
+            lin, _, chosen, _, _ = _fit_procedure(prep, tr, y, n_classes, extra, unlabelled, cfg)
             b, t = prep.take(te)
             return _softmax(_scores(lin, b, t, cfg.title_weight)), chosen.svc_c
 
@@ -302,8 +358,8 @@ def fit(corpus: Corpus, cfg: TrainConfig, say: Callable[[str], None] = lambda _m
               "log_loss": summary["log_loss"], "ece": summary["ece"], "per_class": summary["per_class"],
               "coverage_table": summary["coverage_table"]}
         threshold_source = f"{cfg.cv_folds}-fold nested cross-validated probabilities"
-    final, inner_probs, chosen, scores = _fit_pipeline(prep, np.arange(y.size), y, n_classes, desc_texts,
-                                                       desc_y, cfg)
+    final, inner_probs, chosen, scores, n_pseudo = _fit_procedure(prep, np.arange(y.size), y, n_classes, extra,
+                                                                  unlabelled, cfg)
     if cv is None:
         inner = evaluation.summarize(corpus.labels, inner_probs, labels, cfg.target_precision)
         threshold = inner["threshold_for_target"]
@@ -318,8 +374,33 @@ def fit(corpus: Corpus, cfg: TrainConfig, say: Callable[[str], None] = lambda _m
     selection = {"by": "macro-F1 of the inner out-of-fold probabilities (ties: log-loss)",
                  "candidates": [{"svc_c": c.svc_c, "inner_macro_f1": round(f, 6)}
                                 for c, f in zip(_candidates(cfg), scores, strict=True)],
-                 "chosen": {"svc_c": chosen.svc_c}}
+                 "chosen": {"svc_c": chosen.svc_c},
+                 "self_training": None if unlabelled is None else {
+                     "unlabelled_tickets": len(unlabelled.bodies), "pseudo_labelled": n_pseudo,
+                     "per_label": cfg.self_train_per_label, "min_confidence": cfg.self_train_min_confidence,
+                     "weight": cfg.self_train_weight}}
     return Fitted(state, labels, threshold, threshold_source, coverage, cv, selection)
+
+
+def _unlabelled(corpus: Corpus, cfg: TrainConfig, say: Callable[[str], None]) -> _Prepared | None:
+    """The unlabelled tickets for self-training, without copies of any labelled ticket.
+
+    A repost of a labelled ticket (same opening, ``split.duplicate_key``) is dropped, so an
+    outer fold's or the hold-out's test ticket cannot come back as a pseudo-labelled twin.
+    """
+    from services.routing.classifier.split import duplicate_key
+
+    if not corpus.unlabelled or cfg.self_train_per_label <= 0:
+        return None
+    seen = {duplicate_key(t) for t in corpus.texts}
+    kept = []
+    for t in corpus.unlabelled:
+        key = duplicate_key(t)
+        if key not in seen:
+            seen.add(key)
+            kept.append(t)
+    say(f"self-training pool: {len(kept)} unlabelled tickets ({len(corpus.unlabelled) - len(kept)} copies dropped)")
+    return _Prepared(kept)
 
 
 def find_descriptions(data_path: Path, descriptions: str | Path | None, auto: bool) -> Path | None:
@@ -335,12 +416,14 @@ def find_descriptions(data_path: Path, descriptions: str | Path | None, auto: bo
 def train(data: str | Path, text_columns: list[str], label_column: str, out_dir: str | Path,
           descriptions: str | Path | None = None, auto_descriptions: bool = True,
           config: TrainConfig | None = None, log: Callable[[str], None] | None = None,
-          hold_out: HoldOut | None = None) -> dict[str, Any]:
+          hold_out: HoldOut | None = None, unlabelled: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Train from a labelled CSV/XLSX and write a model folder. Returns its metadata.
 
     With ``hold_out`` a deterministic part of the rows (``split.holdout_split``) is set aside
     before anything else, the model is trained on the rest, scored once on the held-back
     rows (``metadata["holdout"]``), and the folder holds that model.
+    ``unlabelled``: files of tickets without labels (same text columns) for self-training;
+    copies of any labelled row, held back or not, are dropped first.
     """
     cfg = config or TrainConfig()
     say = log or (lambda _msg: None)
@@ -354,6 +437,17 @@ def train(data: str | Path, text_columns: list[str], label_column: str, out_dir:
         say(f"held back {len(held)} of {len(ex.texts)} rows ({hold_out.describe()}); training on {len(kept)}")
     check_labels(labels, cfg.min_per_label)
     corpus = Corpus(texts, labels, [], [])
+    unlabelled_meta = []
+    if unlabelled and cfg.self_train_per_label > 0:
+        from services.routing.classifier.split import duplicate_key
+
+        labelled = {duplicate_key(t) for t in ex.texts}  # held-back rows included
+        for u_path in unlabelled:
+            u = load_examples(u_path, text_columns, None)
+            fresh = [t for t in u.texts if duplicate_key(t) not in labelled]
+            corpus.unlabelled += fresh
+            unlabelled_meta.append({"path": str(u_path), "sha256": u.table.sha256, "rows": len(u.texts),
+                                    "copies_of_labelled_rows_dropped": len(u.texts) - len(fresh)})
     desc_meta: dict[str, Any] | None = None
     desc_path = find_descriptions(ex.table.path, descriptions, auto_descriptions)
     if desc_path is not None:
@@ -368,6 +462,7 @@ def train(data: str | Path, text_columns: list[str], label_column: str, out_dir:
                         "rows_used": len(texts), "rows_skipped": ex.skipped, "text_columns": text_columns,
                         "label_column": label_column}
     metadata["label_descriptions"] = desc_meta
+    metadata["unlabelled"] = unlabelled_meta or None
     if hold_out is not None:
         from services.routing.classifier.model import TicketClassifier
 
