@@ -45,7 +45,7 @@ from services.routing.classifier.errors import DataError, ModelFormatError
 from services.routing.classifier.label_map import LabelMap
 from services.routing.classifier.model import TicketClassifier, load_model, save_model
 from services.routing.classifier.text import compose, normalize
-from services.routing.classifier.training import Corpus, TrainConfig, _metadata, fit
+from services.routing.classifier.training import Corpus, TrainConfig, describe_fit, fit
 
 KINDS = ("dispatch", "redispatch", "recategorize")  # 派单, 改派, 改类
 PREVIOUS_SUFFIX = ".previous"
@@ -277,7 +277,7 @@ def retrain(model_dir: str | Path, decisions: list[OfficeDecision], seed: SeedDa
     if dry_run:
         promoted, reason = False, f"dry run ({reason})"
 
-    metadata = _metadata(fitted, corpus, cfg, started)
+    metadata = describe_fit(fitted, corpus, cfg, started)
     metadata["created_at"] = now.isoformat(timespec="seconds")
     metadata["data"] = {"path": seed_meta["path"] if seed_meta else "", "sha256": seed_meta["sha256"] if seed_meta
                         else "", "rows": len(corpus.texts), "rows_used": len(corpus.texts), "rows_skipped": 0,

@@ -12,10 +12,14 @@ Pipeline (numbers are the defaults in ``TrainConfig``):
    regression (C=0.1, balanced); a temperature fitted on the same out-of-fold scores
    makes its probabilities calibrated. Members are then refitted on all the data.
 4. Everything above is linear in the features, so it is folded into one weight matrix.
-5. Honest figures: the whole of 1-4 is cross-validated (5 outer folds, each with its own
-   inner folds). The out-of-fold probabilities give the reported accuracy / macro-F1 /
-   calibration and the abstain threshold: the lowest confidence at which the automatically
-   decided tickets keep 95% precision.
+5. Model selection: each candidate C (``svc_c_grid``) gets its own inner folds and stacker;
+   the best inner out-of-fold macro-F1 wins. Optional self-training on unlabelled tickets
+   follows with the chosen configuration.
+6. Honest figures: the whole of 1-5 is cross-validated (5 outer folds, each with its own
+   inner folds and its own selection: nested). The out-of-fold probabilities give the
+   reported accuracy / macro-F1 / calibration and the abstain threshold: the lowest
+   confidence at which the automatically decided tickets keep 95% precision. ``hold_out``
+   keeps a deterministic part of the rows away from all of it and scores it once.
 """
 
 from __future__ import annotations
@@ -457,7 +461,7 @@ def train(data: str | Path, text_columns: list[str], label_column: str, out_dir:
                      "labels_described": sorted(set(owners))}
         say(f"label descriptions: {len(d_texts)} rows from {desc_path}")
     fitted = fit(corpus, cfg, say)
-    metadata = _metadata(fitted, corpus, cfg, started)
+    metadata = describe_fit(fitted, corpus, cfg, started)
     metadata["data"] = {"path": str(ex.table.path), "sha256": ex.table.sha256, "rows": len(ex.table.rows),
                         "rows_used": len(texts), "rows_skipped": ex.skipped, "text_columns": text_columns,
                         "label_column": label_column}
@@ -479,7 +483,8 @@ def train(data: str | Path, text_columns: list[str], label_column: str, out_dir:
     return save_model(fitted.state, metadata, Path(out_dir))
 
 
-def _metadata(fitted: Fitted, corpus: Corpus, cfg: TrainConfig, started: float) -> dict[str, Any]:
+def describe_fit(fitted: Fitted, corpus: Corpus, cfg: TrainConfig, started: float) -> dict[str, Any]:
+    """The metadata every model folder carries about its fit (``train`` and ``retrain`` add their parts)."""
     y = Counter(corpus.labels)
     return {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
