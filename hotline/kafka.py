@@ -4,7 +4,10 @@ The consumer loop is the single place that gives every service its delivery guar
 
 1. fetch a batch (``getmany``), decode each record with the handler's ``decode``;
    a :class:`~hotline.envelope.PermanentError` sends that record to the dead-letter topic
-   with the reason, the original topic, partition and offset in its headers;
+   with the reason, the original topic, partition and offset in its headers; any other
+   exception that is not an outage of the store or broker (:func:`is_transient`) is a bug
+   met on this record and is dead-lettered the same way (``decode_error``, with the
+   exception), so no record can stop a consumer;
 2. apply the decoded batch with the handler's ``apply`` (idempotent writes that return
    the events to publish, with deterministic event ids); transient failures are retried
    with back-off until they pass; a batch that keeps failing for another reason is split
@@ -32,7 +35,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from hotline import observability as obs
-from hotline.envelope import Event, PermanentError, Record
+from hotline.envelope import Event, PermanentError, Record, Skip
 from hotline.logging import bind_correlation, get_logger
 from hotline.settings import Settings
 
@@ -181,6 +184,13 @@ class ConsumerLoop(Generic[T]):
                     items.append((record, self.spec.handler.decode(record)))
             except PermanentError as exc:
                 dead.append((record, exc))
+            except Skip as exc:  # a type this consumer does not handle: counted, committed, not dead
+                obs.SKIPPED.labels(self.service, record.topic, obs.bounded_event_type(exc.event_type)).inc()
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # an outage: the service stops and its restart replays the batch
+                log.exception("decode failed", topic=record.topic, partition=record.partition, offset=record.offset)
+                dead.append((record, PermanentError("decode_error", f"{type(exc).__name__}: {exc}")))
         events = await self._apply(items, dead)
         await publish(self.kafka, events, self.service)
         await self._dead_letter(dead)
@@ -255,10 +265,12 @@ class ConsumerLoop(Generic[T]):
     async def _dead_letter(self, dead: list[tuple[Record, PermanentError]]) -> None:
         futures = []
         for record, exc in dead:
+            # the detail may quote the input, lone surrogates included: escape what UTF-8 cannot carry
+            detail = exc.detail[:2000].encode("utf-8", "backslashreplace")
             headers = [(k, v.encode()) for k, v in record.headers.items() if not k.startswith("dlq_")]
             headers += [
                 ("dlq_reason", exc.reason.encode()),
-                ("dlq_detail", exc.detail[:2000].encode()),
+                ("dlq_detail", detail),
                 ("dlq_original_topic", record.topic.encode()),
                 ("dlq_original_partition", str(record.partition).encode()),
                 ("dlq_original_offset", str(record.offset).encode()),

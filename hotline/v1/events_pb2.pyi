@@ -176,6 +176,7 @@ class Assignment(_message.Message):
     DISPATCH_ROUND_FIELD_NUMBER: _builtins.int
     ASSIGNED_AT_FIELD_NUMBER: _builtins.int
     CLASSIFIER_LABEL_FIELD_NUMBER: _builtins.int
+    LIST_VERSION_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     category: _builtins.str
     """the category the decision used"""
@@ -189,6 +190,8 @@ class Assignment(_message.Message):
     """1 for the first dispatch, +1 per re-dispatch"""
     classifier_label: _builtins.str
     """what the classifier said, when it was asked (even if abstaining)"""
+    list_version: _builtins.str
+    """version of the responsibility list the decision followed ("<n>-<hash>")"""
     @_builtins.property
     def primary_unit(self) -> Global___Unit:
         """主办单位"""
@@ -213,10 +216,11 @@ class Assignment(_message.Message):
         dispatch_round: _builtins.int = ...,
         assigned_at: _timestamp_pb2.Timestamp | None = ...,
         classifier_label: _builtins.str = ...,
+        list_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "primary_unit", b"primary_unit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "assisting_units", b"assisting_units", "category", b"category", "classifier_label", b"classifier_label", "confidence", b"confidence", "dispatch_round", b"dispatch_round", "method", b"method", "model_version", b"model_version", "primary_unit", b"primary_unit", "rule_id", b"rule_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "assisting_units", b"assisting_units", "category", b"category", "classifier_label", b"classifier_label", "confidence", b"confidence", "dispatch_round", b"dispatch_round", "list_version", b"list_version", "method", b"method", "model_version", b"model_version", "primary_unit", b"primary_unit", "rule_id", b"rule_id", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

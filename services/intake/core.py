@@ -1,28 +1,49 @@
 """Intake's pure domain logic: validate what the city (or a deputy) sends, and turn it into
-the district's canonical ticket. No I/O here."""
+the district's canonical ticket. No I/O here.
+
+One rule protects every service after intake: what intake accepts, they all handle. So the
+edge bounds what downstream arithmetic and text processing meet: timestamps lie between
+:data:`EARLIEST` and a small tolerance after the record was published, every text is free of
+control characters (newline and tab excepted) and in Unicode NFC, every string has a length
+limit (docs/city-format.md).
+"""
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import datetime
+import unicodedata
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.timestamp_pb2 import Timestamp
 
-from hotline import pb
+from hotline import pb, privacy
 from hotline.envelope import PermanentError
 from hotline.v1 import ticket_pb2
 
-TICKET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
+TICKET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}\Z")
+DEPUTY_PREFIX = "RD-"  # ticket ids of deputy submissions; a city ticket may not use it
 MAX_TEXT_CHARS = 20_000
+TEXT_LIMITS = {"title": 500, "content": MAX_TEXT_CHARS, "category": 100, "address": 500, "street": 100,
+               "channel": 32}  # characters, after normalisation
+CALLER_LIMITS = {"name": 100, "phone": 32}
+MAX_TAGS, MAX_TAG_CHARS = 20, 50
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no ticket of this platform's era was received before
+# C0 and C1 control characters except tab and newline (a CR is turned into a newline first), and
+# lone surrogates: what no text field may carry past intake
+_DROPPED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def parse_city_ticket(raw: bytes) -> ticket_pb2.CityTicket:
-    """Parse the city's JSON (the protobuf JSON mapping of CityTicket) and validate it.
+def parse_city_ticket(raw: bytes, latest: datetime) -> ticket_pb2.CityTicket:
+    """Parse the city's JSON (the protobuf JSON mapping of CityTicket), normalise its text and
+    validate it; ``latest`` is the latest instant a timestamp may name (see :func:`validate`).
 
-    Raises PermanentError with reason ``malformed_json``, ``schema`` or ``missing_field``.
+    Raises PermanentError with reason ``malformed_json``, ``schema`` or ``missing_field``, and
+    nothing else, whatever the bytes.
     """
     try:
         obj = orjson.loads(raw)
@@ -34,14 +55,36 @@ def parse_city_ticket(raw: bytes) -> ticket_pb2.CityTicket:
         city = json_format.ParseDict(known_fields(obj, ticket_pb2.CityTicket.DESCRIPTOR), ticket_pb2.CityTicket())
     except json_format.ParseError as exc:
         raise PermanentError("schema", str(exc)) from exc
-    validate(city)
+    if city.city_ticket_id.startswith(DEPUTY_PREFIX):
+        raise PermanentError("schema", f"city_ticket_id may not start with {DEPUTY_PREFIX} (deputy submissions)")
+    normalize_text(city)
+    validate(city, latest)
     return city
+
+
+def clean_text(text: str) -> str:
+    """Text as every service after intake sees it: CR and CRLF become LF, control characters
+    other than tab and newline are dropped, and the result is in Unicode NFC."""
+    text = _DROPPED.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return unicodedata.normalize("NFC", text)
+
+
+def normalize_text(city: ticket_pb2.CityTicket) -> None:
+    """Clean every free-text field in place (the id is checked, never changed)."""
+    for name in TEXT_LIMITS:
+        setattr(city, name, clean_text(getattr(city, name)))
+    if city.HasField("caller"):
+        for name in CALLER_LIMITS:
+            setattr(city.caller, name, clean_text(getattr(city.caller, name)))
+    city.tags[:] = [clean_text(t) for t in city.tags]
 
 
 def known_fields(obj: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
     """Drop keys the contract does not know, at every level: the city may add fields without
     breaking the district. (The parser's own ignore_unknown_fields would also turn unknown
-    enum names into the default silently, so it is not used.)"""
+    enum names into the default silently, so it is not used.) A JSON ``true`` where a number
+    or an enum is expected, or an enum number no value has (``1.5``, ``2**40``), is refused:
+    the parser would read them as 1 or as the default."""
     out = {}
     for key, value in obj.items():
         field = descriptor.fields_by_name.get(key) or descriptor.fields_by_camelcase_name.get(key)
@@ -49,11 +92,22 @@ def known_fields(obj: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
             continue
         if field.message_type is not None and isinstance(value, dict) and not field.message_type.GetOptions().map_entry:
             value = known_fields(value, field.message_type)
+        elif field.type != FieldDescriptor.TYPE_BOOL and isinstance(value, bool):
+            raise PermanentError("schema", f"{key}: {json.dumps(value)} is not a valid {field.name}")
+        elif field.enum_type is not None and isinstance(value, int | float) and value not in _numbers(field):
+            raise PermanentError("schema", f"{field.name} {json.dumps(value)} is not a known value")
         out[key] = value
     return out
 
 
-def validate(city: ticket_pb2.CityTicket) -> None:
+def _numbers(field: FieldDescriptor) -> set[int]:
+    return {v.number for v in field.enum_type.values} if field.enum_type else set()
+
+
+def validate(city: ticket_pb2.CityTicket, latest: datetime) -> None:
+    """Check a (normalised) ticket against the contract. ``latest`` is the latest instant
+    ``received_at`` and ``dispatched_at`` may name: when the record was published (or read,
+    if earlier) plus the clock-skew tolerance, so a replay decides the same way."""
     missing = [
         name
         for name, present in (
@@ -73,10 +127,41 @@ def validate(city: ticket_pb2.CityTicket) -> None:
     if not TICKET_ID.match(city.city_ticket_id):
         bad = city.city_ticket_id[:80]
         raise PermanentError("schema", f"city_ticket_id {bad!r} is not 1-64 letters, digits, - or _")
-    if len(city.content) > MAX_TEXT_CHARS or len(city.title) > 500:
-        raise PermanentError("schema", "title or content too long")
+    too_long = [f"{name} > {limit}" for name, limit in TEXT_LIMITS.items() if len(getattr(city, name)) > limit]
+    too_long += [f"caller.{name} > {limit}" for name, limit in CALLER_LIMITS.items()
+                 if len(getattr(city.caller, name)) > limit]
+    if len(city.tags) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in city.tags):
+        too_long.append(f"tags > {MAX_TAGS} or a tag > {MAX_TAG_CHARS}")
+    if too_long:
+        raise PermanentError("schema", "too long (characters): " + ", ".join(too_long))
     if city.time_limit_working_days < 0 or city.time_limit_working_days > 60:
         raise PermanentError("schema", "time_limit_working_days must be 0..60")
+    _check_instant("received_at", city.received_at, EARLIEST, latest)
+    if city.HasField("dispatched_at"):
+        _check_instant("dispatched_at", city.dispatched_at, EARLIEST, latest)
+        if (city.dispatched_at.seconds, city.dispatched_at.nanos) < (city.received_at.seconds, city.received_at.nanos):
+            raise PermanentError("schema", f"dispatched_at {_show(city.dispatched_at)} is before received_at "
+                                           f"{_show(city.received_at)}")
+
+
+def _check_instant(name: str, stamp: Timestamp, earliest: datetime, latest: datetime) -> None:
+    """Compared as numbers: a binary protobuf may carry seconds no datetime can hold."""
+    if not 0 <= stamp.nanos < 1_000_000_000:
+        raise PermanentError("schema", f"{name} has nanos {stamp.nanos} outside 0..999999999")
+    if stamp.seconds < int(earliest.timestamp()) or stamp.seconds + stamp.nanos / 1e9 > latest.timestamp():
+        raise PermanentError("schema", f"{name} {_show(stamp)} is not between {_show_dt(earliest)} and "
+                                       f"{_show_dt(latest)} (publication + tolerance)")
+
+
+def _show(stamp: Timestamp) -> str:
+    try:
+        return stamp.ToJsonString()
+    except ValueError:
+        return f"{stamp.seconds} s since 1970"
+
+
+def _show_dt(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def to_ticket(city: ticket_pb2.CityTicket, ticket_id: str, source: str, ingested_at: datetime) -> ticket_pb2.Ticket:
@@ -101,11 +186,36 @@ def to_ticket(city: ticket_pb2.CityTicket, ticket_id: str, source: str, ingested
     )
 
 
-def repeat_keys(ticket: ticket_pb2.Ticket) -> list[str]:
-    """Keys under which earlier tickets count as the same demand (重复诉求)."""
+def repeat_keys(ticket: ticket_pb2.Ticket, secret: str) -> list[str]:
+    """Keys under which earlier tickets count as the same demand (重复诉求). The caller's
+    number is keyed by an HMAC: the index never holds a phone number."""
     keys = []
     if ticket.caller.phone and not ticket.caller.anonymous:
-        keys.append("phone:" + ticket.caller.phone)
+        keys.append("phone:" + privacy.keyed_hash(secret, ticket.caller.phone))
     if ticket.address:
         keys.append("address:" + ticket.address)
     return keys
+
+
+def without_contact(ticket: ticket_pb2.Ticket) -> ticket_pb2.Ticket:
+    """The ticket as other services get it: no caller name or phone (routing and metrics do not
+    need them; the unit handling the ticket reads them from intake)."""
+    shared = ticket_pb2.Ticket()
+    shared.CopyFrom(ticket)
+    shared.caller.ClearField("name")
+    shared.caller.ClearField("phone")
+    return shared
+
+
+def presented(ticket: ticket_pb2.Ticket, clear: bool) -> ticket_pb2.Ticket:
+    """A ticket as a response shows it: personal data in clear only for those who need it
+    (the office; the unit handling the ticket), masked for everyone else."""
+    if clear:
+        return ticket
+    shown = ticket_pb2.Ticket()
+    shown.CopyFrom(ticket)
+    shown.caller.name = privacy.mask_name(ticket.caller.name)
+    shown.caller.phone = privacy.mask_phone(ticket.caller.phone)
+    shown.content = privacy.mask_text(ticket.content)
+    shown.title = privacy.mask_text(ticket.title)
+    return shown

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
 
 from hotline import observability as obs
-from hotline.envelope import Event, PermanentError, Record
-from hotline.mongo import utcnow
+from hotline.clock import Clock, SystemClock
+from hotline.envelope import Event, EventTypes, PermanentError, Record
 from hotline.v1 import events_pb2, ticket_pb2
 from services.intake import core
 from services.intake.store import MAX_REPEAT_LINKS, TicketStore
@@ -22,25 +23,43 @@ DUPLICATES = Counter(
 
 
 class TicketIntake:
-    def __init__(self, store: TicketStore, city_topic: str, deputy_topic: str, out_topic: str) -> None:
+    def __init__(self, store: TicketStore, city_topic: str, deputy_topic: str, out_topic: str,
+                 hash_secret: str, clock: Clock | None = None,
+                 future_tolerance: timedelta = timedelta(minutes=10)) -> None:
         self.store = store
+        self.hash_secret = hash_secret
         self.city_topic = city_topic
         self.deputy_topic = deputy_topic
         self.out_topic = out_topic
+        self.clock = clock or SystemClock()
+        self.future_tolerance = future_tolerance
         sources = ("city", "deputy")
         obs.at_zero(RECEIVED, [n for n in ticket_pb2.TicketType.keys() if n != "TICKET_TYPE_UNSPECIFIED"], sources)
         obs.at_zero(DUPLICATES, sources)
 
     def decode(self, record: Record) -> ticket_pb2.Ticket:
-        now = utcnow()
+        now = self.clock.now()
+        latest = self.latest_instant(record, now)
         if record.topic == self.deputy_topic:
             submission = record.decode(events_pb2.DeputySubmission)
             if not submission.submission_id:
                 raise PermanentError("missing_field", "submission_id is empty")
-            core.validate(submission.ticket)
-            return core.to_ticket(submission.ticket, f"RD-{submission.submission_id}", "deputy", now)
-        city = core.parse_city_ticket(record.value)
+            ticket_id = core.DEPUTY_PREFIX + submission.submission_id
+            if not core.TICKET_ID.match(ticket_id):
+                raise PermanentError("schema", f"submission_id {submission.submission_id[:80]!r} makes no ticket id")
+            core.normalize_text(submission.ticket)
+            core.validate(submission.ticket, latest)
+            return core.to_ticket(submission.ticket, ticket_id, "deputy", now)
+        city = core.parse_city_ticket(record.value, latest)
         return core.to_ticket(city, city.city_ticket_id, "city", now)
+
+    def latest_instant(self, record: Record, now: datetime) -> datetime:
+        """The latest time a ticket's timestamps may name: when the record was published (its
+        Kafka timestamp; the clock if that is later or absent) plus the tolerance for clock
+        skew. Anchored to the record, a replay decides as the first reading did."""
+        now_ms = int(now.timestamp() * 1000)
+        published_ms = min(now_ms, record.timestamp_ms) if record.timestamp_ms > 0 else now_ms
+        return datetime.fromtimestamp(published_ms / 1000, UTC) + self.future_tolerance
 
     async def apply(self, items: list[tuple[Record, ticket_pb2.Ticket]]) -> list[Event]:
         batch: dict[str, tuple[Record, ticket_pb2.Ticket]] = {}
@@ -49,6 +68,7 @@ class TicketIntake:
         tickets = [t for _, t in batch.values()]
         remember, known = await self._link_repeats(tickets)
         _, existed = await asyncio.gather(self.store.remember_keys(remember, known), self.store.insert_new(tickets))
+        await self.store.audit_received([t for t in tickets if t.ticket_id not in existed])
         stored = await self.store.get_many(sorted(existed)) if existed else {}
         events = []
         for record, ticket in batch.values():
@@ -61,7 +81,7 @@ class TicketIntake:
                 Event(
                     topic=self.out_topic,
                     key=ticket.ticket_id,
-                    message=events_pb2.TicketReceived(ticket=ticket),
+                    message=events_pb2.TicketReceived(ticket=core.without_contact(ticket)),
                     event_id=f"{ticket.ticket_id}/received",
                     correlation_id=record.correlation_id,
                 )
@@ -73,7 +93,7 @@ class TicketIntake:
         (重复诉求); returns the ids to remember under each key and the keys already stored.
         A replayed batch finds itself in the index already, so it neither links to itself nor
         is added twice."""
-        keys = {t.ticket_id: core.repeat_keys(t) for t in tickets}
+        keys = {t.ticket_id: core.repeat_keys(t, self.hash_secret) for t in tickets}
         known = await self.store.earlier_by_keys(sorted({k for ks in keys.values() for k in ks}))
         stored_keys = set(known)
         additions: dict[str, list[str]] = {}
@@ -87,3 +107,25 @@ class TicketIntake:
                     additions.setdefault(key, []).append(ticket.ticket_id)
             ticket.repeat_of[:] = links[:MAX_REPEAT_LINKS]
         return additions, stored_keys
+
+
+class HandlingUnits:
+    """Follows assignments, so intake knows which units may read a ticket's caller contact."""
+
+    def __init__(self, store: TicketStore) -> None:
+        self.store = store
+        self.types = EventTypes(events_pb2.TicketAssigned)
+
+    def decode(self, record: Record) -> events_pb2.TicketAssigned:
+        message = self.types.decode(record)
+        assert isinstance(message, events_pb2.TicketAssigned)
+        return message
+
+    async def apply(self, items: list[tuple[Record, events_pb2.TicketAssigned]]) -> list[Event]:
+        units: dict[str, set[str]] = {}
+        for _, assigned in items:
+            a = assigned.assignment
+            units.setdefault(a.ticket_id, set()).update(
+                u.unit_id for u in (a.primary_unit, *a.assisting_units) if u.unit_id)
+        await self.store.add_handling_units(units)
+        return []

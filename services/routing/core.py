@@ -2,27 +2,32 @@
 
 The decision follows the district's first-responsible list (首接负责主协办清单): each entry
 names a category, keywords, a primary unit (主办) and assisting units (协办). ``@street``
-stands for the street office (街道) whose jurisdiction the address lies in (属地管理).
+stands for the street office (街道) whose jurisdiction the place lies in (属地管理);
+``@community`` for its community (社区), or the street when the community is not known.
 
 Order of evidence: the city's own category; then two or more of the list's keywords; then
 the trained classifier when its calibrated confidence clears its threshold (its label becomes
 a list category through the versioned label map, data/label_map.json); then a single
 keyword (one word like 收费 is weak evidence); then the street of the address. Failing all,
-the ticket goes to manual dispatch (人工派单) by the hotline office.
+the ticket goes to manual dispatch (人工派单) by the hotline office. Between items with as many
+keyword hits, the one whose matched keywords are longer (more specific) wins, then list order.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from hotline.v1 import events_pb2, ticket_pb2
 from services.routing.classifier.label_map import LabelMap
+from services.routing.responsibility import COMMUNITY, STREET, Listing, Rule, load_listing
+
+__all__ = ["COMMUNITY", "STREET", "Decision", "Directory", "Location", "Place", "Router", "Rule", "classifier_text"]
 
 DATA_DIR = Path(__file__).parent / "data"
-STREET = "@street"
 MANUAL_UNIT = "HOTLINE"  # 区12345热线办
 STRONG_KEYWORD_HITS = 2  # keyword hits that outrank the classifier
 METHODS = ("city_category", "keyword", "classifier", "street", "manual")  # how a decision was made
@@ -47,19 +52,6 @@ def classifier_text(ticket: ticket_pb2.Ticket) -> str:
 
 
 @dataclass(frozen=True)
-class Rule:
-    rule_id: str
-    category: str
-    item: str
-    keywords: tuple[str, ...]
-    primary: str
-    assisting: tuple[str, ...]
-
-    def hits(self, text: str) -> int:
-        return sum(1 for k in self.keywords if k in text)
-
-
-@dataclass(frozen=True)
 class Decision:
     primary: events_pb2.Unit
     assisting: list[events_pb2.Unit]
@@ -69,53 +61,154 @@ class Decision:
     rule_id: str = ""
     model_version: str = ""
     classifier_label: str = ""  # the classifier's own label when it was asked, used or not
+    list_version: str = ""  # version of the list the decision followed
+
+
+@dataclass(frozen=True)
+class Place:
+    """A name of the gazetteer (or an alias of one) and where it lies."""
+
+    name: str
+    street: str
+    community: str = ""
+    kind: str = ""  # road | compound (小区) | landmark | area | street | community
+
+
+@dataclass(frozen=True)
+class Location:
+    street: str | None = None
+    community: str | None = None
 
 
 class Directory:
-    """Units (承办单位) and the jurisdiction gazetteer (place name -> street office)."""
+    """Units (承办单位) and the jurisdiction gazetteer (place name -> street office and community).
 
-    def __init__(self, units: list[dict[str, Any]], gazetteer: dict[str, str]) -> None:
+    Street and community unit names are places of their own. A name inside a longer name that
+    matched (石门坎 in 石门坎东路, 瑞金路 in 瑞金路街道) does not count: the longest name wins.
+    """
+
+    def __init__(self, units: Sequence[Mapping[str, Any]], gazetteer: Sequence[Mapping[str, Any]] = ()) -> None:
         self.units = {
             u["unit_id"]: events_pb2.Unit(
                 unit_id=u["unit_id"], name=u["name"], unit_type=events_pb2.UnitType.Value(u["unit_type"])
             )
             for u in units
         }
+        self.parents: dict[str, str] = {}  # community -> its street
+        places: list[Place] = []
+        for u in units:
+            unit_id, unit_type = u["unit_id"], self.units[u["unit_id"]].unit_type
+            if unit_type == events_pb2.UNIT_TYPE_COMMUNITY:
+                parent = u.get("parent", "")
+                if self._type(parent) != events_pb2.UNIT_TYPE_STREET:
+                    raise ValueError(f"community {unit_id} has no street as its parent ({parent!r})")
+                self.parents[unit_id] = parent
+                places.append(Place(u["name"], parent, unit_id, "community"))
+            elif unit_type == events_pb2.UNIT_TYPE_STREET:
+                places.append(Place(u["name"], unit_id, "", "street"))
+        for entry in gazetteer:
+            community = entry.get("community", "")
+            street = entry.get("street") or self.parents.get(community, "")
+            if self._type(street) != events_pb2.UNIT_TYPE_STREET:
+                raise ValueError(f"place {entry['name']} lies in no known street ({street!r})")
+            if community and self.parents.get(community) != street:
+                raise ValueError(f"place {entry['name']}: community {community} is not in street {street}")
+            for name in (entry["name"], *entry.get("aliases", ())):
+                places.append(Place(name, street, community, entry.get("kind", "")))
+        where: dict[str, Place] = {}
+        for place in places:
+            seen = where.setdefault(place.name, place)
+            if (seen.street, seen.community) != (place.street, place.community):
+                raise ValueError(f"place name {place.name} lies in two places")
         # longest names first, so "石门坎东路" wins over "石门坎"
-        self.places = sorted(gazetteer.items(), key=lambda kv: -len(kv[0]))
+        self.places = sorted(where.values(), key=lambda p: -len(p.name))
+        self._by_first: dict[str, list[tuple[int, Place]]] = {}  # first character -> (rank, place)
+        for rank, place in enumerate(self.places):
+            self._by_first.setdefault(place.name[0], []).append((rank, place))
+
+    @classmethod
+    def from_file(cls, path: Path) -> Directory:
+        doc = json.loads(path.read_text("utf-8"))
+        return cls(doc["units"], doc.get("gazetteer", []))
+
+    def _type(self, unit_id: str) -> int:
+        unit = self.units.get(unit_id)
+        return unit.unit_type if unit else events_pb2.UNIT_TYPE_UNSPECIFIED
+
+    def matches(self, text: str) -> list[Place]:
+        """The places named in ``text``, longest first; a name inside a longer match is skipped."""
+        taken: list[tuple[int, int]] = []
+        found: list[Place] = []
+        if not text:
+            return found
+        named = sorted(c for ch in set(text) for c in self._by_first.get(ch, ()) if c[1].name in text)
+        for _, place in named:
+            start = text.find(place.name)
+            while start != -1:
+                end = start + len(place.name)
+                if all(end <= a or start >= b for a, b in taken):
+                    taken.append((start, end))
+                    found.append(place)
+                    break
+                start = text.find(place.name, start + 1)
+        return found
+
+    def locate(self, ticket: ticket_pb2.Ticket) -> Location:
+        """Street and community of the ticket's place: the street field first, then the address.
+
+        The street is the one of the longest name; the community is taken from the longest name
+        that names one inside that street (a compound, a community, a short road)."""
+        street: str | None = None
+        community: str | None = None
+        for text in (ticket.street, ticket.address):
+            for place in self.matches(text):
+                street = street or place.street
+                if community is None and place.community and place.street == street:
+                    community = place.community
+        return Location(street, community)
 
     def street_of(self, ticket: ticket_pb2.Ticket) -> str | None:
-        for text in (ticket.street, ticket.address):
-            for place, unit_id in self.places:
-                if text and place in text:
-                    return unit_id
-        return None
+        return self.locate(ticket).street
+
+    def community_of(self, ticket: ticket_pb2.Ticket) -> str | None:
+        return self.locate(ticket).community
 
 
 class Router:
-    def __init__(self, directory: Directory, rules: list[Rule], aliases: dict[str, str],
-                 label_map: LabelMap | None = None) -> None:
+    def __init__(self, directory: Directory, rules: Sequence[Rule], aliases: Mapping[str, str],
+                 list_version: str = "", label_map: LabelMap | None = None) -> None:
         self.directory = directory
-        self.rules = rules
-        self.aliases = aliases  # the city's own category names (not the classifier's labels)
+        self.rules = list(rules)
+        self.aliases = dict(aliases)  # the city's own category names (not the classifier's labels)
+        self.list_version = list_version
         self.categories = {r.category for r in rules}
         self.label_map = label_map or LabelMap.load()
         for rule in rules:
             for unit in (rule.primary, *rule.assisting):
-                if unit != STREET and unit not in directory.units:
+                if unit not in (STREET, COMMUNITY) and unit not in directory.units:
                     raise ValueError(f"rule {rule.rule_id} names unknown unit {unit}")
+        self._by_category: dict[str, list[int]] = {}
+        by_keyword: dict[str, list[int]] = {}
+        for index, rule in enumerate(self.rules):
+            self._by_category.setdefault(rule.category, []).append(index)
+            for keyword in dict.fromkeys(rule.keywords):
+                by_keyword.setdefault(keyword, []).append(index)
+        self._by_first: dict[str, list[tuple[str, list[int]]]] = {}  # first character -> (keyword, rule indexes)
+        for keyword, indexes in by_keyword.items():
+            self._by_first.setdefault(keyword[0], []).append((keyword, indexes))
+
+    @classmethod
+    def from_listing(cls, directory: Directory, listing: Listing, label_map: LabelMap | None = None) -> Router:
+        """``label_map``: default data/label_map.json (a label whose category the list lacks is not followed)."""
+        return cls(directory, listing.items, listing.category_aliases, listing.list_version, label_map)
 
     @classmethod
     def from_files(cls, data_dir: Path = DATA_DIR) -> Router:
-        directory = json.loads((data_dir / "directory.json").read_text("utf-8"))
-        listing = json.loads((data_dir / "responsibilities.json").read_text("utf-8"))
-        rules = [
-            Rule(r["rule_id"], r["category"], r["item"], tuple(r["keywords"]), r["primary"], tuple(r["assisting"]))
-            for r in listing["responsibilities"]
-        ]
+        directory = Directory.from_file(data_dir / "directory.json")
+        listing = load_listing(data_dir / "responsibilities.json")
         label_map = LabelMap.load(data_dir / "label_map.json")
-        label_map.check({r.category for r in rules})  # every category it names must be on the list
-        return cls(Directory(directory["units"], directory["gazetteer"]), rules, listing["category_aliases"], label_map)
+        label_map.check({r.category for r in listing.items})  # every category it names must be on the list
+        return cls.from_listing(directory, listing, label_map)
 
     def category_of(self, label: str) -> str | None:
         if label in self.categories:
@@ -130,50 +223,52 @@ class Router:
     def needs_classifier(self, ticket: ticket_pb2.Ticket) -> bool:
         if self.category_of(ticket.category) is not None:
             return False
-        text = self._text(ticket)
-        rule = self._best_rule(text, self.rules)
-        return rule is None or rule.hits(text) < STRONG_KEYWORD_HITS
+        best = self._best(self._scores(self._text(ticket)))
+        return best is None or best[1] < STRONG_KEYWORD_HITS
 
     def decide(self, ticket: ticket_pb2.Ticket, prediction: Prediction | None = None) -> Decision:
-        decision = self._decide(ticket, prediction)
+        decision = replace(self._decide(ticket, prediction), list_version=self.list_version)
         if prediction is None:
             return decision
         return replace(decision, classifier_label=prediction.label,
                        model_version=decision.model_version or prediction.model_version)
 
     def _decide(self, ticket: ticket_pb2.Ticket, prediction: Prediction | None) -> Decision:
-        text = self._text(ticket)
-        street = self.directory.street_of(ticket)
+        scores = self._scores(self._text(ticket))
+        location = self.directory.locate(ticket)
         category = self.category_of(ticket.category)
         if category:
-            in_category = [r for r in self.rules if r.category == category]
-            rule = self._best_rule(text, in_category) or in_category[0]
-            return self._from_rule(rule, street, "city_category", 1.0)
-        matched = self._best_rule(text, self.rules)
-        hits = matched.hits(text) if matched else 0
-        if matched and hits >= STRONG_KEYWORD_HITS:
-            return self._from_rule(matched, street, "keyword", min(1.0, 0.5 + 0.15 * hits))
+            return self._from_rule(self._in_category(scores, category), location, "city_category", 1.0)
+        best = self._best(scores)
+        hits = best[1] if best else 0
+        if best and hits >= STRONG_KEYWORD_HITS:
+            return self._from_rule(best[0], location, "keyword", min(1.0, 0.5 + 0.15 * hits))
         if prediction and not prediction.abstained and (category := self.classifier_category(prediction.label, ticket)):
-            in_category = [r for r in self.rules if r.category == category]
-            rule = self._best_rule(text, in_category) or in_category[0]
-            return replace(self._from_rule(rule, street, "classifier", prediction.confidence),
+            rule = self._in_category(scores, category)
+            return replace(self._from_rule(rule, location, "classifier", prediction.confidence),
                            model_version=prediction.model_version)
-        if matched:
-            return self._from_rule(matched, street, "keyword", 0.5 + 0.15 * hits)
-        if street:
-            return Decision(self.directory.units[street], [], ticket.category, "street", 0.5)
+        if best:
+            return self._from_rule(best[0], location, "keyword", 0.5 + 0.15 * hits)
+        if location.street:
+            return Decision(self.directory.units[location.street], [], ticket.category, "street", 0.5)
         return Decision(self.directory.units[MANUAL_UNIT], [], ticket.category, "manual", 0.0)
 
-    def _from_rule(self, rule: Rule, street: str | None, method: str, confidence: float) -> Decision:
+    def _from_rule(self, rule: Rule, location: Location, method: str, confidence: float) -> Decision:
         def resolve(unit: str) -> str | None:
-            return street if unit == STREET else unit
+            if unit == STREET:
+                return location.street
+            if unit == COMMUNITY:
+                return location.community or location.street
+            return unit
 
         primary = resolve(rule.primary)
         assisting = [u for u in (resolve(a) for a in rule.assisting) if u]
-        if primary is None:  # a street matter but the address names no street we know
-            departments = [u for u in assisting if self.directory.units[u].unit_type != events_pb2.UNIT_TYPE_STREET]
-            primary = departments[0] if departments else MANUAL_UNIT
-            method = method if departments else "manual"
+        if primary is None and rule.primary == STREET:  # a street matter, but no street we know: a department
+            place_units = (events_pb2.UNIT_TYPE_STREET, events_pb2.UNIT_TYPE_COMMUNITY)
+            others = [u for u in assisting if self.directory.units[u].unit_type not in place_units]
+            primary = others[0] if others else None
+        if primary is None:  # nowhere to send it: the hotline office dispatches by hand
+            primary, method = MANUAL_UNIT, "manual"
         assisting = [u for u in dict.fromkeys(assisting) if u != primary]
         return Decision(
             self.directory.units[primary],
@@ -184,14 +279,31 @@ class Router:
             rule.rule_id,
         )
 
-    @staticmethod
-    def _best_rule(text: str, rules: list[Rule]) -> Rule | None:
-        best, best_hits = None, 0
-        for rule in rules:
-            hits = rule.hits(text)
-            if hits > best_hits:
-                best, best_hits = rule, hits
-        return best
+    def _scores(self, text: str) -> dict[int, tuple[int, int]]:
+        """Per rule index: (keywords found, their total length)."""
+        scores: dict[int, tuple[int, int]] = {}
+        for keyword, indexes in (k for ch in set(text) for k in self._by_first.get(ch, ())):
+            if keyword in text:
+                for i in indexes:
+                    hits, length = scores.get(i, (0, 0))
+                    scores[i] = (hits + 1, length + len(keyword))
+        return scores
+
+    def _best(
+        self, scores: Mapping[int, tuple[int, int]], among: Sequence[int] | None = None
+    ) -> tuple[Rule, int] | None:
+        """The rule with most hits, then longest matched keywords, then first in the list."""
+        candidates = [i for i in (among if among is not None else scores) if i in scores]
+        if not candidates:
+            return None
+        index = min(candidates, key=lambda i: (-scores[i][0], -scores[i][1], i))
+        return self.rules[index], scores[index][0]
+
+    def _in_category(self, scores: Mapping[int, tuple[int, int]], category: str) -> Rule:
+        """The category's best matching item, else its first (its default)."""
+        indexes = self._by_category[category]
+        best = self._best(scores, indexes)
+        return best[0] if best else self.rules[indexes[0]]
 
     @staticmethod
     def _text(ticket: ticket_pb2.Ticket) -> str:

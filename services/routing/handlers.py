@@ -39,6 +39,7 @@ def assignment_event(
             dispatch_round=dispatch_round,
             assigned_at=pb.ts(at),
             classifier_label=decision.classifier_label,
+            list_version=decision.list_version,
         ),
         ticket_type=ticket.ticket_type,
         urgency=ticket.urgency,

@@ -11,8 +11,9 @@ from hotline.settings import Settings
 from hotline.v1 import services_pb2_grpc
 from services.routing import store as store_module
 from services.routing.api import RoutingGrpc, http_routes
-from services.routing.core import Prediction, Router
+from services.routing.core import DATA_DIR, Directory, Prediction, Router
 from services.routing.handlers import Classify, TicketRouting
+from services.routing.responsibility import load_listing
 
 NAME = "routing"
 log = get_logger(__name__)
@@ -35,14 +36,18 @@ def load_classifier(settings: Settings) -> Classify | None:
 
 
 async def build(rt: Runtime) -> Service:
-    router = Router.from_files()
+    directory = Directory.from_file(DATA_DIR / "directory.json")
+    lists = store_module.ResponsibilityStore(rt.db)
+    current = await lists.ensure(load_listing(DATA_DIR / "responsibilities.json"), f"system:{NAME}", rt.clock.now())
+    router = Router.from_listing(directory, current.listing)
+    log.info("responsibility list loaded", list_version=router.list_version, items=len(router.rules))
     store = store_module.AssignmentStore(rt.db)
     classify = load_classifier(rt.settings)
     app = http_app("routing", "Dispatch of tickets to handling units (派单): responsibility list, units, gazetteer")
-    app.include_router(http_routes(router, store, classify))
     handler = TicketRouting(router, store, rt.topic("assignment_events"), classify)
     return Service(
         http=app,
+        routes=[http_routes(router, store, classify)],
         grpc=[GrpcApi(RoutingGrpc(router, store, classify), services_pb2_grpc.add_RoutingServiceServicer_to_server,
                       "hotline.v1.RoutingService")],
         consumers=[ConsumerSpec([rt.topic("ticket_events")], rt.group(), handler)],

@@ -1,22 +1,38 @@
-"""Routing's store: one assignment record per ticket (collection ``assignments``), kept as the
-TicketAssigned event it published, so a replay republishes exactly the same event."""
+"""Routing's store.
+
+* ``assignments``: one assignment record per ticket, kept as the TicketAssigned event it
+  published, so a replay republishes exactly the same event.
+* ``responsibility_list``: the current version of the first-responsible list (one document,
+  ``_id`` "current"); ``responsibility_versions``: every version with the change-log entry that
+  made it (``_id`` = version number), so who changed what, when and why is never lost.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from pymongo import IndexModel
+from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
-from hotline import pb
+from hotline import audit, pb
+from hotline.commands import DomainError
+from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
 from hotline.v1 import events_pb2
+from services.routing.responsibility import Listing, ListVersion, LogEntry, seed
 
-INDEXES: dict[str, list[IndexModel]] = {"assignments": []}  # looked up by _id (= ticket_id) only
+# assignments and the current list are looked up by _id only; versions by _id, newest first
+INDEXES: dict[str, list[IndexModel]] = {"assignments": [], "responsibility_list": [], "responsibility_versions": []}
+CURRENT = "current"
+log = get_logger(__name__)
 
 
 class AssignmentStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
         self.assignments = db["assignments"]
 
     async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, events_pb2.TicketAssigned]:
@@ -29,4 +45,93 @@ class AssignmentStore:
     async def insert_new(self, assigned: Sequence[events_pb2.TicketAssigned]) -> set[str]:
         """Insert; returns the ticket ids that were stored already (by another attempt)."""
         docs = [{"_id": a.assignment.ticket_id, **pb.to_doc(a)} for a in assigned]
-        return await insert_missing(self.assignments, docs)
+        existed = await insert_missing(self.assignments, docs)
+        await audit.record(self.db, [audit.entry(
+            at=pb.dt(a.assignment.assigned_at), actor=audit.system_actor("routing"), action="assign",
+            kind="assignment", target_id=a.assignment.ticket_id, reason=f"method {a.assignment.method}",
+            after=doc, entry_id=f"{a.assignment.ticket_id}/assigned/{a.assignment.dispatch_round}",
+        ) for a, doc in zip(assigned, docs, strict=True) if a.assignment.ticket_id not in existed])
+        return existed
+
+
+class ListConflict(DomainError):
+    """The list changed since the version a change was made from (failed_precondition: 409):
+    load it again and retry."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("failed_precondition", message)
+
+
+class ResponsibilityStore:
+    """Versions of the first-responsible list (a repository: load the current, save the next)."""
+
+    kind = "responsibility_list"
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.current = db["responsibility_list"]
+        self.versions = db["responsibility_versions"]
+
+    async def load(self, target: str = CURRENT, session: Any = None) -> ListVersion | None:
+        doc = await self.current.find_one({"_id": CURRENT}, session=session)
+        return _from_doc(doc) if doc else None
+
+    async def save(self, state: ListVersion, session: Any = None) -> None:
+        """Store ``state`` as the current version, if the current one is still the version it was
+        made from (``entry.previous_version``); else :class:`ListConflict`. Adds it to the history."""
+        listing, entry = state.listing, state.entry
+        doc = _to_doc(state)
+        if not entry.previous_version:
+            try:
+                await self.current.insert_one({"_id": CURRENT, **doc}, session=session)
+            except DuplicateKeyError as exc:
+                raise ListConflict("the list is stored already") from exc
+        else:
+            done = await self.current.update_one({"_id": CURRENT, "list_version": entry.previous_version},
+                                                 {"$set": doc}, session=session)
+            if done.matched_count == 0:
+                raise ListConflict(f"the list is no longer at version {entry.previous_version}")
+        try:
+            await self.versions.insert_one({"_id": listing.version, **doc}, session=session)
+        except DuplicateKeyError as exc:
+            raise ListConflict(f"version {listing.version} is stored already") from exc
+
+    async def ensure(self, shipped: Listing, actor: str, at: datetime) -> ListVersion:
+        """The current list, seeded from the shipped file when the store has none, or when the
+        file carries a higher version than the store (a new list shipped with a release)."""
+        current = await self.load()
+        if current is not None and current.listing.version >= shipped.version:
+            if current.listing.version == shipped.version and current.listing.list_version != shipped.list_version:
+                log.warning("the shipped list differs from the stored one at the same version; keeping the stored",
+                            stored=current.listing.list_version, shipped=shipped.list_version)
+            return current
+        if current is None:
+            first = seed(shipped, actor, at)
+        else:
+            first = seed(shipped, actor, at, "newer shipped list", previous=current.listing.list_version)
+        try:
+            await self.save(first)
+        except ListConflict:  # another replica seeded it first
+            stored = await self.load()
+            assert stored is not None
+            return stored
+        return first
+
+    async def version(self, number: int, session: Any = None) -> ListVersion | None:
+        doc = await self.versions.find_one({"_id": number}, session=session)
+        return _from_doc(doc) if doc else None
+
+    async def history(self, limit: int = 50, session: Any = None) -> list[LogEntry]:
+        """The change log, newest first."""
+        docs = await self.versions.find({}, {"change": 1}, session=session).sort(
+            "_id", DESCENDING).limit(limit).to_list()
+        return [LogEntry.from_doc(d["change"]) for d in docs]
+
+
+def _to_doc(state: ListVersion) -> Doc:
+    listing = state.listing
+    return {"version": listing.version, "list_version": listing.list_version, "listing": listing.to_doc(),
+            "change": state.entry.to_doc()}
+
+
+def _from_doc(doc: Doc) -> ListVersion:
+    return ListVersion(Listing.from_doc(doc["listing"]), LogEntry.from_doc(doc["change"]))

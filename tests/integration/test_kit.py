@@ -11,13 +11,14 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from hotline import kafka, mongo
-from hotline.envelope import Event, PermanentError, Record
+from hotline import observability as obs
+from hotline.envelope import Event, PermanentError, Record, Skip
 from hotline.kafka import ConsumerLoop, ConsumerSpec
 from hotline.outbox import INDEXES as OUTBOX_INDEXES
 from hotline.outbox import Outbox
 from hotline.settings import Settings
 from hotline.v1 import events_pb2
-from tests.support import eventually, publish_raw, read_topic
+from tests.support import eventually, group_lag, publish_raw, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +36,10 @@ class Recorder:
     def decode(self, record: Record) -> str:
         if record.value == b"undecodable":
             raise PermanentError("schema", "cannot decode")
+        if record.value == b"newer-event-type":
+            raise Skip("hotline.v1.SomethingNewer")
+        if record.value == b"overflow":  # a bug met on one record, as metrics met year 9999 (issue 15)
+            raise OverflowError("date value out of range")
         return record.value.decode()
 
     async def apply(self, items: list[tuple[Record, str]]) -> list[Event]:
@@ -54,7 +59,7 @@ async def kit(settings: Settings, topics: list[str]) -> AsyncIterator[dict[str, 
     producer = kafka.producer(settings)
     await producer.start()
     name = uuid.uuid4().hex[:6]
-    from hotline import infra
+    from hotline_dev import infra
 
     source, out = f"{settings.topics.prefix}kit-{name}-in", f"{settings.topics.prefix}kit-{name}-out"
     infra.ensure_topics(settings, [source, out])
@@ -77,7 +82,9 @@ async def run_loop(settings: Settings, kit: dict[str, Any], handler: Recorder, e
 async def test_transient_failures_are_retried_and_poison_is_isolated(settings: Settings, kit: dict) -> None:
     values = [f"v{i}".encode() for i in range(10)]
     await publish_raw(settings, kit["source"], [(b"k", v) for v in [*values[:5], b"undecodable", b"poison",
-                                                                     *values[5:]]])
+                                                                     b"newer-event-type", *values[5:]]])
+    skipped = obs.SKIPPED.labels("kit", kit["source"], "other")
+    skipped_before = skipped._value.get()
     handler = Recorder(kit["db"]["seen"], kit["out"], transient_failures=2, poison=b"poison")
     await run_loop(settings, kit, handler, expect=10)
 
@@ -93,6 +100,35 @@ async def test_transient_failures_are_retried_and_poison_is_isolated(settings: S
     assert ours[b"undecodable"]["dlq_reason"] == b"schema"
     assert ours[b"poison"]["dlq_reason"] == b"handler_error"
     assert b"bug triggered" in ours[b"poison"]["dlq_detail"]
+    assert skipped._value.get() == skipped_before + 1  # an unknown event type is counted, not dead-lettered
+
+
+async def test_any_decode_failure_is_dead_lettered_and_the_loop_goes_on(settings: Settings, kit: dict) -> None:
+    """An exception in decode that is not an outage ends nothing: the record is dead-lettered
+    (decode_error, with the exception), its offset committed, and the records after it handled."""
+    await publish_raw(settings, kit["source"], [(b"k", v) for v in [b"d0", b"overflow", b"\xff\xfe", b"d1"]])
+    handler = Recorder(kit["db"]["seen"], kit["out"])
+    loop = ConsumerLoop(ConsumerSpec([kit["source"]], kit["group"], handler), settings, kit["producer"], "kit")
+    task = asyncio.create_task(loop.run())
+    try:
+        await eventually(lambda: kit["db"]["seen"].count_documents({}), lambda n: n >= 2, timeout=30)
+        dead = await eventually(lambda: ours_dead(settings, kit["source"]), lambda d: len(d) >= 2, timeout=30)
+        assert not task.done() and loop.running, "the loop is still consuming"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sorted(d["_id"] for d in await kit["db"]["seen"].find({}).to_list()) == ["d0", "d1"]
+    assert dead[b"overflow"]["dlq_reason"] == b"decode_error"
+    assert dead[b"overflow"]["dlq_detail"] == b"OverflowError: date value out of range"
+    assert dead[b"\xff\xfe"]["dlq_reason"] == b"decode_error"
+    assert b"UnicodeDecodeError" in dead[b"\xff\xfe"]["dlq_detail"]
+    # offsets are committed: the group has nothing left, so a restart does not meet the records again
+    assert await group_lag(settings, kit["group"], [kit["source"]]) == 0
+
+
+async def ours_dead(settings: Settings, source: str) -> dict[bytes, dict[str, bytes]]:
+    dead = await read_topic(settings, settings.topics.name("dead_letters"), expect=10**6, timeout=2)
+    return {m.value: dict(m.headers) for m in dead if dict(m.headers)["dlq_original_topic"] == source.encode()}
 
 
 async def test_offsets_are_committed_only_after_the_work(settings: Settings, kit: dict) -> None:

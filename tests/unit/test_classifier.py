@@ -18,12 +18,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.routing.classifier import ModelFormatError, Prediction, compose, load_model
 from services.routing.classifier.cli import add_cli
 from services.routing.classifier.evaluation import threshold_for_precision
 from services.routing.classifier.text import CharNgramVectorizer, normalize, title_of
 from services.routing.classifier.training import HoldOut, TrainConfig, train
+from tests.fuzzing import SPECIAL
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared/data/tipdm2020"
 
@@ -111,6 +114,55 @@ def test_char_ngrams_equal_scikit_learns_tfidf() -> None:
     # same vocabulary in another order: compare each row's sorted values and the row norms
     assert np.allclose(np.sort(a, axis=1), np.sort(b, axis=1), atol=1e-6)
     assert ours.transform([]).shape == (0, ours.size)
+
+
+# any string at all: every code point (lone surrogates too), often the ones that broke routing (NUL and other
+# controls, emoji, CJK extension B), and the ticket words the model knows
+ANY_TEXT = st.lists(st.one_of(st.characters(exclude_categories=()), st.sampled_from(SPECIAL),
+                              st.sampled_from([w for ws in TOPICS.values() for w in ws])), max_size=40).map("".join)
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_a_nul_inside_a_text_does_not_shift_the_batch() -> None:
+    """The bug of issue 15: NUL was also the separator between texts, so a text with one
+    pushed every later text's n-grams onto the wrong row (and bincount failed)."""
+    v = CharNgramVectorizer((1, 2), min_df=1).fit(["噪音扰民", "路灯不亮"])
+    alone = v.transform(["路灯不亮"]).toarray()
+    batch = v.transform(["噪音\x00扰民", "路灯不亮", "😀𠀀", ""]).toarray()
+    assert np.allclose(batch[1], alone[0])
+    assert not batch[2].any() and not batch[3].any()
+
+
+@PROPERTY
+@given(st.lists(ANY_TEXT, max_size=6), st.lists(ANY_TEXT, min_size=1, max_size=6))
+def test_the_vectorizer_takes_any_strings_row_by_row(corpus: list[str], texts: list[str]) -> None:
+    v = CharNgramVectorizer((1, 4), min_df=1).fit([*corpus, "噪音扰民"])
+    m = v.transform(texts)
+    assert m.shape == (len(texts), v.size)
+    assert np.isfinite(m.data).all()
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1))).ravel()
+    assert ((np.abs(norms - 1) < 1e-4) | (norms == 0)).all()
+    for i, text in enumerate(texts):  # each row is that text's alone: nothing leaks across the batch
+        assert np.allclose(m[i].toarray(), v.transform([text]).toarray(), atol=1e-6)
+
+
+@PROPERTY
+@given(st.lists(ANY_TEXT, max_size=8))
+def test_the_classifier_predicts_for_any_strings(trained: tuple[Path, dict[str, Any]], texts: list[str]) -> None:
+    model = _model(trained[0])
+    preds = model.predict_batch([*texts, compose(*texts[:2])])
+    assert len(preds) == len(texts) + 1
+    for p in preds:
+        assert p.label in TOPICS and 0.0 <= p.confidence <= 1.0 and np.isfinite(p.confidence)
+
+
+_MODELS: dict[Path, Any] = {}
+
+
+def _model(path: Path) -> Any:
+    if path not in _MODELS:
+        _MODELS[path] = load_model(path)
+    return _MODELS[path]
 
 
 def test_normalize_and_title() -> None:

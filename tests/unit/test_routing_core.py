@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hotline.v1 import events_pb2, ticket_pb2
-from services.routing.core import Directory, Router, Rule
+from services.routing.core import Directory, Location, Router, Rule
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def ticket(**fields: str) -> ticket_pb2.Ticket:
 def test_street_matter_goes_to_the_street_of_the_address(router: Router) -> None:
     d = router.decide(ticket(title="物业不作为", content="小区物业长期不打扫楼道", address="瑞金北村12栋"))
     assert (d.primary.name, d.method, d.category) == ("瑞金路街道", "keyword", "物业管理")
-    assert [u.name for u in d.assisting] == ["区房产管理局"]
+    assert [u.name for u in d.assisting] == ["区房产管理局", "瑞金北村社区"]  # the community of the compound assists
 
 
 def test_city_category_wins_and_keywords_pick_the_item(router: Router) -> None:
@@ -53,11 +53,12 @@ def test_classifier_is_used_only_without_category_or_keywords(router: Router) ->
 
 
 def test_a_confident_classifier_outranks_a_single_keyword(router: Router) -> None:
-    weak = ticket(title="幼儿园", content="孩子幼儿园收费太贵", address="中华路5号")  # 收费: one 停车 keyword
+    weak = ticket(title="反映收费问题", content="收费太贵不合理", address="中华路5号")  # 收费: one keyword
     assert router.needs_classifier(weak)
-    assert router.decide(weak).category == "停车管理"
+    assert router.decide(weak).category == "停车管理"  # the first item 收费 names
     d = router.decide(weak, FakePrediction("教育文体", 0.97))
-    assert (d.method, d.category, d.primary.name) == ("classifier", "教育卫生", "区教育局")
+    assert (d.method, d.category, d.rule_id) == ("classifier", "教育卫生", "教育卫生-06")  # 教育收费
+    assert d.primary.name == "区教育委员会"
     strong = ticket(content="小区停车位收费太贵，车位被占", address="中华路5号")  # three 停车 keywords
     assert not router.needs_classifier(strong)
     assert router.decide(strong, FakePrediction("教育文体", 0.97)).method == "keyword"
@@ -96,6 +97,81 @@ def test_street_rule_without_known_street_falls_back_to_a_department(router: Rou
 
 
 def test_rules_naming_unknown_units_are_refused() -> None:
-    directory = Directory([{"unit_id": "A", "name": "a", "unit_type": "UNIT_TYPE_DEPARTMENT"}], {})
+    directory = Directory([{"unit_id": "A", "name": "a", "unit_type": "UNIT_TYPE_DEPARTMENT"}], [])
     with pytest.raises(ValueError, match="unknown unit B"):
         Router(directory, [Rule("r1", "c", "i", ("k",), "B", ())], {})
+
+
+def test_community_item_goes_to_the_community_of_the_compound(router: Router) -> None:
+    d = router.decide(ticket(title="开居住证明", content="需要社区开居住证明办理入学", address="瑞金北村5栋2单元"))
+    assert (d.rule_id, d.method) == ("社会保障与就业-17", "keyword")
+    assert (d.primary.name, d.primary.unit_type) == ("瑞金北村社区", events_pb2.UNIT_TYPE_COMMUNITY)
+    assert [u.name for u in d.assisting] == ["瑞金路街道"]
+
+
+def test_community_item_falls_back_to_the_street_then_to_manual(router: Router) -> None:
+    # 瑞金路 runs through several communities: the street handles it
+    on_a_long_road = router.decide(ticket(content="需要开居住证明", address="瑞金路100号"))
+    assert (on_a_long_road.primary.name, on_a_long_road.assisting) == ("瑞金路街道", [])
+    nowhere = router.decide(ticket(content="需要开居住证明", address="来电人未提供地址"))
+    assert (nowhere.method, nowhere.primary.unit_id, nowhere.rule_id) == ("manual", "HOTLINE", "社会保障与就业-17")
+
+
+def test_community_of_takes_the_longest_names_and_keeps_to_the_street(router: Router) -> None:
+    directory = router.directory
+    assert directory.community_of(ticket(address="朝天宫街道建邺路1号")) is None  # 朝天宫 inside 朝天宫街道 is no place
+    assert directory.community_of(ticket(address="朝天宫街道王府园小区3栋")) == "CM0801"
+    assert directory.community_of(ticket(address="龙蟠中路8号瑞北小区")) == "CM0501"  # an alias (简称)
+    assert directory.community_of(ticket(address="石门坎东路3号")) is None  # the road, not 大光路's 石门坎社区
+    # the city's street field names one street, the address a compound of another: the street field wins
+    conflicting = ticket(street="秦虹街道", address="瑞金北村5栋")
+    assert (directory.street_of(conflicting), directory.community_of(conflicting)) == ("ST12", None)
+
+
+def test_street_item_has_the_community_assist(router: Router) -> None:
+    d = router.decide(ticket(content="业委会换届迟迟不启动,业主大会开不起来", address="秦虹小区8栋"))
+    assert (d.rule_id, d.primary.name) == ("物业管理-05", "秦虹街道")
+    assert [u.name for u in d.assisting] == ["区房产管理局", "秦虹社区"]
+
+
+def test_city_category_and_keywords_pick_the_emergency_item(router: Router) -> None:
+    d = router.decide(ticket(category="水电气热", content="楼道里燃气味很重,怀疑漏气", address="剪子巷3号"))
+    assert (d.method, d.rule_id, d.primary.name) == ("city_category", "水电气热-04", "区燃气有限公司")
+    assert router.rules[[r.rule_id for r in router.rules].index(d.rule_id)].lane == "emergency"
+    assert [u.name for u in d.assisting] == ["区应急管理局", "区消防救援大队", "秦虹街道"]
+    plain = router.decide(ticket(category="水电气热", content="反映问题", address="剪子巷3号"))
+    assert plain.rule_id == "水电气热-01"  # no keyword: the category's first item
+
+
+def test_the_more_specific_keywords_win_a_tie(router: Router) -> None:
+    d = router.decide(ticket(title="电梯困人", content="小区电梯困人,物业联系不上", address="月安花园2栋"))
+    assert d.rule_id == "物业管理-08"  # 电梯困人 + 困人 over 物业服务 and 电梯运行
+    assert d.primary.name == "区市场监督管理局"
+
+
+def test_decisions_carry_the_list_version(router: Router) -> None:
+    from datetime import UTC, datetime
+
+    from services.routing.handlers import assignment_event
+
+    t = ticket(title="停水", content="家里停水了,自来水没水", address="中华路1号")
+    d = router.decide(t)
+    assert d.list_version == router.list_version and d.list_version.startswith("1-")
+    event = assignment_event(t, d, 1, datetime(2026, 11, 24, tzinfo=UTC))
+    assert event.assignment.list_version == router.list_version
+
+
+def test_directory_refuses_inconsistent_places() -> None:
+    units = [{"unit_id": "S1", "name": "一街道", "unit_type": "UNIT_TYPE_STREET"},
+             {"unit_id": "S2", "name": "二街道", "unit_type": "UNIT_TYPE_STREET"},
+             {"unit_id": "C1", "name": "一社区", "unit_type": "UNIT_TYPE_COMMUNITY", "parent": "S1"}]
+    with pytest.raises(ValueError, match="no street as its parent"):
+        Directory([*units, {"unit_id": "C2", "name": "孤社区", "unit_type": "UNIT_TYPE_COMMUNITY"}])
+    with pytest.raises(ValueError, match="not in street S2"):
+        Directory(units, [{"name": "某小区", "street": "S2", "community": "C1"}])
+    with pytest.raises(ValueError, match="lies in two places"):
+        Directory(units, [{"name": "某路", "street": "S1"}, {"name": "某路", "street": "S2"}])
+    with pytest.raises(ValueError, match="no known street"):
+        Directory(units, [{"name": "某路", "street": "S9"}])
+    directory = Directory(units, [{"name": "某小区", "community": "C1"}])  # the street follows from the community
+    assert directory.locate(ticket_pb2.Ticket(address="某小区1栋")) == Location("S1", "C1")

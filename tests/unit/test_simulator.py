@@ -11,14 +11,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hotline import simulator
 from hotline.envelope import PermanentError
 from hotline.settings import REPO_ROOT, get_settings
 from hotline.v1 import ticket_pb2
+from hotline_dev import simulator
 from services.intake.core import TICKET_ID, parse_city_ticket
 from services.routing.core import Router
 
 START = datetime(2026, 11, 26, 1, 30, tzinfo=UTC)
+LATEST = datetime.now(UTC)  # the examples and START lie in the past
 N = 500
 EXAMPLES = REPO_ROOT / "examples" / "city-tickets"
 
@@ -56,7 +57,7 @@ def test_every_ticket_passes_intake(tickets: list[ticket_pb2.CityTicket]) -> Non
     for ticket in tickets:
         raw = simulator.to_json(ticket)
         assert len(raw) < limit
-        parsed = parse_city_ticket(raw)
+        parsed = parse_city_ticket(raw, LATEST)
         assert parsed == ticket  # the JSON round-trips exactly
         assert ticket.title and ticket.content and ticket.caller is not None
 
@@ -155,7 +156,7 @@ def test_bad_messages_are_rejected() -> None:
             continue
         assert len(raw) <= limit
         with pytest.raises(PermanentError) as err:
-            parse_city_ticket(raw)
+            parse_city_ticket(raw, LATEST)
         assert err.value.reason == expected, name
 
 
@@ -168,7 +169,7 @@ def test_print_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(lines) == 3
     for line in lines:
         key, value = line.split("\t", 1)
-        assert parse_city_ticket(value.encode()).city_ticket_id == key
+        assert parse_city_ticket(value.encode(), LATEST).city_ticket_id == key
 
 
 def _examples(folder: Path) -> list[Path]:
@@ -181,7 +182,7 @@ def test_example_files_parse() -> None:
     assert 5 <= len(files) <= 8
     types = set()
     for path in files:
-        ticket = parse_city_ticket(path.read_bytes())
+        ticket = parse_city_ticket(path.read_bytes(), LATEST)
         types.add(ticket.ticket_type)
         obj = json.loads(path.read_text("utf-8"))
         assert obj.get("cityTicketId", obj.get("city_ticket_id")) == ticket.city_ticket_id
@@ -196,7 +197,7 @@ def test_bad_example_files_are_rejected() -> None:
         # the expected reason is the file name's prefix: <reason>--<what>.json
         expected = path.stem.split("--")[0]
         with pytest.raises(PermanentError) as err:
-            parse_city_ticket(path.read_bytes())
+            parse_city_ticket(path.read_bytes(), LATEST)
         assert err.value.reason == expected, path.name
 
 

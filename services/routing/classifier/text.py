@@ -64,6 +64,11 @@ def title_of(text: str) -> str:
     return head[:TITLE_MAX_CHARS]
 
 
+def _code_points(text: str) -> np.ndarray:
+    """The code points of a string (a lone surrogate is one code point too)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -152,7 +157,7 @@ class CharNgramVectorizer:
 
     # ---- fitting ----
     def fit(self, texts: Sequence[str]) -> CharNgramVectorizer:
-        cp = np.frombuffer("\x00".join(texts).encode("utf-32-le"), dtype=np.uint32)
+        cp = _code_points("\x00".join(texts))
         chars, freq = np.unique(cp[(cp > 0) & (cp < 0x10000)], return_counts=True)
         if chars.size > MAX_CHARS:  # keep the most frequent characters
             chars = np.sort(chars[np.argsort(-freq, kind="stable")[:MAX_CHARS]])
@@ -181,13 +186,17 @@ class CharNgramVectorizer:
 
     # ---- transforming ----
     def _keys(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """All valid n-gram keys of a batch with the index of the text each comes from."""
-        joined = "\x00".join(texts) + "\x00"
-        cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+        """All valid n-gram keys of a batch with the index of the text each comes from.
+
+        Any string works: a text's own NUL characters are unknown characters like the
+        separators (the text each code point comes from is counted by length, not by NULs),
+        characters beyond the Basic Multilingual Plane (emoji, CJK extension B) are unknown,
+        and lone surrogates are code points like any other."""
+        cp = _code_points("\x00".join(texts) + "\x00")
         ids = self.char_ids[np.minimum(cp, 0xFFFF)].astype(np.int64)
         ids[cp > 0xFFFF] = 0
-        doc = np.zeros(cp.size, dtype=np.int64)
-        doc[1:] = np.cumsum(cp[:-1] == 0)
+        ids[cp == 0] = 0
+        doc = np.repeat(np.arange(len(texts), dtype=np.int64), [len(t) + 1 for t in texts])
         valid = ids > 0  # separators and unknown characters end every n-gram
         lo, hi = self.ngram_range
         keys: list[np.ndarray] = []

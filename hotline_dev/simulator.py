@@ -9,7 +9,7 @@ What it produces follows the district report (see ``docs/city-format.md`` for th
 * ticket types: 投诉 72.72%, 求助 25.61%, the rest 咨询 / 建议 / 表扬;
 * hotspots: 消费维权 ~13%, 物业管理 ~11%, 停车管理 ~8%, then 城市管理 / 市政设施, 噪声扰民,
   交通出行, 水电气热, 劳动保障 / 欠薪, 教育, 医疗卫生, 旅游 (more on statutory holidays),
-  政务服务, 房屋安全, and a few tickets no keyword list knows (邻里纠纷);
+  政务服务, 房屋安全, 高空抛物 / 养犬, and a few tickets no keyword of the list knows (生活求助);
 * text that carries the routing service's keywords (``services/routing/data/responsibilities.json``)
   and addresses built from its gazetteer (``directory.json``): "瑞金路街道瑞金北村12栋3单元",
   "中华路118号"; a few addresses are vague and resolve to no street;
@@ -77,6 +77,7 @@ VAGUE_ADDRESS_SHARE = 0.03  # addresses that name no place of the gazetteer
 STREET_FIELD_SHARE = 0.35  # tickets where the city also fills in the street
 HOLIDAY_TOURISM_BOOST = 4.0
 MEAN_GAP_SECONDS = 6.0  # mean time between two received tickets (non-live)
+MAX_DISPATCH_SECONDS = 300  # dispatched_at follows received_at within this (the 5-minute dispatch rule)
 
 # reason the platform gives each malformed sample (the dlq_reason header)
 BAD_MESSAGE_REASONS: dict[str, str] = {
@@ -458,7 +459,7 @@ TOPICS: tuple[Topic, ...] = (
         ),
     ),
     Topic(
-        "housing_safety", "文旅与政务服务", 1.5, "home", "房屋安全",
+        "housing_safety", "城市管理", 1.5, "home", "房屋安全",
         (
             ("房屋出现裂缝疑似危房", "{addr}房屋墙体出现多条裂缝,怀疑是危房,要求进行房屋安全鉴定"),
             ("拆迁安置房交付推迟", "其家位于{place}拆迁范围内,安置房交付时间一再推迟"),
@@ -468,16 +469,25 @@ TOPICS: tuple[Topic, ...] = (
         ("建议对{place}一带的老旧房屋开展房屋安全排查",),
         urgent=(("承重墙开裂疑似危房", "{addr}房屋承重墙突然开裂并有掉渣,疑似危房,住户不敢入住,情况紧急"),),
     ),
-    # no item of the list covers these: classifier, street or manual dispatch
     Topic(
-        "neighbours", "", 2.0, "home", "邻里纠纷",
+        "neighbours", "城市管理", 1.2, "home", "高空抛物与文明养犬",
         (
             ("高空抛物", "{addr}楼上住户经常高空抛物,楼下行人存在危险"),
             ("邻居养犬不拴绳", "{addr}邻居饲养大型犬不拴绳,多次吓到孩子"),
-            ("邻居占用公共走廊", "{addr}邻居在公共走廊堆放杂物,协商无果"),
         ),
         ("养犬登记在哪里办理",),
         ("建议社区加强文明养犬宣传",),
+    ),
+    # no item of the list covers these: classifier, street or manual dispatch
+    Topic(
+        "unlisted", "", 1.5, "home", "生活求助",
+        (
+            ("捡到钱包寻找失主", "在{addr}附近捡到一个钱包,内有现金和银行卡,希望帮助联系失主"),
+            ("家中老人走失", "家住{addr},家中老人今早外出后一直未归,家属十分着急"),
+            ("对上次答复不认可", "来电人对此前反映事项的答复不认可,认为没有实质进展,要求重新核实"),
+        ),
+        ("捡到他人物品应交到哪里",),
+        ("建议在{place}设置便民信息公告栏",),
     ),
 )
 
@@ -501,10 +511,6 @@ COMPANY_PREFIXES = ("金陵", "白鹭", "钟山", "聚源", "华信", "恒达", 
 COMPANY_TRADES = (
     "科技", "贸易", "餐饮管理", "建筑工程", "文化传媒", "物流", "电子商务", "信息技术",
     "酒店管理", "机械制造",
-)
-COMMUNITIES = (
-    "锦绣花园", "金鼎湾", "翠苑", "御水湾", "聚福园", "百花苑", "幸福里", "文化新村",
-    "南苑", "梅园新村", "银城公寓", "秀水华庭",
 )
 WORK_SITES = ("在建工地", "写字楼", "产业园", "厂房", "商业广场项目工地")
 SCHOOLS = ("区第一中心小学", "实验小学", "育英小学", "明德中学", "光明幼儿园", "育才初级中学")
@@ -539,7 +545,8 @@ class _Street:
     unit_id: str
     name: str  # 街道 office name
     roads: list[str] = field(default_factory=list)
-    areas: list[str] = field(default_factory=list)
+    areas: list[str] = field(default_factory=list)  # residential compounds (小区) and areas (片区)
+    compounds: list[str] = field(default_factory=list)  # residential compounds (小区)
 
 
 @dataclass
@@ -567,16 +574,17 @@ class _Meta:
 @lru_cache
 def _gazetteer(data_dir: Path = ROUTING_DATA) -> tuple[_Street, ...]:
     directory = json.loads((data_dir / "directory.json").read_text("utf-8"))
-    names = {u["unit_id"]: u["name"] for u in directory["units"]}
-    streets: dict[str, _Street] = {}
-    for place, unit_id in directory["gazetteer"].items():
-        street = streets.setdefault(unit_id, _Street(unit_id, names.get(unit_id, place)))
-        if place == street.name:
-            continue
-        if place.endswith(("路", "街", "巷", "大街", "大道", "段")):
-            street.roads.append(place)
-        else:
-            street.areas.append(place)
+    streets = {u["unit_id"]: _Street(u["unit_id"], u["name"]) for u in directory["units"]
+               if u["unit_type"] == "UNIT_TYPE_STREET"}
+    for place in directory["gazetteer"]:
+        street = streets[place["street"]]
+        if place.get("kind") == "road":
+            street.roads.append(place["name"])
+        elif place.get("kind") == "compound":
+            street.compounds.append(place["name"])
+            street.areas.append(place["name"])
+        elif place.get("kind") == "area":
+            street.areas.append(place["name"])
     for street in streets.values():
         if not street.roads:
             street.roads = list(street.areas) or [street.name]
@@ -640,13 +648,21 @@ def _round_ms(value: datetime) -> datetime:
 
 
 def generate(count: int, seed: int = 0, start: datetime | None = None) -> Iterator[ticket_pb2.CityTicket]:
-    """``count`` realistic city tickets, deterministic for ``seed`` and ``start`` (default: now, UTC).
+    """``count`` realistic city tickets, deterministic for ``seed`` and ``start``.
 
     Ids are ``C<yyyymmddHHMMSS of start, local time><seed:03d><sequence:07d>``.
     ``received_at`` grows from ``start`` by small random gaps; ``dispatched_at`` follows within
-    a few minutes (the 5-minute dispatch rule)."""
+    a few minutes (the 5-minute dispatch rule). Without ``start`` the run ends before now
+    (:func:`default_start`): intake refuses tickets received in the future."""
     for ticket, _ in _generate(count, seed, start):
         yield ticket
+
+
+def default_start(count: int, now: datetime) -> datetime:
+    """A start from which ``count`` tickets all lie before ``now``: the run's expected span plus
+    six standard deviations of it, plus the longest dispatch delay."""
+    span = MEAN_GAP_SECONDS * (count + 6 * count**0.5) + MAX_DISPATCH_SECONDS
+    return now - timedelta(seconds=span)
 
 
 def _generate(count: int, seed: int, start: datetime | None) -> Iterator[tuple[ticket_pb2.CityTicket, _Meta]]:
@@ -654,7 +670,7 @@ def _generate(count: int, seed: int, start: datetime | None) -> Iterator[tuple[t
     rng = random.Random(seed)
     tz = ZoneInfo(get_settings().timezone)
     if start is None:
-        start = datetime.now(UTC)
+        start = default_start(count, datetime.now(UTC))
     elif start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     start = _round_ms(start)
@@ -730,7 +746,7 @@ def _generate(count: int, seed: int, start: datetime | None) -> Iterator[tuple[t
             time_limit = _pick(rng, (0, 2))
         elif urgent:
             time_limit = 1
-        dispatch_delay = rng.uniform(20, 120) if urgent else rng.uniform(60, 300)
+        dispatch_delay = rng.uniform(20, 120) if urgent else rng.uniform(60, MAX_DISPATCH_SECONDS)
 
         ticket = ticket_pb2.CityTicket(
             city_ticket_id=f"C{token}{seq:07d}",
@@ -791,7 +807,8 @@ def _address(rng: random.Random, street: _Street, kind: str) -> tuple[str, str]:
             area = street.areas[_below(rng, len(street.areas))]
             prefix = street.name if rng.random() < 0.5 else ""
             return f"{prefix}{area}{building}栋{unit}单元{room}室", area
-        community = COMMUNITIES[_below(rng, len(COMMUNITIES))]
+        compounds = street.compounds or street.areas or [""]
+        community = compounds[_below(rng, len(compounds))]
         if roll < 0.65:
             return f"{road}{number}号{community}{building}栋{unit}单元", road
         if roll < 0.85:
@@ -998,7 +1015,7 @@ async def publish(
             pending: list[asyncio.Future[Any]] = []
             started = time.perf_counter()
             shown = started
-            for i, ticket in enumerate(generate(count, seed, start or datetime.now(UTC))):
+            for i, ticket in enumerate(generate(count, seed, start)):
                 if rate > 0:
                     delay = started + i / rate - time.perf_counter()
                     if delay > 0:
@@ -1066,7 +1083,7 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--print", dest="print_only", action="store_true", help="print JSON lines, do not publish")
     parser.add_argument("--with-key", action="store_true", help="with --print: 'id<TAB>json' lines for kcat -K'\\t'")
     parser.add_argument("--start", type=datetime.fromisoformat, default=None,
-                        help="received_at of the run, ISO 8601 (default now); ids embed it")
+                        help="received_at of the run, ISO 8601 (default: the run ends before now); ids embed it")
     parser.add_argument("--no-live", dest="live", action="store_false",
                         help="keep the generated received_at/dispatched_at instead of the publish time")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
