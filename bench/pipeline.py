@@ -12,6 +12,8 @@ It starts the local infrastructure (or reuses it), and for each scenario a fresh
 * rate: latency from publish to assigned and to case opened at fixed offered rates;
 * max: sustained end-to-end throughput (every ticket received, assigned, its case opened and
   counted by metrics: every write persisted), and the resident memory of every process;
+* lifecycle: tickets through to closure, every person of the lifecycle played at once
+  (hotline_dev/lifecycle_sim.py): closures and commands per second, publish -> closed p50/p95;
 * replay: a backlog of tickets already on the topic, then the services start and catch up;
 * replicas / partitions: the same with 1, 2, 4 replicas of each pipeline service in one
   consumer group, and with more partitions.
@@ -280,6 +282,32 @@ async def scenario_max(ns: Namespace, count: int, seed: int) -> dict[str, Any]:
     }
 
 
+async def scenario_lifecycle(ns: Namespace, count: int, seed: int) -> dict[str, Any]:
+    """Tickets through to closure: publish ``count`` tickets and play every person of their
+    lifecycles at once (no think time; default path shares: extensions, parks, failed reviews,
+    unsatisfied evaluations, returns): closures per second and time from publish to closure."""
+    from hotline_dev.lifecycle_sim import Player, choose_paths
+
+    tickets = encoded_tickets(count, seed=seed)
+    ids = [i for i, _ in tickets]
+    player = Player(ns.settings, choose_paths(ids, seed=seed), delay=0, seed=seed, from_beginning=False)
+    playing = asyncio.create_task(player.run(timeout=max(600, count)))
+    await asyncio.wait_for(player.ready.wait(), 60)
+    started = time.time()
+    await publish(ns.settings, tickets, 0, {})
+    with console.status(f"playing {count} lifecycles to closure…"):
+        stats = await playing
+    elapsed = time.time() - started
+    closures = sorted(stats.closed_after.values())
+    commands = sum(stats.commands.values())
+    return {
+        "tickets": count, "closed": len(stats.closed), "commands": commands, "seconds": round(elapsed, 2),
+        "closed_per_second": round(len(stats.closed) / elapsed, 1), "commands_per_second": round(commands / elapsed, 1),
+        "closure_p50_s": round(percentile(closures, 50), 2), "closure_p95_s": round(percentile(closures, 95), 2),
+        "refused": len(stats.refused),
+    }
+
+
 async def scenario_replay(count: int) -> dict[str, Any]:
     """A backlog: ``count`` tickets already on the city topic, then the services start and
     catch up (what a replay or a restart after an outage looks like)."""
@@ -367,12 +395,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "kafka": base_settings.kafka.version},
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    wanted = set(args.only.split(",")) if args.only else {"raw", "rate", "max", "replay", "replicas", "partitions"}
+    wanted = set(args.only.split(",")) if args.only else {"raw", "rate", "max", "lifecycle", "replay", "replicas",
+                                                           "partitions"}
     if "raw" in wanted:
         with console.status("raw Kafka pass-through…"):
             result["raw"] = await scenario_raw(base_settings, args.max_count, len(sample), 4)
         console.print("raw", result["raw"])
-    if wanted & {"rate", "max"}:
+    if wanted & {"rate", "max", "lifecycle"}:
         with namespace() as ns:
             if "rate" in wanted:
                 result["rate"] = []
@@ -384,6 +413,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             if "max" in wanted:
                 result["max"] = await scenario_max(ns, args.max_count, seed=7)
                 console.print("max", result["max"])
+            if "lifecycle" in wanted:
+                result["lifecycle"] = await scenario_lifecycle(ns, args.lifecycle_count, seed=11)
+                console.print("lifecycle", result["lifecycle"])
     if "replay" in wanted:
         result["replay"] = await scenario_replay(args.replay_count)
         console.print("replay", result["replay"])
@@ -418,6 +450,12 @@ def report(result: dict[str, Any]) -> None:
     if "max" in result:
         table.add_row("pipeline end to end (tickets/s)", f"{result['max']['tickets_per_second']:,.0f}")
         table.add_row("cases opened (tickets/s)", f"{result['max']['cases_opened_per_second']:,.0f}")
+    if "lifecycle" in result:
+        lc = result["lifecycle"]
+        table.add_row(f"through to closure, {lc['tickets']:,} lifecycles (tickets/s)",
+                      f"{lc['closed_per_second']:,.1f}")
+        table.add_row("lifecycle commands (per s)", f"{lc['commands_per_second']:,.0f}")
+        table.add_row("publish -> closed p50 / p95 (s)", f"{lc['closure_p50_s']:.1f} / {lc['closure_p95_s']:.1f}")
     if "pipeline_vs_raw" in result:
         table.add_row("pipeline / raw", f"{result['pipeline_vs_raw']:.1%}")
     for name, mb in result.get("max", {}).get("rss_mb", {}).items():
@@ -445,7 +483,8 @@ def report(result: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="", help="comma list of raw,rate,max,replay,replicas,partitions")
+    parser.add_argument("--only", default="", help="comma list of raw,rate,max,lifecycle,replay,replicas,partitions")
+    parser.add_argument("--lifecycle-count", type=int, default=1000, help="tickets played through to closure")
     parser.add_argument("--rates", default="50,200,1000")
     parser.add_argument("--seconds", type=float, default=10, help="duration of each fixed-rate run")
     parser.add_argument("--max-count", type=int, default=20_000, help="tickets in the max-throughput run")
@@ -458,7 +497,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.quick:
         args.max_count, args.scale_count, args.seconds, args.replicas, args.partitions = 3000, 2000, 5, "1,2", "4,8"
-        args.replay_count = 10_000
+        args.replay_count, args.lifecycle_count = 10_000, 200
     outcome = asyncio.run(main(args))
     report(outcome)
     out = args.json or ROOT / "bench" / "results" / f"pipeline-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"

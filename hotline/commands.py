@@ -105,6 +105,7 @@ class Decision(Generic[S]):
     answer: Message | Doc | None = None  # returned to the caller; defaults to ``state``
     key: str = ""  # Kafka key of the events (the ticket id) when it is not the command's target
     audit: Doc = field(default_factory=dict)  # extra fields for the audit entry
+    outbound: Sequence[Event] = ()  # ready-made events for other topics (e.g. JSON results to the city)
 
 
 class Repository(Protocol[S]):
@@ -169,7 +170,7 @@ class CommandBus:
                       correlation_id=key, occurred_at=now)
                 for i, message in enumerate(decision.events)
             ]
-            await self.outbox.stage(events, session)
+            await self.outbox.stage([*events, *decision.outbound], session)
             answer = decision.answer if decision.answer is not None else decision.state
             await audit.record(self.db, [audit.entry(
                 at=now, actor=command.actor.as_doc(), action=command.name, kind=repo.kind, target_id=command.target,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
 PROTOBUF = "application/x-protobuf"
@@ -78,17 +79,23 @@ class Event:
     event_id: str
     correlation_id: str = ""
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    content_type: str = PROTOBUF  # JSON: the protobuf JSON mapping (what the city reads)
 
     @property
     def event_type(self) -> str:
         return str(self.message.DESCRIPTOR.full_name)
+
+    def value(self) -> bytes:
+        if self.content_type == JSON:
+            return json_format.MessageToJson(self.message, indent=None, ensure_ascii=False).encode()
+        return self.message.SerializeToString()
 
     def headers(self, producer: str) -> list[tuple[str, bytes]]:
         return [
             ("event_type", self.event_type.encode()),
             ("event_id", self.event_id.encode()),
             ("correlation_id", (self.correlation_id or self.key).encode()),
-            ("content_type", PROTOBUF.encode()),
+            ("content_type", self.content_type.encode()),
             ("producer", producer.encode()),
             ("occurred_at", self.occurred_at.isoformat().encode()),
         ]

@@ -98,7 +98,7 @@ def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
 async def publish(kafka: AIOKafkaProducer, events: Sequence[Event], service: str) -> None:
     """Send events in order and wait until the broker has them all."""
     futures = [
-        await kafka.send(e.topic, value=e.message.SerializeToString(), key=e.key.encode(), headers=e.headers(service))
+        await kafka.send(e.topic, value=e.value(), key=e.key.encode(), headers=e.headers(service))
         for e in events
     ]
     if futures:

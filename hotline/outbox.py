@@ -45,7 +45,7 @@ class Outbox:
                 "event_id": e.event_id,
                 "topic": e.topic,
                 "key": e.key,
-                "value": e.message.SerializeToString(),
+                "value": e.value(),
                 "headers": [[k, v] for k, v in e.headers(self.service)],
             }
             for e in events

@@ -61,6 +61,17 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /cases": frozenset({OFFICE, UNIT}),  # unit: its own
         "GetCase": frozenset({OFFICE, UNIT}),
         "ListCases": frozenset({OFFICE, UNIT}),
+        # The case lifecycle (issue 8). Which unit may do what (the primary replies, an assisting unit
+        # contributes) is checked by the state machine (services/supervision/lifecycle.py).
+        "GET /cases/{ticket_id}/history": frozenset({OFFICE, UNIT}),
+        "GetCaseHistory": frozenset({OFFICE, UNIT}),
+        **{f"POST /cases/{{ticket_id}}/{path}": frozenset({UNIT}) for path in (
+            "sign-off", "contacts", "reply", "extension", "park", "progress", "return", "contribution")},
+        **{f"POST /cases/{{ticket_id}}/{path}": frozenset({OFFICE}) for path in (
+            "extension/decision", "review", "redo-decision", "assists/{unit_id}/waive")},
+        **dict.fromkeys(("SignOff", "RecordContact", "Reply", "RequestExtension", "Park", "ReportProgress",
+                         "RequestReturn", "Contribute"), frozenset({UNIT})),
+        **dict.fromkeys(("DecideExtension", "Review", "DecideRedo", "WaiveAssist"), frozenset({OFFICE})),
         **_AUDIT,
     },
     "deputy_liaison": {

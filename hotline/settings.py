@@ -84,6 +84,11 @@ class LimitSettings(BaseModel):
     reply_working_days_deputy: int = 5  # 人大代表转办件
     tourist_same_day: bool = True  # 假期游客诉求当日办结
     sla_scan_seconds: float = 30  # how often supervision looks for missed deadlines
+    extension_max_working_days: int = 10  # 延期: once per dispatch, at most this many working days
+    return_working_days: int = 2  # 退单: a unit may return a ticket within this many working days
+    redo_working_days: int = 5  # 重办: the new limit when the office gives none
+    assist_working_days: int = 3  # 协办: assisting units contribute within this many working days
+    park_report_days: int = 30  # 挂账: a progress report at least this often
 
 
 class AuthSettings(BaseModel):

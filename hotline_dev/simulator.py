@@ -1087,6 +1087,15 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--no-live", dest="live", action="store_false",
                         help="keep the generated received_at/dispatched_at instead of the publish time")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--lifecycle", action="store_true",
+                        help="also play the handling units, the office and the city's callback centre until every "
+                             "published ticket is closed (hotline_dev/lifecycle_sim.py)")
+    parser.add_argument("--step-delay", type=float, default=0.5,
+                        help="with --lifecycle: mean seconds a person takes for each step (exponential)")
+    parser.add_argument("--shares", default="",
+                        help="with --lifecycle: path shares, e.g. straight=0.6,review_failed=0.2,parked=0.2 "
+                             "(default: the district's rough proportions)")
+    parser.add_argument("--timeout", type=float, default=1800, help="with --lifecycle: give up after this many s")
     parser.set_defaults(func=_cli)
     return parser
 
@@ -1102,6 +1111,12 @@ def _cli(args: argparse.Namespace) -> int:
         return _print(args)
     from aiokafka.errors import KafkaError
 
+    if args.lifecycle:
+        try:
+            return asyncio.run(_play(args, console))
+        except (KafkaError, OSError, ValueError) as exc:
+            console.print(f"[red]cannot play lifecycles: {exc!r}[/]")
+            return 1
     try:
         result = asyncio.run(
             publish(args.count, args.rate, args.seed, args.topic, progress=not args.quiet, live=args.live,
@@ -1116,6 +1131,38 @@ def _cli(args: argparse.Namespace) -> int:
         + (f", plus {result['bad']} malformed" if result["bad"] else "")
     )
     return 0
+
+
+async def _play(args: argparse.Namespace, console: Any) -> int:
+    """Publish tickets and play their lifecycles to closure (units, office, callback centre)."""
+    from collections import Counter
+
+    from hotline_dev.lifecycle_sim import DEFAULT_SHARES, Player, choose_paths
+    from hotline_dev.lifecycle_sim import Path as LifecyclePath
+
+    shares = DEFAULT_SHARES
+    if args.shares:
+        shares = {LifecyclePath(name.strip()): float(weight) for name, _, weight in
+                  (part.partition("=") for part in args.shares.split(",") if part.strip())}
+    start = args.start or datetime.now(UTC)
+    ids = [t.city_ticket_id for t in generate(args.count, args.seed, start)]
+    paths = choose_paths(ids, shares, args.seed)
+    player = Player(get_settings(), paths, delay=args.step_delay, seed=args.seed, from_beginning=False)
+    playing = asyncio.create_task(player.run(timeout=args.timeout))
+    await asyncio.wait_for(player.ready.wait(), 60)
+    result = await publish(args.count, args.rate, args.seed, args.topic, progress=not args.quiet, live=args.live,
+                           start=start)
+    console.print(f"published {result['published']} tickets; playing their lifecycles "
+                  f"(paths: {dict(sorted(Counter(paths.values()).items()))})")
+    stats = await playing
+    closed = sorted(stats.closed_after.values())
+    console.print(
+        f"closed {len(stats.closed)}/{len(paths)} tickets with {sum(stats.commands.values())} commands "
+        f"({dict(stats.commands)}), {stats.evaluations} evaluations, {stats.routing_decisions} return decisions, "
+        f"{stats.retries} retries, {len(stats.refused)} refused"
+        + (f"; time to closure p50 {closed[len(closed) // 2]:.1f} s, p95 {closed[int(len(closed) * 0.95)]:.1f} s"
+           if closed else ""))
+    return 0 if not stats.refused and not stats.errors else 1
 
 
 def _print(args: argparse.Namespace) -> int:

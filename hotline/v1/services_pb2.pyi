@@ -108,6 +108,7 @@ class ListCasesRequest(_message.Message):
     UNIT_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ASSISTING_FIELD_NUMBER: _builtins.int
     state: _events_pb2.CaseState.ValueType
     """UNSPECIFIED = any"""
     unit_id: _builtins.str
@@ -115,6 +116,8 @@ class ListCasesRequest(_message.Message):
     page_size: _builtins.int
     """default 50, at most 500"""
     page_token: _builtins.str
+    assisting: _builtins.bool
+    """cases where unit_id assists (协办) instead of those it handles"""
     def __init__(
         self,
         *,
@@ -122,10 +125,11 @@ class ListCasesRequest(_message.Message):
         unit_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        assisting: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state", "unit_id", b"unit_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting", b"assisting", "page_size", b"page_size", "page_token", b"page_token", "state", b"state", "unit_id", b"unit_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -295,6 +299,26 @@ class Summary(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class StagesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     RECEIVED_FIELD_NUMBER: _builtins.int
     ASSIGNED_FIELD_NUMBER: _builtins.int
     CASES_OPENED_FIELD_NUMBER: _builtins.int
@@ -302,6 +326,7 @@ class Summary(_message.Message):
     BY_CATEGORY_FIELD_NUMBER: _builtins.int
     BY_UNIT_TYPE_FIELD_NUMBER: _builtins.int
     COMPUTED_AT_FIELD_NUMBER: _builtins.int
+    STAGES_FIELD_NUMBER: _builtins.int
     received: _builtins.int
     assigned: _builtins.int
     cases_opened: _builtins.int
@@ -313,6 +338,10 @@ class Summary(_message.Message):
     def by_unit_type(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     @_builtins.property
     def computed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def stages(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """every stage (services/metrics/core.py STAGES), counted per dispatch and redo round"""
+
     def __init__(
         self,
         *,
@@ -323,10 +352,11 @@ class Summary(_message.Message):
         by_category: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         by_unit_type: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         computed_at: _timestamp_pb2.Timestamp | None = ...,
+        stages: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["computed_at", b"computed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned", b"assigned", "by_category", b"by_category", "by_ticket_type", b"by_ticket_type", "by_unit_type", b"by_unit_type", "cases_opened", b"cases_opened", "computed_at", b"computed_at", "received", b"received"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned", b"assigned", "by_category", b"by_category", "by_ticket_type", b"by_ticket_type", "by_unit_type", b"by_unit_type", "cases_opened", b"cases_opened", "computed_at", b"computed_at", "received", b"received", "stages", b"stages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,31 +1,74 @@
-"""Deputy liaison's consumer: follows the cases opened for deputies' submissions."""
+"""Deputy liaison's consumer: follows every step of the cases of deputies' submissions (the
+case opened, signed off, contacted, replied, reviewed, evaluated, redone, closed...) as a
+status and a timeline the deputy reads."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from hotline import pb
 from hotline.api import as_json
 from hotline.envelope import Event, EventTypes, Record
-from hotline.v1 import events_pb2
+from hotline.mongo import Doc
+from hotline.v1 import events_pb2, lifecycle_pb2
 from services.deputy_liaison.core import submission_id_of
 from services.deputy_liaison.store import DeputyStore
+
+# status code and the deputy's words for each case event (when the event says more, see status_of)
+STATUS: dict[type[Any], tuple[str, str]] = {
+    events_pb2.CaseOpened: ("case_opened", "已派单至承办单位"),
+    lifecycle_pb2.CaseSignedOff: ("signed_off", "承办单位已签收"),
+    lifecycle_pb2.ContactRecorded: ("contacted", "承办单位已联系诉求人"),
+    lifecycle_pb2.CaseReplied: ("replied", "承办单位已办结反馈，待热线办审核"),
+    lifecycle_pb2.ExtensionRequested: ("extension_requested", "承办单位申请延期"),
+    lifecycle_pb2.ExtensionDecided: ("extension_decided", "延期申请已审批"),
+    lifecycle_pb2.CaseParked: ("parked", "已挂账，按计划推进"),
+    lifecycle_pb2.ProgressReported: ("progress_reported", "挂账事项有新进展"),
+    lifecycle_pb2.ReturnRequested: ("return_requested", "承办单位申请退单，待重新派单"),
+    lifecycle_pb2.ReturnRefused: ("return_refused", "退单未获同意，原单位继续办理"),
+    lifecycle_pb2.ReviewDecided: ("reviewed", "热线办已审核"),
+    lifecycle_pb2.CaseEvaluated: ("evaluated", "已回访"),
+    lifecycle_pb2.RedoDecided: ("redo_decided", "热线办已作出重办决定"),
+    lifecycle_pb2.CaseClosed: ("closed", "已办结归档"),
+    lifecycle_pb2.AssistContributed: ("assist_contributed", "协办单位已提交意见"),
+    lifecycle_pb2.AssistWaived: ("assist_waived", "协办单位免于协办"),
+}
+EVENTS = EventTypes(*STATUS)
+
+
+def status_of(event: Any) -> tuple[str, str]:
+    match event:
+        case lifecycle_pb2.ReviewDecided(passed=True):
+            return "review_passed", "审核通过，办理结果已回传"
+        case lifecycle_pb2.ReviewDecided(passed=False):
+            return "sent_back", "审核未通过，承办单位重办"
+        case lifecycle_pb2.RedoDecided(redo=True):
+            return "redo", "回访不满意，承办单位重办"
+        case lifecycle_pb2.ExtensionDecided(approved=approved):
+            return ("extension_approved", "延期已批准") if approved else ("extension_rejected", "延期未获批准")
+    return STATUS[type(event)]
 
 
 class CaseFollowing:
     def __init__(self, store: DeputyStore) -> None:
         self.store = store
-        self.types = EventTypes(events_pb2.CaseOpened)
 
-    def decode(self, record: Record) -> events_pb2.Case | None:
-        if submission_id_of(record.key) is None:
+    def decode(self, record: Record) -> tuple[str, Doc, Doc] | None:
+        sid = submission_id_of(record.key)
+        if sid is None:
             return None  # not a deputy's ticket: nothing to follow
-        match self.types.decode(record):
-            case events_pb2.CaseOpened(case=case):
-                return case
-        return None
+        event = EVENTS.decode(record)
+        case: events_pb2.Case = event.case  # type: ignore[attr-defined]
+        status, text = status_of(event)
+        if isinstance(event, events_pb2.CaseOpened):
+            at, reason = case.opened_at, ""
+        else:
+            at, reason = event.occurred_at, event.reason  # type: ignore[attr-defined]
+        # only what the event itself says: a replayed event yields the same entry
+        entry: Doc = {"event_id": record.event_id, "event_type": record.event_type, "status": status,
+                      "status_text": text, "at": pb.dt(at), "reason": reason, "unit_id": case.primary_unit.unit_id}
+        return sid, entry, as_json(case)
 
-    async def apply(self, items: list[tuple[Record, events_pb2.Case | None]]) -> list[Event]:
-        updates = {}
-        for _, case in items:
-            if case is not None and (sid := submission_id_of(case.ticket_id)):
-                updates[sid] = as_json(case)
-        await self.store.record_cases(updates)
+    async def apply(self, items: list[tuple[Record, tuple[str, Doc, Doc] | None]]) -> list[Event]:
+        await self.store.record_steps([step for _, step in items if step is not None])
         return []

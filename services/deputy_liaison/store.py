@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -29,14 +31,20 @@ class DeputyStore:
         return await self.submissions.find({"deputy_id": deputy_id}, {"_id": 0}).sort(
             "submitted_at", ASCENDING).limit(limit).to_list()
 
-    async def record_cases(self, updates: dict[str, Doc]) -> None:
-        """Follow the cases of deputy tickets (idempotent: the latest case view is set)."""
-        if updates:
-            await self.submissions.bulk_write(
-                [UpdateOne({"_id": sid}, {"$set": {"case": case, "status": "case_opened"}})
-                 for sid, case in updates.items()],
-                ordered=False,
-            )
+    async def record_steps(self, steps: Sequence[tuple[str, Doc, Doc]]) -> None:
+        """Follow the cases of deputy tickets: each step (submission id, timeline entry, case view)
+        joins the submission's timeline once, and the case view and status move forward only
+        (by the case's revision), so replays and late duplicates change nothing."""
+        writes: list[UpdateOne] = []
+        for sid, entry, case in steps:
+            writes.append(UpdateOne({"_id": sid}, {"$addToSet": {"timeline": entry}}))
+            revision = int(case.get("revision", 0))
+            writes.append(UpdateOne(
+                {"_id": sid, "$or": [{"case_revision": {"$lt": revision}}, {"case_revision": {"$exists": False}}]},
+                {"$set": {"case": case, "case_revision": revision, "status": entry["status"],
+                          "status_text": entry["status_text"]}}))
+        if writes:
+            await self.submissions.bulk_write(writes, ordered=True)
 
 
 class DeputyRepository:

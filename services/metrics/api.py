@@ -41,6 +41,7 @@ async def summary(store: RollupStore, from_day: str, to_day: str) -> services_pb
         by_ticket_type=by("ticket_type", "received"),
         by_category=by("category", "assigned"),
         by_unit_type=by("unit_type", "assigned"),
+        stages={k: v for k, v in overall.items() if v},
         computed_at=pb.ts(datetime.now(UTC)),
     )
 

@@ -1,6 +1,6 @@
 """Metrics' store: per-ticket stage flags (``facts``) and day roll-ups (``rollups``).
 
-A batch is applied in one transaction: look up the facts ``<ticket_id>|<stage>``, insert the
+A batch is applied in one transaction: look up the facts ``<ticket_id>|<stage>|<round>``, insert the
 missing ones and increment the roll-ups for those only. A replayed or republished event
 finds its fact and counts nothing; a crash mid-batch leaves nothing half-counted. (Facts
 are insert-only: an insert costs half an upsert in the development store.)
@@ -35,7 +35,7 @@ class RollupStore:
             return result
 
     async def _count(self, stages: Sequence[StageReached], session: AsyncClientSession) -> int:
-        fact_ids = {f"{s.ticket_id}|{s.stage}": s for s in stages}  # one fact per (ticket, stage)
+        fact_ids = {s.fact_id: s for s in stages}  # one fact per (ticket, stage, round)
         seen = {d["_id"] for d in await find_in(self.facts, list(fact_ids), projection={"_id": 1}, session=session)}
         new = {fid: s for fid, s in fact_ids.items() if fid not in seen}
         if not new:

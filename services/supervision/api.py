@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query
+from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from hotline import auth
-from hotline.api import as_json, grpc_require
+from hotline.api import as_json, grpc_idempotency_key, grpc_require, idempotency_key
 from hotline.auth import Principal
 from hotline.commands import Invalid, NotFound
 from hotline.policy import Role
-from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc
+from hotline.v1 import events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
+from services.supervision.commands import CaseCommands
 from services.supervision.store import CaseStore, page_token
 
 MAX_PAGE = 500
@@ -52,24 +56,82 @@ def unit_filter(who: Principal, unit_id: str) -> str | None:
     return unit_id or None
 
 
-def http_routes(store: CaseStore) -> APIRouter:
+# The lifecycle's HTTP commands: path (under /cases/{ticket_id}), request message, command name, summary.
+# The JSON body is the request message's JSON mapping (either name style); ticket_id comes from the path.
+COMMANDS: list[tuple[str, type[Message], str, str]] = [
+    ("sign-off", lifecycle_pb2.SignOffRequest, "sign_off", "签收: the primary unit signs off the case, an assisting "
+                                                           "unit its sub-case"),
+    ("contacts", lifecycle_pb2.RecordContactRequest, "record_contact", "联系: record a contact with the citizen"),
+    ("reply", lifecycle_pb2.ReplyRequest, "reply", "办结反馈: the primary unit replies (result, text, explanation, "
+                                                   "attachments)"),
+    ("extension", lifecycle_pb2.RequestExtensionRequest, "request_extension", "延期申请: once, 1-10 working days"),
+    ("extension/decision", lifecycle_pb2.DecideExtensionRequest, "decide_extension", "延期审批 (office)"),
+    ("park", lifecycle_pb2.ParkRequest, "park", "挂账: a plan and a target date; leaves the overdue count"),
+    ("progress", lifecycle_pb2.ReportProgressRequest, "report_progress", "挂账进展: a progress report"),
+    ("return", lifecycle_pb2.RequestReturnRequest, "request_return", "退单申请: within the return limit; routing "
+                                                                     "decides"),
+    ("review", lifecycle_pb2.ReviewRequest, "review", "审核 (office): pass sends the result to the city, fail "
+                                                      "sends the case back to redo"),
+    ("redo-decision", lifecycle_pb2.DecideRedoRequest, "decide_redo", "重办或结案 after a poor evaluation (office)"),
+    ("contribution", lifecycle_pb2.ContributeRequest, "contribute", "协办意见: an assisting unit contributes"),
+]
+
+
+def parse_body(body: dict[str, Any], message_type: type[Message], **path: str) -> Message:
+    for name, value in path.items():
+        if body.get(name, value) != value:
+            raise Invalid(f"{name} in the body ({body[name]!r}) differs from the path ({value!r})")
+    try:
+        return json_format.ParseDict({**body, **path}, message_type())
+    except json_format.ParseError as exc:
+        raise Invalid(f"bad {message_type.DESCRIPTOR.name}: {exc}") from exc
+
+
+def _command_route(api: APIRouter, commands: CaseCommands, path: str, message_type: type[Message], name: str,
+                   summary: str) -> None:
+    async def route(ticket_id: str, body: dict[str, Any] = Body(default_factory=dict),
+                    who: Principal = Depends(auth.principal), key: str = Depends(idempotency_key)) -> dict[str, Any]:
+        return as_json(await commands.run(name, parse_body(body, message_type, ticket_id=ticket_id), who, key))
+
+    api.post(f"/cases/{{ticket_id}}/{path}", summary=summary, name=name,
+             description=f"Body: the JSON of `hotline.v1.{message_type.DESCRIPTOR.name}` (lifecycle.proto). "
+                         "Header Idempotency-Key is required. Answers the case after the transition.")(route)
+
+
+def http_routes(store: CaseStore, commands: CaseCommands) -> APIRouter:
     api = APIRouter(tags=["cases"])
+    for path, message_type, name, summary in COMMANDS:
+        _command_route(api, commands, path, message_type, name, summary)
+
+    @api.post("/cases/{ticket_id}/assists/{unit_id}/waive", summary="免于协办 (office): the primary may reply "
+                                                                     "without this assisting unit")
+    async def waive_assist(ticket_id: str, unit_id: str, body: dict[str, Any] = Body(default_factory=dict),
+                           who: Principal = Depends(auth.principal),
+                           key: str = Depends(idempotency_key)) -> dict[str, Any]:
+        request = parse_body(body, lifecycle_pb2.WaiveAssistRequest, ticket_id=ticket_id, unit_id=unit_id)
+        return as_json(await commands.run("waive_assist", request, who, key))
+
+    @api.get("/cases/{ticket_id}/history", summary="案件流转记录: every step with its actor and reason")
+    async def history(ticket_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
+        await visible_case(store, ticket_id, who)
+        return as_json(await commands.history(ticket_id))
 
     @api.get("/cases/{ticket_id}", summary="One case (案件) with its deadlines")
     async def get_case(ticket_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
         return as_json(await visible_case(store, ticket_id, who))
 
-    @api.get("/cases", summary="Cases by state and primary unit, most urgent deadline first")
+    @api.get("/cases", summary="Cases by state and primary (or assisting) unit, most urgent deadline first")
     async def list_cases(
         state: str = "", unit_id: str = "", after: str = Query("", description="next_page_token of the last page"),
         limit: int = Query(50, ge=1, le=MAX_PAGE), who: Principal = Depends(auth.principal),
+        assisting: bool = Query(False, description="the unit's assisting sub-cases (协办) instead of its own"),
     ) -> dict[str, Any]:
         try:
             wanted = state_name(state)
         except ValueError as exc:
             raise Invalid(str(exc)) from exc
         try:
-            cases = await store.list(wanted, unit_filter(who, unit_id), after, limit)
+            cases = await store.list(wanted, unit_filter(who, unit_id), after, limit, assisting)
         except ValueError as exc:
             raise Invalid(f"bad page token: {exc}") from exc
         return {"cases": [as_json(c) for c in cases],
@@ -78,9 +140,69 @@ def http_routes(store: CaseStore) -> APIRouter:
     return api
 
 
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
 class SupervisionGrpc(services_pb2_grpc.SupervisionServiceServicer):
-    def __init__(self, store: CaseStore) -> None:
+    def __init__(self, store: CaseStore, commands: CaseCommands) -> None:
         self.store = store
+        self.commands = commands
+
+    def _run(self, name: str) -> Callable[[Message, Context], Awaitable[events_pb2.Case]]:
+        async def call(request: Message, context: Context) -> events_pb2.Case:
+            return await self.commands.run(name, request, auth.current(), grpc_idempotency_key(context))
+
+        return call
+
+    async def SignOff(self, request: lifecycle_pb2.SignOffRequest, context: Context) -> events_pb2.Case:  # noqa: N802
+        return await self._run("sign_off")(request, context)
+
+    async def RecordContact(  # noqa: N802
+            self, request: lifecycle_pb2.RecordContactRequest, context: Context) -> events_pb2.Case:
+        return await self._run("record_contact")(request, context)
+
+    async def Reply(self, request: lifecycle_pb2.ReplyRequest, context: Context) -> events_pb2.Case:  # noqa: N802
+        return await self._run("reply")(request, context)
+
+    async def RequestExtension(  # noqa: N802
+            self, request: lifecycle_pb2.RequestExtensionRequest, context: Context) -> events_pb2.Case:
+        return await self._run("request_extension")(request, context)
+
+    async def DecideExtension(  # noqa: N802
+            self, request: lifecycle_pb2.DecideExtensionRequest, context: Context) -> events_pb2.Case:
+        return await self._run("decide_extension")(request, context)
+
+    async def Park(self, request: lifecycle_pb2.ParkRequest, context: Context) -> events_pb2.Case:  # noqa: N802
+        return await self._run("park")(request, context)
+
+    async def ReportProgress(  # noqa: N802
+            self, request: lifecycle_pb2.ReportProgressRequest, context: Context) -> events_pb2.Case:
+        return await self._run("report_progress")(request, context)
+
+    async def RequestReturn(  # noqa: N802
+            self, request: lifecycle_pb2.RequestReturnRequest, context: Context) -> events_pb2.Case:
+        return await self._run("request_return")(request, context)
+
+    async def Review(self, request: lifecycle_pb2.ReviewRequest, context: Context) -> events_pb2.Case:  # noqa: N802
+        return await self._run("review")(request, context)
+
+    async def DecideRedo(  # noqa: N802
+            self, request: lifecycle_pb2.DecideRedoRequest, context: Context) -> events_pb2.Case:
+        return await self._run("decide_redo")(request, context)
+
+    async def Contribute(  # noqa: N802
+            self, request: lifecycle_pb2.ContributeRequest, context: Context) -> events_pb2.Case:
+        return await self._run("contribute")(request, context)
+
+    async def WaiveAssist(  # noqa: N802
+            self, request: lifecycle_pb2.WaiveAssistRequest, context: Context) -> events_pb2.Case:
+        return await self._run("waive_assist")(request, context)
+
+    async def GetCaseHistory(  # noqa: N802
+            self, request: lifecycle_pb2.GetCaseHistoryRequest, context: Context) -> lifecycle_pb2.CaseHistory:
+        await grpc_require(context, bool(request.ticket_id), "ticket_id is required")
+        await visible_case(self.store, request.ticket_id, auth.current())
+        return await self.commands.history(request.ticket_id)
 
     async def GetCase(  # noqa: N802
         self, request: services_pb2.GetCaseRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -95,7 +217,8 @@ class SupervisionGrpc(services_pb2_grpc.SupervisionServiceServicer):
         size = request.page_size or 50
         units = unit_filter(auth.current(), request.unit_id)
         try:
-            cases = await self.store.list(state_name(request.state), units, request.page_token, size)
+            cases = await self.store.list(state_name(request.state), units, request.page_token, size,
+                                          request.assisting)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad page_token: {exc}")
         token = page_token(cases[-1]) if len(cases) == size else ""

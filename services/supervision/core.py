@@ -1,17 +1,23 @@
-"""Supervision's pure domain logic: the case clock (时限) on the statutory working-day calendar."""
+"""Supervision's pure domain logic: the case clock (时限) on the statutory working-day calendar, and
+the city's callback evaluations (回访) read and validated. The lifecycle is in lifecycle.py."""
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta
+import re
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import orjson
+from google.protobuf import json_format
 
 from hotline import pb
+from hotline.envelope import PermanentError
 from hotline.settings import LimitSettings
-from hotline.v1 import events_pb2, ticket_pb2
+from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, ticket_pb2
+from services.intake.core import TICKET_ID, known_fields  # the city's JSON is read one way
 
 OVERRIDES = Path(__file__).parent / "data" / "calendar_overrides.json"
 
@@ -73,7 +79,15 @@ def open_case(
         days = assigned.time_limit_working_days or (
             limits.reply_working_days_deputy if "人大代表" in assigned.tags else limits.reply_working_days
         )
-        reply_due = calendar.add_working_days(local_received, days)
+        start = local_received if a.dispatch_round <= 1 else assigned_at.astimezone(tz)  # a re-dispatch starts afresh
+        reply_due = calendar.add_working_days(start, days)
+    assists = []
+    if a.assisting_units:  # 协办 sub-cases: sign off like the primary, contribute within their own limit
+        contribution_due = pb.ts(min(calendar.add_working_days(local_received, limits.assist_working_days), reply_due))
+        waiting = case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF
+        assists = [case_pb2.AssistTask(unit_id=u.unit_id, unit_name=u.name, state=waiting,
+                                       sign_off_due=pb.ts(sign_off_due), contribution_due=contribution_due)
+                   for u in a.assisting_units]
     return events_pb2.Case(
         ticket_id=a.ticket_id,
         state=events_pb2.CASE_STATE_AWAITING_SIGN_OFF,
@@ -87,4 +101,57 @@ def open_case(
         sign_off_due=pb.ts(sign_off_due),
         reply_due=pb.ts(reply_due),
         dispatch_round=a.dispatch_round,
+        city_ticket_id=assigned.city_ticket_id,
+        assists=assists,
+        return_due=pb.ts(calendar.add_working_days(assigned_at.astimezone(tz), limits.return_working_days)),
     )
+
+
+EVALUATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-:./]{0,127}\Z")
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_COMMENT_CHARS = 2000
+
+
+def parse_city_evaluation(raw: bytes, latest: datetime) -> lifecycle_pb2.CityEvaluation:
+    """Parse and validate the city's callback evaluation (回访, the JSON mapping of
+    CityEvaluation, docs/city-results.md) like intake does the city's tickets: PermanentError
+    with reason ``malformed_json``, ``schema`` or ``missing_field``. ``latest``: the latest
+    instant ``evaluated_at`` may name."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PermanentError("malformed_json", str(exc)) from exc
+    if not isinstance(obj, dict):
+        raise PermanentError("schema", f"expected a JSON object, got {type(obj).__name__}")
+    try:
+        e = json_format.ParseDict(known_fields(obj, lifecycle_pb2.CityEvaluation.DESCRIPTOR),
+                                  lifecycle_pb2.CityEvaluation())
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise PermanentError("schema", str(exc)[:500]) from exc
+    not_reached = e.satisfaction == case_pb2.SATISFACTION_NOT_REACHED
+    missing = [name for name, present in (
+        ("evaluation_id", bool(e.evaluation_id)), ("city_ticket_id", bool(e.city_ticket_id)),
+        ("satisfaction", e.satisfaction != case_pb2.SATISFACTION_UNSPECIFIED),
+        ("resolution", e.resolution != case_pb2.RESOLUTION_UNSPECIFIED or not_reached),
+        ("evaluated_at", e.HasField("evaluated_at")),
+    ) if not present]
+    if missing:
+        raise PermanentError("missing_field", "required field(s) missing: " + ", ".join(missing))
+    for name, enum, value in (("satisfaction", case_pb2.Satisfaction, e.satisfaction),
+                              ("resolution", case_pb2.Resolution, e.resolution)):
+        if value not in enum.values():
+            raise PermanentError("schema", f"{name} {value} is not a known value")
+    if not EVALUATION_ID.match(e.evaluation_id):
+        raise PermanentError("schema", f"evaluation_id {e.evaluation_id[:80]!r} is not 1-128 letters, digits, -_:./")
+    if not TICKET_ID.match(e.city_ticket_id):
+        raise PermanentError("schema", f"city_ticket_id {e.city_ticket_id[:80]!r} is not a ticket id")
+    if len(e.result_id) > 200 or len(e.comment) > MAX_COMMENT_CHARS:
+        raise PermanentError("schema", f"result_id or comment too long (comment at most {MAX_COMMENT_CHARS})")
+    try:
+        at = pb.dt(e.evaluated_at)
+    except (ValueError, OverflowError) as exc:
+        raise PermanentError("schema", f"evaluated_at out of range: {exc}") from exc
+    if not EARLIEST <= at <= latest:
+        raise PermanentError("schema", f"evaluated_at {at.isoformat()} is not between {EARLIEST.date()} and now")
+    e.evaluated_at.CopyFrom(pb.normalized(e.evaluated_at))
+    return e

@@ -1,19 +1,37 @@
-"""Supervision's consumer: ticket assigned -> case opened with its deadlines."""
+"""Supervision's consumer of routing's assignments and the city's callback evaluations.
+
+* A first assignment (dispatch round 1) opens a case with its deadlines: batched, insert
+  first, so a replay inserts nothing and republishes the stored case (the hot path).
+* A re-dispatch (round + 1) and routing's decision on a return, and every city evaluation
+  (回访) are lifecycle commands through the kit's command path, with the inbound record as
+  the idempotency key: a replay finds the stored answer and changes and emits nothing. Their
+  events go through the outbox.
+* An evaluation whose case does not exist yet waits in the inbox (store.keep_evaluation) and
+  joins the case the next time a command loads it.
+"""
 
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
 from hotline import observability as obs
 from hotline import pb
-from hotline.envelope import Event, Record
+from hotline.auth import Principal
+from hotline.commands import DomainError
+from hotline.envelope import Event, EventTypes, Record
+from hotline.logging import get_logger
 from hotline.mongo import utcnow
+from hotline.policy import Role
 from hotline.settings import LimitSettings
-from hotline.v1 import events_pb2
-from services.supervision.core import WorkCalendar, open_case
+from hotline.v1 import events_pb2, lifecycle_pb2
+from services.supervision.commands import CaseCommands
+from services.supervision.core import WorkCalendar, open_case, parse_city_evaluation
 from services.supervision.store import CaseStore
+
+log = get_logger(__name__)
 
 OPENED = Counter("hotline_cases_opened_total", "Cases opened, by the primary unit's type.", ["unit_type"])
 RECEIVED_TO_OPENED = Histogram(
@@ -21,21 +39,46 @@ RECEIVED_TO_OPENED = Histogram(
     "From the city receiving a ticket to the district opening its case.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
+INBOUND_COMMANDS = Counter(
+    "hotline_case_inbound_commands_total",
+    "Lifecycle commands from routing and the city, by command and outcome (applied, refused, kept).",
+    ["command", "outcome"],
+)
+COMMAND_OF = {events_pb2.TicketAssigned: "redispatch", lifecycle_pb2.ReturnDecision: "return_decision",
+              lifecycle_pb2.CityEvaluation: "evaluate"}
+ROUTING = Principal.system("routing")
+CITY = Principal("city:callback-centre", Role.SYSTEM)
 
 
-class CaseOpening:
-    def __init__(self, store: CaseStore, out_topic: str, limits: LimitSettings, tz: str) -> None:
+class CaseInbox:
+    def __init__(self, store: CaseStore, commands: CaseCommands, out_topic: str, evaluations_topic: str,
+                 limits: LimitSettings, tz: str) -> None:
         self.store = store
+        self.commands = commands
         self.out_topic = out_topic
+        self.evaluations_topic = evaluations_topic
         self.limits = limits
         self.calendar = WorkCalendar()
         self.tz = ZoneInfo(tz)
+        self.types = EventTypes(events_pb2.TicketAssigned, lifecycle_pb2.ReturnDecision)
         obs.at_zero(OPENED, [n for n in events_pb2.UnitType.keys() if n != "UNIT_TYPE_UNSPECIFIED"])
+        obs.at_zero(INBOUND_COMMANDS, COMMAND_OF.values(), ["applied", "refused", "kept"])
 
-    def decode(self, record: Record) -> events_pb2.TicketAssigned:
-        return record.decode(events_pb2.TicketAssigned)
+    def decode(self, record: Record) -> Message:
+        if record.topic == self.evaluations_topic:
+            return parse_city_evaluation(record.value, utcnow() + self.commands.policy.limits.contact_skew)
+        return self.types.decode(record)
 
-    async def apply(self, items: list[tuple[Record, events_pb2.TicketAssigned]]) -> list[Event]:
+    async def apply(self, items: list[tuple[Record, Message]]) -> list[Event]:
+        first = [(r, m) for r, m in items
+                 if isinstance(m, events_pb2.TicketAssigned) and m.assignment.dispatch_round <= 1]
+        events = await self._open(first) if first else []
+        for record, message in items:
+            if not (isinstance(message, events_pb2.TicketAssigned) and message.assignment.dispatch_round <= 1):
+                await self._command(record, message)
+        return events
+
+    async def _open(self, items: list[tuple[Record, events_pb2.TicketAssigned]]) -> list[Event]:
         batch = {a.assignment.ticket_id: (r, a) for r, a in reversed(items)}
         now = utcnow()
         cases = {tid: open_case(a, now, self.limits, self.calendar, self.tz) for tid, (_, a) in batch.items()}
@@ -47,7 +90,25 @@ class CaseOpening:
                 OPENED.labels(events_pb2.UnitType.Name(case.primary_unit.unit_type)).inc()
                 RECEIVED_TO_OPENED.observe(max(0.0, (now - pb.dt(case.received_at)).total_seconds()))
         return [
-            Event(self.out_topic, tid, events_pb2.CaseOpened(case=cases[tid]),
-                  f"{tid}/opened/{cases[tid].dispatch_round}", record.correlation_id)
+            Event(self.out_topic, tid, events_pb2.CaseOpened(case=cases[tid]), f"{tid}/opened/1",
+                  record.correlation_id)
             for tid, (record, _) in batch.items()
+            if cases[tid].dispatch_round <= 1  # a later round was opened by its re-dispatch (outbox)
         ]
+
+    async def _command(self, record: Record, message: Message) -> None:
+        name = COMMAND_OF[type(message)]
+        if isinstance(message, lifecycle_pb2.CityEvaluation):
+            actor, key = CITY, f"evaluation/{message.evaluation_id}"
+        else:
+            actor, key = ROUTING, record.event_id or f"{record.topic}/{record.partition}/{record.offset}"
+        try:
+            await self.commands.run(name, message, actor, key)
+            INBOUND_COMMANDS.labels(name, "applied").inc()
+        except DomainError as exc:
+            if isinstance(message, lifecycle_pb2.CityEvaluation) and exc.code == "not_found":
+                await self.store.keep_evaluation(message)  # its case comes later: applied when it is reported
+                INBOUND_COMMANDS.labels(name, "kept").inc()
+                return
+            INBOUND_COMMANDS.labels(name, "refused").inc()
+            log.warning("lifecycle command refused", command=name, ticket_id=record.key, reason=exc.message)

@@ -1,9 +1,18 @@
-"""Supervision's store: one case per ticket (collection ``cases``).
+"""Supervision's store: one case per ticket (collection ``cases``), the current dispatch round.
 
 Each open case carries ``next_deadline``: the due time of the clock now running (sign-off
-while awaiting sign-off, the reply deadline after). Two indexes serve every query: lists by
-state or by unit, most urgent first, and the deadline scan. (Each secondary index entry
-costs ~0.1 ms per insert in the development store, so there are no more than needed.)
+while awaiting sign-off, the reply deadline while the unit handles it, asks for an extension
+or a return); a parked case (挂账) and cases waiting for the office or the city have none, so
+they leave the overdue count. Indexes serve every query: lists by state or by unit, most
+urgent first, the deadline scan, and a sparse one for assisting units' sub-cases (only cases
+with assisting units pay for it). (Each secondary index entry costs ~0.1 ms per insert in the
+development store, so there are no more than needed.)
+
+The lifecycle's commands load and save cases through :class:`CaseRepository` inside the
+command path's transaction. Evaluations that come before their case exists wait in
+``evaluation_inbox`` and join the case the next time a command loads it. The case history
+is the audit trail (hotline/audit.py): one entry per command, with actor, reason, before and
+after.
 """
 
 from __future__ import annotations
@@ -13,26 +22,33 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import audit, pb
 from hotline.mongo import Doc, find_in, insert_missing
-from hotline.v1 import events_pb2
+from hotline.v1 import events_pb2, lifecycle_pb2
+from services.supervision.lifecycle import evaluation_of
 
+INBOX = "evaluation_inbox"
 INDEXES = {
     "cases": [
         IndexModel([("state", ASCENDING), ("next_deadline", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("primary_unit.unit_id", ASCENDING), ("next_deadline", ASCENDING), ("_id", ASCENDING)]),
-    ]
+        IndexModel([("assists.unit_id", ASCENDING), ("next_deadline", ASCENDING)], sparse=True),
+    ],
+    INBOX: [IndexModel([("ticket_id", ASCENDING)])],
 }
+REPLY_CLOCK = frozenset({events_pb2.CASE_STATE_IN_PROGRESS, events_pb2.CASE_STATE_SENT_BACK,
+                         events_pb2.CASE_STATE_EXTENSION_REQUESTED, events_pb2.CASE_STATE_RETURN_REQUESTED})
 
 
 def next_deadline(case: events_pb2.Case) -> datetime | None:
     if case.state == events_pb2.CASE_STATE_AWAITING_SIGN_OFF:
         return pb.dt(case.sign_off_due)
-    if case.state in (events_pb2.CASE_STATE_IN_PROGRESS, events_pb2.CASE_STATE_SENT_BACK):
+    if case.state in REPLY_CLOCK:
         return pb.dt(case.reply_due)
-    return None
+    return None  # parked (挂账), or waiting for the office or the city
 
 
 def page_token(case: events_pb2.Case) -> str:
@@ -61,13 +77,15 @@ class CaseStore:
         ) for c in cases if c.ticket_id not in existed])
         return existed
 
-    async def list(self, state: str | None, unit_id: str | None, after: str, limit: int) -> list[events_pb2.Case]:
-        """Cases by state and/or primary unit, most urgent first; ``after`` is a page token."""
+    async def list(self, state: str | None, unit_id: str | None, after: str, limit: int,
+                   assisting: bool = False) -> list[events_pb2.Case]:
+        """Cases by state and/or primary unit (or assisting unit), most urgent first; ``after``
+        is a page token."""
         query: dict[str, Any] = {}
         if state:
             query["state"] = state
         if unit_id:
-            query["primary_unit.unit_id"] = unit_id
+            query["assists.unit_id" if assisting else "primary_unit.unit_id"] = unit_id
         if after:
             due_text, _, last_id = after.partition("|")
             due = datetime.fromisoformat(due_text) if due_text else None
@@ -75,3 +93,45 @@ class CaseStore:
         docs = await self.cases.find(query).sort([("next_deadline", ASCENDING), ("_id", ASCENDING)]) \
             .limit(limit).to_list()
         return [pb.from_doc(d, events_pb2.Case) for d in docs]
+
+    async def keep_evaluation(self, evaluation: lifecycle_pb2.CityEvaluation) -> bool:
+        """Keep an evaluation whose case does not exist yet; False if it was kept before."""
+        doc = {"_id": evaluation.evaluation_id, "ticket_id": evaluation.city_ticket_id, **pb.to_doc(evaluation)}
+        return not await insert_missing(self.db[INBOX], [doc])
+
+    async def history(self, ticket_id: str, limit: int = 1000) -> Sequence[Doc]:
+        """The case's audit entries, oldest first."""
+        return list(reversed(await audit.query(self.db, ticket_id, "", limit)))
+
+
+class CaseRepository:
+    """Cases as the command path loads and saves them (inside its transaction). With
+    ``inbox``, waiting evaluations join the case as it loads (for the commands that can apply
+    them: a passed review); the others skip the two extra round trips."""
+
+    kind = "case"
+
+    def __init__(self, store: CaseStore, inbox: bool = False) -> None:
+        self.store = store
+        self.inbox = inbox
+        self._merged = False
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> events_pb2.Case | None:
+        doc = await self.store.cases.find_one({"_id": target}, session=session)
+        if doc is None:
+            return None
+        case = pb.from_doc(doc, events_pb2.Case)
+        if self.inbox:
+            known = {e.evaluation_id for e in case.pending_evaluations}
+            async for waiting in self.store.db[INBOX].find({"ticket_id": target}, session=session):
+                evaluation = pb.from_doc(waiting, lifecycle_pb2.CityEvaluation)
+                self._merged = True
+                if evaluation.evaluation_id not in known:
+                    case.pending_evaluations.append(evaluation_of(evaluation))
+        return case
+
+    async def save(self, case: events_pb2.Case, session: AsyncClientSession | None) -> None:
+        doc = {"_id": case.ticket_id, **pb.to_doc(case), "next_deadline": next_deadline(case)}
+        await self.store.cases.replace_one({"_id": case.ticket_id}, doc, upsert=True, session=session)
+        if self._merged:  # they live in the case now
+            await self.store.db[INBOX].delete_many({"ticket_id": case.ticket_id}, session=session)

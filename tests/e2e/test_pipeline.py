@@ -32,7 +32,7 @@ pytestmark = pytest.mark.e2e
 CONSUMED_TOPICS = {
     "intake": ["city_tickets", "deputy_submissions"],
     "routing": ["ticket_events"],
-    "supervision": ["assignment_events"],
+    "supervision": ["assignment_events", "city_evaluations"],
     "deputy_liaison": ["case_events"],
     "metrics": ["ticket_events", "assignment_events", "case_events"],
 }

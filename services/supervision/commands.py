@@ -1,0 +1,96 @@
+"""The lifecycle's command side: every transition, whoever asks (a unit or the office through
+HTTP or gRPC, routing or the city through a consumer), becomes a kit Command run through the
+CommandBus: one transaction saves the case, stages its events (and the city's result) in the
+outbox, writes the audit entry that is the case history, and stores the answer under the
+idempotency key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.message import Message
+
+from hotline import pb
+from hotline.auth import Principal
+from hotline.clock import Clock
+from hotline.commands import Command, CommandBus, Invalid
+from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
+from services.supervision import lifecycle
+from services.supervision.store import CaseRepository, CaseStore
+
+MAX_KEY = 200
+
+
+def target_of(request: Message) -> str:
+    if isinstance(request, events_pb2.TicketAssigned):
+        return request.assignment.ticket_id
+    if isinstance(request, lifecycle_pb2.CityEvaluation):
+        return request.city_ticket_id
+    return str(getattr(request, "ticket_id", ""))
+
+
+def reason_of(request: Message) -> str:
+    for name in ("reason", "note", "progress", "text", "comment"):
+        if name in request.DESCRIPTOR.fields_by_name and (value := getattr(request, name)):
+            return str(value)[:500]
+    return ""
+
+
+class CaseCommands:
+    def __init__(self, bus: CommandBus, store: CaseStore, policy: lifecycle.Policy, clock: Clock, topic: str) -> None:
+        self.bus = bus
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+        self.topic = topic
+
+    async def run(self, name: str, request: Message, actor: Principal, key: str) -> events_pb2.Case:
+        """Run one lifecycle command; raises DomainError when the machine refuses it."""
+        ticket_id = target_of(request)
+        if not ticket_id:
+            raise Invalid("ticket_id is required")
+        command = Command(name, ticket_id, actor, key, reason_of(request))
+
+        def decide(case: events_pb2.Case | None) -> Any:
+            return lifecycle.decide(case, request, actor, self.clock.now(), self.policy)
+
+        # evaluations waiting in the inbox can only apply when a review passes (or another evaluation comes)
+        inbox = isinstance(request, lifecycle_pb2.ReviewRequest | lifecycle_pb2.CityEvaluation)
+        answer: events_pb2.Case = await self.bus.run(command, CaseRepository(self.store, inbox), decide, self.topic)
+        return answer
+
+    async def history(self, ticket_id: str) -> lifecycle_pb2.CaseHistory:
+        entries = [history_entry(ticket_id, i, doc) for i, doc in enumerate(await self.store.history(ticket_id))]
+        return lifecycle_pb2.CaseHistory(ticket_id=ticket_id, entries=entries)
+
+
+def _state(doc: Any) -> events_pb2.CaseState.ValueType:
+    name = (doc or {}).get("state", "")
+    if name not in events_pb2.CaseState.keys():
+        return events_pb2.CASE_STATE_UNSPECIFIED
+    return events_pb2.CaseState.Value(name)
+
+
+def history_entry(ticket_id: str, seq: int, doc: dict[str, Any]) -> lifecycle_pb2.CaseHistoryEntry:
+    """One audit entry as a line of the case history (案件流转记录)."""
+    before, after = doc.get("before") or {}, doc.get("after") or {}
+    actor = doc.get("actor") or {}
+    opened = doc.get("action") == "open_case"
+    to_state = events_pb2.CASE_STATE_AWAITING_SIGN_OFF if opened else _state(after or before)
+    latest = after or before
+    dispatch_round = int(latest.get("dispatch_round", 0) or 0)
+    if opened:  # the consumer's entry id is "<ticket>/opened/<round>"
+        dispatch_round = int(str(doc.get("_id", "")).rsplit("/", 1)[-1] or 1) if "/opened/" in str(doc.get("_id")) \
+            else 1
+    at: datetime | None = doc.get("at")
+    return lifecycle_pb2.CaseHistoryEntry(
+        ticket_id=ticket_id, seq=seq, at=pb.ts(at) if at else None, action=str(doc.get("action", "")),
+        actor=case_pb2.Actor(subject=str(actor.get("subject", "")), role=str(actor.get("role", "")),
+                             unit_id=str(actor.get("unit_id", ""))),
+        reason=str(doc.get("reason", "")), from_state=_state(before), to_state=to_state,
+        dispatch_round=dispatch_round, redo_round=int(latest.get("redo_round", 0) or 0),
+        event_type=",".join(doc.get("events", []) or (["hotline.v1.CaseOpened"] if opened else [])),
+        detail=str(doc.get("detail", "")),
+    )
