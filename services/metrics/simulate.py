@@ -103,7 +103,10 @@ def _dispatches(rng: random.Random, ticket: CaseFacts, primary: str, units: dict
                 yield replace(row, returned=True, first_contact_at=None)
                 at, unit = returned_at + timedelta(minutes=rng.randint(5, 120)), rng.choice(others)
                 continue
-        yield from _handlings(rng, row, q, as_of)
+        if row.signed_off_at is None:  # not signed off yet
+            yield row
+        else:
+            yield from _handlings(rng, row, q, as_of)
         return
 
 
