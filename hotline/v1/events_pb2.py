@@ -23,32 +23,33 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from hotline.v1 import case_pb2 as hotline_dot_v1_dot_case__pb2
 from hotline.v1 import ticket_pb2 as hotline_dot_v1_dot_ticket__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hotline/v1/events.proto\x12\nhotline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hotline/v1/ticket.proto\"N\n\x04Unit\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\tunit_type\x18\x03 \x01(\x0e\x32\x14.hotline.v1.UnitType\"4\n\x0eTicketReceived\x12\"\n\x06ticket\x18\x01 \x01(\x0b\x32\x12.hotline.v1.Ticket\"\xb3\x02\n\nAssignment\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12&\n\x0cprimary_unit\x18\x02 \x01(\x0b\x32\x10.hotline.v1.Unit\x12)\n\x0f\x61ssisting_units\x18\x03 \x03(\x0b\x32\x10.hotline.v1.Unit\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12\x15\n\rmodel_version\x18\x07 \x01(\t\x12\x0f\n\x07rule_id\x18\x08 \x01(\t\x12\x16\n\x0e\x64ispatch_round\x18\t \x01(\x05\x12/\n\x0b\x61ssigned_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63lassifier_label\x18\x0b \x01(\t\"\xff\x01\n\x0eTicketAssigned\x12*\n\nassignment\x18\x01 \x01(\x0b\x32\x16.hotline.v1.Assignment\x12+\n\x0bticket_type\x18\x02 \x01(\x0e\x32\x16.hotline.v1.TicketType\x12$\n\x07urgency\x18\x03 \x01(\x0e\x32\x13.hotline.v1.Urgency\x12/\n\x0breceived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x1f\n\x17time_limit_working_days\x18\x06 \x01(\x05\x12\x0e\n\x06street\x18\x07 \x01(\t\"\xce\x04\n\x04\x43\x61se\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.hotline.v1.CaseState\x12&\n\x0cprimary_unit\x18\x03 \x01(\x0b\x32\x10.hotline.v1.Unit\x12)\n\x0f\x61ssisting_units\x18\x04 \x03(\x0b\x32\x10.hotline.v1.Unit\x12+\n\x0bticket_type\x18\x05 \x01(\x0e\x32\x16.hotline.v1.TicketType\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12$\n\x07urgency\x18\x07 \x01(\x0e\x32\x13.hotline.v1.Urgency\x12/\n\x0breceived_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\topened_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0csign_off_due\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\treply_due\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rsigned_off_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nreplied_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11supervision_level\x18\x0e \x01(\x05\x12\x16\n\x0e\x64ispatch_round\x18\x0f \x01(\x05\",\n\nCaseOpened\x12\x1e\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x10.hotline.v1.Case\"d\n\x10\x44\x65putySubmission\x12\x15\n\rsubmission_id\x18\x01 \x01(\t\x12\x11\n\tdeputy_id\x18\x02 \x01(\t\x12&\n\x06ticket\x18\x03 \x01(\x0b\x32\x16.hotline.v1.CityTicket*\xa5\x01\n\x08UnitType\x12\x19\n\x15UNIT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14UNIT_TYPE_DEPARTMENT\x10\x01\x12\x14\n\x10UNIT_TYPE_STREET\x10\x02\x12\x11\n\rUNIT_TYPE_SOE\x10\x03\x12\"\n\x1eUNIT_TYPE_MANAGEMENT_COMMITTEE\x10\x04\x12\x17\n\x13UNIT_TYPE_COMMUNITY\x10\x05*\xbf\x02\n\tCaseState\x12\x1a\n\x16\x43\x41SE_STATE_UNSPECIFIED\x10\x00\x12 \n\x1c\x43\x41SE_STATE_AWAITING_SIGN_OFF\x10\x01\x12\x1a\n\x16\x43\x41SE_STATE_IN_PROGRESS\x10\x02\x12\x1f\n\x1b\x43\x41SE_STATE_RETURN_REQUESTED\x10\x03\x12\"\n\x1e\x43\x41SE_STATE_EXTENSION_REQUESTED\x10\x04\x12\x15\n\x11\x43\x41SE_STATE_PARKED\x10\x05\x12\x16\n\x12\x43\x41SE_STATE_REPLIED\x10\x06\x12\x18\n\x14\x43\x41SE_STATE_SENT_BACK\x10\x07\x12\x17\n\x13\x43\x41SE_STATE_REPORTED\x10\x08\x12\x18\n\x14\x43\x41SE_STATE_EVALUATED\x10\t\x12\x17\n\x13\x43\x41SE_STATE_ARCHIVED\x10\nb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17hotline/v1/events.proto\x12\nhotline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15hotline/v1/case.proto\x1a\x17hotline/v1/ticket.proto\"N\n\x04Unit\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\tunit_type\x18\x03 \x01(\x0e\x32\x14.hotline.v1.UnitType\"4\n\x0eTicketReceived\x12\"\n\x06ticket\x18\x01 \x01(\x0b\x32\x12.hotline.v1.Ticket\"\xb3\x02\n\nAssignment\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12&\n\x0cprimary_unit\x18\x02 \x01(\x0b\x32\x10.hotline.v1.Unit\x12)\n\x0f\x61ssisting_units\x18\x03 \x03(\x0b\x32\x10.hotline.v1.Unit\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x0e\n\x06method\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12\x15\n\rmodel_version\x18\x07 \x01(\t\x12\x0f\n\x07rule_id\x18\x08 \x01(\t\x12\x16\n\x0e\x64ispatch_round\x18\t \x01(\x05\x12/\n\x0b\x61ssigned_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63lassifier_label\x18\x0b \x01(\t\"\x97\x02\n\x0eTicketAssigned\x12*\n\nassignment\x18\x01 \x01(\x0b\x32\x16.hotline.v1.Assignment\x12+\n\x0bticket_type\x18\x02 \x01(\x0e\x32\x16.hotline.v1.TicketType\x12$\n\x07urgency\x18\x03 \x01(\x0e\x32\x13.hotline.v1.Urgency\x12/\n\x0breceived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x1f\n\x17time_limit_working_days\x18\x06 \x01(\x05\x12\x0e\n\x06street\x18\x07 \x01(\t\x12\x16\n\x0e\x63ity_ticket_id\x18\x1e \x01(\t\"\xd9\n\n\x04\x43\x61se\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.hotline.v1.CaseState\x12&\n\x0cprimary_unit\x18\x03 \x01(\x0b\x32\x10.hotline.v1.Unit\x12)\n\x0f\x61ssisting_units\x18\x04 \x03(\x0b\x32\x10.hotline.v1.Unit\x12+\n\x0bticket_type\x18\x05 \x01(\x0e\x32\x16.hotline.v1.TicketType\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12$\n\x07urgency\x18\x07 \x01(\x0e\x32\x13.hotline.v1.Urgency\x12/\n\x0breceived_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\topened_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0csign_off_due\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\treply_due\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rsigned_off_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nreplied_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11supervision_level\x18\x0e \x01(\x05\x12\x16\n\x0e\x64ispatch_round\x18\x0f \x01(\x05\x12\x16\n\x0e\x63ity_ticket_id\x18\x1e \x01(\t\x12\x34\n\x10\x66irst_contact_at\x18\x1f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\rfirst_contact\x18  \x01(\x0b\x32\x13.hotline.v1.Contact\x12)\n\x0clast_contact\x18! \x01(\x0b\x32\x13.hotline.v1.Contact\x12\x10\n\x08\x63ontacts\x18\" \x01(\x05\x12 \n\x05reply\x18# \x01(\x0b\x32\x11.hotline.v1.Reply\x12(\n\textension\x18$ \x01(\x0b\x32\x15.hotline.v1.Extension\x12\x1e\n\x04park\x18% \x01(\x0b\x32\x10.hotline.v1.Park\x12\x31\n\x0ereturn_request\x18& \x01(\x0b\x32\x19.hotline.v1.ReturnRequest\x12\"\n\x06review\x18\' \x01(\x0b\x32\x12.hotline.v1.Review\x12\x12\n\nredo_round\x18( \x01(\x05\x12*\n\nevaluation\x18) \x01(\x0b\x32\x16.hotline.v1.Evaluation\x12\'\n\x07\x61ssists\x18* \x03(\x0b\x32\x16.hotline.v1.AssistTask\x12/\n\x0breported_at\x18+ \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tresult_id\x18, \x01(\t\x12-\n\tclosed_at\x18- \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x07\x63losure\x18. \x01(\x0e\x32\x13.hotline.v1.Closure\x12\x1b\n\x13\x63losing_explanation\x18/ \x01(\t\x12.\n\nupdated_at\x18\x30 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x31 \x01(\x05\x12.\n\nreturn_due\x18\x32 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\",\n\nCaseOpened\x12\x1e\n\x04\x63\x61se\x18\x01 \x01(\x0b\x32\x10.hotline.v1.Case\"d\n\x10\x44\x65putySubmission\x12\x15\n\rsubmission_id\x18\x01 \x01(\t\x12\x11\n\tdeputy_id\x18\x02 \x01(\t\x12&\n\x06ticket\x18\x03 \x01(\x0b\x32\x16.hotline.v1.CityTicket*\xa5\x01\n\x08UnitType\x12\x19\n\x15UNIT_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14UNIT_TYPE_DEPARTMENT\x10\x01\x12\x14\n\x10UNIT_TYPE_STREET\x10\x02\x12\x11\n\rUNIT_TYPE_SOE\x10\x03\x12\"\n\x1eUNIT_TYPE_MANAGEMENT_COMMITTEE\x10\x04\x12\x17\n\x13UNIT_TYPE_COMMUNITY\x10\x05*\xbf\x02\n\tCaseState\x12\x1a\n\x16\x43\x41SE_STATE_UNSPECIFIED\x10\x00\x12 \n\x1c\x43\x41SE_STATE_AWAITING_SIGN_OFF\x10\x01\x12\x1a\n\x16\x43\x41SE_STATE_IN_PROGRESS\x10\x02\x12\x1f\n\x1b\x43\x41SE_STATE_RETURN_REQUESTED\x10\x03\x12\"\n\x1e\x43\x41SE_STATE_EXTENSION_REQUESTED\x10\x04\x12\x15\n\x11\x43\x41SE_STATE_PARKED\x10\x05\x12\x16\n\x12\x43\x41SE_STATE_REPLIED\x10\x06\x12\x18\n\x14\x43\x41SE_STATE_SENT_BACK\x10\x07\x12\x17\n\x13\x43\x41SE_STATE_REPORTED\x10\x08\x12\x18\n\x14\x43\x41SE_STATE_EVALUATED\x10\t\x12\x17\n\x13\x43\x41SE_STATE_ARCHIVED\x10\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hotline.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UNITTYPE']._serialized_start=1541
-  _globals['_UNITTYPE']._serialized_end=1706
-  _globals['_CASESTATE']._serialized_start=1709
-  _globals['_CASESTATE']._serialized_end=2028
-  _globals['_UNIT']._serialized_start=97
-  _globals['_UNIT']._serialized_end=175
-  _globals['_TICKETRECEIVED']._serialized_start=177
-  _globals['_TICKETRECEIVED']._serialized_end=229
-  _globals['_ASSIGNMENT']._serialized_start=232
-  _globals['_ASSIGNMENT']._serialized_end=539
-  _globals['_TICKETASSIGNED']._serialized_start=542
-  _globals['_TICKETASSIGNED']._serialized_end=797
-  _globals['_CASE']._serialized_start=800
-  _globals['_CASE']._serialized_end=1390
-  _globals['_CASEOPENED']._serialized_start=1392
-  _globals['_CASEOPENED']._serialized_end=1436
-  _globals['_DEPUTYSUBMISSION']._serialized_start=1438
-  _globals['_DEPUTYSUBMISSION']._serialized_end=1538
+  _globals['_UNITTYPE']._serialized_start=2367
+  _globals['_UNITTYPE']._serialized_end=2532
+  _globals['_CASESTATE']._serialized_start=2535
+  _globals['_CASESTATE']._serialized_end=2854
+  _globals['_UNIT']._serialized_start=120
+  _globals['_UNIT']._serialized_end=198
+  _globals['_TICKETRECEIVED']._serialized_start=200
+  _globals['_TICKETRECEIVED']._serialized_end=252
+  _globals['_ASSIGNMENT']._serialized_start=255
+  _globals['_ASSIGNMENT']._serialized_end=562
+  _globals['_TICKETASSIGNED']._serialized_start=565
+  _globals['_TICKETASSIGNED']._serialized_end=844
+  _globals['_CASE']._serialized_start=847
+  _globals['_CASE']._serialized_end=2216
+  _globals['_CASEOPENED']._serialized_start=2218
+  _globals['_CASEOPENED']._serialized_end=2262
+  _globals['_DEPUTYSUBMISSION']._serialized_start=2264
+  _globals['_DEPUTYSUBMISSION']._serialized_end=2364
 # @@protoc_insertion_point(module_scope)

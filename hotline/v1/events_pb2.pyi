@@ -12,6 +12,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from hotline.v1 import case_pb2 as _case_pb2
 from hotline.v1 import ticket_pb2 as _ticket_pb2
 import builtins as _builtins
 import sys
@@ -235,10 +236,13 @@ class TicketAssigned(_message.Message):
     TAGS_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_WORKING_DAYS_FIELD_NUMBER: _builtins.int
     STREET_FIELD_NUMBER: _builtins.int
+    CITY_TICKET_ID_FIELD_NUMBER: _builtins.int
     ticket_type: _ticket_pb2.TicketType.ValueType
     urgency: _ticket_pb2.Urgency.ValueType
     time_limit_working_days: _builtins.int
     street: _builtins.str
+    city_ticket_id: _builtins.str
+    """the city's ticket id (results go back under it); empty when not from the city"""
     @_builtins.property
     def assignment(self) -> Global___Assignment: ...
     @_builtins.property
@@ -255,10 +259,11 @@ class TicketAssigned(_message.Message):
         tags: _abc.Iterable[_builtins.str] | None = ...,
         time_limit_working_days: _builtins.int = ...,
         street: _builtins.str = ...,
+        city_ticket_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "received_at", b"received_at", "street", b"street", "tags", b"tags", "ticket_type", b"ticket_type", "time_limit_working_days", b"time_limit_working_days", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "city_ticket_id", b"city_ticket_id", "received_at", b"received_at", "street", b"street", "tags", b"tags", "ticket_type", b"ticket_type", "time_limit_working_days", b"time_limit_working_days", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -285,6 +290,27 @@ class Case(_message.Message):
     REPLIED_AT_FIELD_NUMBER: _builtins.int
     SUPERVISION_LEVEL_FIELD_NUMBER: _builtins.int
     DISPATCH_ROUND_FIELD_NUMBER: _builtins.int
+    CITY_TICKET_ID_FIELD_NUMBER: _builtins.int
+    FIRST_CONTACT_AT_FIELD_NUMBER: _builtins.int
+    FIRST_CONTACT_FIELD_NUMBER: _builtins.int
+    LAST_CONTACT_FIELD_NUMBER: _builtins.int
+    CONTACTS_FIELD_NUMBER: _builtins.int
+    REPLY_FIELD_NUMBER: _builtins.int
+    EXTENSION_FIELD_NUMBER: _builtins.int
+    PARK_FIELD_NUMBER: _builtins.int
+    RETURN_REQUEST_FIELD_NUMBER: _builtins.int
+    REVIEW_FIELD_NUMBER: _builtins.int
+    REDO_ROUND_FIELD_NUMBER: _builtins.int
+    EVALUATION_FIELD_NUMBER: _builtins.int
+    ASSISTS_FIELD_NUMBER: _builtins.int
+    REPORTED_AT_FIELD_NUMBER: _builtins.int
+    RESULT_ID_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    CLOSURE_FIELD_NUMBER: _builtins.int
+    CLOSING_EXPLANATION_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    RETURN_DUE_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     state: Global___CaseState.ValueType
     ticket_type: _ticket_pb2.TicketType.ValueType
@@ -293,6 +319,21 @@ class Case(_message.Message):
     supervision_level: _builtins.int
     """0 none, 1 system, 2 OA, 3 conduct supervisor, 4 leader"""
     dispatch_round: _builtins.int
+    city_ticket_id: _builtins.str
+    """The lifecycle (issue 8, services/supervision/lifecycle.py); fields 30-59 are its own.
+    results (回传) go to the city under it; empty: not a city ticket
+    """
+    contacts: _builtins.int
+    """contacts recorded"""
+    redo_round: _builtins.int
+    """重办: 0, +1 per failed review or redo decision"""
+    result_id: _builtins.str
+    """id of the CityResult last reported"""
+    closure: _case_pb2.Closure.ValueType
+    closing_explanation: _builtins.str
+    """the office's explanation when closing after a poor evaluation"""
+    revision: _builtins.int
+    """transitions since the case opened"""
     @_builtins.property
     def primary_unit(self) -> Global___Unit: ...
     @_builtins.property
@@ -313,6 +354,58 @@ class Case(_message.Message):
     def signed_off_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def replied_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def first_contact_at(self) -> _timestamp_pb2.Timestamp:
+        """首次联系诉求人"""
+
+    @_builtins.property
+    def first_contact(self) -> _case_pb2.Contact: ...
+    @_builtins.property
+    def last_contact(self) -> _case_pb2.Contact: ...
+    @_builtins.property
+    def reply(self) -> _case_pb2.Reply:
+        """the latest reply (办结反馈)"""
+
+    @_builtins.property
+    def extension(self) -> _case_pb2.Extension:
+        """延期, at most one per dispatch round"""
+
+    @_builtins.property
+    def park(self) -> _case_pb2.Park:
+        """挂账, while or since parked"""
+
+    @_builtins.property
+    def return_request(self) -> _case_pb2.ReturnRequest:
+        """退单"""
+
+    @_builtins.property
+    def review(self) -> _case_pb2.Review:
+        """the latest review (审核)"""
+
+    @_builtins.property
+    def evaluation(self) -> _case_pb2.Evaluation:
+        """the latest callback evaluation (回访)"""
+
+    @_builtins.property
+    def assists(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.AssistTask]:
+        """协办 sub-cases, one per assisting unit"""
+
+    @_builtins.property
+    def reported_at(self) -> _timestamp_pb2.Timestamp:
+        """when the passed reply went to the city (回传)"""
+
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """archived (结案)"""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """time of the last transition"""
+
+    @_builtins.property
+    def return_due(self) -> _timestamp_pb2.Timestamp:
+        """退单时限: a return may be asked until then"""
+
     def __init__(
         self,
         *,
@@ -331,10 +424,31 @@ class Case(_message.Message):
         replied_at: _timestamp_pb2.Timestamp | None = ...,
         supervision_level: _builtins.int = ...,
         dispatch_round: _builtins.int = ...,
+        city_ticket_id: _builtins.str = ...,
+        first_contact_at: _timestamp_pb2.Timestamp | None = ...,
+        first_contact: _case_pb2.Contact | None = ...,
+        last_contact: _case_pb2.Contact | None = ...,
+        contacts: _builtins.int = ...,
+        reply: _case_pb2.Reply | None = ...,
+        extension: _case_pb2.Extension | None = ...,
+        park: _case_pb2.Park | None = ...,
+        return_request: _case_pb2.ReturnRequest | None = ...,
+        review: _case_pb2.Review | None = ...,
+        redo_round: _builtins.int = ...,
+        evaluation: _case_pb2.Evaluation | None = ...,
+        assists: _abc.Iterable[_case_pb2.AssistTask] | None = ...,
+        reported_at: _timestamp_pb2.Timestamp | None = ...,
+        result_id: _builtins.str = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+        closure: _case_pb2.Closure.ValueType = ...,
+        closing_explanation: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        revision: _builtins.int = ...,
+        return_due: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["opened_at", b"opened_at", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply_due", b"reply_due", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "category", b"category", "dispatch_round", b"dispatch_round", "opened_at", b"opened_at", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply_due", b"reply_due", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "state", b"state", "supervision_level", b"supervision_level", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "assists", b"assists", "category", b"category", "city_ticket_id", b"city_ticket_id", "closed_at", b"closed_at", "closing_explanation", b"closing_explanation", "closure", b"closure", "contacts", b"contacts", "dispatch_round", b"dispatch_round", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "primary_unit", b"primary_unit", "received_at", b"received_at", "redo_round", b"redo_round", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "result_id", b"result_id", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "revision", b"revision", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "state", b"state", "supervision_level", b"supervision_level", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "updated_at", b"updated_at", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

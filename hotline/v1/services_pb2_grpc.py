@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from hotline.v1 import events_pb2 as hotline_dot_v1_dot_events__pb2
+from hotline.v1 import lifecycle_pb2 as hotline_dot_v1_dot_lifecycle__pb2
 from hotline.v1 import services_pb2 as hotline_dot_v1_dot_services__pb2
 from hotline.v1 import ticket_pb2 as hotline_dot_v1_dot_ticket__pb2
 
@@ -233,6 +234,71 @@ class SupervisionServiceStub:
                 request_serializer=hotline_dot_v1_dot_services__pb2.ListCasesRequest.SerializeToString,
                 response_deserializer=hotline_dot_v1_dot_services__pb2.ListCasesResponse.FromString,
                 _registered_method=True)
+        self.SignOff = channel.unary_unary(
+                '/hotline.v1.SupervisionService/SignOff',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.SignOffRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.RecordContact = channel.unary_unary(
+                '/hotline.v1.SupervisionService/RecordContact',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.RecordContactRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.Reply = channel.unary_unary(
+                '/hotline.v1.SupervisionService/Reply',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.ReplyRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.RequestExtension = channel.unary_unary(
+                '/hotline.v1.SupervisionService/RequestExtension',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.RequestExtensionRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.DecideExtension = channel.unary_unary(
+                '/hotline.v1.SupervisionService/DecideExtension',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.DecideExtensionRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.Park = channel.unary_unary(
+                '/hotline.v1.SupervisionService/Park',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.ParkRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.ReportProgress = channel.unary_unary(
+                '/hotline.v1.SupervisionService/ReportProgress',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.ReportProgressRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.RequestReturn = channel.unary_unary(
+                '/hotline.v1.SupervisionService/RequestReturn',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.RequestReturnRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.Review = channel.unary_unary(
+                '/hotline.v1.SupervisionService/Review',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.ReviewRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.DecideRedo = channel.unary_unary(
+                '/hotline.v1.SupervisionService/DecideRedo',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.DecideRedoRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.Contribute = channel.unary_unary(
+                '/hotline.v1.SupervisionService/Contribute',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.ContributeRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.WaiveAssist = channel.unary_unary(
+                '/hotline.v1.SupervisionService/WaiveAssist',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.WaiveAssistRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.GetCaseHistory = channel.unary_unary(
+                '/hotline.v1.SupervisionService/GetCaseHistory',
+                request_serializer=hotline_dot_v1_dot_lifecycle__pb2.GetCaseHistoryRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_lifecycle__pb2.CaseHistory.FromString,
+                _registered_method=True)
 
 
 class SupervisionServiceServicer:
@@ -250,6 +316,97 @@ class SupervisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignOff(self, request, context):
+        """The case lifecycle (messages in lifecycle.proto). Each answers the case after the transition.
+        签收 (primary or assisting unit)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordContact(self, request, context):
+        """联系诉求人 (unit)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reply(self, request, context):
+        """办结反馈 (primary unit)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestExtension(self, request, context):
+        """延期申请 (primary unit)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideExtension(self, request, context):
+        """延期审批 (office)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Park(self, request, context):
+        """挂账 (primary unit)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportProgress(self, request, context):
+        """挂账进展 (primary unit)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestReturn(self, request, context):
+        """退单申请 (primary unit); routing decides
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Review(self, request, context):
+        """审核 (office)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideRedo(self, request, context):
+        """重办或结案 after a poor evaluation (office)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Contribute(self, request, context):
+        """协办意见 (assisting unit)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WaiveAssist(self, request, context):
+        """免于协办 (office)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCaseHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SupervisionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -262,6 +419,71 @@ def add_SupervisionServiceServicer_to_server(servicer, server):
                     servicer.ListCases,
                     request_deserializer=hotline_dot_v1_dot_services__pb2.ListCasesRequest.FromString,
                     response_serializer=hotline_dot_v1_dot_services__pb2.ListCasesResponse.SerializeToString,
+            ),
+            'SignOff': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignOff,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.SignOffRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'RecordContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordContact,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.RecordContactRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'Reply': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reply,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.ReplyRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'RequestExtension': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestExtension,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.RequestExtensionRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'DecideExtension': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideExtension,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.DecideExtensionRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'Park': grpc.unary_unary_rpc_method_handler(
+                    servicer.Park,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.ParkRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'ReportProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportProgress,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.ReportProgressRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'RequestReturn': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestReturn,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.RequestReturnRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'Review': grpc.unary_unary_rpc_method_handler(
+                    servicer.Review,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.ReviewRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'DecideRedo': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideRedo,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.DecideRedoRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'Contribute': grpc.unary_unary_rpc_method_handler(
+                    servicer.Contribute,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.ContributeRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'WaiveAssist': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaiveAssist,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.WaiveAssistRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'GetCaseHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaseHistory,
+                    request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.GetCaseHistoryRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_lifecycle__pb2.CaseHistory.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -318,6 +540,357 @@ class SupervisionService:
             '/hotline.v1.SupervisionService/ListCases',
             hotline_dot_v1_dot_services__pb2.ListCasesRequest.SerializeToString,
             hotline_dot_v1_dot_services__pb2.ListCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignOff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/SignOff',
+            hotline_dot_v1_dot_lifecycle__pb2.SignOffRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/RecordContact',
+            hotline_dot_v1_dot_lifecycle__pb2.RecordContactRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/Reply',
+            hotline_dot_v1_dot_lifecycle__pb2.ReplyRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestExtension(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/RequestExtension',
+            hotline_dot_v1_dot_lifecycle__pb2.RequestExtensionRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideExtension(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/DecideExtension',
+            hotline_dot_v1_dot_lifecycle__pb2.DecideExtensionRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Park(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/Park',
+            hotline_dot_v1_dot_lifecycle__pb2.ParkRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/ReportProgress',
+            hotline_dot_v1_dot_lifecycle__pb2.ReportProgressRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestReturn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/RequestReturn',
+            hotline_dot_v1_dot_lifecycle__pb2.RequestReturnRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Review(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/Review',
+            hotline_dot_v1_dot_lifecycle__pb2.ReviewRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideRedo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/DecideRedo',
+            hotline_dot_v1_dot_lifecycle__pb2.DecideRedoRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Contribute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/Contribute',
+            hotline_dot_v1_dot_lifecycle__pb2.ContributeRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaiveAssist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/WaiveAssist',
+            hotline_dot_v1_dot_lifecycle__pb2.WaiveAssistRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCaseHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/GetCaseHistory',
+            hotline_dot_v1_dot_lifecycle__pb2.GetCaseHistoryRequest.SerializeToString,
+            hotline_dot_v1_dot_lifecycle__pb2.CaseHistory.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ gRPC APIs of the five services. Every server also serves grpc.health.v1 and refl
 from collections import abc as _abc
 from grpc import aio as _aio
 from hotline.v1 import events_pb2 as _events_pb2
+from hotline.v1 import lifecycle_pb2 as _lifecycle_pb2
 from hotline.v1 import services_pb2 as _services_pb2
 from hotline.v1 import ticket_pb2 as _ticket_pb2
 import abc as _abc_1
@@ -88,12 +89,66 @@ class SupervisionServiceStub:
     def __new__(cls, channel: _aio.Channel) -> SupervisionServiceAsyncStub: ...
     GetCase: _grpc.UnaryUnaryMultiCallable[_services_pb2.GetCaseRequest, _events_pb2.Case]
     ListCases: _grpc.UnaryUnaryMultiCallable[_services_pb2.ListCasesRequest, _services_pb2.ListCasesResponse]
+    SignOff: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.SignOffRequest, _events_pb2.Case]
+    """The case lifecycle (messages in lifecycle.proto). Each answers the case after the transition.
+    签收 (primary or assisting unit)
+    """
+    RecordContact: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.RecordContactRequest, _events_pb2.Case]
+    """联系诉求人 (unit)"""
+    Reply: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ReplyRequest, _events_pb2.Case]
+    """办结反馈 (primary unit)"""
+    RequestExtension: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.RequestExtensionRequest, _events_pb2.Case]
+    """延期申请 (primary unit)"""
+    DecideExtension: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.DecideExtensionRequest, _events_pb2.Case]
+    """延期审批 (office)"""
+    Park: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ParkRequest, _events_pb2.Case]
+    """挂账 (primary unit)"""
+    ReportProgress: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ReportProgressRequest, _events_pb2.Case]
+    """挂账进展 (primary unit)"""
+    RequestReturn: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.RequestReturnRequest, _events_pb2.Case]
+    """退单申请 (primary unit); routing decides"""
+    Review: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ReviewRequest, _events_pb2.Case]
+    """审核 (office)"""
+    DecideRedo: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.DecideRedoRequest, _events_pb2.Case]
+    """重办或结案 after a poor evaluation (office)"""
+    Contribute: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.ContributeRequest, _events_pb2.Case]
+    """协办意见 (assisting unit)"""
+    WaiveAssist: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.WaiveAssistRequest, _events_pb2.Case]
+    """免于协办 (office)"""
+    GetCaseHistory: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.GetCaseHistoryRequest, _lifecycle_pb2.CaseHistory]
 
 @_typing.type_check_only
 class SupervisionServiceAsyncStub(SupervisionServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetCase: _aio.UnaryUnaryMultiCallable[_services_pb2.GetCaseRequest, _events_pb2.Case]  # type: ignore[assignment]
     ListCases: _aio.UnaryUnaryMultiCallable[_services_pb2.ListCasesRequest, _services_pb2.ListCasesResponse]  # type: ignore[assignment]
+    SignOff: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.SignOffRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """The case lifecycle (messages in lifecycle.proto). Each answers the case after the transition.
+    签收 (primary or assisting unit)
+    """
+    RecordContact: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.RecordContactRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """联系诉求人 (unit)"""
+    Reply: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReplyRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """办结反馈 (primary unit)"""
+    RequestExtension: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.RequestExtensionRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """延期申请 (primary unit)"""
+    DecideExtension: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.DecideExtensionRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """延期审批 (office)"""
+    Park: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ParkRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """挂账 (primary unit)"""
+    ReportProgress: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReportProgressRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """挂账进展 (primary unit)"""
+    RequestReturn: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.RequestReturnRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """退单申请 (primary unit); routing decides"""
+    Review: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ReviewRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """审核 (office)"""
+    DecideRedo: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.DecideRedoRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """重办或结案 after a poor evaluation (office)"""
+    Contribute: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.ContributeRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """协办意见 (assisting unit)"""
+    WaiveAssist: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.WaiveAssistRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """免于协办 (office)"""
+    GetCaseHistory: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetCaseHistoryRequest, _lifecycle_pb2.CaseHistory]  # type: ignore[assignment]
 
 class SupervisionServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -109,6 +164,111 @@ class SupervisionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _services_pb2.ListCasesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_services_pb2.ListCasesResponse, _abc.Awaitable[_services_pb2.ListCasesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SignOff(
+        self,
+        request: _lifecycle_pb2.SignOffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """The case lifecycle (messages in lifecycle.proto). Each answers the case after the transition.
+        签收 (primary or assisting unit)
+        """
+
+    @_abc_1.abstractmethod
+    def RecordContact(
+        self,
+        request: _lifecycle_pb2.RecordContactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """联系诉求人 (unit)"""
+
+    @_abc_1.abstractmethod
+    def Reply(
+        self,
+        request: _lifecycle_pb2.ReplyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """办结反馈 (primary unit)"""
+
+    @_abc_1.abstractmethod
+    def RequestExtension(
+        self,
+        request: _lifecycle_pb2.RequestExtensionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """延期申请 (primary unit)"""
+
+    @_abc_1.abstractmethod
+    def DecideExtension(
+        self,
+        request: _lifecycle_pb2.DecideExtensionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """延期审批 (office)"""
+
+    @_abc_1.abstractmethod
+    def Park(
+        self,
+        request: _lifecycle_pb2.ParkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """挂账 (primary unit)"""
+
+    @_abc_1.abstractmethod
+    def ReportProgress(
+        self,
+        request: _lifecycle_pb2.ReportProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """挂账进展 (primary unit)"""
+
+    @_abc_1.abstractmethod
+    def RequestReturn(
+        self,
+        request: _lifecycle_pb2.RequestReturnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """退单申请 (primary unit); routing decides"""
+
+    @_abc_1.abstractmethod
+    def Review(
+        self,
+        request: _lifecycle_pb2.ReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """审核 (office)"""
+
+    @_abc_1.abstractmethod
+    def DecideRedo(
+        self,
+        request: _lifecycle_pb2.DecideRedoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """重办或结案 after a poor evaluation (office)"""
+
+    @_abc_1.abstractmethod
+    def Contribute(
+        self,
+        request: _lifecycle_pb2.ContributeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """协办意见 (assisting unit)"""
+
+    @_abc_1.abstractmethod
+    def WaiveAssist(
+        self,
+        request: _lifecycle_pb2.WaiveAssistRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """免于协办 (office)"""
+
+    @_abc_1.abstractmethod
+    def GetCaseHistory(
+        self,
+        request: _lifecycle_pb2.GetCaseHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lifecycle_pb2.CaseHistory, _abc.Awaitable[_lifecycle_pb2.CaseHistory]]: ...
 
 def add_SupervisionServiceServicer_to_server(servicer: SupervisionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -46,6 +46,7 @@ def assignment_event(
         tags=list(ticket.tags),
         time_limit_working_days=ticket.time_limit_working_days,
         street=ticket.street,
+        city_ticket_id=ticket.city_ticket_id if ticket.source == "city" else "",
     )
 
 
