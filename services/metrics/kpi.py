@@ -91,6 +91,7 @@ class KpiPolicy:
     repeat_min_tickets: int = 3
     repeat_top: int = 10
     lane_precedence: tuple[str, ...] = ("deputy", "enterprise", "tourist")
+    first_contact_hours: int = 24  # 首次联系时限: hours after the sign-off limit
 
     @classmethod
     def load(cls, path: Path = POLICY_FILE) -> KpiPolicy:
@@ -113,6 +114,7 @@ class KpiPolicy:
             repeat_min_tickets=int(rep.get("min_tickets", 3)),
             repeat_top=int(rep.get("top", 10)),
             lane_precedence=tuple(d.get("lane_precedence", ("deputy", "enterprise", "tourist"))),
+            first_contact_hours=int(d.get("first_contact_hours", 24)),
         )
 
     def lane(self, tags: Collection[str]) -> str:

@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from hotline import pb
+from hotline.envelope import Event
 from hotline.settings import REPO_ROOT
+from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, ticket_pb2
 from services.metrics.kpi import CaseFacts, Period
+from services.metrics.projection import LANE_TAGS, REPLY_RESULTS, RESOLUTIONS, SATISFACTIONS, TICKET_TYPES, UNIT_TYPES
 
 ROUTING_DATA = REPO_ROOT / "services" / "routing" / "data"
 TYPES = (("complaint", 72.72), ("help", 25.61), ("consultation", 0.9), ("suggestion", 0.5), ("praise", 0.27))
@@ -70,7 +78,14 @@ def lifecycles(period: Period, per_day: int = 60, seed: int = 0, as_of: datetime
             received_at=received,
         )
         seen.add((item["category"], address))
-        yield from _dispatches(rng, ticket, primary, units, quality, others, as_of)
+        for row in _dispatches(rng, ticket, primary, units, quality, others, as_of):
+            yield _millis(row)
+
+
+def _millis(row: CaseFacts) -> CaseFacts:
+    """Times at the store's precision (milliseconds), so facts survive a trip through events."""
+    times: dict[str, Any] = {name: pb.millis(value) for name, value in vars(row).items() if isinstance(value, datetime)}
+    return replace(row, **times)
 
 
 def _dispatches(rng: random.Random, ticket: CaseFacts, primary: str, units: dict[str, tuple[str, str]],
@@ -127,12 +142,12 @@ def _handlings(rng: random.Random, row: CaseFacts, q: float, as_of: datetime) ->
             yield replace(current, redone=True)
             start = replied + timedelta(hours=rng.uniform(1, 24))
             continue
-        closed = replied + timedelta(hours=rng.uniform(2, 30))
-        if closed > as_of:
+        reviewed = replied + timedelta(hours=rng.uniform(2, 30))
+        if reviewed > as_of:
             yield current
             return
-        current = replace(current, closed_at=closed)
-        evaluated = closed + timedelta(hours=rng.uniform(12, 120))
+        current = replace(current, closed_at=replied)  # 办结: the reply that passed the review
+        evaluated = reviewed + timedelta(hours=rng.uniform(12, 120))
         if evaluated > as_of:
             yield current
             return
@@ -145,3 +160,95 @@ def _handlings(rng: random.Random, row: CaseFacts, q: float, as_of: datetime) ->
             satisfaction = "not_evaluated"
         yield replace(current, evaluated_at=evaluated, resolution=resolution, satisfaction=satisfaction)
         return
+
+
+def events(facts: Iterable[CaseFacts], topic: Callable[[str], str] = str) -> list[Event]:
+    """The platform events that tell these facts, in each ticket's order: TicketReceived,
+    then per dispatch TicketAssigned, CaseOpened and the lifecycle events. ``topic`` maps a topic
+    setting (``ticket_events``...) to its full name. The KPI projection of these events gives
+    back exactly ``facts``."""
+    by_ticket: dict[str, list[CaseFacts]] = {}
+    for f in facts:
+        by_ticket.setdefault(f.ticket_id, []).append(f)
+    return [e for ticket_id, rows in by_ticket.items() for e in _ticket_events(ticket_id, rows, topic)]
+
+
+def _ticket_events(ticket_id: str, rows: list[CaseFacts], topic: Callable[[str], str]) -> list[Event]:
+    out: list[Event] = []
+    rows.sort(key=lambda r: (r.dispatch_round, r.redo_round))
+    first = rows[0]
+    tags = [tag for tag, lane in LANE_TAGS.items() if lane == first.lane]
+
+    def emit(field_name: str, name: str, message: Message, at: datetime | None) -> None:
+        out.append(Event(topic(field_name), ticket_id, message, f"{ticket_id}/sim/{name}",
+                         occurred_at=at or datetime(2026, 1, 1, tzinfo=UTC)))
+
+    emit("ticket_events", "received", events_pb2.TicketReceived(ticket=ticket_pb2.Ticket(
+        ticket_id=ticket_id, ticket_type=_enum(TICKET_TYPES, first.ticket_type), address=first.address,
+        tags=tags, received_at=pb.ts(first.received_at), source="city",
+        repeat_of=["earlier"] if first.repeat else [])), first.received_at)
+    for dispatch_round in sorted({r.dispatch_round for r in rows}):
+        _dispatch_events([r for r in rows if r.dispatch_round == dispatch_round], tags, emit)
+    return out
+
+
+def _ts(value: datetime | None) -> Timestamp:
+    return pb.ts(value) or Timestamp()
+
+
+def _enum(names: Mapping[Any, str], key: str) -> Any:
+    return next((number for number, name in names.items() if name == key), 0)
+
+
+def _dispatch_events(handlings: list[CaseFacts], tags: list[str],
+                     emit: Callable[[str, str, Message, datetime | None], None]) -> None:
+    d = handlings[0]
+    dr = d.dispatch_round
+    unit = events_pb2.Unit(unit_id=d.unit_id, name=d.unit_name, unit_type=_enum(UNIT_TYPES, d.unit_type))
+    emit("assignment_events", f"assigned/{dr}", events_pb2.TicketAssigned(
+        assignment=events_pb2.Assignment(ticket_id=d.ticket_id, primary_unit=unit, category=d.category,
+                                         rule_id=d.list_item, dispatch_round=dr, assigned_at=pb.ts(d.assigned_at)),
+        ticket_type=_enum(TICKET_TYPES, d.ticket_type), received_at=pb.ts(d.received_at), street=d.street,
+        tags=tags), d.assigned_at)
+    case = events_pb2.Case(ticket_id=d.ticket_id, primary_unit=unit, ticket_type=_enum(TICKET_TYPES, d.ticket_type),
+                           category=d.category, received_at=pb.ts(d.received_at), dispatch_round=dr,
+                           sign_off_due=pb.ts(d.sign_off_due), reply_due=pb.ts(handlings[0].reply_due),
+                           supervision_level=d.supervision_level)
+    emit("case_events", f"opened/{dr}", events_pb2.CaseOpened(case=case), d.assigned_at)
+    if d.signed_off_at:
+        case.signed_off_at.CopyFrom(_ts(d.signed_off_at))
+        emit("case_events", f"signed/{dr}", lifecycle_pb2.CaseSignedOff(
+            case=case, occurred_at=pb.ts(d.signed_off_at), unit_id=d.unit_id), d.signed_off_at)
+    if d.first_contact_at:
+        case.first_contact_at.CopyFrom(_ts(d.first_contact_at))
+        emit("case_events", f"contact/{dr}", lifecycle_pb2.ContactRecorded(
+            case=case, occurred_at=pb.ts(d.first_contact_at), first=True,
+            contact=case_pb2.Contact(contacted_at=pb.ts(d.first_contact_at))), d.first_contact_at)
+    for i, h in enumerate(handlings):
+        rr = h.redo_round
+        if h.replied_at:
+            reply = case_pb2.Reply(result=_enum(REPLY_RESULTS, h.reply_result), replied_at=pb.ts(h.replied_at),
+                                   redo_round=rr)
+            case.reply.CopyFrom(reply)
+            emit("case_events", f"replied/{dr}/{rr}", lifecycle_pb2.CaseReplied(
+                case=case, occurred_at=pb.ts(h.replied_at), reply=reply), h.replied_at)
+        if h.redone and i + 1 < len(handlings):
+            case.redo_round = rr + 1
+            case.reply_due.CopyFrom(_ts(handlings[i + 1].reply_due))
+            emit("case_events", f"review/{dr}/{rr}", lifecycle_pb2.ReviewDecided(
+                case=case, passed=False, review=case_pb2.Review(passed=False, redo_round=rr)), h.replied_at)
+        if h.closed_at:
+            emit("case_events", f"review/{dr}/{rr}", lifecycle_pb2.ReviewDecided(
+                case=case, passed=True, review=case_pb2.Review(passed=True, redo_round=rr)), h.closed_at)
+        if h.evaluated_at:
+            evaluation = case_pb2.Evaluation(resolution=_enum(RESOLUTIONS, h.resolution),
+                                             satisfaction=_enum(SATISFACTIONS, h.satisfaction),
+                                             evaluated_at=pb.ts(h.evaluated_at), redo_round=rr)
+            case.evaluation.CopyFrom(evaluation)
+            emit("case_events", f"evaluated/{dr}/{rr}", lifecycle_pb2.CaseEvaluated(
+                case=case, occurred_at=pb.ts(h.evaluated_at), evaluation=evaluation), h.evaluated_at)
+    if d.returned:
+        emit("assignment_events", f"return/{dr}", lifecycle_pb2.ReturnDecision(
+            ticket_id=d.ticket_id, dispatch_round=dr, approved=True), d.signed_off_at)
+        emit("case_events", f"closed/{dr}", lifecycle_pb2.CaseClosed(
+            case=case, closure=case_pb2.CLOSURE_REDISPATCHED), d.signed_off_at)
