@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 from zoneinfo import ZoneInfo
 
+from google.protobuf.message import Message
 from prometheus_client import Gauge
 
 from hotline.envelope import Event, Record
 from hotline.logging import get_logger
+from services.metrics import projection
 from services.metrics.core import STAGES, StageReached, stage_of
-from services.metrics.store import RollupStore
+from services.metrics.store import KpiStore, RollupStore
+
+STAGE_EVENTS = ("hotline.v1.TicketReceived", "hotline.v1.TicketAssigned", "hotline.v1.CaseOpened")
 
 log = get_logger(__name__)
 
@@ -29,11 +33,28 @@ class StageCounting:
         self.store = store
         self.tz = ZoneInfo(tz)
 
-    def decode(self, record: Record) -> StageReached:
+    def decode(self, record: Record) -> StageReached | None:
+        if record.event_type and record.event_type not in STAGE_EVENTS:
+            return None  # lifecycle events share hotline.cases.v1: the KPI projection reads them
         return stage_of(record, self.tz)
 
-    async def apply(self, items: list[tuple[Record, StageReached]]) -> list[Event]:
-        await self.store.count([s for _, s in items])
+    async def apply(self, items: list[tuple[Record, StageReached | None]]) -> list[Event]:
+        await self.store.count([s for _, s in items if s is not None])
+        return []
+
+
+class KpiProjection:
+    """Keeps the KPI facts (services/metrics/projection.py) from the ticket, assignment and case
+    topics. Its own consumer group: rewinding it to offset 0 rebuilds the facts exactly."""
+
+    def __init__(self, store: KpiStore) -> None:
+        self.store = store
+
+    def decode(self, record: Record) -> Message | None:
+        return projection.decode(record)
+
+    async def apply(self, items: list[tuple[Record, Message | None]]) -> list[Event]:
+        await self.store.apply([u for _, m in items if m is not None for u in projection.updates(m)])
         return []
 
 
