@@ -403,6 +403,12 @@ def compute(
     return KpiTable(tuple(group_by), total, groups)
 
 
+def within(facts: Iterable[CaseFacts], start: datetime, end: datetime) -> list[CaseFacts]:
+    """The rows with at least one measure's anchor in [start, end): all that a computation over
+    that window can count (a cheap pre-filter for repeated computations)."""
+    return [f for f in facts if any((at := m.anchor(f)) is not None and start <= at < end for m in MEASURES.values())]
+
+
 # --- ranking, distributions, trends ---------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ LANES = (("enterprise", 0.03), ("deputy", 0.01), ("tourist", 0.02))
 UNIT_TYPE_KEYS = {"UNIT_TYPE_STREET": "street", "UNIT_TYPE_DEPARTMENT": "department", "UNIT_TYPE_SOE": "soe",
                   "UNIT_TYPE_MANAGEMENT_COMMITTEE": "management_committee", "UNIT_TYPE_COMMUNITY": "community"}
 # hotspots of the report weigh more: 消费维权, 物业管理, 停车管理
+REPEAT_WINDOW = timedelta(days=30)  # the same problem at the same address within this is a repeat
 CATEGORY_WEIGHT = {"消费维权": 3.0, "物业管理": 2.6, "停车管理": 2.0, "城市管理": 1.6}
 
 
@@ -58,11 +59,11 @@ def lifecycles(period: Period, per_day: int = 60, seed: int = 0, as_of: datetime
     addresses = {s: [f"{rng.choice(places.get(s, [units[s][0]]))}{n}号" for n in rng.sample(range(1, 400), 60)]
                  for s in streets}
     as_of = as_of or period.end + timedelta(days=20)
-    seen: set[tuple[str, str]] = set()
+    seen: dict[tuple[str, str], datetime] = {}  # (category, address) -> last received
     start = period.start - timedelta(days=lead_days)
     seconds = int((period.end - start).total_seconds())
     count = per_day * seconds // 86400
-    for i in sorted(rng.randrange(seconds) for _ in range(count)):
+    for n, i in enumerate(sorted(rng.randrange(seconds) for _ in range(count))):
         received = (start + timedelta(seconds=i)).astimezone(period.start.tzinfo)
         item = rng.choices(items, [CATEGORY_WEIGHT.get(x["category"], 1.0) for x in items])[0]
         street = rng.choice(streets)
@@ -72,12 +73,13 @@ def lifecycles(period: Period, per_day: int = 60, seed: int = 0, as_of: datetime
             primary = street  # 属地管理: streets handle most tickets (57% in the district report)
         lane = next((lane for lane, share in LANES if rng.random() < share), "normal")
         ticket = CaseFacts(
-            ticket_id=f"T{seed}-{received:%Y%m%d%H%M%S}-{len(seen):05d}",
+            ticket_id=f"T{seed}-{received:%Y%m%d%H%M%S}-{n:06d}",
             ticket_type=_weighted(rng, TYPES), category=item["category"], list_item=item["rule_id"],
-            street=units[street][0], address=address, lane=lane, repeat=(item["category"], address) in seen,
+            street=units[street][0], address=address, lane=lane,
+            repeat=received - seen.get((item["category"], address), received - REPEAT_WINDOW) < REPEAT_WINDOW,
             received_at=received,
         )
-        seen.add((item["category"], address))
+        seen[(item["category"], address)] = received
         for row in _dispatches(rng, ticket, primary, units, quality, others, as_of):
             yield _millis(row)
 
