@@ -29,8 +29,8 @@ bench: setup
 	@$(PY) bench/pipeline.py $(BENCH_ARGS)
 
 lint:
-	@.venv/bin/ruff check hotline services tests bench
-	@.venv/bin/mypy hotline services
+	@.venv/bin/ruff check hotline hotline_dev services tests bench
+	@.venv/bin/mypy hotline hotline_dev services
 
 protos:
 	@scripts/gen_protos.sh

@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -47,11 +46,12 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hotline import infra, pb  # noqa: E402
-from hotline.launcher import ServiceProcess, drop_namespace, isolated_env, settings_for  # noqa: E402
+from hotline import auth, pb  # noqa: E402
 from hotline.settings import SERVICES, Settings  # noqa: E402
-from hotline.simulator import generate  # noqa: E402
 from hotline.v1 import services_pb2, services_pb2_grpc  # noqa: E402
+from hotline_dev import infra  # noqa: E402
+from hotline_dev.launcher import ServiceProcess, drop_namespace, isolated_env, settings_for  # noqa: E402
+from hotline_dev.simulator import generate  # noqa: E402
 
 console = Console()
 PIPELINE = ("intake", "routing", "supervision", "metrics")  # the services a ticket passes through
@@ -176,7 +176,8 @@ class Observer:
 
 
 async def metrics_summary(settings: Settings) -> services_pb2.Summary:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.ports.metrics_grpc}") as channel:
+    office = auth.issue(settings.auth, "office", subject="bench")
+    async with auth.grpc_channel(f"127.0.0.1:{settings.ports.metrics_grpc}", office) as channel:
         return await services_pb2_grpc.MetricsServiceStub(channel).GetSummary(services_pb2.GetSummaryRequest())
 
 

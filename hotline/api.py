@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 import grpc
-from fastapi import HTTPException
+from fastapi import Header, HTTPException
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -30,3 +30,23 @@ async def grpc_found(context: grpc.aio.ServicerContext[Any, Any], value: Any, wh
     if value is None:
         await context.abort(grpc.StatusCode.NOT_FOUND, f"{what} {key!r} not found")
     return value
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key(
+    key: str = Header(..., alias=IDEMPOTENCY_HEADER, min_length=1, max_length=200,
+                      description="Unique per intended change: a retry with the same key returns the first answer "
+                                  "and changes nothing"),
+) -> str:
+    return key
+
+
+def grpc_idempotency_key(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The ``idempotency-key`` metadata of a gRPC command call ("" when absent: the command
+    path then refuses it with INVALID_ARGUMENT)."""
+    for name, value in context.invocation_metadata() or ():
+        if name == "idempotency-key":
+            return str(value)
+    return ""

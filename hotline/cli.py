@@ -5,6 +5,7 @@
     hotline infra start|stop|status  local Kafka, MongoDB-wire store and Prometheus
     hotline simulate --count N       publish realistic city tickets
     hotline classify train|evaluate|predict
+    hotline token issue --role ROLE [--unit ID | --deputy ID | --officer ID] [--ttl MINUTES]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from hotline.policy import Role
 from hotline.settings import SERVICES
 
 
@@ -35,6 +37,20 @@ def serve(service: str) -> None:
     asyncio.run(runtime.run(module.NAME, module.build))
 
 
+def issue_token(args: argparse.Namespace) -> int:
+    from hotline.auth import issue
+    from hotline.policy import SCOPE_CLAIM
+    from hotline.settings import get_settings
+
+    role = Role(args.role)
+    scope = {"unit_id": args.unit, "deputy_id": args.deputy, "officer_id": args.officer}
+    if (claim := SCOPE_CLAIM.get(role)) and not scope[claim]:
+        print(f"a {role} token needs --{claim.removesuffix('_id')}", file=sys.stderr)
+        return 2
+    print(issue(get_settings().auth, role, subject=args.subject, ttl_minutes=args.ttl, **scope))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description="District 12345 hotline platform")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -43,7 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("service", choices=SERVICES)
     p.set_defaults(func=lambda a: serve(a.service))
 
-    for module in ("hotline.launcher", "hotline.infra", "hotline.simulator", "services.routing.classifier.cli"):
+    p = sub.add_parser("token", help="development tokens (signed with HOTLINE_AUTH__DEV_SECRET)")
+    token = p.add_subparsers(dest="token_command", required=True)
+    t = token.add_parser("issue", help="print a bearer JWT for local use and tests")
+    t.add_argument("--role", required=True, choices=[r.value for r in Role if r != Role.SYSTEM])
+    t.add_argument("--unit", default="", help="unit id (role unit)")
+    t.add_argument("--deputy", default="", help="deputy id (role deputy)")
+    t.add_argument("--officer", default="", help="liaison officer id (role liaison)")
+    t.add_argument("--subject", default="", help="token subject (default: role:id)")
+    t.add_argument("--ttl", type=float, default=None, help="minutes of validity (default from settings)")
+    t.set_defaults(func=issue_token)
+
+    # hotline_dev (local infrastructure, launcher, simulator) is absent from the service image
+    dev = ("hotline_dev.launcher", "hotline_dev.infra", "hotline_dev.simulator")
+    for module in (*dev, "services.routing.classifier.cli"):
         add = _optional(module)
         if add:
             add(sub)

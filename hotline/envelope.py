@@ -37,6 +37,37 @@ class PermanentError(Exception):
         self.detail = detail
 
 
+class Skip(Exception):
+    """An event type this consumer does not handle, on a topic it shares with others: the
+    consumer loop skips it and counts it (so producers can be deployed before consumers)."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__(f"event type {event_type or 'untyped'} is not handled here")
+        self.event_type = event_type
+
+
+def event_id(ticket_id: str, *parts: str) -> str:
+    """The one way to build an event id: deterministic, so a replay yields the same ids and
+    consumers and the outbox drop duplicates (``"T1/received"``, ``"T1/opened/2"``)."""
+    return "/".join((ticket_id, *parts))
+
+
+class EventTypes:
+    """The event types a consumer handles; decodes a record by the protobuf type its
+    ``event_type`` header names. Handlers then branch on the message's type."""
+
+    def __init__(self, *types: type[Message]) -> None:
+        self.by_name: dict[str, type[Message]] = {t.DESCRIPTOR.full_name: t for t in types}
+
+    def decode(self, record: Record) -> Message:
+        wanted = self.by_name.get(record.event_type)
+        if wanted is None:
+            if record.event_type or len(self.by_name) != 1:
+                raise Skip(record.event_type)
+            wanted = next(iter(self.by_name.values()))  # an untyped record on a one-type topic
+        return record.decode(wanted)
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """An event to publish: topic is the full topic name (prefix applied)."""

@@ -32,7 +32,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from hotline import observability as obs
-from hotline.envelope import Event, PermanentError, Record
+from hotline.envelope import Event, PermanentError, Record, Skip
 from hotline.logging import bind_correlation, get_logger
 from hotline.settings import Settings
 
@@ -181,6 +181,8 @@ class ConsumerLoop(Generic[T]):
                     items.append((record, self.spec.handler.decode(record)))
             except PermanentError as exc:
                 dead.append((record, exc))
+            except Skip as exc:  # a type this consumer does not handle: counted, committed, not dead
+                obs.SKIPPED.labels(self.service, record.topic, obs.bounded_event_type(exc.event_type)).inc()
         events = await self._apply(items, dead)
         await publish(self.kafka, events, self.service)
         await self._dead_letter(dead)

@@ -15,9 +15,13 @@ from typing import Any
 
 import structlog
 
+from hotline.privacy import mask_text, redact_log
+
 
 def configure(service: str, level: str = "INFO", json: bool = False) -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    for handler in logging.getLogger().handlers:  # stdlib loggers (libraries) are redacted too
+        handler.addFilter(_RedactFilter())
     for noisy in ("aiokafka", "kafka", "pymongo", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
@@ -27,12 +31,20 @@ def configure(service: str, level: str = "INFO", json: bool = False) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_log,  # after format_exc_info: tracebacks are redacted too
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
+
+
+class _RedactFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_text(record.getMessage())
+        record.args = None
+        return True
 
 
 def get_logger(name: str | None = None) -> Any:

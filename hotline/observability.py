@@ -37,6 +37,11 @@ PUBLISHED = Counter(
     "Events published, by topic.",
     ["service", "topic"],
 )
+SKIPPED = Counter(
+    "hotline_consumer_skipped_total",
+    "Records of an event type this consumer does not handle, skipped (not dead-lettered).",
+    ["service", "topic", "event_type"],
+)
 OUTBOX_PENDING = Gauge(
     "hotline_outbox_pending",
     "Outbox entries written but not yet published.",
@@ -58,3 +63,14 @@ def at_zero(metric: Counter | Gauge | Histogram, *label_values: Iterable[str]) -
     see the first burst too (a labelled series otherwise appears only at its first change)."""
     for combination in itertools.product(*label_values):
         metric.labels(*combination)
+
+
+def bounded_event_type(name: str) -> str:
+    """An event type as a label value: only names the protobuf schema knows, else "other"."""
+    from google.protobuf import descriptor_pool
+
+    try:
+        descriptor_pool.Default().FindMessageTypeByName(name)
+    except KeyError:
+        return "other"
+    return name

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -22,7 +22,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline import kafka, logging, mongo
+from hotline import audit, kafka, logging, mongo
+from hotline.auth import GrpcAuth, Verifier, http_guard
+from hotline.clock import Clock, SystemClock
+from hotline.commands import HTTP_STATUS, CommandBus, DomainError, grpc_status
 from hotline.kafka import ConsumerLoop, ConsumerSpec
 from hotline.mongo import Doc
 from hotline.outbox import INDEXES as OUTBOX_INDEXES
@@ -42,6 +45,8 @@ class Runtime:
     db: AsyncDatabase[Doc]
     producer: AIOKafkaProducer
     outbox: Outbox
+    commands: CommandBus
+    clock: Clock
 
     def topic(self, field_name: str) -> str:
         return self.settings.topics.name(field_name)
@@ -60,6 +65,7 @@ class GrpcApi:
 @dataclass
 class Service:
     http: FastAPI
+    routes: Sequence[APIRouter] = ()  # mounted behind authentication and the policy table
     grpc: Sequence[GrpcApi] = ()
     consumers: Sequence[ConsumerSpec[Any]] = ()
     indexes: Mapping[str, Sequence[IndexModel]] = field(default_factory=dict)
@@ -81,13 +87,27 @@ def http_app(title: str, description: str = "") -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=HTTP_STATUS[exc.code])
+
     return app
 
 
+def mount(service: Service, name: str, verifier: Verifier, db: AsyncDatabase[Doc]) -> FastAPI:
+    """Put the service's routes, and the audit trail every service has, behind authentication
+    and the policy table (hotline/auth.py, hotline/policy.py)."""
+    guard = http_guard(name, verifier)
+    for router in (*service.routes, audit.routes(db)):
+        service.http.include_router(router, dependencies=[guard])
+    return service.http
+
+
 async def _serve_grpc(
-    apis: Sequence[GrpcApi], settings: Settings, port: int, health_servicer: health.aio.HealthServicer
+    apis: Sequence[GrpcApi], settings: Settings, port: int, health_servicer: health.aio.HealthServicer,
+    auth: GrpcAuth,
 ) -> grpc.aio.Server:
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=[auth])
     for api in apis:
         api.add_to_server(api.servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -107,9 +127,17 @@ async def run(name: str, build: Callable[[Runtime], Awaitable[Service]], setting
     db = mongo.database(mongo_client, settings, name)
     producer = kafka.producer(settings)
     await producer.start()
-    rt = Runtime(name, settings, mongo_client, db, producer, Outbox(db, producer, name))
+    outbox = Outbox(db, producer, name)
+    clock = SystemClock()
+    rt = Runtime(name, settings, mongo_client, db, producer, outbox, CommandBus(mongo_client, db, outbox, name, clock),
+                 clock)
     service = await build(rt)
-    await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **service.indexes})
+    verifier = Verifier(settings.auth)
+    if settings.auth.dev_secret:
+        log.warning("accepting tokens signed with the development secret: anyone who knows it can sign in; "
+                    "production sets HOTLINE_AUTH__JWKS_URL and an empty HOTLINE_AUTH__DEV_SECRET")
+    mount(service, name, verifier, db)
+    await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES, **service.indexes})
 
     loops = [ConsumerLoop(spec, settings, producer, name) for spec in service.consumers]
     health_servicer = health.aio.HealthServicer()
@@ -128,7 +156,8 @@ async def run(name: str, build: Callable[[Runtime], Awaitable[Service]], setting
         return {"service": name, "ready": ready, "store": store_ok, "consumers": consumers_ok}
 
     service.http.state.health = health_detail
-    grpc_server = await _serve_grpc(service.grpc, settings, settings.ports.grpc(name), health_servicer)
+    grpc_server = await _serve_grpc(service.grpc, settings, settings.ports.grpc(name), health_servicer,
+                                    GrpcAuth(name, verifier, grpc_status))
     for api in service.grpc:
         await health_servicer.set(api.service_name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

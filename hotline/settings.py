@@ -66,6 +66,31 @@ class LimitSettings(BaseModel):
     sla_scan_seconds: float = 30  # how often supervision looks for missed deadlines
 
 
+class AuthSettings(BaseModel):
+    """Who may call the APIs: bearer JWTs, verified by every service (hotline/auth.py).
+
+    Production: an OIDC provider's keys (``jwks_url``, e.g. Keycloak's
+    ``<issuer>/protocol/openid-connect/certs``, or a ``jwks_file``) with its ``issuer`` and
+    ``audience``, and an empty ``dev_secret``. Development and tests: tokens signed with
+    ``dev_secret`` (HS256), printed by ``hotline token issue``.
+    """
+
+    dev_secret: str = "hotline-development-only-secret-change-me"  # empty = accept only the provider's keys
+    jwks_url: str = ""
+    jwks_file: Path | None = None
+    issuer: str = "hotline-dev"
+    audience: str = "hotline"
+    role_claim: str = "hotline_role"  # a claim (dotted path, e.g. realm_access.roles) naming the role
+    leeway_seconds: int = 30
+    default_ttl_minutes: int = 480  # tokens `hotline token issue` prints
+
+
+class PrivacySettings(BaseModel):
+    """Personal data (callers' names and phone numbers)."""
+
+    hash_secret: str = "hotline-development-only-pii-key-change-me"  # HMAC key of repeat-detection keys
+
+
 class PortSettings(BaseModel):
     intake_http: int = 8101
     intake_grpc: int = 9101
@@ -95,6 +120,8 @@ class Settings(BaseSettings):
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     ports: PortSettings = Field(default_factory=PortSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     run_dir: Path = REPO_ROOT / ".run"  # data, logs and pid files of the local infrastructure
     cache_dir: Path = Path.home() / ".cache" / "hotline"  # Kafka jars, outside the repository
     log_level: str = "INFO"

@@ -7,9 +7,9 @@
 #   b) the tools venv .tools/ (uv, and SecantusDB==0.7.0b3 - GPL-2.0, kept out of the project venv)
 #   c) the project venv .venv/ from uv.lock, including the dev group
 #   d) grpcurl into .tools/bin (a warning, not a failure, if Go or its module proxy is unavailable)
-#   e) the Apache Kafka broker jars from Maven Central (hotline.infra.fetch_kafka)
+#   e) the Apache Kafka broker jars from Maven Central (hotline_dev.infra.fetch_kafka)
 #
-# Afterwards:  .venv/bin/hotline infra start   (or .venv/bin/python -m hotline.infra start)
+# Afterwards:  .venv/bin/hotline infra start   (or .venv/bin/python -m hotline_dev.infra start)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -89,7 +89,7 @@ fi
 
 # --- e) Kafka jars ----------------------------------------------------------------------------
 say "checking the Kafka broker jars…"
-.venv/bin/python -c "from hotline import infra; print(infra.fetch_kafka())" >/dev/null \
+.venv/bin/python -c "from hotline_dev import infra; print(infra.fetch_kafka())" >/dev/null \
     || die "fetching the Kafka jars failed (see above)"
 
-say "done in $(($(date +%s) - T0)) s - start the infrastructure with: .venv/bin/python -m hotline.infra start"
+say "done in $(($(date +%s) - T0)) s - start the infrastructure with: .venv/bin/python -m hotline_dev.infra start"

@@ -1,7 +1,9 @@
 """Session fixtures: the real infrastructure, an isolated namespace, and the five services.
 
-Infrastructure comes from the project's own scripts (hotline.infra: Apache Kafka in KRaft
-mode and the SecantusDB MongoDB-wire server as local processes; a running one is reused).
+Infrastructure comes from the project's own scripts (hotline_dev.infra: Apache Kafka in KRaft
+mode and the SecantusDB MongoDB-wire server as local processes). A running broker and store are
+reused and left running; what the session starts itself it stops at the end, unless
+HOTLINE_TEST_KEEP_INFRA=1.
 Where a Docker engine exists, ``HOTLINE_TEST_INFRA=testcontainers`` uses testcontainers'
 Kafka and MongoDB instead.
 
@@ -56,16 +58,18 @@ def infra_env() -> Iterator[dict[str, str]]:
             pytest.exit(f"HOTLINE_TEST_INFRA=testcontainers needs a Docker engine, and none answers: {exc}", 2)
         yield from _testcontainers()
         return
-    from hotline import infra
+    from hotline_dev import infra
 
-    infra.start(components=("kafka", "store"))
-    yield {}
+    # Stops at the end the broker and store it started (unless HOTLINE_TEST_KEEP_INFRA=1); anything
+    # running before - the developer's own, another checkout's or another suite's - is reused and left alone.
+    with infra.session(("kafka", "store"), keep=os.environ.get("HOTLINE_TEST_KEEP_INFRA", "") not in ("", "0")):
+        yield {}
 
 
 @pytest.fixture(scope="session")
 def test_env(infra_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """HOTLINE_* variables of this test session: infrastructure, namespace and ports."""
-    from hotline.launcher import isolated_env
+    from hotline_dev.launcher import isolated_env
 
     return {
         **infra_env,
@@ -76,15 +80,15 @@ def test_env(infra_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="session")
 def settings(test_env: dict[str, str]) -> Settings:
-    from hotline.launcher import settings_for
+    from hotline_dev.launcher import settings_for
 
     return settings_for(test_env)
 
 
 @pytest.fixture(scope="session")
 def topics(settings: Settings) -> Iterator[list[str]]:
-    from hotline import infra
-    from hotline.launcher import drop_namespace
+    from hotline_dev import infra
+    from hotline_dev.launcher import drop_namespace
 
     infra.ensure_topics(settings)
     yield settings.topics.all_names()
@@ -99,7 +103,7 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def platform(settings: Settings, test_env: dict[str, str], topics: list[str], log_dir: Path) -> Iterator[dict]:
     """The five services running as processes against the session's namespace."""
-    from hotline.launcher import start_services, stop_services
+    from hotline_dev.launcher import start_services, stop_services
 
     procs = start_services(SERVICES, settings, test_env, log_dir)
     yield procs

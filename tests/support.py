@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+import grpc
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from google.protobuf import json_format
 from pymongo import AsyncMongoClient
@@ -128,3 +130,22 @@ async def snapshot(settings: Settings, services: Iterable[str]) -> dict[str, dic
         return out
     finally:
         await client.close()
+
+
+def token(settings: Settings, role: str = "office", **scope: str) -> str:
+    """A development token for ``role`` (scope: unit_id=…, deputy_id=…, officer_id=…)."""
+    from hotline.auth import issue
+
+    return issue(settings.auth, role, **scope)
+
+
+def channel(settings: Settings, service: str, role: str = "office", **scope: str) -> grpc.aio.Channel:
+    """A gRPC channel to ``service`` authenticated as ``role``."""
+    from hotline.auth import grpc_channel
+
+    return grpc_channel(f"{settings.bind_host}:{settings.ports.grpc(service)}", token(settings, role, **scope))
+
+
+def http(settings: Settings, role: str = "office", **scope: str) -> httpx.AsyncClient:
+    """An HTTP client authenticated as ``role``."""
+    return httpx.AsyncClient(headers={"Authorization": f"Bearer {token(settings, role, **scope)}"}, timeout=30)

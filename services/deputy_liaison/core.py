@@ -1,13 +1,35 @@
-"""Deputy liaison's pure logic: a deputy's problem (代表反映的群众诉求) becomes a ticket."""
+"""Deputy liaison's pure logic: registering deputies (人大代表), and a deputy's problem
+(代表反映的群众诉求) becoming a ticket."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from hotline import pb
-from hotline.v1 import events_pb2, ticket_pb2
+from hotline.commands import Decision, Exists
+from hotline.mongo import Doc
+from hotline.v1 import events_pb2, services_pb2, ticket_pb2
 
 TICKET_PREFIX = "RD-"  # ticket ids of deputy submissions (intake uses the same prefix)
+
+
+def register(existing: Doc | None, deputy: Doc) -> Decision[Doc]:
+    if existing is not None:
+        raise Exists(f"代表编号 {deputy['deputy_id']} 已登记")
+    return Decision(state=deputy, answer={"deputy_id": deputy["deputy_id"], "message": "登记成功"})
+
+
+def submit(
+    submission_id: str, fields: dict[str, Any], ticket_type: ticket_pb2.TicketType.ValueType, at: datetime,
+) -> Decision[Doc]:
+    ticket_id = ticket_id_of(submission_id)
+    event = submission_event(submission_id, fields["deputy_id"], fields["title"], fields["content"],
+                             fields["address"], ticket_type, at)
+    doc = {"submission_id": submission_id, "ticket_id": ticket_id, "status": "submitted", "submitted_at": at,
+           **fields}
+    return Decision(state=doc, events=[event], key=ticket_id,
+                    answer=services_pb2.SubmitProblemResponse(submission_id=submission_id, ticket_id=ticket_id))
 
 
 def submission_event(

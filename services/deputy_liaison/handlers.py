@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hotline.api import as_json
-from hotline.envelope import Event, Record
+from hotline.envelope import Event, EventTypes, Record
 from hotline.v1 import events_pb2
 from services.deputy_liaison.core import submission_id_of
 from services.deputy_liaison.store import DeputyStore
@@ -12,11 +12,15 @@ from services.deputy_liaison.store import DeputyStore
 class CaseFollowing:
     def __init__(self, store: DeputyStore) -> None:
         self.store = store
+        self.types = EventTypes(events_pb2.CaseOpened)
 
     def decode(self, record: Record) -> events_pb2.Case | None:
-        if not record.key.startswith("RD-") or record.event_type != "hotline.v1.CaseOpened":
+        if submission_id_of(record.key) is None:
             return None  # not a deputy's ticket: nothing to follow
-        return record.decode(events_pb2.CaseOpened).case
+        match self.types.decode(record):
+            case events_pb2.CaseOpened(case=case):
+                return case
+        return None
 
     async def apply(self, items: list[tuple[Record, events_pb2.Case | None]]) -> list[Event]:
         updates = {}

@@ -2,43 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel, UpdateOne
+from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline.envelope import Event
-from hotline.mongo import Doc, insert_missing
-from hotline.outbox import Outbox
+from hotline.mongo import Doc
 
-INDEXES = {"submissions": [IndexModel([("deputy_id", ASCENDING), ("submitted_at", ASCENDING)])]}
+INDEXES = {
+    "submissions": [IndexModel([("deputy_id", ASCENDING), ("submitted_at", ASCENDING)])],
+    "deputies": [IndexModel([("liaison_officer_id", ASCENDING)])],
+}
 
 
 class DeputyStore:
-    def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], outbox: Outbox) -> None:
-        self.client = client
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.deputies = db["deputies"]
         self.submissions = db["submissions"]
-        self.outbox = outbox
 
-    async def add_deputy(self, deputy: Doc) -> bool:
-        """Registers a deputy; False if the id is taken."""
-        return not await insert_missing(self.deputies, [{"_id": deputy["deputy_id"], **deputy}])
+    async def deputy(self, deputy_id: str, session: AsyncClientSession | None = None) -> Doc | None:
+        return await self.deputies.find_one({"_id": deputy_id}, {"_id": 0}, session=session)
 
-    async def deputy(self, deputy_id: str) -> Doc | None:
-        return await self.deputies.find_one({"_id": deputy_id}, {"_id": 0})
-
-    async def submit(self, submission: Doc, event: Event) -> None:
-        """Store the submission and stage its event in one transaction (outbox)."""
-        async with self.client.start_session() as session:
-            async def write(s: Any) -> None:
-                await self.submissions.insert_one({"_id": submission["submission_id"], **submission}, session=s)
-                await self.outbox.stage([event], session=s)
-
-            await session.with_transaction(write)
-
-    async def submission(self, submission_id: str) -> Doc | None:
-        return await self.submissions.find_one({"_id": submission_id}, {"_id": 0})
+    async def submission(self, submission_id: str, session: AsyncClientSession | None = None) -> Doc | None:
+        return await self.submissions.find_one({"_id": submission_id}, {"_id": 0}, session=session)
 
     async def of_deputy(self, deputy_id: str, limit: int) -> list[Doc]:
         return await self.submissions.find({"deputy_id": deputy_id}, {"_id": 0}).sort(
@@ -52,3 +37,31 @@ class DeputyStore:
                  for sid, case in updates.items()],
                 ordered=False,
             )
+
+
+class DeputyRepository:
+    """Deputies on the command path (hotline/commands.py)."""
+
+    kind = "deputy"
+
+    def __init__(self, store: DeputyStore) -> None:
+        self.store = store
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> Doc | None:
+        return await self.store.deputy(target, session)
+
+    async def save(self, state: Doc, session: AsyncClientSession | None) -> None:
+        await self.store.deputies.replace_one({"_id": state["deputy_id"]}, state, upsert=True, session=session)
+
+
+class SubmissionRepository:
+    kind = "submission"
+
+    def __init__(self, store: DeputyStore) -> None:
+        self.store = store
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> Doc | None:
+        return await self.store.submission(target, session)
+
+    async def save(self, state: Doc, session: AsyncClientSession | None) -> None:
+        await self.store.submissions.insert_one({"_id": state["submission_id"], **state}, session=session)

@@ -11,7 +11,7 @@ import orjson
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
 
-from hotline import pb
+from hotline import pb, privacy
 from hotline.envelope import PermanentError
 from hotline.v1 import ticket_pb2
 
@@ -101,11 +101,36 @@ def to_ticket(city: ticket_pb2.CityTicket, ticket_id: str, source: str, ingested
     )
 
 
-def repeat_keys(ticket: ticket_pb2.Ticket) -> list[str]:
-    """Keys under which earlier tickets count as the same demand (重复诉求)."""
+def repeat_keys(ticket: ticket_pb2.Ticket, secret: str) -> list[str]:
+    """Keys under which earlier tickets count as the same demand (重复诉求). The caller's
+    number is keyed by an HMAC: the index never holds a phone number."""
     keys = []
     if ticket.caller.phone and not ticket.caller.anonymous:
-        keys.append("phone:" + ticket.caller.phone)
+        keys.append("phone:" + privacy.keyed_hash(secret, ticket.caller.phone))
     if ticket.address:
         keys.append("address:" + ticket.address)
     return keys
+
+
+def without_contact(ticket: ticket_pb2.Ticket) -> ticket_pb2.Ticket:
+    """The ticket as other services get it: no caller name or phone (routing and metrics do not
+    need them; the unit handling the ticket reads them from intake)."""
+    shared = ticket_pb2.Ticket()
+    shared.CopyFrom(ticket)
+    shared.caller.ClearField("name")
+    shared.caller.ClearField("phone")
+    return shared
+
+
+def presented(ticket: ticket_pb2.Ticket, clear: bool) -> ticket_pb2.Ticket:
+    """A ticket as a response shows it: personal data in clear only for those who need it
+    (the office; the unit handling the ticket), masked for everyone else."""
+    if clear:
+        return ticket
+    shown = ticket_pb2.Ticket()
+    shown.CopyFrom(ticket)
+    shown.caller.name = privacy.mask_name(ticket.caller.name)
+    shown.caller.phone = privacy.mask_phone(ticket.caller.phone)
+    shown.content = privacy.mask_text(ticket.content)
+    shown.title = privacy.mask_text(ticket.title)
+    return shown

@@ -7,7 +7,7 @@ import asyncio
 from prometheus_client import Counter
 
 from hotline import observability as obs
-from hotline.envelope import Event, PermanentError, Record
+from hotline.envelope import Event, EventTypes, PermanentError, Record
 from hotline.mongo import utcnow
 from hotline.v1 import events_pb2, ticket_pb2
 from services.intake import core
@@ -22,8 +22,10 @@ DUPLICATES = Counter(
 
 
 class TicketIntake:
-    def __init__(self, store: TicketStore, city_topic: str, deputy_topic: str, out_topic: str) -> None:
+    def __init__(self, store: TicketStore, city_topic: str, deputy_topic: str, out_topic: str,
+                 hash_secret: str) -> None:
         self.store = store
+        self.hash_secret = hash_secret
         self.city_topic = city_topic
         self.deputy_topic = deputy_topic
         self.out_topic = out_topic
@@ -49,6 +51,7 @@ class TicketIntake:
         tickets = [t for _, t in batch.values()]
         remember, known = await self._link_repeats(tickets)
         _, existed = await asyncio.gather(self.store.remember_keys(remember, known), self.store.insert_new(tickets))
+        await self.store.audit_received([t for t in tickets if t.ticket_id not in existed])
         stored = await self.store.get_many(sorted(existed)) if existed else {}
         events = []
         for record, ticket in batch.values():
@@ -61,7 +64,7 @@ class TicketIntake:
                 Event(
                     topic=self.out_topic,
                     key=ticket.ticket_id,
-                    message=events_pb2.TicketReceived(ticket=ticket),
+                    message=events_pb2.TicketReceived(ticket=core.without_contact(ticket)),
                     event_id=f"{ticket.ticket_id}/received",
                     correlation_id=record.correlation_id,
                 )
@@ -73,7 +76,7 @@ class TicketIntake:
         (重复诉求); returns the ids to remember under each key and the keys already stored.
         A replayed batch finds itself in the index already, so it neither links to itself nor
         is added twice."""
-        keys = {t.ticket_id: core.repeat_keys(t) for t in tickets}
+        keys = {t.ticket_id: core.repeat_keys(t, self.hash_secret) for t in tickets}
         known = await self.store.earlier_by_keys(sorted({k for ks in keys.values() for k in ks}))
         stored_keys = set(known)
         additions: dict[str, list[str]] = {}
@@ -87,3 +90,25 @@ class TicketIntake:
                     additions.setdefault(key, []).append(ticket.ticket_id)
             ticket.repeat_of[:] = links[:MAX_REPEAT_LINKS]
         return additions, stored_keys
+
+
+class HandlingUnits:
+    """Follows assignments, so intake knows which units may read a ticket's caller contact."""
+
+    def __init__(self, store: TicketStore) -> None:
+        self.store = store
+        self.types = EventTypes(events_pb2.TicketAssigned)
+
+    def decode(self, record: Record) -> events_pb2.TicketAssigned:
+        message = self.types.decode(record)
+        assert isinstance(message, events_pb2.TicketAssigned)
+        return message
+
+    async def apply(self, items: list[tuple[Record, events_pb2.TicketAssigned]]) -> list[Event]:
+        units: dict[str, set[str]] = {}
+        for _, assigned in items:
+            a = assigned.assignment
+            units.setdefault(a.ticket_id, set()).update(
+                u.unit_id for u in (a.primary_unit, *a.assisting_units) if u.unit_id)
+        await self.store.add_handling_units(units)
+        return []

@@ -7,7 +7,7 @@ from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
 from services.intake import store as store_module
 from services.intake.api import IntakeGrpc, http_routes
-from services.intake.handlers import TicketIntake
+from services.intake.handlers import HandlingUnits, TicketIntake
 
 NAME = "intake"
 
@@ -15,12 +15,14 @@ NAME = "intake"
 async def build(rt: Runtime) -> Service:
     store = store_module.TicketStore(rt.db)
     app = http_app("intake", "Tickets as received from the city 12345 platform and NPC deputies (工单受理)")
-    app.include_router(http_routes(store))
-    handler = TicketIntake(store, rt.topic("city_tickets"), rt.topic("deputy_submissions"), rt.topic("ticket_events"))
+    handler = TicketIntake(store, rt.topic("city_tickets"), rt.topic("deputy_submissions"), rt.topic("ticket_events"),
+                           rt.settings.privacy.hash_secret)
     return Service(
         http=app,
+        routes=[http_routes(store)],
         grpc=[GrpcApi(IntakeGrpc(store), services_pb2_grpc.add_IntakeServiceServicer_to_server,
                       "hotline.v1.IntakeService")],
-        consumers=[ConsumerSpec([rt.topic("city_tickets"), rt.topic("deputy_submissions")], rt.group(), handler)],
+        consumers=[ConsumerSpec([rt.topic("city_tickets"), rt.topic("deputy_submissions")], rt.group(), handler),
+                   ConsumerSpec([rt.topic("assignment_events")], rt.group("units"), HandlingUnits(store))],
         indexes=store_module.INDEXES,
     )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pymongo import DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline import pb
+from hotline import audit, pb
 from hotline.mongo import Doc, find_in, insert_missing
 from hotline.v1 import ticket_pb2
 
@@ -18,6 +18,7 @@ MAX_REPEAT_LINKS = 5
 
 class TicketStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
         self.tickets = db["tickets"]
         self.repeat_keys = db["repeat_keys"]
 
@@ -28,6 +29,24 @@ class TicketStore:
     async def get(self, ticket_id: str) -> ticket_pb2.Ticket | None:
         doc = await self.tickets.find_one({"_id": ticket_id})
         return pb.from_doc(doc, ticket_pb2.Ticket) if doc else None
+
+    async def get_with_units(self, ticket_id: str) -> tuple[ticket_pb2.Ticket, set[str]] | None:
+        """The ticket and the units handling it (primary and assisting, every dispatch round)."""
+        doc = await self.tickets.find_one({"_id": ticket_id})
+        return (pb.from_doc(doc, ticket_pb2.Ticket), set(doc.get("handling_units", []))) if doc else None
+
+    async def add_handling_units(self, units: dict[str, set[str]]) -> None:
+        if units:
+            await self.tickets.bulk_write(
+                [UpdateOne({"_id": tid}, {"$addToSet": {"handling_units": {"$each": sorted(ids)}}})
+                 for tid, ids in units.items()], ordered=False)
+
+    async def audit_received(self, tickets: Sequence[ticket_pb2.Ticket]) -> None:
+        if tickets:
+            await audit.record(self.db, [audit.entry(
+                at=pb.dt(t.ingested_at), actor=audit.system_actor("intake"), action="receive", kind="ticket",
+                target_id=t.ticket_id, entry_id=f"{t.ticket_id}/received", reason=f"source {t.source}",
+            ) for t in tickets])
 
     async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, ticket_pb2.Ticket]:
         return {d["_id"]: pb.from_doc(d, ticket_pb2.Ticket) for d in await find_in(self.tickets, ticket_ids)}

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from hotline import pb
 from hotline.api import as_json
+from hotline.commands import Invalid
 from hotline.v1 import services_pb2, services_pb2_grpc
 from services.metrics.store import RollupStore
 
@@ -50,7 +51,7 @@ def http_routes(store: RollupStore) -> APIRouter:
     @api.get("/summary", summary="Counts by stage, ticket type, category and unit type")
     async def get_summary(from_date: str = "", to_date: str = "") -> dict[str, Any]:
         if error := check_days(from_date, to_date):
-            raise HTTPException(status_code=422, detail=error)
+            raise Invalid(error)
         return as_json(await summary(store, from_date, to_date))
 
     @api.get("/daily", summary="Day-by-day counts for one dimension")
@@ -59,7 +60,7 @@ def http_routes(store: RollupStore) -> APIRouter:
         from_date: str = "", to_date: str = "",
     ) -> list[dict[str, Any]]:
         if error := check_days(from_date, to_date):
-            raise HTTPException(status_code=422, detail=error)
+            raise Invalid(error)
         return await store.daily(dimension, from_date, to_date)
 
     return api

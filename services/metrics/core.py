@@ -12,7 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from hotline import pb
-from hotline.envelope import PermanentError, Record
+from hotline.envelope import EventTypes, PermanentError, Record
 from hotline.v1 import events_pb2, ticket_pb2
 
 STAGES = ("received", "assigned", "case_opened")
@@ -30,24 +30,26 @@ def local_day(when: datetime, tz: ZoneInfo) -> str:
     return when.astimezone(tz).date().isoformat()
 
 
+EVENTS = EventTypes(events_pb2.TicketReceived, events_pb2.TicketAssigned, events_pb2.CaseOpened)
+
+
 def stage_of(record: Record, tz: ZoneInfo) -> StageReached:
+    """The stage an event marks; raises Skip for event types metrics does not count."""
     dims: tuple[tuple[str, str], ...]
-    if record.event_type == "hotline.v1.TicketReceived":
-        t = record.decode(events_pb2.TicketReceived).ticket
-        dims = (("all", "all"), ("ticket_type", ticket_pb2.TicketType.Name(t.ticket_type)), ("source", t.source))
-        return StageReached(t.ticket_id, "received", local_day(pb.dt(t.received_at), tz), dims)
-    if record.event_type == "hotline.v1.TicketAssigned":
-        a = record.decode(events_pb2.TicketAssigned)
-        dims = (
-            ("all", "all"),
-            ("ticket_type", ticket_pb2.TicketType.Name(a.ticket_type)),
-            ("category", a.assignment.category or "未分类"),
-            ("unit_type", events_pb2.UnitType.Name(a.assignment.primary_unit.unit_type)),
-            ("method", a.assignment.method),
-        )
-        return StageReached(a.assignment.ticket_id, "assigned", local_day(pb.dt(a.received_at), tz), dims)
-    if record.event_type == "hotline.v1.CaseOpened":
-        c = record.decode(events_pb2.CaseOpened).case
-        dims = (("all", "all"), ("unit_type", events_pb2.UnitType.Name(c.primary_unit.unit_type)))
-        return StageReached(c.ticket_id, "case_opened", local_day(pb.dt(c.received_at), tz), dims)
-    raise PermanentError("wrong_event_type", f"metrics does not count {record.event_type or 'untyped'} events")
+    match EVENTS.decode(record):
+        case events_pb2.TicketReceived(ticket=t):
+            dims = (("all", "all"), ("ticket_type", ticket_pb2.TicketType.Name(t.ticket_type)), ("source", t.source))
+            return StageReached(t.ticket_id, "received", local_day(pb.dt(t.received_at), tz), dims)
+        case events_pb2.TicketAssigned() as a:
+            dims = (
+                ("all", "all"),
+                ("ticket_type", ticket_pb2.TicketType.Name(a.ticket_type)),
+                ("category", a.assignment.category or "未分类"),
+                ("unit_type", events_pb2.UnitType.Name(a.assignment.primary_unit.unit_type)),
+                ("method", a.assignment.method),
+            )
+            return StageReached(a.assignment.ticket_id, "assigned", local_day(pb.dt(a.received_at), tz), dims)
+        case events_pb2.CaseOpened(case=c):
+            dims = (("all", "all"), ("unit_type", events_pb2.UnitType.Name(c.primary_unit.unit_type)))
+            return StageReached(c.ticket_id, "case_opened", local_day(pb.dt(c.received_at), tz), dims)
+    raise PermanentError("wrong_event_type", f"metrics cannot count {record.event_type}")

@@ -15,10 +15,10 @@ NAME = "metrics"
 async def build(rt: Runtime) -> Service:
     store = store_module.RollupStore(rt.mongo_client, rt.db)
     app = http_app("metrics", "Roll-ups, KPI rates and reports on how the district serves its people (分析研判)")
-    app.include_router(http_routes(store))
     topics = [rt.topic("ticket_events"), rt.topic("assignment_events"), rt.topic("case_events")]
     return Service(
         http=app,
+        routes=[http_routes(store)],
         grpc=[GrpcApi(MetricsGrpc(store), services_pb2_grpc.add_MetricsServiceServicer_to_server,
                       "hotline.v1.MetricsService")],
         consumers=[ConsumerSpec(topics, rt.group(), StageCounting(store, rt.settings.timezone),

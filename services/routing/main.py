@@ -39,10 +39,10 @@ async def build(rt: Runtime) -> Service:
     store = store_module.AssignmentStore(rt.db)
     classify = load_classifier(rt.settings)
     app = http_app("routing", "Dispatch of tickets to handling units (派单): responsibility list, units, gazetteer")
-    app.include_router(http_routes(router, store, classify))
     handler = TicketRouting(router, store, rt.topic("assignment_events"), classify)
     return Service(
         http=app,
+        routes=[http_routes(router, store, classify)],
         grpc=[GrpcApi(RoutingGrpc(router, store, classify), services_pb2_grpc.add_RoutingServiceServicer_to_server,
                       "hotline.v1.RoutingService")],
         consumers=[ConsumerSpec([rt.topic("ticket_events")], rt.group(), handler)],

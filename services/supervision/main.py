@@ -15,10 +15,10 @@ NAME = "supervision"
 async def build(rt: Runtime) -> Service:
     store = store_module.CaseStore(rt.db)
     app = http_app("supervision", "Case clocks, deadlines and supervision of handling units (督办)")
-    app.include_router(http_routes(store))
     handler = CaseOpening(store, rt.topic("case_events"), rt.settings.limits, rt.settings.timezone)
     return Service(
         http=app,
+        routes=[http_routes(store)],
         grpc=[GrpcApi(SupervisionGrpc(store), services_pb2_grpc.add_SupervisionServiceServicer_to_server,
                       "hotline.v1.SupervisionService")],
         consumers=[ConsumerSpec([rt.topic("assignment_events")], rt.group(), handler)],

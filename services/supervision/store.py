@@ -15,7 +15,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline import pb
+from hotline import audit, pb
 from hotline.mongo import Doc, find_in, insert_missing
 from hotline.v1 import events_pb2
 
@@ -42,6 +42,7 @@ def page_token(case: events_pb2.Case) -> str:
 
 class CaseStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
         self.cases = db["cases"]
 
     async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, events_pb2.Case]:
@@ -52,7 +53,13 @@ class CaseStore:
 
     async def insert_new(self, cases: Sequence[events_pb2.Case]) -> set[str]:
         docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c)} for c in cases]
-        return await insert_missing(self.cases, docs)
+        existed = await insert_missing(self.cases, docs)
+        await audit.record(self.db, [audit.entry(
+            at=pb.dt(c.opened_at), actor=audit.system_actor("supervision"), action="open_case", kind="case",
+            target_id=c.ticket_id, entry_id=f"{c.ticket_id}/opened/{c.dispatch_round}",
+            reason=f"assigned to {c.primary_unit.unit_id}",
+        ) for c in cases if c.ticket_id not in existed])
+        return existed
 
     async def list(self, state: str | None, unit_id: str | None, after: str, limit: int) -> list[events_pb2.Case]:
         """Cases by state and/or primary unit, most urgent first; ``after`` is a page token."""

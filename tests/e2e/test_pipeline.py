@@ -8,14 +8,14 @@ import uuid
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 
-from hotline.launcher import ServiceProcess
 from hotline.settings import SERVICES, Settings
-from hotline.simulator import bad_messages, generate
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
+from hotline_dev.launcher import ServiceProcess
+from hotline_dev.simulator import bad_messages, generate
 from tests.support import (
+    channel,
     city_json,
     eventually,
     group_lag,
@@ -25,6 +25,7 @@ from tests.support import (
     rewind_group,
     snapshot,
 )
+from tests.support import http as http_client
 
 pytestmark = pytest.mark.e2e
 
@@ -37,19 +38,15 @@ CONSUMED_TOPICS = {
 }
 
 
-def grpc_target(settings: Settings, service: str) -> str:
-    return f"{settings.bind_host}:{settings.ports.grpc(service)}"
-
-
 async def summary(settings: Settings) -> services_pb2.Summary:
-    async with grpc.aio.insecure_channel(grpc_target(settings, "metrics")) as channel:
-        return await services_pb2_grpc.MetricsServiceStub(channel).GetSummary(services_pb2.GetSummaryRequest())
+    async with channel(settings, "metrics") as chan:
+        return await services_pb2_grpc.MetricsServiceStub(chan).GetSummary(services_pb2.GetSummaryRequest())
 
 
 async def cases_of(settings: Settings, ticket_ids: list[str]) -> dict[str, events_pb2.Case]:
     found = {}
-    async with grpc.aio.insecure_channel(grpc_target(settings, "supervision")) as channel:
-        stub = services_pb2_grpc.SupervisionServiceStub(channel)
+    async with channel(settings, "supervision") as chan:
+        stub = services_pb2_grpc.SupervisionServiceStub(chan)
         for tid in ticket_ids:
             try:
                 found[tid] = await stub.GetCase(services_pb2.GetCaseRequest(ticket_id=tid))
@@ -147,8 +144,8 @@ async def test_bad_input_is_dead_lettered_and_nothing_valid_is_lost(platform: di
 
 
 async def test_grpc_and_http_errors_are_precise(platform: dict, settings: Settings) -> None:
-    async with grpc.aio.insecure_channel(grpc_target(settings, "intake")) as channel:
-        stub = services_pb2_grpc.IntakeServiceStub(channel)
+    async with channel(settings, "intake") as chan:
+        stub = services_pb2_grpc.IntakeServiceStub(chan)
         with pytest.raises(grpc.aio.AioRpcError) as missing:
             await stub.GetTicket(services_pb2.GetTicketRequest(ticket_id="NO-SUCH-TICKET"))
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
@@ -156,19 +153,20 @@ async def test_grpc_and_http_errors_are_precise(platform: dict, settings: Settin
         with pytest.raises(grpc.aio.AioRpcError) as empty:
             await stub.GetTicket(services_pb2.GetTicketRequest())
         assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    async with grpc.aio.insecure_channel(grpc_target(settings, "metrics")) as channel:
+    async with channel(settings, "metrics") as chan:
         with pytest.raises(grpc.aio.AioRpcError) as bad_date:
-            await services_pb2_grpc.MetricsServiceStub(channel).GetSummary(
+            await services_pb2_grpc.MetricsServiceStub(chan).GetSummary(
                 services_pb2.GetSummaryRequest(from_date="26/11/2026"))
         assert bad_date.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    async with httpx.AsyncClient() as http:
+    async with http_client(settings) as http, http_client(settings, "deputy", deputy_id="nobody") as nobody:
         base = f"http://{settings.bind_host}"
         r = await http.get(f"{base}:{settings.ports.supervision_http}/cases/NO-SUCH")
         assert r.status_code == 404 and "NO-SUCH" in r.json()["detail"]
         r = await http.get(f"{base}:{settings.ports.supervision_http}/cases", params={"state": "flying"})
-        assert r.status_code == 422
-        r = await http.post(f"{base}:{settings.ports.deputy_liaison_http}/submissions",
-                            json={"deputy_id": "nobody", "title": "路灯不亮", "content": "中华路路灯不亮已经一周"})
+        assert r.status_code == 400
+        r = await nobody.post(f"{base}:{settings.ports.deputy_liaison_http}/submissions",
+                              json={"title": "路灯不亮", "content": "中华路路灯不亮已经一周"},
+                              headers={"Idempotency-Key": "k1"})
         assert r.status_code == 404 and "未登记" in r.json()["detail"]
         for service in SERVICES:
             r = await http.get(f"{base}:{settings.ports.http(service)}/healthz")
@@ -177,12 +175,13 @@ async def test_grpc_and_http_errors_are_precise(platform: dict, settings: Settin
 
 async def test_deputy_submission_becomes_a_followed_case(platform: dict, settings: Settings) -> None:
     base = f"http://{settings.bind_host}:{settings.ports.deputy_liaison_http}"
-    async with httpx.AsyncClient() as http:
-        r = await http.post(f"{base}/deputies", json={"deputy_id": "D001", "name": "王代表", "level": "区"})
+    async with http_client(settings, "admin") as admin, http_client(settings, "deputy", deputy_id="D001") as http:
+        r = await admin.post(f"{base}/deputies", json={"deputy_id": "D001", "name": "王代表", "level": "区"},
+                             headers={"Idempotency-Key": "register-D001"})
         assert r.status_code in (201, 409)
         r = await http.post(f"{base}/submissions", json={
-            "deputy_id": "D001", "title": "绿化带长期无人修剪", "content": "瑞金路绿化带树木遮挡视线，请尽快修剪",
-            "address": "瑞金路18号", "ticket_type": "suggestion"})
+            "title": "绿化带长期无人修剪", "content": "瑞金路绿化带树木遮挡视线，请尽快修剪",
+            "address": "瑞金路18号", "ticket_type": "suggestion"}, headers={"Idempotency-Key": "submit-1"})
         assert r.status_code == 201, r.text
         submitted = r.json()
         case = (await all_cases(settings, [submitted["ticket_id"]]))[submitted["ticket_id"]]
@@ -203,8 +202,8 @@ async def test_repeat_calls_are_linked_to_earlier_tickets(platform: dict, settin
     for t in tickets:  # one at a time, so "earlier" is well defined
         await publish_tickets(settings, [t])
         await all_cases(settings, [t.city_ticket_id])
-    async with grpc.aio.insecure_channel(grpc_target(settings, "intake")) as channel:
-        stub = services_pb2_grpc.IntakeServiceStub(channel)
+    async with channel(settings, "intake") as chan:
+        stub = services_pb2_grpc.IntakeServiceStub(chan)
         got = {t.city_ticket_id: await stub.GetTicket(services_pb2.GetTicketRequest(ticket_id=t.city_ticket_id))
                for t in tickets}
     ids = [t.city_ticket_id for t in tickets]

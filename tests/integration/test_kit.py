@@ -11,7 +11,8 @@ import pytest
 from pymongo.errors import AutoReconnect
 
 from hotline import kafka, mongo
-from hotline.envelope import Event, PermanentError, Record
+from hotline import observability as obs
+from hotline.envelope import Event, PermanentError, Record, Skip
 from hotline.kafka import ConsumerLoop, ConsumerSpec
 from hotline.outbox import INDEXES as OUTBOX_INDEXES
 from hotline.outbox import Outbox
@@ -35,6 +36,8 @@ class Recorder:
     def decode(self, record: Record) -> str:
         if record.value == b"undecodable":
             raise PermanentError("schema", "cannot decode")
+        if record.value == b"newer-event-type":
+            raise Skip("hotline.v1.SomethingNewer")
         return record.value.decode()
 
     async def apply(self, items: list[tuple[Record, str]]) -> list[Event]:
@@ -54,7 +57,7 @@ async def kit(settings: Settings, topics: list[str]) -> AsyncIterator[dict[str, 
     producer = kafka.producer(settings)
     await producer.start()
     name = uuid.uuid4().hex[:6]
-    from hotline import infra
+    from hotline_dev import infra
 
     source, out = f"{settings.topics.prefix}kit-{name}-in", f"{settings.topics.prefix}kit-{name}-out"
     infra.ensure_topics(settings, [source, out])
@@ -77,7 +80,9 @@ async def run_loop(settings: Settings, kit: dict[str, Any], handler: Recorder, e
 async def test_transient_failures_are_retried_and_poison_is_isolated(settings: Settings, kit: dict) -> None:
     values = [f"v{i}".encode() for i in range(10)]
     await publish_raw(settings, kit["source"], [(b"k", v) for v in [*values[:5], b"undecodable", b"poison",
-                                                                     *values[5:]]])
+                                                                     b"newer-event-type", *values[5:]]])
+    skipped = obs.SKIPPED.labels("kit", kit["source"], "other")
+    skipped_before = skipped._value.get()
     handler = Recorder(kit["db"]["seen"], kit["out"], transient_failures=2, poison=b"poison")
     await run_loop(settings, kit, handler, expect=10)
 
@@ -93,6 +98,7 @@ async def test_transient_failures_are_retried_and_poison_is_isolated(settings: S
     assert ours[b"undecodable"]["dlq_reason"] == b"schema"
     assert ours[b"poison"]["dlq_reason"] == b"handler_error"
     assert b"bug triggered" in ours[b"poison"]["dlq_detail"]
+    assert skipped._value.get() == skipped_before + 1  # an unknown event type is counted, not dead-lettered
 
 
 async def test_offsets_are_committed_only_after_the_work(settings: Settings, kit: dict) -> None:

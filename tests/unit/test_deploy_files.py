@@ -276,7 +276,7 @@ def test_compose_infrastructure(compose: dict[str, Any]) -> None:
     assert "rs.initiate" in _healthcheck_text(mongo)
 
     topics = services["topics"]
-    assert "ensure_topics" in " ".join(topics.get("entrypoint") or [])
+    assert topics.get("entrypoint") == ["python", "-m", "hotline.topics"]
     assert _depends(topics) == {"kafka": "service_healthy"}
     assert str(topics.get("restart", "no")) == "no", "a one-shot service must not restart"
 
@@ -314,12 +314,54 @@ def test_dockerfile() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     assert "uv sync --frozen --no-dev --no-install-project" in text
-    assert text.index("COPY pyproject.toml uv.lock") < text.index("--no-install-project") < text.index("COPY . .")
+    assert text.index("COPY pyproject.toml uv.lock") < text.index("--no-install-project") < text.index("COPY hotline ")
     assert re.search(r"^USER (?!root)\S+", text, re.M), "the image must run as a non-root user"
     assert 'ENTRYPOINT ["hotline"]' in text and 'CMD ["serve", "intake"]' in text
     ignored = DOCKERIGNORE.read_text(encoding="utf-8").split()
     for entry in (".venv", ".tools", ".run", "models", "bench/results", ".git"):
         assert entry in ignored, f".dockerignore should exclude {entry}"
+
+
+def _dockerfile_stages(text: str) -> tuple[list[tuple[str, str, list[str]]], str]:
+    """[(stage name, base, COPY sources)] in order, and the name of the default (last) stage."""
+    stages: list[tuple[str, str, list[str]]] = []
+    for line in text.splitlines():
+        if m := re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.I):
+            stages.append((m.group(2) or f"stage{len(stages)}", m.group(1), []))
+        elif m := re.match(r"COPY\s+(?!--from)(.+)", line):
+            stages[-1][2].extend(m.group(1).split()[:-1])
+    return stages, stages[-1][0]
+
+
+def test_service_image_carries_only_the_kit_and_the_services() -> None:
+    """The default target (what compose runs the services from) copies pyproject/lock/README,
+    hotline/ and services/ only; hotline_dev/ (infrastructure, launcher, simulator) is in the tools
+    stage alone."""
+    stages, default = _dockerfile_stages(DOCKERFILE.read_text(encoding="utf-8"))
+    by_name = {name: (base, copies) for name, base, copies in stages}
+    chain, name = [], default
+    while name in by_name:
+        chain.append(name)
+        name = by_name[name][0]
+    copied = {src.rstrip("/") for stage in chain for src in by_name[stage][1]}
+    assert copied == {"pyproject.toml", "uv.lock", "README.md", "hotline", "services"}, copied
+    assert any("hotline_dev" in copies for _, _, copies in stages), "the tools stage should add hotline_dev"
+    compose = load_yaml(COMPOSE)
+    for name in (*SERVICES, "topics"):
+        assert not compose["services"][name].get("build", {}).get("target"), f"{name} must use the default target"
+    assert compose["services"]["tools"]["build"]["target"] == "tools"
+
+
+def test_runtime_code_does_not_import_the_dev_package() -> None:
+    """hotline/ and services/ run without hotline_dev (the service image does not carry it);
+    only the CLI names its modules, loaded when present."""
+    offenders = [
+        str(path.relative_to(REPO_ROOT))
+        for top in ("hotline", "services")
+        for path in (REPO_ROOT / top).rglob("*.py")
+        if re.search(r"^\s*(from|import)\s+hotline_dev\b", path.read_text(encoding="utf-8"), re.M)
+    ]
+    assert offenders == []
 
 
 # --------------------------------------------------------------------------------------------

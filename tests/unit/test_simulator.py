@@ -11,10 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hotline import simulator
 from hotline.envelope import PermanentError
 from hotline.settings import REPO_ROOT, get_settings
 from hotline.v1 import ticket_pb2
+from hotline_dev import simulator
 from services.intake.core import TICKET_ID, parse_city_ticket
 from services.routing.core import Router
 

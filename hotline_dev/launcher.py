@@ -1,8 +1,9 @@
 """Starts the five services as processes: ``hotline run`` for people, the same code for tests.
 
-``hotline run`` starts the local infrastructure (hotline.infra), creates the topics, starts
-the five services, waits until each answers /healthz, prints where everything is, and stays
-in the foreground until Ctrl-C, which stops the services and the infrastructure.
+``hotline run`` starts the local infrastructure (hotline_dev.infra) or reuses a compatible one
+already running (another checkout's, a test suite's), creates the topics, starts the five
+services, waits until each answers /healthz, prints where everything is, and stays in the
+foreground until Ctrl-C, which stops the services and the infrastructure this run started.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def drop_namespace(settings: Settings) -> None:
         finally:
             await admin.close()
 
-    from hotline.infra import run_sync
+    from hotline_dev.infra import run_sync
 
     run_sync(drop_topics)
     client: MongoClient[dict[str, Any]]
@@ -147,7 +148,7 @@ def start_services(
     names: Iterable[str] = SERVICES, settings: Settings | None = None, env: Mapping[str, str] | None = None,
     log_dir: Path | None = None, timeout: float = 90,
 ) -> dict[str, ServiceProcess]:
-    from hotline.infra import port_busy
+    from hotline_dev.infra import port_busy
 
     settings = settings or get_settings()
     procs = {n: ServiceProcess(n, settings, env or {}, log_dir) for n in names}
@@ -185,13 +186,27 @@ def _stop_on_signals() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hotline import infra
+    from hotline_dev import infra
 
     _stop_on_signals()
     settings = get_settings()
     started = time.monotonic()
-    infra.start(settings=settings)
-    infra.ensure_topics(settings)
+    try:
+        # A compatible broker, store or Prometheus that this checkout did not start (another
+        # checkout's `hotline run`, a test suite's) is reused and left running; at exit only what
+        # this run started is stopped (unless --keep-infra).
+        with infra.session(infra.COMPONENTS, settings, keep=args.keep_infra,
+                           reuse_foreign=not args.no_reuse) as how:
+            reused = [name for name, h in how.items() if h != "started"]
+            if reused:
+                console.print(f"reusing {', '.join(reused)} (already running; left running at exit)")
+            return _serve(settings, started)
+    except infra.InfraError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+
+
+def _serve(settings: Settings, started: float) -> int:
     try:
         with console.status("starting the five services…"):
             procs = start_services(settings=settings)
@@ -218,12 +233,13 @@ def run(args: argparse.Namespace) -> int:
         console.print("stopping…")
     finally:
         stop_services(procs.values())
-        if not args.keep_infra:
-            infra.stop(settings=settings)
     return 0
 
 
 def add_cli(sub: Any) -> None:
     p = sub.add_parser("run", help="start the infrastructure and all five services; Ctrl-C stops everything")
     p.add_argument("--keep-infra", action="store_true", help="leave Kafka, the store and Prometheus running on exit")
+    p.add_argument("--no-reuse", action="store_true",
+                   help="refuse a broker, store or Prometheus on the ports that this checkout did not start "
+                        "(default: reuse a compatible one and leave it running)")
     p.set_defaults(func=run)

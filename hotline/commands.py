@@ -1,0 +1,201 @@
+"""The command path: how every write API of every service changes state.
+
+A request becomes a typed :class:`Command` (name, target, actor, idempotency key, reason).
+The service's pure ``decide(state) -> Decision`` (in its ``core``) returns the new state, the
+typed events and the answer, or raises a :class:`DomainError`. :meth:`CommandBus.run` applies
+it in ONE store transaction:
+
+1. look up the idempotency key (per actor): a retried request gets the first answer back and
+   changes and emits nothing;
+2. load the state through the service's :class:`Repository`, decide, save;
+3. stage the events in the outbox (deterministic ids; the relay publishes them);
+4. write the audit entry (actor, time, action, reason, before, after) and the stored answer.
+
+HTTP and gRPC adapters stay thin: build the command, call ``run``, return the answer. Domain
+errors map to status codes once, here (:data:`HTTP_STATUS`, :data:`GRPC_STATUS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import grpc
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import Message
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hotline import audit, pb
+from hotline.auth import Principal
+from hotline.clock import Clock, SystemClock
+from hotline.envelope import Event, event_id
+from hotline.mongo import Doc
+from hotline.outbox import Outbox
+
+S = TypeVar("S")
+IDEMPOTENCY = "commands"  # collection of answers by (actor, idempotency key)
+
+HTTP_STATUS = {
+    "invalid_argument": 400, "not_found": 404, "failed_precondition": 409, "already_exists": 409,
+    "permission_denied": 403,
+}
+GRPC_STATUS = {
+    "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT, "not_found": grpc.StatusCode.NOT_FOUND,
+    "failed_precondition": grpc.StatusCode.FAILED_PRECONDITION, "already_exists": grpc.StatusCode.ALREADY_EXISTS,
+    "permission_denied": grpc.StatusCode.PERMISSION_DENIED,
+}
+
+
+class DomainError(Exception):
+    """A refused command. ``code`` picks the HTTP / gRPC status; ``message`` says precisely why
+    (for an illegal transition: the state it is in and the states that allow the action)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in HTTP_STATUS:
+            raise ValueError(f"unknown domain error code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def Invalid(message: str) -> DomainError:  # noqa: N802 (reads as a kind of error)
+    return DomainError("invalid_argument", message)
+
+
+def NotFound(what: str, key: str) -> DomainError:  # noqa: N802
+    return DomainError("not_found", f"{what} {key!r} not found")
+
+
+def Illegal(message: str) -> DomainError:  # noqa: N802
+    return DomainError("failed_precondition", message)
+
+
+def Exists(message: str) -> DomainError:  # noqa: N802
+    return DomainError("already_exists", message)
+
+
+def grpc_status(exc: BaseException) -> tuple[grpc.StatusCode, str] | None:
+    """How the gRPC interceptor answers an exception a servicer raised (None: not ours)."""
+    if isinstance(exc, DomainError):
+        return GRPC_STATUS[exc.code], exc.message
+    return None
+
+
+@dataclass(frozen=True)
+class Command:
+    """The envelope every command carries."""
+
+    name: str  # e.g. "sign_off"
+    target: str  # the aggregate's id, e.g. the ticket id
+    actor: Principal
+    idempotency_key: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Decision(Generic[S]):
+    """What a pure ``decide`` returns."""
+
+    state: S | None  # the new state to save (None: nothing to save)
+    events: Sequence[Message] = ()  # typed events, published keyed by ``key`` (default: the target)
+    answer: Message | Doc | None = None  # returned to the caller; defaults to ``state``
+    key: str = ""  # Kafka key of the events (the ticket id) when it is not the command's target
+    audit: Doc = field(default_factory=dict)  # extra fields for the audit entry
+
+
+class Repository(Protocol[S]):
+    """The store of one kind of aggregate, as the command path needs it."""
+
+    kind: str  # "case", "assignment", "list_item", "deputy", ...
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> S | None: ...
+
+    async def save(self, state: S, session: AsyncClientSession | None) -> None: ...
+
+
+def as_doc(state: Any) -> Doc | None:
+    """A state as the audit trail keeps it."""
+    if state is None:
+        return None
+    if isinstance(state, Message):
+        return pb.to_doc(state)
+    if is_dataclass(state) and not isinstance(state, type):
+        return asdict(state)
+    if isinstance(state, dict):
+        return {k: v for k, v in state.items() if k != "_id"}
+    return {"value": repr(state)}
+
+
+class CommandBus:
+    def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], outbox: Outbox, service: str,
+                 clock: Clock | None = None) -> None:
+        self.client = client
+        self.db = db
+        self.outbox = outbox
+        self.service = service
+        self.clock = clock or SystemClock()
+        self.answers = db[IDEMPOTENCY]
+
+    async def run(self, command: Command, repo: Repository[S], decide: Callable[[S | None], Decision[S]],
+                  topic: str) -> Any:
+        """Apply ``command`` once: see the module doc. Returns the answer (the first one again
+        for a retried idempotency key). Raises DomainError when ``decide`` refuses."""
+        if not command.idempotency_key or len(command.idempotency_key) > 200:
+            raise Invalid("an idempotency key of 1-200 characters is required (header Idempotency-Key, "
+                          "gRPC metadata idempotency-key)")
+        digest = hashlib.sha256(
+            f"{self.service}|{command.actor.subject}|{command.idempotency_key}".encode()).hexdigest()[:32]
+
+        async def transaction(session: AsyncClientSession) -> Any:
+            stored = await self.answers.find_one({"_id": digest}, session=session)
+            if stored is not None:
+                if stored["command"] != command.name:
+                    raise Invalid(f"idempotency key {command.idempotency_key!r} was used for "
+                                  f"{stored['command']}, not {command.name}")
+                return _answer(stored)
+            before = await repo.load(command.target, session)
+            decision = decide(before)
+            if decision.state is not None:
+                await repo.save(decision.state, session)
+            key = decision.key or command.target
+            now = self.clock.now()
+            events = [
+                Event(topic, key, message,
+                      event_id(key, message.DESCRIPTOR.name, digest[:16], *([str(i)] if i else [])),
+                      correlation_id=key, occurred_at=now)
+                for i, message in enumerate(decision.events)
+            ]
+            await self.outbox.stage(events, session)
+            answer = decision.answer if decision.answer is not None else decision.state
+            await audit.record(self.db, [audit.entry(
+                at=now, actor=command.actor.as_doc(), action=command.name, kind=repo.kind, target_id=command.target,
+                ticket_id=key, reason=command.reason, before=as_doc(before), after=as_doc(decision.state),
+            ) | decision.audit], session)
+            await self.answers.insert_one({
+                "_id": digest, "command": command.name, "target": command.target, "at": now, **_stored(answer),
+            }, session=session)
+            return answer
+
+        async with self.client.start_session() as session:
+            return await session.with_transaction(transaction)
+
+
+def _stored(answer: Any) -> Doc:
+    if isinstance(answer, Message):
+        return {"answer_type": answer.DESCRIPTOR.full_name, "answer": answer.SerializeToString()}
+    if isinstance(answer, dict):
+        return {"answer_type": "", "answer": answer}
+    raise TypeError(f"a command's answer is a protobuf message or a document, not {type(answer).__name__}")
+
+
+def _answer(stored: Doc) -> Any:
+    if not stored["answer_type"]:
+        return stored["answer"]
+    cls = message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(stored["answer_type"]))
+    message = cls()
+    message.ParseFromString(stored["answer"])
+    return message

@@ -1,0 +1,86 @@
+"""The access policy of every HTTP route and gRPC method, in one table.
+
+``POLICY[service][operation]`` is the set of roles that may call the operation; the operation
+of an HTTP route is ``"<METHOD> <path template>"`` (``"GET /cases/{ticket_id}"``), that of a
+gRPC method its name (``"GetCase"``). Anything not listed is refused, and the authorization
+matrix test (tests/e2e/test_access.py) fails for a route or method without an entry.
+
+Roles say *what* someone may call; *which* records they see (scope: a unit its own cases, a
+deputy their own submissions, a liaison officer their deputies) is checked by the service
+next to its data, answering "not found" outside the scope.
+
+Health, ``/metrics``, the OpenAPI documents and gRPC health and reflection are open and do
+not appear here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    OFFICE = "office"  # 区12345热线办: the whole district
+    UNIT = "unit"  # a handling unit (承办单位): its own tickets and cases, its own actions
+    DEPUTY = "deputy"  # an NPC deputy (人大代表): own submissions and what is shared with them
+    LIAISON = "liaison"  # 人大联络: the deputies it manages
+    LEADER = "leader"  # read-only figures and reports, no personal data
+    VIEWER = "viewer"  # read-only figures and reports, no personal data
+    ADMIN = "admin"  # responsibility list, directory, deputy registry, policies
+    SYSTEM = "system"  # the platform's own services (consumers, timers); never in a token
+
+
+PEOPLE = frozenset(Role) - {Role.SYSTEM}
+SCOPE_CLAIM = {Role.UNIT: "unit_id", Role.DEPUTY: "deputy_id", Role.LIAISON: "officer_id"}  # whom the role acts for
+
+OFFICE, UNIT, DEPUTY, LIAISON, LEADER, VIEWER, ADMIN = (
+    Role.OFFICE, Role.UNIT, Role.DEPUTY, Role.LIAISON, Role.LEADER, Role.VIEWER, Role.ADMIN)
+FIGURES = frozenset({OFFICE, LEADER, VIEWER, ADMIN})  # read-only figures, no personal data
+AUDITORS = frozenset({OFFICE, ADMIN})
+
+# The audit trail every service keeps (hotline/audit.py).
+_AUDIT = {"GET /audit": AUDITORS}
+
+POLICY: dict[str, dict[str, frozenset[Role]]] = {
+    "intake": {
+        "GET /tickets/{ticket_id}": frozenset({OFFICE, UNIT}),  # unit: tickets it handles
+        "GET /tickets": frozenset({OFFICE}),
+        "GetTicket": frozenset({OFFICE, UNIT}),
+        **_AUDIT,
+    },
+    "routing": {
+        "GET /assignments/{ticket_id}": frozenset({OFFICE, UNIT}),  # unit: its own assignments
+        "POST /route": frozenset({OFFICE, ADMIN}),
+        "GET /units": frozenset(PEOPLE),
+        "GET /responsibilities": frozenset(PEOPLE),
+        "Route": frozenset({OFFICE, ADMIN}),
+        "GetAssignment": frozenset({OFFICE, UNIT}),
+        **_AUDIT,
+    },
+    "supervision": {
+        "GET /cases/{ticket_id}": frozenset({OFFICE, UNIT}),  # unit: cases where it is primary or assisting
+        "GET /cases": frozenset({OFFICE, UNIT}),  # unit: its own
+        "GetCase": frozenset({OFFICE, UNIT}),
+        "ListCases": frozenset({OFFICE, UNIT}),
+        **_AUDIT,
+    },
+    "deputy_liaison": {
+        "POST /deputies": frozenset({ADMIN, LIAISON}),
+        "GET /deputies/{deputy_id}": frozenset({ADMIN, LIAISON, DEPUTY, OFFICE}),  # deputy: self; liaison: own
+        "POST /submissions": frozenset({DEPUTY}),
+        "GET /submissions/{submission_id}": frozenset({DEPUTY, LIAISON, OFFICE}),
+        "GET /deputies/{deputy_id}/submissions": frozenset({DEPUTY, LIAISON, OFFICE}),
+        "SubmitProblem": frozenset({DEPUTY}),
+        **_AUDIT,
+    },
+    "metrics": {
+        "GET /summary": FIGURES,
+        "GET /daily": FIGURES,
+        "GetSummary": FIGURES,
+        **_AUDIT,
+    },
+}
+
+
+def roles(service: str, operation: str) -> frozenset[Role] | None:
+    """The roles allowed to call ``operation`` of ``service``; None when it has no policy."""
+    return POLICY.get(service, {}).get(operation)
