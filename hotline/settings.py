@@ -91,6 +91,15 @@ class PrivacySettings(BaseModel):
     hash_secret: str = "hotline-development-only-pii-key-change-me"  # HMAC key of repeat-detection keys
 
 
+class MetricsSettings(BaseModel):
+    """The KPI engine and the reports (docs/kpis.md)."""
+
+    kpi_policy: Path = REPO_ROOT / "services" / "metrics" / "data" / "kpi_policy.json"  # weights, thresholds
+    gauge_seconds: float = 60  # how often the KPI gauges are recomputed
+    reports_scan_seconds: float = 600  # how often the scheduler looks for a finished week or month to report
+    scheduled_reports: bool = True  # weekly report each Monday, monthly on the 1st (for the period just ended)
+
+
 class PortSettings(BaseModel):
     intake_http: int = 8101
     intake_grpc: int = 9101
@@ -120,6 +129,7 @@ class Settings(BaseSettings):
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     ports: PortSettings = Field(default_factory=PortSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     run_dir: Path = REPO_ROOT / ".run"  # data, logs and pid files of the local infrastructure

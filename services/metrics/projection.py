@@ -26,7 +26,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from hotline import pb
-from hotline.envelope import PermanentError, Record
+from hotline.envelope import EventTypes, Record
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, ticket_pb2
 from services.metrics.kpi import CaseFacts, KpiPolicy
 
@@ -45,7 +45,7 @@ RESOLUTIONS = {case_pb2.RESOLUTION_RESOLVED: "resolved", case_pb2.RESOLUTION_PAR
 SATISFACTIONS = {case_pb2.SATISFACTION_SATISFIED: "satisfied", case_pb2.SATISFACTION_BASICALLY_SATISFIED: "basic",
                  case_pb2.SATISFACTION_UNSATISFIED: "unsatisfied", case_pb2.SATISFACTION_NOT_REACHED: "not_evaluated"}
 
-# The events the projection reads; any other type on its topics is skipped (not dead-lettered).
+# The events the projection reads; any other type on its topics is skipped (Skip), not dead-lettered.
 EVENT_TYPES: dict[str, type[Message]] = {m.DESCRIPTOR.full_name: m for m in (
     events_pb2.TicketReceived, events_pb2.TicketAssigned, events_pb2.CaseOpened, lifecycle_pb2.ReturnDecision,
     lifecycle_pb2.CaseSignedOff, lifecycle_pb2.ContactRecorded, lifecycle_pb2.CaseReplied,
@@ -64,14 +64,12 @@ class FactUpdate:
     max: Mapping[str, int] = field(default_factory=dict)
 
 
-def decode(record: Record) -> Message | None:
-    """The event, or None for a type the projection does not read."""
-    message_type = EVENT_TYPES.get(record.event_type)
-    if message_type is None:
-        if not record.event_type:
-            raise PermanentError("wrong_event_type", "an event without event_type header")
-        return None
-    return record.decode(message_type)
+TYPES = EventTypes(*EVENT_TYPES.values())
+
+
+def decode(record: Record) -> Message:
+    """The event; raises Skip for a type the projection does not read (the loop counts it)."""
+    return TYPES.decode(record)
 
 
 def _t(stamp: Any, has: bool = True) -> datetime | None:

@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hotline.envelope import Event, Record
+import pytest
+
+from hotline.envelope import Event, Record, Skip
 from hotline.v1 import events_pb2
 from services.metrics.kpi import KpiPolicy, Period, compute
 from services.metrics.projection import apply, assemble, decode, fold, updates
@@ -30,7 +32,7 @@ def project(stream: list[Event], batch: int) -> dict[str, dict[str, dict[str, An
     docs: dict[str, dict[str, dict[str, Any]]] = {}
     records = [record(e, i) for i, e in enumerate(stream)]
     for start in range(0, len(records), batch):
-        found = [m for r in records[start:start + batch] if (m := decode(r)) is not None]
+        found = [decode(r) for r in records[start:start + batch]]
         for u in fold(u for m in found for u in updates(m)).values():
             apply(docs, u)
     return docs
@@ -75,4 +77,5 @@ def test_topics_may_arrive_in_any_order_relative_to_each_other() -> None:
 
 def test_events_the_projection_does_not_read_are_skipped() -> None:
     e = Event("t", "k", events_pb2.DeputySubmission(submission_id="s"), "k/x")
-    assert decode(record(e, 0)) is None
+    with pytest.raises(Skip):
+        decode(record(e, 0))
