@@ -92,13 +92,21 @@ def http_routes(store: RollupStore, views: Views) -> APIRouter:
     async def create_report(body: ReportRequest) -> dict[str, Any]:
         return as_json(report_info(await views.generate(body.kind, body.period)))
 
-    @api.get("/reports/{report_id}/{fmt}", summary="Download a report as html, pdf or xlsx")
+    files: dict[int | str, dict[str, Any]] = {
+        200: {"content": {media: {} for media in report.FORMATS.values()}, "description": "the file"}}
+
+    @api.get("/reports/{report_id}/{fmt}", summary="Download a report as html, pdf or xlsx",
+             response_class=Response, responses=files)
     async def download_report(report_id: str, fmt: str) -> Response:
         data = await views.report_file(report_id, fmt)
         return Response(data, media_type=report.FORMATS[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{report_id}.{fmt}"'})
 
-    @api.get("/exports/cases/{fmt}", summary="Cases (per dispatch and redo round) assigned in a window, CSV or XLSX")
+    exports: dict[int | str, dict[str, Any]] = {
+        200: {"content": {"text/csv": {}, report.FORMATS["xlsx"]: {}}, "description": "the file"}}
+
+    @api.get("/exports/cases/{fmt}", summary="Cases (per dispatch and redo round) assigned in a window, CSV or XLSX",
+             response_class=Response, responses=exports)
     async def export_cases(
         fmt: str, period: str = "", from_date: str = "", to_date: str = "", filter: list[str] = Query([]),  # noqa: A002
         who: Principal = Depends(auth.principal),
