@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from google.protobuf.message import Message
 from prometheus_client import Gauge
 
-from hotline.envelope import Event, Record, Skip
+from hotline.envelope import Event, Record
 from hotline.logging import get_logger
 from hotline.settings import REPO_ROOT
 from services.metrics import kpi, projection
@@ -19,8 +19,6 @@ from services.metrics.core import STAGES, StageReached, stage_of
 from services.metrics.kpi import Period, period_label
 from services.metrics.store import KpiStore, RollupStore
 from services.metrics.views import Views
-
-STAGE_EVENTS = ("hotline.v1.TicketReceived", "hotline.v1.TicketAssigned", "hotline.v1.CaseOpened")
 
 log = get_logger(__name__)
 
@@ -40,8 +38,6 @@ class StageCounting:
         self.tz = ZoneInfo(tz)
 
     def decode(self, record: Record) -> StageReached:
-        if record.event_type and record.event_type not in STAGE_EVENTS:
-            raise Skip(record.event_type)  # lifecycle events share hotline.cases.v1: the KPI projection reads them
         return stage_of(record, self.tz)
 
     async def apply(self, items: list[tuple[Record, StageReached]]) -> list[Event]:
