@@ -122,6 +122,15 @@ class IntakeSettings(BaseModel):
     future_tolerance_seconds: float = 600  # receivedAt/dispatchedAt may lie this far after publication (clock skew)
 
 
+class MetricsSettings(BaseModel):
+    """The KPI engine and the reports (docs/kpis.md)."""
+
+    kpi_policy: Path = REPO_ROOT / "services" / "metrics" / "data" / "kpi_policy.json"  # weights, thresholds
+    gauge_seconds: float = 60  # how often the KPI gauges are recomputed
+    reports_scan_seconds: float = 600  # how often the scheduler looks for a finished week or month to report
+    scheduled_reports: bool = True  # weekly report each Monday, monthly on the 1st (for the period just ended)
+
+
 class PortSettings(BaseModel):
     intake_http: int = 8101
     intake_grpc: int = 9101
@@ -151,6 +160,7 @@ class Settings(BaseSettings):
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     ports: PortSettings = Field(default_factory=PortSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
