@@ -53,9 +53,9 @@ def lifecycles(period: Period, per_day: int = 60, seed: int = 0, as_of: datetime
     others = [uid for uid in units if uid not in streets]
     quality = {uid: rng.uniform(0.75, 0.99) for uid in units}
     places: dict[str, list[str]] = {}
-    for place, uid in directory["gazetteer"].items():
-        if uid in streets and place != units[uid][0]:
-            places.setdefault(uid, []).append(place)
+    for place in directory["gazetteer"]:  # {"name", "kind", "street", "community"?, "aliases"?}
+        if place["street"] in streets:
+            places.setdefault(place["street"], []).append(place["name"])
     addresses = {s: [f"{rng.choice(places.get(s, [units[s][0]]))}{n}号" for n in rng.sample(range(1, 400), 60)]
                  for s in streets}
     as_of = as_of or period.end + timedelta(days=20)
@@ -69,7 +69,7 @@ def lifecycles(period: Period, per_day: int = 60, seed: int = 0, as_of: datetime
         street = rng.choice(streets)
         address = rng.choice(addresses[street])
         primary = item["primary"]
-        if primary == "@street" or (units[primary][1] == "department" and rng.random() < 0.55):
+        if primary in ("@street", "@community") or (units[primary][1] == "department" and rng.random() < 0.55):
             primary = street  # 属地管理: streets handle most tickets (57% in the district report)
         lane = next((lane for lane, share in LANES if rng.random() < share), "normal")
         ticket = CaseFacts(

@@ -74,10 +74,10 @@ def test_the_xlsx_holds_the_engines_figures(files: dict[str, Path]) -> None:
     assert rows["tickets"][2] == total.tickets
     for name in RATES:
         rate = total.rate(name, POLICY)
-        assert rows[name][2] == float(rate.value or 0) and rows[name][4] == rate.denominator
+        assert rows[name][2] == pytest.approx(float(rate.value or 0), rel=1e-12) and rows[name][4] == rate.denominator
     ranked = rank_units(FACTS, POLICY, MONTH, as_of=AS_OF)
     sheet = list(book["单位排名"].iter_rows(min_row=2, values_only=True))
-    assert [(r[1], r[5]) for r in sheet] == [(u.unit_id, float(u.score)) for u in ranked]
+    assert [(r[1], r[5]) for r in sheet] == [(u.unit_id, pytest.approx(float(u.score), rel=1e-12)) for u in ranked]
 
 
 def test_the_html_embeds_every_chart(files: dict[str, Path]) -> None:
