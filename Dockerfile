@@ -27,6 +27,10 @@ ENV PYTHONUNBUFFERED=1 \
 
 RUN pip install "uv==${UV_VERSION}"
 
+# A CJK font for the metrics service's reports (charts and PDFs in Chinese).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei fontconfig \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 
 # 1) dependencies only: this layer is rebuilt only when pyproject.toml or uv.lock change

@@ -35,7 +35,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from pipeline import Namespace  # noqa: E402
 
-from hotline import infra  # noqa: E402
+from hotline_dev import infra  # noqa: E402
 from tests import fuzzing  # noqa: E402
 
 console = Console(width=None if sys.stdout.isatty() else 150)

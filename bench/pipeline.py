@@ -48,7 +48,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hotline import auth, pb  # noqa: E402
+from hotline import auth, kafka, pb  # noqa: E402
 from hotline.settings import SERVICES, Settings  # noqa: E402
 from hotline.v1 import services_pb2, services_pb2_grpc  # noqa: E402
 from hotline_dev import infra  # noqa: E402
@@ -152,7 +152,7 @@ class Observer:
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
             self.settings.topics.name("assignment_events"), self.settings.topics.name("case_events"),
-            bootstrap_servers=self.settings.kafka.bootstrap_servers, group_id=f"{self.settings.topics.prefix}observer",
+            **kafka.client_options(self.settings), group_id=f"{self.settings.topics.prefix}observer",
             auto_offset_reset="latest", enable_auto_commit=False, fetch_max_wait_ms=5,
         )
         await self.consumer.start()
@@ -190,7 +190,7 @@ def encoded_tickets(count: int, seed: int) -> list[tuple[str, Any]]:
 
 async def publish(settings: Settings, tickets: list[tuple[str, Any]], rate: float, sent: dict[str, float]) -> float:
     """Publish at ``rate`` per second (0 = as fast as possible); received_at = the send time."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**kafka.client_options(settings), acks="all",
                                 enable_idempotence=True, linger_ms=5)
     await producer.start()
     topic = settings.topics.name("city_tickets")
@@ -313,7 +313,7 @@ async def scenario_replay(count: int) -> dict[str, Any]:
     catch up (what a replay or a restart after an outage looks like)."""
     ns = Namespace()
     infra.ensure_topics(ns.settings)
-    producer = AIOKafkaProducer(bootstrap_servers=ns.settings.kafka.bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**kafka.client_options(ns.settings), acks="all",
                                 enable_idempotence=True, linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     topic = ns.settings.topics.name("city_tickets")
@@ -347,13 +347,13 @@ async def scenario_replay(count: int) -> dict[str, Any]:
 
 async def scenario_raw(settings: Settings, count: int, size: int, partitions: int) -> dict[str, Any]:
     topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka.client_options(settings))
     await admin.start()
     await admin.create_topics([NewTopic(topic, partitions, 1)])
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap_servers, group_id=topic,
+    consumer = AIOKafkaConsumer(topic, **kafka.client_options(settings), group_id=topic,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**kafka.client_options(settings), acks="all",
                                 enable_idempotence=True, linger_ms=5)
     await producer.start()
     value = os.urandom(size // 2).hex().encode()[:size]

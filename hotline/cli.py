@@ -4,7 +4,9 @@
     hotline serve SERVICE            one service (what `run`, docker-compose and tests start)
     hotline infra start|stop|status  local Kafka, MongoDB-wire store and Prometheus
     hotline simulate --count N       publish realistic city tickets
+    hotline dlq list|show|replay     dead letters: inspect, replay after a fix
     hotline classify train|evaluate|predict
+    hotline report weekly|monthly --period 2026-W47|2026-11 --out DIR [--simulate] [--store]
     hotline token issue --role ROLE [--unit ID | --deputy ID | --officer ID] [--ttl MINUTES]
 """
 
@@ -71,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=issue_token)
 
     # hotline_dev (local infrastructure, launcher, simulator) is absent from the service image
-    dev = ("hotline_dev.launcher", "hotline_dev.infra", "hotline_dev.simulator")
-    for module in (*dev, "services.routing.classifier.cli"):
+    dev = ("hotline_dev.launcher", "hotline_dev.infra", "hotline_dev.simulator", "hotline_dev.dlq")
+    for module in (*dev, "services.routing.classifier.cli", "services.metrics.cli"):
         add = _optional(module)
         if add:
             add(sub)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
@@ -52,9 +53,38 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, PyMongoError) and exc.has_error_label("RetryableWriteError")
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Where the broker is and how to talk to it (TLS, SASL): THE options of every producer,
+    consumer and admin client of the platform. Build clients with :func:`producer`,
+    :func:`consumer` and :func:`admin`, which start from these."""
+    k = settings.kafka
+    options: dict[str, Any] = {"bootstrap_servers": k.bootstrap_servers, "security_protocol": k.security_protocol}
+    if k.security_protocol.startswith("SASL"):
+        options.update(sasl_mechanism=k.sasl_mechanism, sasl_plain_username=k.sasl_username,
+                       sasl_plain_password=k.sasl_password.get_secret_value())
+    if k.security_protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        context = create_ssl_context(cafile=k.ssl_cafile or None, certfile=k.ssl_certfile or None,
+                                     keyfile=k.ssl_keyfile or None)
+        context.check_hostname = k.ssl_check_hostname
+        options["ssl_context"] = context
+    return options
+
+
+def consumer(settings: Settings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer with the platform's connection options (``overrides`` win)."""
+    return AIOKafkaConsumer(*topics, **{**client_options(settings), **overrides})
+
+
+def admin(settings: Settings, **overrides: Any) -> AIOKafkaAdminClient:
+    """An admin client with the platform's connection options (``overrides`` win)."""
+    return AIOKafkaAdminClient(**{**client_options(settings), **overrides})
+
+
 def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     options: dict[str, Any] = dict(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
+        **client_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=2,
@@ -118,9 +148,9 @@ class ConsumerLoop(Generic[T]):
         obs.at_zero(obs.CONSUMED, [service], spec.topics, ["processed", "dead_lettered"])
 
     async def run(self) -> None:
-        self.consumer = AIOKafkaConsumer(
+        self.consumer = consumer(
+            self.settings,
             *self.spec.topics,
-            bootstrap_servers=self.settings.kafka.bootstrap_servers,
             group_id=self.spec.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

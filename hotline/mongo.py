@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, MongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,8 +23,29 @@ Doc = dict[str, Any]
 DUPLICATE_KEY = 11000
 
 
-def client(settings: Settings) -> AsyncMongoClient[Doc]:
-    return AsyncMongoClient(settings.mongo.url, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=10_000)
+def client_options(settings: Settings) -> dict[str, Any]:
+    """How to reach the store: the URL plus credentials and TLS from settings (THE options of
+    every MongoDB client of the platform, async or not)."""
+    m = settings.mongo
+    options: dict[str, Any] = {"host": m.url, "tz_aware": True, "tzinfo": UTC, "serverSelectionTimeoutMS": 10_000}
+    if m.username:
+        options.update(username=m.username, password=m.password.get_secret_value(), authSource=m.auth_source)
+    if m.tls:
+        options["tls"] = True
+        if m.tls_ca_file:
+            options["tlsCAFile"] = m.tls_ca_file
+        if m.tls_certificate_key_file:
+            options["tlsCertificateKeyFile"] = m.tls_certificate_key_file
+    return options
+
+
+def client(settings: Settings, **overrides: Any) -> AsyncMongoClient[Doc]:
+    return AsyncMongoClient(**{**client_options(settings), **overrides})
+
+
+def sync_client(settings: Settings, **overrides: Any) -> MongoClient[Doc]:
+    """A blocking client (tools and tests)."""
+    return MongoClient(**{**client_options(settings), **overrides})
 
 
 def database(mongo: AsyncMongoClient[Doc], settings: Settings, service: str) -> AsyncDatabase[Doc]:

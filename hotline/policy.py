@@ -87,6 +87,13 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /summary": FIGURES,
         "GET /daily": FIGURES,
         "GetSummary": FIGURES,
+        "GET /kpis": FIGURES | {UNIT},  # unit: its own figures only
+        "GetKpis": FIGURES | {UNIT},
+        "GET /reports": FIGURES,
+        "POST /reports": frozenset({OFFICE, ADMIN}),  # generating a report is the office's
+        "GET /reports/{report_id}/{fmt}": FIGURES,
+        "ListReports": FIGURES,
+        "GET /exports/cases/{fmt}": FIGURES | {UNIT},  # unit: its own cases; addresses masked but for office/unit
         **_AUDIT,
     },
 }

@@ -60,3 +60,10 @@ def redact_log(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMappi
         elif isinstance(value, dict | list | tuple):
             event[key] = mask_text(repr(value))
     return event
+
+
+def mask_address(address: str) -> str:
+    """``瑞金路街道瑞金北村12栋3单元`` -> ``瑞金路街道瑞金北村***``: the place stays (figures by
+    place need it), house and room numbers go."""
+    cut = next((i for i, ch in enumerate(address) if ch.isdigit()), len(address))
+    return address[:cut] + ("***" if cut < len(address) else "")

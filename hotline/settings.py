@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("intake", "routing", "supervision", "deputy_liaison", "metrics")
@@ -26,6 +27,17 @@ class KafkaSettings(BaseModel):
     consumer_batch_max: int = 1000  # records handed to a handler in one batch (bench: 500 -> 1000 = +25%)
     consumer_batch_wait_ms: int = 20  # how long a consumer waits to fill a batch
     rollup_linger_ms: int = 500  # metrics gathers records this long per batch: fewer store transactions
+    # Security, applied by hotline.kafka.client_options to every producer, consumer and admin client.
+    # Production: SASL_SSL with SCRAM (docker-compose.yml shows it). `hotline infra` runs the local
+    # broker with the same protocol and creates the SCRAM user from sasl_username/sasl_password.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
+    ssl_cafile: str = ""  # PEM bundle of the CA that signed the broker's certificate (empty: system CAs)
+    ssl_certfile: str = ""  # client certificate (PEM), for brokers that require mutual TLS
+    ssl_keyfile: str = ""  # its private key (PEM)
+    ssl_check_hostname: bool = True
 
 
 class TopicSettings(BaseModel):
@@ -40,6 +52,7 @@ class TopicSettings(BaseModel):
     case_events: str = "hotline.cases.v1"  # supervision: case opened, deadlines, escalations
     deputy_submissions: str = "hotline.deputy-submissions.v1"  # deputy_liaison -> intake
     dead_letters: str = "hotline.dead-letters.v1"  # bad input with the reason in headers
+    dead_letter_replays: str = "hotline.dead-letter-replays.v1"  # `hotline dlq replay`: one marker per replay
 
     def name(self, topic: str) -> str:
         return self.prefix + str(getattr(self, topic))
@@ -52,6 +65,13 @@ class MongoSettings(BaseModel):
     url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     database_prefix: str = "hotline"  # each service owns the database "<prefix>_<service>"
     port: int = 27017  # port of the local dev/test store started by `hotline infra`
+    # Credentials and TLS (also possible inside the URL), applied by hotline.mongo.client_options.
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    auth_source: str = "admin"  # database that holds the user
+    tls: bool = False
+    tls_ca_file: str = ""  # PEM bundle of the CA that signed the server's certificate (empty: system CAs)
+    tls_certificate_key_file: str = ""  # client certificate and key in one PEM, for mutual TLS
 
 
 class LimitSettings(BaseModel):
@@ -102,6 +122,15 @@ class IntakeSettings(BaseModel):
     future_tolerance_seconds: float = 600  # receivedAt/dispatchedAt may lie this far after publication (clock skew)
 
 
+class MetricsSettings(BaseModel):
+    """The KPI engine and the reports (docs/kpis.md)."""
+
+    kpi_policy: Path = REPO_ROOT / "services" / "metrics" / "data" / "kpi_policy.json"  # weights, thresholds
+    gauge_seconds: float = 60  # how often the KPI gauges are recomputed
+    reports_scan_seconds: float = 600  # how often the scheduler looks for a finished week or month to report
+    scheduled_reports: bool = True  # weekly report each Monday, monthly on the 1st (for the period just ended)
+
+
 class PortSettings(BaseModel):
     intake_http: int = 8101
     intake_grpc: int = 9101
@@ -131,6 +160,7 @@ class Settings(BaseSettings):
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     ports: PortSettings = Field(default_factory=PortSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)

@@ -35,13 +35,15 @@ async def aensure_topics(settings: Settings | None = None, names: list[str] | No
     """Create missing topics (``settings.kafka.partitions`` partitions, replication 1) and wait
     until every partition has a leader. Idempotent and safe to call concurrently
     (TOPIC_ALREADY_EXISTS is success); returns the names this call created."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import NewTopic
     from aiokafka.errors import for_code
+
+    from hotline import kafka
 
     s = settings or get_settings()
     wanted = list(dict.fromkeys(topic_names(s, names)))
     created: list[str] = []
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka.bootstrap_servers, request_timeout_ms=15000)
+    admin = kafka.admin(s, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -107,11 +107,10 @@ def drop_namespace(settings: Settings) -> None:
     """Delete the topics and databases of an isolated namespace (never the default one)."""
     if not settings.topics.prefix or settings.mongo.database_prefix == "hotline":
         raise ValueError("refusing to drop the default namespace")
-    from aiokafka.admin import AIOKafkaAdminClient
-    from pymongo import MongoClient
+    from hotline import kafka, mongo
 
     async def drop_topics() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+        admin = kafka.admin(settings)
         await admin.start()
         try:
             ours = [t for t in await admin.list_topics() if t.startswith(settings.topics.prefix)]
@@ -123,8 +122,7 @@ def drop_namespace(settings: Settings) -> None:
     from hotline_dev.infra import run_sync
 
     run_sync(drop_topics)
-    client: MongoClient[dict[str, Any]]
-    with MongoClient(settings.mongo.url) as client:
+    with mongo.sync_client(settings) as client:
         for name in client.list_database_names():
             if name.startswith(settings.mongo.database_prefix + "_"):
                 client.drop_database(name)

@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from hotline import pb
+from hotline import kafka, pb
 from hotline.auth import issue
 from hotline.envelope import EventTypes, Record
 from hotline.logging import get_logger
@@ -139,10 +139,8 @@ class Player:
         s = self.settings
         self.channel = grpc.aio.insecure_channel(f"{s.bind_host}:{s.ports.grpc('supervision')}")
         self.stub = services_pb2_grpc.SupervisionServiceStub(self.channel)
-        self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers, acks="all",
-                                         enable_idempotence=True)
-        consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka.bootstrap_servers, enable_auto_commit=False,
-                                    isolation_level="read_committed")
+        self.producer = kafka.producer(s)
+        consumer = kafka.consumer(s, enable_auto_commit=False, isolation_level="read_committed")
         await self.producer.start()
         await consumer.start()
         deadline = time.monotonic() + timeout

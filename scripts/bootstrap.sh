@@ -2,7 +2,8 @@
 # Fresh-machine set-up of the hotline platform (no Docker needed). Idempotent and fast when
 # everything is already there; run it from anywhere:  scripts/bootstrap.sh
 #
-#   a) system packages: prometheus + promtool and kcat (and Java 17 / Maven if missing) via apt
+#   a) system packages: prometheus + promtool and kcat (and Java 17 / Maven if missing), a CJK font
+#      and poppler-utils for the reports, via apt
 #   b) the tools venv .tools/ (uv, and SecantusDB==0.7.0b3 - GPL-2.0, kept out of the project venv)
 #   c) the project venv .venv/ from uv.lock, including the dev group
 #   d) grpcurl into .tools/bin (a warning, not a failure, if Go or its module proxy is unavailable)
@@ -28,6 +29,9 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# reports (metrics): a CJK font for the charts and PDFs, poppler's pdftoppm/pdftotext for their tests
+fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-wqy-microhei)
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         say "installing ${missing[*]} with apt-get…"
@@ -38,7 +42,7 @@ if ((${#missing[@]})); then
         warn "missing ${missing[*]}; install them (apt-get install ${missing[*]}) - needs root"
     fi
 else
-    say "system packages ok (prometheus, kcat, java, mvn)"
+    say "system packages ok (prometheus, kcat, java, mvn, CJK font, poppler-utils)"
 fi
 
 # --- b) tools venv with uv and SecantusDB ---------------------------------------------------

@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 
 import grpc
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf import json_format
-from pymongo import AsyncMongoClient
 
+from hotline import kafka, mongo
 from hotline.settings import Settings
 from hotline.v1 import ticket_pb2
 
@@ -41,8 +41,7 @@ async def publish_raw(
     settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes]], headers: list[tuple[str, bytes]]
     | None = None,
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
-                                enable_idempotence=True, max_request_size=4 * settings.kafka.max_message_bytes)
+    producer = kafka.producer(settings, linger_ms=0)
     await producer.start()
     try:
         headers = headers or [("content_type", b"application/json")]
@@ -61,8 +60,8 @@ async def publish_tickets(settings: Settings, tickets: Iterable[ticket_pb2.CityT
 
 async def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 30) -> list[Any]:
     """Read a topic from the beginning until ``expect`` records arrived (no group, no commits)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
+    consumer = kafka.consumer(settings, enable_auto_commit=False, auto_offset_reset="earliest",
+                              max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or
@@ -87,10 +86,8 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Records the consumer group has not committed yet, over all partitions of ``topics``."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = kafka.admin(settings)
+    consumer = kafka.consumer(settings)
     await admin.start()
     await consumer.start()
     try:
@@ -105,8 +102,7 @@ async def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
 
 async def rewind_group(settings: Settings, group: str, topics: list[str]) -> None:
     """Set a (stopped) consumer group back to offset 0 on every partition: a full replay."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=group,
-                                enable_auto_commit=False)
+    consumer = kafka.consumer(settings, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in (await _partitions(consumer, t))]
@@ -118,7 +114,7 @@ async def rewind_group(settings: Settings, group: str, topics: list[str]) -> Non
 
 async def snapshot(settings: Settings, services: Iterable[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Every document of every collection of the services' databases, sorted by _id."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo.url)
+    client = mongo.client(settings)
     try:
         out: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for service in services:

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from hotline.v1 import events_pb2 as hotline_dot_v1_dot_events__pb2
+from hotline.v1 import kpis_pb2 as hotline_dot_v1_dot_kpis__pb2
 from hotline.v1 import lifecycle_pb2 as hotline_dot_v1_dot_lifecycle__pb2
 from hotline.v1 import services_pb2 as hotline_dot_v1_dot_services__pb2
 from hotline.v1 import ticket_pb2 as hotline_dot_v1_dot_ticket__pb2
@@ -988,6 +989,16 @@ class MetricsServiceStub:
                 request_serializer=hotline_dot_v1_dot_services__pb2.GetSummaryRequest.SerializeToString,
                 response_deserializer=hotline_dot_v1_dot_services__pb2.Summary.FromString,
                 _registered_method=True)
+        self.GetKpis = channel.unary_unary(
+                '/hotline.v1.MetricsService/GetKpis',
+                request_serializer=hotline_dot_v1_dot_kpis__pb2.GetKpisRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_kpis__pb2.KpiResult.FromString,
+                _registered_method=True)
+        self.ListReports = channel.unary_unary(
+                '/hotline.v1.MetricsService/ListReports',
+                request_serializer=hotline_dot_v1_dot_kpis__pb2.ListReportsRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_kpis__pb2.ListReportsResponse.FromString,
+                _registered_method=True)
 
 
 class MetricsServiceServicer:
@@ -999,6 +1010,20 @@ class MetricsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetKpis(self, request, context):
+        """rates by filters and group-by (kpis.proto)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReports(self, request, context):
+        """weekly and monthly reports stored
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetricsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1006,6 +1031,16 @@ def add_MetricsServiceServicer_to_server(servicer, server):
                     servicer.GetSummary,
                     request_deserializer=hotline_dot_v1_dot_services__pb2.GetSummaryRequest.FromString,
                     response_serializer=hotline_dot_v1_dot_services__pb2.Summary.SerializeToString,
+            ),
+            'GetKpis': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKpis,
+                    request_deserializer=hotline_dot_v1_dot_kpis__pb2.GetKpisRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_kpis__pb2.KpiResult.SerializeToString,
+            ),
+            'ListReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReports,
+                    request_deserializer=hotline_dot_v1_dot_kpis__pb2.ListReportsRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_kpis__pb2.ListReportsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1035,6 +1070,60 @@ class MetricsService:
             '/hotline.v1.MetricsService/GetSummary',
             hotline_dot_v1_dot_services__pb2.GetSummaryRequest.SerializeToString,
             hotline_dot_v1_dot_services__pb2.Summary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKpis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.MetricsService/GetKpis',
+            hotline_dot_v1_dot_kpis__pb2.GetKpisRequest.SerializeToString,
+            hotline_dot_v1_dot_kpis__pb2.KpiResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.MetricsService/ListReports',
+            hotline_dot_v1_dot_kpis__pb2.ListReportsRequest.SerializeToString,
+            hotline_dot_v1_dot_kpis__pb2.ListReportsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ gRPC APIs of the five services. Every server also serves grpc.health.v1 and refl
 from collections import abc as _abc
 from grpc import aio as _aio
 from hotline.v1 import events_pb2 as _events_pb2
+from hotline.v1 import kpis_pb2 as _kpis_pb2
 from hotline.v1 import lifecycle_pb2 as _lifecycle_pb2
 from hotline.v1 import services_pb2 as _services_pb2
 from hotline.v1 import ticket_pb2 as _ticket_pb2
@@ -300,11 +301,19 @@ class MetricsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> MetricsServiceAsyncStub: ...
     GetSummary: _grpc.UnaryUnaryMultiCallable[_services_pb2.GetSummaryRequest, _services_pb2.Summary]
+    GetKpis: _grpc.UnaryUnaryMultiCallable[_kpis_pb2.GetKpisRequest, _kpis_pb2.KpiResult]
+    """rates by filters and group-by (kpis.proto)"""
+    ListReports: _grpc.UnaryUnaryMultiCallable[_kpis_pb2.ListReportsRequest, _kpis_pb2.ListReportsResponse]
+    """weekly and monthly reports stored"""
 
 @_typing.type_check_only
 class MetricsServiceAsyncStub(MetricsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetSummary: _aio.UnaryUnaryMultiCallable[_services_pb2.GetSummaryRequest, _services_pb2.Summary]  # type: ignore[assignment]
+    GetKpis: _aio.UnaryUnaryMultiCallable[_kpis_pb2.GetKpisRequest, _kpis_pb2.KpiResult]  # type: ignore[assignment]
+    """rates by filters and group-by (kpis.proto)"""
+    ListReports: _aio.UnaryUnaryMultiCallable[_kpis_pb2.ListReportsRequest, _kpis_pb2.ListReportsResponse]  # type: ignore[assignment]
+    """weekly and monthly reports stored"""
 
 class MetricsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -313,5 +322,21 @@ class MetricsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _services_pb2.GetSummaryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_services_pb2.Summary, _abc.Awaitable[_services_pb2.Summary]]: ...
+
+    @_abc_1.abstractmethod
+    def GetKpis(
+        self,
+        request: _kpis_pb2.GetKpisRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_kpis_pb2.KpiResult, _abc.Awaitable[_kpis_pb2.KpiResult]]:
+        """rates by filters and group-by (kpis.proto)"""
+
+    @_abc_1.abstractmethod
+    def ListReports(
+        self,
+        request: _kpis_pb2.ListReportsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_kpis_pb2.ListReportsResponse, _abc.Awaitable[_kpis_pb2.ListReportsResponse]]:
+        """weekly and monthly reports stored"""
 
 def add_MetricsServiceServicer_to_server(servicer: MetricsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from google.protobuf.message import Message
 from prometheus_client import Gauge
 
 from hotline.envelope import Event, Record
 from hotline.logging import get_logger
+from hotline.settings import REPO_ROOT
+from services.metrics import kpi, projection
 from services.metrics.core import STAGES, StageReached, stage_of
-from services.metrics.store import RollupStore
+from services.metrics.kpi import Period, period_label
+from services.metrics.store import KpiStore, RollupStore
+from services.metrics.views import Views
 
 log = get_logger(__name__)
 
@@ -37,6 +45,21 @@ class StageCounting:
         return []
 
 
+class KpiProjection:
+    """Keeps the KPI facts (services/metrics/projection.py) from the ticket, assignment and case
+    topics. Its own consumer group: rewinding it to offset 0 rebuilds the facts exactly."""
+
+    def __init__(self, store: KpiStore) -> None:
+        self.store = store
+
+    def decode(self, record: Record) -> Message:
+        return projection.decode(record)
+
+    async def apply(self, items: list[tuple[Record, Message]]) -> list[Event]:
+        await self.store.apply([u for _, m in items for u in projection.updates(m)])
+        return []
+
+
 async def export_forever(store: RollupStore, every_seconds: float = 5.0) -> None:
     """Refresh the Prometheus gauges from the store (they survive restarts, unlike counters)."""
     while True:
@@ -53,4 +76,51 @@ async def export_forever(store: RollupStore, every_seconds: float = 5.0) -> None
                             BY_DIMENSION.labels(stage, dim, value).set(n)
         except Exception as exc:
             log.warning("metrics export failed", error=repr(exc))
+        await asyncio.sleep(every_seconds)
+
+
+KPI_RATE = Gauge(
+    "hotline_kpi_rate_ratio",
+    "KPI rates of the current month (docs/kpis.md), 0..1, overall and by unit_type, category or lane.",
+    ["rate", "dimension", "value"],
+)
+KPI_DENOMINATOR = Gauge(
+    "hotline_kpi_denominator", "What each KPI rate of the current month divides by (rows counted).",
+    ["rate", "dimension", "value"],
+)
+GAUGE_DIMENSIONS = ("unit_type", "category", "lane")
+LIST_FILE = REPO_ROOT / "services" / "routing" / "data" / "responsibilities.json"
+
+
+def gauge_categories(path: Path = LIST_FILE) -> frozenset[str]:
+    """The categories of the first-responsible list: the only category label values (others: 其他)."""
+    try:
+        return frozenset(r["category"] for r in json.loads(path.read_text("utf-8"))["responsibilities"])
+    except (OSError, ValueError, KeyError):
+        return frozenset()
+
+
+async def export_kpis_forever(views: Views, every_seconds: float = 60.0) -> None:
+    """Refresh the KPI gauges for the current month. Labels are bounded: rate x (unit type | list
+    category or 其他 | lane); never a unit, ticket or person."""
+    categories = gauge_categories()
+    while True:
+        try:
+            now = views.clock.now()
+            month = Period.parse(period_label("month", now, views.tz), views.tz)
+            facts = kpi.within(await views.facts(), month.start, month.end)
+            bounded = [replace(f, category=f.category if f.category in categories else "其他") for f in facts]
+            tables = {"all": kpi.compute(bounded, views.policy, views.tz, month.start, month.end, as_of=now)}
+            for dim in GAUGE_DIMENSIONS:
+                tables[dim] = kpi.compute(bounded, views.policy, views.tz, month.start, month.end, (dim,), as_of=now)
+            for dim, table in tables.items():
+                groups = {("all",): table.total} if dim == "all" else table.groups
+                for (value,), figs in groups.items():
+                    for name in kpi.RATES:
+                        r = figs.rate(name, views.policy)
+                        KPI_DENOMINATOR.labels(name, dim, value or "unknown").set(r.denominator)
+                        if r.value is not None:
+                            KPI_RATE.labels(name, dim, value or "unknown").set(float(r.value))
+        except Exception as exc:
+            log.warning("KPI gauges failed", error=repr(exc))
         await asyncio.sleep(every_seconds)

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from hotline.kafka import ConsumerSpec
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
 from services.metrics import store as store_module
 from services.metrics.api import MetricsGrpc, http_routes
-from services.metrics.handlers import StageCounting, export_forever
+from services.metrics.handlers import KpiProjection, StageCounting, export_forever, export_kpis_forever
+from services.metrics.kpi import KpiPolicy
+from services.metrics.schedule import reports_on_schedule
+from services.metrics.views import Views
 
 NAME = "metrics"
 
 
 async def build(rt: Runtime) -> Service:
     store = store_module.RollupStore(rt.mongo_client, rt.db)
+    kpi_store = store_module.KpiStore(rt.db)
+    policy = KpiPolicy.load(rt.settings.metrics.kpi_policy)
+    views = Views(kpi_store, policy, ZoneInfo(rt.settings.timezone), rt.clock)
     app = http_app("metrics", "Roll-ups, KPI rates and reports on how the district serves its people (分析研判)")
     topics = [rt.topic("ticket_events"), rt.topic("assignment_events"), rt.topic("case_events")]
     return Service(
         http=app,
-        routes=[http_routes(store)],
-        grpc=[GrpcApi(MetricsGrpc(store), services_pb2_grpc.add_MetricsServiceServicer_to_server,
+        routes=[http_routes(store, views)],
+        grpc=[GrpcApi(MetricsGrpc(store, views), services_pb2_grpc.add_MetricsServiceServicer_to_server,
                       "hotline.v1.MetricsService")],
         consumers=[ConsumerSpec(topics, rt.group(), StageCounting(store, rt.settings.timezone),
+                                linger_ms=rt.settings.kafka.rollup_linger_ms),
+                   ConsumerSpec(topics, rt.group("kpi"), KpiProjection(kpi_store),
                                 linger_ms=rt.settings.kafka.rollup_linger_ms)],
         indexes=store_module.INDEXES,
-        background=[lambda: export_forever(store)],
+        background=[lambda: export_forever(store),
+                    lambda: export_kpis_forever(views, rt.settings.metrics.gauge_seconds),
+                    lambda: reports_on_schedule(views, rt.settings.metrics)],
     )

@@ -1,4 +1,5 @@
-"""Metrics' store: per-ticket stage flags (``facts``) and day roll-ups (``rollups``).
+"""Metrics' store: per-ticket stage flags (``facts``) and day roll-ups (``rollups``); the KPI
+projection's facts and the reports (:class:`KpiStore`).
 
 A batch is applied in one transaction: look up the facts ``<ticket_id>|<stage>|<round>``, insert the
 missing ones and increment the roll-ups for those only. A replayed or republished event
@@ -9,17 +10,21 @@ are insert-only: an insert costs half an upsert in the development store.)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bson import Binary
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline.mongo import Doc, find_in
 from services.metrics.core import STAGES, StageReached
+from services.metrics.kpi import CaseFacts, KpiPolicy
+from services.metrics.projection import FactUpdate, assemble, fold
 
-INDEXES = {"rollups": [IndexModel([("dim", ASCENDING), ("day", ASCENDING)])]}
+INDEXES = {"rollups": [IndexModel([("dim", ASCENDING), ("day", ASCENDING)])],
+           "reports": [IndexModel([("kind", ASCENDING)])]}
 
 
 class RollupStore:
@@ -75,3 +80,52 @@ class RollupStore:
         if from_day or to_day:
             query["day"] = {k: v for k, v in (("$gte", from_day), ("$lte", to_day)) if v}
         return await self.rollups.find(query, {"_id": 0}).sort("day", ASCENDING).to_list()
+
+
+class KpiStore:
+    """The KPI projection's facts (``kpi_tickets``, ``kpi_dispatches``, ``kpi_handlings``; see
+    services/metrics/projection.py) and the generated reports (``reports``)."""
+
+    COLLECTIONS = {"ticket": "kpi_tickets", "dispatch": "kpi_dispatches", "handling": "kpi_handlings"}
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
+        self.reports = db["reports"]
+
+    async def apply(self, batch: Sequence[FactUpdate]) -> int:
+        """Write the batch's updates, merged per document ($set then $max, upserting)."""
+        writes: dict[str, list[UpdateOne]] = {}
+        for u in fold(batch).values():
+            op: dict[str, Any] = {}
+            if u.set:
+                op["$set"] = dict(u.set)
+            if u.max:
+                op["$max"] = dict(u.max)
+            if op:
+                writes.setdefault(self.COLLECTIONS[u.level], []).append(UpdateOne({"_id": u.key}, op, upsert=True))
+        for collection, ops in writes.items():
+            await self.db[collection].bulk_write(ops, ordered=False)
+        return sum(len(ops) for ops in writes.values())
+
+    async def documents(self) -> dict[str, dict[str, Doc]]:
+        out: dict[str, dict[str, Doc]] = {}
+        for level, collection in self.COLLECTIONS.items():
+            out[level] = {d.pop("_id"): d async for d in self.db[collection].find({})}
+        return out
+
+    async def facts(self, policy: KpiPolicy) -> list[CaseFacts]:
+        docs = await self.documents()
+        return assemble(docs["ticket"], docs["dispatch"], docs["handling"], policy)
+
+    async def save_report(self, meta: Doc, files: Mapping[str, bytes]) -> None:
+        doc = {**meta, "files": {fmt: Binary(data) for fmt, data in files.items()}}
+        await self.reports.replace_one({"_id": meta["_id"]}, doc, upsert=True)
+
+    async def list_reports(self, kind: str = "") -> list[Doc]:
+        query = {"kind": kind} if kind else {}
+        return await self.reports.find(query, {"files": 0}).sort("_id", ASCENDING).to_list()
+
+    async def report_file(self, report_id: str, fmt: str) -> bytes | None:
+        doc = await self.reports.find_one({"_id": report_id}, {f"files.{fmt}": 1})
+        data = (doc or {}).get("files", {}).get(fmt)
+        return bytes(data) if data is not None else None

@@ -6,7 +6,8 @@ stands for the street office (街道) whose jurisdiction the place lies in (属�
 ``@community`` for its community (社区), or the street when the community is not known.
 
 Order of evidence: the city's own category; then two or more of the list's keywords; then
-the trained classifier when its calibrated confidence clears its threshold; then a single
+the trained classifier when its calibrated confidence clears its threshold (its label becomes
+a list category through the versioned label map, data/label_map.json); then a single
 keyword (one word like 收费 is weak evidence); then the street of the address. Failing all,
 the ticket goes to manual dispatch (人工派单) by the hotline office. Between items with as many
 keyword hits, the one whose matched keywords are longer (more specific) wins, then list order.
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hotline.v1 import events_pb2, ticket_pb2
+from services.routing.classifier.label_map import LabelMap
 from services.routing.responsibility import COMMUNITY, STREET, Listing, Rule, load_listing
 
 __all__ = ["COMMUNITY", "STREET", "Decision", "Directory", "Location", "Place", "Router", "Rule", "classifier_text"]
@@ -174,12 +176,13 @@ class Directory:
 
 class Router:
     def __init__(self, directory: Directory, rules: Sequence[Rule], aliases: Mapping[str, str],
-                 list_version: str = "") -> None:
+                 list_version: str = "", label_map: LabelMap | None = None) -> None:
         self.directory = directory
         self.rules = list(rules)
-        self.aliases = dict(aliases)
+        self.aliases = dict(aliases)  # the city's own category names (not the classifier's labels)
         self.list_version = list_version
         self.categories = {r.category for r in rules}
+        self.label_map = label_map or LabelMap.load()
         for rule in rules:
             for unit in (rule.primary, *rule.assisting):
                 if unit not in (STREET, COMMUNITY) and unit not in directory.units:
@@ -195,18 +198,27 @@ class Router:
             self._by_first.setdefault(keyword[0], []).append((keyword, indexes))
 
     @classmethod
-    def from_listing(cls, directory: Directory, listing: Listing) -> Router:
-        return cls(directory, listing.items, listing.category_aliases, listing.list_version)
+    def from_listing(cls, directory: Directory, listing: Listing, label_map: LabelMap | None = None) -> Router:
+        """``label_map``: default data/label_map.json (a label whose category the list lacks is not followed)."""
+        return cls(directory, listing.items, listing.category_aliases, listing.list_version, label_map)
 
     @classmethod
     def from_files(cls, data_dir: Path = DATA_DIR) -> Router:
         directory = Directory.from_file(data_dir / "directory.json")
-        return cls.from_listing(directory, load_listing(data_dir / "responsibilities.json"))
+        listing = load_listing(data_dir / "responsibilities.json")
+        label_map = LabelMap.load(data_dir / "label_map.json")
+        label_map.check({r.category for r in listing.items})  # every category it names must be on the list
+        return cls.from_listing(directory, listing, label_map)
 
     def category_of(self, label: str) -> str | None:
         if label in self.categories:
             return label
         return self.aliases.get(label)
+
+    def classifier_category(self, label: str, ticket: ticket_pb2.Ticket) -> str | None:
+        """The list category of a classifier label for this ticket (label map, with refinements)."""
+        category = self.label_map.category(label, classifier_text(ticket))
+        return category if category in self.categories else None
 
     def needs_classifier(self, ticket: ticket_pb2.Ticket) -> bool:
         if self.category_of(ticket.category) is not None:
@@ -231,7 +243,7 @@ class Router:
         hits = best[1] if best else 0
         if best and hits >= STRONG_KEYWORD_HITS:
             return self._from_rule(best[0], location, "keyword", min(1.0, 0.5 + 0.15 * hits))
-        if prediction and not prediction.abstained and (category := self.category_of(prediction.label)):
+        if prediction and not prediction.abstained and (category := self.classifier_category(prediction.label, ticket)):
             rule = self._in_category(scores, category)
             return replace(self._from_rule(rule, location, "classifier", prediction.confidence),
                            model_version=prediction.model_version)

@@ -30,7 +30,8 @@ def store_settings(run_dir: Path) -> Settings:
 
 
 def state(s: Settings) -> str:
-    return next(r["state"] for r in infra.status(s) if r["component"] == "store")
+    (row,) = infra.status(s, "store")
+    return str(row["state"])
 
 
 @pytest.fixture

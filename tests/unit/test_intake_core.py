@@ -90,7 +90,7 @@ def test_text_is_normalised_at_the_edge() -> None:
 # ---- the consumer's decode, with an injected clock -----------------------------------------------------------
 
 def intake(clock: ManualClock) -> TicketIntake:
-    return TicketIntake(cast(TicketStore, None), "city", "deputy", "out", clock, timedelta(minutes=10))
+    return TicketIntake(cast(TicketStore, None), "city", "deputy", "out", "hash-key", clock, timedelta(minutes=10))
 
 
 def city_record(value: bytes, published: datetime | None) -> Record:

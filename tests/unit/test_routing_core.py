@@ -71,7 +71,7 @@ def test_routing_loads_a_trained_model_and_records_its_version(tmp_path: Path) -
     from tests.unit.test_classifier import COLUMNS, synth_rows, write_csv
 
     data = write_csv(tmp_path / "history.csv", synth_rows(40, seed=5))
-    train(data, COLUMNS[:2], COLUMNS[2], tmp_path / "model", config=TrainConfig(cv_folds=0))
+    train(data, COLUMNS[:2], COLUMNS[2], tmp_path / "model", config=TrainConfig(cv_folds=0, svc_c_grid=()))
     assert load_classifier(Settings(model_dir=tmp_path / "nothing-here")) is None
     classify = load_classifier(Settings(model_dir=tmp_path / "model"))
     assert classify is not None

@@ -7,7 +7,11 @@ An offline Chinese text classifier with calibrated confidence and an abstain thr
     [p] = model.predict_batch(["标题\\n正文"])
     p.label, p.confidence, p.runner_up, p.abstained, p.model_version
 
-Training, evaluation and prediction from the command line: ``hotline classify --help``.
+A label becomes a category of the responsibility list through ``label_map.LabelMap``
+(data/label_map.json). ``retrain`` learns from the office's decisions and promotes a new
+model only when it beats the current one on recent decisions.
+
+Training, evaluation, prediction and retraining from the command line: ``hotline classify --help``.
 How it works and how well: docs/classifier.md.
 """
 

@@ -23,7 +23,7 @@ def add_cli(subparsers: Any) -> None:
     p = subparsers.add_parser("classify", help="ticket classifier: train, evaluate, predict",
                               description="Chinese ticket classifier with calibrated confidence "
                                           "(see docs/classifier.md)")
-    actions = p.add_subparsers(dest="classify_action", required=True, metavar="{train,evaluate,predict}")
+    actions = p.add_subparsers(dest="classify_action", required=True, metavar="{train,evaluate,predict,retrain}")
 
     t = actions.add_parser("train", help="train a model folder from labelled tickets (CSV, or XLSX with openpyxl)")
     _data_args(t)
@@ -39,6 +39,21 @@ def add_cli(subparsers: Any) -> None:
     t.add_argument("--target-precision", type=float, default=0.95,
                    help="the abstain threshold is the lowest confidence that keeps this precision (default 0.95)")
     t.add_argument("--min-per-label", type=int, default=10, help="fewest examples a label may have (default 10)")
+    t.add_argument("--svc-c", default="1,0.5,2",
+                   help="SVM C values model selection chooses among on inner folds (default 1,0.5,2; one value: "
+                        "no selection)")
+    t.add_argument("--hold-out", type=float, default=0.0, metavar="FRACTION",
+                   help="hold back this fraction of the rows (deterministic, stratified, grouped), train on the "
+                        "rest and score the model once on them; the folder then holds that model (default 0: off)")
+    t.add_argument("--hold-out-salt", default="holdout-v1", help="changes which rows are held back")
+    t.add_argument("--id-column", default=None, help="column naming a row, hashed to pick held-back rows "
+                                                     "(default: the row's text)")
+    t.add_argument("--group-column", default=None,
+                   help="rows sharing this column (e.g. the author) stay on one side of the hold-out split")
+    t.add_argument("--unlabelled", type=Path, action="append", default=[],
+                   help="tickets without labels (same text columns) for self-training; repeat for several files")
+    t.add_argument("--self-train-per-label", type=int, default=100,
+                   help="pseudo-labelled tickets per label taken from --unlabelled (default 100; 0: off)")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_guarded(_train))
 
@@ -57,6 +72,31 @@ def add_cli(subparsers: Any) -> None:
     r.add_argument("--threshold", type=float, default=None, help="abstain threshold (default: the model's)")
     r.add_argument("--json", action="store_true", help="one JSON object per ticket")
     r.set_defaults(func=_guarded(_predict))
+
+    rt = actions.add_parser("retrain", help="learn from the office's decisions; promote the candidate only when "
+                                            "it beats the current model on recent decisions")
+    rt.add_argument("--model", required=True, type=Path, help="model folder (current model; replaced on promotion)")
+    rt.add_argument("--decisions", required=True, type=Path,
+                    help="office decisions: .jsonl or .csv with text (or title, content), category, decided_at "
+                         "[, ticket_id, kind]")
+    rt.add_argument("--seed-data", type=Path, default=None,
+                    help="labelled seed tickets (default: the data the current model records, if still there)")
+    rt.add_argument("--text-columns", default=None, help="seed data text columns, title first")
+    rt.add_argument("--label-column", default=None, help="seed data label column")
+    rt.add_argument("--label-descriptions", "--taxonomy", dest="descriptions", type=Path, default=None,
+                    help="category tree (default: taxonomy.csv beside the seed data)")
+    rt.add_argument("--label-map", type=Path, default=None, help="label map (default: services/routing/data/"
+                                                                 "label_map.json)")
+    rt.add_argument("--recent-fraction", type=float, default=0.2,
+                    help="newest share of the decisions held back to compare on (default 0.2)")
+    rt.add_argument("--min-recent", type=int, default=20, help="fewest recent decisions to compare on (default 20)")
+    rt.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy")
+    rt.add_argument("--min-gain", type=float, default=0.0,
+                    help="promote only when the candidate beats the current model by more than this (default 0)")
+    rt.add_argument("--cv-folds", type=int, default=0, help="outer cross-validation of the candidate (default 0)")
+    rt.add_argument("--svc-c", default="1", help="SVM C values to select among (default 1)")
+    rt.add_argument("--dry-run", action="store_true", help="compare only; never promote")
+    rt.set_defaults(func=_guarded(_retrain))
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -87,7 +127,7 @@ def _err(msg: str) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from services.routing.classifier.data import split_columns
-    from services.routing.classifier.training import TrainConfig, train
+    from services.routing.classifier.training import HoldOut, TrainConfig, train
 
     if not 0.0 < args.target_precision <= 1.0:
         raise ValueError("--target-precision must lie in (0, 1]")
@@ -95,20 +135,87 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError("--cv-folds must be 0 (skip) or at least 2")
     if args.min_per_label < 2:
         raise ValueError("--min-per-label must be at least 2")
+    grid = _grid(args.svc_c)
+    if args.hold_out and not 0.0 < args.hold_out < 1.0:
+        raise ValueError("--hold-out must lie in (0, 1)")
+    hold_out = HoldOut(args.hold_out, args.hold_out_salt, args.id_column, args.group_column) if args.hold_out else None
     cfg = TrainConfig(cv_folds=args.cv_folds, seed=args.seed, target_precision=args.target_precision,
-                      min_per_label=args.min_per_label)
+                      min_per_label=args.min_per_label, svc_c=grid[0], svc_c_grid=grid,
+                      self_train_per_label=args.self_train_per_label)
     meta = train(args.data, split_columns(args.text_columns), args.label_column.strip(), args.out,
-                 descriptions=args.descriptions, auto_descriptions=args.auto_descriptions, config=cfg, log=_err)
+                 descriptions=args.descriptions, auto_descriptions=args.auto_descriptions, config=cfg, log=_err,
+                 hold_out=hold_out, unlabelled=args.unlabelled)
     cv, th = meta.get("cv"), meta["threshold"]
     print(f"model        {args.out} ({meta['model_version']}, {meta['sizes']['model_bytes'] / 1e6:.1f} MB)")
     print(f"trained on   {meta['data']['rows_used']} tickets, {len(meta['labels'])} labels, "
           f"{meta['training_seconds']:.1f} s")
+    grid_text = ", ".join(f"{c['svc_c']:g}" for c in meta["selection"]["candidates"])
+    print(f"selected     C={meta['selection']['chosen']['svc_c']:g} of {grid_text} (inner folds)")
+    st = meta["selection"].get("self_training")
+    if st:
+        print(f"self-trained {st['pseudo_labelled']} pseudo-labelled of {st['unlabelled_tickets']} unlabelled tickets "
+              f"(at most {st['per_label']} per label, confidence >= {st['min_confidence']}, weight {st['weight']})")
     if cv:
         print(f"{cv['folds']}-fold CV   accuracy {cv['accuracy']:.4f}, macro-F1 {cv['macro_f1']:.4f}, "
-              f"ECE {cv['ece']:.4f}")
+              f"ECE {cv['ece']:.4f} (nested: selection inside every fold)")
+    if meta.get("holdout"):
+        ho = meta["holdout"]
+        print(f"held back    {ho['rows']} rows never seen by training or selection: accuracy {ho['accuracy']:.4f}, "
+              f"macro-F1 {ho['macro_f1']:.4f}")
     coverage = f", automatic {th['coverage']:.1%}" if th.get("coverage") is not None else ""
     print(f"threshold    {th['value']:.4f} (precision >= {th['target_precision']:.0%}{coverage}; "
           "below it: manual dispatch)")
+    return 0
+
+
+def _grid(spec: str) -> tuple[float, ...]:
+    from services.routing.classifier.data import split_columns
+
+    try:
+        grid = tuple(float(c) for c in split_columns(spec))
+    except ValueError:
+        raise ValueError(f"--svc-c: not a list of numbers: {spec!r}") from None
+    if not grid or min(grid) <= 0:
+        raise ValueError("--svc-c needs positive numbers")
+    return grid
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from services.routing.classifier.data import split_columns
+    from services.routing.classifier.label_map import LabelMap
+    from services.routing.classifier.retrain import SeedData, load_decisions, retrain
+    from services.routing.classifier.training import TrainConfig
+
+    if args.cv_folds == 1 or args.cv_folds < 0:
+        raise ValueError("--cv-folds must be 0 (skip) or at least 2")
+    seed = None
+    if args.seed_data:
+        if not args.text_columns or not args.label_column:
+            raise ValueError("--seed-data needs --text-columns and --label-column")
+        seed = SeedData(args.seed_data, split_columns(args.text_columns), args.label_column.strip())
+    grid = _grid(args.svc_c)
+    cfg = TrainConfig(cv_folds=args.cv_folds, svc_c=grid[0], svc_c_grid=grid)
+    label_map = LabelMap.load(args.label_map) if args.label_map else LabelMap.load()
+    decisions = load_decisions(args.decisions)
+    r = retrain(args.model, decisions, seed, args.descriptions, label_map, cfg, args.recent_fraction,
+                args.min_recent, args.min_gain, args.metric, args.dry_run, log=_err)
+    print(f"decisions    {len(decisions)} (latest per ticket); candidate trained on {r.trained_on['decisions']} "
+          f"older ones + {r.trained_on['seed_rows']} seed rows")
+    print(f"compared on  {r.recent} recent decisions, {r.recent_from} .. {r.recent_to} (not in the candidate's "
+          f"training), label map {label_map.version}")
+    print(f"\n{'model':<12}{'version':<16}{'accuracy':>10}{'macro-F1':>10}{'automatic':>11}{'precision':>11}")
+    for name, sc in (("current", r.current), ("candidate", r.candidate)):
+        if sc is None:
+            print(f"{name:<12}{'-':<16}{'-':>10}{'-':>10}{'-':>11}{'-':>11}")
+            continue
+        prec = "-" if sc.precision_at_threshold is None else f"{sc.precision_at_threshold:.4f}"
+        print(f"{name:<12}{sc.model_version:<16}{sc.accuracy:>10.4f}{sc.macro_f1:>10.4f}{sc.coverage:>11.1%}"
+              f"{prec:>11}")
+    verdict = "PROMOTED" if r.promoted else "not promoted"
+    where = f": {args.model} is now {r.candidate.model_version}" if r.promoted else \
+        f"; {args.model} unchanged"
+    print(f"\n{verdict} ({r.reason}){where}")
+    print(json.dumps(r.as_dict(), ensure_ascii=False))
     return 0
 
 

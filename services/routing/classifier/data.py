@@ -6,7 +6,8 @@ import csv
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.routing.classifier.errors import DataError
@@ -29,6 +30,7 @@ class Examples:
     labels: list[str]
     skipped: int  # rows without a label or without any text
     table: Table
+    rows: list[dict[str, str]] = field(default_factory=list)  # the table rows behind texts, in order
 
 
 def split_columns(spec: str) -> list[str]:
@@ -112,7 +114,7 @@ def load_examples(path: str | Path, text_columns: list[str], label_column: str |
     """Texts (columns joined title-first, see ``text.compose``) and labels of a table."""
     table = read_table(path)
     require_columns(table, text_columns + ([label_column] if label_column else []))
-    texts, labels, skipped = [], [], 0
+    texts, labels, used, skipped = [], [], [], 0
     for row in table.rows:
         text = compose(*((row.get(c) or "") for c in text_columns))
         label = (row.get(label_column) or "").strip() if label_column else ""
@@ -121,28 +123,35 @@ def load_examples(path: str | Path, text_columns: list[str], label_column: str |
             continue
         texts.append(text)
         labels.append(label)
+        used.append(row)
     if not texts:
         raise DataError(f"{table.path}: no row has both text and a label")
-    return Examples(texts, labels, skipped, table)
+    return Examples(texts, labels, skipped, table, used)
 
 
-def load_label_descriptions(path: str | Path, labels: set[str]) -> tuple[list[str], list[str], Table]:
+def load_label_descriptions(path: str | Path, labels: set[str],
+                            relabel: Callable[[str, list[str]], str | None] | None = None,
+                            ) -> tuple[list[str], list[str], Table]:
     """Short description texts per label from a category tree file.
 
     The first column names the label; the other columns of the row describe it (e.g.
     taxonomy.csv: 一级分类, 二级分类, 三级分类). Rows of labels the data does not have and
     cells reading 其他 ("other") are ignored. Each row becomes one short training example.
+    ``relabel(label, [二级分类, 三级分类])`` moves a row to another label space (e.g. the
+    list's categories through the label map); ``labels`` then names labels of that space.
     """
     table = read_table(path)
     first, rest = table.columns[0], table.columns[1:]
     texts, owners = [], []
     for row in table.rows:
-        label = (row.get(first) or "").strip()
+        label: str | None = (row.get(first) or "").strip()
+        words = [(row.get(c) or "").strip() for c in rest]
+        if relabel is not None and label:
+            label = relabel(label, words)
         if label not in labels:
             continue
-        words = [(row.get(c) or "").strip() for c in rest]
         words = [w for w in words if w and w not in ("其他", "其它")]
         if words:
             texts.append(" ".join(dict.fromkeys(words)))
-            owners.append(label)
+            owners.append(str(label))
     return texts, owners, table

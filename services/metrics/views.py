@@ -1,0 +1,187 @@
+"""What metrics' HTTP and gRPC adapters share: KPI queries, reports and case exports over the
+projected facts, with the policy and the clock injected."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+
+from hotline import pb
+from hotline.auth import Principal
+from hotline.clock import Clock
+from hotline.commands import Invalid, NotFound
+from hotline.policy import Role
+from hotline.privacy import mask_address
+from hotline.v1 import kpis_pb2
+from services.metrics import kpi, report
+from services.metrics.kpi import RATES, CaseFacts, Figures, KpiPolicy, Period
+from services.metrics.store import KpiStore
+
+FILTER_DIMENSIONS = ("unit", "unit_type", "street", "ticket_type", "category", "list_item", "lane",
+                     "supervision_level")
+CLEAR_ADDRESS = frozenset({Role.OFFICE, Role.UNIT, Role.ADMIN})  # who sees house numbers in exports
+EXPORT_COLUMNS = ("ticket_id", "dispatch_round", "redo_round", "ticket_type", "category", "list_item", "street",
+                  "address", "lane", "unit_id", "unit_name", "unit_type", "supervision_level", "received_at",
+                  "assigned_at", "sign_off_due", "signed_off_at", "first_contact_due", "first_contact_at",
+                  "returned", "reply_due", "replied_at", "reply_result", "redone", "closed_at", "evaluated_at",
+                  "resolution", "satisfaction")
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime | None
+    end: datetime | None
+    label: str
+
+
+def window(tz: ZoneInfo, period: str = "", from_date: str = "", to_date: str = "") -> Window:
+    """A period label, or an inclusive from/to date range, in the district's time zone."""
+    if period and (from_date or to_date):
+        raise Invalid("give a period or from_date/to_date, not both")
+    if period:
+        try:
+            p = Period.parse(period, tz)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        return Window(p.start, p.end, p.label)
+    try:
+        first = date.fromisoformat(from_date) if from_date else None
+        last = date.fromisoformat(to_date) if to_date else None
+    except ValueError as exc:
+        raise Invalid(f"dates are YYYY-MM-DD: {exc}") from exc
+    if first and last and first > last:
+        raise Invalid("from_date is after to_date")
+    return Window(datetime.combine(first, time(0), tz) if first else None,
+                  datetime.combine(last + timedelta(days=1), time(0), tz) if last else None,
+                  f"{from_date or '…'}..{to_date or '…'}")
+
+
+def parse_filters(pairs: Sequence[tuple[str, Sequence[str]]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for dimension, values in pairs:
+        if dimension not in FILTER_DIMENSIONS:
+            raise Invalid(f"cannot filter by {dimension!r}; dimensions: {', '.join(FILTER_DIMENSIONS)}")
+        out.setdefault(dimension, []).extend(v for v in values if v)
+    return out
+
+
+def check_group_by(group_by: Sequence[str]) -> None:
+    known = (*FILTER_DIMENSIONS, *kpi.PERIOD_KINDS)
+    if bad := [d for d in group_by if d not in known]:
+        raise Invalid(f"cannot group by {', '.join(bad)}; dimensions: {', '.join(known)}")
+    if len(set(group_by)) != len(group_by) or len(group_by) > 3:
+        raise Invalid("group_by takes up to 3 different dimensions")
+
+
+def _group(figs: Figures, key: Mapping[str, str], total: Figures, policy: KpiPolicy) -> kpis_pb2.KpiGroup:
+    g = kpis_pb2.KpiGroup(key=dict(key), tickets=figs.tickets, dispatches=figs.dispatches,
+                          ticket_share=figs.tickets / total.tickets if total.tickets else 0.0,
+                          dispatch_share=figs.dispatches / total.dispatches if total.dispatches else 0.0)
+    for name, title in RATES.items():
+        r = figs.rate(name, policy)
+        g.rates.append(kpis_pb2.Rate(name=name, title=title, has_value=r.value is not None,
+                                     value=float(r.value or 0), numerator=float(r.numerator),
+                                     denominator=r.denominator, counts=dict(figs.counts.get(name, {}))))
+    if (score := figs.score(policy)) is not None:
+        g.has_score, g.score = True, float(score)
+    return g
+
+
+class Views:
+    def __init__(self, store: KpiStore, policy: KpiPolicy, tz: ZoneInfo, clock: Clock) -> None:
+        self.store, self.policy, self.tz, self.clock = store, policy, tz, clock
+
+    async def facts(self) -> list[CaseFacts]:
+        return await self.store.facts(self.policy)
+
+    async def kpis(self, w: Window, group_by: Sequence[str], filters: Mapping[str, Sequence[str]],
+                   who: Principal | None = None) -> kpis_pb2.KpiResult:
+        check_group_by(group_by)
+        filters = dict(filters)
+        if who is not None and who.role == Role.UNIT:  # a unit sees its own figures only
+            filters["unit"] = [who.unit_id]
+        now = self.clock.now()
+        table = kpi.compute(await self.facts(), self.policy, self.tz, w.start, w.end, group_by, filters, as_of=now)
+        result = kpis_pb2.KpiResult(total=_group(table.total, {}, table.total, self.policy),
+                                    policy_version=self.policy.version, as_of=pb.ts(now))
+        for key in sorted(table.groups):
+            result.groups.append(_group(table.groups[key], dict(zip(group_by, key, strict=True)), table.total,
+                                        self.policy))
+        return result
+
+    async def generate(self, kind: str, period: str) -> dict[str, Any]:
+        """Build, render and store one report (the rendering runs in a worker thread)."""
+        expected = {"weekly": "week", "monthly": "month"}.get(kind)
+        if expected is None:
+            raise Invalid(f"report kind is weekly or monthly, not {kind!r}")
+        try:
+            p = Period.parse(period, self.tz)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        if p.kind != expected:
+            raise Invalid(f"a {kind} report needs a {expected} period (e.g. 2026-W47 or 2026-11), not {period!r}")
+        facts = await self.facts()
+        now = self.clock.now()
+
+        def work() -> tuple[report.ReportData, dict[str, bytes]]:
+            data = report.build(facts, self.policy, p, now)
+            return data, report.render(data)
+
+        data, files = await asyncio.to_thread(work)
+        meta = report.meta(data, files, now)
+        await self.store.save_report(meta, files)
+        return meta
+
+    async def report_file(self, report_id: str, fmt: str) -> bytes:
+        if fmt not in report.FORMATS:
+            raise Invalid(f"format is one of {', '.join(report.FORMATS)}")
+        data = await self.store.report_file(report_id, fmt)
+        if data is None:
+            raise NotFound("report", f"{report_id}.{fmt}")
+        return data
+
+    async def export(self, w: Window, filters: Mapping[str, Sequence[str]], who: Principal, fmt: str) -> bytes:
+        """The case rows (one per dispatch and redo round) assigned in the window, as CSV or XLSX;
+        addresses masked unless the caller's role handles cases."""
+        filters = dict(filters)
+        if who.role == Role.UNIT:
+            filters["unit"] = [who.unit_id]
+        rows = [f for f in await self.facts()
+                if f.assigned_at is not None and (w.start is None or f.assigned_at >= w.start)
+                and (w.end is None or f.assigned_at < w.end)
+                and all(kpi.DIMENSIONS[d](f) in set(v) for d, v in filters.items())]
+        rows.sort(key=lambda f: (f.assigned_at or datetime.min, f.key))
+        clear = who.role in CLEAR_ADDRESS
+        table = [[_cell(getattr(f, c) if c != "address" or clear else mask_address(f.address), self.tz)
+                  for c in EXPORT_COLUMNS] for f in rows]
+        if fmt == "csv":
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            writer.writerow(EXPORT_COLUMNS)
+            writer.writerows(table)
+            return ("\ufeff" + buf.getvalue()).encode()  # BOM: spreadsheet programs read it as UTF-8
+        if fmt == "xlsx":
+            wb = Workbook()
+            ws = wb.active
+            ws.title = "cases"
+            ws.append(list(EXPORT_COLUMNS))
+            for row in table:
+                ws.append(row)
+            out = io.BytesIO()
+            wb.save(out)
+            return out.getvalue()
+        raise Invalid("export format is csv or xlsx")
+
+
+def _cell(value: Any, tz: ZoneInfo) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    return "" if value is None else value
