@@ -253,7 +253,7 @@ class Player:
         await self._office(case, "Review", lifecycle_pb2.ReviewRequest(
             ticket_id=tid, passed=not fail, reason="办理结果未附现场照片，请重办" if fail else "审核通过"))
 
-    async def _until_kept(self, ticket_id: str, timeout: float = 60) -> None:
+    async def _until_kept(self, ticket_id: str, timeout: float = 300) -> None:
         assert self.stub is not None
         metadata = (("authorization", f"Bearer {self._token('office')}"),)
         deadline = time.monotonic() + timeout
