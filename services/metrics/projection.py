@@ -10,7 +10,8 @@ Facts are kept at three levels, each owned by the events that know them:
 * ``handling`` (key ``<ticket>|<dispatch round>|<redo round>``): reply limit, reply, review
   (closure or redo), evaluation — CaseOpened and the lifecycle events.
 
-An update only ``$set``s fields to values taken from the event, or raises a level with ``$max``,
+An update only ``$set``s fields to values taken from the event, or raises a level or the reply
+limit with ``$max``,
 so applying an event twice changes nothing, and a replay from offset 0 (each ticket's events in
 their order on its partition) ends in exactly the same documents. Fields written from two topics
 (the unit from TicketAssigned and CaseOpened) get the same value from both.
@@ -61,7 +62,7 @@ class FactUpdate:
     level: str  # ticket | dispatch | handling
     key: str
     set: Mapping[str, Any] = field(default_factory=dict)
-    max: Mapping[str, int] = field(default_factory=dict)
+    max: Mapping[str, Any] = field(default_factory=dict)
 
 
 TYPES = EventTypes(*EVENT_TYPES.values())
@@ -74,6 +75,13 @@ def decode(record: Record) -> Message:
 
 def _t(stamp: Any, has: bool = True) -> datetime | None:
     return pb.dt(stamp) if has and (stamp.seconds or stamp.nanos) else None
+
+
+def _later(reply_due: Any) -> dict[str, datetime]:
+    """A reply limit only ever moves later (an approved extension), so it is raised with
+    ``$max``: a CaseOpened delivered again after the extension (at-least-once) cannot undo it."""
+    due = _t(reply_due)
+    return {"reply_due": due} if due else {}
 
 
 def _dkey(ticket_id: str, dispatch_round: int) -> str:
@@ -115,8 +123,7 @@ def updates(event: Message) -> list[FactUpdate]:
             FactUpdate("dispatch", _dkey(c.ticket_id, c.dispatch_round),
                        {**_unit(c.primary_unit), "sign_off_due": _t(c.sign_off_due)},
                        {"supervision_level": c.supervision_level}),
-            FactUpdate("handling", _hkey(c.ticket_id, c.dispatch_round, 0),
-                       {"reply_due": _t(c.reply_due)}),
+            FactUpdate("handling", _hkey(c.ticket_id, c.dispatch_round, 0), {}, _later(c.reply_due)),
         ]
     if isinstance(event, lifecycle_pb2.ReturnDecision):
         if not event.approved:
@@ -137,7 +144,7 @@ def _lifecycle(event: Message, c: events_pb2.Case) -> list[FactUpdate]:
         out.append(FactUpdate("handling", _hkey(tid, dr, redo_round), values))
 
     def next_handling() -> None:  # a redo: the new round's limit
-        handling(c.redo_round, {"reply_due": _t(c.reply_due)})
+        out.append(FactUpdate("handling", _hkey(tid, dr, c.redo_round), {}, _later(c.reply_due)))
 
     if isinstance(event, lifecycle_pb2.CaseSignedOff) and not event.assisting:
         out.append(FactUpdate("dispatch", _dkey(tid, dr), {"signed_off_at": _t(c.signed_off_at) or at}))
@@ -148,7 +155,7 @@ def _lifecycle(event: Message, c: events_pb2.Case) -> list[FactUpdate]:
         r = event.reply
         handling(r.redo_round, {"replied_at": _t(r.replied_at) or at, "reply_result": REPLY_RESULTS.get(r.result, "")})
     elif isinstance(event, lifecycle_pb2.ExtensionDecided) and event.approved:
-        handling(c.redo_round, {"reply_due": _t(c.reply_due)})
+        out.append(FactUpdate("handling", _hkey(tid, dr, c.redo_round), {}, _later(c.reply_due)))
     elif isinstance(event, lifecycle_pb2.ReviewDecided):
         reviewed = event.review.redo_round
         if event.passed:  # 办结: the reply passed the review; it is on time when made by its limit

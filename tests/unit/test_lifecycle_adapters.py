@@ -175,3 +175,21 @@ async def test_a_replayed_first_assignment_republishes_the_case_as_it_was_opened
     (again,) = await inbox.apply([item])
     assert again.event_id == first.event_id == "C1/opened/1"
     assert again.message == first.message
+
+
+def test_a_case_opened_delivered_again_after_an_extension_leaves_the_kpi_reply_limit_extended() -> None:
+    from services.metrics import projection
+
+    opened = case(state=events_pb2.CASE_STATE_AWAITING_SIGN_OFF)
+    opened.reply_due.CopyFrom(pb.ts(NOW + timedelta(days=7)))
+    extended = events_pb2.Case()
+    extended.CopyFrom(opened)
+    extended.reply_due.CopyFrom(pb.ts(NOW + timedelta(days=14)))
+    docs: dict[str, dict[str, dict[str, object]]] = {}
+    events = [events_pb2.CaseOpened(case=opened),
+              lifecycle_pb2.ExtensionDecided(case=extended, approved=True, occurred_at=pb.ts(NOW)),
+              events_pb2.CaseOpened(case=opened)]  # at least once: the opening again, after the extension
+    for event in events:
+        for update in projection.updates(event):
+            projection.apply(docs, update)
+    assert docs["handling"]["C1|1|0"]["reply_due"] == NOW + timedelta(days=14)
