@@ -26,6 +26,9 @@ class TicketStore:
         """Insert tickets not stored yet; returns the ids that already existed."""
         return await insert_missing(self.tickets, [{"_id": t.ticket_id, **pb.to_doc(t)} for t in tickets])
 
+    async def existing_ids(self, ticket_ids: Sequence[str]) -> set[str]:
+        return {d["_id"] for d in await find_in(self.tickets, ticket_ids, projection={"_id": 1})}
+
     async def get(self, ticket_id: str) -> ticket_pb2.Ticket | None:
         doc = await self.tickets.find_one({"_id": ticket_id})
         return pb.from_doc(doc, ticket_pb2.Ticket) if doc else None
