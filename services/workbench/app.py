@@ -132,8 +132,9 @@ def build(settings: Settings) -> FastAPI:
         if claim and not scope[claim]:
             label = {"unit_id": "单位编号", "deputy_id": "代表编号", "officer_id": "联络员编号"}[claim]
             return go("/login", False, f"{core.ROLE_LABELS[role]}登录需要填写{label}")
-        scope = {k: v for k, v in scope.items() if k == claim}
-        return signed_in(issue(settings.auth, role, **scope))
+        kept = {k: (v if k == claim else "") for k, v in scope.items()}
+        return signed_in(issue(settings.auth, role, unit_id=kept["unit_id"], deputy_id=kept["deputy_id"],
+                               officer_id=kept["officer_id"]))
 
     @app.get("/login/oidc")
     async def login_oidc() -> Response:
@@ -186,7 +187,7 @@ def build(settings: Settings) -> FastAPI:
     def due_of(c: events_pb2.Case) -> Timestamp:
         return c.sign_off_due if c.state == events_pb2.CASE_STATE_AWAITING_SIGN_OFF else c.reply_due
 
-    async def cases(token: str, state: int = 0, unit_id: str = "", assisting: bool = False) -> list[Any]:
+    async def cases(token: str, state: Any = 0, unit_id: str = "", assisting: bool = False) -> list[Any]:
         answer = await services.call(token, "supervision", "ListCases", services_pb2.ListCasesRequest(
             state=state, unit_id=unit_id, assisting=assisting, page_size=500))
         return sorted(answer.cases, key=lambda c: (due_of(c).seconds or 1 << 62, c.ticket_id))
@@ -211,7 +212,7 @@ def build(settings: Settings) -> FastAPI:
         return page(request, "case.html", who, case=case, ticket=ticket, history=history.entries,
                     actions=core.actions(who, view), key=uuid.uuid4().hex, due_of=due_of)
 
-    def number(form: Any, name: str) -> int:
+    def number(form: Any, name: str) -> Any:  # an int; Any: also a protobuf enum value
         try:
             return int(str(form.get(name, "") or 0))
         except ValueError:
@@ -315,12 +316,12 @@ def build(settings: Settings) -> FastAPI:
         token, who = session(request)
         form = {k: str(v).strip() for k, v in (await request.form()).items()}
         kind = form.get("ticket_type", "help")
+        kind = kind if kind in TICKET_TYPES else "help"
         try:
             answer = await services.call(token, "deputy_liaison", "SubmitProblem", services_pb2.SubmitProblemRequest(
                 deputy_id=who.deputy_id, title=form.get("title", ""), content=form.get("content", ""),
                 address=form.get("address", ""),
-                ticket_type=ticket_pb2.TicketType.Value(f"TICKET_TYPE_{kind.upper()}")
-                if kind in TICKET_TYPES else 0), key=form.get("key", ""))
+                ticket_type=ticket_pb2.TicketType.Value(f"TICKET_TYPE_{kind.upper()}")), key=form.get("key", ""))
         except Refused as exc:
             return go("/deputy", False, f"提交未成功。{exc.message}")
         return go("/deputy", True,
