@@ -60,6 +60,14 @@ def build(settings: Settings) -> FastAPI:
         text, overdue = core.countdown(due, datetime.now(UTC))
         return {"at": when(ts), "iso": iso(ts), "text": text, "overdue": overdue}
 
+    def local(value: str | None) -> str:
+        """An ISO time from an HTTP read model, in district time like every other time shown."""
+        try:
+            return datetime.fromisoformat(str(value)).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return "—"
+
+    templates.env.filters["local"] = local
     templates.env.globals.update(when=when, deadline=deadline, STATE_LABELS=core.STATE_LABELS,
                                  ROLE_LABELS=core.ROLE_LABELS, ACTION_LABELS=core.ACTION_LABELS, Action=Action,
                                  case_pb2=case_pb2, ticket_pb2=ticket_pb2, TICKET_TYPES=TICKET_TYPES)
