@@ -63,9 +63,10 @@ def build(settings: Settings) -> FastAPI:
     def local(value: str | None) -> str:
         """An ISO time from an HTTP read model, in district time like every other time shown."""
         try:
-            return datetime.fromisoformat(str(value)).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+            at = datetime.fromisoformat(str(value))
         except ValueError:
             return "—"
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
     templates.env.filters["local"] = local
     templates.env.globals.update(when=when, deadline=deadline, STATE_LABELS=core.STATE_LABELS,
