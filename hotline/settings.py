@@ -131,7 +131,29 @@ class MetricsSettings(BaseModel):
     scheduled_reports: bool = True  # weekly report each Monday, monthly on the 1st (for the period just ended)
 
 
+class WorkbenchSettings(BaseModel):
+    """The workbench web application (services/workbench): sign-in and its session cookie.
+
+    Production: an OIDC provider (docker-compose: Keycloak, realm ``hotline``, client
+    ``hotline-workbench``) through the authorization-code flow. With ``auth.dev_secret`` set the
+    sign-in page also offers development tokens for a chosen role and unit/deputy/officer.
+    """
+
+    session_secret: SecretStr = SecretStr("hotline-development-only-session-key-change-me")  # signs the cookie
+    secure_cookie: bool = False  # Secure flag on the session cookie (true behind HTTPS)
+    oidc_issuer: str = ""  # e.g. http://keycloak:8080/realms/hotline (shown on the sign-in page)
+    oidc_authorize_url: str = ""  # <issuer>/protocol/openid-connect/auth; empty: no provider sign-in
+    oidc_token_url: str = ""  # <issuer>/protocol/openid-connect/token
+    oidc_client_id: str = "hotline-workbench"
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_redirect_url: str = ""  # this app's /auth/callback as the provider reaches the browser
+    oidc_scope: str = "openid"
+    # where the services are, by name (e.g. {"intake": "intake"} in docker-compose); default bind_host
+    hosts: dict[str, str] = Field(default_factory=dict)
+
+
 class PortSettings(BaseModel):
+    workbench_http: int = 8100
     intake_http: int = 8101
     intake_grpc: int = 9101
     routing_http: int = 8102
@@ -164,6 +186,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    workbench: WorkbenchSettings = Field(default_factory=WorkbenchSettings)
     run_dir: Path = REPO_ROOT / ".run"  # data, logs and pid files of the local infrastructure
     cache_dir: Path = Path.home() / ".cache" / "hotline"  # Kafka jars, outside the repository
     log_level: str = "INFO"
