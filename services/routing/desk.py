@@ -62,6 +62,18 @@ class Desk:
     def primary(self) -> str:
         return self.assigned.assignment.primary_unit.unit_id
 
+    def to_doc(self) -> dict[str, Any]:
+        """As the audit trail keeps it."""
+        doc: dict[str, Any] = {"ticket_id": self.ticket.ticket_id, "assignment": pb.to_doc(self.assigned.assignment)}
+        for name, value in (("queue", self.queue), ("return", self.ret), ("review", self.review)):
+            if value is not None:
+                doc[name] = pb.to_doc(value)
+        if self.subs:
+            doc["sub_dispatches"] = [pb.to_doc(s) for s in self.subs]
+        if self.list_after is not None:
+            doc["list_version"] = self.list_after.listing.list_version
+        return doc
+
     def fresh(self) -> Desk:
         return replace(self, list_after=None, examples=[])
 
