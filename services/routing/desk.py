@@ -75,7 +75,16 @@ class Desk:
         return doc
 
     def fresh(self) -> Desk:
-        return replace(self, list_after=None, examples=[])
+        """A copy to decide on: the state loaded stays as it was (the audit's "before")."""
+        def copy(message: Any) -> Any:
+            if message is None:
+                return None
+            twin = type(message)()
+            twin.CopyFrom(message)
+            return twin
+
+        return Desk(copy(self.ticket), copy(self.assigned), copy(self.queue), copy(self.ret), copy(self.review),
+                    [copy(s) for s in self.subs])
 
 
 def queue_entry(ticket: ticket_pb2.Ticket, suggestions: Sequence[tuple[str, Rule | None, str, float]],
