@@ -54,6 +54,29 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /responsibilities": frozenset(PEOPLE),
         "Route": frozenset({OFFICE, ADMIN}),
         "GetAssignment": frozenset({OFFICE, UNIT}),
+        # the office's desk (services/routing/desk.py): the office dispatches and decides
+        "GET /queue": frozenset({OFFICE}),
+        "ListQueue": frozenset({OFFICE}),
+        "POST /tickets/{ticket_id}/dispatch": frozenset({OFFICE}),
+        "Dispatch": frozenset({OFFICE}),
+        "GET /returns": frozenset({OFFICE, UNIT}),  # unit: its own returns
+        "ListReturns": frozenset({OFFICE, UNIT}),
+        "POST /tickets/{ticket_id}/return-decision": frozenset({OFFICE}),
+        "DecideReturn": frozenset({OFFICE}),
+        "POST /tickets/{ticket_id}/recategorize": frozenset({OFFICE}),
+        "Recategorize": frozenset({OFFICE}),
+        "POST /tickets/{ticket_id}/sub-dispatch": frozenset({UNIT}),  # the street office handling it
+        "SubDispatch": frozenset({UNIT}),
+        "POST /tickets/{ticket_id}/joint-review": frozenset({OFFICE}),
+        "OpenJointReview": frozenset({OFFICE}),
+        "POST /tickets/{ticket_id}/joint-review/decision": frozenset({OFFICE}),
+        "DecideJointReview": frozenset({OFFICE}),
+        "GET /list-items/{rule_id}": frozenset(PEOPLE),
+        "GET /list-items": frozenset(PEOPLE),
+        "GetListItem": frozenset(PEOPLE),
+        "ListListItems": frozenset(PEOPLE),
+        "PUT /list-items/{rule_id}": frozenset({OFFICE, ADMIN}),  # admin and office edit the list
+        "UpsertListItem": frozenset({OFFICE, ADMIN}),
         **_AUDIT,
     },
     "supervision": {
