@@ -142,10 +142,10 @@ def poisson_tail(k: int, lam: float) -> float:
     return max(0.0, 1.0 - below)
 
 
-def _warning(kind: str, key: str, level: str, explanation: str, fact: Fact, tickets: Iterable[str], rules: Rules,
+def _warning(kind: str, level: str, explanation: str, fact: Fact, tickets: Iterable[str], rules: Rules,
              subject: str = "") -> warnings_pb2.EarlyWarning:
     return warnings_pb2.EarlyWarning(
-        warning_id=f"{kind}/{key}/{fact.ticket_id}", kind=kind, level=level, explanation=explanation,
+        warning_id=f"{fact.ticket_id}.{kind}", kind=kind, level=level, explanation=explanation,
         ticket_ids=sorted(set(tickets)), street=fact.street, category=fact.category, subject=subject,
         raised_at=pb.ts(fact.at), rules_version=rules.version)
 
@@ -202,7 +202,7 @@ def _burst(fact: Fact, earlier: list[Fact], since: datetime | None, rules: Rules
     why = (f"{fact.street}「{fact.category}」类诉求{r['window_hours']:g}小时内{count}件，"
            f"超出近{r['baseline_days']:g}天基线（每{r['window_hours']:g}小时约{per_window:.1f}件，"
            f"泊松检验 p<{r['p_value']:g}）")
-    return [_warning("burst", f"{fact.street}/{fact.category}", level, why, fact,
+    return [_warning("burst", level, why, fact,
                      [f.ticket_id for f in in_window] + [fact.ticket_id], rules, f"{fact.street}/{fact.category}")]
 
 
@@ -217,7 +217,7 @@ def _repeat(fact: Fact, earlier: list[Fact], rules: Rules, by: str) -> list[warn
     level = "orange" if count >= r["orange_count"] else "yellow"
     who = "同一来电人" if by == "caller" else f"同一地址（{fact.address}）"
     why = f"{who}{r['window_days']:g}天内第{count}次反映诉求（最近一次：{fact.category}）"
-    return [_warning(f"repeat_{by}", subject, level, why, fact, [f.ticket_id for f in earlier] + [fact.ticket_id],
+    return [_warning(f"repeat_{by}", level, why, fact, [f.ticket_id for f in earlier] + [fact.ticket_id],
                      rules, subject)]
 
 
@@ -236,7 +236,7 @@ def _mass(fact: Fact, earlier: list[Fact], rules: Rules) -> list[warnings_pb2.Ea
     level = "red" if count >= r["red_callers"] else "orange"
     why = (f"{r['window_hours']:g}小时内{count}名不同来电人反映{fact.street}同一事件（{fact.category}，"
            f"内容相似度≥{r['text_similarity']:g}），可能引发群体性事件")
-    return [_warning("mass_incident", f"{fact.street}/{fact.category}", level, why, fact,
+    return [_warning("mass_incident", level, why, fact,
                      [f.ticket_id for f in alike] + [fact.ticket_id], rules, fact.address)]
 
 
@@ -246,7 +246,7 @@ def _keywords(fact: Fact, rules: Rules) -> list[warnings_pb2.EarlyWarning]:
         found = [w for w in rules.keywords.get(level, ()) if w in text]
         if found:
             why = f"诉求内容含舆情敏感词：{'、'.join(found)}"
-            return [_warning("keyword", "text", level, why, fact, [fact.ticket_id], rules, "、".join(found))]
+            return [_warning("keyword", level, why, fact, [fact.ticket_id], rules, "、".join(found))]
     return []
 
 
@@ -286,7 +286,8 @@ def letter(warning: warnings_pb2.EarlyWarning, tz: Any, number: str = "") -> str
 <body>
 <h1>区12345热线办 预警函</h1>
 <p>编号：{e(number or warning.warning_id)}</p>
-<p>预警类型：{e(KIND_NAMES.get(warning.kind, warning.kind))}　预警等级：{e(LEVEL_NAMES.get(warning.level, warning.level))}</p>
+<p>预警类型：{e(KIND_NAMES.get(warning.kind, warning.kind))}　\
+预警等级：{e(LEVEL_NAMES.get(warning.level, warning.level))}</p>
 <p>街道：{e(warning.street or "—")}　诉求类别：{e(warning.category or "—")}　预警时间：{e(raised)}</p>
 <h2>预警说明</h2>
 <p>{e(warning.explanation)}</p>

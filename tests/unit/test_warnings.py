@@ -133,7 +133,8 @@ def simulated_month() -> tuple[list[ticket_pb2.CityTicket], dict[str, set[str]]]
     text = "瑞金北村旁边工地拖欠农民工工资三个月，几十名工人在工地门口聚集讨薪"
     for k in range(8):  # mass incident: 8 distinct callers within 2 hours
         add("mass_incident", _city(f"IM{k:03d}", START + 12 * day + timedelta(minutes=15 * k),
-                                   text + ("，情绪激动" if k % 2 else ""), "瑞金北村工地", f"1350000{k:04d}", "劳动保障"))
+                                   text + ("，情绪激动" if k % 2 else ""), "瑞金北村工地", f"1350000{k:04d}",
+                                   "劳动保障"))
     add("keyword", _city("IK000", START + 25 * day, "小区物业乱收费，再不处理就找媒体曝光", "中华路5号", "13400000000"))
     base.sort(key=lambda t: (pb.dt(t.received_at), t.city_ticket_id))
     return base, injected
