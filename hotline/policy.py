@@ -95,6 +95,9 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         **dict.fromkeys(("SignOff", "RecordContact", "Reply", "RequestExtension", "Park", "ReportProgress",
                          "RequestReturn", "Contribute"), frozenset({UNIT})),
         **dict.fromkeys(("DecideExtension", "Review", "DecideRedo", "WaiveAssist"), frozenset({OFFICE})),
+        "GET /warnings": frozenset({OFFICE, LEADER}),  # 预警
+        "GET /warnings/{warning_id}": frozenset({OFFICE, LEADER}),
+        "GET /warnings/{warning_id}/letter": frozenset({OFFICE, LEADER}),  # 预警函
         **_AUDIT,
     },
     "deputy_liaison": {

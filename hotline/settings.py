@@ -50,6 +50,7 @@ class TopicSettings(BaseModel):
     ticket_events: str = "hotline.tickets.v1"  # intake: ticket received
     assignment_events: str = "hotline.assignments.v1"  # routing: assigned / re-dispatched
     case_events: str = "hotline.cases.v1"  # supervision: case opened, deadlines, escalations
+    warning_events: str = "hotline.warnings.v1"  # supervision: early warnings (预警)
     deputy_submissions: str = "hotline.deputy-submissions.v1"  # deputy_liaison -> intake
     dead_letters: str = "hotline.dead-letters.v1"  # bad input with the reason in headers
     dead_letter_replays: str = "hotline.dead-letter-replays.v1"  # `hotline dlq replay`: one marker per replay

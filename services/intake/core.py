@@ -197,11 +197,15 @@ def repeat_keys(ticket: ticket_pb2.Ticket, secret: str) -> list[str]:
     return keys
 
 
-def without_contact(ticket: ticket_pb2.Ticket) -> ticket_pb2.Ticket:
+def without_contact(ticket: ticket_pb2.Ticket, secret: str = "") -> ticket_pb2.Ticket:
     """The ticket as other services get it: no caller name or phone (routing and metrics do not
-    need them; the unit handling the ticket reads them from intake)."""
+    need them; the unit handling the ticket reads them from intake). With ``secret`` it carries
+    ``caller_key``, the HMAC of the phone, so supervision's early warnings can count one
+    caller's tickets (重复来电) without ever seeing the number."""
     shared = ticket_pb2.Ticket()
     shared.CopyFrom(ticket)
+    if secret and ticket.caller.phone and not ticket.caller.anonymous:
+        shared.caller_key = privacy.keyed_hash(secret, ticket.caller.phone)
     shared.caller.ClearField("name")
     shared.caller.ClearField("phone")
     return shared

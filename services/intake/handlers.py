@@ -84,7 +84,7 @@ class TicketIntake:
                 Event(
                     topic=self.out_topic,
                     key=ticket.ticket_id,
-                    message=events_pb2.TicketReceived(ticket=core.without_contact(ticket)),
+                    message=events_pb2.TicketReceived(ticket=core.without_contact(ticket, self.hash_secret)),
                     event_id=f"{ticket.ticket_id}/received",
                     correlation_id=record.correlation_id,
                 )
