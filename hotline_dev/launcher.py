@@ -96,6 +96,9 @@ def isolated_env(tag: str, port_offset: int) -> dict[str, str]:
     env = {
         "HOTLINE_TOPICS__PREFIX": f"{tag}.",
         "HOTLINE_MONGO__DATABASE_PREFIX": tag.replace("-", "_"),
+        # reports of the last week and month are rendered on schedule (seconds of CPU): not in a
+        # test or benchmark namespace, whose tests generate the reports they check themselves
+        "HOTLINE_METRICS__SCHEDULED_REPORTS": "false",
     }
     defaults = PortSettings()
     for name in type(defaults).model_fields:
