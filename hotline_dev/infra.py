@@ -1090,6 +1090,19 @@ def stop(
         _parallel(names, lambda name: _stop_one(_CLASSES[name](s), _sayer(console, name)))
 
 
+
+def kill(component: str, settings: Settings | None = None) -> int:
+    """SIGKILL the component this run directory started (the fault suite's crash); return its pid.
+    Only the process found by this run directory's marker is touched, never a foreign server."""
+    s = _settings(settings)
+    comp = _CLASSES[component](s)
+    proc = comp.find()
+    if proc is None:
+        raise InfraError(f"{component}: not running from {_run_dir(s)}")
+    proc.kill()
+    proc.wait(10)
+    return int(proc.pid)
+
 # --------------------------------------------------------------------------------------------
 # sessions: bounded uses (a test session, `hotline run`) that stop what they started
 
