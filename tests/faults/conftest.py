@@ -16,7 +16,14 @@ import pytest
 from hotline.settings import SERVICES, Settings
 from hotline_dev import infra
 from hotline_dev.infra import port_busy
-from hotline_dev.launcher import ServiceProcess, drop_namespace, isolated_env, settings_for, start_services, stop_services
+from hotline_dev.launcher import (
+    ServiceProcess,
+    drop_namespace,
+    isolated_env,
+    settings_for,
+    start_services,
+    stop_services,
+)
 from tests.conftest import PORT_OFFSET
 
 # inside this suite's port range, used by no service and by no other test's own servers
