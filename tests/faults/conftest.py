@@ -2,11 +2,13 @@
 directory of their own, so that killing them never touches the broker and store other suites
 (and other checkouts) share. Both are stopped at the end of the module.
 
-``make faults`` runs every scenario (HOTLINE_FAULTS=all); ``make test`` runs the short ones.
+``make faults`` runs every scenario (HOTLINE_FAULTS=all); ``make test`` runs the short one, which
+kills no broker: it uses the session's shared broker (quicker) and only the store is its own.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,26 +33,32 @@ KAFKA_PORT, CONTROLLER_PORT, STORE_PORT = PORT_OFFSET + 9192, PORT_OFFSET + 9194
 
 
 @pytest.fixture(scope="module")
-def fault_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def fault_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    own_broker = os.environ.get("HOTLINE_FAULTS", "") == "all"
     run_dir = tmp_path_factory.mktemp("fault-infra")
+    kafka_env = {"HOTLINE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{KAFKA_PORT}",
+                 "HOTLINE_KAFKA__CONTROLLER_PORT": str(CONTROLLER_PORT)} if own_broker \
+        else request.getfixturevalue("infra_env")  # the shared broker, left running
+    components = ("kafka", "store") if own_broker else ("store",)
     env = {
         "HOTLINE_RUN_DIR": str(run_dir),
-        "HOTLINE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{KAFKA_PORT}",
-        "HOTLINE_KAFKA__CONTROLLER_PORT": str(CONTROLLER_PORT),
+        **kafka_env,
         "HOTLINE_MONGO__PORT": str(STORE_PORT),
         "HOTLINE_MONGO__URL": f"mongodb://127.0.0.1:{STORE_PORT}/?directConnection=true",
         "HOTLINE_MODEL_DIR": str(tmp_path_factory.mktemp("no-model")),
         **isolated_env(f"faults-{uuid.uuid4().hex[:8]}", PORT_OFFSET),
     }
-    busy = [p for p in (KAFKA_PORT, CONTROLLER_PORT, STORE_PORT) if port_busy("127.0.0.1", p)]
+    busy = [p for p in ((KAFKA_PORT, CONTROLLER_PORT) if own_broker else ()) + (STORE_PORT,)
+            if port_busy("127.0.0.1", p)]
     if busy:
         pytest.fail(f"port(s) {busy} in use before the fault suite")
     settings = settings_for(env)
     try:
-        infra.start(("kafka", "store"), settings, quiet=True)  # and the topics
+        infra.start(components, settings, quiet=True)
+        infra.ensure_topics(settings)
         yield env
     finally:
-        infra.stop(("kafka", "store"), settings, quiet=True)  # ours alone: own run directory and ports
+        infra.stop(components, settings, quiet=True)  # ours alone: own run directory and ports
 
 
 @pytest.fixture(scope="module")
