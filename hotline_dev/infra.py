@@ -756,6 +756,7 @@ class _Store(_Component):
             # no oplog: the platform reads no change streams, and keeping one cost a third of
             # the store's CPU (multi-document transactions still work)
             "--standalone",
+            *(["--sync-on-commit"] if self.s.mongo.sync_on_commit else []),
         ]  # fmt: skip
 
     def env(self) -> dict[str, str]:

@@ -45,6 +45,7 @@ def fault_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         **kafka_env,
         "HOTLINE_MONGO__PORT": str(STORE_PORT),
         "HOTLINE_MONGO__URL": f"mongodb://127.0.0.1:{STORE_PORT}/?directConnection=true",
+        "HOTLINE_MONGO__SYNC_ON_COMMIT": "true",  # without it a SIGKILLed store can lose acknowledged commits
         "HOTLINE_MODEL_DIR": str(tmp_path_factory.mktemp("no-model")),
         **isolated_env(f"faults-{uuid.uuid4().hex[:8]}", PORT_OFFSET),
     }
