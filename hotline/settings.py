@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, NonNegativeInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("intake", "routing", "supervision", "deputy_liaison", "metrics")
@@ -66,6 +66,9 @@ class MongoSettings(BaseModel):
     url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     database_prefix: str = "hotline"  # each service owns the database "<prefix>_<service>"
     port: int = 27017  # port of the local dev/test store started by `hotline infra`
+    # The local store fsyncs its log at every commit (SecantusDB --sync-on-commit): slower, but a SIGKILL of the
+    # store then loses no acknowledged transaction (the fault suite found that without it, it can).
+    sync_on_commit: bool = False
     # Credentials and TLS (also possible inside the URL), applied by hotline.mongo.client_options.
     username: str = ""
     password: SecretStr = SecretStr("")
@@ -115,6 +118,11 @@ class PrivacySettings(BaseModel):
     """Personal data (callers' names and phone numbers)."""
 
     hash_secret: str = "hotline-development-only-pii-key-change-me"  # HMAC key of repeat-detection keys
+    # Callers' names and phone numbers are anonymised this many days after the ticket was received
+    # (0: the district's policy, services/intake/data/retention.json, 180 days); tickets and figures are kept.
+    retention_days: NonNegativeInt = 0
+    retention_interval_seconds: float = 3600  # how often intake's retention job looks for tickets past the period
+    retention_batch: int = 500  # tickets anonymised per store write (one audit entry each)
 
 
 class IntakeSettings(BaseModel):

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pymongo import DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import audit, pb
 from hotline.mongo import Doc, find_in, insert_missing
 from hotline.v1 import ticket_pb2
 
-INDEXES = {"tickets": [IndexModel([("ingested_at", DESCENDING)])], "repeat_keys": []}
+INDEXES = {"tickets": [IndexModel([("ingested_at", DESCENDING)]), IndexModel([("received_at", ASCENDING)])],
+           "repeat_keys": []}
 MAX_REPEAT_LINKS = 5
 
 
