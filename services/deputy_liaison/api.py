@@ -22,6 +22,7 @@ from hotline.api import grpc_idempotency_key, idempotency_key
 from hotline.auth import Principal
 from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, Decision, Illegal, Invalid, NotFound
+from hotline.envelope import Event
 from hotline.mongo import Doc
 from hotline.policy import Role
 from hotline.text import TEXT_LIMITS, clean_text
@@ -141,6 +142,10 @@ class Liaison:
         self.store, self.commands, self.clock, self.directory = store, commands, clock, directory
         self.topic, self.events_topic = topics["deputy_submissions"], topics["deputy_events"]
         self.notifications_topic = topics["notifications"]
+
+    def notify(self, deputy: Doc, message: deputy_pb2.DeputyNotified) -> Event:
+        """A notification for the deputy's channel, on the notifications topic."""
+        return Event(self.notifications_topic, deputy["deputy_id"], message, message.notification_id)
 
     # ------------------------------------------------------------ registry
 
@@ -306,11 +311,13 @@ class Liaison:
             lists = [{"list_id": f"{month}/{d['deputy_id']}", "month": month, "deputy_id": d["deputy_id"],
                       "street": d["street"], "community": d.get("community", ""),
                       "items": core.items_for(d, items), "adopted": [], "published_at": now} for d in deputies]
-            events: list[Any] = [core.list_event(x, now) for x in lists]
-            events += [core.notification(d, "", "", "monthly_list",
-                                         f"{month} 问题清单已发布，共 {len(x['items'])} 项", now,
-                                         f"{x['list_id']}/notify") for d, x in zip(deputies, lists, strict=True)]
+            events = [core.list_event(x, now) for x in lists]
+            notes = [self.notify(d, core.notification(d, "", "", "monthly_list",
+                                                      f"{month} 问题清单已发布，共 {len(x['items'])} 项", now,
+                                                      f"{x['list_id']}/notify"))
+                     for d, x in zip(deputies, lists, strict=True)]
             return Decision(state={"month": month, "lists": lists, "items": len(items)}, events=events,
+                            outbound=notes,
                             answer={"month": month, "items": len(items), "deputies": len(lists),
                                     "message": f"已向 {len(lists)} 位代表推送 {month} 问题清单"})
         command = Command("publish_monthly_lists", month, who, key)
@@ -364,7 +371,7 @@ class Liaison:
                 invited_at=pb.ts(now))
             text = f"邀请您于 {body.meeting_at:%Y-%m-%d %H:%M} 在{body.place}参加吹哨会议：{body.topic}"
             note = core.notification(deputy, "", "", "whistle_meeting", text, now, f"{invitation_id}/notify")
-            return Decision(state=doc, events=[event, note],
+            return Decision(state=doc, events=[event], outbound=[self.notify(deputy, note)],
                             answer={"invitation_id": invitation_id, "message": "已邀请代表参加吹哨会议"})
         command = Command("invite_to_whistle_meeting", invitation_id, who, key)
         answer: Doc = await self.commands.run(command, DocRepository(self.store.invitations, "invitation",
