@@ -5,6 +5,7 @@ status and a timeline the deputy reads."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hotline import pb
 from hotline.api import as_json
@@ -98,15 +99,16 @@ class TicketFacts:
     community, category, place, repeat flag; from cases whether it was overdue, redone or
     evaluated unsatisfied. No caller contact is kept."""
 
-    def __init__(self, store: DeputyStore, directory: Directory) -> None:
-        self.store, self.directory = store, directory
+    def __init__(self, store: DeputyStore, directory: Directory, timezone: str = "Asia/Shanghai") -> None:
+        self.store, self.directory, self.zone = store, directory, ZoneInfo(timezone)  # months are local
 
     def decode(self, record: Record) -> Doc | None:
         event = FACT_EVENTS.decode(record)
         match event:
             case events_pb2.TicketReceived(ticket=t):
                 where = self.directory.locate(t)
-                return {"ticket_id": t.ticket_id, "received_month": pb.dt(t.received_at).strftime("%Y-%m"),
+                month = pb.dt(t.received_at).astimezone(self.zone).strftime("%Y-%m")
+                return {"ticket_id": t.ticket_id, "received_month": month,
                         "street": where.street or "", "community": where.community or "",
                         "address": t.address, "repeat": bool(t.repeat_of), "source": t.source}
             case events_pb2.TicketAssigned(assignment=a):

@@ -36,7 +36,7 @@ async def build(rt: Runtime) -> Service:
                       "hotline.v1.DeputyLiaisonService")],
         consumers=[ConsumerSpec([rt.topic("case_events")], rt.group(), CaseFollowing(store, rt.topic("notifications"))),
                    ConsumerSpec([rt.topic("ticket_events"), rt.topic("assignment_events"), rt.topic("case_events")],
-                                rt.group("facts"), TicketFacts(store, directory))],
+                                rt.group("facts"), TicketFacts(store, directory, rt.settings.timezone))],
         indexes=store_module.INDEXES,
         background=[refresh_figures],
     )

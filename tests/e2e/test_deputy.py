@@ -9,6 +9,7 @@ import hashlib
 import io
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from google.protobuf import json_format
@@ -176,7 +177,7 @@ async def test_monthly_list_of_a_deputy_area(platform: dict, settings: Settings)
     """Three complaints about one place of DE1's community this month: the list pushed to DE1
     names it; DE1 adopts it and is invited to a whistle meeting on it."""
     now = datetime.now(UTC)
-    month = now.strftime("%Y-%m")
+    month = now.astimezone(ZoneInfo(settings.timezone)).strftime("%Y-%m")
     tickets = [ticket_pb2.CityTicket(
         city_ticket_id=f"MONTH-{i}", ticket_type=ticket_pb2.TICKET_TYPE_COMPLAINT, title="垃圾站异味",
         content="长干桥小区垃圾站垃圾堆放不清运，异味很大，影响居民生活。", address="长干桥小区垃圾站",
