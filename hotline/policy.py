@@ -101,11 +101,29 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         **_AUDIT,
     },
     "deputy_liaison": {
+        # Registry (issue 12): admin and liaison officers (a liaison officer: the deputies it manages)
         "POST /deputies": frozenset({ADMIN, LIAISON}),
+        "POST /deputies/import": frozenset({ADMIN, LIAISON}),
+        "GET /deputies": frozenset({ADMIN, LIAISON, OFFICE}),  # liaison: its deputies
         "GET /deputies/{deputy_id}": frozenset({ADMIN, LIAISON, DEPUTY, OFFICE}),  # deputy: self; liaison: own
+        "POST /liaison-officers": frozenset({ADMIN}),
+        "GET /liaison-officers": frozenset({ADMIN, OFFICE}),
+        # Submissions and their follow-up: a deputy their own, a liaison officer its deputies'
         "POST /submissions": frozenset({DEPUTY}),
         "GET /submissions/{submission_id}": frozenset({DEPUTY, LIAISON, OFFICE}),
+        "GET /submissions/{submission_id}/timeline": frozenset({DEPUTY, LIAISON, OFFICE}),
+        "POST /submissions/{submission_id}/rating": frozenset({DEPUTY}),
+        "POST /submissions/{submission_id}/escalation": frozenset({DEPUTY}),
         "GET /deputies/{deputy_id}/submissions": frozenset({DEPUTY, LIAISON, OFFICE}),
+        # Monthly lists (每月问题清单) and whistle meetings (吹哨会议)
+        "POST /monthly-lists": frozenset({OFFICE, ADMIN}),
+        "GET /deputies/{deputy_id}/monthly-lists/{month}": frozenset({DEPUTY, LIAISON, OFFICE}),
+        "GET /deputies/{deputy_id}/monthly-lists/{month}/document": frozenset({DEPUTY, LIAISON, OFFICE}),
+        "POST /deputies/{deputy_id}/monthly-lists/{month}/items/{item_id}/adoption": frozenset({DEPUTY}),
+        "POST /whistle-meetings/invitations": frozenset({OFFICE}),
+        "GET /deputies/{deputy_id}/invitations": frozenset({DEPUTY, LIAISON, OFFICE}),
+        # Figures of deputy work (no personal data)
+        "GET /statistics": FIGURES | {LIAISON},
         "SubmitProblem": frozenset({DEPUTY}),
         **_AUDIT,
     },

@@ -52,6 +52,8 @@ class TopicSettings(BaseModel):
     case_events: str = "hotline.cases.v1"  # supervision: case opened, deadlines, escalations
     warning_events: str = "hotline.warnings.v1"  # supervision: early warnings (预警)
     deputy_submissions: str = "hotline.deputy-submissions.v1"  # deputy_liaison -> intake
+    deputy_events: str = "hotline.deputy.v1"  # deputy_liaison: ratings, escalations (督办), monthly lists, meetings
+    notifications: str = "hotline.notifications.v1"  # messages for people on SMS/WeChat (DeputyNotified)
     dead_letters: str = "hotline.dead-letters.v1"  # bad input with the reason in headers
     dead_letter_replays: str = "hotline.dead-letter-replays.v1"  # `hotline dlq replay`: one marker per replay
 
