@@ -38,7 +38,7 @@ from hotline.auth import issue
 from hotline.envelope import EventTypes, Record
 from hotline.logging import get_logger
 from hotline.settings import Settings
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, services_pb2_grpc
+from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
 
 log = get_logger(__name__)
 
@@ -250,9 +250,24 @@ class Player:
         if path == Path.EARLY_EVALUATION:  # the callback centre calls before the result is reported
             await self._evaluate(case.city_ticket_id or tid, tid, satisfied=True, pause=False,
                                  result_id=f"{tid}/result/{case.dispatch_round}/{case.redo_round}")
-            await asyncio.sleep(1.0)  # (the evaluation is then most likely kept, not yet applicable)
+            await self._until_kept(tid)  # the office reviews once supervision holds the early evaluation
         await self._office(case, "Review", lifecycle_pb2.ReviewRequest(
             ticket_id=tid, passed=not fail, reason="办理结果未附现场照片，请重办" if fail else "审核通过"))
+
+    async def _until_kept(self, ticket_id: str, timeout: float = 300) -> None:
+        assert self.stub is not None
+        metadata = (("authorization", f"Bearer {self._token('office')}"),)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                get_case: Any = self.stub.GetCase  # an aio stub: the call is awaitable
+                case = await get_case(services_pb2.GetCaseRequest(ticket_id=ticket_id), metadata=metadata, timeout=30)
+                if case.pending_evaluations:
+                    return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RETRYABLE:
+                    raise
+            await asyncio.sleep(0.2)
 
     async def _pause(self) -> None:
         if self.delay > 0:

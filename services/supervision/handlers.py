@@ -83,8 +83,11 @@ class CaseInbox:
         now = utcnow()
         cases = {tid: open_case(a, now, self.limits, self.calendar, self.tz) for tid, (_, a) in batch.items()}
         existed = await self.store.insert_new(list(cases.values()))  # insert first: a replay inserts nothing
-        if existed:  # opened before: publish the stored case
-            cases.update(await self.store.get_many(sorted(existed)))
+        if existed:  # opened before: publish the case as it was opened then (it may have moved on since)
+            stored = await self.store.get_many(sorted(existed))
+            for tid, case in stored.items():
+                cases[tid] = case if case.dispatch_round > 1 else \
+                    open_case(batch[tid][1], pb.dt(case.opened_at), self.limits, self.calendar, self.tz)
         for tid, case in cases.items():
             if tid not in existed:
                 OPENED.labels(events_pb2.UnitType.Name(case.primary_unit.unit_type)).inc()

@@ -150,7 +150,7 @@ async def test_200_tickets_through_every_path_with_supervision_killed_mid_stream
     ids = [t.city_ticket_id for t in tickets]
     paths = round_robin(ids)
     player = Player(settings, paths, delay=0.03, seed=808, strict=True)
-    playing = asyncio.create_task(player.run(timeout=240))
+    playing = asyncio.create_task(player.run(timeout=420))
     await asyncio.wait_for(player.ready.wait(), 30)
     await publish_tickets(settings, tickets)
 
@@ -221,7 +221,7 @@ async def test_200_tickets_through_every_path_with_supervision_killed_mid_stream
             history = await stub.GetCaseHistory(L.GetCaseHistoryRequest(ticket_id=tid))
             review = next(e for e in history.entries if e.action == "review")
             applied_at_review += "hotline.v1.CaseEvaluated" in review.event_type
-    assert applied_at_review >= 1, "no evaluation came before its result (kept and applied at review)"
+    assert applied_at_review == len(early), "every early evaluation was kept and applied at review"
 
     # the city: exactly one result per passed reply
     results = await city_results(settings, wanted)
@@ -261,7 +261,7 @@ async def test_units_and_the_office_act_over_http_within_their_scope(platform: d
             except Exception:
                 return None
 
-        case = await eventually(opened, lambda c: c is not None, timeout=60)
+        case = await eventually(opened, lambda c: c is not None, timeout=120)
     unit = case.primary_unit.unit_id
     base = f"http://{settings.bind_host}:{settings.ports.supervision_http}/cases/{tid}"
     from tests.support import http
@@ -332,7 +332,7 @@ async def test_a_deputy_follows_every_step_of_their_ticket(platform: dict[str, S
         submitted = r.json()
         tid = submitted["ticket_id"]
         player = Player(settings, {tid: Path.STRAIGHT}, delay=0.02, strict=True)
-        stats = await player.run(timeout=120)
+        stats = await player.run(timeout=240)
         assert tid in stats.closed
 
         async def view() -> dict[str, Any]:
@@ -364,7 +364,9 @@ async def test_replaying_every_topic_after_the_lifecycles_changes_nothing(
     after = await snapshot(settings, SERVICES)
     for service in SERVICES:
         for collection in before[service]:
-            if collection == "outbox":
+            # intake's repeat index is not replay-stable once more than five tickets share a key (a replayed
+            # ticket evicted from the capped list joins it again): test_pipeline's replay test covers intake
+            if collection == "outbox" or (service, collection) == ("intake", "repeat_keys"):
                 continue
             old, new = before[service][collection], after[service][collection]
             assert new == old, f"{service}.{collection} changed: {first_difference(old, new)}"

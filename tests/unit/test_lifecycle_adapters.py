@@ -141,3 +141,37 @@ def test_the_player_draws_paths_by_share_and_round_robin_gives_every_path() -> N
     only = choose_paths(ids[:50], {Path.PARKED: 1.0})
     assert set(only.values()) == {Path.PARKED}
     assert set(round_robin(ids[:len(Path)]).values()) == set(Path)
+
+
+async def test_a_replayed_first_assignment_republishes_the_case_as_it_was_opened() -> None:
+    """The case moves on after opening; a replay must publish the same CaseOpened, not the
+    current case under the opening's event id (projections would take later deadlines)."""
+    from hotline.settings import LimitSettings
+    from services.supervision.handlers import CaseInbox
+
+    class Store:
+        def __init__(self) -> None:
+            self.cases: dict[str, events_pb2.Case] = {}
+
+        async def insert_new(self, cases: list[events_pb2.Case]) -> set[str]:
+            existed = {c.ticket_id for c in cases if c.ticket_id in self.cases}
+            self.cases.update({c.ticket_id: c for c in cases if c.ticket_id not in existed})
+            return existed
+
+        async def get_many(self, ids: list[str]) -> dict[str, events_pb2.Case]:
+            return {i: self.cases[i] for i in ids}
+
+    store = Store()
+    inbox = CaseInbox(store, commands=None, out_topic="cases", evaluations_topic="evals",  # type: ignore[arg-type]
+                      limits=LimitSettings(), tz="Asia/Shanghai")
+    assigned = events_pb2.TicketAssigned(
+        assignment=events_pb2.Assignment(ticket_id="C1", primary_unit=events_pb2.Unit(unit_id="ST01"),
+                                         dispatch_round=1, assigned_at=pb.ts(NOW)), received_at=pb.ts(NOW))
+    item = (record(assigned, event_id="C1/assigned/1"), assigned)
+    (first,) = await inbox.apply([item])
+    moved = store.cases["C1"]
+    moved.state, moved.revision, moved.redo_round = events_pb2.CASE_STATE_SENT_BACK, 9, 1
+    moved.reply_due.CopyFrom(pb.ts(NOW + timedelta(days=20)))
+    (again,) = await inbox.apply([item])
+    assert again.event_id == first.event_id == "C1/opened/1"
+    assert again.message == first.message
