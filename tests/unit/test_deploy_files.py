@@ -66,6 +66,10 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "hotline_district_tickets": ("gauge", ("stage",)),
     "hotline_district_tickets_by_dimension": ("gauge", ("stage", "dimension", "value")),
     "hotline_warnings_raised_total": ("counter", ("kind", "level")),
+    "hotline_kpi_rate_ratio": ("gauge", ("rate", "dimension", "value")),
+    "hotline_kpi_denominator": ("gauge", ("rate", "dimension", "value")),
+    "hotline_deputy_closed_on_time_ratio": ("gauge", ("level", "street")),
+    "hotline_deputy_satisfaction_ratio": ("gauge", ("level", "street")),
 }
 # series names a query may select: counters and gauges as is, histograms by their _bucket/_sum/_count
 # series (in Prometheus 2 a classic histogram has no series under its bare name), plus `up`
