@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run   - set up (first time) and run the whole platform in the foreground; Ctrl-C stops it
 #   make test  - set up (first time), start the infrastructure and run the whole test suite
-.PHONY: setup run test test-unit model bench lint protos stop status
+.PHONY: setup run test test-unit faults model bench lint protos stop status
 
 PY := .venv/bin/python
 TRAINING_DATA ?= ../shared/data/tipdm2020/labelled_sample.csv
@@ -14,6 +14,10 @@ run: setup model
 
 test: setup
 	@$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+# Every fault scenario (own broker and store; SIGKILL of each, then of each service); `make test` runs the short part.
+faults: setup
+	@HOTLINE_FAULTS=all $(PY) -m pytest -ra -s -m faults tests/faults $(PYTEST_ARGS)
 
 test-unit: setup
 	@$(PY) -m pytest -ra tests/unit

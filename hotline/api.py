@@ -9,6 +9,8 @@ from fastapi import Header, HTTPException
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from hotline.commands import Invalid
+
 
 def as_json(message: Message) -> dict[str, Any]:
     """Protobuf message -> JSON-ready dict (proto field names, enums by name)."""
@@ -50,3 +52,14 @@ def grpc_idempotency_key(context: grpc.aio.ServicerContext[Any, Any]) -> str:
         if name == "idempotency-key":
             return str(value)
     return ""
+
+
+def parse_body(body: dict[str, Any], message_type: type[Message], **path: str) -> Message:
+    """A command's JSON body (the message's JSON mapping) with the path's fields (which must agree)."""
+    for name, value in path.items():
+        if body.get(name, value) != value:
+            raise Invalid(f"{name} in the body ({body[name]!r}) differs from the path ({value!r})")
+    try:
+        return json_format.ParseDict({**body, **path}, message_type())
+    except json_format.ParseError as exc:
+        raise Invalid(f"bad {message_type.DESCRIPTOR.name}: {exc}") from exc

@@ -33,6 +33,11 @@ def _optional(module: str) -> Callable[[Any], None] | None:
 
 
 def serve(service: str) -> None:
+    if service == "workbench":  # the web application: no consumers, no gRPC server of its own
+        from services.workbench.main import serve as serve_workbench
+
+        serve_workbench()
+        return
     module = importlib.import_module(f"services.{service}.main")
     from hotline import runtime
 
@@ -58,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run one service in the foreground")
-    p.add_argument("service", choices=SERVICES)
+    p.add_argument("service", choices=(*SERVICES, "workbench"))
     p.set_defaults(func=lambda a: serve(a.service))
 
     p = sub.add_parser("token", help="development tokens (signed with HOTLINE_AUTH__DEV_SECRET)")

@@ -124,6 +124,9 @@ def as_doc(state: Any) -> Doc | None:
         return None
     if isinstance(state, Message):
         return pb.to_doc(state)
+    if callable(getattr(state, "to_doc", None)):  # a state holding messages says how it reads
+        doc: Doc = state.to_doc()
+        return doc
     if is_dataclass(state) and not isinstance(state, type):
         return asdict(state)
     if isinstance(state, dict):

@@ -54,6 +54,29 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /responsibilities": frozenset(PEOPLE),
         "Route": frozenset({OFFICE, ADMIN}),
         "GetAssignment": frozenset({OFFICE, UNIT}),
+        # the office's desk (services/routing/desk.py): the office dispatches and decides
+        "GET /queue": frozenset({OFFICE}),
+        "ListQueue": frozenset({OFFICE}),
+        "POST /tickets/{ticket_id}/dispatch": frozenset({OFFICE}),
+        "Dispatch": frozenset({OFFICE}),
+        "GET /returns": frozenset({OFFICE, UNIT}),  # unit: its own returns
+        "ListReturns": frozenset({OFFICE, UNIT}),
+        "POST /tickets/{ticket_id}/return-decision": frozenset({OFFICE}),
+        "DecideReturn": frozenset({OFFICE}),
+        "POST /tickets/{ticket_id}/recategorize": frozenset({OFFICE}),
+        "Recategorize": frozenset({OFFICE}),
+        "POST /tickets/{ticket_id}/sub-dispatch": frozenset({UNIT}),  # the street office handling it
+        "SubDispatch": frozenset({UNIT}),
+        "POST /tickets/{ticket_id}/joint-review": frozenset({OFFICE}),
+        "OpenJointReview": frozenset({OFFICE}),
+        "POST /tickets/{ticket_id}/joint-review/decision": frozenset({OFFICE}),
+        "DecideJointReview": frozenset({OFFICE}),
+        "GET /list-items/{rule_id}": frozenset(PEOPLE),
+        "GET /list-items": frozenset(PEOPLE),
+        "GetListItem": frozenset(PEOPLE),
+        "ListListItems": frozenset(PEOPLE),
+        "PUT /list-items/{rule_id}": frozenset({OFFICE, ADMIN}),  # admin and office edit the list
+        "UpsertListItem": frozenset({OFFICE, ADMIN}),
         **_AUDIT,
     },
     "supervision": {
@@ -72,14 +95,35 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         **dict.fromkeys(("SignOff", "RecordContact", "Reply", "RequestExtension", "Park", "ReportProgress",
                          "RequestReturn", "Contribute"), frozenset({UNIT})),
         **dict.fromkeys(("DecideExtension", "Review", "DecideRedo", "WaiveAssist"), frozenset({OFFICE})),
+        "GET /warnings": frozenset({OFFICE, LEADER}),  # 预警
+        "GET /warnings/{warning_id}": frozenset({OFFICE, LEADER}),
+        "GET /warnings/{warning_id}/letter": frozenset({OFFICE, LEADER}),  # 预警函
         **_AUDIT,
     },
     "deputy_liaison": {
+        # Registry (issue 12): admin and liaison officers (a liaison officer: the deputies it manages)
         "POST /deputies": frozenset({ADMIN, LIAISON}),
+        "POST /deputies/import": frozenset({ADMIN, LIAISON}),
+        "GET /deputies": frozenset({ADMIN, LIAISON, OFFICE}),  # liaison: its deputies
         "GET /deputies/{deputy_id}": frozenset({ADMIN, LIAISON, DEPUTY, OFFICE}),  # deputy: self; liaison: own
+        "POST /liaison-officers": frozenset({ADMIN}),
+        "GET /liaison-officers": frozenset({ADMIN, OFFICE}),
+        # Submissions and their follow-up: a deputy their own, a liaison officer its deputies'
         "POST /submissions": frozenset({DEPUTY}),
         "GET /submissions/{submission_id}": frozenset({DEPUTY, LIAISON, OFFICE}),
+        "GET /submissions/{submission_id}/timeline": frozenset({DEPUTY, LIAISON, OFFICE}),
+        "POST /submissions/{submission_id}/rating": frozenset({DEPUTY}),
+        "POST /submissions/{submission_id}/escalation": frozenset({DEPUTY}),
         "GET /deputies/{deputy_id}/submissions": frozenset({DEPUTY, LIAISON, OFFICE}),
+        # Monthly lists (每月问题清单) and whistle meetings (吹哨会议)
+        "POST /monthly-lists": frozenset({OFFICE, ADMIN}),
+        "GET /deputies/{deputy_id}/monthly-lists/{month}": frozenset({DEPUTY, LIAISON, OFFICE}),
+        "GET /deputies/{deputy_id}/monthly-lists/{month}/document": frozenset({DEPUTY, LIAISON, OFFICE}),
+        "POST /deputies/{deputy_id}/monthly-lists/{month}/items/{item_id}/adoption": frozenset({DEPUTY}),
+        "POST /whistle-meetings/invitations": frozenset({OFFICE}),
+        "GET /deputies/{deputy_id}/invitations": frozenset({DEPUTY, LIAISON, OFFICE}),
+        # Figures of deputy work (no personal data)
+        "GET /statistics": FIGURES | {LIAISON},
         "SubmitProblem": frozenset({DEPUTY}),
         **_AUDIT,
     },

@@ -178,7 +178,11 @@ async def run(name: str, build: Callable[[Runtime], Awaitable[Service]], setting
     log.info("service started", http=settings.ports.http(name), grpc=settings.ports.grpc(name))
 
     stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([stopper, http_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    pending: set[asyncio.Task[Any]] = {stopper, http_task, *tasks}
+    while True:  # a background job that returns (e.g. one switched off by a setting) is no reason to stop
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done or http_task in done or any(t.exception() for t in done):
+            break
     failed = [t for t in done if t is not stopper and t.exception()]
     for t in failed:
         exc = t.exception()

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, NonNegativeInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("intake", "routing", "supervision", "deputy_liaison", "metrics")
@@ -50,7 +50,10 @@ class TopicSettings(BaseModel):
     ticket_events: str = "hotline.tickets.v1"  # intake: ticket received
     assignment_events: str = "hotline.assignments.v1"  # routing: assigned / re-dispatched
     case_events: str = "hotline.cases.v1"  # supervision: case opened, deadlines, escalations
+    warning_events: str = "hotline.warnings.v1"  # supervision: early warnings (预警)
     deputy_submissions: str = "hotline.deputy-submissions.v1"  # deputy_liaison -> intake
+    deputy_events: str = "hotline.deputy.v1"  # deputy_liaison: ratings, escalations (督办), monthly lists, meetings
+    notifications: str = "hotline.notifications.v1"  # messages for people on SMS/WeChat (DeputyNotified)
     dead_letters: str = "hotline.dead-letters.v1"  # bad input with the reason in headers
     dead_letter_replays: str = "hotline.dead-letter-replays.v1"  # `hotline dlq replay`: one marker per replay
 
@@ -65,6 +68,9 @@ class MongoSettings(BaseModel):
     url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     database_prefix: str = "hotline"  # each service owns the database "<prefix>_<service>"
     port: int = 27017  # port of the local dev/test store started by `hotline infra`
+    # The local store fsyncs its log at every commit (SecantusDB --sync-on-commit): slower, but a SIGKILL of the
+    # store then loses no acknowledged transaction (the fault suite found that without it, it can).
+    sync_on_commit: bool = False
     # Credentials and TLS (also possible inside the URL), applied by hotline.mongo.client_options.
     username: str = ""
     password: SecretStr = SecretStr("")
@@ -114,6 +120,11 @@ class PrivacySettings(BaseModel):
     """Personal data (callers' names and phone numbers)."""
 
     hash_secret: str = "hotline-development-only-pii-key-change-me"  # HMAC key of repeat-detection keys
+    # Callers' names and phone numbers are anonymised this many days after the ticket was received
+    # (0: the district's policy, services/intake/data/retention.json, 180 days); tickets and figures are kept.
+    retention_days: NonNegativeInt = 0
+    retention_interval_seconds: float = 3600  # how often intake's retention job looks for tickets past the period
+    retention_batch: int = 500  # tickets anonymised per store write (one audit entry each)
 
 
 class IntakeSettings(BaseModel):
@@ -131,7 +142,29 @@ class MetricsSettings(BaseModel):
     scheduled_reports: bool = True  # weekly report each Monday, monthly on the 1st (for the period just ended)
 
 
+class WorkbenchSettings(BaseModel):
+    """The workbench web application (services/workbench): sign-in and its session cookie.
+
+    Production: an OIDC provider (docker-compose: Keycloak, realm ``hotline``, client
+    ``hotline-workbench``) through the authorization-code flow. With ``auth.dev_secret`` set the
+    sign-in page also offers development tokens for a chosen role and unit/deputy/officer.
+    """
+
+    session_secret: SecretStr = SecretStr("hotline-development-only-session-key-change-me")  # signs the cookie
+    secure_cookie: bool = False  # Secure flag on the session cookie (true behind HTTPS)
+    oidc_issuer: str = ""  # e.g. http://keycloak:8080/realms/hotline (shown on the sign-in page)
+    oidc_authorize_url: str = ""  # <issuer>/protocol/openid-connect/auth; empty: no provider sign-in
+    oidc_token_url: str = ""  # <issuer>/protocol/openid-connect/token
+    oidc_client_id: str = "hotline-workbench"
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_redirect_url: str = ""  # this app's /auth/callback as the provider reaches the browser
+    oidc_scope: str = "openid"
+    # where the services are, by name (e.g. {"intake": "intake"} in docker-compose); default bind_host
+    hosts: dict[str, str] = Field(default_factory=dict)
+
+
 class PortSettings(BaseModel):
+    workbench_http: int = 8100
     intake_http: int = 8101
     intake_grpc: int = 9101
     routing_http: int = 8102
@@ -164,6 +197,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    workbench: WorkbenchSettings = Field(default_factory=WorkbenchSettings)
     run_dir: Path = REPO_ROOT / ".run"  # data, logs and pid files of the local infrastructure
     cache_dir: Path = Path.home() / ".cache" / "hotline"  # Kafka jars, outside the repository
     log_level: str = "INFO"

@@ -756,6 +756,7 @@ class _Store(_Component):
             # no oplog: the platform reads no change streams, and keeping one cost a third of
             # the store's CPU (multi-document transactions still work)
             "--standalone",
+            *(["--sync-on-commit"] if self.s.mongo.sync_on_commit else []),
         ]  # fmt: skip
 
     def env(self) -> dict[str, str]:
@@ -1089,6 +1090,19 @@ def stop(
     with _file_lock(run / "pids" / ".lock"):
         _parallel(names, lambda name: _stop_one(_CLASSES[name](s), _sayer(console, name)))
 
+
+
+def kill(component: str, settings: Settings | None = None) -> int:
+    """SIGKILL the component this run directory started (the fault suite's crash); return its pid.
+    Only the process found by this run directory's marker is touched, never a foreign server."""
+    s = _settings(settings)
+    comp = _CLASSES[component](s)
+    proc = comp.find()
+    if proc is None:
+        raise InfraError(f"{component}: not running from {_run_dir(s)}")
+    proc.kill()
+    proc.wait(10)
+    return int(proc.pid)
 
 # --------------------------------------------------------------------------------------------
 # sessions: bounded uses (a test session, `hotline run`) that stop what they started

@@ -96,6 +96,9 @@ def isolated_env(tag: str, port_offset: int) -> dict[str, str]:
     env = {
         "HOTLINE_TOPICS__PREFIX": f"{tag}.",
         "HOTLINE_MONGO__DATABASE_PREFIX": tag.replace("-", "_"),
+        # reports of the last week and month are rendered on schedule (seconds of CPU): not in a
+        # test or benchmark namespace, whose tests generate the reports they check themselves
+        "HOTLINE_METRICS__SCHEDULED_REPORTS": "false",
     }
     defaults = PortSettings()
     for name in type(defaults).model_fields:
@@ -151,7 +154,7 @@ def start_services(
     settings = settings or get_settings()
     procs = {n: ServiceProcess(n, settings, env or {}, log_dir) for n in names}
     ports = [(n, kind, port) for n in procs for kind, port in
-             (("HTTP", settings.ports.http(n)), ("gRPC", settings.ports.grpc(n)))]
+             (("HTTP", settings.ports.http(n)), ("gRPC", grpc_port(settings, n))) if port]
     busy = [f"{port} ({n} {kind})" for n, kind, port in ports if port_busy(settings.bind_host, port)]
     if busy:
         raise RuntimeError(f"port(s) in use: {', '.join(busy)}. Is another `hotline run` running? "
@@ -165,6 +168,14 @@ def start_services(
         stop_services(procs.values())
         raise
     return procs
+
+
+def grpc_port(settings: Settings, name: str) -> int | None:
+    """The service's gRPC port; None for the workbench (a web application only)."""
+    return getattr(settings.ports, f"{name}_grpc", None)
+
+
+WITH_WORKBENCH = (*SERVICES, "workbench")  # what `hotline run` starts
 
 
 def stop_services(procs: Iterable[ServiceProcess]) -> None:
@@ -206,8 +217,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(settings: Settings, started: float) -> int:
     try:
-        with console.status("starting the five services…"):
-            procs = start_services(settings=settings)
+        with console.status("starting the five services and the workbench…"):
+            procs = start_services(WITH_WORKBENCH, settings=settings)
     except (RuntimeError, TimeoutError) as exc:
         console.print(f"[red]error:[/] {exc}")
         return 1
@@ -215,8 +226,8 @@ def _serve(settings: Settings, started: float) -> int:
     for column in ("service", "HTTP (OpenAPI at /docs)", "gRPC", "log"):
         table.add_column(column)
     for p in procs.values():
-        table.add_row(p.name, f"http://{settings.bind_host}:{settings.ports.http(p.name)}",
-                      f"{settings.bind_host}:{settings.ports.grpc(p.name)}", str(p.log_path))
+        grpc_at = f"{settings.bind_host}:{port}" if (port := grpc_port(settings, p.name)) else "—"
+        table.add_row(p.name, f"http://{settings.bind_host}:{settings.ports.http(p.name)}", grpc_at, str(p.log_path))
     console.print(table)
     console.print(f"Kafka {settings.kafka.bootstrap_servers} · store {settings.mongo.url} · "
                   f"Prometheus http://127.0.0.1:{settings.ports.prometheus} · Ctrl-C stops everything")

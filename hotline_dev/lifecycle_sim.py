@@ -29,6 +29,7 @@ from typing import Any
 
 import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -346,8 +347,7 @@ class Player:
         headers = [("event_type", message.DESCRIPTOR.full_name.encode()), ("event_id", event_id.encode()),
                    ("correlation_id", tid.encode()), ("content_type", b"application/x-protobuf"),
                    ("producer", b"simulator")]
-        assert self.producer is not None
-        await self.producer.send_and_wait(topic, message.SerializeToString(), key=tid.encode(), headers=headers)
+        await self._send(topic, message.SerializeToString(), tid, headers)
         self.stats.routing_decisions += 1
 
     async def _callback(self, result: lifecycle_pb2.CityResult) -> None:
@@ -371,10 +371,24 @@ class Player:
             comment="满意，问题已解决" if satisfied else "问题没有解决，仍然存在",
             evaluated_at=pb.ts(datetime.now(UTC)))
         value = json_format.MessageToJson(evaluation, indent=None).encode()
-        assert self.producer is not None
-        await self.producer.send_and_wait(self.settings.topics.name("city_evaluations"), value,
-                                          key=city_ticket_id.encode(), headers=[("content_type", b"application/json")])
+        await self._send(self.settings.topics.name("city_evaluations"), value, city_ticket_id,
+                         [("content_type", b"application/json")])
         self.stats.evaluations += 1
+
+    async def _send(self, topic: str, value: bytes, key: str, headers: list[tuple[str, bytes]]) -> None:
+        """Publish, retrying while the broker is away (killed and restarting): the records carry
+        deterministic ids, so a send repeated after a lost acknowledgement changes nothing."""
+        assert self.producer is not None
+        wait = 0.2
+        while True:
+            try:
+                await self.producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
+                return
+            except KafkaError as exc:
+                self.stats.retries += 1
+                log.info("simulated send retried", topic=topic, error=repr(exc))
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 2.0)
 
     # ---------------------------------------------------------------- calling the platform
 

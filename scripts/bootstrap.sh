@@ -32,6 +32,8 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 # reports (metrics): a CJK font for the charts and PDFs, poppler's pdftoppm/pdftotext for their tests
 fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-wqy-microhei)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+# the workbench's browser tests (tests/e2e/test_workbench.py): Debian's Chromium, driven by Playwright
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         say "installing ${missing[*]} with apt-get…"
@@ -42,7 +44,7 @@ if ((${#missing[@]})); then
         warn "missing ${missing[*]}; install them (apt-get install ${missing[*]}) - needs root"
     fi
 else
-    say "system packages ok (prometheus, kcat, java, mvn, CJK font, poppler-utils)"
+    say "system packages ok (prometheus, kcat, java, mvn, CJK font, poppler-utils, chromium)"
 fi
 
 # --- b) tools venv with uv and SecantusDB ---------------------------------------------------

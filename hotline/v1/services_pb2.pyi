@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from hotline.v1 import deputy_pb2 as _deputy_pb2
 from hotline.v1 import events_pb2 as _events_pb2
 from hotline.v1 import ticket_pb2 as _ticket_pb2
 import builtins as _builtins
@@ -167,11 +168,16 @@ class SubmitProblemRequest(_message.Message):
     CONTENT_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
     TICKET_TYPE_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
     deputy_id: _builtins.str
     title: _builtins.str
     content: _builtins.str
     address: _builtins.str
     ticket_type: _ticket_pb2.TicketType.ValueType
+    @_builtins.property
+    def details(self) -> _deputy_pb2.DeputyProblemDetails:
+        """place, citizen contact and consent, attachments (deputy.proto)"""
+
     def __init__(
         self,
         *,
@@ -180,10 +186,11 @@ class SubmitProblemRequest(_message.Message):
         content: _builtins.str = ...,
         address: _builtins.str = ...,
         ticket_type: _ticket_pb2.TicketType.ValueType = ...,
+        details: _deputy_pb2.DeputyProblemDetails | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "content", b"content", "deputy_id", b"deputy_id", "ticket_type", b"ticket_type", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "content", b"content", "deputy_id", b"deputy_id", "details", b"details", "ticket_type", b"ticket_type", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

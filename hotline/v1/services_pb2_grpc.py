@@ -6,6 +6,7 @@ import warnings
 from hotline.v1 import events_pb2 as hotline_dot_v1_dot_events__pb2
 from hotline.v1 import kpis_pb2 as hotline_dot_v1_dot_kpis__pb2
 from hotline.v1 import lifecycle_pb2 as hotline_dot_v1_dot_lifecycle__pb2
+from hotline.v1 import routing_pb2 as hotline_dot_v1_dot_routing__pb2
 from hotline.v1 import services_pb2 as hotline_dot_v1_dot_services__pb2
 from hotline.v1 import ticket_pb2 as hotline_dot_v1_dot_ticket__pb2
 
@@ -120,6 +121,61 @@ class RoutingServiceStub:
                 request_serializer=hotline_dot_v1_dot_services__pb2.GetAssignmentRequest.SerializeToString,
                 response_deserializer=hotline_dot_v1_dot_events__pb2.Assignment.FromString,
                 _registered_method=True)
+        self.ListQueue = channel.unary_unary(
+                '/hotline.v1.RoutingService/ListQueue',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.ListQueueRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_routing__pb2.ListQueueResponse.FromString,
+                _registered_method=True)
+        self.Dispatch = channel.unary_unary(
+                '/hotline.v1.RoutingService/Dispatch',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.DispatchRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Assignment.FromString,
+                _registered_method=True)
+        self.ListReturns = channel.unary_unary(
+                '/hotline.v1.RoutingService/ListReturns',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.ListReturnsRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_routing__pb2.ListReturnsResponse.FromString,
+                _registered_method=True)
+        self.DecideReturn = channel.unary_unary(
+                '/hotline.v1.RoutingService/DecideReturn',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.DecideReturnRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_routing__pb2.PendingReturn.FromString,
+                _registered_method=True)
+        self.Recategorize = channel.unary_unary(
+                '/hotline.v1.RoutingService/Recategorize',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.RecategorizeRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Assignment.FromString,
+                _registered_method=True)
+        self.SubDispatch = channel.unary_unary(
+                '/hotline.v1.RoutingService/SubDispatch',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.SubDispatchRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_routing__pb2.SubDispatched.FromString,
+                _registered_method=True)
+        self.OpenJointReview = channel.unary_unary(
+                '/hotline.v1.RoutingService/OpenJointReview',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.OpenJointReviewRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_routing__pb2.JointReview.FromString,
+                _registered_method=True)
+        self.DecideJointReview = channel.unary_unary(
+                '/hotline.v1.RoutingService/DecideJointReview',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.DecideJointReviewRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_routing__pb2.JointReview.FromString,
+                _registered_method=True)
+        self.GetListItem = channel.unary_unary(
+                '/hotline.v1.RoutingService/GetListItem',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.GetListItemRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_routing__pb2.ListItem.FromString,
+                _registered_method=True)
+        self.ListListItems = channel.unary_unary(
+                '/hotline.v1.RoutingService/ListListItems',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.ListListItemsRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_routing__pb2.ListListItemsResponse.FromString,
+                _registered_method=True)
+        self.UpsertListItem = channel.unary_unary(
+                '/hotline.v1.RoutingService/UpsertListItem',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.UpsertListItemRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_routing__pb2.ListItem.FromString,
+                _registered_method=True)
 
 
 class RoutingServiceServicer:
@@ -137,6 +193,84 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListQueue(self, request, context):
+        """The office desk (messages in routing.proto). Writes answer the assignment after the command.
+        人工派单队列 (office)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Dispatch(self, request, context):
+        """人工派单 (office)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReturns(self, request, context):
+        """退单 (office; a unit its own)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideReturn(self, request, context):
+        """退单审核 (office)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Recategorize(self, request, context):
+        """改类重派 (office)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubDispatch(self, request, context):
+        """加派 (street office unit)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenJointReview(self, request, context):
+        """联席研判 (office)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideJointReview(self, request, context):
+        """研判结论 (office)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetListItem(self, request, context):
+        """(office, admin, unit)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListListItems(self, request, context):
+        """(office, admin, unit)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpsertListItem(self, request, context):
+        """(office, admin)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -149,6 +283,61 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.GetAssignment,
                     request_deserializer=hotline_dot_v1_dot_services__pb2.GetAssignmentRequest.FromString,
                     response_serializer=hotline_dot_v1_dot_events__pb2.Assignment.SerializeToString,
+            ),
+            'ListQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQueue,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.ListQueueRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_routing__pb2.ListQueueResponse.SerializeToString,
+            ),
+            'Dispatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Dispatch,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.DispatchRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Assignment.SerializeToString,
+            ),
+            'ListReturns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReturns,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.ListReturnsRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_routing__pb2.ListReturnsResponse.SerializeToString,
+            ),
+            'DecideReturn': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideReturn,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.DecideReturnRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_routing__pb2.PendingReturn.SerializeToString,
+            ),
+            'Recategorize': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recategorize,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.RecategorizeRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Assignment.SerializeToString,
+            ),
+            'SubDispatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubDispatch,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.SubDispatchRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_routing__pb2.SubDispatched.SerializeToString,
+            ),
+            'OpenJointReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenJointReview,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.OpenJointReviewRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_routing__pb2.JointReview.SerializeToString,
+            ),
+            'DecideJointReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideJointReview,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.DecideJointReviewRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_routing__pb2.JointReview.SerializeToString,
+            ),
+            'GetListItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetListItem,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.GetListItemRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_routing__pb2.ListItem.SerializeToString,
+            ),
+            'ListListItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListListItems,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.ListListItemsRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_routing__pb2.ListListItemsResponse.SerializeToString,
+            ),
+            'UpsertListItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertListItem,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.UpsertListItemRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_routing__pb2.ListItem.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -205,6 +394,303 @@ class RoutingService:
             '/hotline.v1.RoutingService/GetAssignment',
             hotline_dot_v1_dot_services__pb2.GetAssignmentRequest.SerializeToString,
             hotline_dot_v1_dot_events__pb2.Assignment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/ListQueue',
+            hotline_dot_v1_dot_routing__pb2.ListQueueRequest.SerializeToString,
+            hotline_dot_v1_dot_routing__pb2.ListQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Dispatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/Dispatch',
+            hotline_dot_v1_dot_routing__pb2.DispatchRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Assignment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReturns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/ListReturns',
+            hotline_dot_v1_dot_routing__pb2.ListReturnsRequest.SerializeToString,
+            hotline_dot_v1_dot_routing__pb2.ListReturnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideReturn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/DecideReturn',
+            hotline_dot_v1_dot_routing__pb2.DecideReturnRequest.SerializeToString,
+            hotline_dot_v1_dot_routing__pb2.PendingReturn.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recategorize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/Recategorize',
+            hotline_dot_v1_dot_routing__pb2.RecategorizeRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Assignment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubDispatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/SubDispatch',
+            hotline_dot_v1_dot_routing__pb2.SubDispatchRequest.SerializeToString,
+            hotline_dot_v1_dot_routing__pb2.SubDispatched.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenJointReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/OpenJointReview',
+            hotline_dot_v1_dot_routing__pb2.OpenJointReviewRequest.SerializeToString,
+            hotline_dot_v1_dot_routing__pb2.JointReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideJointReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/DecideJointReview',
+            hotline_dot_v1_dot_routing__pb2.DecideJointReviewRequest.SerializeToString,
+            hotline_dot_v1_dot_routing__pb2.JointReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetListItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/GetListItem',
+            hotline_dot_v1_dot_routing__pb2.GetListItemRequest.SerializeToString,
+            hotline_dot_v1_dot_routing__pb2.ListItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListListItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/ListListItems',
+            hotline_dot_v1_dot_routing__pb2.ListListItemsRequest.SerializeToString,
+            hotline_dot_v1_dot_routing__pb2.ListListItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertListItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/UpsertListItem',
+            hotline_dot_v1_dot_routing__pb2.UpsertListItemRequest.SerializeToString,
+            hotline_dot_v1_dot_routing__pb2.ListItem.FromString,
             options,
             channel_credentials,
             insecure,

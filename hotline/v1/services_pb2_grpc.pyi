@@ -8,6 +8,7 @@ from grpc import aio as _aio
 from hotline.v1 import events_pb2 as _events_pb2
 from hotline.v1 import kpis_pb2 as _kpis_pb2
 from hotline.v1 import lifecycle_pb2 as _lifecycle_pb2
+from hotline.v1 import routing_pb2 as _routing_pb2
 from hotline.v1 import services_pb2 as _services_pb2
 from hotline.v1 import ticket_pb2 as _ticket_pb2
 import abc as _abc_1
@@ -59,12 +60,60 @@ class RoutingServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RoutingServiceAsyncStub: ...
     Route: _grpc.UnaryUnaryMultiCallable[_services_pb2.RouteRequest, _events_pb2.Assignment]
     GetAssignment: _grpc.UnaryUnaryMultiCallable[_services_pb2.GetAssignmentRequest, _events_pb2.Assignment]
+    ListQueue: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListQueueRequest, _routing_pb2.ListQueueResponse]
+    """The office desk (messages in routing.proto). Writes answer the assignment after the command.
+    人工派单队列 (office)
+    """
+    Dispatch: _grpc.UnaryUnaryMultiCallable[_routing_pb2.DispatchRequest, _events_pb2.Assignment]
+    """人工派单 (office)"""
+    ListReturns: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListReturnsRequest, _routing_pb2.ListReturnsResponse]
+    """退单 (office; a unit its own)"""
+    DecideReturn: _grpc.UnaryUnaryMultiCallable[_routing_pb2.DecideReturnRequest, _routing_pb2.PendingReturn]
+    """退单审核 (office)"""
+    Recategorize: _grpc.UnaryUnaryMultiCallable[_routing_pb2.RecategorizeRequest, _events_pb2.Assignment]
+    """改类重派 (office)"""
+    SubDispatch: _grpc.UnaryUnaryMultiCallable[_routing_pb2.SubDispatchRequest, _routing_pb2.SubDispatched]
+    """加派 (street office unit)"""
+    OpenJointReview: _grpc.UnaryUnaryMultiCallable[_routing_pb2.OpenJointReviewRequest, _routing_pb2.JointReview]
+    """联席研判 (office)"""
+    DecideJointReview: _grpc.UnaryUnaryMultiCallable[_routing_pb2.DecideJointReviewRequest, _routing_pb2.JointReview]
+    """研判结论 (office)"""
+    GetListItem: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetListItemRequest, _routing_pb2.ListItem]
+    """(office, admin, unit)"""
+    ListListItems: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListListItemsRequest, _routing_pb2.ListListItemsResponse]
+    """(office, admin, unit)"""
+    UpsertListItem: _grpc.UnaryUnaryMultiCallable[_routing_pb2.UpsertListItemRequest, _routing_pb2.ListItem]
+    """(office, admin)"""
 
 @_typing.type_check_only
 class RoutingServiceAsyncStub(RoutingServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Route: _aio.UnaryUnaryMultiCallable[_services_pb2.RouteRequest, _events_pb2.Assignment]  # type: ignore[assignment]
     GetAssignment: _aio.UnaryUnaryMultiCallable[_services_pb2.GetAssignmentRequest, _events_pb2.Assignment]  # type: ignore[assignment]
+    ListQueue: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListQueueRequest, _routing_pb2.ListQueueResponse]  # type: ignore[assignment]
+    """The office desk (messages in routing.proto). Writes answer the assignment after the command.
+    人工派单队列 (office)
+    """
+    Dispatch: _aio.UnaryUnaryMultiCallable[_routing_pb2.DispatchRequest, _events_pb2.Assignment]  # type: ignore[assignment]
+    """人工派单 (office)"""
+    ListReturns: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListReturnsRequest, _routing_pb2.ListReturnsResponse]  # type: ignore[assignment]
+    """退单 (office; a unit its own)"""
+    DecideReturn: _aio.UnaryUnaryMultiCallable[_routing_pb2.DecideReturnRequest, _routing_pb2.PendingReturn]  # type: ignore[assignment]
+    """退单审核 (office)"""
+    Recategorize: _aio.UnaryUnaryMultiCallable[_routing_pb2.RecategorizeRequest, _events_pb2.Assignment]  # type: ignore[assignment]
+    """改类重派 (office)"""
+    SubDispatch: _aio.UnaryUnaryMultiCallable[_routing_pb2.SubDispatchRequest, _routing_pb2.SubDispatched]  # type: ignore[assignment]
+    """加派 (street office unit)"""
+    OpenJointReview: _aio.UnaryUnaryMultiCallable[_routing_pb2.OpenJointReviewRequest, _routing_pb2.JointReview]  # type: ignore[assignment]
+    """联席研判 (office)"""
+    DecideJointReview: _aio.UnaryUnaryMultiCallable[_routing_pb2.DecideJointReviewRequest, _routing_pb2.JointReview]  # type: ignore[assignment]
+    """研判结论 (office)"""
+    GetListItem: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetListItemRequest, _routing_pb2.ListItem]  # type: ignore[assignment]
+    """(office, admin, unit)"""
+    ListListItems: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListListItemsRequest, _routing_pb2.ListListItemsResponse]  # type: ignore[assignment]
+    """(office, admin, unit)"""
+    UpsertListItem: _aio.UnaryUnaryMultiCallable[_routing_pb2.UpsertListItemRequest, _routing_pb2.ListItem]  # type: ignore[assignment]
+    """(office, admin)"""
 
 class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -80,6 +129,96 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _services_pb2.GetAssignmentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_events_pb2.Assignment, _abc.Awaitable[_events_pb2.Assignment]]: ...
+
+    @_abc_1.abstractmethod
+    def ListQueue(
+        self,
+        request: _routing_pb2.ListQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListQueueResponse, _abc.Awaitable[_routing_pb2.ListQueueResponse]]:
+        """The office desk (messages in routing.proto). Writes answer the assignment after the command.
+        人工派单队列 (office)
+        """
+
+    @_abc_1.abstractmethod
+    def Dispatch(
+        self,
+        request: _routing_pb2.DispatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Assignment, _abc.Awaitable[_events_pb2.Assignment]]:
+        """人工派单 (office)"""
+
+    @_abc_1.abstractmethod
+    def ListReturns(
+        self,
+        request: _routing_pb2.ListReturnsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListReturnsResponse, _abc.Awaitable[_routing_pb2.ListReturnsResponse]]:
+        """退单 (office; a unit its own)"""
+
+    @_abc_1.abstractmethod
+    def DecideReturn(
+        self,
+        request: _routing_pb2.DecideReturnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.PendingReturn, _abc.Awaitable[_routing_pb2.PendingReturn]]:
+        """退单审核 (office)"""
+
+    @_abc_1.abstractmethod
+    def Recategorize(
+        self,
+        request: _routing_pb2.RecategorizeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Assignment, _abc.Awaitable[_events_pb2.Assignment]]:
+        """改类重派 (office)"""
+
+    @_abc_1.abstractmethod
+    def SubDispatch(
+        self,
+        request: _routing_pb2.SubDispatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.SubDispatched, _abc.Awaitable[_routing_pb2.SubDispatched]]:
+        """加派 (street office unit)"""
+
+    @_abc_1.abstractmethod
+    def OpenJointReview(
+        self,
+        request: _routing_pb2.OpenJointReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.JointReview, _abc.Awaitable[_routing_pb2.JointReview]]:
+        """联席研判 (office)"""
+
+    @_abc_1.abstractmethod
+    def DecideJointReview(
+        self,
+        request: _routing_pb2.DecideJointReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.JointReview, _abc.Awaitable[_routing_pb2.JointReview]]:
+        """研判结论 (office)"""
+
+    @_abc_1.abstractmethod
+    def GetListItem(
+        self,
+        request: _routing_pb2.GetListItemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListItem, _abc.Awaitable[_routing_pb2.ListItem]]:
+        """(office, admin, unit)"""
+
+    @_abc_1.abstractmethod
+    def ListListItems(
+        self,
+        request: _routing_pb2.ListListItemsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListListItemsResponse, _abc.Awaitable[_routing_pb2.ListListItemsResponse]]:
+        """(office, admin, unit)"""
+
+    @_abc_1.abstractmethod
+    def UpsertListItem(
+        self,
+        request: _routing_pb2.UpsertListItemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListItem, _abc.Awaitable[_routing_pb2.ListItem]]:
+        """(office, admin)"""
 
 def add_RoutingServiceServicer_to_server(servicer: RoutingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

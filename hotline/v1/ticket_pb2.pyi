@@ -207,6 +207,7 @@ class Ticket(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_WORKING_DAYS_FIELD_NUMBER: _builtins.int
     REPEAT_OF_FIELD_NUMBER: _builtins.int
+    CALLER_KEY_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     """= city_ticket_id for city tickets"""
     city_ticket_id: _builtins.str
@@ -221,6 +222,8 @@ class Ticket(_message.Message):
     source: _builtins.str
     """"city" or "deputy" """
     time_limit_working_days: _builtins.int
+    caller_key: _builtins.str
+    """HMAC of the caller's phone (privacy.keyed_hash); empty when anonymous"""
     @_builtins.property
     def caller(self) -> Global___Caller: ...
     @_builtins.property
@@ -258,10 +261,11 @@ class Ticket(_message.Message):
         source: _builtins.str = ...,
         time_limit_working_days: _builtins.int = ...,
         repeat_of: _abc.Iterable[_builtins.str] | None = ...,
+        caller_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "dispatched_at", b"dispatched_at", "ingested_at", b"ingested_at", "received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "caller", b"caller", "category", b"category", "channel", b"channel", "city_ticket_id", b"city_ticket_id", "content", b"content", "dispatched_at", b"dispatched_at", "ingested_at", b"ingested_at", "received_at", b"received_at", "repeat_of", b"repeat_of", "source", b"source", "street", b"street", "tags", b"tags", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "time_limit_working_days", b"time_limit_working_days", "title", b"title", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "caller", b"caller", "caller_key", b"caller_key", "category", b"category", "channel", b"channel", "city_ticket_id", b"city_ticket_id", "content", b"content", "dispatched_at", b"dispatched_at", "ingested_at", b"ingested_at", "received_at", b"received_at", "repeat_of", b"repeat_of", "source", b"source", "street", b"street", "tags", b"tags", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "time_limit_working_days", b"time_limit_working_days", "title", b"title", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

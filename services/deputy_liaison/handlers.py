@@ -5,14 +5,16 @@ status and a timeline the deputy reads."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hotline import pb
 from hotline.api import as_json
 from hotline.envelope import Event, EventTypes, Record
 from hotline.mongo import Doc
-from hotline.v1 import events_pb2, lifecycle_pb2
-from services.deputy_liaison.core import submission_id_of
+from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
+from services.deputy_liaison.core import notification, submission_id_of
 from services.deputy_liaison.store import DeputyStore
+from services.routing.core import Directory
 
 # status code and the deputy's words for each case event (when the event says more, see status_of)
 STATUS: dict[type[Any], tuple[str, str]] = {
@@ -50,8 +52,11 @@ def status_of(event: Any) -> tuple[str, str]:
 
 
 class CaseFollowing:
-    def __init__(self, store: DeputyStore) -> None:
-        self.store = store
+    """Follows the cases of deputy tickets, and tells the deputy each step on their channel
+    (DeputyNotified on the notifications topic; SMS or WeChat gateways consume it)."""
+
+    def __init__(self, store: DeputyStore, notifications_topic: str = "") -> None:
+        self.store, self.notifications_topic = store, notifications_topic
 
     def decode(self, record: Record) -> tuple[str, Doc, Doc] | None:
         sid = submission_id_of(record.key)
@@ -70,5 +75,56 @@ class CaseFollowing:
         return sid, entry, as_json(case)
 
     async def apply(self, items: list[tuple[Record, tuple[str, Doc, Doc] | None]]) -> list[Event]:
-        await self.store.record_steps([step for _, step in items if step is not None])
+        steps = [step for _, step in items if step is not None]
+        await self.store.record_steps(steps)
+        if not self.notifications_topic or not steps:
+            return []
+        subs = {sid: await self.store.submission(sid) for sid in {sid for sid, _, _ in steps}}
+        deputies = {d: await self.store.deputy(d) for d in {s["deputy_id"] for s in subs.values() if s}}
+        out = []
+        for sid, entry, _case in steps:
+            sub = subs.get(sid)
+            deputy = deputies.get(sub["deputy_id"]) if sub else None
+            if sub is None or deputy is None:
+                continue
+            key = f"{entry['event_id']}/notify"
+            message = notification(deputy, sid, sub["ticket_id"], entry["status"], entry["status_text"],
+                                   entry["at"], key)
+            out.append(Event(self.notifications_topic, deputy["deputy_id"], message, key, sub["ticket_id"]))
+        return out
+
+
+class TicketFacts:
+    """What monthly lists need per ticket (every ticket, not only deputies'): month, street,
+    community, category, place, repeat flag; from cases whether it was overdue, redone or
+    evaluated unsatisfied. No caller contact is kept."""
+
+    def __init__(self, store: DeputyStore, directory: Directory, timezone: str = "Asia/Shanghai") -> None:
+        self.store, self.directory, self.zone = store, directory, ZoneInfo(timezone)  # months are local
+
+    def decode(self, record: Record) -> Doc | None:
+        event = FACT_EVENTS.decode(record)
+        match event:
+            case events_pb2.TicketReceived(ticket=t):
+                where = self.directory.locate(t)
+                month = pb.dt(t.received_at).astimezone(self.zone).strftime("%Y-%m")
+                return {"ticket_id": t.ticket_id, "received_month": month,
+                        "street": where.street or "", "community": where.community or "",
+                        "address": t.address, "repeat": bool(t.repeat_of), "source": t.source}
+            case events_pb2.TicketAssigned(assignment=a):
+                return {"ticket_id": a.ticket_id, "category": a.category}
+            case lifecycle_pb2.CaseEvaluated(case=c) if c.evaluation.satisfaction == case_pb2.SATISFACTION_UNSATISFIED:
+                return {"ticket_id": c.ticket_id, "unsatisfied": True}
+            case lifecycle_pb2.RedoDecided(case=c, redo=True):
+                return {"ticket_id": c.ticket_id, "redone": True}
+            case lifecycle_pb2.CaseReplied(case=c) if 0 < c.reply_due.seconds < c.replied_at.seconds:
+                return {"ticket_id": c.ticket_id, "overdue": True}
+        return None
+
+    async def apply(self, items: list[tuple[Record, Doc | None]]) -> list[Event]:
+        await self.store.merge_facts([f for _, f in items if f is not None])
         return []
+
+
+FACT_EVENTS = EventTypes(events_pb2.TicketReceived, events_pb2.TicketAssigned, lifecycle_pb2.CaseEvaluated,
+                         lifecycle_pb2.RedoDecided, lifecycle_pb2.CaseReplied)

@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from hotline.kafka import ConsumerSpec
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
 from services.deputy_liaison import store as store_module
 from services.deputy_liaison.api import DeputyGrpc, Liaison, http_routes
-from services.deputy_liaison.handlers import CaseFollowing
+from services.deputy_liaison.handlers import CaseFollowing, TicketFacts
+from services.routing.core import DATA_DIR, Directory
 
 NAME = "deputy_liaison"
+FIGURES_EVERY_SECONDS = 30.0  # how often the Prometheus figures of deputy work are refreshed
 
 
 async def build(rt: Runtime) -> Service:
     store = store_module.DeputyStore(rt.db)
-    liaison = Liaison(store, rt.commands, rt.topic("deputy_submissions"), rt.clock)
+    directory = Directory.from_file(DATA_DIR / "directory.json")
+    topics = {t: rt.topic(t) for t in ("deputy_submissions", "deputy_events", "notifications")}
+    liaison = Liaison(store, rt.commands, topics, rt.clock, directory)
+
+    async def refresh_figures() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # figures are best effort; the next round retries
+                await liaison.figures()
+            await asyncio.sleep(FIGURES_EVERY_SECONDS)
+
     return Service(
         http=http_app("deputy_liaison", "人大代表联络: 代表转交群众诉求、跟踪办理、每月问题清单"),
         routes=[http_routes(liaison)],
         grpc=[GrpcApi(DeputyGrpc(liaison), services_pb2_grpc.add_DeputyLiaisonServiceServicer_to_server,
                       "hotline.v1.DeputyLiaisonService")],
-        consumers=[ConsumerSpec([rt.topic("case_events")], rt.group(), CaseFollowing(store))],
+        consumers=[ConsumerSpec([rt.topic("case_events")], rt.group(), CaseFollowing(store, rt.topic("notifications"))),
+                   ConsumerSpec([rt.topic("ticket_events"), rt.topic("assignment_events"), rt.topic("case_events")],
+                                rt.group("facts"), TicketFacts(store, directory, rt.settings.timezone))],
         indexes=store_module.INDEXES,
+        background=[refresh_figures],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -13,6 +14,8 @@ from hotline.mongo import Doc
 INDEXES = {
     "submissions": [IndexModel([("deputy_id", ASCENDING), ("submitted_at", ASCENDING)])],
     "deputies": [IndexModel([("liaison_officer_id", ASCENDING)])],
+    "ticket_facts": [IndexModel([("received_month", ASCENDING), ("street", ASCENDING)])],
+    "monthly_lists": [IndexModel([("deputy_id", ASCENDING), ("month", ASCENDING)])],
 }
 
 
@@ -20,6 +23,11 @@ class DeputyStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.deputies = db["deputies"]
         self.submissions = db["submissions"]
+        self.officers = db["officers"]  # 人大联络员
+        self.imports = db["imports"]  # each import of deputies (CSV/XLSX), with its rows
+        self.ticket_facts = db["ticket_facts"]  # per ticket: month, street, community, category, place; no contact
+        self.monthly_lists = db["monthly_lists"]  # 每月问题清单, one per month and deputy
+        self.invitations = db["invitations"]  # whistle meetings (吹哨会议) deputies are invited to
 
     async def deputy(self, deputy_id: str, session: AsyncClientSession | None = None) -> Doc | None:
         return await self.deputies.find_one({"_id": deputy_id}, {"_id": 0}, session=session)
@@ -30,6 +38,22 @@ class DeputyStore:
     async def of_deputy(self, deputy_id: str, limit: int) -> list[Doc]:
         return await self.submissions.find({"deputy_id": deputy_id}, {"_id": 0}).sort(
             "submitted_at", ASCENDING).limit(limit).to_list()
+
+    async def all_deputies(self, officer_id: str = "") -> list[Doc]:
+        query = {"liaison_officer_id": officer_id} if officer_id else {}
+        return await self.deputies.find(query, {"_id": 0}).to_list()
+
+    async def all_submissions(self) -> list[Doc]:
+        return await self.submissions.find({}, {"_id": 0, "timeline": 0, "citizen": 0}).to_list()
+
+    async def facts_of_month(self, month: str) -> list[Doc]:
+        return await self.ticket_facts.find({"received_month": month}, {"_id": 0}).to_list()
+
+    async def merge_facts(self, facts: Sequence[Doc]) -> None:
+        """Ticket facts from tickets, assignments and cases: each source sets its own fields."""
+        writes = [UpdateOne({"_id": f["ticket_id"]}, {"$set": f}, upsert=True) for f in facts]
+        if writes:
+            await self.ticket_facts.bulk_write(writes, ordered=True)
 
     async def record_steps(self, steps: Sequence[tuple[str, Doc, Doc]]) -> None:
         """Follow the cases of deputy tickets: each step (submission id, timeline entry, case view)
@@ -62,6 +86,9 @@ class DeputyRepository:
         await self.store.deputies.replace_one({"_id": state["deputy_id"]}, state, upsert=True, session=session)
 
 
+FOLLOWED = {"timeline", "case", "case_revision", "status", "status_text"}
+
+
 class SubmissionRepository:
     kind = "submission"
 
@@ -72,4 +99,22 @@ class SubmissionRepository:
         return await self.store.submission(target, session)
 
     async def save(self, state: Doc, session: AsyncClientSession | None) -> None:
-        await self.store.submissions.insert_one({"_id": state["submission_id"], **state}, session=session)
+        # the consumer owns the case view, status and timeline: a command never overwrites them
+        mine = {k: v for k, v in state.items() if k not in FOLLOWED}
+        await self.store.submissions.update_one({"_id": state["submission_id"]},
+                                                {"$set": mine, "$setOnInsert": {"status": state.get("status", "")}},
+                                                upsert=True, session=session)
+
+
+class DocRepository:
+    """Documents of one collection on the command path, keyed by one field."""
+
+    def __init__(self, collection: Any, kind: str, id_field: str) -> None:
+        self.collection, self.kind, self.id_field = collection, kind, id_field
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> Doc | None:
+        found: Doc | None = await self.collection.find_one({"_id": target}, {"_id": 0}, session=session)
+        return found
+
+    async def save(self, state: Doc, session: AsyncClientSession | None) -> None:
+        await self.collection.replace_one({"_id": state[self.id_field]}, state, upsert=True, session=session)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,19 +22,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from hotline import pb, privacy
 from hotline.envelope import PermanentError
+from hotline.text import CALLER_LIMITS, MAX_TAG_CHARS, MAX_TAGS, TEXT_LIMITS, clean_text
 from hotline.v1 import ticket_pb2
 
 TICKET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}\Z")
 DEPUTY_PREFIX = "RD-"  # ticket ids of deputy submissions; a city ticket may not use it
-MAX_TEXT_CHARS = 20_000
-TEXT_LIMITS = {"title": 500, "content": MAX_TEXT_CHARS, "category": 100, "address": 500, "street": 100,
-               "channel": 32}  # characters, after normalisation
-CALLER_LIMITS = {"name": 100, "phone": 32}
-MAX_TAGS, MAX_TAG_CHARS = 20, 50
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no ticket of this platform's era was received before
-# C0 and C1 control characters except tab and newline (a CR is turned into a newline first), and
-# lone surrogates: what no text field may carry past intake
-_DROPPED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def parse_city_ticket(raw: bytes, latest: datetime) -> ticket_pb2.CityTicket:
@@ -60,13 +52,6 @@ def parse_city_ticket(raw: bytes, latest: datetime) -> ticket_pb2.CityTicket:
     normalize_text(city)
     validate(city, latest)
     return city
-
-
-def clean_text(text: str) -> str:
-    """Text as every service after intake sees it: CR and CRLF become LF, control characters
-    other than tab and newline are dropped, and the result is in Unicode NFC."""
-    text = _DROPPED.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    return unicodedata.normalize("NFC", text)
 
 
 def normalize_text(city: ticket_pb2.CityTicket) -> None:
@@ -197,11 +182,15 @@ def repeat_keys(ticket: ticket_pb2.Ticket, secret: str) -> list[str]:
     return keys
 
 
-def without_contact(ticket: ticket_pb2.Ticket) -> ticket_pb2.Ticket:
+def without_contact(ticket: ticket_pb2.Ticket, secret: str = "") -> ticket_pb2.Ticket:
     """The ticket as other services get it: no caller name or phone (routing and metrics do not
-    need them; the unit handling the ticket reads them from intake)."""
+    need them; the unit handling the ticket reads them from intake). With ``secret`` it carries
+    ``caller_key``, the HMAC of the phone, so supervision's early warnings can count one
+    caller's tickets (重复来电) without ever seeing the number."""
     shared = ticket_pb2.Ticket()
     shared.CopyFrom(ticket)
+    if secret and ticket.caller.phone and not ticket.caller.anonymous:
+        shared.caller_key = privacy.keyed_hash(secret, ticket.caller.phone)
     shared.caller.ClearField("name")
     shared.caller.ClearField("phone")
     return shared

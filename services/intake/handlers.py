@@ -66,7 +66,10 @@ class TicketIntake:
         for record, ticket in items:
             batch.setdefault(ticket.ticket_id, (record, ticket))  # the same id twice in a batch: keep the first
         tickets = [t for _, t in batch.values()]
-        remember, known = await self._link_repeats(tickets)
+        # Tickets stored before (a replay) are not linked or remembered again: their ids may have
+        # left a key's capped list since, and adding them back would change the index on replay.
+        already = await self.store.existing_ids([t.ticket_id for t in tickets])
+        remember, known = await self._link_repeats([t for t in tickets if t.ticket_id not in already])
         _, existed = await asyncio.gather(self.store.remember_keys(remember, known), self.store.insert_new(tickets))
         await self.store.audit_received([t for t in tickets if t.ticket_id not in existed])
         stored = await self.store.get_many(sorted(existed)) if existed else {}
@@ -81,7 +84,7 @@ class TicketIntake:
                 Event(
                     topic=self.out_topic,
                     key=ticket.ticket_id,
-                    message=events_pb2.TicketReceived(ticket=core.without_contact(ticket)),
+                    message=events_pb2.TicketReceived(ticket=core.without_contact(ticket, self.hash_secret)),
                     event_id=f"{ticket.ticket_id}/received",
                     correlation_id=record.correlation_id,
                 )

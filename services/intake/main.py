@@ -10,6 +10,7 @@ from hotline.v1 import services_pb2_grpc
 from services.intake import store as store_module
 from services.intake.api import IntakeGrpc, http_routes
 from services.intake.handlers import HandlingUnits, TicketIntake
+from services.intake.retention import Retention, policy
 
 NAME = "intake"
 
@@ -20,6 +21,9 @@ async def build(rt: Runtime) -> Service:
     handler = TicketIntake(store, rt.topic("city_tickets"), rt.topic("deputy_submissions"), rt.topic("ticket_events"),
                            rt.settings.privacy.hash_secret, rt.clock,
                            timedelta(seconds=rt.settings.intake.future_tolerance_seconds))
+    p = rt.settings.privacy
+    retention = Retention(store, rt.mongo_client, rt.clock, policy(p.retention_days), p.retention_interval_seconds,
+                          p.retention_batch)
     return Service(
         http=app,
         routes=[http_routes(store)],
@@ -28,4 +32,5 @@ async def build(rt: Runtime) -> Service:
         consumers=[ConsumerSpec([rt.topic("city_tickets"), rt.topic("deputy_submissions")], rt.group(), handler),
                    ConsumerSpec([rt.topic("assignment_events")], rt.group("units"), HandlingUnits(store))],
         indexes=store_module.INDEXES,
+        background=[retention.forever],
     )

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pymongo import DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import audit, pb
 from hotline.mongo import Doc, find_in, insert_missing
 from hotline.v1 import ticket_pb2
 
-INDEXES = {"tickets": [IndexModel([("ingested_at", DESCENDING)])], "repeat_keys": []}
+INDEXES = {"tickets": [IndexModel([("ingested_at", DESCENDING)]), IndexModel([("received_at", ASCENDING)])],
+           "repeat_keys": []}
 MAX_REPEAT_LINKS = 5
 
 
@@ -25,6 +26,9 @@ class TicketStore:
     async def insert_new(self, tickets: Sequence[ticket_pb2.Ticket]) -> set[str]:
         """Insert tickets not stored yet; returns the ids that already existed."""
         return await insert_missing(self.tickets, [{"_id": t.ticket_id, **pb.to_doc(t)} for t in tickets])
+
+    async def existing_ids(self, ticket_ids: Sequence[str]) -> set[str]:
+        return {d["_id"] for d in await find_in(self.tickets, ticket_ids, projection={"_id": 1})}
 
     async def get(self, ticket_id: str) -> ticket_pb2.Ticket | None:
         doc = await self.tickets.find_one({"_id": ticket_id})

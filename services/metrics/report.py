@@ -433,6 +433,7 @@ def _wrap(text: str, width: int) -> list[str]:
 def _table(page: Figure, rect: tuple[float, float, float, float], header: list[str], rows: list[list[str]]) -> None:
     ax = page.add_axes(rect)
     ax.axis("off")
+    rows = rows or [["（本期无数据）", *[""] * (len(header) - 1)]]  # an empty period still renders
     t = ax.table(cellText=rows, colLabels=header, loc="upper center", cellLoc="center")
     t.auto_set_font_size(False)
     t.set_fontsize(8)

@@ -30,7 +30,8 @@ __all__ = ["COMMUNITY", "STREET", "Decision", "Directory", "Location", "Place", 
 DATA_DIR = Path(__file__).parent / "data"
 MANUAL_UNIT = "HOTLINE"  # 区12345热线办
 STRONG_KEYWORD_HITS = 2  # keyword hits that outrank the classifier
-METHODS = ("city_category", "keyword", "classifier", "street", "manual")  # how a decision was made
+METHODS = ("city_category", "keyword", "classifier", "street", "manual",  # how a decision was made
+           "office", "return", "recategorize", "joint_review")  # the office's desk (services/routing/desk.py)
 
 
 class Prediction(Protocol):
@@ -232,6 +233,34 @@ class Router:
             return decision
         return replace(decision, classifier_label=prediction.label,
                        model_version=decision.model_version or prediction.model_version)
+
+    def decide_in_category(self, ticket: ticket_pb2.Ticket, category: str, method: str) -> Decision:
+        """The decision for ``ticket`` within ``category`` (the office recategorised it)."""
+        if category not in self.categories:
+            raise ValueError(f"{category!r} is not a category of the list")
+        rule = self._in_category(self._scores(self._text(ticket)), category)
+        decision = self._from_rule(rule, self.directory.locate(ticket), method, 1.0)
+        return replace(decision, list_version=self.list_version)
+
+    def suggest(self, ticket: ticket_pb2.Ticket, prediction: Prediction | None = None,
+                limit: int = 3) -> list[tuple[str, Rule | None, str, float]]:
+        """Suggestions for the office (人工派单): (source, list item, classifier label, confidence),
+        best first: the classifier's label (even abstaining) with its category's best item, then
+        the items with most keyword hits."""
+        scores = self._scores(self._text(ticket))
+        out: list[tuple[str, Rule | None, str, float]] = []
+        if prediction is not None:
+            category = self.classifier_category(prediction.label, ticket)
+            rule = self._in_category(scores, category) if category else None
+            out.append(("classifier", rule, prediction.label, prediction.confidence))
+        ranked = sorted(scores, key=lambda i: (-scores[i][0], -scores[i][1], i))
+        total = max((scores[i][0] for i in ranked), default=1)
+        for index in ranked:
+            if len(out) >= limit:
+                break
+            if all(r is None or r.rule_id != self.rules[index].rule_id for _, r, _, _ in out):
+                out.append(("list", self.rules[index], "", scores[index][0] / total))
+        return out[:limit]
 
     def _decide(self, ticket: ticket_pb2.Ticket, prediction: Prediction | None) -> Decision:
         scores = self._scores(self._text(ticket))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
@@ -11,9 +13,11 @@ from hotline.settings import Settings
 from hotline.v1 import services_pb2_grpc
 from services.routing import store as store_module
 from services.routing.api import RoutingGrpc, http_routes
+from services.routing.commands import DeskCommands, LiveRouter
 from services.routing.core import DATA_DIR, Directory, Prediction, Router
-from services.routing.handlers import Classify, TicketRouting
+from services.routing.handlers import Classify, ReturnIntake, TicketRouting
 from services.routing.responsibility import load_listing
+from services.supervision.core import WorkCalendar
 
 NAME = "routing"
 log = get_logger(__name__)
@@ -39,17 +43,28 @@ async def build(rt: Runtime) -> Service:
     directory = Directory.from_file(DATA_DIR / "directory.json")
     lists = store_module.ResponsibilityStore(rt.db)
     current = await lists.ensure(load_listing(DATA_DIR / "responsibilities.json"), f"system:{NAME}", rt.clock.now())
-    router = Router.from_listing(directory, current.listing)
-    log.info("responsibility list loaded", list_version=router.list_version, items=len(router.rules))
+    live = LiveRouter(Router.from_listing(directory, current.listing))
+    log.info("responsibility list loaded", list_version=live.router.list_version, items=len(live.router.rules))
     store = store_module.AssignmentStore(rt.db)
+    desk = store_module.DeskStore(rt.db, lists)
+    calendar, tz = WorkCalendar(), ZoneInfo(rt.settings.timezone)
+
+    def add_working_days(at: datetime, days: int) -> datetime:
+        return calendar.add_working_days(at.astimezone(tz), days)
+
+    commands = DeskCommands(rt.commands, desk, lists, live, rt.clock, rt.topic("assignment_events"),
+                            add_working_days)
     classify = load_classifier(rt.settings)
-    app = http_app("routing", "Dispatch of tickets to handling units (派单): responsibility list, units, gazetteer")
-    handler = TicketRouting(router, store, rt.topic("assignment_events"), classify)
+    app = http_app("routing", "Dispatch of tickets to handling units (派单): responsibility list, units, gazetteer, "
+                              "the office's desk (queue, returns, joint review, recategorisation)")
+    handler = TicketRouting(live, store, rt.topic("assignment_events"), classify, desk, commands)
     return Service(
         http=app,
-        routes=[http_routes(router, store, classify)],
-        grpc=[GrpcApi(RoutingGrpc(router, store, classify), services_pb2_grpc.add_RoutingServiceServicer_to_server,
-                      "hotline.v1.RoutingService")],
-        consumers=[ConsumerSpec([rt.topic("ticket_events")], rt.group(), handler)],
+        routes=[http_routes(live, store, classify, desk, commands)],
+        grpc=[GrpcApi(RoutingGrpc(live, store, classify, desk, commands),
+                      services_pb2_grpc.add_RoutingServiceServicer_to_server, "hotline.v1.RoutingService")],
+        consumers=[ConsumerSpec([rt.topic("ticket_events")], rt.group(), handler),
+                   ConsumerSpec([rt.topic("case_events")], rt.group("returns"), ReturnIntake(commands))],
         indexes=store_module.INDEXES,
+        background=[commands.background],
     )

@@ -5,6 +5,10 @@
 * ``responsibility_list``: the current version of the first-responsible list (one document,
   ``_id`` "current"); ``responsibility_versions``: every version with the change-log entry that
   made it (``_id`` = version number), so who changed what, when and why is never lost.
+* ``desk``: per ticket, what the office's desk needs (services/routing/desk.py): the ticket,
+  its queue entry while it waits for manual dispatch, its return, its joint review, its sub-dispatches.
+* ``examples``: labelled examples from the office's decisions (dispatch, redispatch,
+  recategorize) that ``hotline classify retrain --from-store`` learns from.
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ from hotline import audit, pb
 from hotline.commands import DomainError
 from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
-from hotline.v1 import events_pb2
+from hotline.v1 import events_pb2, routing_pb2, ticket_pb2
+from services.routing.desk import Desk
 from services.routing.responsibility import Listing, ListVersion, LogEntry, seed
 
 # assignments and the current list are looked up by _id only; versions by _id, newest first
-INDEXES: dict[str, list[IndexModel]] = {"assignments": [], "responsibility_list": [], "responsibility_versions": []}
+INDEXES: dict[str, list[IndexModel]] = {
+    "assignments": [], "responsibility_list": [], "responsibility_versions": [],
+    "desk": [IndexModel([("queue.arrived_at", 1)], sparse=True), IndexModel([("ret.status", 1), ("ret.unit_id", 1)])],
+    "examples": [IndexModel([("decided_at", 1)])],
+}
 CURRENT = "current"
 log = get_logger(__name__)
 
@@ -52,6 +61,85 @@ class AssignmentStore:
             after=doc, entry_id=f"{a.assignment.ticket_id}/assigned/{a.assignment.dispatch_round}",
         ) for a, doc in zip(assigned, docs, strict=True) if a.assignment.ticket_id not in existed])
         return existed
+
+
+class DeskStore:
+    """Routing's record per ticket for the office's desk (a Repository of :class:`Desk`)."""
+
+    kind = "dispatch"
+
+    def __init__(self, db: AsyncDatabase[Doc], lists: ResponsibilityStore) -> None:
+        self.db = db
+        self.desk = db["desk"]
+        self.assignments = db["assignments"]
+        self.examples = db["examples"]
+        self.lists = lists
+
+    async def insert_new(self, tickets: Sequence[ticket_pb2.Ticket],
+                         queued: Sequence[routing_pb2.QueueEntry]) -> None:
+        """The tickets routing decided (and the queue entries of those it could not)."""
+        entries = {q.ticket_id: q for q in queued}
+        await insert_missing(self.desk, [
+            {"_id": t.ticket_id, "ticket": pb.to_doc(t),
+             **({"queue": pb.to_doc(entries[t.ticket_id])} if t.ticket_id in entries else {})}
+            for t in tickets])
+
+    async def load(self, target: str, session: Any = None) -> Desk | None:
+        doc = await self.desk.find_one({"_id": target}, session=session)
+        assigned = await self.assignments.find_one({"_id": target}, session=session)
+        if doc is None or assigned is None:
+            return None
+        return Desk(
+            ticket=pb.from_doc(doc["ticket"], ticket_pb2.Ticket),
+            assigned=pb.from_doc(assigned, events_pb2.TicketAssigned),
+            queue=pb.from_doc(doc["queue"], routing_pb2.QueueEntry) if doc.get("queue") else None,
+            ret=pb.from_doc(doc["ret"], routing_pb2.PendingReturn) if doc.get("ret") else None,
+            review=pb.from_doc(doc["review"], routing_pb2.JointReview) if doc.get("review") else None,
+            subs=[pb.from_doc(s, routing_pb2.SubDispatched) for s in doc.get("subs", [])],
+        )
+
+    async def save(self, state: Desk, session: Any = None) -> None:
+        tid = state.ticket.ticket_id
+        doc: Doc = {"ticket": pb.to_doc(state.ticket), "subs": [pb.to_doc(s) for s in state.subs]}
+        unset: Doc = {}
+        for name, value in (("queue", state.queue), ("ret", state.ret), ("review", state.review)):
+            if value is None:
+                unset[name] = ""
+            else:
+                doc[name] = pb.to_doc(value)
+        await self.desk.update_one({"_id": tid}, {"$set": doc, **({"$unset": unset} if unset else {})},
+                                   upsert=True, session=session)
+        await self.assignments.replace_one({"_id": tid}, {"_id": tid, **pb.to_doc(state.assigned)}, upsert=True,
+                                           session=session)
+        if state.list_after is not None:
+            await self.lists.save(state.list_after, session)
+        for example in state.examples:
+            await self.examples.replace_one({"_id": example["_id"]}, example, upsert=True, session=session)
+
+    async def queue(self, limit: int = 50) -> list[routing_pb2.QueueEntry]:
+        docs = await self.desk.find({"queue": {"$exists": True}}, {"queue": 1}).sort(
+            "queue.arrived_at", 1).limit(limit).to_list()
+        return [pb.from_doc(d["queue"], routing_pb2.QueueEntry) for d in docs]
+
+    async def queue_stats(self) -> tuple[int, datetime | None]:
+        """Queue length and the oldest arrival waiting."""
+        length = await self.desk.count_documents({"queue": {"$exists": True}})
+        oldest = await self.queue(1)
+        return length, (pb.dt(oldest[0].arrived_at) if oldest else None)
+
+    async def returns(self, unit_id: str = "", pending_only: bool = False,
+                      limit: int = 200) -> list[routing_pb2.PendingReturn]:
+        query: Doc = {"ret": {"$exists": True}}
+        if unit_id:
+            query["ret.unit_id"] = unit_id
+        if pending_only:
+            query["ret.status"] = "RETURN_STATUS_REQUESTED"
+        docs = await self.desk.find(query, {"ret": 1}).sort("_id", 1).limit(limit).to_list()
+        return [pb.from_doc(d["ret"], routing_pb2.PendingReturn) for d in docs]
+
+    async def labelled_examples(self) -> list[Doc]:
+        """The office's decisions as labelled examples (for ``hotline classify retrain --from-store``)."""
+        return await self.examples.find({}).sort("decided_at", 1).to_list()
 
 
 class ListConflict(DomainError):

@@ -7,11 +7,10 @@ from typing import Any
 
 import grpc
 from fastapi import APIRouter, Body, Depends, Query
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from hotline import auth
-from hotline.api import as_json, grpc_idempotency_key, grpc_require, idempotency_key
+from hotline.api import as_json, grpc_idempotency_key, grpc_require, idempotency_key, parse_body
 from hotline.auth import Principal
 from hotline.commands import Invalid, NotFound
 from hotline.policy import Role
@@ -75,16 +74,6 @@ COMMANDS: list[tuple[str, type[Message], str, str]] = [
     ("redo-decision", lifecycle_pb2.DecideRedoRequest, "decide_redo", "重办或结案 after a poor evaluation (office)"),
     ("contribution", lifecycle_pb2.ContributeRequest, "contribute", "协办意见: an assisting unit contributes"),
 ]
-
-
-def parse_body(body: dict[str, Any], message_type: type[Message], **path: str) -> Message:
-    for name, value in path.items():
-        if body.get(name, value) != value:
-            raise Invalid(f"{name} in the body ({body[name]!r}) differs from the path ({value!r})")
-    try:
-        return json_format.ParseDict({**body, **path}, message_type())
-    except json_format.ParseError as exc:
-        raise Invalid(f"bad {message_type.DESCRIPTOR.name}: {exc}") from exc
 
 
 def _command_route(api: APIRouter, commands: CaseCommands, path: str, message_type: type[Message], name: str,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 from zoneinfo import ZoneInfo
 
 from hotline.kafka import ConsumerSpec
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
+from hotline.settings import REPO_ROOT
 from hotline.v1 import services_pb2_grpc
 from services.supervision import store as store_module
 from services.supervision.api import SupervisionGrpc, http_routes
@@ -14,6 +16,13 @@ from services.supervision.commands import CaseCommands
 from services.supervision.core import WorkCalendar, open_case
 from services.supervision.handlers import CaseInbox
 from services.supervision.lifecycle import CalendarDeadlines, Limits, Policy
+from services.supervision.warning_api import warning_routes
+from services.supervision.warning_handlers import WarningInbox
+from services.supervision.warning_store import INDEXES as WARNING_INDEXES
+from services.supervision.warning_store import WarningStore
+from services.supervision.warnings import Rules, street_finder
+
+DIRECTORY = REPO_ROOT / "services" / "routing" / "data" / "directory.json"  # the jurisdiction gazetteer (属地)
 
 NAME = "supervision"
 
@@ -33,11 +42,15 @@ async def build(rt: Runtime) -> Service:
                                   "district office's review (督办)")
     inbox = CaseInbox(store, commands, rt.topic("case_events"), rt.topic("city_evaluations"), settings.limits,
                       settings.timezone)
+    warning_store = WarningStore(rt.db)
+    warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(json.loads(DIRECTORY.read_text("utf-8"))),
+                                 rt.topic("warning_events"))
     return Service(
         http=app,
-        routes=[http_routes(store, commands)],
+        routes=[http_routes(store, commands), warning_routes(warning_store, tz)],
         grpc=[GrpcApi(SupervisionGrpc(store, commands), services_pb2_grpc.add_SupervisionServiceServicer_to_server,
                       "hotline.v1.SupervisionService")],
-        consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox)],
-        indexes=store_module.INDEXES,
+        consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
+                   ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox)],
+        indexes={**store_module.INDEXES, **WARNING_INDEXES},
     )

@@ -36,6 +36,12 @@ CONSUMED_TOPICS = {
     "deputy_liaison": ["case_events"],
     "metrics": ["ticket_events", "assignment_events", "case_events"],
 }
+# the services' other consumer groups (rt.group("<purpose>")): drained too before a snapshot
+SIDE_GROUPS = {
+    "intake.units": ["assignment_events"],
+    "metrics.kpi": ["ticket_events", "assignment_events", "case_events"],
+    "deputy_liaison.facts": ["ticket_events", "assignment_events", "case_events"],
+}
 
 
 async def summary(settings: Settings) -> services_pb2.Summary:
@@ -73,6 +79,8 @@ async def drained(settings: Settings, timeout: float = 90) -> None:
     async def total_lag() -> int:
         lags = [await group_lag(settings, f"{settings.topics.prefix}hotline.{s}.main",
                                 [settings.topics.name(t) for t in CONSUMED_TOPICS[s]]) for s in SERVICES]
+        lags += [await group_lag(settings, f"{settings.topics.prefix}hotline.{g}",
+                                 [settings.topics.name(t) for t in topics]) for g, topics in SIDE_GROUPS.items()]
         return sum(lags)
 
     await eventually(total_lag, lambda lag: lag == 0, timeout=timeout, every=0.5)

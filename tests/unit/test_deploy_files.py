@@ -65,6 +65,11 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "hotline_outbox_pending": ("gauge", ("service",)),
     "hotline_district_tickets": ("gauge", ("stage",)),
     "hotline_district_tickets_by_dimension": ("gauge", ("stage", "dimension", "value")),
+    "hotline_warnings_raised_total": ("counter", ("kind", "level")),
+    "hotline_kpi_rate_ratio": ("gauge", ("rate", "dimension", "value")),
+    "hotline_kpi_denominator": ("gauge", ("rate", "dimension", "value")),
+    "hotline_deputy_closed_on_time_ratio": ("gauge", ("level", "street")),
+    "hotline_deputy_satisfaction_ratio": ("gauge", ("level", "street")),
 }
 # series names a query may select: counters and gauges as is, histograms by their _bucket/_sum/_count
 # series (in Prometheus 2 a classic histogram has no series under its bare name), plus `up`
@@ -605,6 +610,9 @@ _INPUT_SERIES = [
     # a reason's counter appears only with its first dead letters: a one-off burst must alert too
     (f'hotline_dead_letters_total{{{_target("routing")}, reason="schema"}}', "_ _ _ _ _ 14x7"),
     (f'hotline_consumer_records_total{{{_target("intake")}, topic="city.tickets.v1", outcome="processed"}}', "0+10x12"),
+    # one red mass-incident warning at minute 6; yellow repeats never page
+    (f'hotline_warnings_raised_total{{{_target("supervision")}, kind="mass_incident", level="red"}}', "0x5 1x6"),
+    (f'hotline_warnings_raised_total{{{_target("supervision")}, kind="repeat_caller", level="yellow"}}', "0+2x12"),
 ]
 
 _ALERT_TESTS = {
@@ -624,6 +632,7 @@ _ALERT_TESTS = {
                         {"labels": '{alertname="HotlineOutboxPendingHigh"}', "value": 1},
                         {"labels": '{alertname="HotlineDeadLettersRising"}', "value": 2},
                         {"labels": '{alertname="HotlineDeadLetterRatioHigh"}', "value": 1},
+                        {"labels": '{alertname="HotlineRedWarningRaised"}', "value": 1},
                     ],
                 },
                 {

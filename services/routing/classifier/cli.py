@@ -76,9 +76,13 @@ def add_cli(subparsers: Any) -> None:
     rt = actions.add_parser("retrain", help="learn from the office's decisions; promote the candidate only when "
                                             "it beats the current model on recent decisions")
     rt.add_argument("--model", required=True, type=Path, help="model folder (current model; replaced on promotion)")
-    rt.add_argument("--decisions", required=True, type=Path,
-                    help="office decisions: .jsonl or .csv with text (or title, content), category, decided_at "
-                         "[, ticket_id, kind]")
+    source = rt.add_mutually_exclusive_group(required=True)
+    source.add_argument("--decisions", type=Path,
+                        help="office decisions: .jsonl or .csv with text (or title, content), category, decided_at "
+                             "[, ticket_id, kind]")
+    source.add_argument("--from-store", action="store_true",
+                        help="read the office's decisions from routing's store (collection examples: every office "
+                             "dispatch, approved re-dispatch and recategorisation), per the HOTLINE_* settings")
     rt.add_argument("--seed-data", type=Path, default=None,
                     help="labelled seed tickets (default: the data the current model records, if still there)")
     rt.add_argument("--text-columns", default=None, help="seed data text columns, title first")
@@ -196,7 +200,7 @@ def _retrain(args: argparse.Namespace) -> int:
     grid = _grid(args.svc_c)
     cfg = TrainConfig(cv_folds=args.cv_folds, svc_c=grid[0], svc_c_grid=grid)
     label_map = LabelMap.load(args.label_map) if args.label_map else LabelMap.load()
-    decisions = load_decisions(args.decisions)
+    decisions = load_decisions(store_examples() if args.from_store else args.decisions)
     r = retrain(args.model, decisions, seed, args.descriptions, label_map, cfg, args.recent_fraction,
                 args.min_recent, args.min_gain, args.metric, args.dry_run, log=_err)
     print(f"decisions    {len(decisions)} (latest per ticket); candidate trained on {r.trained_on['decisions']} "
@@ -274,6 +278,20 @@ def _predict(args: argparse.Namespace) -> int:
         if len(args.text) > 1:
             print()
     return 0
+
+
+def store_examples(settings: Any = None) -> list[dict[str, Any]]:
+    """The labelled examples routing's desk stored (services/routing/store.py DeskStore)."""
+    from hotline import mongo
+    from hotline.settings import Settings
+
+    settings = settings or Settings()
+    client = mongo.sync_client(settings)
+    try:
+        db = client[f"{settings.mongo.database_prefix}_routing"]
+        return list(db["examples"].find({}, {"_id": 0}).sort("decided_at", 1))
+    finally:
+        client.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,58 @@
+"""Supervision's early-warning consumer: intake's TicketReceived events -> facts -> the pure
+detectors (services/supervision/warnings.py) with the history loaded from the store -> stored
+warnings and WarningRaised events on hotline.warnings.v1 (keyed by warning id; the ids are
+deterministic, so a replay stores nothing twice and republishes the same event ids)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from prometheus_client import Counter
+
+from hotline import observability as obs
+from hotline.envelope import Event, EventTypes, Record
+from hotline.v1 import events_pb2, warnings_pb2
+from services.supervision import warnings as w
+from services.supervision.warning_store import WarningStore
+
+RAISED = Counter("hotline_warnings_raised_total", "Early warnings (预警) raised, by kind and level.",
+                 ["kind", "level"])
+
+
+class WarningInbox:
+    def __init__(self, store: WarningStore, rules: w.Rules, street_of: Callable[[str], str], out_topic: str) -> None:
+        self.store = store
+        self.rules = rules
+        self.street_of = street_of
+        self.out_topic = out_topic
+        self.types = EventTypes(events_pb2.TicketReceived)
+        obs.at_zero(RAISED, w.KINDS, w.LEVELS)
+
+    def decode(self, record: Record) -> events_pb2.TicketReceived:
+        message = self.types.decode(record)
+        assert isinstance(message, events_pb2.TicketReceived)
+        return message
+
+    async def apply(self, items: list[tuple[Record, events_pb2.TicketReceived]]) -> list[Event]:
+        facts = [w.fact_of(m.ticket, self.rules, self.street_of) for _, m in items]
+        await self.store.remember(facts)
+        since = await self.store.since()
+        events: list[Event] = []
+        for (record, _), fact in zip(items, facts, strict=True):
+            found = w.assess(fact, await self._history(fact, since), self.rules)
+            await self.store.save(found)
+            for warning in found:
+                RAISED.labels(warning.kind, warning.level).inc()
+                events.append(Event(topic=self.out_topic, key=warning.warning_id,
+                                    message=warnings_pb2.WarningRaised(warning=warning),
+                                    event_id=f"warning/{warning.warning_id}", correlation_id=record.correlation_id))
+        return events
+
+    async def _history(self, fact: w.Fact, since: datetime | None) -> w.History:
+        start, end = fact.at - w.horizon(self.rules), fact.at
+        repeat_start = fact.at - timedelta(days=self.rules.repeat["window_days"])
+        place = await self.store.around({"street": fact.street, "category": fact.category}, start, end)
+        caller = await self.store.around({"caller_key": fact.caller_key}, repeat_start, end) if fact.caller_key else []
+        address = await self.store.around({"address": fact.address}, repeat_start, end) if fact.address else []
+        return w.History(place, caller, address, since)

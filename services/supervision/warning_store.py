@@ -1,0 +1,79 @@
+"""Early warnings' store: the ticket facts the detectors look back on (``warning_facts``, one per
+ticket, insert-if-missing so a replay adds nothing) and the warnings raised (``warnings``, keyed
+by their deterministic id, so a replay never stores one twice)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import json_format
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hotline import pb
+from hotline.mongo import Doc, insert_missing
+from hotline.v1 import warnings_pb2
+from services.supervision.warnings import Fact
+
+INDEXES = {
+    "warning_facts": [
+        IndexModel([("street", ASCENDING), ("category", ASCENDING), ("at", ASCENDING)]),
+        IndexModel([("caller_key", ASCENDING), ("at", ASCENDING)], sparse=True),
+        IndexModel([("address", ASCENDING), ("at", ASCENDING)], sparse=True),
+        IndexModel([("at", ASCENDING)]),
+    ],
+    "warnings": [IndexModel([("raised_at", DESCENDING), ("_id", ASCENDING)]),
+                 IndexModel([("kind", ASCENDING), ("raised_at", DESCENDING)])],
+}
+
+
+def _doc(fact: Fact) -> Doc:
+    doc: Doc = {"_id": fact.ticket_id, "at": fact.at, "street": fact.street, "category": fact.category,
+                "text": fact.text}
+    if fact.caller_key:
+        doc["caller_key"] = fact.caller_key
+    if fact.address:
+        doc["address"] = fact.address
+    return doc
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _fact(doc: Doc) -> Fact:
+    return Fact(doc["_id"], _aware(doc["at"]), doc["street"], doc["category"], doc.get("address", ""),
+                doc.get("caller_key", ""), doc["text"])
+
+
+class WarningStore:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.facts = db["warning_facts"]
+        self.warnings = db["warnings"]
+
+    async def remember(self, facts: Sequence[Fact]) -> None:
+        await insert_missing(self.facts, [_doc(f) for f in facts])
+
+    async def since(self) -> datetime | None:
+        first = await self.facts.find_one({}, sort=[("at", ASCENDING)])
+        return _aware(first["at"]) if first else None
+
+    async def around(self, field: dict[str, Any], start: datetime, end: datetime) -> list[Fact]:
+        cursor = self.facts.find({**field, "at": {"$gte": start, "$lte": end}})
+        return [_fact(d) async for d in cursor]
+
+    async def save(self, warnings: Sequence[warnings_pb2.EarlyWarning]) -> None:
+        await insert_missing(self.warnings, [
+            {"_id": w.warning_id, "kind": w.kind, "level": w.level, "raised_at": pb.dt(w.raised_at),
+             "warning": json_format.MessageToDict(w, preserving_proto_field_name=True)} for w in warnings])
+
+    async def get(self, warning_id: str) -> warnings_pb2.EarlyWarning | None:
+        doc = await self.warnings.find_one({"_id": warning_id})
+        return json_format.ParseDict(doc["warning"], warnings_pb2.EarlyWarning()) if doc else None
+
+    async def list(self, kind: str, limit: int) -> list[warnings_pb2.EarlyWarning]:
+        query = {"kind": kind} if kind else {}
+        cursor = self.warnings.find(query, sort=[("raised_at", DESCENDING), ("_id", ASCENDING)], limit=limit)
+        return [json_format.ParseDict(d["warning"], warnings_pb2.EarlyWarning()) async for d in cursor]

@@ -1,0 +1,80 @@
+"""The workbench's calls to the services: gRPC with the signed-in person's token (and an
+idempotency key for commands), HTTP for the read models only served over HTTP. Refusals become
+:class:`Refused` with a precise Chinese message."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import httpx
+
+from hotline.auth import grpc_channel
+from hotline.settings import Settings
+from hotline.v1 import services_pb2_grpc
+from services.workbench.core import HTTP_STATUS, PAGE_STATUS, explain
+
+T = TypeVar("T")
+STUBS: dict[str, Any] = {
+    "intake": services_pb2_grpc.IntakeServiceStub,
+    "routing": services_pb2_grpc.RoutingServiceStub,
+    "supervision": services_pb2_grpc.SupervisionServiceStub,
+    "deputy_liaison": services_pb2_grpc.DeputyLiaisonServiceStub,
+    "metrics": services_pb2_grpc.MetricsServiceStub,
+}
+
+
+class Refused(Exception):
+    """A service refused or failed a call; ``message`` says why in Chinese."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code, self.details = code, details
+        self.message = explain(code, details)
+        self.status = PAGE_STATUS.get(code, 502)
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def host(self, service: str) -> str:
+        return self.settings.workbench.hosts.get(service, self.settings.bind_host)
+
+    async def call(self, token: str, service: str, method: str, request: Any, key: str = "") -> Any:
+        """One gRPC call; ``key`` (commands): the idempotency key, so a resubmitted form acts once."""
+        metadata = [("idempotency-key", key or uuid.uuid4().hex)]
+        target = f"{self.host(service)}:{self.settings.ports.grpc(service)}"
+        async with grpc_channel(target, token, metadata=metadata) as channel:
+            stub = STUBS[service](channel)
+            try:
+                return await getattr(stub, method)(request, timeout=60)
+            except grpc.aio.AioRpcError as exc:
+                raise Refused(exc.code(), exc.details() or "") from exc
+
+    async def get(self, token: str, service: str, path: str, **params: Any) -> httpx.Response:
+        """A GET on a service's HTTP API; a refusal raises :class:`Refused`."""
+        url = f"http://{self.host(service)}:{self.settings.ports.http(service)}{path}"
+        async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+            try:
+                response = await client.get(url, params=params)
+            except httpx.HTTPError as exc:
+                raise Refused(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", "")
+            except ValueError:
+                detail = response.text[:300]
+            code = HTTP_STATUS.get(response.status_code, grpc.StatusCode.UNKNOWN)
+            raise Refused(code, detail if isinstance(detail, str) else str(detail))
+        return response
+
+
+async def optional(call: Callable[[], Awaitable[T]]) -> T | None:
+    """The answer, or None when the service refuses (a page part the person may not see)."""
+    try:
+        return await call()
+    except Refused:
+        return None

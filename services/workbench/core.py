@@ -1,0 +1,136 @@
+"""The workbench's pure logic (no I/O): signed session cookies, countdowns, which actions a
+signed-in person may take on a case in its state (from the lifecycle's own table), and gRPC
+errors as precise Chinese messages."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import grpc
+
+from hotline.auth import Principal
+from hotline.policy import Role
+from services.supervision.lifecycle import ACTOR_OF, ALLOWED, ASSISTING, LABELS, OFFICE, PRIMARY, Action
+
+ROLE_LABELS = {
+    Role.UNIT: "承办单位", Role.OFFICE: "区热线办", Role.DEPUTY: "人大代表", Role.LIAISON: "人大联络员",
+    Role.LEADER: "领导", Role.VIEWER: "查看", Role.ADMIN: "管理员",
+}
+STATE_LABELS = LABELS
+
+
+# ---------------------------------------------------------------- session cookie
+
+
+def sign(data: dict[str, Any], secret: str) -> str:
+    """``data`` as a cookie value: base64 JSON and its HMAC-SHA256 (tamper-evident, not secret)."""
+    body = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode()
+    mac = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{mac}"
+
+
+def unsign(value: str, secret: str) -> dict[str, Any] | None:
+    body, _, mac = value.rpartition(".")
+    expected = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+    if not body or not hmac.compare_digest(mac, expected):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(body.encode()))
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+def countdown(due: datetime | None, now: datetime) -> tuple[str, bool]:
+    """('剩余 1天3小时', False) or ('超期 2小时5分', True); ('—', False) without a deadline."""
+    if due is None:
+        return "—", False
+    seconds = int((due - now).total_seconds())
+    overdue = seconds < 0
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = rest // 60
+    text = f"{days}天{hours}小时" if days else f"{hours}小时{minutes}分" if hours else f"{minutes}分"
+    return ("超期 " if overdue else "剩余 ") + text, overdue
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What decides the actions offered: the case's state, its units, its assisting sub-cases."""
+
+    state: int
+    primary_unit: str
+    assisting: dict[str, int]  # unit id -> AssistState value
+
+
+def actions(who: Principal, case: CaseView) -> list[Action]:
+    """The lifecycle actions ``who`` may take on ``case`` now (lifecycle.ALLOWED and ACTOR_OF)."""
+    out: list[Action] = []
+    for action, states in ALLOWED.items():
+        actor = ACTOR_OF[action]
+        if actor == PRIMARY and not (who.role == Role.UNIT and who.unit_id == case.primary_unit):
+            continue
+        if actor == ASSISTING and not (who.role == Role.UNIT and who.unit_id in case.assisting):
+            continue
+        if actor == OFFICE and who.role not in (Role.OFFICE, Role.ADMIN):
+            continue
+        if actor not in (PRIMARY, ASSISTING, OFFICE):
+            continue  # the platform's own (routing, the city)
+        if case.state not in states:
+            continue
+        if action == Action.ASSIST_SIGN_OFF and case.assisting.get(who.unit_id) != 1:  # AWAITING_SIGN_OFF
+            continue
+        if action == Action.CONTRIBUTE and case.assisting.get(who.unit_id) != 2:  # SIGNED_OFF
+            continue
+        if action == Action.WAIVE_ASSIST and not any(s in (1, 2) for s in case.assisting.values()):
+            continue
+        out.append(action)
+    return out
+
+
+ACTION_LABELS = {
+    Action.SIGN_OFF: "签收", Action.ASSIST_SIGN_OFF: "协办签收", Action.RECORD_CONTACT: "联系诉求人",
+    Action.REPLY: "办结反馈", Action.REQUEST_EXTENSION: "申请延期", Action.DECIDE_EXTENSION: "延期审批",
+    Action.PARK: "挂账", Action.REPORT_PROGRESS: "挂账进展", Action.REQUEST_RETURN: "申请退单",
+    Action.REVIEW: "审核", Action.DECIDE_REDO: "重办或结案", Action.CONTRIBUTE: "提交协办意见",
+    Action.WAIVE_ASSIST: "免于协办",
+}
+
+
+# ---------------------------------------------------------------- errors
+
+STATUS_TEXT = {
+    grpc.StatusCode.INVALID_ARGUMENT: "填写的内容不符合要求",
+    grpc.StatusCode.NOT_FOUND: "未找到，或不在您的办理范围内",
+    grpc.StatusCode.FAILED_PRECONDITION: "当前状态下不能进行此操作",
+    grpc.StatusCode.ALREADY_EXISTS: "已经存在",
+    grpc.StatusCode.PERMISSION_DENIED: "您的角色无权进行此操作",
+    grpc.StatusCode.UNAUTHENTICATED: "登录已失效，请重新登录",
+    grpc.StatusCode.UNAVAILABLE: "服务暂时不可用，请稍后重试",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "服务响应超时，请稍后重试",
+}
+HTTP_STATUS = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED,
+               404: grpc.StatusCode.NOT_FOUND, 409: grpc.StatusCode.FAILED_PRECONDITION,
+               422: grpc.StatusCode.INVALID_ARGUMENT}
+PAGE_STATUS = {grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.PERMISSION_DENIED: 403,
+               grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.INVALID_ARGUMENT: 422,
+               grpc.StatusCode.FAILED_PRECONDITION: 409, grpc.StatusCode.ALREADY_EXISTS: 409}
+
+
+def explain(code: grpc.StatusCode, details: str) -> str:
+    """A Chinese sentence for a refused call, with the service's own words as the precise reason."""
+    head = STATUS_TEXT.get(code, f"操作失败（{code.name}）")
+    return f"{head}：{details}" if details else head

@@ -1,0 +1,210 @@
+"""The workbench in a real browser (Debian's Chromium driven by Playwright), against the five
+services and the workbench running as processes on real Kafka and the real store.
+
+A deputy submits a problem; the unit it was dispatched to signs off, is refused a reply before
+contacting the citizen (with the precise reason), records the contact and replies; the office
+passes the reply and the result reaches city.results.v1; the deputy sees the step in the
+timeline; another unit is refused the case page. With HOTLINE_WORKBENCH_SCREENSHOTS=1 the main
+pages are saved under docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from hotline.settings import REPO_ROOT, Settings
+from hotline.v1 import services_pb2, services_pb2_grpc
+from hotline_dev.launcher import ServiceProcess
+from hotline_dev.simulator import generate
+from tests.support import channel, eventually, http, publish_tickets, read_topic
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = REPO_ROOT / "docs" / "screenshots"
+DEPUTY = f"D-WB{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def workbench(platform: dict, settings: Settings, test_env: dict[str, str], log_dir: Path) -> Iterator[str]:
+    proc = ServiceProcess("workbench", settings, test_env, log_dir)
+    proc.start()
+    try:
+        proc.wait_ready(60)
+        yield f"http://{settings.bind_host}:{settings.ports.workbench_http}"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is missing: apt-get install -y chromium (scripts/bootstrap.sh)"
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield b
+        await b.close()
+
+
+async def signed_in(browser: Browser, base: str, role: str, width: int = 1280, **scope: str) -> Page:
+    context = await browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN")
+    page = await context.new_page()
+    await page.goto(f"{base}/login")
+    await page.get_by_label("角色").select_option(role)
+    labels = {"unit_id": "单位编号（承办单位）", "deputy_id": "代表编号（人大代表）"}
+    for field, value in scope.items():
+        await page.get_by_label(labels[field]).fill(value)
+    await page.get_by_role("button", name="登录").click()
+    return page
+
+
+async def shot(page: Page, name: str) -> None:
+    if os.environ.get("HOTLINE_WORKBENCH_SCREENSHOTS"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def flash(page: Page) -> str:
+    return (await page.locator("#flash").inner_text()).strip()
+
+
+async def test_unit_office_and_deputy_through_the_browser(
+    workbench: str, browser: Browser, settings: Settings
+) -> None:
+    async with http(settings, "admin") as client:
+        r = await client.post(f"http://{settings.bind_host}:{settings.ports.http('deputy_liaison')}/deputies",
+                              json={"deputy_id": DEPUTY, "name": "王代表", "level": "区"},
+                              headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert r.status_code == 201, r.text
+
+    # the sign-in page refuses a unit without a unit id, precisely
+    page = await signed_in(browser, workbench, "unit")
+    assert "承办单位登录需要填写单位编号" in await flash(page)
+    await shot(page, "login")
+
+    # a deputy submits a problem
+    deputy = await signed_in(browser, workbench, "deputy", deputy_id=DEPUTY)
+    await expect(deputy.get_by_role("heading", name="我转交的问题")).to_be_visible()
+    await deputy.get_by_label("标题").fill("电饭煲质量问题商家拒绝退货")
+    await deputy.get_by_label("问题内容").fill("群众反映在本区商场购买的电饭煲有质量问题，商家拒绝退货。")
+    await deputy.get_by_label("地址").fill("幸福路1号")
+    await deputy.get_by_role("button", name="提交").click()
+    done = await flash(deputy)
+    assert "已受理" in done, done
+    ticket_id = re.search(r"工单 (RD-\w+)", done).group(1)  # type: ignore[union-attr]
+
+    async def case(tid: str) -> object:
+        async with channel(settings, "supervision") as chan:
+            try:
+                return await services_pb2_grpc.SupervisionServiceStub(chan).GetCase(
+                    services_pb2.GetCaseRequest(ticket_id=tid))
+            except grpc.aio.AioRpcError:
+                return None
+
+    # a city ticket about the same kind of problem (商品质量与退换货: DP01 alone, no assisting units)
+    city = next(generate(1, seed=1313))
+    city.city_ticket_id = f"CWB{uuid.uuid4().hex[:10]}"
+    city.title, city.category = "电饭煲质量问题", ""
+    city.content = "在商场购买的电饭煲有质量问题，商家拒绝退货。"
+    city.received_at.FromDatetime(datetime.now(UTC))
+    city.dispatched_at.FromDatetime(datetime.now(UTC))
+    await publish_tickets(settings, [city])
+    cases = {tid: await eventually(lambda tid=tid: case(tid), lambda c: c is not None, timeout=60)
+             for tid in (city.city_ticket_id, ticket_id)}
+    unit = cases[ticket_id].primary_unit.unit_id  # type: ignore[attr-defined]
+    assert {c.primary_unit.unit_id for c in cases.values()} == {unit}  # type: ignore[attr-defined]
+    assert not any(c.assists for c in cases.values())  # type: ignore[attr-defined]
+
+    # the unit: inbox ordered by deadline, the case page (with the caller's contact), sign off,
+    # a refused reply (the precise reason), the contact, the reply
+    worker = await signed_in(browser, workbench, "unit", unit_id=unit)
+    await expect(worker.get_by_role("heading", name="待办案件")).to_be_visible()
+    await expect(worker.get_by_role("link", name=ticket_id)).to_be_visible()
+    await shot(worker, "inbox")
+    await worker.get_by_role("link", name=city.city_ticket_id).click()
+    await expect(worker.get_by_role("heading", name="签收", exact=True)).to_be_visible()
+    assert await worker.get_by_role("heading", name="办结反馈").count() == 0  # not offered before sign-off
+    await expect(worker.get_by_text(city.caller.phone)).to_be_visible()
+    await shot(worker, "case-unit")
+    await worker.get_by_role("button", name="签收").click()
+    assert "已签收" in await flash(worker)
+    await worker.get_by_label("办理情况").fill("已联系商家，同意退货退款。")
+    await worker.get_by_role("button", name="提交办结反馈").click()
+    refused = await flash(worker)
+    assert "办结反馈未成功" in refused and "当前状态下不能进行此操作" in refused and "联系诉求人" in refused, refused
+    for tid in (city.city_ticket_id, ticket_id):
+        await worker.goto(f"{workbench}/cases/{tid}")
+        if await worker.get_by_role("button", name="签收").count():
+            await worker.get_by_role("button", name="签收").click()
+            assert "已签收" in await flash(worker)
+        await worker.get_by_label("情况说明").fill("电话联系诉求人，说明处理方案。")
+        await worker.get_by_role("button", name="记录联系").click()
+        assert "已记录联系情况" in await flash(worker)
+        await worker.get_by_label("办理情况").fill("已联系商家，同意退货退款，诉求人认可。")
+        await worker.get_by_role("button", name="提交办结反馈").click()
+        assert "已办结反馈" in await flash(worker)
+    await shot(worker, "case-replied")
+
+    # the office: both replies wait for review; pass them
+    office = await signed_in(browser, workbench, "office")
+    await expect(office.get_by_text("待审核的办结反馈")).to_be_visible()
+    await shot(office, "office")
+    for tid in (city.city_ticket_id, ticket_id):
+        await office.goto(f"{workbench}/office")
+        await office.get_by_role("link", name=tid).first.click()
+        await office.get_by_label("审核意见（不通过时必填）").fill("办理到位")
+        await office.get_by_role("button", name="提交审核").click()
+        assert "审核通过" in await flash(office)
+    await office.goto(f"{workbench}/responsibilities")
+    await expect(office.get_by_role("heading", name="首接负责主协办清单")).to_be_visible()
+    await shot(office, "responsibilities")
+
+    # the city ticket's result reached the city (a deputy's ticket has no city to report to)
+    async def results() -> list[dict]:
+        records = await read_topic(settings, settings.topics.name("city_results"), expect=10**9, timeout=3)
+        return [r for r in (json.loads(m.value) for m in records) if r.get("ticketId") == city.city_ticket_id]
+
+    sent = await eventually(results, lambda rs: len(rs) == 1, timeout=60)
+    assert sent[0]["resultId"] == f"{city.city_ticket_id}/result/1/0" and sent[0]["text"].startswith("已联系商家")
+
+    # the deputy sees the step in the timeline
+    await deputy.goto(f"{workbench}/deputy")
+    await deputy.get_by_role("link", name="电饭煲质量问题商家拒绝退货").click()
+
+    async def timeline() -> str:
+        await deputy.reload()
+        return await deputy.locator("ol.timeline").inner_text()
+
+    steps = await eventually(timeline, lambda t: "审核通过，办理结果已回传" in t, timeout=60, every=1)
+    assert "承办单位已签收" in steps and "承办单位已办结反馈" in steps
+    await shot(deputy, "deputy-timeline")
+
+    # another unit: the case is refused (the service's 404 becomes a page), nothing leaks
+    other = await signed_in(browser, workbench, "unit", unit_id="DP99")
+    answer = await other.goto(f"{workbench}/cases/{ticket_id}")
+    assert answer is not None and answer.status == 404
+    await expect(other.get_by_role("heading", name="未找到或无权查看")).to_be_visible()
+    assert "电饭煲" not in await other.content()
+    # a deputy may not open the office pages: the services refuse, the workbench says so
+    answer = await deputy.goto(f"{workbench}/office")
+    assert answer is not None and answer.status == 403
+    await expect(deputy.get_by_role("heading", name="无权访问")).to_be_visible()
+
+    # a leader: KPI charts and the ranking; a phone-width inbox
+    leader = await signed_in(browser, workbench, "leader")
+    await expect(leader.get_by_role("heading", name="考核指标")).to_be_visible()
+    await expect(leader.locator("svg.chart").first).to_be_visible()
+    await shot(leader, "kpis")
+    phone = await signed_in(browser, workbench, "unit", width=390, unit_id=unit)
+    await expect(phone.get_by_role("heading", name="待办案件")).to_be_visible()
+    await shot(phone, "inbox-phone")
