@@ -1,6 +1,6 @@
 """Simulated people around a running platform: the handling units (承办单位), the district
-office (区12345热线办), the city's callback centre (市12345回访) and, until routing decides
-returns itself, routing's return desk. Used by ``hotline simulate --lifecycle`` and the
+office (区12345热线办, at supervision and at routing's dispatch desk for returns) and the city's
+callback centre (市12345回访). Used by ``hotline simulate --lifecycle`` and the
 end-to-end tests, so a demo shows whole lifecycles and the benchmark can measure tickets
 through to closure.
 
@@ -38,7 +38,14 @@ from hotline.auth import issue
 from hotline.envelope import EventTypes, Record
 from hotline.logging import get_logger
 from hotline.settings import Settings
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
+from hotline.v1 import (
+    case_pb2,
+    events_pb2,
+    lifecycle_pb2,
+    routing_pb2,
+    services_pb2,
+    services_pb2_grpc,
+)
 
 log = get_logger(__name__)
 
@@ -65,8 +72,7 @@ DEFAULT_SHARES: dict[Path, float] = {
 OFFICE_SUBJECT = "sim:office"
 REDO_REASON = "诉求人反映问题仍未解决，请重办"
 CLOSE_EXPLANATION = "已多次协调，诉求超出政策范围，已向诉求人解释说明"
-REDISPATCH_UNIT = events_pb2.Unit(unit_id="D-ZJW", name="区住房和城乡建设委员会",
-                                  unit_type=events_pb2.UNIT_TYPE_DEPARTMENT)
+REDISPATCH_TO = ("DP02", "DP03")  # 区住房和城乡建设委员会, else 区城市管理委员会: where approved returns go
 CASE_EVENTS = EventTypes(
     events_pb2.CaseOpened, lifecycle_pb2.CaseSignedOff, lifecycle_pb2.ContactRecorded, lifecycle_pb2.CaseReplied,
     lifecycle_pb2.ExtensionRequested, lifecycle_pb2.ExtensionDecided, lifecycle_pb2.CaseParked,
@@ -122,6 +128,7 @@ class Player:
         self.seen: set[str] = set()
         self.tokens: dict[str, str] = {}
         self.channel: grpc.aio.Channel | None = None
+        self.routing_channel: grpc.aio.Channel | None = None
         self.stub: services_pb2_grpc.SupervisionServiceStub | None = None
         self.producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()
@@ -174,6 +181,8 @@ class Player:
             await consumer.stop()
             await self.producer.stop()
             await self.channel.close()
+            if self.routing_channel is not None:
+                await self.routing_channel.close()
 
     def _on_record(self, m: Any) -> None:
         headers = {k: v.decode("utf-8", "replace") for k, v in (m.headers or ())}
@@ -327,28 +336,41 @@ class Player:
                                                               name="现场照片.jpg", content_type="image/jpeg")]))
 
     async def _routing(self, case: events_pb2.Case, path: Path) -> None:
-        """Routing's return desk, played until routing decides returns itself (issue 9)."""
+        """The office at routing's dispatch desk decides the return (退单审核): refused, or approved
+        and re-dispatched to another unit (routing publishes the next round's TicketAssigned)."""
         await self._pause()
         tid = case.ticket_id
-        topic = self.settings.topics.name("assignment_events")
-        if path == Path.RETURN_REFUSED:
-            message: Message = lifecycle_pb2.ReturnDecision(
-                ticket_id=tid, dispatch_round=case.dispatch_round, approved=False, reason="经核实属于该单位职责",
-                decided_at=pb.ts(datetime.now(UTC)))
-            event_id = f"{tid}/return-decision/{case.dispatch_round}"
-        else:
-            message = events_pb2.TicketAssigned(
-                assignment=events_pb2.Assignment(
-                    ticket_id=tid, primary_unit=REDISPATCH_UNIT, category=case.category, method="manual",
-                    dispatch_round=case.dispatch_round + 1, assigned_at=pb.ts(datetime.now(UTC))),
-                ticket_type=case.ticket_type, urgency=case.urgency, received_at=case.received_at,
-                city_ticket_id=case.city_ticket_id)
-            event_id = f"{tid}/assigned/{case.dispatch_round + 1}"
-        headers = [("event_type", message.DESCRIPTOR.full_name.encode()), ("event_id", event_id.encode()),
-                   ("correlation_id", tid.encode()), ("content_type", b"application/x-protobuf"),
-                   ("producer", b"simulator")]
-        await self._send(topic, message.SerializeToString(), tid, headers)
+        returning = case.primary_unit.unit_id
+        target = next(u for u in REDISPATCH_TO if u != returning)
+        request = routing_pb2.DecideReturnRequest(
+            ticket_id=tid, approved=path != Path.RETURN_REFUSED,
+            reason="经核实属于该单位职责" if path == Path.RETURN_REFUSED else "经核实属于区住建委职责，改派",
+            primary_unit_id="" if path == Path.RETURN_REFUSED else target)
+        assert self.channel is not None
+        decide: Any = services_pb2_grpc.RoutingServiceStub(self._routing_channel()).DecideReturn
+        metadata = (("authorization", f"Bearer {self._token('office')}"),
+                    ("idempotency-key", f"sim/{tid}/{case.dispatch_round}/return-decision"))
+        deadline, wait = time.monotonic() + 300, 0.2
+        while True:  # routing learns of the return from ReturnRequested: wait until its desk holds it
+            try:
+                await decide(request, metadata=metadata, timeout=30)
+                break
+            except grpc.aio.AioRpcError as exc:
+                waiting = exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION)
+                if not (exc.code() in RETRYABLE or waiting) or time.monotonic() > deadline:
+                    self.stats.refused.append(f"DecideReturn {tid}: {exc.code().name} {exc.details()}")
+                    raise
+                self.stats.retries += 1
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 2.0)
+        self.stats.commands["DecideReturn"] += 1
         self.stats.routing_decisions += 1
+
+    def _routing_channel(self) -> grpc.aio.Channel:
+        if self.routing_channel is None:
+            s = self.settings
+            self.routing_channel = grpc.aio.insecure_channel(f"{s.bind_host}:{s.ports.grpc('routing')}")
+        return self.routing_channel
 
     async def _callback(self, result: lifecycle_pb2.CityResult) -> None:
         """The city's callback centre (回访) calls the citizen about a result."""

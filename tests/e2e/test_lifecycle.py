@@ -1,6 +1,7 @@
 """End to end: 200 tickets through every lifecycle path, with the five services as processes,
-real Kafka and the real store. The units, the office, the city's callback centre and routing's
-return desk are played by hotline_dev/lifecycle_sim.py through the public APIs with tokens.
+real Kafka and the real store. The units, the office (at supervision, and at routing's desk for
+returns) and the city's callback centre are played by hotline_dev/lifecycle_sim.py through the
+public APIs with tokens.
 
 Supervision is SIGKILLed mid-stream; afterwards every ticket must have exactly the events its
 path implies (no step lost, none doubled), exactly one city result per passed reply, the
