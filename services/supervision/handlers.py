@@ -101,10 +101,15 @@ class CaseInbox:
 
     async def _command(self, record: Record, message: Message) -> None:
         name = COMMAND_OF[type(message)]
+        # the key names what happened, not which record said it: routing republishes a stored assignment
+        # under its own id on a replay, and the same decision must find the first answer
         if isinstance(message, lifecycle_pb2.CityEvaluation):
             actor, key = CITY, f"evaluation/{message.evaluation_id}"
+        elif isinstance(message, events_pb2.TicketAssigned):
+            actor, key = ROUTING, f"{message.assignment.ticket_id}/assigned/{message.assignment.dispatch_round}"
         else:
-            actor, key = ROUTING, record.event_id or f"{record.topic}/{record.partition}/{record.offset}"
+            assert isinstance(message, lifecycle_pb2.ReturnDecision)
+            actor, key = ROUTING, f"{message.ticket_id}/return-decision/{message.dispatch_round}"
         try:
             await self.commands.run(name, message, actor, key)
             INBOUND_COMMANDS.labels(name, "applied").inc()
