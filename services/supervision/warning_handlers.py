@@ -36,10 +36,14 @@ class WarningInbox:
 
     async def apply(self, items: list[tuple[Record, events_pb2.TicketReceived]]) -> list[Event]:
         facts = [w.fact_of(m.ticket, self.rules, self.street_of) for _, m in items]
-        await self.store.remember(facts)
+        seen_before = await self.store.remember(facts)
         since = await self.store.since()
         events: list[Event] = []
         for (record, _), fact in zip(items, facts, strict=True):
+            if fact.ticket_id in seen_before:
+                # assessed when first consumed: later tickets now in the store must not change a
+                # replay's outcome (a replay raises nothing new)
+                continue
             found = w.assess(fact, await self._history(fact, since), self.rules)
             await self.store.save(found)
             for warning in found:

@@ -53,8 +53,9 @@ class WarningStore:
         self.facts = db["warning_facts"]
         self.warnings = db["warnings"]
 
-    async def remember(self, facts: Sequence[Fact]) -> None:
-        await insert_missing(self.facts, [_doc(f) for f in facts])
+    async def remember(self, facts: Sequence[Fact]) -> set[Any]:
+        """Store the facts; returns the ids of those stored before (a replay)."""
+        return await insert_missing(self.facts, [_doc(f) for f in facts])
 
     async def since(self) -> datetime | None:
         first = await self.facts.find_one({}, sort=[("at", ASCENDING)])
