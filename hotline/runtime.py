@@ -23,6 +23,8 @@ from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import kafka, logging, mongo
+from hotline.clock import Clock, SystemClock
+from hotline.clock import from_settings as clock_from_settings
 from hotline.kafka import ConsumerLoop, ConsumerSpec
 from hotline.mongo import Doc
 from hotline.outbox import INDEXES as OUTBOX_INDEXES
@@ -42,6 +44,7 @@ class Runtime:
     db: AsyncDatabase[Doc]
     producer: AIOKafkaProducer
     outbox: Outbox
+    clock: Clock = field(default_factory=SystemClock)  # the platform clock (simulated when settings say so)
 
     def topic(self, field_name: str) -> str:
         return self.settings.topics.name(field_name)
@@ -107,7 +110,8 @@ async def run(name: str, build: Callable[[Runtime], Awaitable[Service]], setting
     db = mongo.database(mongo_client, settings, name)
     producer = kafka.producer(settings)
     await producer.start()
-    rt = Runtime(name, settings, mongo_client, db, producer, Outbox(db, producer, name))
+    rt = Runtime(name, settings, mongo_client, db, producer, Outbox(db, producer, name),
+                 clock_from_settings(settings.clock))
     service = await build(rt)
     await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **service.indexes})
 

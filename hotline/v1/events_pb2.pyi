@@ -285,6 +285,9 @@ class Case(_message.Message):
     REPLIED_AT_FIELD_NUMBER: _builtins.int
     SUPERVISION_LEVEL_FIELD_NUMBER: _builtins.int
     DISPATCH_ROUND_FIELD_NUMBER: _builtins.int
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    CONTACT_DUE_FIELD_NUMBER: _builtins.int
+    SLA_LANES_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     state: Global___CaseState.ValueType
     ticket_type: _ticket_pb2.TicketType.ValueType
@@ -293,6 +296,10 @@ class Case(_message.Message):
     supervision_level: _builtins.int
     """0 none, 1 system, 2 OA, 3 conduct supervisor, 4 leader"""
     dispatch_round: _builtins.int
+    policy_version: _builtins.int
+    """Fields 30-39: deadlines (SLA). Numbers kept apart from the lifecycle's additions.
+    SLA policy version the case started with (kept for life)
+    """
     @_builtins.property
     def primary_unit(self) -> Global___Unit: ...
     @_builtins.property
@@ -313,6 +320,14 @@ class Case(_message.Message):
     def signed_off_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def replied_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def contact_due(self) -> _timestamp_pb2.Timestamp:
+        """首次联系时限: first contact with the citizen"""
+
+    @_builtins.property
+    def sla_lanes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """policy lanes that set its limits, e.g. "emergency" """
+
     def __init__(
         self,
         *,
@@ -331,10 +346,13 @@ class Case(_message.Message):
         replied_at: _timestamp_pb2.Timestamp | None = ...,
         supervision_level: _builtins.int = ...,
         dispatch_round: _builtins.int = ...,
+        policy_version: _builtins.int = ...,
+        contact_due: _timestamp_pb2.Timestamp | None = ...,
+        sla_lanes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["opened_at", b"opened_at", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply_due", b"reply_due", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contact_due", b"contact_due", "opened_at", b"opened_at", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply_due", b"reply_due", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "category", b"category", "dispatch_round", b"dispatch_round", "opened_at", b"opened_at", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply_due", b"reply_due", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "state", b"state", "supervision_level", b"supervision_level", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "category", b"category", "contact_due", b"contact_due", "dispatch_round", b"dispatch_round", "opened_at", b"opened_at", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply_due", b"reply_due", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "sla_lanes", b"sla_lanes", "state", b"state", "supervision_level", b"supervision_level", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,80 +1,38 @@
-"""Supervision's pure domain logic: the case clock (时限) on the statutory working-day calendar."""
+"""Supervision's pure domain logic: opening a case with its deadlines (时限) under the SLA
+policy, the timers those deadlines run on, and the events a fired timer means.
+
+Clocks and their start: sign-off and first contact run from the assignment (the unit has the
+ticket), the reply from the city's receipt. Limits come from the policy (sla.py), periods
+end by the rule for periods on the working-day calendar (calendar.py).
+"""
 
 from __future__ import annotations
 
-import json
-from datetime import date, datetime, time, timedelta
-from pathlib import Path
-from zoneinfo import ZoneInfo
-
-import chinese_calendar
+from collections.abc import Sequence
+from datetime import datetime
 
 from hotline import pb
-from hotline.settings import LimitSettings
-from hotline.v1 import events_pb2, ticket_pb2
+from hotline.envelope import Event
+from hotline.timers import Fired, Stage, Timer
+from hotline.v1 import deadlines_pb2, events_pb2
+from services.supervision.calendar import WorkCalendar
+from services.supervision.sla import CaseFacts, Limits, Policy, SlaClock, limits_for
 
-OVERRIDES = Path(__file__).parent / "data" / "calendar_overrides.json"
-
-
-class WorkCalendar:
-    """Working days per the statutory calendar including make-up workdays (调休).
-
-    Years the chinesecalendar package covers use its data; later years use weekdays plus the
-    office's override file, until a package update brings the State Council's schedule.
-    """
-
-    def __init__(self, overrides: Path = OVERRIDES) -> None:
-        data = json.loads(overrides.read_text("utf-8")) if overrides.exists() else {}
-        self.holidays = {date.fromisoformat(d) for d in data.get("holidays", [])}
-        self.workdays = {date.fromisoformat(d) for d in data.get("workdays", [])}
-        self._known: dict[date, bool] = {}  # the package validates its input on every call: remember days
-
-    def is_workday(self, day: date) -> bool:
-        if (known := self._known.get(day)) is None:
-            known = self._known[day] = self._is_workday(day)
-        return known
-
-    def _is_workday(self, day: date) -> bool:
-        if day in self.holidays:
-            return False
-        if day in self.workdays:
-            return True
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            return day.weekday() < 5
-
-    def add_working_days(self, start: datetime, days: int) -> datetime:
-        """``days`` working days after ``start``, same local time of day; a start on a rest day
-        counts from the next working day's morning."""
-        current = start
-        if not self.is_workday(current.date()):
-            current = datetime.combine(current.date(), time(9, 0), current.tzinfo)
-        remaining = days
-        while remaining > 0:
-            current += timedelta(days=1)
-            if self.is_workday(current.date()):
-                remaining -= 1
-        return current
+SYSTEM_SUPERVISION = 1  # 系统督办: raised automatically on the first missed deadline
 
 
 def open_case(
-    assigned: events_pb2.TicketAssigned, now: datetime, limits: LimitSettings, calendar: WorkCalendar, tz: ZoneInfo
-) -> events_pb2.Case:
+    assigned: events_pb2.TicketAssigned, now: datetime, policy: Policy, calendar: WorkCalendar
+) -> tuple[events_pb2.Case, list[Timer]]:
+    """The case a new assignment opens, and the timers of its clocks (sign-off, contact, reply)."""
     a = assigned.assignment
     received = pb.dt(assigned.received_at) if assigned.HasField("received_at") else now
     assigned_at = pb.dt(a.assigned_at) if a.HasField("assigned_at") else now
-    urgent = assigned.urgency == ticket_pb2.URGENCY_URGENT
-    sign_off_due = assigned_at + timedelta(hours=limits.sign_off_hours_urgent if urgent else limits.sign_off_hours)
-    local_received = received.astimezone(tz)
-    if limits.tourist_same_day and "旅游" in assigned.tags and not calendar.is_workday(local_received.date()):
-        reply_due = datetime.combine(local_received.date(), time(23, 59, 59), tz)  # 假期游客诉求当日办结
-    else:
-        days = assigned.time_limit_working_days or (
-            limits.reply_working_days_deputy if "人大代表" in assigned.tags else limits.reply_working_days
-        )
-        reply_due = calendar.add_working_days(local_received, days)
-    return events_pb2.Case(
+    limits = limits_for(CaseFacts.of(assigned, received, calendar), policy)
+    sign_off_due = limits.due(SlaClock.SIGN_OFF, assigned_at, calendar)
+    contact_due = limits.due(SlaClock.CONTACT, assigned_at, calendar)
+    reply_due = limits.due(SlaClock.REPLY, received, calendar)
+    case = events_pb2.Case(
         ticket_id=a.ticket_id,
         state=events_pb2.CASE_STATE_AWAITING_SIGN_OFF,
         primary_unit=a.primary_unit,
@@ -85,6 +43,81 @@ def open_case(
         received_at=pb.ts(received),
         opened_at=pb.ts(now),
         sign_off_due=pb.ts(sign_off_due),
+        contact_due=pb.ts(contact_due),
         reply_due=pb.ts(reply_due),
         dispatch_round=a.dispatch_round,
+        policy_version=limits.policy_version,
+        sla_lanes=limits.lanes,
     )
+    timers = [
+        clock_timer(case, SlaClock.SIGN_OFF, assigned_at, sign_off_due, limits),
+        clock_timer(case, SlaClock.CONTACT, assigned_at, contact_due, limits),
+        clock_timer(case, SlaClock.REPLY, received, reply_due, limits),
+    ]
+    return case, timers
+
+
+def timer_key(ticket_id: str, clock: SlaClock) -> str:
+    """One timer per case clock: scheduling it again moves it, cancelling it stops it."""
+    return f"{ticket_id}/{clock.value}"
+
+
+def clock_timer(case: events_pb2.Case, clock: SlaClock, start: datetime, due: datetime, limits: Limits) -> Timer:
+    """The timer of one clock of a case (what the lifecycle schedules on its transitions)."""
+    unit = case.primary_unit
+    return Timer(
+        key=timer_key(case.ticket_id, clock),
+        subject=case.ticket_id,
+        kind=clock.value,
+        due_at=due,
+        warn_at=limits.warn_at(start, due),
+        data={"dispatch_round": case.dispatch_round, "unit_id": unit.unit_id, "unit_name": unit.name,
+              "unit_type": int(unit.unit_type), "category": case.category, "policy_version": limits.policy_version},
+    )
+
+
+def deadline_of(fired: Fired) -> deadlines_pb2.Deadline:
+    t, data = fired.timer, fired.timer.data
+    return deadlines_pb2.Deadline(
+        ticket_id=t.subject,
+        clock=SlaClock(t.kind).proto,
+        due_at=pb.ts(t.due_at),
+        dispatch_round=int(data.get("dispatch_round", 0)),
+        primary_unit=events_pb2.Unit(unit_id=str(data.get("unit_id", "")), name=str(data.get("unit_name", "")),
+                                     unit_type=int(data.get("unit_type", 0))),  # type: ignore[arg-type]
+        category=str(data.get("category", "")),
+        fired_at=pb.ts(fired.fired_at),
+        policy_version=int(data.get("policy_version", 0)),
+    )
+
+
+def deadline_events(fired: Sequence[Fired], topic: str) -> list[Event]:
+    """DeadlineDueSoon / DeadlineMissed for each fired stage, with deterministic event ids."""
+    events = []
+    for f in fired:
+        d = deadline_of(f)
+        due = f.timer.due_at.strftime("%Y%m%dT%H%M%S")
+        event_id = f"{d.ticket_id}/deadline/{f.timer.kind}/{f.stage.value}/{d.dispatch_round}/{due}"
+        message = deadlines_pb2.DeadlineDueSoon(deadline=d) if f.stage == Stage.DUE_SOON \
+            else deadlines_pb2.DeadlineMissed(deadline=d)
+        events.append(Event(topic, d.ticket_id, message, event_id, occurred_at=f.fired_at))
+    return events
+
+
+def first_missed(fired: Sequence[Fired]) -> dict[str, Fired]:
+    """Per case, the first missed deadline of this batch: the candidate for system supervision."""
+    out: dict[str, Fired] = {}
+    for f in fired:
+        if f.stage == Stage.DUE:
+            out.setdefault(f.timer.subject, f)
+    return out
+
+
+def supervision_raised(f: Fired, topic: str) -> Event:
+    """The case goes to system supervision (系统督办, level 1) because this deadline was missed."""
+    d = deadline_of(f)
+    message = deadlines_pb2.SupervisionRaised(
+        ticket_id=d.ticket_id, level=SYSTEM_SUPERVISION, reason=f"deadline_missed:{f.timer.kind}", clock=d.clock,
+        raised_at=d.fired_at, dispatch_round=d.dispatch_round)
+    return Event(topic, d.ticket_id, message, f"{d.ticket_id}/supervision/{SYSTEM_SUPERVISION}",
+                 occurred_at=f.fired_at)

@@ -1,19 +1,29 @@
-"""Supervision's consumer: ticket assigned -> case opened with its deadlines."""
+"""Supervision's consumer (ticket assigned -> case opened with its deadlines and their timers)
+and its timer handler (a fired clock -> DeadlineDueSoon / DeadlineMissed, and on the first
+miss system supervision 系统督办)."""
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
+from collections.abc import Sequence
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hotline import observability as obs
 from hotline import pb
+from hotline.clock import Clock
 from hotline.envelope import Event, Record
-from hotline.mongo import utcnow
-from hotline.settings import LimitSettings
+from hotline.timers import Fired, Timer, Timers
 from hotline.v1 import events_pb2
-from services.supervision.core import WorkCalendar, open_case
-from services.supervision.store import CaseStore
+from services.supervision.calendar import WorkCalendar
+from services.supervision.core import (
+    SYSTEM_SUPERVISION,
+    deadline_events,
+    first_missed,
+    open_case,
+    supervision_raised,
+)
+from services.supervision.store import CaseStore, PolicyStore
 
 OPENED = Counter("hotline_cases_opened_total", "Cases opened, by the primary unit's type.", ["unit_type"])
 RECEIVED_TO_OPENED = Histogram(
@@ -21,15 +31,19 @@ RECEIVED_TO_OPENED = Histogram(
     "From the city receiving a ticket to the district opening its case.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
+CALENDAR_AHEAD = Gauge("hotline_calendar_known_days_ahead",
+                       "Days from today to the last day of the working-day calendar known from official data.")
 
 
 class CaseOpening:
-    def __init__(self, store: CaseStore, out_topic: str, limits: LimitSettings, tz: str) -> None:
+    def __init__(self, store: CaseStore, timers: Timers, policies: PolicyStore, calendar: WorkCalendar,
+                 out_topic: str, clock: Clock) -> None:
         self.store = store
+        self.timers = timers
+        self.policies = policies
+        self.calendar = calendar
         self.out_topic = out_topic
-        self.limits = limits
-        self.calendar = WorkCalendar()
-        self.tz = ZoneInfo(tz)
+        self.clock = clock
         obs.at_zero(OPENED, [n for n in events_pb2.UnitType.keys() if n != "UNIT_TYPE_UNSPECIFIED"])
 
     def decode(self, record: Record) -> events_pb2.TicketAssigned:
@@ -37,9 +51,19 @@ class CaseOpening:
 
     async def apply(self, items: list[tuple[Record, events_pb2.TicketAssigned]]) -> list[Event]:
         batch = {a.assignment.ticket_id: (r, a) for r, a in reversed(items)}
-        now = utcnow()
-        cases = {tid: open_case(a, now, self.limits, self.calendar, self.tz) for tid, (_, a) in batch.items()}
-        existed = await self.store.insert_new(list(cases.values()))  # insert first: a replay inserts nothing
+        now = self.clock.now()
+        policy = await self.policies.current()
+        opened = {tid: open_case(a, now, policy, self.calendar) for tid, (_, a) in batch.items()}
+        cases = {tid: case for tid, (case, _) in opened.items()}
+
+        async def write(session: AsyncClientSession) -> set[str]:
+            existed = await self.store.insert_new(list(cases.values()), session)  # a replay inserts nothing
+            new_timers: list[Timer] = [t for tid, (_, ts) in opened.items() if tid not in existed for t in ts]
+            await self.timers.schedule(new_timers, session)  # with the case, or not at all
+            return existed
+
+        async with self.store.client.start_session() as session:
+            existed: set[str] = await session.with_transaction(write)
         if existed:  # opened before: publish the stored case
             cases.update(await self.store.get_many(sorted(existed)))
         for tid, case in cases.items():
@@ -51,3 +75,18 @@ class CaseOpening:
                   f"{tid}/opened/{cases[tid].dispatch_round}", record.correlation_id)
             for tid, (record, _) in batch.items()
         ]
+
+
+class DeadlineAlarms:
+    """What a fired case clock means (Timers' ``on_fire``), inside the scan's transaction."""
+
+    def __init__(self, store: CaseStore, out_topic: str) -> None:
+        self.store = store
+        self.out_topic = out_topic
+
+    async def __call__(self, fired: Sequence[Fired], session: AsyncClientSession) -> list[Event]:
+        events = deadline_events(fired, self.out_topic)
+        for ticket_id, miss in first_missed(fired).items():
+            if await self.store.raise_supervision(ticket_id, SYSTEM_SUPERVISION, session):
+                events.append(supervision_raised(miss, self.out_topic))
+        return events

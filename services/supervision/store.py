@@ -1,4 +1,5 @@
-"""Supervision's store: one case per ticket (collection ``cases``).
+"""Supervision's store: one case per ticket (collection ``cases``), the SLA policy versions
+(``sla_policies``) and the case clocks' timers (``timers``, hotline/timers.py).
 
 Each open case carries ``next_deadline``: the due time of the clock now running (sign-off
 while awaiting sign-off, the reply deadline after). Two indexes serve every query: lists by
@@ -8,22 +9,32 @@ costs ~0.1 ms per insert in the development store, so there are no more than nee
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from hotline import pb
-from hotline.mongo import Doc, find_in, insert_missing
+from hotline import timers as timers_module
+from hotline.clock import Clock
+from hotline.logging import get_logger
+from hotline.mongo import Doc, find_in
 from hotline.v1 import events_pb2
+from services.supervision.sla import Policy, PolicyError, parse_policy
+
+log = get_logger(__name__)
 
 INDEXES = {
     "cases": [
         IndexModel([("state", ASCENDING), ("next_deadline", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("primary_unit.unit_id", ASCENDING), ("next_deadline", ASCENDING), ("_id", ASCENDING)]),
-    ]
+    ],
+    **timers_module.INDEXES,
 }
 
 
@@ -42,17 +53,35 @@ def page_token(case: events_pb2.Case) -> str:
 
 class CaseStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.client = db.client
         self.cases = db["cases"]
 
-    async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, events_pb2.Case]:
-        return {d["_id"]: pb.from_doc(d, events_pb2.Case) for d in await find_in(self.cases, ticket_ids)}
+    async def get_many(self, ticket_ids: Sequence[str], session: AsyncClientSession | None = None,
+                       ) -> dict[str, events_pb2.Case]:
+        return {d["_id"]: pb.from_doc(d, events_pb2.Case)
+                for d in await find_in(self.cases, ticket_ids, session=session)}
 
     async def get(self, ticket_id: str) -> events_pb2.Case | None:
         return (await self.get_many([ticket_id])).get(ticket_id)
 
-    async def insert_new(self, cases: Sequence[events_pb2.Case]) -> set[str]:
-        docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c)} for c in cases]
-        return await insert_missing(self.cases, docs)
+    async def insert_new(self, cases: Sequence[events_pb2.Case], session: AsyncClientSession) -> set[str]:
+        """Insert the cases not stored yet (inside the caller's transaction, with their timers);
+        returns the ids that were already there (a replay inserts nothing)."""
+        ids = [c.ticket_id for c in cases]
+        existed = {d["_id"] for d in await find_in(self.cases, ids, projection={"_id": 1}, session=session)}
+        docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c)}
+                for c in cases if c.ticket_id not in existed]
+        if docs:
+            await self.cases.insert_many(docs, ordered=False, session=session)
+        return existed
+
+    async def raise_supervision(self, ticket_id: str, level: int, session: AsyncClientSession) -> bool:
+        """Raise the case's supervision level (督办) to ``level`` unless it is there already:
+        True when this call raised it (so the raise and its event happen once)."""
+        below = [{"supervision_level": {"$exists": False}}, {"supervision_level": {"$lt": level}}]
+        result = await self.cases.update_one({"_id": ticket_id, "$or": below},
+                                             {"$set": {"supervision_level": level}}, session=session)
+        return bool(result.modified_count)
 
     async def list(self, state: str | None, unit_id: str | None, after: str, limit: int) -> list[events_pb2.Case]:
         """Cases by state and/or primary unit, most urgent first; ``after`` is a page token."""
@@ -68,3 +97,80 @@ class CaseStore:
         docs = await self.cases.find(query).sort([("next_deadline", ASCENDING), ("_id", ASCENDING)]) \
             .limit(limit).to_list()
         return [pb.from_doc(d, events_pb2.Case) for d in docs]
+
+
+class PolicyConflict(Exception):
+    """Another version with this number was stored first."""
+
+
+class PolicyStore:
+    """The SLA policy versions (collection ``sla_policies``, ``_id`` = version), kept for good:
+    a case started under version N is judged under N for life. The newest version is current."""
+
+    def __init__(self, db: AsyncDatabase[Doc], clock: Clock, refresh_seconds: float = 5.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.policies = db["sla_policies"]
+        self.clock = clock
+        self.refresh_seconds = refresh_seconds
+        self.monotonic = monotonic
+        self._versions: dict[int, Policy] = {}  # versions never change: cache them for good
+        self._current: tuple[float, Policy] | None = None
+
+    async def seed(self, policy: Policy) -> Policy:
+        """Store the policy file's version when it is newer than every stored one (start-up);
+        returns the current policy. A stored version always wins over the file."""
+        latest = await self._latest()
+        if latest is None or policy.version > latest.version:
+            try:
+                await self.add(policy, actor="system:policy-file", reason="seeded from the policy file")
+            except PolicyConflict:
+                pass  # another replica seeded it first
+        elif latest.version == policy.version and dict(latest.doc) != dict(policy.doc):
+            log.error("the policy file differs from the stored policy of the same version; the stored one is used",
+                      version=policy.version)
+        return await self.current(refresh=True)
+
+    async def current(self, refresh: bool = False) -> Policy:
+        now = self.monotonic()
+        if refresh or self._current is None or now - self._current[0] > self.refresh_seconds:
+            latest = await self._latest()
+            if latest is None:
+                raise LookupError("no SLA policy stored: seed one first")
+            self._current = (now, latest)
+        return self._current[1]
+
+    async def get(self, version: int) -> Policy | None:
+        if version not in self._versions:
+            doc = await self.policies.find_one({"_id": version})
+            if doc is None:
+                return None
+            self._versions[version] = parse_policy(doc["policy"])
+        return self._versions[version]
+
+    async def add(self, policy: Policy, actor: str, reason: str, session: AsyncClientSession | None = None) -> None:
+        """Store a new version (from :func:`sla.next_policy`); a version is written once."""
+        doc = {"_id": policy.version, "policy": dict(policy.doc), "stored_at": self.clock.now(),
+               "actor": actor, "reason": reason}
+        try:
+            await self.policies.insert_one(doc, session=session)
+        except DuplicateKeyError as exc:
+            raise PolicyConflict(f"version {policy.version} exists already") from exc
+        self._versions[policy.version] = policy
+        self._current = None
+
+    async def history(self) -> list[Doc]:
+        """Every version, newest first: version, stored_at, actor, reason."""
+        return await self.policies.find({}, {"policy": 0}).sort("_id", DESCENDING).to_list()
+
+    async def _latest(self) -> Policy | None:
+        doc = await self.policies.find_one({}, sort=[("_id", DESCENDING)])
+        if doc is None:
+            return None
+        version = int(doc["_id"])
+        if version not in self._versions:
+            try:
+                self._versions[version] = parse_policy(doc["policy"])
+            except PolicyError:
+                log.error("stored SLA policy is invalid", version=version)
+                raise
+        return self._versions[version]
