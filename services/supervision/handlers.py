@@ -59,7 +59,7 @@ class CaseOpening:
         async def write(session: AsyncClientSession) -> set[str]:
             existed = await self.store.insert_new(list(cases.values()), session)  # a replay inserts nothing
             new_timers: list[Timer] = [t for tid, (_, ts) in opened.items() if tid not in existed for t in ts]
-            await self.timers.schedule(new_timers, session)  # with the case, or not at all
+            await self.timers.schedule(new_timers, session, replace=False)  # with the case, or not at all
             return existed
 
         async with self.store.client.start_session() as session:
