@@ -4,6 +4,21 @@ policy, the timers those deadlines run on, and the events a fired timer means.
 Clocks and their start: sign-off and first contact run from the assignment (the unit has the
 ticket), the reply from the city's receipt. Limits come from the policy (sla.py), periods
 end by the rule for periods on the working-day calendar (calendar.py).
+
+For the case lifecycle, every clock is one timer keyed ``timer_key(ticket_id, clock)``, changed
+in the same transaction as the case (``Timers`` API in hotline/timers.py)::
+
+    limits = await cases.limits(ticket_id, session)          # the limits the case started with
+    await timers.cancel([timer_key(tid, SlaClock.SIGN_OFF)], session)          # signed off (签收)
+    await timers.cancel([timer_key(tid, SlaClock.CONTACT)], session)           # first contact made
+    await timers.cancel([timer_key(tid, SlaClock.REPLY)], session)             # replied (办结反馈)
+    due = limits.due(SlaClock.EXTENSION_DECISION, now, calendar)               # extension asked (延期)
+    await timers.schedule([clock_timer(case, SlaClock.EXTENSION_DECISION, now, due, limits)], session)
+    await timers.schedule([clock_timer(case, SlaClock.REPLY, start, new_due, limits)], session)  # moved
+    # return asked (退单): RETURN_DECISION likewise; re-dispatch by the office: DISPATCH likewise
+
+A fired timer's stage becomes DeadlineDueSoon / DeadlineMissed; the first miss of a case raises
+it to system supervision (level 1), once.
 """
 
 from __future__ import annotations
@@ -23,8 +38,9 @@ SYSTEM_SUPERVISION = 1  # 系统督办: raised automatically on the first missed
 
 def open_case(
     assigned: events_pb2.TicketAssigned, now: datetime, policy: Policy, calendar: WorkCalendar
-) -> tuple[events_pb2.Case, list[Timer]]:
-    """The case a new assignment opens, and the timers of its clocks (sign-off, contact, reply)."""
+) -> tuple[events_pb2.Case, Limits, list[Timer]]:
+    """The case a new assignment opens, its limits, and the timers of its clocks (sign-off,
+    first contact, reply)."""
     a = assigned.assignment
     received = pb.dt(assigned.received_at) if assigned.HasField("received_at") else now
     assigned_at = pb.dt(a.assigned_at) if a.HasField("assigned_at") else now
@@ -54,7 +70,7 @@ def open_case(
         clock_timer(case, SlaClock.CONTACT, assigned_at, contact_due, limits),
         clock_timer(case, SlaClock.REPLY, received, reply_due, limits),
     ]
-    return case, timers
+    return case, limits, timers
 
 
 def timer_key(ticket_id: str, clock: SlaClock) -> str:

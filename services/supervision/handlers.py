@@ -54,11 +54,12 @@ class CaseOpening:
         now = self.clock.now()
         policy = await self.policies.current()
         opened = {tid: open_case(a, now, policy, self.calendar) for tid, (_, a) in batch.items()}
-        cases = {tid: case for tid, (case, _) in opened.items()}
+        cases = {tid: case for tid, (case, _, _) in opened.items()}
+        limits = {tid: lim for tid, (_, lim, _) in opened.items()}
 
         async def write(session: AsyncClientSession) -> set[str]:
-            existed = await self.store.insert_new(list(cases.values()), session)  # a replay inserts nothing
-            new_timers: list[Timer] = [t for tid, (_, ts) in opened.items() if tid not in existed for t in ts]
+            existed = await self.store.insert_new(list(cases.values()), session, limits)  # a replay inserts nothing
+            new_timers: list[Timer] = [t for tid, (_, _, ts) in opened.items() if tid not in existed for t in ts]
             await self.timers.schedule(new_timers, session, replace=False)  # with the case, or not at all
             return existed
 

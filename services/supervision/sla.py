@@ -175,6 +175,28 @@ class Limits:
         """The due-soon moment: ``due_soon_fraction`` of the span from start to due, clock time."""
         return pb.millis(start + (due - start) * self.due_soon_fraction)
 
+    def to_doc(self) -> dict[str, Any]:
+        """As kept on the case document (``sla_limits``), so later transitions (extension, return,
+        redo) use the limits the case started with without the facts that chose them."""
+        return {
+            "policy_version": self.policy_version,
+            "periods": {c.value: {p.unit.value: p.amount} for c, p in self.periods.items()},
+            "lanes": list(self.lanes),
+            "due_soon_fraction": self.due_soon_fraction,
+            "max_extensions": self.max_extensions,
+            "reply_cap": {self.reply_cap.unit.value: self.reply_cap.amount} if self.reply_cap else None,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Limits:
+        def period(raw: Mapping[str, int]) -> Period:
+            ((unit, amount),) = raw.items()
+            return Period(int(amount), Unit(unit))
+
+        return cls(int(doc["policy_version"]), {SlaClock(c): period(p) for c, p in doc["periods"].items()},
+                   tuple(doc["lanes"]), float(doc["due_soon_fraction"]), int(doc["max_extensions"]),
+                   period(doc["reply_cap"]) if doc.get("reply_cap") else None)
+
 
 def deadline(start: datetime, period: Period, calendar: WorkCalendar) -> datetime:
     """When a period starting at ``start`` ends (UTC): clock time for minutes and hours, the

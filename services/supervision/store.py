@@ -10,7 +10,7 @@ costs ~0.1 ms per insert in the development store, so there are no more than nee
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from hotline.clock import Clock
 from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in
 from hotline.v1 import events_pb2
-from services.supervision.sla import Policy, PolicyError, parse_policy
+from services.supervision.sla import Limits, Policy, PolicyError, parse_policy
 
 log = get_logger(__name__)
 
@@ -64,16 +64,24 @@ class CaseStore:
     async def get(self, ticket_id: str) -> events_pb2.Case | None:
         return (await self.get_many([ticket_id])).get(ticket_id)
 
-    async def insert_new(self, cases: Sequence[events_pb2.Case], session: AsyncClientSession) -> set[str]:
-        """Insert the cases not stored yet (inside the caller's transaction, with their timers);
-        returns the ids that were already there (a replay inserts nothing)."""
+    async def insert_new(self, cases: Sequence[events_pb2.Case], session: AsyncClientSession,
+                         limits: Mapping[str, Limits] | None = None) -> set[str]:
+        """Insert the cases not stored yet (inside the caller's transaction, with their timers and
+        the limits they start with); returns the ids that were already there (a replay inserts nothing)."""
         ids = [c.ticket_id for c in cases]
         existed = {d["_id"] for d in await find_in(self.cases, ids, projection={"_id": 1}, session=session)}
-        docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c)}
+        limits = limits or {}
+        docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c),
+                 **({"sla_limits": limits[c.ticket_id].to_doc()} if c.ticket_id in limits else {})}
                 for c in cases if c.ticket_id not in existed]
         if docs:
             await self.cases.insert_many(docs, ordered=False, session=session)
         return existed
+
+    async def limits(self, ticket_id: str, session: AsyncClientSession | None = None) -> Limits | None:
+        """The limits the case started with (its policy version's, for its facts)."""
+        doc = await self.cases.find_one({"_id": ticket_id}, {"sla_limits": 1}, session=session)
+        return Limits.from_doc(doc["sla_limits"]) if doc and doc.get("sla_limits") else None
 
     async def raise_supervision(self, ticket_id: str, level: int, session: AsyncClientSession) -> bool:
         """Raise the case's supervision level (督办) to ``level`` unless it is there already:

@@ -18,7 +18,7 @@ from hotline import mongo, pb
 from hotline.clock import ManualClock
 from hotline.settings import Settings, SlaSettings
 from hotline.v1 import events_pb2
-from services.supervision.sla import SlaClock, next_policy, parse_policy
+from services.supervision.sla import CaseFacts, SlaClock, limits_for, next_policy, parse_policy
 from services.supervision.store import CaseStore, PolicyConflict, PolicyStore
 
 pytestmark = pytest.mark.integration
@@ -61,14 +61,16 @@ async def test_policy_versions_are_kept_and_the_newest_is_current(db: AsyncDatab
     assert history[0]["stored_at"] == NOW
 
 
-async def test_system_supervision_is_raised_once(db: AsyncDatabase[mongo.Doc]) -> None:
+async def test_a_case_keeps_its_limits_and_system_supervision_is_raised_once(db: AsyncDatabase[mongo.Doc]) -> None:
     cases = CaseStore(db)
     case = events_pb2.Case(ticket_id="T1", state=events_pb2.CASE_STATE_AWAITING_SIGN_OFF, opened_at=pb.ts(NOW),
                            sign_off_due=pb.ts(NOW))
+    limits = limits_for(CaseFacts(urgency="URGENCY_URGENT"), parse_policy(DOC))
     async with db.client.start_session() as session:
-        assert await session.with_transaction(lambda s: cases.insert_new([case], s)) == set()
+        assert await session.with_transaction(lambda s: cases.insert_new([case], s, {"T1": limits})) == set()
         assert await session.with_transaction(lambda s: cases.insert_new([case], s)) == {"T1"}
         raised = [await session.with_transaction(lambda s: cases.raise_supervision("T1", 1, s)) for _ in range(3)]
     assert raised == [True, False, False]
     stored = await cases.get("T1")
     assert stored is not None and stored.supervision_level == 1
+    assert await cases.limits("T1") == limits  # what the lifecycle reads for later clocks

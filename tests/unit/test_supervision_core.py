@@ -13,7 +13,7 @@ from hotline.timers import Fired, Stage
 from hotline.v1 import deadlines_pb2, events_pb2, ticket_pb2
 from services.supervision.calendar import WorkCalendar
 from services.supervision.core import deadline_events, first_missed, open_case, supervision_raised, timer_key
-from services.supervision.sla import SlaClock, parse_policy
+from services.supervision.sla import Limits, SlaClock, parse_policy
 
 TZ = ZoneInfo("Asia/Shanghai")
 POLICY = parse_policy(json.loads(SlaSettings().policy_file.read_text("utf-8")))
@@ -37,7 +37,7 @@ def local(ts: object) -> datetime:
 
 def test_a_case_gets_its_due_times_by_the_policy_and_the_rule_for_periods() -> None:
     received = datetime(2026, 11, 19, 10, tzinfo=TZ)  # Thursday
-    case, timers = open_case(assigned(received), received + timedelta(minutes=3), POLICY, CAL)
+    case, limits, timers = open_case(assigned(received), received + timedelta(minutes=3), POLICY, CAL)
     assert local(case.reply_due) == datetime(2026, 11, 27, tzinfo=TZ)  # 24:00 of next Thursday
     assert local(case.sign_off_due) == datetime(2026, 11, 20, 10, 2, tzinfo=TZ)  # 24 clock hours after assignment
     assert local(case.contact_due) == datetime(2026, 11, 21, tzinfo=TZ)  # 1 working day: 24:00 Friday
@@ -49,17 +49,18 @@ def test_a_case_gets_its_due_times_by_the_policy_and_the_rule_for_periods() -> N
     assert reply.due_at == pb.dt(case.reply_due)
     assert reply.warn_at == pb.dt(case.received_at) + (reply.due_at - pb.dt(case.received_at)) * 0.8
     assert reply.data["unit_id"] == "ST01" and reply.data["dispatch_round"] == 1
+    assert Limits.from_doc(limits.to_doc()) == limits
 
 
 def test_saturday_tickets_and_urgent_and_holiday_tourist_lanes() -> None:
     saturday = datetime(2026, 11, 21, 15, tzinfo=TZ)
-    case, _ = open_case(assigned(saturday), saturday, POLICY, CAL)
+    case, _, _ = open_case(assigned(saturday), saturday, POLICY, CAL)
     assert local(case.reply_due) == datetime(2026, 11, 28, tzinfo=TZ)  # 24:00 Friday
-    urgent, _ = open_case(assigned(saturday, urgency=ticket_pb2.URGENCY_URGENT), saturday, POLICY, CAL)
+    urgent, _, _ = open_case(assigned(saturday, urgency=ticket_pb2.URGENCY_URGENT), saturday, POLICY, CAL)
     assert local(urgent.sign_off_due) == datetime(2026, 11, 21, 17, 2, tzinfo=TZ)
     assert list(urgent.sla_lanes) == ["emergency"]
     national_day = datetime(2026, 10, 3, 11, tzinfo=TZ)
-    tourist, _ = open_case(assigned(national_day, urgency=ticket_pb2.URGENCY_URGENT, tags=("旅游",)), national_day,
+    tourist, _, _ = open_case(assigned(national_day, urgency=ticket_pb2.URGENCY_URGENT, tags=("旅游",)), national_day,
                            POLICY, CAL)
     assert local(tourist.reply_due) == datetime(2026, 10, 4, tzinfo=TZ)  # same day, 24:00
     assert local(tourist.sign_off_due) == datetime(2026, 10, 3, 11, 32, tzinfo=TZ)  # 30 minutes after assignment
@@ -67,13 +68,13 @@ def test_saturday_tickets_and_urgent_and_holiday_tourist_lanes() -> None:
 
 def test_a_city_limit_is_kept() -> None:
     received = datetime(2026, 11, 23, 10, tzinfo=TZ)
-    case, _ = open_case(assigned(received, days=10), received, POLICY, CAL)
+    case, _, _ = open_case(assigned(received, days=10), received, POLICY, CAL)
     assert local(case.reply_due) == datetime(2026, 12, 8, tzinfo=TZ)
 
 
 def fired(kind: str, stage: Stage, ticket: str = "T1") -> Fired:
     received = datetime(2026, 11, 19, 10, tzinfo=TZ)
-    _, timers = open_case(assigned(received), received, POLICY, CAL)
+    _, _, timers = open_case(assigned(received), received, POLICY, CAL)
     timer = next(t for t in timers if t.kind == kind)
     timer = dataclasses.replace(timer, subject=ticket, key=f"{ticket}/{kind}")
     return Fired(timer, stage, datetime(2026, 11, 30, tzinfo=UTC))
