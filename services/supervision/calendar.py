@@ -1,7 +1,7 @@
 """The statutory working-day calendar (法定工作日, 调休 included) and the rule for periods.
 
-Working days come from the ``chinesecalendar`` package for the years it knows, then from
-``data/calendar_overrides.json`` for later years, then from plain weekdays. A year in the file
+Working days come from ``data/calendar_overrides.json`` where it lists a date, else from the
+``chinesecalendar`` package for the years it knows, else from plain weekdays. A year in the file
 is ``official`` once the State Council's notice (国务院办公厅关于X年部分节假日安排的通知) is
 entered, or ``provisional`` while only the statutory holidays themselves are known (the
 make-up days come with the notice). :meth:`WorkCalendar.known_until` is the last day covered by
@@ -76,15 +76,13 @@ class WorkCalendar:
 
     def _is_workday(self, day: date) -> bool:
         override = self.years.get(day.year)
-        if override and day.year > PACKAGE_LAST_YEAR:
-            if day in override.holidays:
-                return False
-            if day in override.workdays:
-                return True
-            return day.weekday() < 5
+        if override and day in override.holidays:  # the file wins (it can also correct the package)
+            return False
+        if override and day in override.workdays:
+            return True
         try:
             return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:  # a year neither the package nor the file knows: weekdays
+        except NotImplementedError:  # a year the package does not know: weekdays
             return day.weekday() < 5
 
     def known_until(self) -> date:
