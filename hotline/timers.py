@@ -1,8 +1,9 @@
 """Durable timers: alarms stored with the state they guard, fired once, caught up after downtime.
 
-A timer is a deadline with an optional early warning::
+A timer is one clock of a subject (an aggregate, e.g. a ticket's case): a deadline with an
+optional early warning::
 
-    Timer(key="T1/sign_off", subject="T1", kind="sign_off", due_at=..., warn_at=..., data={...})
+    Timer(subject="T1", kind="sign_off", due_at=..., warn_at=..., data={...})   # key "T1/sign_off"
 
 It fires twice at most: stage ``due_soon`` at ``warn_at`` (skipped when none, or when the timer
 is scheduled already past ``due_at``), then stage ``due`` at ``due_at``; after that it is gone.
@@ -14,25 +15,27 @@ meets a write conflict, is retried and finds nothing) and nothing is lost when a
 
 API (all writes take the caller's session, so a timer changes with the state it guards)::
 
-    timers = Timers(db, outbox, clock, on_fire)       # on_fire(fired, session) -> events
-    await timers.schedule([timer, ...], session)      # insert, or replace the timer with the same key
-                                                      # (that is how a clock is moved or restarted)
-    await timers.schedule(new, session, replace=False)  # keys that cannot exist yet (a new case's clocks):
-                                                      # a plain insert, 3x cheaper in the development store
-    await timers.cancel(["T1/sign_off"], session)     # the clock stopped (signed off, replied...)
-    await timers.get("T1/sign_off")                   # what is pending, if anything
-    await timers.fire_due(limit)                      # one scan: claim <= limit due stages, stage events
-    await timers.run_forever(interval_seconds)        # the service's background task
+    timers = Timers(db, outbox, clock, on_fire)          # on_fire(fired, session) -> events
+    await timers.schedule([timer, ...], session)         # start clocks; a subject's clock of the same
+                                                         # kind is replaced (how a clock is moved)
+    await timers.schedule(timers_, session, replace=False)  # subjects with no timers yet (a new case):
+                                                         # a plain insert, the cheapest write
+    await timers.cancel("T1", ["sign_off"], session)     # clocks stopped (signed off, replied...)
+    await timers.get("T1", "sign_off")                   # what is pending, if anything
+    await timers.fire_due(limit)                         # one scan: claim <= limit due subjects
+    await timers.run_forever(interval_seconds)           # the service's background task
 
-The scan costs O(due), not O(pending): every pending timer has one ``fire_at`` (its next stage)
-and the scan reads the ``fire_at`` index up to now (bench/timers.py measures it over 1,000,000).
-Event ids must be deterministic in (key, stage, due_at) so a republished outbox entry is
-dropped downstream as a duplicate.
+Storage: one document per subject (collection ``timers``) holding its clocks, and ``fire_at``,
+the earliest pending stage of any of them. The scan reads the ``fire_at`` index up to now, so
+it costs O(due), not O(pending) (bench/timers.py measures it over 1,000,000 pending subjects).
+Event ids must be deterministic in (subject, kind, stage, due_at) so a republished outbox entry
+is dropped downstream as a duplicate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,22 +44,23 @@ from enum import StrEnum
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
-from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline.clock import Clock
 from hotline.envelope import Event
 from hotline.logging import get_logger
-from hotline.mongo import Doc
+from hotline.mongo import Doc, find_in
 from hotline.outbox import Outbox
 from hotline.pb import millis
 
 log = get_logger(__name__)
 
 COLLECTION = "timers"
-CLAIM_ATTEMPTS = 10  # scans in a row that lost a claim to another replica before giving up until the next interval
 INDEXES = {COLLECTION: [IndexModel([("fire_at", ASCENDING)])]}
+CLAIM_ATTEMPTS = 10  # writes in a row that lost a race to another writer before giving up
+KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # a field name in the store and a metric label value
 
 FIRED = Counter("hotline_timers_fired_total", "Timer stages fired, by kind and stage (due_soon, due).",
                 ["service", "kind", "stage"])
@@ -74,12 +78,15 @@ class Stage(StrEnum):
 
 @dataclass(frozen=True)
 class Timer:
-    key: str  # unique, e.g. "<ticket_id>/sign_off"
-    subject: str  # the aggregate it is about: events are keyed by it
-    kind: str  # bounded vocabulary (a metric label), e.g. "sign_off"
+    subject: str  # the aggregate it is about (events are keyed by it), e.g. a ticket id
+    kind: str  # which clock: lower_snake_case, bounded (a metric label), e.g. "sign_off"
     due_at: datetime
     warn_at: datetime | None = None  # due-soon alarm, if any
     data: Mapping[str, Any] = field(default_factory=dict)  # handed back when it fires (store-safe values)
+
+    @property
+    def key(self) -> str:
+        return f"{self.subject}/{self.kind}"
 
 
 @dataclass(frozen=True)
@@ -92,8 +99,8 @@ class Fired:
 OnFire = Callable[[Sequence[Fired], AsyncClientSession], Awaitable[Sequence[Event]]]
 
 
-class ClaimLost(Exception):
-    """Another scanner claimed some of the timers this scan read: abort and scan again."""
+class Lost(Exception):
+    """Another writer changed a timer document between our read and our write: read again."""
 
 
 class Timers:
@@ -107,40 +114,84 @@ class Timers:
         self.batch = batch
         self.service = outbox.service
 
+    # -- the state side: inside the caller's transaction ------------------------------------------
+
     async def schedule(self, timers: Sequence[Timer], session: AsyncClientSession | None = None,
                        replace: bool = True) -> None:
-        """Insert the timers, replacing any with the same key (``replace=False``: the keys are new,
-        and an existing one is an error: DuplicateKeyError)."""
-        if not timers:
-            return
+        """Start the timers, replacing a subject's clock of the same kind. ``replace=False``: the
+        subjects have no timers yet (an existing one is an error: DuplicateKeyError)."""
+        for t in timers:
+            if not KIND.match(t.kind):
+                raise ValueError(f"timer kind {t.kind!r} is not lower_snake_case")
+        by_subject: dict[str, dict[str, Doc]] = {}
         now = self.clock.now()
-        if replace:
-            await self.collection.bulk_write([ReplaceOne({"_id": t.key}, _doc(t, now), upsert=True) for t in timers],
-                                             ordered=False, session=session)
-        else:
-            await self.collection.insert_many([_doc(t, now) for t in timers], ordered=False, session=session)
+        for t in timers:
+            by_subject.setdefault(t.subject, {})[t.kind] = _clock(t, now)
+        if not by_subject:
+            return
+        if not replace:
+            await self.collection.insert_many([_subject_doc(s, clocks, 0) for s, clocks in by_subject.items()],
+                                              ordered=False, session=session)
+            return
+        await self._rewrite(list(by_subject), lambda subject, clocks: {**clocks, **by_subject[subject]}, session)
 
-    async def cancel(self, keys: Sequence[str], session: AsyncClientSession | None = None) -> int:
-        if not keys:
-            return 0
-        result = await self.collection.delete_many({"_id": {"$in": list(keys)}}, session=session)
-        return int(result.deleted_count)
+    async def cancel(self, subject: str, kinds: Sequence[str], session: AsyncClientSession | None = None) -> int:
+        """Stop the subject's clocks of these kinds; returns how many were pending."""
+        stopped = 0
 
-    async def get(self, key: str, session: AsyncClientSession | None = None) -> tuple[Timer, Stage] | None:
-        doc = await self.collection.find_one({"_id": key}, session=session)
-        return (_timer(doc), Stage(doc["stage"])) if doc else None
+        def without(_: str, clocks: dict[str, Doc]) -> dict[str, Doc]:
+            nonlocal stopped
+            stopped = sum(1 for k in kinds if k in clocks)
+            return {k: c for k, c in clocks.items() if k not in kinds}
+
+        await self._rewrite([subject], without, session)
+        return stopped
+
+    async def get(self, subject: str, kind: str, session: AsyncClientSession | None = None,
+                  ) -> tuple[Timer, Stage] | None:
+        doc = await self.collection.find_one({"_id": subject}, session=session)
+        clock = (doc or {}).get("clocks", {}).get(kind)
+        return (_timer(subject, kind, clock), Stage(clock["stage"])) if clock else None
+
+    async def _rewrite(self, subjects: list[str], change: Callable[[str, dict[str, Doc]], dict[str, Doc]],
+                       session: AsyncClientSession | None) -> None:
+        """Read the subjects' documents, change their clocks, write them back if nobody else did
+        meanwhile (version check; inside a transaction a conflict aborts it instead)."""
+        for _ in range(CLAIM_ATTEMPTS):
+            stored = {d["_id"]: d for d in await find_in(self.collection, subjects, session=session)}
+            ops: list[ReplaceOne[Doc] | DeleteOne] = []
+            for subject in subjects:
+                old = stored.get(subject)
+                version = int(old["v"]) if old else 0
+                clocks = change(subject, dict(old["clocks"]) if old else {})
+                if old and not clocks:
+                    ops.append(DeleteOne({"_id": subject, "v": version}))
+                elif clocks:
+                    ops.append(ReplaceOne({"_id": subject, "v": version}, _subject_doc(subject, clocks, version + 1),
+                                          upsert=old is None))
+            if not ops:
+                return
+            result = await self.collection.bulk_write(ops, ordered=False, session=session)
+            if result.deleted_count + result.modified_count + result.upserted_count == len(ops):
+                return
+            if session is not None and session.in_transaction:
+                raise Lost("a timer document changed during the transaction")
+        raise Lost(f"timers of {subjects[:3]} keep changing under us")
+
+    # -- the alarm side: the background scan ------------------------------------------------------
 
     async def fire_due(self, limit: int | None = None) -> int:
-        """Claim up to ``limit`` due timers (oldest first), fire their stages, stage the events:
-        one transaction. Returns how many timers it claimed."""
+        """Claim up to ``limit`` subjects with due stages (oldest first), fire their stages and
+        stage the events, in one transaction. Returns how many subjects it claimed."""
         limit = limit or self.batch
         started = time.perf_counter()
+        fired: list[Fired] = []
         for attempt in range(CLAIM_ATTEMPTS):
             try:
                 async with self.client.start_session() as session:
-                    fired: list[Fired] = await session.with_transaction(lambda s: self._fire(s, limit))
+                    fired = await session.with_transaction(lambda s: self._fire(s, limit))
                 break
-            except ClaimLost:
+            except Lost:
                 if attempt == CLAIM_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.01 * (attempt + 1))
@@ -151,7 +202,7 @@ class Timers:
             oldest = min(f.timer.warn_at if f.stage == Stage.DUE_SOON and f.timer.warn_at else f.timer.due_at
                          for f in fired)
             LATENESS.labels(self.service).set(max(0.0, (fired[0].fired_at - oldest).total_seconds()))
-        return len({f.timer.key for f in fired})
+        return len({f.timer.subject for f in fired})
 
     async def _fire(self, session: AsyncClientSession, limit: int) -> list[Fired]:
         now = self.clock.now()
@@ -159,24 +210,30 @@ class Timers:
             .sort("fire_at", ASCENDING).limit(limit).to_list()
         if not docs:
             return []
-        fired: list[Fired] = []
-        ops: list[DeleteOne | UpdateOne] = []
+        fired: list[tuple[datetime, Fired]] = []
+        ops: list[ReplaceOne[Doc] | DeleteOne] = []
         for doc in docs:
-            timer = _timer(doc)
-            claim = {"_id": doc["_id"], "fire_at": doc["fire_at"], "stage": doc["stage"]}
-            if doc["stage"] == Stage.DUE_SOON:
-                fired.append(Fired(timer, Stage.DUE_SOON, now))
-            if doc["stage"] == Stage.DUE or timer.due_at <= now:
-                fired.append(Fired(timer, Stage.DUE, now))
-                ops.append(DeleteOne(claim))
-            else:
-                ops.append(UpdateOne(claim, {"$set": {"stage": Stage.DUE.value, "fire_at": timer.due_at}}))
+            subject, version, clocks = doc["_id"], int(doc["v"]), dict(doc["clocks"])
+            for kind, clock in list(clocks.items()):
+                if clock["at"] > now:
+                    continue
+                timer = _timer(subject, kind, clock)
+                if clock["stage"] == Stage.DUE_SOON:
+                    fired.append((clock["at"], Fired(timer, Stage.DUE_SOON, now)))
+                if clock["stage"] == Stage.DUE or timer.due_at <= now:
+                    fired.append((timer.due_at, Fired(timer, Stage.DUE, now)))
+                    del clocks[kind]
+                else:
+                    clocks[kind] = {**clock, "stage": Stage.DUE.value, "at": clock["due_at"]}
+            claim = {"_id": subject, "v": version}
+            ops.append(ReplaceOne(claim, _subject_doc(subject, clocks, version + 1)) if clocks else DeleteOne(claim))
         result = await self.collection.bulk_write(ops, ordered=False, session=session)
         if result.deleted_count + result.modified_count != len(ops):
-            raise ClaimLost
-        events = await self.on_fire(fired, session)
+            raise Lost("another scanner claimed some of these timers")
+        in_order = [f for _, f in sorted(fired, key=lambda pair: pair[0])]
+        events = await self.on_fire(in_order, session)
         await self.outbox.stage(events, session)
-        return fired
+        return in_order
 
     async def run_forever(self, interval_seconds: float) -> None:
         """Scan every ``interval_seconds``; at once again while scans come back full (catch-up)."""
@@ -190,19 +247,20 @@ class Timers:
                 await asyncio.sleep(interval_seconds)
 
 
-def _doc(timer: Timer, now: datetime) -> Doc:
+def _clock(timer: Timer, now: datetime) -> Doc:
     warn = timer.warn_at is not None and timer.warn_at < timer.due_at and timer.due_at > now
     return {
-        "_id": timer.key,
-        "subject": timer.subject,
-        "kind": timer.kind,
         "due_at": millis(timer.due_at),
         "warn_at": millis(timer.warn_at) if timer.warn_at else None,
-        "data": dict(timer.data),
         "stage": (Stage.DUE_SOON if warn else Stage.DUE).value,
-        "fire_at": millis(timer.warn_at if warn and timer.warn_at else timer.due_at),
+        "at": millis(timer.warn_at if warn and timer.warn_at else timer.due_at),  # this clock's next stage
+        "data": dict(timer.data),
     }
 
 
-def _timer(doc: Doc) -> Timer:
-    return Timer(doc["_id"], doc["subject"], doc["kind"], doc["due_at"], doc.get("warn_at"), doc.get("data") or {})
+def _subject_doc(subject: str, clocks: Mapping[str, Doc], version: int) -> Doc:
+    return {"_id": subject, "v": version, "fire_at": min(c["at"] for c in clocks.values()), "clocks": dict(clocks)}
+
+
+def _timer(subject: str, kind: str, clock: Doc) -> Timer:
+    return Timer(subject, kind, clock["due_at"], clock.get("warn_at"), clock.get("data") or {})

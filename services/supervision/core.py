@@ -5,14 +5,14 @@ Clocks and their start: sign-off and first contact run from the assignment (the 
 ticket), the reply from the city's receipt. Limits come from the policy (sla.py), periods
 end by the rule for periods on the working-day calendar (calendar.py).
 
-For the case lifecycle, every clock is one timer keyed ``timer_key(ticket_id, clock)``, changed
-in the same transaction as the case (``Timers`` API in hotline/timers.py)::
+For the case lifecycle, every clock is one timer (subject = ticket id, kind = the clock's name),
+changed in the same transaction as the case (``Timers`` API in hotline/timers.py)::
 
-    limits = await cases.limits(ticket_id, session)          # the limits the case started with
-    await timers.cancel([timer_key(tid, SlaClock.SIGN_OFF)], session)          # signed off (签收)
-    await timers.cancel([timer_key(tid, SlaClock.CONTACT)], session)           # first contact made
-    await timers.cancel([timer_key(tid, SlaClock.REPLY)], session)             # replied (办结反馈)
-    due = limits.due(SlaClock.EXTENSION_DECISION, now, calendar)               # extension asked (延期)
+    limits = await cases.limits(ticket_id, session)           # the limits the case started with
+    await timers.cancel(tid, [SlaClock.SIGN_OFF], session)    # signed off (签收)
+    await timers.cancel(tid, [SlaClock.CONTACT], session)     # first contact made
+    await timers.cancel(tid, [SlaClock.REPLY], session)       # replied (办结反馈)
+    due = limits.due(SlaClock.EXTENSION_DECISION, now, calendar)                 # extension asked (延期)
     await timers.schedule([clock_timer(case, SlaClock.EXTENSION_DECISION, now, due, limits)], session)
     await timers.schedule([clock_timer(case, SlaClock.REPLY, start, new_due, limits)], session)  # moved
     # return asked (退单): RETURN_DECISION likewise; re-dispatch by the office: DISPATCH likewise
@@ -23,7 +23,7 @@ it to system supervision (level 1), once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from hotline import pb
@@ -73,45 +73,29 @@ def open_case(
     return case, limits, timers
 
 
-def timer_key(ticket_id: str, clock: SlaClock) -> str:
-    """One timer per case clock: scheduling it again moves it, cancelling it stops it."""
-    return f"{ticket_id}/{clock.value}"
-
-
 def clock_timer(case: events_pb2.Case, clock: SlaClock, start: datetime, due: datetime, limits: Limits) -> Timer:
-    """The timer of one clock of a case (what the lifecycle schedules on its transitions)."""
-    unit = case.primary_unit
-    return Timer(
-        key=timer_key(case.ticket_id, clock),
-        subject=case.ticket_id,
-        kind=clock.value,
-        due_at=due,
-        warn_at=limits.warn_at(start, due),
-        data={"dispatch_round": case.dispatch_round, "unit_id": unit.unit_id, "unit_name": unit.name,
-              "unit_type": int(unit.unit_type), "category": case.category, "policy_version": limits.policy_version},
-    )
+    """The timer of one clock of a case (what the lifecycle schedules on its transitions). It
+    carries only the dispatch round: the rest of what its events say is read from the case when
+    it fires (rare), not stored with every timer (each case opening pays for that)."""
+    return Timer(subject=case.ticket_id, kind=clock.value, due_at=due, warn_at=limits.warn_at(start, due),
+                 data={"round": case.dispatch_round})
 
 
-def deadline_of(fired: Fired) -> deadlines_pb2.Deadline:
-    t, data = fired.timer, fired.timer.data
-    return deadlines_pb2.Deadline(
-        ticket_id=t.subject,
-        clock=SlaClock(t.kind).proto,
-        due_at=pb.ts(t.due_at),
-        dispatch_round=int(data.get("dispatch_round", 0)),
-        primary_unit=events_pb2.Unit(unit_id=str(data.get("unit_id", "")), name=str(data.get("unit_name", "")),
-                                     unit_type=int(data.get("unit_type", 0))),  # type: ignore[arg-type]
-        category=str(data.get("category", "")),
-        fired_at=pb.ts(fired.fired_at),
-        policy_version=int(data.get("policy_version", 0)),
-    )
+def deadline_of(fired: Fired, case: events_pb2.Case | None) -> deadlines_pb2.Deadline:
+    t = fired.timer
+    d = deadlines_pb2.Deadline(ticket_id=t.subject, clock=SlaClock(t.kind).proto, due_at=pb.ts(t.due_at),
+                               dispatch_round=int(t.data.get("round", 0)), fired_at=pb.ts(fired.fired_at))
+    if case is not None:
+        d.primary_unit.CopyFrom(case.primary_unit)
+        d.category, d.policy_version = case.category, case.policy_version
+    return d
 
 
-def deadline_events(fired: Sequence[Fired], topic: str) -> list[Event]:
+def deadline_events(fired: Sequence[Fired], cases: Mapping[str, events_pb2.Case], topic: str) -> list[Event]:
     """DeadlineDueSoon / DeadlineMissed for each fired stage, with deterministic event ids."""
     events = []
     for f in fired:
-        d = deadline_of(f)
+        d = deadline_of(f, cases.get(f.timer.subject))
         due = f.timer.due_at.strftime("%Y%m%dT%H%M%S")
         event_id = f"{d.ticket_id}/deadline/{f.timer.kind}/{f.stage.value}/{d.dispatch_round}/{due}"
         message = deadlines_pb2.DeadlineDueSoon(deadline=d) if f.stage == Stage.DUE_SOON \
@@ -131,7 +115,7 @@ def first_missed(fired: Sequence[Fired]) -> dict[str, Fired]:
 
 def supervision_raised(f: Fired, topic: str) -> Event:
     """The case goes to system supervision (系统督办, level 1) because this deadline was missed."""
-    d = deadline_of(f)
+    d = deadline_of(f, None)
     message = deadlines_pb2.SupervisionRaised(
         ticket_id=d.ticket_id, level=SYSTEM_SUPERVISION, reason=f"deadline_missed:{f.timer.kind}", clock=d.clock,
         raised_at=d.fired_at, dispatch_round=d.dispatch_round)

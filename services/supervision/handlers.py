@@ -86,7 +86,8 @@ class DeadlineAlarms:
         self.out_topic = out_topic
 
     async def __call__(self, fired: Sequence[Fired], session: AsyncClientSession) -> list[Event]:
-        events = deadline_events(fired, self.out_topic)
+        cases = await self.store.get_many(sorted({f.timer.subject for f in fired}), session)
+        events = deadline_events(fired, cases, self.out_topic)
         for ticket_id, miss in first_missed(fired).items():
             if await self.store.raise_supervision(ticket_id, SYSTEM_SUPERVISION, session):
                 events.append(supervision_raised(miss, self.out_topic))

@@ -55,8 +55,8 @@ async def store(settings: Settings) -> AsyncIterator[dict[str, Any]]:
 
 
 def timer(key: str, due: timedelta, warn: timedelta | None = None) -> Timer:
-    return Timer(key, key.split("/")[0], "reply", T0 + due, T0 + warn if warn is not None else None,
-                 {"dispatch_round": 1})
+    subject, kind = key.split("/")
+    return Timer(subject, kind, T0 + due, T0 + warn if warn is not None else None, {"dispatch_round": 1})
 
 
 async def staged(db: Any) -> list[tuple[str, str]]:
@@ -74,20 +74,25 @@ async def test_timers_change_with_the_callers_transaction(store: dict[str, Any])
     async with store["client"].start_session() as session:
         with pytest.raises(RuntimeError):
             await session.with_transaction(write_then_fail)
-    assert await timers.get("A/reply") is None  # rolled back with the state it guards
+    assert await timers.get("A", "reply") is None  # rolled back with the state it guards
 
     async def write(session: AsyncClientSession) -> None:
         await timers.schedule([timer("A/reply", timedelta(hours=5), timedelta(hours=4))], session)
 
     async with store["client"].start_session() as session:
         await session.with_transaction(write)
-    pending = await timers.get("A/reply")
+    pending = await timers.get("A", "reply")
     assert pending is not None and pending[1] == Stage.DUE_SOON and pending[0].due_at == T0 + timedelta(hours=5)
     await timers.schedule([timer("A/reply", timedelta(hours=9), timedelta(hours=8))])  # moved (extension)
-    moved = await timers.get("A/reply")
+    moved = await timers.get("A", "reply")
     assert moved is not None and moved[0].due_at == T0 + timedelta(hours=9)
-    assert await timers.cancel(["A/reply"]) == 1
-    assert await timers.get("A/reply") is None
+    await timers.schedule([timer("A/sign_off", timedelta(hours=1))])  # another clock of the same subject
+    assert await timers.cancel("A", ["reply", "contact"]) == 1
+    assert await timers.get("A", "reply") is None
+    still = await timers.get("A", "sign_off")
+    assert still is not None and still[1] == Stage.DUE
+    assert await timers.cancel("A", ["sign_off"]) == 1
+    assert await store["db"]["timers"].count_documents({}) == 0  # a subject with no clocks leaves nothing
 
 
 async def test_each_stage_fires_once_in_order_and_downtime_is_caught_up(store: dict[str, Any]) -> None:
@@ -95,7 +100,7 @@ async def test_each_stage_fires_once_in_order_and_downtime_is_caught_up(store: d
     timers = Timers(store["db"], store["outbox"], clock, Alarm())
     await timers.schedule([timer("A/reply", timedelta(hours=10), timedelta(hours=8)),
                            timer("B/reply", timedelta(hours=2)),  # no warning
-                           timer("C/reply", timedelta(hours=30), timedelta(hours=24))])
+                           timer("C/reply", timedelta(hours=30), timedelta(hours=24))], replace=False)
     assert await timers.fire_due() == 0
     clock.advance(timedelta(hours=8))
     assert await timers.fire_due() == 2  # B due, A due soon

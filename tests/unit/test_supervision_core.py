@@ -12,8 +12,8 @@ from hotline.settings import SlaSettings
 from hotline.timers import Fired, Stage
 from hotline.v1 import deadlines_pb2, events_pb2, ticket_pb2
 from services.supervision.calendar import WorkCalendar
-from services.supervision.core import deadline_events, first_missed, open_case, supervision_raised, timer_key
-from services.supervision.sla import Limits, SlaClock, parse_policy
+from services.supervision.core import deadline_events, first_missed, open_case, supervision_raised
+from services.supervision.sla import Limits, parse_policy
 
 TZ = ZoneInfo("Asia/Shanghai")
 POLICY = parse_policy(json.loads(SlaSettings().policy_file.read_text("utf-8")))
@@ -43,12 +43,11 @@ def test_a_case_gets_its_due_times_by_the_policy_and_the_rule_for_periods() -> N
     assert local(case.contact_due) == datetime(2026, 11, 21, tzinfo=TZ)  # 1 working day: 24:00 Friday
     assert case.policy_version == POLICY.version
     assert list(case.sla_lanes) == []
-    assert [t.key for t in timers] == [timer_key("T1", c) for c in (SlaClock.SIGN_OFF, SlaClock.CONTACT,
-                                                                    SlaClock.REPLY)]
+    assert [t.key for t in timers] == ["T1/sign_off", "T1/contact", "T1/reply"]
     reply = timers[2]
     assert reply.due_at == pb.dt(case.reply_due)
     assert reply.warn_at == pb.dt(case.received_at) + (reply.due_at - pb.dt(case.received_at)) * 0.8
-    assert reply.data["unit_id"] == "ST01" and reply.data["dispatch_round"] == 1
+    assert reply.data == {"round": 1}
     assert Limits.from_doc(limits.to_doc()) == limits
 
 
@@ -72,16 +71,19 @@ def test_a_city_limit_is_kept() -> None:
     assert local(case.reply_due) == datetime(2026, 12, 8, tzinfo=TZ)
 
 
+RECEIVED = datetime(2026, 11, 19, 10, tzinfo=TZ)
+CASE, _, TIMERS = open_case(assigned(RECEIVED), RECEIVED, POLICY, CAL)
+
+
 def fired(kind: str, stage: Stage, ticket: str = "T1") -> Fired:
-    received = datetime(2026, 11, 19, 10, tzinfo=TZ)
-    _, _, timers = open_case(assigned(received), received, POLICY, CAL)
+    timers = TIMERS
     timer = next(t for t in timers if t.kind == kind)
-    timer = dataclasses.replace(timer, subject=ticket, key=f"{ticket}/{kind}")
+    timer = dataclasses.replace(timer, subject=ticket)
     return Fired(timer, stage, datetime(2026, 11, 30, tzinfo=UTC))
 
 
 def test_fired_stages_become_typed_events_with_deterministic_ids() -> None:
-    events = deadline_events([fired("sign_off", Stage.DUE_SOON), fired("sign_off", Stage.DUE)], "cases")
+    events = deadline_events([fired("sign_off", Stage.DUE_SOON), fired("sign_off", Stage.DUE)], {"T1": CASE}, "cases")
     soon, missed = events
     assert isinstance(soon.message, deadlines_pb2.DeadlineDueSoon)
     assert isinstance(missed.message, deadlines_pb2.DeadlineMissed)
@@ -89,8 +91,10 @@ def test_fired_stages_become_typed_events_with_deterministic_ids() -> None:
     assert (d.ticket_id, d.clock, d.dispatch_round, d.primary_unit.unit_id) == \
         ("T1", deadlines_pb2.DEADLINE_CLOCK_SIGN_OFF, 1, "ST01")
     assert d.primary_unit.unit_type == events_pb2.UNIT_TYPE_STREET
+    assert (d.category, d.policy_version) == ("物业管理", POLICY.version)
     assert soon.event_id != missed.event_id
-    assert deadline_events([fired("sign_off", Stage.DUE)], "cases")[0].event_id == missed.event_id
+    again = deadline_events([fired("sign_off", Stage.DUE)], {}, "cases")[0]  # the case is not needed for the id
+    assert again.event_id == missed.event_id
     assert all(e.key == "T1" and e.topic == "cases" for e in events)
 
 
