@@ -23,7 +23,7 @@ from services.supervision.core import (
     open_case,
     supervision_raised,
 )
-from services.supervision.store import CaseStore, PolicyStore
+from services.supervision.store import CaseStore, PolicyStore, Replayed
 
 OPENED = Counter("hotline_cases_opened_total", "Cases opened, by the primary unit's type.", ["unit_type"])
 RECEIVED_TO_OPENED = Histogram(
@@ -57,14 +57,17 @@ class CaseOpening:
         cases = {tid: case for tid, (case, _, _) in opened.items()}
         limits = {tid: lim for tid, (_, lim, _) in opened.items()}
 
-        async def write(session: AsyncClientSession) -> set[str]:
-            existed = await self.store.insert_new(list(cases.values()), session, limits)  # a replay inserts nothing
+        async def write(session: AsyncClientSession, optimistic: bool) -> set[str]:
+            existed = await self.store.insert_new(list(cases.values()), session, limits, optimistic)
             new_timers: list[Timer] = [t for tid, (_, _, ts) in opened.items() if tid not in existed for t in ts]
             await self.timers.schedule(new_timers, session, replace=False)  # with the case, or not at all
             return existed
 
         async with self.store.client.start_session() as session:
-            existed: set[str] = await session.with_transaction(write)
+            try:
+                existed: set[str] = await session.with_transaction(lambda s: write(s, optimistic=True))
+            except Replayed:  # some were opened before: a replay inserts nothing new
+                existed = await session.with_transaction(lambda s: write(s, optimistic=False))
         if existed:  # opened before: publish the stored case
             cases.update(await self.store.get_many(sorted(existed)))
         for tid, case in cases.items():

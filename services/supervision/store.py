@@ -17,13 +17,13 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hotline import pb
 from hotline import timers as timers_module
 from hotline.clock import Clock
 from hotline.logging import get_logger
-from hotline.mongo import Doc, find_in
+from hotline.mongo import DUPLICATE_KEY, Doc, find_in
 from hotline.v1 import events_pb2
 from services.supervision.sla import Limits, Policy, PolicyError, parse_policy
 
@@ -51,6 +51,10 @@ def page_token(case: events_pb2.Case) -> str:
     return f"{due.isoformat() if due else ''}|{case.ticket_id}"
 
 
+class Replayed(Exception):
+    """An optimistic insert met cases stored before (a replay): run the write again, looking first."""
+
+
 class CaseStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.client = db.client
@@ -65,17 +69,28 @@ class CaseStore:
         return (await self.get_many([ticket_id])).get(ticket_id)
 
     async def insert_new(self, cases: Sequence[events_pb2.Case], session: AsyncClientSession,
-                         limits: Mapping[str, Limits] | None = None) -> set[str]:
+                         limits: Mapping[str, Limits] | None = None, optimistic: bool = False) -> set[str]:
         """Insert the cases not stored yet (inside the caller's transaction, with their timers and
-        the limits they start with); returns the ids that were already there (a replay inserts nothing)."""
-        ids = [c.ticket_id for c in cases]
-        existed = {d["_id"] for d in await find_in(self.cases, ids, projection={"_id": 1}, session=session)}
+        the limits they start with); returns the ids that were already there (a replay inserts nothing).
+
+        ``optimistic``: insert without looking first (the usual case: every case is new) and raise
+        :class:`Replayed` if one exists; the transaction is then void and the caller runs it again
+        without ``optimistic``. (Saves a lookup per batch: a quarter of the write's cost.)"""
         limits = limits or {}
+        existed: set[str] = set()
+        if not optimistic:
+            ids = [c.ticket_id for c in cases]
+            existed = {d["_id"] for d in await find_in(self.cases, ids, projection={"_id": 1}, session=session)}
         docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c),
                  **({"sla_limits": limits[c.ticket_id].to_doc()} if c.ticket_id in limits else {})}
                 for c in cases if c.ticket_id not in existed]
         if docs:
-            await self.cases.insert_many(docs, ordered=False, session=session)
+            try:
+                await self.cases.insert_many(docs, ordered=False, session=session)
+            except BulkWriteError as exc:
+                if optimistic and all(e.get("code") == DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                    raise Replayed from exc
+                raise
         return existed
 
     async def limits(self, ticket_id: str, session: AsyncClientSession | None = None) -> Limits | None:

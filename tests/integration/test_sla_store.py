@@ -19,7 +19,7 @@ from hotline.clock import ManualClock
 from hotline.settings import Settings, SlaSettings
 from hotline.v1 import events_pb2
 from services.supervision.sla import CaseFacts, SlaClock, limits_for, next_policy, parse_policy
-from services.supervision.store import CaseStore, PolicyConflict, PolicyStore
+from services.supervision.store import CaseStore, PolicyConflict, PolicyStore, Replayed
 
 pytestmark = pytest.mark.integration
 DOC: dict[str, Any] = json.loads(SlaSettings().policy_file.read_text("utf-8"))
@@ -69,6 +69,8 @@ async def test_a_case_keeps_its_limits_and_system_supervision_is_raised_once(db:
     async with db.client.start_session() as session:
         assert await session.with_transaction(lambda s: cases.insert_new([case], s, {"T1": limits})) == set()
         assert await session.with_transaction(lambda s: cases.insert_new([case], s)) == {"T1"}
+        with pytest.raises(Replayed):
+            await session.with_transaction(lambda s: cases.insert_new([case], s, optimistic=True))
         raised = [await session.with_transaction(lambda s: cases.raise_supervision("T1", 1, s)) for _ in range(3)]
     assert raised == [True, False, False]
     stored = await cases.get("T1")
