@@ -18,16 +18,20 @@ API (all writes take the caller's session, so a timer changes with the state it 
     timers = Timers(db, outbox, clock, on_fire)          # on_fire(fired, session) -> events
     await timers.schedule([timer, ...], session)         # start clocks; a subject's clock of the same
                                                          # kind is replaced (how a clock is moved)
-    await timers.schedule(timers_, session, replace=False)  # subjects with no timers yet (a new case):
-                                                         # a plain insert, the cheapest write
     await timers.cancel("T1", ["sign_off"], session)     # clocks stopped (signed off, replied...)
     await timers.get("T1", "sign_off")                   # what is pending, if anything
     await timers.fire_due(limit)                         # one scan: claim <= limit due subjects
     await timers.run_forever(interval_seconds)           # the service's background task
 
-Storage: one document per subject (collection ``timers``) holding its clocks, and ``fire_at``,
-the earliest pending stage of any of them. The scan reads the ``fire_at`` index up to now, so
-it costs O(due), not O(pending) (bench/timers.py measures it over 1,000,000 pending subjects).
+Storage: a subject's clocks live in one sub-document ``timers: {v, fire_at, clocks: {kind: ...}}``
+where ``fire_at`` is the earliest pending stage of any clock, indexed (:func:`indexes`). The scan
+reads that index up to now, so it costs O(due), not O(pending) (bench/timers.py measures it over
+1,000,000 pending subjects). The sub-document lives either in a collection of its own (default
+``timers``, one document per subject, deleted when its last clock stops) or, with
+``embedded=True``, inside the documents of the aggregate itself (e.g. supervision's ``cases``):
+then a new aggregate is inserted with its clocks in the same single-document write
+(``doc | timers.fields(new_timers)``), which costs one index entry and no transaction.
+
 Event ids must be deterministic in (subject, kind, stage, due_at) so a republished outbox entry
 is dropped downstream as a duplicate.
 """
@@ -44,7 +48,7 @@ from enum import StrEnum
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
-from pymongo import ASCENDING, DeleteOne, IndexModel, ReplaceOne
+from pymongo import ASCENDING, DeleteOne, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -58,9 +62,17 @@ from hotline.pb import millis
 log = get_logger(__name__)
 
 COLLECTION = "timers"
-INDEXES = {COLLECTION: [IndexModel([("fire_at", ASCENDING)])]}
+FIELD = "timers"  # the sub-document holding a subject's clocks
 CLAIM_ATTEMPTS = 10  # writes in a row that lost a race to another writer before giving up
 KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # a field name in the store and a metric label value
+
+
+def indexes(collection: str = COLLECTION) -> dict[str, list[IndexModel]]:
+    """The scan's index, for the collection the timers live in."""
+    return {collection: [IndexModel([(f"{FIELD}.fire_at", ASCENDING)])]}
+
+
+INDEXES = indexes()
 
 FIRED = Counter("hotline_timers_fired_total", "Timer stages fired, by kind and stage (due_soon, due).",
                 ["service", "kind", "stage"])
@@ -105,35 +117,34 @@ class Lost(Exception):
 
 class Timers:
     def __init__(self, db: AsyncDatabase[Doc], outbox: Outbox, clock: Clock, on_fire: OnFire,
-                 collection: str = COLLECTION, batch: int = 500) -> None:
+                 collection: str = COLLECTION, batch: int = 500, embedded: bool = False) -> None:
         self.client = db.client
         self.collection = db[collection]
         self.outbox = outbox
         self.clock = clock
         self.on_fire = on_fire
         self.batch = batch
+        self.embedded = embedded  # clocks inside the aggregate's own documents (never delete those)
         self.service = outbox.service
 
     # -- the state side: inside the caller's transaction ------------------------------------------
 
-    async def schedule(self, timers: Sequence[Timer], session: AsyncClientSession | None = None,
-                       replace: bool = True) -> None:
-        """Start the timers, replacing a subject's clock of the same kind. ``replace=False``: the
-        subjects have no timers yet (an existing one is an error: DuplicateKeyError)."""
+    def fields(self, timers: Sequence[Timer]) -> Doc:
+        """The fields that give a document the clocks of ``timers`` (all of one subject): for a
+        document the caller inserts itself (a new aggregate with its clocks, one write)."""
+        clocks = self._clocks(timers)
+        if len({t.subject for t in timers}) > 1:
+            raise ValueError("fields() takes the timers of one subject")
+        return {FIELD: _sub_doc(clocks, 1)} if clocks else {}  # version 0 = no clocks
+
+    async def schedule(self, timers: Sequence[Timer], session: AsyncClientSession | None = None) -> None:
+        """Start the timers, replacing a subject's clock of the same kind."""
+        by_subject: dict[str, list[Timer]] = {}
         for t in timers:
-            if not KIND.match(t.kind):
-                raise ValueError(f"timer kind {t.kind!r} is not lower_snake_case")
-        by_subject: dict[str, dict[str, Doc]] = {}
-        now = self.clock.now()
-        for t in timers:
-            by_subject.setdefault(t.subject, {})[t.kind] = _clock(t, now)
-        if not by_subject:
-            return
-        if not replace:
-            await self.collection.insert_many([_subject_doc(s, clocks, 0) for s, clocks in by_subject.items()],
-                                              ordered=False, session=session)
-            return
-        await self._rewrite(list(by_subject), lambda subject, clocks: {**clocks, **by_subject[subject]}, session)
+            by_subject.setdefault(t.subject, []).append(t)
+        new = {subject: self._clocks(ts) for subject, ts in by_subject.items()}
+        if new:
+            await self._rewrite(list(new), lambda subject, clocks: {**clocks, **new[subject]}, session)
 
     async def cancel(self, subject: str, kinds: Sequence[str], session: AsyncClientSession | None = None) -> int:
         """Stop the subject's clocks of these kinds; returns how many were pending."""
@@ -149,26 +160,47 @@ class Timers:
 
     async def get(self, subject: str, kind: str, session: AsyncClientSession | None = None,
                   ) -> tuple[Timer, Stage] | None:
-        doc = await self.collection.find_one({"_id": subject}, session=session)
-        clock = (doc or {}).get("clocks", {}).get(kind)
+        doc = await self.collection.find_one({"_id": subject}, {FIELD: 1}, session=session)
+        clock = ((doc or {}).get(FIELD) or {}).get("clocks", {}).get(kind)
         return (_timer(subject, kind, clock), Stage(clock["stage"])) if clock else None
+
+    def _clocks(self, timers: Sequence[Timer]) -> dict[str, Doc]:
+        now = self.clock.now()
+        for t in timers:
+            if not KIND.match(t.kind):
+                raise ValueError(f"timer kind {t.kind!r} is not lower_snake_case")
+        return {t.kind: _clock(t, now) for t in timers}
+
+    def _write(self, subject: str, version: int, clocks: Mapping[str, Doc], exists: bool,
+               ) -> UpdateOne | DeleteOne:
+        """The conditional write that leaves ``subject`` with ``clocks`` if its timers are still
+        at ``version`` (0: none yet)."""
+        claim: Doc = {"_id": subject, f"{FIELD}.v": version} if version else \
+            {"_id": subject, FIELD: {"$exists": False}}
+        if clocks:
+            return UpdateOne(claim, {"$set": {FIELD: _sub_doc(clocks, version + 1)}}, upsert=not exists)
+        if self.embedded:
+            return UpdateOne(claim, {"$unset": {FIELD: ""}})
+        return DeleteOne(claim)
 
     async def _rewrite(self, subjects: list[str], change: Callable[[str, dict[str, Doc]], dict[str, Doc]],
                        session: AsyncClientSession | None) -> None:
-        """Read the subjects' documents, change their clocks, write them back if nobody else did
-        meanwhile (version check; inside a transaction a conflict aborts it instead)."""
+        """Read the subjects' clocks, change them, write them back if nobody else did meanwhile
+        (version check; inside a transaction a conflict aborts it instead)."""
         for _ in range(CLAIM_ATTEMPTS):
-            stored = {d["_id"]: d for d in await find_in(self.collection, subjects, session=session)}
-            ops: list[ReplaceOne[Doc] | DeleteOne] = []
+            stored = {d["_id"]: d for d in await find_in(self.collection, subjects, projection={FIELD: 1},
+                                                         session=session)}
+            ops: list[UpdateOne | DeleteOne] = []
             for subject in subjects:
-                old = stored.get(subject)
-                version = int(old["v"]) if old else 0
-                clocks = change(subject, dict(old["clocks"]) if old else {})
-                if old and not clocks:
-                    ops.append(DeleteOne({"_id": subject, "v": version}))
-                elif clocks:
-                    ops.append(ReplaceOne({"_id": subject, "v": version}, _subject_doc(subject, clocks, version + 1),
-                                          upsert=old is None))
+                doc = stored.get(subject)
+                if doc is None and self.embedded:
+                    raise LookupError(f"no document {subject!r} in {self.collection.name} to hold its timers")
+                sub = (doc or {}).get(FIELD)
+                version = int(sub["v"]) if sub else 0
+                before = dict(sub["clocks"]) if sub else {}
+                clocks = change(subject, before)
+                if clocks or before:
+                    ops.append(self._write(subject, version, clocks, exists=doc is not None))
             if not ops:
                 return
             result = await self.collection.bulk_write(ops, ordered=False, session=session)
@@ -206,14 +238,14 @@ class Timers:
 
     async def _fire(self, session: AsyncClientSession, limit: int) -> list[Fired]:
         now = self.clock.now()
-        docs = await self.collection.find({"fire_at": {"$lte": now}}, session=session) \
-            .sort("fire_at", ASCENDING).limit(limit).to_list()
+        docs = await self.collection.find({f"{FIELD}.fire_at": {"$lte": now}}, {FIELD: 1}, session=session) \
+            .sort(f"{FIELD}.fire_at", ASCENDING).limit(limit).to_list()
         if not docs:
             return []
         fired: list[tuple[datetime, Fired]] = []
-        ops: list[ReplaceOne[Doc] | DeleteOne] = []
+        ops: list[UpdateOne | DeleteOne] = []
         for doc in docs:
-            subject, version, clocks = doc["_id"], int(doc["v"]), dict(doc["clocks"])
+            subject, version, clocks = doc["_id"], int(doc[FIELD]["v"]), dict(doc[FIELD]["clocks"])
             for kind, clock in list(clocks.items()):
                 if clock["at"] > now:
                     continue
@@ -225,8 +257,7 @@ class Timers:
                     del clocks[kind]
                 else:
                     clocks[kind] = {**clock, "stage": Stage.DUE.value, "at": clock["due_at"]}
-            claim = {"_id": subject, "v": version}
-            ops.append(ReplaceOne(claim, _subject_doc(subject, clocks, version + 1)) if clocks else DeleteOne(claim))
+            ops.append(self._write(subject, version, clocks, exists=True))
         result = await self.collection.bulk_write(ops, ordered=False, session=session)
         if result.deleted_count + result.modified_count != len(ops):
             raise Lost("another scanner claimed some of these timers")
@@ -258,8 +289,8 @@ def _clock(timer: Timer, now: datetime) -> Doc:
     }
 
 
-def _subject_doc(subject: str, clocks: Mapping[str, Doc], version: int) -> Doc:
-    return {"_id": subject, "v": version, "fire_at": min(c["at"] for c in clocks.values()), "clocks": dict(clocks)}
+def _sub_doc(clocks: Mapping[str, Doc], version: int) -> Doc:
+    return {"v": version, "fire_at": min(c["at"] for c in clocks.values()), "clocks": dict(clocks)}
 
 
 def _timer(subject: str, kind: str, clock: Doc) -> Timer:

@@ -13,7 +13,7 @@ from hotline import observability as obs
 from hotline import pb
 from hotline.clock import Clock
 from hotline.envelope import Event, Record
-from hotline.timers import Fired, Timer, Timers
+from hotline.timers import Fired, Timers
 from hotline.v1 import events_pb2
 from services.supervision.calendar import WorkCalendar
 from services.supervision.core import (
@@ -23,7 +23,7 @@ from services.supervision.core import (
     open_case,
     supervision_raised,
 )
-from services.supervision.store import CaseStore, PolicyStore, Replayed
+from services.supervision.store import CaseStore, PolicyStore
 
 OPENED = Counter("hotline_cases_opened_total", "Cases opened, by the primary unit's type.", ["unit_type"])
 RECEIVED_TO_OPENED = Histogram(
@@ -55,19 +55,9 @@ class CaseOpening:
         policy = await self.policies.current()
         opened = {tid: open_case(a, now, policy, self.calendar) for tid, (_, a) in batch.items()}
         cases = {tid: case for tid, (case, _, _) in opened.items()}
-        limits = {tid: lim for tid, (_, lim, _) in opened.items()}
-
-        async def write(session: AsyncClientSession, optimistic: bool) -> set[str]:
-            existed = await self.store.insert_new(list(cases.values()), session, limits, optimistic)
-            new_timers: list[Timer] = [t for tid, (_, _, ts) in opened.items() if tid not in existed for t in ts]
-            await self.timers.schedule(new_timers, session, replace=False)  # with the case, or not at all
-            return existed
-
-        async with self.store.client.start_session() as session:
-            try:
-                existed: set[str] = await session.with_transaction(lambda s: write(s, optimistic=True))
-            except Replayed:  # some were opened before: a replay inserts nothing new
-                existed = await session.with_transaction(lambda s: write(s, optimistic=False))
+        extras = {tid: {"sla_limits": limits.to_doc(), **self.timers.fields(timers)}
+                  for tid, (_, limits, timers) in opened.items()}
+        existed = await self.store.insert_new(list(cases.values()), extras)  # a replay inserts nothing
         if existed:  # opened before: publish the stored case
             cases.update(await self.store.get_many(sorted(existed)))
         for tid, case in cases.items():

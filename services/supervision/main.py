@@ -44,7 +44,8 @@ async def build(rt: Runtime) -> Service:
     policy = await policies.seed(parse_policy(json.loads(sla.policy_file.read_text("utf-8"))))
     log.info("SLA policy", version=policy.version, lanes=[lane.name for lane in policy.lanes])
     out_topic = rt.topic("case_events")
-    timers = Timers(rt.db, rt.outbox, rt.clock, DeadlineAlarms(store, out_topic), batch=sla.scan_batch)
+    timers = Timers(rt.db, rt.outbox, rt.clock, DeadlineAlarms(store, out_topic), collection="cases",
+                    batch=sla.scan_batch, embedded=True)
     app = http_app("supervision", "Case clocks, deadlines and supervision of handling units (督办)")
     app.include_router(http_routes(store))
     handler = CaseOpening(store, timers, policies, calendar, out_topic, rt.clock)

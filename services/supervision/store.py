@@ -1,5 +1,5 @@
-"""Supervision's store: one case per ticket (collection ``cases``), the SLA policy versions
-(``sla_policies``) and the case clocks' timers (``timers``, hotline/timers.py).
+"""Supervision's store: one case per ticket (collection ``cases``, with its clocks: the
+``timers`` field of hotline/timers.py, embedded) and the SLA policy versions (``sla_policies``).
 
 Each open case carries ``next_deadline``: the due time of the clock now running (sign-off
 while awaiting sign-off, the reply deadline after). Two indexes serve every query: lists by
@@ -17,13 +17,13 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from hotline import pb
 from hotline import timers as timers_module
 from hotline.clock import Clock
 from hotline.logging import get_logger
-from hotline.mongo import DUPLICATE_KEY, Doc, find_in
+from hotline.mongo import Doc, find_in, insert_missing
 from hotline.v1 import events_pb2
 from services.supervision.sla import Limits, Policy, PolicyError, parse_policy
 
@@ -33,8 +33,8 @@ INDEXES = {
     "cases": [
         IndexModel([("state", ASCENDING), ("next_deadline", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("primary_unit.unit_id", ASCENDING), ("next_deadline", ASCENDING), ("_id", ASCENDING)]),
+        *timers_module.indexes("cases")["cases"],  # the case clocks live in the case documents
     ],
-    **timers_module.INDEXES,
 }
 
 
@@ -51,10 +51,6 @@ def page_token(case: events_pb2.Case) -> str:
     return f"{due.isoformat() if due else ''}|{case.ticket_id}"
 
 
-class Replayed(Exception):
-    """An optimistic insert met cases stored before (a replay): run the write again, looking first."""
-
-
 class CaseStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.client = db.client
@@ -68,30 +64,15 @@ class CaseStore:
     async def get(self, ticket_id: str) -> events_pb2.Case | None:
         return (await self.get_many([ticket_id])).get(ticket_id)
 
-    async def insert_new(self, cases: Sequence[events_pb2.Case], session: AsyncClientSession,
-                         limits: Mapping[str, Limits] | None = None, optimistic: bool = False) -> set[str]:
-        """Insert the cases not stored yet (inside the caller's transaction, with their timers and
-        the limits they start with); returns the ids that were already there (a replay inserts nothing).
-
-        ``optimistic``: insert without looking first (the usual case: every case is new) and raise
-        :class:`Replayed` if one exists; the transaction is then void and the caller runs it again
-        without ``optimistic``. (Saves a lookup per batch: a quarter of the write's cost.)"""
-        limits = limits or {}
-        existed: set[str] = set()
-        if not optimistic:
-            ids = [c.ticket_id for c in cases]
-            existed = {d["_id"] for d in await find_in(self.cases, ids, projection={"_id": 1}, session=session)}
-        docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c),
-                 **({"sla_limits": limits[c.ticket_id].to_doc()} if c.ticket_id in limits else {})}
-                for c in cases if c.ticket_id not in existed]
-        if docs:
-            try:
-                await self.cases.insert_many(docs, ordered=False, session=session)
-            except BulkWriteError as exc:
-                if optimistic and all(e.get("code") == DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
-                    raise Replayed from exc
-                raise
-        return existed
+    async def insert_new(self, cases: Sequence[events_pb2.Case], extras: Mapping[str, Doc] | None = None,
+                         ) -> set[str]:
+        """Insert the cases not stored yet, each with its ``extras`` (the limits it starts with and
+        its clocks, hotline/timers.py: one write per case); returns the ids already there (a replay
+        inserts nothing, so a case's clocks are set once, with the case)."""
+        extras = extras or {}
+        docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c), **extras.get(c.ticket_id, {})}
+                for c in cases]
+        return await insert_missing(self.cases, docs)
 
     async def limits(self, ticket_id: str, session: AsyncClientSession | None = None) -> Limits | None:
         """The limits the case started with (its policy version's, for its facts)."""
@@ -101,8 +82,9 @@ class CaseStore:
     async def raise_supervision(self, ticket_id: str, level: int, session: AsyncClientSession) -> bool:
         """Raise the case's supervision level (督办) to ``level`` unless it is there already:
         True when this call raised it (so the raise and its event happen once)."""
-        below = [{"supervision_level": {"$exists": False}}, {"supervision_level": {"$lt": level}}]
-        result = await self.cases.update_one({"_id": ticket_id, "$or": below},
+        # ($not also matches a case whose level was never set; a top-level $or would make the
+        # development store scan every case instead of looking up the one _id)
+        result = await self.cases.update_one({"_id": ticket_id, "supervision_level": {"$not": {"$gte": level}}},
                                              {"$set": {"supervision_level": level}}, session=session)
         return bool(result.modified_count)
 

@@ -19,7 +19,7 @@ from hotline.clock import ManualClock
 from hotline.settings import Settings, SlaSettings
 from hotline.v1 import events_pb2
 from services.supervision.sla import CaseFacts, SlaClock, limits_for, next_policy, parse_policy
-from services.supervision.store import CaseStore, PolicyConflict, PolicyStore, Replayed
+from services.supervision.store import CaseStore, PolicyConflict, PolicyStore
 
 pytestmark = pytest.mark.integration
 DOC: dict[str, Any] = json.loads(SlaSettings().policy_file.read_text("utf-8"))
@@ -66,11 +66,9 @@ async def test_a_case_keeps_its_limits_and_system_supervision_is_raised_once(db:
     case = events_pb2.Case(ticket_id="T1", state=events_pb2.CASE_STATE_AWAITING_SIGN_OFF, opened_at=pb.ts(NOW),
                            sign_off_due=pb.ts(NOW))
     limits = limits_for(CaseFacts(urgency="URGENCY_URGENT"), parse_policy(DOC))
+    assert await cases.insert_new([case], {"T1": {"sla_limits": limits.to_doc()}}) == set()
+    assert await cases.insert_new([case]) == {"T1"}  # a replay inserts nothing
     async with db.client.start_session() as session:
-        assert await session.with_transaction(lambda s: cases.insert_new([case], s, {"T1": limits})) == set()
-        assert await session.with_transaction(lambda s: cases.insert_new([case], s)) == {"T1"}
-        with pytest.raises(Replayed):
-            await session.with_transaction(lambda s: cases.insert_new([case], s, optimistic=True))
         raised = [await session.with_transaction(lambda s: cases.raise_supervision("T1", 1, s)) for _ in range(3)]
     assert raised == [True, False, False]
     stored = await cases.get("T1")

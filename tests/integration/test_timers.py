@@ -19,7 +19,7 @@ from hotline.envelope import Event
 from hotline.outbox import INDEXES as OUTBOX_INDEXES
 from hotline.outbox import Outbox
 from hotline.settings import Settings
-from hotline.timers import INDEXES, Fired, Stage, Timer, Timers
+from hotline.timers import INDEXES, Fired, Stage, Timer, Timers, indexes
 from hotline.v1 import events_pb2
 
 pytestmark = pytest.mark.integration
@@ -100,7 +100,7 @@ async def test_each_stage_fires_once_in_order_and_downtime_is_caught_up(store: d
     timers = Timers(store["db"], store["outbox"], clock, Alarm())
     await timers.schedule([timer("A/reply", timedelta(hours=10), timedelta(hours=8)),
                            timer("B/reply", timedelta(hours=2)),  # no warning
-                           timer("C/reply", timedelta(hours=30), timedelta(hours=24))], replace=False)
+                           timer("C/reply", timedelta(hours=30), timedelta(hours=24))])
     assert await timers.fire_due() == 0
     clock.advance(timedelta(hours=8))
     assert await timers.fire_due() == 2  # B due, A due soon
@@ -111,6 +111,30 @@ async def test_each_stage_fires_once_in_order_and_downtime_is_caught_up(store: d
     assert await staged(store["db"]) == [("B/reply", "due"), ("A/reply", "due_soon"), ("A/reply", "due"),
                                          ("C/reply", "due_soon"), ("C/reply", "due")]
     assert await store["db"]["timers"].count_documents({}) == 0
+
+
+async def test_clocks_embedded_in_the_aggregate_are_written_with_it(store: dict[str, Any]) -> None:
+    clock = ManualClock(T0)
+    timers = Timers(store["db"], store["outbox"], clock, Alarm(), collection="cases", embedded=True)
+    await mongo.ensure_indexes(store["db"], indexes("cases"))
+    cases = store["db"]["cases"]
+    await cases.insert_one({"_id": "A", "state": "open",
+                            **timers.fields([timer("A/sign_off", timedelta(hours=2), timedelta(hours=1)),
+                                             timer("A/reply", timedelta(days=5))])})
+    await cases.insert_one({"_id": "B", "state": "open"})  # an aggregate without clocks is never scanned
+    with pytest.raises(LookupError):
+        await timers.schedule([timer("C/reply", timedelta(hours=1))])  # no aggregate C to hold it
+    clock.advance(timedelta(hours=3))
+    assert await timers.fire_due() == 1
+    assert await staged(store["db"]) == [("A/sign_off", "due_soon"), ("A/sign_off", "due")]
+    reply = await timers.get("A", "reply")
+    assert reply is not None and reply[1] == Stage.DUE
+    assert await timers.cancel("A", ["reply"]) == 1
+    assert await cases.find_one({"_id": "A"}) == {"_id": "A", "state": "open"}  # the aggregate stays
+    await timers.schedule([timer("B/contact", timedelta(hours=4))])
+    clock.advance(timedelta(hours=2))
+    assert await timers.fire_due() == 1
+    assert (await staged(store["db"]))[-1] == ("B/contact", "due")
 
 
 async def test_a_scan_claims_the_oldest_up_to_its_limit(store: dict[str, Any]) -> None:
