@@ -2,9 +2,10 @@
 ``timers`` field of hotline/timers.py, embedded) and the SLA policy versions (``sla_policies``).
 
 Each open case carries ``next_deadline``: the due time of the clock now running (sign-off
-while awaiting sign-off, the reply deadline after). Two indexes serve every query: lists by
-state or by unit, most urgent first, and the deadline scan. (Each secondary index entry
-costs ~0.1 ms per insert in the development store, so there are no more than needed.)
+while awaiting sign-off, the reply deadline after), for lists by state or by unit, most urgent
+first (two indexes); and ``timers.fire_at``, the next alarm of any of its clocks, for the
+timer scan (one index). (Each secondary index entry costs ~0.1 ms per insert in the
+development store, so there are no more than needed.)
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ def page_token(case: events_pb2.Case) -> str:
 
 class CaseStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.client = db.client
         self.cases = db["cases"]
 
     async def get_many(self, ticket_ids: Sequence[str], session: AsyncClientSession | None = None,
