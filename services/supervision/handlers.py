@@ -81,7 +81,8 @@ class DeadlineAlarms:
     async def __call__(self, fired: Sequence[Fired], session: AsyncClientSession) -> list[Event]:
         cases = await self.store.get_many(sorted({f.timer.subject for f in fired}), session)
         events = deadline_events(fired, cases, self.out_topic)
-        for ticket_id, miss in first_missed(fired).items():
-            if await self.store.raise_supervision(ticket_id, SYSTEM_SUPERVISION, session):
-                events.append(supervision_raised(miss, self.out_topic))
+        to_raise = {tid: miss for tid, miss in first_missed(fired).items()
+                    if tid in cases and cases[tid].supervision_level < SYSTEM_SUPERVISION}
+        await self.store.raise_supervision(list(to_raise), SYSTEM_SUPERVISION, session)  # once: read and raised
+        events += [supervision_raised(miss, self.out_topic) for miss in to_raise.values()]  # in one transaction
         return events

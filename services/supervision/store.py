@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -25,6 +25,7 @@ from hotline import timers as timers_module
 from hotline.clock import Clock
 from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
+from hotline.timers import Lost
 from hotline.v1 import events_pb2
 from services.supervision.sla import Limits, Policy, PolicyError, parse_policy
 
@@ -79,14 +80,21 @@ class CaseStore:
         doc = await self.cases.find_one({"_id": ticket_id}, {"sla_limits": 1}, session=session)
         return Limits.from_doc(doc["sla_limits"]) if doc and doc.get("sla_limits") else None
 
-    async def raise_supervision(self, ticket_id: str, level: int, session: AsyncClientSession) -> bool:
-        """Raise the case's supervision level (督办) to ``level`` unless it is there already:
-        True when this call raised it (so the raise and its event happen once)."""
+    async def raise_supervision(self, ticket_ids: Sequence[str], level: int, session: AsyncClientSession) -> None:
+        """Raise these cases' supervision level (督办) to ``level``, in the caller's transaction.
+        The caller read them below ``level`` in that transaction; if one was raised meanwhile,
+        :class:`hotline.timers.Lost` aborts it (the scan runs again and sees the new level)."""
+        if not ticket_ids:
+            return
         # ($not also matches a case whose level was never set; a top-level $or would make the
         # development store scan every case instead of looking up the one _id)
-        result = await self.cases.update_one({"_id": ticket_id, "supervision_level": {"$not": {"$gte": level}}},
-                                             {"$set": {"supervision_level": level}}, session=session)
-        return bool(result.modified_count)
+        result = await self.cases.bulk_write(
+            [UpdateOne({"_id": tid, "supervision_level": {"$not": {"$gte": level}}},
+                       {"$set": {"supervision_level": level}}) for tid in ticket_ids],
+            ordered=False, session=session)
+        if result.modified_count != len(ticket_ids):
+            raise Lost("a case's supervision level changed during the transaction")
+
 
     async def list(self, state: str | None, unit_id: str | None, after: str, limit: int) -> list[events_pb2.Case]:
         """Cases by state and/or primary unit, most urgent first; ``after`` is a page token."""

@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hotline import mongo, pb
 from hotline.clock import ManualClock
 from hotline.settings import Settings, SlaSettings
+from hotline.timers import Lost
 from hotline.v1 import events_pb2
 from services.supervision.sla import CaseFacts, SlaClock, limits_for, next_policy, parse_policy
 from services.supervision.store import CaseStore, PolicyConflict, PolicyStore
@@ -69,8 +70,9 @@ async def test_a_case_keeps_its_limits_and_system_supervision_is_raised_once(db:
     assert await cases.insert_new([case], {"T1": {"sla_limits": limits.to_doc()}}) == set()
     assert await cases.insert_new([case]) == {"T1"}  # a replay inserts nothing
     async with db.client.start_session() as session:
-        raised = [await session.with_transaction(lambda s: cases.raise_supervision("T1", 1, s)) for _ in range(3)]
-    assert raised == [True, False, False]
+        await session.with_transaction(lambda s: cases.raise_supervision(["T1"], 1, s))
+        with pytest.raises(Lost):  # raised already: the write refuses, the caller's transaction aborts
+            await session.with_transaction(lambda s: cases.raise_supervision(["T1"], 1, s))
     stored = await cases.get("T1")
     assert stored is not None and stored.supervision_level == 1
     assert await cases.limits("T1") == limits  # what the lifecycle reads for later clocks
