@@ -51,7 +51,8 @@ def city_ticket(tag: str, name: str, received: datetime, tags: tuple[str, ...], 
     return ticket_pb2.CityTicket(
         city_ticket_id=f"DL-{tag}-{name.replace('_', '-')}", ticket_type=ticket_pb2.TICKET_TYPE_COMPLAINT,
         title="小区电梯长期故障", content="瑞金北村12栋电梯故障一周无人维修，物业不处理", category=category,
-        address="瑞金路街道瑞金北村12栋", received_at=pb.ts(received), urgency=urgency or ticket_pb2.URGENCY_NORMAL,
+        address=f"瑞金路街道瑞金北村{tag}-{name}", received_at=pb.ts(received),
+        urgency=urgency or ticket_pb2.URGENCY_NORMAL,
         tags=list(tags))
 
 
