@@ -247,16 +247,16 @@ class Timers:
         for doc in docs:
             subject, version, clocks = doc["_id"], int(doc[FIELD]["v"]), dict(doc[FIELD]["clocks"])
             for kind, clock in list(clocks.items()):
-                if clock["at"] > now:
+                if _next(clock) > now:
                     continue
                 timer = _timer(subject, kind, clock)
                 if clock["stage"] == Stage.DUE_SOON:
-                    fired.append((clock["at"], Fired(timer, Stage.DUE_SOON, now)))
+                    fired.append((_next(clock), Fired(timer, Stage.DUE_SOON, now)))
                 if clock["stage"] == Stage.DUE or timer.due_at <= now:
                     fired.append((timer.due_at, Fired(timer, Stage.DUE, now)))
                     del clocks[kind]
                 else:
-                    clocks[kind] = {**clock, "stage": Stage.DUE.value, "at": clock["due_at"]}
+                    clocks[kind] = {**clock, "stage": Stage.DUE.value}
             ops.append(self._write(subject, version, clocks, exists=True))
         result = await self.collection.bulk_write(ops, ordered=False, session=session)
         if result.deleted_count + result.modified_count != len(ops):
@@ -279,19 +279,25 @@ class Timers:
 
 
 def _clock(timer: Timer, now: datetime) -> Doc:
+    """One clock as stored (kept small: it is written with every case that opens)."""
     warn = timer.warn_at is not None and timer.warn_at < timer.due_at and timer.due_at > now
-    return {
-        "due_at": millis(timer.due_at),
-        "warn_at": millis(timer.warn_at) if timer.warn_at else None,
-        "stage": (Stage.DUE_SOON if warn else Stage.DUE).value,
-        "at": millis(timer.warn_at if warn and timer.warn_at else timer.due_at),  # this clock's next stage
-        "data": dict(timer.data),
-    }
+    clock: Doc = {"due": millis(timer.due_at), "stage": (Stage.DUE_SOON if warn else Stage.DUE).value}
+    if warn and timer.warn_at is not None:
+        clock["warn"] = millis(timer.warn_at)
+    if timer.data:
+        clock["data"] = dict(timer.data)
+    return clock
+
+
+def _next(clock: Doc) -> datetime:
+    """When the clock's pending stage fires."""
+    at: datetime = clock["warn"] if clock["stage"] == Stage.DUE_SOON else clock["due"]
+    return at
 
 
 def _sub_doc(clocks: Mapping[str, Doc], version: int) -> Doc:
-    return {"v": version, "fire_at": min(c["at"] for c in clocks.values()), "clocks": dict(clocks)}
+    return {"v": version, "fire_at": min(_next(c) for c in clocks.values()), "clocks": dict(clocks)}
 
 
 def _timer(subject: str, kind: str, clock: Doc) -> Timer:
-    return Timer(subject, kind, clock["due_at"], clock.get("warn_at"), clock.get("data") or {})
+    return Timer(subject, kind, clock["due"], clock.get("warn"), clock.get("data") or {})

@@ -8,7 +8,7 @@ end by the rule for periods on the working-day calendar (calendar.py).
 For the case lifecycle, every clock is one timer (subject = ticket id, kind = the clock's name),
 changed in the same transaction as the case (``Timers`` API in hotline/timers.py)::
 
-    limits = await cases.limits(ticket_id, session)           # the limits the case started with
+    limits = await cases.limits(ticket_id, policies, session)  # the limits the case started with
     await timers.cancel(tid, [SlaClock.SIGN_OFF], session)    # signed off (签收)
     await timers.cancel(tid, [SlaClock.CONTACT], session)     # first contact made
     await timers.cancel(tid, [SlaClock.REPLY], session)       # replied (办结反馈)
@@ -75,19 +75,18 @@ def open_case(
 
 def clock_timer(case: events_pb2.Case, clock: SlaClock, start: datetime, due: datetime, limits: Limits) -> Timer:
     """The timer of one clock of a case (what the lifecycle schedules on its transitions). It
-    carries only the dispatch round: the rest of what its events say is read from the case when
-    it fires (rare), not stored with every timer (each case opening pays for that)."""
-    return Timer(subject=case.ticket_id, kind=clock.value, due_at=due, warn_at=limits.warn_at(start, due),
-                 data={"round": case.dispatch_round})
+    carries nothing else: what its events say (unit, round, category) is read from the case when
+    it fires (rare), not stored with every timer (every case opening would pay for that)."""
+    return Timer(subject=case.ticket_id, kind=clock.value, due_at=due, warn_at=limits.warn_at(start, due))
 
 
 def deadline_of(fired: Fired, case: events_pb2.Case | None) -> deadlines_pb2.Deadline:
     t = fired.timer
     d = deadlines_pb2.Deadline(ticket_id=t.subject, clock=SlaClock(t.kind).proto, due_at=pb.ts(t.due_at),
-                               dispatch_round=int(t.data.get("round", 0)), fired_at=pb.ts(fired.fired_at))
+                               fired_at=pb.ts(fired.fired_at))
     if case is not None:
         d.primary_unit.CopyFrom(case.primary_unit)
-        d.category, d.policy_version = case.category, case.policy_version
+        d.dispatch_round, d.category, d.policy_version = case.dispatch_round, case.category, case.policy_version
     return d
 
 
@@ -113,9 +112,9 @@ def first_missed(fired: Sequence[Fired]) -> dict[str, Fired]:
     return out
 
 
-def supervision_raised(f: Fired, topic: str) -> Event:
+def supervision_raised(f: Fired, case: events_pb2.Case | None, topic: str) -> Event:
     """The case goes to system supervision (系统督办, level 1) because this deadline was missed."""
-    d = deadline_of(f, None)
+    d = deadline_of(f, case)
     message = deadlines_pb2.SupervisionRaised(
         ticket_id=d.ticket_id, level=SYSTEM_SUPERVISION, reason=f"deadline_missed:{f.timer.kind}", clock=d.clock,
         raised_at=d.fired_at, dispatch_round=d.dispatch_round)

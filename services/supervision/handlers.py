@@ -23,7 +23,7 @@ from services.supervision.core import (
     open_case,
     supervision_raised,
 )
-from services.supervision.store import CaseStore, PolicyStore
+from services.supervision.store import CaseStore, PolicyStore, sla_extras
 
 OPENED = Counter("hotline_cases_opened_total", "Cases opened, by the primary unit's type.", ["unit_type"])
 RECEIVED_TO_OPENED = Histogram(
@@ -55,7 +55,7 @@ class CaseOpening:
         policy = await self.policies.current()
         opened = {tid: open_case(a, now, policy, self.calendar) for tid, (_, a) in batch.items()}
         cases = {tid: case for tid, (case, _, _) in opened.items()}
-        extras = {tid: {"sla_limits": limits.to_doc(), **self.timers.fields(timers)}
+        extras = {tid: {**sla_extras(limits), **self.timers.fields(timers)}
                   for tid, (_, limits, timers) in opened.items()}
         existed = await self.store.insert_new(list(cases.values()), extras)  # a replay inserts nothing
         if existed:  # opened before: publish the stored case
@@ -83,6 +83,7 @@ class DeadlineAlarms:
         events = deadline_events(fired, cases, self.out_topic)
         to_raise = {tid: miss for tid, miss in first_missed(fired).items()
                     if tid in cases and cases[tid].supervision_level < SYSTEM_SUPERVISION}
-        await self.store.raise_supervision(list(to_raise), SYSTEM_SUPERVISION, session)  # once: read and raised
-        events += [supervision_raised(miss, self.out_topic) for miss in to_raise.values()]  # in one transaction
+        await self.store.raise_supervision(list(to_raise), SYSTEM_SUPERVISION, session)  # read and raised in one
+        # transaction: once
+        events += [supervision_raised(miss, cases[tid], self.out_topic) for tid, miss in to_raise.items()]
         return events

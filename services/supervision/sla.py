@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -175,28 +175,6 @@ class Limits:
         """The due-soon moment: ``due_soon_fraction`` of the span from start to due, clock time."""
         return pb.millis(start + (due - start) * self.due_soon_fraction)
 
-    def to_doc(self) -> dict[str, Any]:
-        """As kept on the case document (``sla_limits``), so later transitions (extension, return,
-        redo) use the limits the case started with without the facts that chose them."""
-        return {
-            "policy_version": self.policy_version,
-            "periods": {c.value: {p.unit.value: p.amount} for c, p in self.periods.items()},
-            "lanes": list(self.lanes),
-            "due_soon_fraction": self.due_soon_fraction,
-            "max_extensions": self.max_extensions,
-            "reply_cap": {self.reply_cap.unit.value: self.reply_cap.amount} if self.reply_cap else None,
-        }
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> Limits:
-        def period(raw: Mapping[str, int]) -> Period:
-            ((unit, amount),) = raw.items()
-            return Period(int(amount), Unit(unit))
-
-        return cls(int(doc["policy_version"]), {SlaClock(c): period(p) for c, p in doc["periods"].items()},
-                   tuple(doc["lanes"]), float(doc["due_soon_fraction"]), int(doc["max_extensions"]),
-                   period(doc["reply_cap"]) if doc.get("reply_cap") else None)
-
 
 def deadline(start: datetime, period: Period, calendar: WorkCalendar) -> datetime:
     """When a period starting at ``start`` ends (UTC): clock time for minutes and hours, the
@@ -215,17 +193,23 @@ def deadline(start: datetime, period: Period, calendar: WorkCalendar) -> datetim
 
 def limits_for(facts: CaseFacts, policy: Policy) -> Limits:
     """The limits a case with these facts gets under this policy (pure)."""
+    lanes = [lane.name for lane in policy.lanes if lane.when.matches(facts)]
+    return limits_of(policy, lanes, facts.city_reply_working_days)
+
+
+def limits_of(policy: Policy, lanes: Sequence[str], city_reply_working_days: int = 0) -> Limits:
+    """The limits of a case rebuilt from what the case keeps: its policy version, the lanes that
+    matched it (``Case.sla_lanes``) and the city's own limit, if any."""
     periods = dict(policy.defaults)
     cap = None
-    if facts.city_reply_working_days > 0:
-        cap = Period(facts.city_reply_working_days, Unit.WORKING_DAYS)
+    if city_reply_working_days > 0:
+        cap = Period(city_reply_working_days, Unit.WORKING_DAYS)
         periods[SlaClock.REPLY] = cap
-    lanes = []
     for lane in policy.lanes:
-        if lane.when.matches(facts):
+        if lane.name in lanes:
             periods.update(lane.limits)
-            lanes.append(lane.name)
-    return Limits(policy.version, periods, tuple(lanes), policy.due_soon_fraction, policy.max_extensions, cap)
+    matched = tuple(lane.name for lane in policy.lanes if lane.name in lanes)
+    return Limits(policy.version, periods, matched, policy.due_soon_fraction, policy.max_extensions, cap)
 
 
 # -- parsing and validation ----------------------------------------------------------------------

@@ -27,7 +27,7 @@ from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
 from hotline.timers import Lost
 from hotline.v1 import events_pb2
-from services.supervision.sla import Limits, Policy, PolicyError, parse_policy
+from services.supervision.sla import Limits, Policy, PolicyError, limits_of, parse_policy
 
 log = get_logger(__name__)
 
@@ -38,6 +38,14 @@ INDEXES = {
         *timers_module.indexes("cases")["cases"],  # the case clocks live in the case documents
     ],
 }
+
+
+CITY_DAYS = "sla_city_days"  # the city's own reply limit, kept when it set one (the rest is on the Case)
+
+
+def sla_extras(limits: Limits) -> Doc:
+    """What a case document keeps beside the Case to rebuild its limits (see ``limits``)."""
+    return {CITY_DAYS: limits.reply_cap.amount} if limits.reply_cap else {}
 
 
 def next_deadline(case: events_pb2.Case) -> datetime | None:
@@ -75,10 +83,15 @@ class CaseStore:
                 for c in cases]
         return await insert_missing(self.cases, docs)
 
-    async def limits(self, ticket_id: str, session: AsyncClientSession | None = None) -> Limits | None:
-        """The limits the case started with (its policy version's, for its facts)."""
-        doc = await self.cases.find_one({"_id": ticket_id}, {"sla_limits": 1}, session=session)
-        return Limits.from_doc(doc["sla_limits"]) if doc and doc.get("sla_limits") else None
+    async def limits(self, ticket_id: str, policies: PolicyStore, session: AsyncClientSession | None = None,
+                     ) -> Limits | None:
+        """The limits the case started with: its policy version, its lanes, the city's limit."""
+        doc = await self.cases.find_one({"_id": ticket_id}, {"policy_version": 1, "sla_lanes": 1, CITY_DAYS: 1},
+                                        session=session)
+        policy = await policies.get(int(doc.get("policy_version", 0))) if doc else None
+        if doc is None or policy is None:
+            return None
+        return limits_of(policy, doc.get("sla_lanes", []), int(doc.get(CITY_DAYS, 0)))
 
     async def raise_supervision(self, ticket_ids: Sequence[str], level: int, session: AsyncClientSession) -> None:
         """Raise these cases' supervision level (督办) to ``level``, in the caller's transaction.

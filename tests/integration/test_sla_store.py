@@ -20,7 +20,7 @@ from hotline.settings import Settings, SlaSettings
 from hotline.timers import Lost
 from hotline.v1 import events_pb2
 from services.supervision.sla import CaseFacts, SlaClock, limits_for, next_policy, parse_policy
-from services.supervision.store import CaseStore, PolicyConflict, PolicyStore
+from services.supervision.store import CaseStore, PolicyConflict, PolicyStore, sla_extras
 
 pytestmark = pytest.mark.integration
 DOC: dict[str, Any] = json.loads(SlaSettings().policy_file.read_text("utf-8"))
@@ -66,8 +66,11 @@ async def test_a_case_keeps_its_limits_and_system_supervision_is_raised_once(db:
     cases = CaseStore(db)
     case = events_pb2.Case(ticket_id="T1", state=events_pb2.CASE_STATE_AWAITING_SIGN_OFF, opened_at=pb.ts(NOW),
                            sign_off_due=pb.ts(NOW))
-    limits = limits_for(CaseFacts(urgency="URGENCY_URGENT"), parse_policy(DOC))
-    assert await cases.insert_new([case], {"T1": {"sla_limits": limits.to_doc()}}) == set()
+    policies = PolicyStore(db, ManualClock(NOW))
+    policy = await policies.seed(parse_policy(DOC))
+    limits = limits_for(CaseFacts(urgency="URGENCY_URGENT", city_reply_working_days=10), policy)
+    case.policy_version, case.sla_lanes[:] = limits.policy_version, limits.lanes
+    assert await cases.insert_new([case], {"T1": sla_extras(limits)}) == set()
     assert await cases.insert_new([case]) == {"T1"}  # a replay inserts nothing
     async with db.client.start_session() as session:
         await session.with_transaction(lambda s: cases.raise_supervision(["T1"], 1, s))
@@ -75,4 +78,4 @@ async def test_a_case_keeps_its_limits_and_system_supervision_is_raised_once(db:
             await session.with_transaction(lambda s: cases.raise_supervision(["T1"], 1, s))
     stored = await cases.get("T1")
     assert stored is not None and stored.supervision_level == 1
-    assert await cases.limits("T1") == limits  # what the lifecycle reads for later clocks
+    assert await cases.limits("T1", policies) == limits  # what the lifecycle reads for later clocks

@@ -19,6 +19,7 @@ from services.supervision.sla import (
     SlaClock,
     Unit,
     limits_for,
+    limits_of,
     next_policy,
     parse_policy,
 )
@@ -68,6 +69,14 @@ H, WD, M, D = Unit.HOURS, Unit.WORKING_DAYS, Unit.MINUTES, Unit.DAYS
 def test_lanes_set_the_limits(f: CaseFacts, lanes: tuple[str, ...], sign_off: Period, contact: Period,
                               reply: Period) -> None:
     assert lanes_and(f, SlaClock.SIGN_OFF, SlaClock.CONTACT, SlaClock.REPLY) == (lanes, (sign_off, contact, reply))
+
+
+@pytest.mark.parametrize("f", [facts(), facts(tags=["人大代表", "复杂"]),
+                               facts(city_reply_working_days=3, tags=["涉企"]),
+                               facts(tags=["旅游"], received_on_rest_day=True, urgency="URGENCY_URGENT")])
+def test_a_cases_limits_are_rebuilt_from_its_policy_version_lanes_and_city_limit(f: CaseFacts) -> None:
+    limits = limits_for(f, POLICY)
+    assert limits_of(POLICY, limits.lanes, f.city_reply_working_days) == limits
 
 
 def test_fixed_clocks_of_the_brief() -> None:

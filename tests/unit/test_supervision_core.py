@@ -13,7 +13,7 @@ from hotline.timers import Fired, Stage
 from hotline.v1 import deadlines_pb2, events_pb2, ticket_pb2
 from services.supervision.calendar import WorkCalendar
 from services.supervision.core import deadline_events, first_missed, open_case, supervision_raised
-from services.supervision.sla import Limits, parse_policy
+from services.supervision.sla import limits_of, parse_policy
 
 TZ = ZoneInfo("Asia/Shanghai")
 POLICY = parse_policy(json.loads(SlaSettings().policy_file.read_text("utf-8")))
@@ -47,8 +47,8 @@ def test_a_case_gets_its_due_times_by_the_policy_and_the_rule_for_periods() -> N
     reply = timers[2]
     assert reply.due_at == pb.dt(case.reply_due)
     assert reply.warn_at == pb.dt(case.received_at) + (reply.due_at - pb.dt(case.received_at)) * 0.8
-    assert reply.data == {"round": 1}
-    assert Limits.from_doc(limits.to_doc()) == limits
+    assert reply.data == {}  # what the events say is read from the case when it fires
+    assert limits_of(POLICY, case.sla_lanes) == limits  # rebuilt from what the case keeps
 
 
 def test_saturday_tickets_and_urgent_and_holiday_tourist_lanes() -> None:
@@ -93,7 +93,7 @@ def test_fired_stages_become_typed_events_with_deterministic_ids() -> None:
     assert d.primary_unit.unit_type == events_pb2.UNIT_TYPE_STREET
     assert (d.category, d.policy_version) == ("物业管理", POLICY.version)
     assert soon.event_id != missed.event_id
-    again = deadline_events([fired("sign_off", Stage.DUE)], {}, "cases")[0]  # the case is not needed for the id
+    again = deadline_events([fired("sign_off", Stage.DUE)], {"T1": CASE}, "cases")[0]  # fired again: same id
     assert again.event_id == missed.event_id
     assert all(e.key == "T1" and e.topic == "cases" for e in events)
 
@@ -103,7 +103,7 @@ def test_the_first_miss_of_each_case_is_the_supervision_candidate() -> None:
              fired("reply", Stage.DUE, ticket="T2")]
     firsts = first_missed(batch)
     assert {k: f.timer.kind for k, f in firsts.items()} == {"T1": "sign_off", "T2": "reply"}
-    raised = supervision_raised(firsts["T1"], "cases")
+    raised = supervision_raised(firsts["T1"], CASE, "cases")
     assert raised.event_id == "T1/supervision/1"
     assert isinstance(raised.message, deadlines_pb2.SupervisionRaised)
     assert (raised.message.level, raised.message.reason) == (1, "deadline_missed:sign_off")
