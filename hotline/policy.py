@@ -98,6 +98,10 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /warnings": frozenset({OFFICE, LEADER}),  # 预警
         "GET /warnings/{warning_id}": frozenset({OFFICE, LEADER}),
         "GET /warnings/{warning_id}/letter": frozenset({OFFICE, LEADER}),  # 预警函
+        "GET /sla/policy": frozenset({OFFICE, ADMIN, LEADER}),  # 时限政策 (issue 10)
+        "GET /sla/policy/versions": frozenset({OFFICE, ADMIN, LEADER}),
+        "GET /sla/policy/versions/{version}": frozenset({OFFICE, ADMIN, LEADER}),
+        "PUT /sla/policy": frozenset({ADMIN}),
         **_AUDIT,
     },
     "deputy_liaison": {

@@ -24,7 +24,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import audit, kafka, logging, mongo
 from hotline.auth import GrpcAuth, Verifier, http_guard
-from hotline.clock import Clock, SystemClock
+from hotline.clock import Clock
+from hotline.clock import from_settings as clock_from_settings
 from hotline.commands import HTTP_STATUS, CommandBus, DomainError, grpc_status
 from hotline.kafka import ConsumerLoop, ConsumerSpec
 from hotline.mongo import Doc
@@ -46,7 +47,7 @@ class Runtime:
     producer: AIOKafkaProducer
     outbox: Outbox
     commands: CommandBus
-    clock: Clock
+    clock: Clock  # the platform clock (simulated when settings.clock says so)
 
     def topic(self, field_name: str) -> str:
         return self.settings.topics.name(field_name)
@@ -128,7 +129,7 @@ async def run(name: str, build: Callable[[Runtime], Awaitable[Service]], setting
     producer = kafka.producer(settings)
     await producer.start()
     outbox = Outbox(db, producer, name)
-    clock = SystemClock()
+    clock = clock_from_settings(settings.clock)
     rt = Runtime(name, settings, mongo_client, db, producer, outbox, CommandBus(mongo_client, db, outbox, name, clock),
                  clock)
     service = await build(rt)

@@ -7,6 +7,7 @@ nesting, e.g. ``HOTLINE_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092`` or
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -80,18 +81,32 @@ class MongoSettings(BaseModel):
     tls_certificate_key_file: str = ""  # client certificate and key in one PEM, for mutual TLS
 
 
-class LimitSettings(BaseModel):
-    """Time limits (时限) supervision enforces. Working days follow the statutory calendar
-    with make-up workdays (调休)."""
+class SlaSettings(BaseModel):
+    """Where supervision's deadline data lives and how often its timers are scanned. The limits
+    themselves (时限) are the versioned SLA policy file, not settings."""
 
-    sign_off_hours: float = 24  # 签收时限
-    sign_off_hours_urgent: float = 2  # 紧急件签收时限
-    reply_working_days: int = 5  # 办理时限, when the city sets none
-    reply_working_days_deputy: int = 5  # 人大代表转办件
-    tourist_same_day: bool = True  # 假期游客诉求当日办结
-    sla_scan_seconds: float = 30  # how often supervision looks for missed deadlines
-    extension_max_working_days: int = 10  # 延期: once per dispatch, at most this many working days
-    return_working_days: int = 2  # 退单: a unit may return a ticket within this many working days
+    policy_file: Path = REPO_ROOT / "services" / "supervision" / "data" / "sla_policy.json"
+    calendar_file: Path = REPO_ROOT / "services" / "supervision" / "data" / "calendar_overrides.json"
+    scan_seconds: float = 5  # how often due timers (due-soon, overdue) are looked for
+    scan_batch: int = 500  # timers fired per store transaction
+    policy_refresh_seconds: float = 5  # how long a replica trusts its copy of the current policy
+    calendar_warn_days: int = 60  # warn (loudly) when the working-day calendar is known fewer days ahead
+
+
+class ClockSettings(BaseModel):
+    """The platform clock. Unset: real time. ``start`` (and/or ``speed``): an accelerated
+    simulated clock, simulated now = start + speed x (real now - real_start) (hotline/clock.py)."""
+
+    start: datetime | None = None  # simulated time at real_start, e.g. 2026-12-07T09:00:00+08:00
+    speed: float = 1.0  # simulated seconds per real second (10080: a week per minute)
+    real_start: datetime | None = None  # real instant the simulation began (default: process start);
+    # give every process (and a restarted one) the same value so they share one timeline
+
+
+class LimitSettings(BaseModel):
+    """The lifecycle's own limits beyond the SLA policy (sign-off, contact, reply, extension,
+    return and dispatch limits are the policy's: services/supervision/data/sla_policy.json)."""
+
     redo_working_days: int = 5  # 重办: the new limit when the office gives none
     assist_working_days: int = 3  # 协办: assisting units contribute within this many working days
     park_report_days: int = 30  # 挂账: a progress report at least this often
@@ -192,6 +207,8 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     mongo: MongoSettings = Field(default_factory=MongoSettings)
     ports: PortSettings = Field(default_factory=PortSettings)
+    sla: SlaSettings = Field(default_factory=SlaSettings)
+    clock: ClockSettings = Field(default_factory=ClockSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -316,6 +316,9 @@ class Case(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     RETURN_DUE_FIELD_NUMBER: _builtins.int
     PENDING_EVALUATIONS_FIELD_NUMBER: _builtins.int
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    CONTACT_DUE_FIELD_NUMBER: _builtins.int
+    SLA_LANES_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     state: Global___CaseState.ValueType
     ticket_type: _ticket_pb2.TicketType.ValueType
@@ -339,6 +342,10 @@ class Case(_message.Message):
     """the office's explanation when closing after a poor evaluation"""
     revision: _builtins.int
     """transitions since the case opened"""
+    policy_version: _builtins.int
+    """Deadlines (SLA, services/supervision/sla.py); fields 60-69 are theirs.
+    SLA policy version the case started with (kept for life)
+    """
     @_builtins.property
     def primary_unit(self) -> Global___Unit: ...
     @_builtins.property
@@ -415,6 +422,14 @@ class Case(_message.Message):
     def pending_evaluations(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.Evaluation]:
         """evaluations that came before their result: applied when it is reported"""
 
+    @_builtins.property
+    def contact_due(self) -> _timestamp_pb2.Timestamp:
+        """首次联系时限: first contact with the citizen"""
+
+    @_builtins.property
+    def sla_lanes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """policy lanes that set its limits, e.g. "emergency" """
+
     def __init__(
         self,
         *,
@@ -455,10 +470,13 @@ class Case(_message.Message):
         revision: _builtins.int = ...,
         return_due: _timestamp_pb2.Timestamp | None = ...,
         pending_evaluations: _abc.Iterable[_case_pb2.Evaluation] | None = ...,
+        policy_version: _builtins.int = ...,
+        contact_due: _timestamp_pb2.Timestamp | None = ...,
+        sla_lanes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "contact_due", b"contact_due", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "assists", b"assists", "category", b"category", "city_ticket_id", b"city_ticket_id", "closed_at", b"closed_at", "closing_explanation", b"closing_explanation", "closure", b"closure", "contacts", b"contacts", "dispatch_round", b"dispatch_round", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "pending_evaluations", b"pending_evaluations", "primary_unit", b"primary_unit", "received_at", b"received_at", "redo_round", b"redo_round", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "result_id", b"result_id", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "revision", b"revision", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "state", b"state", "supervision_level", b"supervision_level", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "updated_at", b"updated_at", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "assists", b"assists", "category", b"category", "city_ticket_id", b"city_ticket_id", "closed_at", b"closed_at", "closing_explanation", b"closing_explanation", "closure", b"closure", "contact_due", b"contact_due", "contacts", b"contacts", "dispatch_round", b"dispatch_round", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "pending_evaluations", b"pending_evaluations", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "received_at", b"received_at", "redo_round", b"redo_round", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "result_id", b"result_id", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "revision", b"revision", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "sla_lanes", b"sla_lanes", "state", b"state", "supervision_level", b"supervision_level", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "updated_at", b"updated_at", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

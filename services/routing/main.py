@@ -17,7 +17,7 @@ from services.routing.commands import DeskCommands, LiveRouter
 from services.routing.core import DATA_DIR, Directory, Prediction, Router
 from services.routing.handlers import Classify, ReturnIntake, TicketRouting
 from services.routing.responsibility import load_listing
-from services.supervision.core import WorkCalendar
+from services.supervision.calendar import WorkCalendar
 
 NAME = "routing"
 log = get_logger(__name__)
@@ -47,10 +47,10 @@ async def build(rt: Runtime) -> Service:
     log.info("responsibility list loaded", list_version=live.router.list_version, items=len(live.router.rules))
     store = store_module.AssignmentStore(rt.db)
     desk = store_module.DeskStore(rt.db, lists)
-    calendar, tz = WorkCalendar(), ZoneInfo(rt.settings.timezone)
+    calendar = WorkCalendar(rt.settings.sla.calendar_file, ZoneInfo(rt.settings.timezone))
 
-    def add_working_days(at: datetime, days: int) -> datetime:
-        return calendar.add_working_days(at.astimezone(tz), days)
+    def add_working_days(at: datetime, days: int) -> datetime:  # the rule for periods (24:00 of the N-th day)
+        return calendar.working_days_end(at, days)
 
     commands = DeskCommands(rt.commands, desk, lists, live, rt.clock, rt.topic("assignment_events"),
                             add_working_days)

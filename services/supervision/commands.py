@@ -7,6 +7,7 @@ idempotency key.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,10 @@ from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, Invalid
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from services.supervision import lifecycle
-from services.supervision.store import CaseRepository, CaseStore
+from services.supervision.calendar import WorkCalendar
+from services.supervision.core import open_case
+from services.supervision.sla import SlaClock, Unit
+from services.supervision.store import CaseClocks, CaseRepository, CaseStore, PolicyStore
 
 MAX_KEY = 200
 
@@ -38,11 +42,44 @@ def reason_of(request: Message) -> str:
     return ""
 
 
+class CasePolicies:
+    """The lifecycle's policy for one command on one case: the extension cap of the SLA policy
+    version the case started with, and a re-dispatch's case opened under the current version."""
+
+    def __init__(self, base: lifecycle.Policy, store: CaseStore, clocks: CaseClocks) -> None:
+        self.base = base
+        self.store = store
+        self.clocks = clocks
+
+    @property
+    def policies(self) -> PolicyStore:
+        return self.clocks.policies
+
+    @property
+    def calendar(self) -> WorkCalendar:
+        return self.clocks.calendar
+
+    async def for_case(self, ticket_id: str) -> lifecycle.Policy:
+        current = await self.policies.current()
+        limits = await self.store.limits(ticket_id, self.policies)
+        cap = self.base.limits.extension_max_working_days
+        if limits is not None and (period := limits.periods.get(SlaClock.EXTENSION)) and \
+                period.unit == Unit.WORKING_DAYS:
+            cap = period.amount
+        assist_days, calendar = self.base.limits.assist_working_days, self.calendar
+
+        def opened(assigned: events_pb2.TicketAssigned, now: datetime) -> events_pb2.Case:
+            return open_case(assigned, now, current, calendar, assist_days)[0]
+
+        return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap), open_case=opened)
+
+
 class CaseCommands:
-    def __init__(self, bus: CommandBus, store: CaseStore, policy: lifecycle.Policy, clock: Clock, topic: str) -> None:
+    def __init__(self, bus: CommandBus, store: CaseStore, policies: CasePolicies, clock: Clock, topic: str) -> None:
         self.bus = bus
         self.store = store
-        self.policy = policy
+        self.policies = policies
+        self.policy = policies.base
         self.clock = clock
         self.topic = topic
 
@@ -52,13 +89,15 @@ class CaseCommands:
         if not ticket_id:
             raise Invalid("ticket_id is required")
         command = Command(name, ticket_id, actor, key, reason_of(request))
+        policy = await self.policies.for_case(ticket_id)  # a case's policy version never changes
 
         def decide(case: events_pb2.Case | None) -> Any:
-            return lifecycle.decide(case, request, actor, self.clock.now(), self.policy)
+            return lifecycle.decide(case, request, actor, self.clock.now(), policy)
 
         # evaluations waiting in the inbox can only apply when a review passes (or another evaluation comes)
         inbox = isinstance(request, lifecycle_pb2.ReviewRequest | lifecycle_pb2.CityEvaluation)
-        answer: events_pb2.Case = await self.bus.run(command, CaseRepository(self.store, inbox), decide, self.topic)
+        repo = CaseRepository(self.store, self.policies.clocks, inbox)
+        answer: events_pb2.Case = await self.bus.run(command, repo, decide, self.topic)
         return answer
 
     async def history(self, ticket_id: str) -> lifecycle_pb2.CaseHistory:

@@ -1,94 +1,74 @@
-"""Supervision's pure domain logic: the case clock (时限) on the statutory working-day calendar, and
-the city's callback evaluations (回访) read and validated. The lifecycle is in lifecycle.py."""
+"""Supervision's pure domain logic: opening a case with its deadlines (时限) under the SLA
+policy, the timers its clocks run on in each lifecycle state, the events a fired timer means,
+and the city's callback evaluations (回访) read and validated. The lifecycle is in lifecycle.py.
+
+Clocks and their start: sign-off and first contact run from the assignment (the unit has the
+ticket), the reply from the city's receipt (a re-dispatch starts afresh from its assignment).
+Limits come from the policy (sla.py), periods end by the rule for periods on the working-day
+calendar (calendar.py).
+
+Which clocks run is a pure function of the case (:func:`case_timers`): the store gives every
+saved case exactly those timers (hotline/timers.py, embedded in the case document), in the same
+transaction as the transition, so a lifecycle state change arms, moves or stops them::
+
+    AWAITING_SIGN_OFF                  sign_off, contact, reply
+    IN_PROGRESS, SENT_BACK             contact (until the first contact), reply
+    EXTENSION_REQUESTED                contact (until made), reply, extension_decision (the office)
+    RETURN_REQUESTED                   reply, return_decision (the office); once approved: dispatch
+    PARKED, REPLIED, REPORTED, ...     none (挂账 and the office's or the city's turn leave the count)
+
+A fired timer's stage becomes DeadlineDueSoon / DeadlineMissed; the first miss of a case raises
+it to system supervision (level 1), once.
+"""
 
 from __future__ import annotations
 
-import json
 import re
-from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
-from zoneinfo import ZoneInfo
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
-import chinese_calendar
 import orjson
 from google.protobuf import json_format
 
 from hotline import pb
-from hotline.envelope import PermanentError
-from hotline.settings import LimitSettings
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, ticket_pb2
+from hotline.envelope import Event, PermanentError
+from hotline.timers import Fired, Stage, Timer
+from hotline.v1 import case_pb2, deadlines_pb2, events_pb2, lifecycle_pb2
 from services.intake.core import TICKET_ID, known_fields  # the city's JSON is read one way
+from services.supervision.calendar import WorkCalendar
+from services.supervision.sla import CaseFacts, Limits, Policy, SlaClock, limits_for
 
-OVERRIDES = Path(__file__).parent / "data" / "calendar_overrides.json"
+SYSTEM_SUPERVISION = 1  # 系统督办: raised automatically on the first missed deadline
 
-
-class WorkCalendar:
-    """Working days per the statutory calendar including make-up workdays (调休).
-
-    Years the chinesecalendar package covers use its data; later years use weekdays plus the
-    office's override file, until a package update brings the State Council's schedule.
-    """
-
-    def __init__(self, overrides: Path = OVERRIDES) -> None:
-        data = json.loads(overrides.read_text("utf-8")) if overrides.exists() else {}
-        self.holidays = {date.fromisoformat(d) for d in data.get("holidays", [])}
-        self.workdays = {date.fromisoformat(d) for d in data.get("workdays", [])}
-        self._known: dict[date, bool] = {}  # the package validates its input on every call: remember days
-
-    def is_workday(self, day: date) -> bool:
-        if (known := self._known.get(day)) is None:
-            known = self._known[day] = self._is_workday(day)
-        return known
-
-    def _is_workday(self, day: date) -> bool:
-        if day in self.holidays:
-            return False
-        if day in self.workdays:
-            return True
-        try:
-            return bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:
-            return day.weekday() < 5
-
-    def add_working_days(self, start: datetime, days: int) -> datetime:
-        """``days`` working days after ``start``, same local time of day; a start on a rest day
-        counts from the next working day's morning."""
-        current = start
-        if not self.is_workday(current.date()):
-            current = datetime.combine(current.date(), time(9, 0), current.tzinfo)
-        remaining = days
-        while remaining > 0:
-            current += timedelta(days=1)
-            if self.is_workday(current.date()):
-                remaining -= 1
-        return current
+CS = events_pb2
+CONTACT_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PROGRESS, CS.CASE_STATE_SENT_BACK,
+                           CS.CASE_STATE_EXTENSION_REQUESTED})
+REPLY_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PROGRESS, CS.CASE_STATE_SENT_BACK,
+                         CS.CASE_STATE_EXTENSION_REQUESTED, CS.CASE_STATE_RETURN_REQUESTED})
 
 
 def open_case(
-    assigned: events_pb2.TicketAssigned, now: datetime, limits: LimitSettings, calendar: WorkCalendar, tz: ZoneInfo
-) -> events_pb2.Case:
+    assigned: events_pb2.TicketAssigned, now: datetime, policy: Policy, calendar: WorkCalendar,
+    assist_working_days: int = 3,
+) -> tuple[events_pb2.Case, Limits]:
+    """The case a new assignment (or a re-dispatch) opens, and its limits."""
     a = assigned.assignment
     received = pb.dt(assigned.received_at) if assigned.HasField("received_at") else now
     assigned_at = pb.dt(a.assigned_at) if a.HasField("assigned_at") else now
-    urgent = assigned.urgency == ticket_pb2.URGENCY_URGENT
-    sign_off_due = assigned_at + timedelta(hours=limits.sign_off_hours_urgent if urgent else limits.sign_off_hours)
-    local_received = received.astimezone(tz)
-    if limits.tourist_same_day and "旅游" in assigned.tags and not calendar.is_workday(local_received.date()):
-        reply_due = datetime.combine(local_received.date(), time(23, 59, 59), tz)  # 假期游客诉求当日办结
-    else:
-        days = assigned.time_limit_working_days or (
-            limits.reply_working_days_deputy if "人大代表" in assigned.tags else limits.reply_working_days
-        )
-        start = local_received if a.dispatch_round <= 1 else assigned_at.astimezone(tz)  # a re-dispatch starts afresh
-        reply_due = calendar.add_working_days(start, days)
+    limits = limits_for(CaseFacts.of(assigned, received, calendar), policy)
+    sign_off_due = limits.due(SlaClock.SIGN_OFF, assigned_at, calendar)
+    contact_due = limits.due(SlaClock.CONTACT, assigned_at, calendar)
+    start = received if a.dispatch_round <= 1 else assigned_at  # a re-dispatch starts afresh
+    reply_due = limits.due(SlaClock.REPLY, start, calendar)
     assists = []
     if a.assisting_units:  # 协办 sub-cases: sign off like the primary, contribute within their own limit
-        contribution_due = pb.ts(min(calendar.add_working_days(local_received, limits.assist_working_days), reply_due))
+        contribution_due = pb.ts(min(calendar.working_days_end(received, assist_working_days).astimezone(UTC),
+                                     reply_due))
         waiting = case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF
         assists = [case_pb2.AssistTask(unit_id=u.unit_id, unit_name=u.name, state=waiting,
                                        sign_off_due=pb.ts(sign_off_due), contribution_due=contribution_due)
                    for u in a.assisting_units]
-    return events_pb2.Case(
+    case = events_pb2.Case(
         ticket_id=a.ticket_id,
         state=events_pb2.CASE_STATE_AWAITING_SIGN_OFF,
         primary_unit=a.primary_unit,
@@ -99,12 +79,96 @@ def open_case(
         received_at=pb.ts(received),
         opened_at=pb.ts(now),
         sign_off_due=pb.ts(sign_off_due),
+        contact_due=pb.ts(contact_due),
         reply_due=pb.ts(reply_due),
         dispatch_round=a.dispatch_round,
+        policy_version=limits.policy_version,
+        sla_lanes=limits.lanes,
         city_ticket_id=assigned.city_ticket_id,
         assists=assists,
-        return_due=pb.ts(calendar.add_working_days(assigned_at.astimezone(tz), limits.return_working_days)),
+        return_due=pb.ts(limits.due(SlaClock.RETURN, assigned_at, calendar)),
     )
+    return case, limits
+
+
+def case_timers(case: events_pb2.Case, limits: Limits, calendar: WorkCalendar) -> list[Timer]:
+    """The clocks that run for the case in its present state (see the module doc)."""
+    timers: list[Timer] = []
+    state = case.state
+    opened = pb.dt(case.opened_at) if case.HasField("opened_at") else pb.dt(case.received_at)
+    if state == CS.CASE_STATE_AWAITING_SIGN_OFF:
+        timers.append(clock_timer(case, SlaClock.SIGN_OFF, opened, pb.dt(case.sign_off_due), limits))
+    if state in CONTACT_CLOCK and case.HasField("contact_due") and not case.HasField("first_contact_at"):
+        timers.append(clock_timer(case, SlaClock.CONTACT, opened, pb.dt(case.contact_due), limits))
+    if state in REPLY_CLOCK and case.HasField("reply_due"):
+        # the span the reply clock last (re)started: the transition that moved it, else the receipt
+        start = pb.dt(case.updated_at) if case.HasField("updated_at") else pb.dt(case.received_at)
+        timers.append(clock_timer(case, SlaClock.REPLY, min(start, pb.dt(case.reply_due)), pb.dt(case.reply_due),
+                                  limits))
+    if state == CS.CASE_STATE_EXTENSION_REQUESTED and case.extension.HasField("requested_at"):
+        asked = pb.dt(case.extension.requested_at)
+        timers.append(clock_timer(case, SlaClock.EXTENSION_DECISION, asked,
+                                  limits.due(SlaClock.EXTENSION_DECISION, asked, calendar), limits))
+    if state == CS.CASE_STATE_RETURN_REQUESTED:
+        ret = case.return_request
+        if ret.status == case_pb2.RETURN_STATUS_REQUESTED and ret.HasField("requested_at"):
+            asked = pb.dt(ret.requested_at)
+            timers.append(clock_timer(case, SlaClock.RETURN_DECISION, asked,
+                                      limits.due(SlaClock.RETURN_DECISION, asked, calendar), limits))
+        elif ret.status == case_pb2.RETURN_STATUS_APPROVED and ret.HasField("decided_at"):
+            decided = pb.dt(ret.decided_at)  # the office re-dispatches (派单) within the dispatch limit
+            timers.append(clock_timer(case, SlaClock.DISPATCH, decided,
+                                      limits.due(SlaClock.DISPATCH, decided, calendar), limits))
+    return timers
+
+
+def clock_timer(case: events_pb2.Case, clock: SlaClock, start: datetime, due: datetime, limits: Limits) -> Timer:
+    """The timer of one clock of a case. It carries nothing else: what its events say (unit,
+    round, category) is read from the case when it fires (rare), not stored with every timer
+    (every case opening would pay for that)."""
+    return Timer(subject=case.ticket_id, kind=clock.value, due_at=due, warn_at=limits.warn_at(start, due))
+
+
+def deadline_of(fired: Fired, case: events_pb2.Case | None) -> deadlines_pb2.Deadline:
+    t = fired.timer
+    d = deadlines_pb2.Deadline(ticket_id=t.subject, clock=SlaClock(t.kind).proto, due_at=pb.ts(t.due_at),
+                               fired_at=pb.ts(fired.fired_at))
+    if case is not None:
+        d.primary_unit.CopyFrom(case.primary_unit)
+        d.dispatch_round, d.category, d.policy_version = case.dispatch_round, case.category, case.policy_version
+    return d
+
+
+def deadline_events(fired: Sequence[Fired], cases: Mapping[str, events_pb2.Case], topic: str) -> list[Event]:
+    """DeadlineDueSoon / DeadlineMissed for each fired stage, with deterministic event ids."""
+    events = []
+    for f in fired:
+        d = deadline_of(f, cases.get(f.timer.subject))
+        due = f.timer.due_at.strftime("%Y%m%dT%H%M%S")
+        event_id = f"{d.ticket_id}/deadline/{f.timer.kind}/{f.stage.value}/{d.dispatch_round}/{due}"
+        message = deadlines_pb2.DeadlineDueSoon(deadline=d) if f.stage == Stage.DUE_SOON \
+            else deadlines_pb2.DeadlineMissed(deadline=d)
+        events.append(Event(topic, d.ticket_id, message, event_id, occurred_at=f.fired_at))
+    return events
+
+
+def first_missed(fired: Sequence[Fired]) -> dict[str, Fired]:
+    """Per case, the first missed deadline of this batch: the candidate for system supervision."""
+    out: dict[str, Fired] = {}
+    for f in fired:
+        if f.stage == Stage.DUE:
+            out.setdefault(f.timer.subject, f)
+    return out
+
+
+def supervision_raised(f: Fired, case: events_pb2.Case | None, topic: str) -> Event:
+    """The case goes to system supervision (系统督办, level 1) because this deadline was missed."""
+    d = deadline_of(f, case)
+    message = deadlines_pb2.SupervisionRaised(
+        ticket_id=d.ticket_id, level=SYSTEM_SUPERVISION, reason=f"deadline_missed:{f.timer.kind}", clock=d.clock,
+        raised_at=d.fired_at, dispatch_round=d.dispatch_round)
+    return Event(topic, d.ticket_id, message, f"{d.ticket_id}/supervision/{SYSTEM_SUPERVISION}",
+                 occurred_at=f.fired_at)
 
 
 EVALUATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-:./]{0,127}\Z")

@@ -1,7 +1,10 @@
-"""Supervision's consumer of routing's assignments and the city's callback evaluations.
+"""Supervision's consumer of routing's assignments and the city's callback evaluations, and its
+timer handler (a fired clock -> DeadlineDueSoon / DeadlineMissed, and on the first miss system
+supervision 系统督办).
 
-* A first assignment (dispatch round 1) opens a case with its deadlines: batched, insert
-  first, so a replay inserts nothing and republishes the stored case (the hot path).
+* A first assignment (dispatch round 1) opens a case with its deadlines under the current SLA
+  policy and the timers of its clocks, in one write per case: batched, insert first, so a
+  replay inserts nothing and republishes the stored case (the hot path).
 * A re-dispatch (round + 1) and routing's decision on a return, and every city evaluation
   (回访) are lifecycle commands through the kit's command path, with the inbound record as
   the idempotency key: a replay finds the stored answer and changes and emits nothing. Their
@@ -12,10 +15,11 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
+from collections.abc import Sequence
 
 from google.protobuf.message import Message
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hotline import observability as obs
 from hotline import pb
@@ -23,13 +27,19 @@ from hotline.auth import Principal
 from hotline.commands import DomainError
 from hotline.envelope import Event, EventTypes, Record
 from hotline.logging import get_logger
-from hotline.mongo import utcnow
 from hotline.policy import Role
-from hotline.settings import LimitSettings
+from hotline.timers import Fired
 from hotline.v1 import events_pb2, lifecycle_pb2
 from services.supervision.commands import CaseCommands
-from services.supervision.core import WorkCalendar, open_case, parse_city_evaluation
-from services.supervision.store import CaseStore
+from services.supervision.core import (
+    SYSTEM_SUPERVISION,
+    deadline_events,
+    first_missed,
+    open_case,
+    parse_city_evaluation,
+    supervision_raised,
+)
+from services.supervision.store import CaseStore, sla_extras
 
 log = get_logger(__name__)
 
@@ -46,27 +56,26 @@ INBOUND_COMMANDS = Counter(
 )
 COMMAND_OF = {events_pb2.TicketAssigned: "redispatch", lifecycle_pb2.ReturnDecision: "return_decision",
               lifecycle_pb2.CityEvaluation: "evaluate"}
+CALENDAR_AHEAD = Gauge("hotline_calendar_known_days_ahead",
+                       "Days from today to the last day of the working-day calendar known from official data.")
 ROUTING = Principal.system("routing")
 CITY = Principal("city:callback-centre", Role.SYSTEM)
 
 
 class CaseInbox:
-    def __init__(self, store: CaseStore, commands: CaseCommands, out_topic: str, evaluations_topic: str,
-                 limits: LimitSettings, tz: str) -> None:
+    def __init__(self, store: CaseStore, commands: CaseCommands, out_topic: str, evaluations_topic: str) -> None:
         self.store = store
         self.commands = commands
         self.out_topic = out_topic
         self.evaluations_topic = evaluations_topic
-        self.limits = limits
-        self.calendar = WorkCalendar()
-        self.tz = ZoneInfo(tz)
+        self.clock = commands.clock
         self.types = EventTypes(events_pb2.TicketAssigned, lifecycle_pb2.ReturnDecision)
         obs.at_zero(OPENED, [n for n in events_pb2.UnitType.keys() if n != "UNIT_TYPE_UNSPECIFIED"])
         obs.at_zero(INBOUND_COMMANDS, COMMAND_OF.values(), ["applied", "refused", "kept"])
 
     def decode(self, record: Record) -> Message:
         if record.topic == self.evaluations_topic:
-            return parse_city_evaluation(record.value, utcnow() + self.commands.policy.limits.contact_skew)
+            return parse_city_evaluation(record.value, self.clock.now() + self.commands.policy.limits.contact_skew)
         return self.types.decode(record)
 
     async def apply(self, items: list[tuple[Record, Message]]) -> list[Event]:
@@ -80,14 +89,21 @@ class CaseInbox:
 
     async def _open(self, items: list[tuple[Record, events_pb2.TicketAssigned]]) -> list[Event]:
         batch = {a.assignment.ticket_id: (r, a) for r, a in reversed(items)}
-        now = utcnow()
-        cases = {tid: open_case(a, now, self.limits, self.calendar, self.tz) for tid, (_, a) in batch.items()}
-        existed = await self.store.insert_new(list(cases.values()))  # insert first: a replay inserts nothing
+        now = self.clock.now()
+        sla = self.commands.policies
+        policy, calendar, assist_days = await sla.policies.current(), sla.calendar, \
+            self.commands.policy.limits.assist_working_days
+        opened = {tid: open_case(a, now, policy, calendar, assist_days) for tid, (_, a) in batch.items()}
+        cases = {tid: case for tid, (case, _) in opened.items()}
+        extras = {tid: {**sla_extras(limits), **await sla.clocks.fields(case, sla_extras(limits))}
+                  for tid, (case, limits) in opened.items()}
+        existed = await self.store.insert_new(list(cases.values()), extras)  # insert first: a replay inserts nothing
         if existed:  # opened before: publish the case as it was opened then (it may have moved on since)
             stored = await self.store.get_many(sorted(existed))
             for tid, case in stored.items():
+                then = await sla.policies.get(case.policy_version) or policy
                 cases[tid] = case if case.dispatch_round > 1 else \
-                    open_case(batch[tid][1], pb.dt(case.opened_at), self.limits, self.calendar, self.tz)
+                    open_case(batch[tid][1], pb.dt(case.opened_at), then, calendar, assist_days)[0]
         for tid, case in cases.items():
             if tid not in existed:
                 OPENED.labels(events_pb2.UnitType.Name(case.primary_unit.unit_type)).inc()
@@ -120,3 +136,21 @@ class CaseInbox:
                 return
             INBOUND_COMMANDS.labels(name, "refused").inc()
             log.warning("lifecycle command refused", command=name, ticket_id=record.key, reason=exc.message)
+
+
+class DeadlineAlarms:
+    """What a fired case clock means (Timers' ``on_fire``), inside the scan's transaction."""
+
+    def __init__(self, store: CaseStore, out_topic: str) -> None:
+        self.store = store
+        self.out_topic = out_topic
+
+    async def __call__(self, fired: Sequence[Fired], session: AsyncClientSession) -> list[Event]:
+        cases = await self.store.get_many(sorted({f.timer.subject for f in fired}), session)
+        events = deadline_events(fired, cases, self.out_topic)
+        to_raise = {tid: miss for tid, miss in first_missed(fired).items()
+                    if tid in cases and cases[tid].supervision_level < SYSTEM_SUPERVISION}
+        await self.store.raise_supervision(list(to_raise), SYSTEM_SUPERVISION, session)  # read and raised in one
+        # transaction: once
+        events += [supervision_raised(miss, cases[tid], self.out_topic) for tid, miss in to_raise.items()]
+        return events

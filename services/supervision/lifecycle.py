@@ -49,6 +49,7 @@ from hotline.envelope import JSON, Event
 from hotline.policy import Role
 from hotline.settings import LimitSettings
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
+from services.supervision.calendar import WorkCalendar
 
 CS = events_pb2  # CaseState values: CS.CASE_STATE_IN_PROGRESS ...
 State: TypeAlias = events_pb2.CaseState.ValueType
@@ -130,28 +131,35 @@ CITY = case_pb2.Actor(subject="city:callback-centre", role=str(Role.SYSTEM))  # 
 
 
 class Deadlines(Protocol):
-    """The one door to the working-day calendar (the SLA policy replaces what is behind it)."""
+    """The one door to the working-day calendar and the rule for periods."""
 
     def working_days_after(self, start: datetime, days: int) -> datetime: ...
 
+    def extended(self, due: datetime, days: int) -> datetime: ...
+
 
 @dataclass(frozen=True)
-class CalendarDeadlines:
-    """Deadlines on supervision's WorkCalendar, counted in the district's time zone."""
+class PeriodDeadlines:
+    """Deadlines by the rule for periods (calendar.py): 24:00 local of the N-th working day
+    after the day the clock starts."""
 
-    calendar: Any  # services.supervision.core.WorkCalendar
-    tz: ZoneInfo
+    calendar: WorkCalendar
 
     def working_days_after(self, start: datetime, days: int) -> datetime:
-        return self.calendar.add_working_days(start.astimezone(self.tz), days).astimezone(UTC)  # type: ignore[no-any-return]
+        return pb.millis(self.calendar.working_days_end(start, days).astimezone(UTC))
+
+    def extended(self, due: datetime, days: int) -> datetime:
+        """A deadline moved by ``days`` working days (延期): counted from the day the old period
+        ended on (a period ending at 24:00 ends on that day, not on the next)."""
+        return self.working_days_after(due - timedelta(milliseconds=1), days)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """The lifecycle's limits (defaults from the brief; configured in settings.limits)."""
+    """The lifecycle's limits: the extension cap comes from the case's SLA policy
+    (services/supervision/sla.py), the rest from settings.limits."""
 
     extension_max_working_days: int = 10  # 延期: once, at most 10 working days
-    return_working_days: int = 2  # 退单: within 2 working days of the dispatch
     redo_working_days: int = 5  # 重办: the new limit when none is given
     redo_max_working_days: int = 30
     assist_working_days: int = 3  # 协办: contribution due after the case opened
@@ -160,9 +168,9 @@ class Limits:
     contact_skew: timedelta = timedelta(minutes=5)  # a contact time may be this far ahead of the clock
 
     @classmethod
-    def of(cls, settings: LimitSettings) -> Limits:
-        return cls(extension_max_working_days=settings.extension_max_working_days,
-                   return_working_days=settings.return_working_days, redo_working_days=settings.redo_working_days,
+    def of(cls, settings: LimitSettings, extension_max_working_days: int = 10) -> Limits:
+        return cls(extension_max_working_days=extension_max_working_days,
+                   redo_working_days=settings.redo_working_days,
                    assist_working_days=settings.assist_working_days, park_report_days=settings.park_report_days)
 
 
@@ -170,7 +178,7 @@ class Limits:
 class Policy:
     deadlines: Deadlines
     tz: ZoneInfo
-    open_case: Callable[[events_pb2.TicketAssigned, datetime], events_pb2.Case]  # core.open_case, configured
+    open_case: Callable[[events_pb2.TicketAssigned, datetime], events_pb2.Case]  # core.open_case, current policy
     limits: Limits = field(default_factory=Limits)
     results_topic: str = "city.results.v1"  # where CityResults go (full name, prefix applied)
 
@@ -238,7 +246,7 @@ def decide(
     check_actor(action, case, actor)
     validate(action, request, policy)
     if isinstance(request, lifecycle_pb2.ReturnDecision) and request.approved:
-        return Decision(None, answer=case, audit={"detail": "return approved: the re-dispatch will close the case"})
+        return _approve_return(case, request, now)
     if isinstance(request, events_pb2.TicketAssigned) and request.assignment.dispatch_round <= case.dispatch_round:
         return Decision(None, answer=case, audit={"detail": "dispatch round already opened"})
     check_state(action, case)
@@ -478,7 +486,7 @@ def _decide_extension(step: Step, request: lifecycle_pb2.DecideExtensionRequest)
         ext.status = case_pb2.EXTENSION_STATUS_APPROVED
         ext.granted_working_days = request.working_days or ext.working_days
         ext.previous_reply_due.CopyFrom(c.reply_due)
-        c.reply_due.CopyFrom(_ts(step.working_days(ext.granted_working_days, pb.dt(c.reply_due))))
+        c.reply_due.CopyFrom(_ts(step.policy.deadlines.extended(pb.dt(c.reply_due), ext.granted_working_days)))
         detail = f"延期批准 {ext.granted_working_days} 个工作日"
     else:
         ext.status = case_pb2.EXTENSION_STATUS_REJECTED
@@ -536,6 +544,22 @@ def _refuse_return(step: Step, request: lifecycle_pb2.ReturnDecision) -> None:
     back = handling_state(c) if ret.signed_off else AWAITING_SIGN_OFF
     step.emit(lifecycle_pb2.ReturnRefused, back, request.reason, "退单驳回",
               actor=request.actor if request.HasField("actor") else None, return_request=ret)
+
+
+def _approve_return(case: events_pb2.Case, request: lifecycle_pb2.ReturnDecision,
+                    now: datetime) -> Decision[events_pb2.Case]:
+    """Routing approved the return: the re-dispatch will close the case; until it comes the
+    dispatch clock (派单) runs (core.case_timers)."""
+    detail = "return approved: the re-dispatch will close the case"
+    if case.state != RETURN_REQUESTED or case.return_request.status != case_pb2.RETURN_STATUS_REQUESTED or \
+            (request.dispatch_round and request.dispatch_round != case.dispatch_round):
+        return Decision(None, answer=case, audit={"detail": detail})
+    c = events_pb2.Case()
+    c.CopyFrom(case)
+    c.return_request.status = case_pb2.RETURN_STATUS_APPROVED
+    c.return_request.decision_reason = request.reason
+    c.return_request.decided_at.CopyFrom(request.decided_at if request.HasField("decided_at") else _ts(now))
+    return Decision(c, answer=c, audit={"detail": detail})
 
 
 def _review(step: Step, request: lifecycle_pb2.ReviewRequest) -> None:
@@ -632,7 +656,7 @@ def _waive_assist(step: Step, request: lifecycle_pb2.WaiveAssistRequest) -> None
 def _redispatch(step: Step, request: events_pb2.TicketAssigned) -> None:
     """Routing dispatched the ticket again: this unit's case closes, the next round's opens."""
     c = step.case
-    if c.state == RETURN_REQUESTED:
+    if c.state == RETURN_REQUESTED and c.return_request.status != case_pb2.RETURN_STATUS_APPROVED:
         c.return_request.status = case_pb2.RETURN_STATUS_APPROVED
         c.return_request.decided_at.CopyFrom(_ts(step.now))
     reason = f"re-dispatched to {request.assignment.primary_unit.unit_id} (round {request.assignment.dispatch_round})"

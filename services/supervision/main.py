@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import functools
 import json
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from hotline.clock import Clock
 from hotline.kafka import ConsumerSpec
+from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.settings import REPO_ROOT
-from hotline.v1 import services_pb2_grpc
+from hotline.timers import Timers
+from hotline.v1 import events_pb2, services_pb2_grpc
 from services.supervision import store as store_module
 from services.supervision.api import SupervisionGrpc, http_routes
-from services.supervision.commands import CaseCommands
-from services.supervision.core import WorkCalendar, open_case
-from services.supervision.handlers import CaseInbox
-from services.supervision.lifecycle import CalendarDeadlines, Limits, Policy
+from services.supervision.calendar import WorkCalendar
+from services.supervision.commands import CaseCommands, CasePolicies
+from services.supervision.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
+from services.supervision.lifecycle import Limits, PeriodDeadlines, Policy
+from services.supervision.sla import parse_policy
+from services.supervision.sla_api import sla_routes
 from services.supervision.warning_api import warning_routes
 from services.supervision.warning_handlers import WarningInbox
 from services.supervision.warning_store import INDEXES as WARNING_INDEXES
@@ -25,32 +30,62 @@ from services.supervision.warnings import Rules, street_finder
 DIRECTORY = REPO_ROOT / "services" / "routing" / "data" / "directory.json"  # the jurisdiction gazetteer (属地)
 
 NAME = "supervision"
+log = get_logger(__name__)
+
+
+def check_calendar(calendar: WorkCalendar, clock: Clock, warn_days: int) -> int:
+    """Start-up check: how far ahead the working-day calendar is known; loud when too short."""
+    ahead = calendar.known_days_ahead(clock.now())
+    CALENDAR_AHEAD.set_function(lambda: calendar.known_days_ahead(clock.now()))
+    if ahead < warn_days:
+        log.warning("WORKING-DAY CALENDAR RUNS OUT: deadlines past its last known day count weekdays and the "
+                    "statutory holidays only; enter the State Council's holiday notice in the calendar file",
+                    known_until=calendar.known_until().isoformat(), days_ahead=ahead, threshold=warn_days,
+                    calendar_file=str(calendar.source))
+    else:
+        log.info("working-day calendar", known_until=calendar.known_until().isoformat(), days_ahead=ahead)
+    return ahead
 
 
 async def build(rt: Runtime) -> Service:
-    store = store_module.CaseStore(rt.db)
     settings = rt.settings
+    sla = settings.sla
     tz = ZoneInfo(settings.timezone)
-    calendar = WorkCalendar()
-    policy = Policy(
-        deadlines=CalendarDeadlines(calendar, tz), tz=tz,
-        open_case=functools.partial(open_case, limits=settings.limits, calendar=calendar, tz=tz),
-        limits=Limits.of(settings.limits), results_topic=rt.topic("city_results"),
-    )
-    commands = CaseCommands(rt.commands, store, policy, rt.clock, rt.topic("case_events"))
+    calendar = WorkCalendar(sla.calendar_file, tz)
+    check_calendar(calendar, rt.clock, sla.calendar_warn_days)
+    store = store_module.CaseStore(rt.db)
+    policies = store_module.PolicyStore(rt.db, rt.clock, sla.policy_refresh_seconds)
+    current = await policies.seed(parse_policy(json.loads(sla.policy_file.read_text("utf-8"))))
+    log.info("SLA policy", version=current.version, lanes=[lane.name for lane in current.lanes])
+    out_topic = rt.topic("case_events")
+    timers = Timers(rt.db, rt.outbox, rt.clock, DeadlineAlarms(store, out_topic), collection="cases",
+                    batch=sla.scan_batch, embedded=True)
+    base = Policy(deadlines=PeriodDeadlines(calendar), tz=tz,
+                  open_case=_no_policy,  # replaced per command by CasePolicies (the current policy)
+                  limits=Limits.of(settings.limits), results_topic=rt.topic("city_results"))
+    case_policies = CasePolicies(base, store, store_module.CaseClocks(policies, calendar, timers))
+    commands = CaseCommands(rt.commands, store, case_policies, rt.clock, out_topic)
     app = http_app("supervision", "Case clocks, deadlines, the case lifecycle of handling units and the "
                                   "district office's review (督办)")
-    inbox = CaseInbox(store, commands, rt.topic("case_events"), rt.topic("city_evaluations"), settings.limits,
-                      settings.timezone)
+    inbox = CaseInbox(store, commands, out_topic, rt.topic("city_evaluations"))
     warning_store = WarningStore(rt.db)
     warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(json.loads(DIRECTORY.read_text("utf-8"))),
                                  rt.topic("warning_events"))
+
+    async def deadline_timers() -> None:
+        await timers.run_forever(sla.scan_seconds)
+
     return Service(
         http=app,
-        routes=[http_routes(store, commands), warning_routes(warning_store, tz)],
+        routes=[http_routes(store, commands), warning_routes(warning_store, tz), sla_routes(policies, rt.clock)],
         grpc=[GrpcApi(SupervisionGrpc(store, commands), services_pb2_grpc.add_SupervisionServiceServicer_to_server,
                       "hotline.v1.SupervisionService")],
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox)],
         indexes={**store_module.INDEXES, **WARNING_INDEXES},
+        background=[deadline_timers],
     )
+
+
+def _no_policy(assigned: events_pb2.TicketAssigned, now: datetime) -> events_pb2.Case:
+    raise RuntimeError("a re-dispatch opens its case through CasePolicies.for_case")

@@ -1,34 +1,49 @@
-"""Supervision's store: one case per ticket (collection ``cases``), the current dispatch round.
+"""Supervision's store: one case per ticket (collection ``cases``), the current dispatch round,
+with its clocks (the ``timers`` field of hotline/timers.py, embedded), and the SLA policy
+versions (``sla_policies``).
 
 Each open case carries ``next_deadline``: the due time of the clock now running (sign-off
 while awaiting sign-off, the reply deadline while the unit handles it, asks for an extension
 or a return); a parked case (挂账) and cases waiting for the office or the city have none, so
-they leave the overdue count. Indexes serve every query: lists by state or by unit, most
-urgent first, the deadline scan, and a sparse one for assisting units' sub-cases (only cases
-with assisting units pay for it). (Each secondary index entry costs ~0.1 ms per insert in the
-development store, so there are no more than needed.)
+they leave the overdue count; and ``timers.fire_at``, the next alarm of any of its clocks,
+for the timer scan. Indexes serve every query: lists by state or by unit, most urgent first,
+the timer scan, and a sparse one for assisting units' sub-cases (only cases with assisting
+units pay for it). (Each secondary index entry costs ~0.1 ms per insert in the development
+store, so there are no more than needed.)
 
 The lifecycle's commands load and save cases through :class:`CaseRepository` inside the
-command path's transaction. Evaluations that come before their case exists wait in
-``evaluation_inbox`` and join the case the next time a command loads it. The case history
-is the audit trail (hotline/audit.py): one entry per command, with actor, reason, before and
-after.
+command path's transaction; every save gives the case exactly the clocks its new state runs
+(core.case_timers), so a transition arms, moves or stops its timers in the same write.
+Evaluations that come before their case exists wait in ``evaluation_inbox`` and join the case
+the next time a command loads it. The case history is the audit trail (hotline/audit.py): one
+entry per command, with actor, reason, before and after.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from hotline import audit, pb
+from hotline import timers as timers_module
+from hotline.clock import Clock
+from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
+from hotline.timers import Lost, Timers
 from hotline.v1 import events_pb2, lifecycle_pb2
+from services.supervision.calendar import WorkCalendar
+from services.supervision.core import case_timers
 from services.supervision.lifecycle import evaluation_of
+from services.supervision.sla import Limits, Policy, PolicyError, limits_of, parse_policy
+
+log = get_logger(__name__)
 
 INBOX = "evaluation_inbox"
 INDEXES = {
@@ -36,11 +51,18 @@ INDEXES = {
         IndexModel([("state", ASCENDING), ("next_deadline", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("primary_unit.unit_id", ASCENDING), ("next_deadline", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("assists.unit_id", ASCENDING), ("next_deadline", ASCENDING)], sparse=True),
+        *timers_module.indexes("cases")["cases"],  # the case clocks live in the case documents
     ],
     INBOX: [IndexModel([("ticket_id", ASCENDING)])],
 }
 REPLY_CLOCK = frozenset({events_pb2.CASE_STATE_IN_PROGRESS, events_pb2.CASE_STATE_SENT_BACK,
                          events_pb2.CASE_STATE_EXTENSION_REQUESTED, events_pb2.CASE_STATE_RETURN_REQUESTED})
+CITY_DAYS = "sla_city_days"  # the city's own reply limit, kept when it set one (the rest is on the Case)
+
+
+def sla_extras(limits: Limits) -> Doc:
+    """What a case document keeps beside the Case to rebuild its limits (see ``CaseStore.limits``)."""
+    return {CITY_DAYS: limits.reply_cap.amount} if limits.reply_cap else {}
 
 
 def next_deadline(case: events_pb2.Case) -> datetime | None:
@@ -61,14 +83,22 @@ class CaseStore:
         self.db = db
         self.cases = db["cases"]
 
-    async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, events_pb2.Case]:
-        return {d["_id"]: pb.from_doc(d, events_pb2.Case) for d in await find_in(self.cases, ticket_ids)}
+    async def get_many(self, ticket_ids: Sequence[str], session: AsyncClientSession | None = None,
+                       ) -> dict[str, events_pb2.Case]:
+        return {d["_id"]: pb.from_doc(d, events_pb2.Case)
+                for d in await find_in(self.cases, ticket_ids, session=session)}
 
     async def get(self, ticket_id: str) -> events_pb2.Case | None:
         return (await self.get_many([ticket_id])).get(ticket_id)
 
-    async def insert_new(self, cases: Sequence[events_pb2.Case]) -> set[str]:
-        docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c)} for c in cases]
+    async def insert_new(self, cases: Sequence[events_pb2.Case], extras: Mapping[str, Doc] | None = None,
+                         ) -> set[str]:
+        """Insert the cases not stored yet, each with its ``extras`` (the limits it starts with and
+        its clocks, hotline/timers.py: one write per case); returns the ids already there (a replay
+        inserts nothing, so a case's clocks are set once, with the case)."""
+        extras = extras or {}
+        docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c), **extras.get(c.ticket_id, {})}
+                for c in cases]
         existed = await insert_missing(self.cases, docs)
         await audit.record(self.db, [audit.entry(
             at=pb.dt(c.opened_at), actor=audit.system_actor("supervision"), action="open_case", kind="case",
@@ -76,6 +106,28 @@ class CaseStore:
             reason=f"assigned to {c.primary_unit.unit_id}",
         ) for c in cases if c.ticket_id not in existed])
         return existed
+
+    async def limits(self, ticket_id: str, policies: PolicyStore, session: AsyncClientSession | None = None,
+                     ) -> Limits | None:
+        """The limits the case started with: its policy version, its lanes, the city's limit."""
+        doc = await self.cases.find_one({"_id": ticket_id}, {"policy_version": 1, "sla_lanes": 1, CITY_DAYS: 1},
+                                        session=session)
+        return None if doc is None else await policies.limits_of_doc(doc)
+
+    async def raise_supervision(self, ticket_ids: Sequence[str], level: int, session: AsyncClientSession) -> None:
+        """Raise these cases' supervision level (督办) to ``level``, in the caller's transaction.
+        The caller read them below ``level`` in that transaction; if one was raised meanwhile,
+        :class:`hotline.timers.Lost` aborts it (the scan runs again and sees the new level)."""
+        if not ticket_ids:
+            return
+        # ($not also matches a case whose level was never set; a top-level $or would make the
+        # development store scan every case instead of looking up the one _id)
+        result = await self.cases.bulk_write(
+            [UpdateOne({"_id": tid, "supervision_level": {"$not": {"$gte": level}}},
+                       {"$set": {"supervision_level": level}}) for tid in ticket_ids],
+            ordered=False, session=session)
+        if result.modified_count != len(ticket_ids):
+            raise Lost("a case's supervision level changed during the transaction")
 
     async def list(self, state: str | None, unit_id: str | None, after: str, limit: int,
                    assisting: bool = False) -> list[events_pb2.Case]:
@@ -104,22 +156,44 @@ class CaseStore:
         return list(reversed(await audit.query(self.db, ticket_id, "", limit)))
 
 
+
+class CaseClocks:
+    """What a saved case needs to get its clocks: the policy versions, the calendar, the timers."""
+
+    def __init__(self, policies: PolicyStore, calendar: WorkCalendar, timers: Timers) -> None:
+        self.policies = policies
+        self.calendar = calendar
+        self.timers = timers
+
+    async def fields(self, case: events_pb2.Case, doc: Doc) -> Doc:
+        """The timer fields of ``case`` about to replace ``doc`` (its stored document, or the
+        limits-keeping extras of a new one): exactly the clocks its state runs."""
+        limits = await self.policies.limits_of_doc({**doc, "policy_version": case.policy_version,
+                                                    "sla_lanes": list(case.sla_lanes)})
+        return self.timers.replacing(doc.get(timers_module.FIELD), case_timers(case, limits, self.calendar))
+
+
 class CaseRepository:
     """Cases as the command path loads and saves them (inside its transaction). With
     ``inbox``, waiting evaluations join the case as it loads (for the commands that can apply
-    them: a passed review); the others skip the two extra round trips."""
+    them: a passed review); the others skip the two extra round trips. Every save gives the case
+    the clocks of its new state (``clocks``), keeping what the stored document kept beside the
+    Case (the city's limit)."""
 
     kind = "case"
 
-    def __init__(self, store: CaseStore, inbox: bool = False) -> None:
+    def __init__(self, store: CaseStore, clocks: CaseClocks, inbox: bool = False) -> None:
         self.store = store
+        self.clocks = clocks
         self.inbox = inbox
         self._merged = False
+        self._docs: dict[str, Doc] = {}
 
     async def load(self, target: str, session: AsyncClientSession | None) -> events_pb2.Case | None:
         doc = await self.store.cases.find_one({"_id": target}, session=session)
         if doc is None:
             return None
+        self._docs[target] = doc
         case = pb.from_doc(doc, events_pb2.Case)
         if self.inbox:
             known = {e.evaluation_id for e in case.pending_evaluations}
@@ -131,7 +205,93 @@ class CaseRepository:
         return case
 
     async def save(self, case: events_pb2.Case, session: AsyncClientSession | None) -> None:
-        doc = {"_id": case.ticket_id, **pb.to_doc(case), "next_deadline": next_deadline(case)}
+        stored = self._docs.get(case.ticket_id, {})
+        kept = {CITY_DAYS: stored[CITY_DAYS]} if CITY_DAYS in stored else {}  # the ticket's, every round
+        doc = {"_id": case.ticket_id, **pb.to_doc(case), "next_deadline": next_deadline(case), **kept,
+               **await self.clocks.fields(case, stored)}
         await self.store.cases.replace_one({"_id": case.ticket_id}, doc, upsert=True, session=session)
         if self._merged:  # they live in the case now
             await self.store.db[INBOX].delete_many({"ticket_id": case.ticket_id}, session=session)
+
+
+class PolicyConflict(Exception):
+    """Another version with this number was stored first."""
+
+
+class PolicyStore:
+    """The SLA policy versions (collection ``sla_policies``, ``_id`` = version), kept for good:
+    a case started under version N is judged under N for life. The newest version is current."""
+
+    def __init__(self, db: AsyncDatabase[Doc], clock: Clock, refresh_seconds: float = 5.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.policies = db["sla_policies"]
+        self.clock = clock
+        self.refresh_seconds = refresh_seconds
+        self.monotonic = monotonic
+        self._versions: dict[int, Policy] = {}  # versions never change: cache them for good
+        self._current: tuple[float, Policy] | None = None
+
+    async def seed(self, policy: Policy) -> Policy:
+        """Store the policy file's version when it is newer than every stored one (start-up);
+        returns the current policy. A stored version always wins over the file."""
+        latest = await self._latest()
+        if latest is None or policy.version > latest.version:
+            try:
+                await self.add(policy, actor="system:policy-file", reason="seeded from the policy file")
+            except PolicyConflict:
+                pass  # another replica seeded it first
+        elif latest.version == policy.version and dict(latest.doc) != dict(policy.doc):
+            log.error("the policy file differs from the stored policy of the same version; the stored one is used",
+                      version=policy.version)
+        return await self.current(refresh=True)
+
+    async def current(self, refresh: bool = False) -> Policy:
+        now = self.monotonic()
+        if refresh or self._current is None or now - self._current[0] > self.refresh_seconds:
+            latest = await self._latest()
+            if latest is None:
+                raise LookupError("no SLA policy stored: seed one first")
+            self._current = (now, latest)
+        return self._current[1]
+
+    async def get(self, version: int) -> Policy | None:
+        if version not in self._versions:
+            doc = await self.policies.find_one({"_id": version})
+            if doc is None:
+                return None
+            self._versions[version] = parse_policy(doc["policy"])
+        return self._versions[version]
+
+    async def add(self, policy: Policy, actor: str, reason: str, session: AsyncClientSession | None = None) -> None:
+        """Store a new version (from :func:`sla.next_policy`); a version is written once."""
+        doc = {"_id": policy.version, "policy": dict(policy.doc), "stored_at": self.clock.now(),
+               "actor": actor, "reason": reason}
+        try:
+            await self.policies.insert_one(doc, session=session)
+        except DuplicateKeyError as exc:
+            raise PolicyConflict(f"version {policy.version} exists already") from exc
+        self._versions[policy.version] = policy
+        self._current = None
+
+    async def limits_of_doc(self, doc: Mapping[str, Any]) -> Limits:
+        """The limits of a stored case (its policy version, lanes and the city's limit); a case
+        without a version (opened before the policy existed) gets the current policy's."""
+        policy = await self.get(int(doc.get("policy_version", 0) or 0)) or await self.current()
+        return limits_of(policy, doc.get("sla_lanes", []), int(doc.get(CITY_DAYS, 0) or 0))
+
+    async def history(self) -> list[Doc]:
+        """Every version, newest first: version, stored_at, actor, reason."""
+        return await self.policies.find({}, {"policy": 0}).sort("_id", DESCENDING).to_list()
+
+    async def _latest(self) -> Policy | None:
+        doc = await self.policies.find_one({}, sort=[("_id", DESCENDING)])
+        if doc is None:
+            return None
+        version = int(doc["_id"])
+        if version not in self._versions:
+            try:
+                self._versions[version] = parse_policy(doc["policy"])
+            except PolicyError:
+                log.error("stored SLA policy is invalid", version=version)
+                raise
+        return self._versions[version]

@@ -6,7 +6,7 @@ elsewhere with a reason that names the states allowing it. The others pin each r
 
 from __future__ import annotations
 
-import functools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,20 +20,28 @@ from hotline.auth import Principal
 from hotline.commands import Decision, DomainError
 from hotline.envelope import JSON
 from hotline.policy import Role
-from hotline.settings import LimitSettings
+from hotline.settings import LimitSettings, Settings
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from services.supervision import core
 from services.supervision import lifecycle as lc
+from services.supervision.calendar import WorkCalendar
 from services.supervision.lifecycle import ALLOWED, STATES, Action
+from services.supervision.sla import SlaClock, limits_of, parse_policy
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in the district
 NOW = T0 + timedelta(hours=3)
-CALENDAR = core.WorkCalendar()
+CALENDAR = WorkCalendar()
 LIMITS = LimitSettings()
+SLA = parse_policy(json.loads(Settings().sla.policy_file.read_text("utf-8")))
+
+
+def open_case(request: events_pb2.TicketAssigned, now: datetime) -> events_pb2.Case:
+    return core.open_case(request, now, SLA, CALENDAR, LIMITS.assist_working_days)[0]
+
+
 POLICY = lc.Policy(
-    deadlines=lc.CalendarDeadlines(CALENDAR, TZ), tz=TZ,
-    open_case=functools.partial(core.open_case, limits=LIMITS, calendar=CALENDAR, tz=TZ),
+    deadlines=lc.PeriodDeadlines(CALENDAR), tz=TZ, open_case=open_case,
     limits=lc.Limits.of(LIMITS), results_topic="t.city.results.v1",
 )
 
@@ -55,7 +63,7 @@ def assigned(round_: int = 1, primary: str = "ST01", assisting: tuple[str, ...] 
 
 
 def opened(**kwargs: Any) -> events_pb2.Case:
-    return core.open_case(assigned(**kwargs), T0, LIMITS, CALENDAR, TZ)
+    return open_case(assigned(**kwargs), T0)
 
 
 def run(case: events_pb2.Case | None, request: Message, actor: Principal = UNIT,
@@ -313,8 +321,9 @@ def test_an_extension_is_asked_once_within_ten_working_days_and_moves_the_deadli
     state = approved.state
     assert state is not None and state.state == lc.IN_PROGRESS
     assert state.extension.status == case_pb2.EXTENSION_STATUS_APPROVED and state.extension.granted_working_days == 5
-    due_before = pb.dt(case.reply_due).astimezone(TZ)
-    assert pb.dt(state.reply_due).astimezone(TZ) == CALENDAR.add_working_days(due_before, 5)
+    # received Monday 11-23: due at 24:00 on Monday 11-30; 5 working days more end at 24:00 on Monday 12-07
+    assert pb.dt(case.reply_due) == datetime(2026, 12, 1, tzinfo=TZ)
+    assert pb.dt(state.reply_due) == datetime(2026, 12, 8, tzinfo=TZ)
     assert state.extension.previous_reply_due == case.reply_due
     assert isinstance(approved.events[0], lifecycle_pb2.ExtensionDecided) and approved.events[0].approved
     assert "once" in refused("failed_precondition", state, ask)
@@ -358,7 +367,12 @@ def test_a_return_is_asked_within_its_limit_and_routing_decides_it() -> None:
     back2 = after(signed, lifecycle_pb2.ReturnDecision(ticket_id="C1", approved=False, reason="驳回"), SYSTEM)
     assert back2.state == lc.IN_PROGRESS
     approved = run(asked, lifecycle_pb2.ReturnDecision(ticket_id="C1", approved=True), SYSTEM)
-    assert approved.state is None and not approved.events  # the re-dispatch closes it
+    # the re-dispatch closes it; until then the office's dispatch clock runs (recorded, no event)
+    assert approved.state is not None and not approved.events
+    assert approved.state.state == lc.RETURN_REQUESTED
+    assert approved.state.return_request.status == case_pb2.RETURN_STATUS_APPROVED
+    again = run(approved.state, lifecycle_pb2.ReturnDecision(ticket_id="C1", approved=True), SYSTEM)
+    assert again.state is None  # a repeated approval changes nothing
 
 
 def test_a_refused_return_cannot_be_asked_again() -> None:
@@ -389,7 +403,7 @@ def test_a_failed_review_sends_the_case_back_to_redo_with_a_new_limit() -> None:
                    OFFICE)
     case = decision.state
     assert case is not None and case.state == lc.SENT_BACK and case.redo_round == 1
-    assert pb.dt(case.reply_due).astimezone(TZ) == CALENDAR.add_working_days(NOW.astimezone(TZ), 3)
+    assert pb.dt(case.reply_due) == datetime(2026, 11, 27, tzinfo=TZ)  # Monday + 3 working days, 24:00
     assert not case.HasField("reply") and not decision.outbound
     assert isinstance(decision.events[0], lifecycle_pb2.ReviewDecided) and not decision.events[0].passed
     redone = after(case, REPLY)
@@ -480,3 +494,42 @@ def test_history_detail_and_event_types_go_to_the_audit_entry() -> None:
     decision = run(in_state(lc.REPORTED), evaluation(), SYSTEM)
     assert decision.audit["events"] == ["hotline.v1.CaseEvaluated", "hotline.v1.CaseClosed"]
     assert "回访" in decision.audit["detail"]
+
+
+def clocks(case: events_pb2.Case) -> dict[str, datetime]:
+    limits = limits_of(SLA, list(case.sla_lanes))
+    return {t.kind: t.due_at for t in core.case_timers(case, limits, CALENDAR)}
+
+
+def test_the_lifecycle_states_decide_which_clocks_run() -> None:
+    """Every transition arms, moves or stops the case's timers (the store saves exactly these)."""
+    case = opened(assisting=())
+    assert clocks(case) == {"sign_off": pb.dt(case.sign_off_due), "contact": pb.dt(case.contact_due),
+                            "reply": pb.dt(case.reply_due)}
+    signed = after(case, lifecycle_pb2.SignOffRequest(ticket_id="C1"))
+    assert set(clocks(signed)) == {"contact", "reply"}  # signed off: the sign-off clock stops
+    contacted = after(signed, CONTACT)
+    assert set(clocks(contacted)) == {"reply"}
+    asked = after(contacted, lifecycle_pb2.RequestExtensionRequest(ticket_id="C1", working_days=5, reason="协调"))
+    running = clocks(asked)
+    assert set(running) == {"reply", "extension_decision"}
+    assert running["extension_decision"] == datetime(2026, 11, 25, tzinfo=TZ)  # 1 working day after Monday
+    granted = after(asked, lifecycle_pb2.DecideExtensionRequest(ticket_id="C1", approved=True, reason="同意"), OFFICE)
+    assert clocks(granted) == {"reply": datetime(2026, 12, 8, tzinfo=TZ)}  # the reply clock moved
+    replied = after(granted, REPLY)
+    assert clocks(replied) == {}  # replied: the office's review has no clock of the unit
+    parked = after(contacted, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="改造", target_date="2027-03-01",
+                                                        reason="需立项"))
+    assert clocks(parked) == {}  # 挂账: out of the overdue count
+
+
+def test_a_return_runs_the_offices_clocks_until_the_redispatch() -> None:
+    asked = after(opened(), lifecycle_pb2.RequestReturnRequest(ticket_id="C1", reason="不属于"))
+    assert set(clocks(asked)) == {"reply", "return_decision"}  # no sign-off clock while the office decides
+    approved = after(asked, lifecycle_pb2.ReturnDecision(ticket_id="C1", approved=True), SYSTEM, now=NOW)
+    running = clocks(approved)
+    assert running["dispatch"] == NOW + timedelta(minutes=5)  # the office re-dispatches within 5 minutes
+    assert SlaClock.RETURN_DECISION.value not in running
+    new = after(approved, assigned(round_=2, primary="D12", assisting=()), SYSTEM, now=NOW)
+    assert set(clocks(new)) == {"sign_off", "contact", "reply"}  # the next round's clocks, the dispatch one stopped
+    assert new.policy_version == SLA.version

@@ -1,0 +1,356 @@
+"""The SLA policy (时限政策) as data, and the pure resolver ``limits_for(facts, policy)``.
+
+The policy is a versioned JSON document (``data/sla_policy.json`` seeds the store; the office
+replaces it through the admin API, each replacement a new version). A case is stamped with the
+version it started with (``Case.policy_version``) and keeps it for life.
+
+Shape of a policy::
+
+    {"version": 1, "due_soon_fraction": 0.8, "max_extensions": 1,
+     "defaults": {"sign_off": {"hours": 24}, "reply": {"working_days": 5}, ... every clock},
+     "lanes": [{"name": "emergency", "label": "紧急件", "when": {"urgencies": ["URGENT"]},
+                "limits": {"sign_off": {"hours": 2}, "contact": {"hours": 2}}}, ...]}
+
+* A period is one of ``{"minutes": n}``, ``{"hours": n}`` (clock time), ``{"days": n}``
+  (24:00 of the n-th calendar day after the start, 0 = the same day) or ``{"working_days": n}``
+  (24:00 of the n-th working day after the start day: the rule for periods, see calendar.py).
+* Lanes apply in file order to the facts of a case; every matching lane overrides the clocks it
+  names, so later (more specific) lanes win. A lane's ``when`` lists conditions that must all
+  hold: ``ticket_types``, ``categories``, ``items`` (responsibility-list entries, rule_id),
+  ``urgencies`` (any of), ``tags_any``, ``tags_all``, ``tags_none``, ``received_on_rest_day``.
+* A limit the city sets on the ticket (``time_limit_working_days``) replaces the default reply
+  limit, and no lane may make the reply later than it (the city is the superior platform).
+* Clocks: dispatch, sign_off and contact run from the assignment; reply from the city's receipt;
+  extension is the longest extension a unit may ask (``max_extensions`` times); return is the
+  window in which a unit may send a ticket back; the two decisions run from the request.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from hotline import pb
+from hotline.v1 import deadlines_pb2, events_pb2, ticket_pb2
+from services.supervision.calendar import WorkCalendar
+
+
+class SlaClock(StrEnum):
+    DISPATCH = "dispatch"  # 派单
+    SIGN_OFF = "sign_off"  # 签收
+    CONTACT = "contact"  # 首次联系
+    REPLY = "reply"  # 办结反馈
+    EXTENSION = "extension"  # 延期: the longest extension a unit may ask
+    EXTENSION_DECISION = "extension_decision"  # 延期审批
+    RETURN = "return"  # 退单: the window to send a ticket back
+    RETURN_DECISION = "return_decision"  # 退单审核
+
+    @property
+    def proto(self) -> deadlines_pb2.DeadlineClock.ValueType:
+        return deadlines_pb2.DeadlineClock.Value(f"DEADLINE_CLOCK_{self.name}")
+
+
+# Clocks that run as timers (due-soon and overdue alarms); the other two are windows and caps.
+TIMED_CLOCKS = (SlaClock.DISPATCH, SlaClock.SIGN_OFF, SlaClock.CONTACT, SlaClock.REPLY,
+                SlaClock.EXTENSION_DECISION, SlaClock.RETURN_DECISION)
+
+
+class Unit(StrEnum):
+    MINUTES = "minutes"
+    HOURS = "hours"
+    DAYS = "days"
+    WORKING_DAYS = "working_days"
+
+
+MAX_AMOUNT = {Unit.MINUTES: 7 * 24 * 60, Unit.HOURS: 31 * 24, Unit.DAYS: 60, Unit.WORKING_DAYS: 60}
+
+
+@dataclass(frozen=True)
+class Period:
+    amount: int
+    unit: Unit
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.unit.value}"
+
+
+class PolicyError(ValueError):
+    """A policy document that cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What the policy looks at. Enum values by full name (``URGENCY_URGENT``)."""
+
+    ticket_type: str = "TICKET_TYPE_UNSPECIFIED"
+    category: str = ""
+    item: str = ""  # responsibility-list entry (rule_id)
+    urgency: str = "URGENCY_NORMAL"
+    tags: frozenset[str] = frozenset()
+    received_on_rest_day: bool = False
+    city_reply_working_days: int = 0
+
+    @classmethod
+    def of(cls, assigned: events_pb2.TicketAssigned, received_at: datetime, calendar: WorkCalendar) -> CaseFacts:
+        return cls(
+            ticket_type=ticket_pb2.TicketType.Name(assigned.ticket_type),
+            category=assigned.assignment.category,
+            item=assigned.assignment.rule_id,
+            urgency=ticket_pb2.Urgency.Name(assigned.urgency or ticket_pb2.URGENCY_NORMAL),
+            tags=frozenset(assigned.tags),
+            received_on_rest_day=not calendar.is_workday(calendar.local_day(received_at)),
+            city_reply_working_days=assigned.time_limit_working_days,
+        )
+
+
+@dataclass(frozen=True)
+class Match:
+    ticket_types: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    items: frozenset[str] = frozenset()
+    urgencies: frozenset[str] = frozenset()
+    tags_any: frozenset[str] = frozenset()
+    tags_all: frozenset[str] = frozenset()
+    tags_none: frozenset[str] = frozenset()
+    received_on_rest_day: bool | None = None
+
+    def matches(self, f: CaseFacts) -> bool:
+        return (
+            (not self.ticket_types or f.ticket_type in self.ticket_types)
+            and (not self.categories or f.category in self.categories)
+            and (not self.items or f.item in self.items)
+            and (not self.urgencies or f.urgency in self.urgencies)
+            and (not self.tags_any or bool(self.tags_any & f.tags))
+            and self.tags_all <= f.tags
+            and not (self.tags_none & f.tags)
+            and (self.received_on_rest_day is None or self.received_on_rest_day == f.received_on_rest_day)
+        )
+
+
+@dataclass(frozen=True)
+class Lane:
+    name: str
+    label: str
+    when: Match
+    limits: Mapping[SlaClock, Period]
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: int
+    due_soon_fraction: float
+    max_extensions: int
+    defaults: Mapping[SlaClock, Period]
+    lanes: tuple[Lane, ...]
+    doc: Mapping[str, Any] = field(compare=False, repr=False)  # the document as stored
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits of one case, per clock, and how to turn them into due times."""
+
+    policy_version: int
+    periods: Mapping[SlaClock, Period]
+    lanes: tuple[str, ...]
+    due_soon_fraction: float
+    max_extensions: int
+    reply_cap: Period | None = None  # the city's own limit: no reply due later than it
+
+    def due(self, clock: SlaClock, start: datetime, calendar: WorkCalendar) -> datetime:
+        due = deadline(start, self.periods[clock], calendar)
+        if clock == SlaClock.REPLY and self.reply_cap is not None:
+            due = min(due, deadline(start, self.reply_cap, calendar))
+        return due
+
+    def warn_at(self, start: datetime, due: datetime) -> datetime:
+        """The due-soon moment: ``due_soon_fraction`` of the span from start to due, clock time."""
+        return pb.millis(start + (due - start) * self.due_soon_fraction)
+
+
+def deadline(start: datetime, period: Period, calendar: WorkCalendar) -> datetime:
+    """When a period starting at ``start`` ends (UTC): clock time for minutes and hours, the
+    rule for periods (24:00 local of the last day) for days and working days."""
+    match period.unit:
+        case Unit.MINUTES:
+            end = start + timedelta(minutes=period.amount)
+        case Unit.HOURS:
+            end = start + timedelta(hours=period.amount)
+        case Unit.DAYS:
+            end = calendar.days_end(start, period.amount)
+        case Unit.WORKING_DAYS:
+            end = calendar.working_days_end(start, period.amount)
+    return pb.millis(end.astimezone(start.tzinfo))
+
+
+def limits_for(facts: CaseFacts, policy: Policy) -> Limits:
+    """The limits a case with these facts gets under this policy (pure)."""
+    lanes = [lane.name for lane in policy.lanes if lane.when.matches(facts)]
+    return limits_of(policy, lanes, facts.city_reply_working_days)
+
+
+def limits_of(policy: Policy, lanes: Sequence[str], city_reply_working_days: int = 0) -> Limits:
+    """The limits of a case rebuilt from what the case keeps: its policy version, the lanes that
+    matched it (``Case.sla_lanes``) and the city's own limit, if any."""
+    periods = dict(policy.defaults)
+    cap = None
+    if city_reply_working_days > 0:
+        cap = Period(city_reply_working_days, Unit.WORKING_DAYS)
+        periods[SlaClock.REPLY] = cap
+    for lane in policy.lanes:
+        if lane.name in lanes:
+            periods.update(lane.limits)
+    matched = tuple(lane.name for lane in policy.lanes if lane.name in lanes)
+    return Limits(policy.version, periods, matched, policy.due_soon_fraction, policy.max_extensions, cap)
+
+
+# -- parsing and validation ----------------------------------------------------------------------
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+TOP_KEYS = {"version", "name", "effective_from", "source", "due_soon_fraction", "max_extensions", "defaults",
+            "lanes"}
+LANE_KEYS = {"name", "label", "when", "limits"}
+SET_CONDITIONS = ("ticket_types", "categories", "items", "urgencies", "tags_any", "tags_all", "tags_none")
+ENUMS = {"ticket_types": ("TICKET_TYPE_", ticket_pb2.TicketType), "urgencies": ("URGENCY_", ticket_pb2.Urgency)}
+
+
+def parse_policy(doc: Mapping[str, Any]) -> Policy:
+    """Check a policy document and build the :class:`Policy`; :class:`PolicyError` lists every
+    problem (unknown keys are problems too: a typo must not silently change nothing)."""
+    problems: list[str] = []
+    if not isinstance(doc, Mapping):
+        raise PolicyError(["a policy is a JSON object"])
+    extra = {k for k in doc if not k.startswith("_")} - TOP_KEYS
+    if extra:
+        problems.append(f"unknown keys {sorted(extra)}")
+    version = doc.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        problems.append("version must be a positive integer")
+        version = 0
+    fraction = doc.get("due_soon_fraction", 0.8)
+    if not isinstance(fraction, int | float) or isinstance(fraction, bool) or not 0 < fraction < 1:
+        problems.append("due_soon_fraction must be a number between 0 and 1 (exclusive)")
+        fraction = 0.8
+    max_extensions = doc.get("max_extensions", 1)
+    if not isinstance(max_extensions, int) or isinstance(max_extensions, bool) or not 0 <= max_extensions <= 3:
+        problems.append("max_extensions must be an integer 0..3")
+        max_extensions = 1
+    defaults = _limits(doc.get("defaults"), "defaults", problems)
+    missing = [c.value for c in SlaClock if c not in defaults]
+    if isinstance(doc.get("defaults"), Mapping) and missing:
+        problems.append(f"defaults: every clock needs a limit, missing {missing}")
+    lanes: list[Lane] = []
+    raw_lanes = doc.get("lanes", [])
+    if not isinstance(raw_lanes, list):
+        problems.append("lanes must be a list")
+        raw_lanes = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_lanes):
+        lane = _lane(raw, f"lanes[{i}]", problems)
+        if lane is None:
+            continue
+        if lane.name in seen:
+            problems.append(f"lanes[{i}]: lane name {lane.name!r} is used twice")
+        seen.add(lane.name)
+        lanes.append(lane)
+    if problems:
+        raise PolicyError(problems)
+    return Policy(version, float(fraction), max_extensions, defaults, tuple(lanes), copy.deepcopy(dict(doc)))
+
+
+def next_policy(current: Policy, proposed: Mapping[str, Any], based_on: int | None = None) -> Policy:
+    """The policy that replaces ``current``: ``proposed`` validated, with the next version number.
+
+    ``based_on`` is the version the editor started from; if another change came first the
+    replacement is refused rather than silently undoing that change."""
+    if based_on is not None and based_on != current.version:
+        raise PolicyError([f"the policy changed: it is at version {current.version}, the edit was based on {based_on}"])
+    return parse_policy({**proposed, "version": current.version + 1})
+
+
+def _period(raw: Any, where: str, problems: list[str]) -> Period | None:
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        problems.append(f"{where}: a period is one of {{minutes|hours|days|working_days: n}}")
+        return None
+    (unit_name, amount), = raw.items()
+    if unit_name not in Unit.__members__.values():
+        problems.append(f"{where}: unknown unit {unit_name!r}")
+        return None
+    unit = Unit(unit_name)
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= MAX_AMOUNT[unit]:
+        problems.append(f"{where}: {unit.value} must be an integer 0..{MAX_AMOUNT[unit]}")
+        return None
+    if amount == 0 and unit != Unit.DAYS:
+        problems.append(f"{where}: a limit of 0 {unit.value} leaves no time (use days: 0 for the same day)")
+        return None
+    return Period(amount, unit)
+
+
+def _limits(raw: Any, where: str, problems: list[str]) -> dict[SlaClock, Period]:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where} must be an object of clock: period")
+        return {}
+    out: dict[SlaClock, Period] = {}
+    for name, value in raw.items():
+        if name not in SlaClock.__members__.values():
+            problems.append(f"{where}: unknown clock {name!r} (clocks: {[c.value for c in SlaClock]})")
+            continue
+        period = _period(value, f"{where}.{name}", problems)
+        if period is not None:
+            out[SlaClock(name)] = period
+    return out
+
+
+def _lane(raw: Any, where: str, problems: list[str]) -> Lane | None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where} must be an object")
+        return None
+    extra = {k for k in raw if not k.startswith("_")} - LANE_KEYS
+    if extra:
+        problems.append(f"{where}: unknown keys {sorted(extra)}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME.match(name):
+        problems.append(f"{where}: name must be lower_snake_case (it becomes a metric label value)")
+        name = "?"
+    where = f"{where} ({name})"
+    when = _match(raw.get("when", {}), where, problems)
+    limits = _limits(raw.get("limits"), f"{where}.limits", problems)
+    if not limits and isinstance(raw.get("limits"), Mapping):
+        problems.append(f"{where}: a lane must set at least one limit")
+    return Lane(name, str(raw.get("label", "")), when, limits) if when is not None else None
+
+
+def _match(raw: Any, where: str, problems: list[str]) -> Match | None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}.when must be an object")
+        return None
+    extra = set(raw) - set(SET_CONDITIONS) - {"received_on_rest_day"}
+    if extra:
+        problems.append(f"{where}.when: unknown conditions {sorted(extra)}")
+    values: dict[str, Any] = {}
+    for key in SET_CONDITIONS:
+        items = raw.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
+            problems.append(f"{where}.when.{key} must be a list of non-empty strings")
+            continue
+        if key in ENUMS:
+            prefix, enum = ENUMS[key]
+            full = [v if v.startswith(prefix) else prefix + v.upper() for v in items]
+            unknown = [v for v, f in zip(items, full, strict=True) if f not in enum.keys()]
+            if unknown:
+                problems.append(f"{where}.when.{key}: unknown values {unknown}")
+            items = full
+        values[key] = frozenset(items)
+    rest_day = raw.get("received_on_rest_day")
+    if rest_day is not None and not isinstance(rest_day, bool):
+        problems.append(f"{where}.when.received_on_rest_day must be true or false")
+        rest_day = None
+    return Match(**values, received_on_rest_day=rest_day)

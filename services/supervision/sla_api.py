@@ -1,0 +1,60 @@
+"""The SLA policy's admin API (时限政策): read the current policy and every version; replace it
+(the administrator), each replacement a new version. A case keeps the version it started with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends
+
+from hotline import auth
+from hotline.auth import Principal
+from hotline.clock import Clock
+from hotline.commands import Exists, Invalid, NotFound
+from services.supervision.sla import PolicyError, next_policy
+from services.supervision.store import PolicyConflict, PolicyStore
+
+
+def policy_json(version: int, doc: Any) -> dict[str, Any]:
+    return {"version": version, "policy": dict(doc)}
+
+
+def sla_routes(policies: PolicyStore, clock: Clock) -> APIRouter:
+    api = APIRouter(tags=["sla"])
+
+    @api.get("/sla/policy", summary="时限政策: the current SLA policy")
+    async def current_policy() -> dict[str, Any]:
+        policy = await policies.current(refresh=True)
+        return policy_json(policy.version, policy.doc)
+
+    @api.get("/sla/policy/versions", summary="Every version of the SLA policy, newest first (who, when, why)")
+    async def policy_versions() -> dict[str, Any]:
+        return {"versions": [{"version": d["_id"], "stored_at": d["stored_at"].isoformat(), "actor": d.get("actor", ""),
+                              "reason": d.get("reason", "")} for d in await policies.history()]}
+
+    @api.get("/sla/policy/versions/{version}", summary="One version of the SLA policy")
+    async def policy_version(version: int) -> dict[str, Any]:
+        policy = await policies.get(version)
+        if policy is None:
+            raise NotFound("SLA policy version", str(version))
+        return policy_json(policy.version, policy.doc)
+
+    @api.put("/sla/policy", summary="Replace the SLA policy: a new version for the cases opened from now on")
+    async def replace_policy(policy: dict[str, Any] = Body(..., description="the policy document (sla.py)"),
+                             based_on: int = Body(..., description="the version the edit started from"),
+                             reason: str = Body(..., min_length=1, max_length=2000),
+                             principal: Principal = Depends(auth.principal)) -> dict[str, Any]:
+        current = await policies.current(refresh=True)
+        try:
+            new = next_policy(current, policy, based_on)
+        except PolicyError as exc:
+            if based_on != current.version:
+                raise Exists(str(exc)) from exc  # 409: someone else changed it first
+            raise Invalid("; ".join(exc.problems)) from exc
+        try:
+            await policies.add(new, actor=principal.subject, reason=reason)
+        except PolicyConflict as exc:
+            raise Exists(str(exc)) from exc
+        return policy_json(new.version, new.doc)
+
+    return api

@@ -1,0 +1,101 @@
+"""Deadlines through the running platform: city tickets published to Kafka, their cases read
+through gRPC, due times by the rule for periods (24:00 of the N-th working day, Asia/Shanghai)
+across 春节, 劳动节, 国庆, weekends and make-up Saturdays; past-due cases go to system
+supervision (level 1) once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import grpc
+import pytest
+
+from hotline import pb
+from hotline.settings import Settings
+from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
+from tests.support import channel as support_channel
+from tests.support import eventually, publish_tickets
+
+pytestmark = pytest.mark.e2e
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def end_of(y: int, m: int, d: int) -> datetime:
+    return datetime(y, m, d, tzinfo=TZ) + timedelta(days=1)
+
+
+URGENT = ticket_pb2.URGENCY_URGENT
+# (received local, tags, category, urgency, city limit, expected reply_due local, expected lanes)
+CASES = [
+    ("thursday", datetime(2026, 11, 19, 10, tzinfo=TZ), (), "物业管理", 0, end_of(2026, 11, 26), ()),
+    ("saturday", datetime(2026, 11, 21, 15, tzinfo=TZ), (), "物业管理", 0, end_of(2026, 11, 27), ()),
+    ("spring_make_up_saturday", datetime(2026, 2, 13, 10, tzinfo=TZ), (), "物业管理", 0, end_of(2026, 2, 27), ()),
+    ("spring_after", datetime(2026, 2, 25, 10, tzinfo=TZ), (), "物业管理", 0, end_of(2026, 3, 3), ()),
+    ("labour_day", datetime(2026, 4, 30, 16, tzinfo=TZ), (), "物业管理", 0, end_of(2026, 5, 11), ()),
+    ("make_up_sunday", datetime(2026, 9, 18, 10, tzinfo=TZ), (), "物业管理", 0, end_of(2026, 9, 24), ()),
+    ("national_day", datetime(2026, 9, 30, 9, tzinfo=TZ), (), "物业管理", 0, end_of(2026, 10, 13), ()),
+    ("holiday_tourist", datetime(2026, 10, 3, 11, tzinfo=TZ), ("旅游",), "文旅与政务服务", URGENT,
+     end_of(2026, 10, 3), ("emergency", "holiday_tourist", "holiday_tourist_emergency")),
+    ("utilities", datetime(2026, 11, 23, 10, tzinfo=TZ), (), "水电气热", 0, datetime(2026, 11, 24, 10, tzinfo=TZ),
+     ("utilities",)),
+    ("deputy_complex", datetime(2026, 11, 23, 10, tzinfo=TZ), ("人大代表", "复杂"), "物业管理", 0, end_of(2026, 12, 7),
+     ("complex", "deputy", "deputy_complex")),
+    ("enterprise", datetime(2026, 11, 19, 10, tzinfo=TZ), ("涉企",), "物业管理", 0, end_of(2026, 11, 24),
+     ("enterprise",)),
+]
+
+
+def city_ticket(tag: str, name: str, received: datetime, tags: tuple[str, ...], category: str, urgency: int,
+                ) -> ticket_pb2.CityTicket:
+    return ticket_pb2.CityTicket(
+        city_ticket_id=f"DL-{tag}-{name.replace('_', '-')}", ticket_type=ticket_pb2.TICKET_TYPE_COMPLAINT,
+        title="小区电梯长期故障", content="瑞金北村12栋电梯故障一周无人维修，物业不处理", category=category,
+        address=f"瑞金路街道瑞金北村{tag}-{name}", received_at=pb.ts(received),
+        urgency=urgency or ticket_pb2.URGENCY_NORMAL,
+        tags=list(tags))
+
+
+async def get_cases(settings: Settings, ids: list[str]) -> dict[str, events_pb2.Case]:
+    found = {}
+    async with support_channel(settings, "supervision") as channel:
+        stub = services_pb2_grpc.SupervisionServiceStub(channel)
+        for tid in ids:
+            try:
+                found[tid] = await stub.GetCase(services_pb2.GetCaseRequest(ticket_id=tid))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+    return found
+
+
+async def test_reply_due_follows_the_rule_for_periods_through_the_service(platform: dict, settings: Settings) -> None:
+    tag = uuid.uuid4().hex[:6]
+    tickets = {name: city_ticket(tag, name, received, tags, category, urgency)
+               for name, received, tags, category, urgency, _, _ in CASES}
+    await publish_tickets(settings, tickets.values())
+    ids = [t.city_ticket_id for t in tickets.values()]
+    cases = await eventually(lambda: get_cases(settings, ids), lambda found: len(found) == len(ids), timeout=90)
+
+    for name, received, _, _, urgency, due, lanes in CASES:
+        case = cases[tickets[name].city_ticket_id]
+        assert pb.dt(case.reply_due).astimezone(TZ) == due, name
+        assert tuple(case.sla_lanes) == lanes, name
+        assert case.policy_version >= 1
+        assert pb.dt(case.received_at).astimezone(TZ) == received
+        signed_within = pb.dt(case.sign_off_due) - pb.dt(case.opened_at)
+        assert signed_within <= (timedelta(minutes=30) if urgency else timedelta(hours=24)), name
+        assert pb.dt(case.contact_due) > pb.dt(case.opened_at) - timedelta(minutes=1)
+
+    # a reply deadline in the past: the case goes to system supervision (level 1) at the next timer scan
+    now = datetime.now(TZ)
+    past = sorted(tickets[name].city_ticket_id for name, *_, due, _ in CASES if due < now)
+    assert len(past) >= 8
+
+    def level(found: dict[str, events_pb2.Case]) -> dict[str, int]:
+        return {tid: case.supervision_level for tid, case in found.items()}
+
+    levels = await eventually(lambda: get_cases(settings, ids), lambda found: all(level(found)[t] == 1 for t in past),
+                              timeout=60)
+    assert {tid: n for tid, n in level(levels).items() if tid not in past} == dict.fromkeys(set(ids) - set(past), 0)

@@ -1,0 +1,142 @@
+"""The SLA policy as data: validation, versions, and the pure resolver limits_for."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hotline.settings import SlaSettings
+from services.supervision.calendar import WorkCalendar
+from services.supervision.sla import (
+    CaseFacts,
+    Period,
+    PolicyError,
+    SlaClock,
+    Unit,
+    limits_for,
+    limits_of,
+    next_policy,
+    parse_policy,
+)
+
+TZ = ZoneInfo("Asia/Shanghai")
+DOC: dict[str, Any] = json.loads(SlaSettings().policy_file.read_text("utf-8"))
+POLICY = parse_policy(DOC)
+CAL = WorkCalendar()
+
+
+def facts(**kw: Any) -> CaseFacts:
+    tags = kw.pop("tags", ())
+    return CaseFacts(ticket_type="TICKET_TYPE_COMPLAINT", tags=frozenset(tags), **kw)
+
+
+def lanes_and(f: CaseFacts, *clocks: SlaClock) -> tuple[tuple[str, ...], tuple[Period, ...]]:
+    limits = limits_for(f, POLICY)
+    return limits.lanes, tuple(limits.periods[c] for c in clocks)
+
+
+def test_the_policy_file_is_valid_and_sets_every_clock() -> None:
+    assert POLICY.version >= 1
+    assert set(POLICY.defaults) == set(SlaClock)
+    assert 0 < POLICY.due_soon_fraction < 1
+    assert POLICY.max_extensions == 1
+
+
+H, WD, M, D = Unit.HOURS, Unit.WORKING_DAYS, Unit.MINUTES, Unit.DAYS
+
+
+@pytest.mark.parametrize(("f", "lanes", "sign_off", "contact", "reply"), [
+    (facts(), (), Period(24, H), Period(1, WD), Period(5, WD)),
+    (facts(urgency="URGENCY_URGENT"), ("emergency",), Period(2, H), Period(2, H), Period(5, WD)),
+    (facts(category="水电气热"), ("utilities",), Period(24, H), Period(1, WD), Period(24, H)),
+    (facts(tags=["复杂"]), ("complex",), Period(24, H), Period(1, WD), Period(15, WD)),
+    (facts(tags=["人大代表"]), ("deputy",), Period(24, H), Period(1, WD), Period(5, WD)),
+    (facts(tags=["人大代表", "疑难复杂"]), ("complex", "deputy", "deputy_complex"), Period(24, H), Period(1, WD),
+     Period(10, WD)),
+    (facts(tags=["涉企"]), ("enterprise",), Period(12, H), Period(8, H), Period(3, WD)),
+    (facts(tags=["涉企", "复杂"]), ("complex",), Period(24, H), Period(1, WD), Period(15, WD)),
+    (facts(tags=["旅游"]), (), Period(24, H), Period(1, WD), Period(5, WD)),
+    (facts(tags=["旅游"], received_on_rest_day=True), ("holiday_tourist",), Period(24, H), Period(1, WD),
+     Period(0, D)),
+    (facts(tags=["旅游"], received_on_rest_day=True, urgency="URGENCY_URGENT"),
+     ("emergency", "holiday_tourist", "holiday_tourist_emergency"), Period(30, M), Period(30, M), Period(0, D)),
+])
+def test_lanes_set_the_limits(f: CaseFacts, lanes: tuple[str, ...], sign_off: Period, contact: Period,
+                              reply: Period) -> None:
+    assert lanes_and(f, SlaClock.SIGN_OFF, SlaClock.CONTACT, SlaClock.REPLY) == (lanes, (sign_off, contact, reply))
+
+
+@pytest.mark.parametrize("f", [facts(), facts(tags=["人大代表", "复杂"]),
+                               facts(city_reply_working_days=3, tags=["涉企"]),
+                               facts(tags=["旅游"], received_on_rest_day=True, urgency="URGENCY_URGENT")])
+def test_a_cases_limits_are_rebuilt_from_its_policy_version_lanes_and_city_limit(f: CaseFacts) -> None:
+    limits = limits_for(f, POLICY)
+    assert limits_of(POLICY, limits.lanes, f.city_reply_working_days) == limits
+
+
+def test_fixed_clocks_of_the_brief() -> None:
+    limits = limits_for(facts(), POLICY)
+    assert limits.periods[SlaClock.DISPATCH] == Period(5, M)
+    assert limits.periods[SlaClock.EXTENSION] == Period(10, WD)
+    assert limits.periods[SlaClock.RETURN] == Period(2, WD)
+    assert limits.policy_version == POLICY.version
+
+
+def test_the_city_limit_replaces_the_default_and_caps_every_lane() -> None:
+    start = datetime(2026, 11, 23, 10, tzinfo=TZ)  # Monday
+    ten = limits_for(facts(city_reply_working_days=10), POLICY)
+    assert ten.due(SlaClock.REPLY, start, CAL) == datetime(2026, 12, 8, tzinfo=TZ)  # end of Mon 7 Dec
+    capped = limits_for(facts(city_reply_working_days=3, tags=["复杂"]), POLICY)  # complex 15 > city 3
+    assert capped.due(SlaClock.REPLY, start, CAL) == datetime(2026, 11, 27, tzinfo=TZ)
+    faster = limits_for(facts(city_reply_working_days=10, category="水电气热"), POLICY)  # a faster lane stays
+    assert faster.due(SlaClock.REPLY, start, CAL) == datetime(2026, 11, 24, 10, tzinfo=TZ)
+
+
+def test_due_soon_is_a_share_of_the_span() -> None:
+    limits = limits_for(facts(), POLICY)
+    start = datetime(2026, 11, 23, 10, tzinfo=TZ)
+    due = limits.due(SlaClock.SIGN_OFF, start, CAL)
+    assert limits.warn_at(start, due) == datetime(2026, 11, 24, 5, 12, tzinfo=TZ)  # 80 % of 24 h = 19 h 12 min
+
+
+def bad(change: Any) -> list[str]:
+    doc = copy.deepcopy(DOC)
+    change(doc)
+    with pytest.raises(PolicyError) as err:
+        parse_policy(doc)
+    return err.value.problems
+
+
+def test_invalid_policies_are_refused_with_every_reason() -> None:
+    assert any("unknown clock" in p for p in bad(lambda d: d["defaults"].update(sigh_off={"hours": 1})))
+    assert any("every clock" in p for p in bad(lambda d: d["defaults"].pop("reply")))
+    assert any("unknown unit" in p for p in bad(lambda d: d["defaults"].update(reply={"weeks": 1})))
+    assert any("0..60" in p for p in bad(lambda d: d["defaults"].update(reply={"working_days": 99})))
+    assert any("leaves no time" in p for p in bad(lambda d: d["defaults"].update(sign_off={"hours": 0})))
+    assert any("between 0 and 1" in p for p in bad(lambda d: d.update(due_soon_fraction=1.5)))
+    assert any("used twice" in p for p in bad(lambda d: d["lanes"].append(copy.deepcopy(d["lanes"][0]))))
+    assert any("unknown values" in p for p in bad(lambda d: d["lanes"][5]["when"].update(urgencies=["SOON"])))
+    assert any("unknown conditions" in p for p in bad(lambda d: d["lanes"][0]["when"].update(tag_any=["x"])))
+    assert any("unknown keys" in p for p in bad(lambda d: d.update(lane=[])))
+    assert any("lower_snake_case" in p for p in bad(lambda d: d["lanes"][0].update(name="Complex Lane")))
+    both = bad(lambda d: (d.update(version=0), d["defaults"].update(reply={"days": -1})))
+    assert both[:2] == ["version must be a positive integer", "defaults.reply: days must be an integer 0..60"]
+
+
+def test_a_replacement_gets_the_next_version_and_refuses_a_stale_edit() -> None:
+    proposed = copy.deepcopy(DOC)
+    proposed["defaults"]["reply"] = {"working_days": 7}
+    new = next_policy(POLICY, proposed, based_on=POLICY.version)
+    assert new.version == POLICY.version + 1
+    assert new.doc["version"] == new.version
+    assert limits_for(facts(), new).periods[SlaClock.REPLY] == Period(7, WD)
+    assert limits_for(facts(), POLICY).periods[SlaClock.REPLY] == Period(5, WD)  # the old version is unchanged
+    with pytest.raises(PolicyError, match="changed"):
+        next_policy(new, proposed, based_on=POLICY.version)
+    with pytest.raises(PolicyError):
+        next_policy(POLICY, {**proposed, "defaults": {}})
