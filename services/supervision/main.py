@@ -21,6 +21,7 @@ from services.supervision.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAla
 from services.supervision.lifecycle import Limits, PeriodDeadlines, Policy
 from services.supervision.sla import parse_policy
 from services.supervision.sla_api import sla_routes
+from services.supervision.sla_metrics import SlaGauges
 from services.supervision.warning_api import warning_routes
 from services.supervision.warning_handlers import WarningInbox
 from services.supervision.warning_store import INDEXES as WARNING_INDEXES
@@ -72,8 +73,13 @@ async def build(rt: Runtime) -> Service:
     warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(json.loads(DIRECTORY.read_text("utf-8"))),
                                  rt.topic("warning_events"))
 
+    gauges = SlaGauges(store.cases, rt.clock)
+
     async def deadline_timers() -> None:
         await timers.run_forever(sla.scan_seconds)
+
+    async def sla_gauges() -> None:
+        await gauges.run_forever(sla.gauge_seconds)
 
     return Service(
         http=app,
@@ -83,7 +89,7 @@ async def build(rt: Runtime) -> Service:
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox)],
         indexes={**store_module.INDEXES, **WARNING_INDEXES},
-        background=[deadline_timers],
+        background=[deadline_timers, sla_gauges],
     )
 
 

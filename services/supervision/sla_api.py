@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Path
 
 from hotline import auth
 from hotline.auth import Principal
@@ -33,7 +33,7 @@ def sla_routes(policies: PolicyStore, clock: Clock) -> APIRouter:
                               "reason": d.get("reason", "")} for d in await policies.history()]}
 
     @api.get("/sla/policy/versions/{version}", summary="One version of the SLA policy")
-    async def policy_version(version: int) -> dict[str, Any]:
+    async def policy_version(version: int = Path(..., ge=1, le=1_000_000)) -> dict[str, Any]:
         policy = await policies.get(version)
         if policy is None:
             raise NotFound("SLA policy version", str(version))
@@ -41,7 +41,8 @@ def sla_routes(policies: PolicyStore, clock: Clock) -> APIRouter:
 
     @api.put("/sla/policy", summary="Replace the SLA policy: a new version for the cases opened from now on")
     async def replace_policy(policy: dict[str, Any] = Body(..., description="the policy document (sla.py)"),
-                             based_on: int = Body(..., description="the version the edit started from"),
+                             based_on: int = Body(..., ge=1, le=1_000_000,
+                                                  description="the version the edit started from"),
                              reason: str = Body(..., min_length=1, max_length=2000),
                              principal: Principal = Depends(auth.principal)) -> dict[str, Any]:
         current = await policies.current(refresh=True)

@@ -53,13 +53,16 @@ def test_every_panel_query_evaluates_against_a_scraping_prometheus(platform: dic
             time.sleep(1)
         exprs = dashboard_exprs()
         assert any("hotline_warnings_raised_total" in e for _, e in exprs)
+        assert any("hotline_cases_overdue" in e for _, e in exprs)  # the SLA dashboard (hotline-sla.json)
         for where, expr in exprs:
             for var, value in VALUES.items():
                 expr = expr.replace(var, value)
             r = httpx.get(base, params={"query": expr}, timeout=10)
             assert r.status_code == 200 and r.json()["status"] == "success", f"{where}: {expr}: {r.text}"
-        r = httpx.get(base, params={"query": "count(hotline_warnings_raised_total)"}, timeout=10)
-        assert r.json()["data"]["result"], "supervision's warnings counter is not scraped"
+        for scraped in ("hotline_warnings_raised_total", "hotline_case_backlog", "hotline_cases_supervised",
+                        "hotline_calendar_known_days_ahead"):  # supervision's series are there, not just valid
+            r = httpx.get(base, params={"query": f"count({scraped})"}, timeout=10)
+            assert r.json()["data"]["result"], f"supervision's {scraped} is not scraped"
     finally:
         proc.terminate()
         proc.wait(timeout=30)

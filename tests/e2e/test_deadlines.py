@@ -16,7 +16,7 @@ from hotline import pb
 from hotline.settings import Settings
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from tests.support import channel as support_channel
-from tests.support import eventually, publish_tickets
+from tests.support import eventually, http, publish_tickets
 
 pytestmark = pytest.mark.e2e
 TZ = ZoneInfo("Asia/Shanghai")
@@ -99,3 +99,72 @@ async def test_reply_due_follows_the_rule_for_periods_through_the_service(platfo
     levels = await eventually(lambda: get_cases(settings, ids), lambda found: all(level(found)[t] == 1 for t in past),
                               timeout=60)
     assert {tid: n for tid, n in level(levels).items() if tid not in past} == dict.fromkeys(set(ids) - set(past), 0)
+
+
+async def stored_clocks(settings: Settings, ticket_id: str) -> dict[str, datetime]:
+    """The clocks a case runs, as stored in its document (hotline/timers.py, embedded)."""
+    from hotline import mongo
+
+    client = mongo.client(settings)
+    try:
+        doc = await mongo.database(client, settings, "supervision")["cases"].find_one({"_id": ticket_id})
+    finally:
+        await client.close()
+    assert doc is not None
+    return {kind: clock["due"] for kind, clock in ((doc.get("timers") or {}).get("clocks") or {}).items()}
+
+
+async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(platform: dict,
+                                                                                 settings: Settings) -> None:
+    """The administrator replaces the SLA policy (a new version, for cases opened from then on);
+    the lifecycle's transitions arm, move and stop the case's timers in the running service."""
+    tag = uuid.uuid4().hex[:6]
+    url = f"http://{settings.bind_host}:{settings.ports.supervision_http}/sla/policy"
+    probe = f"sla-probe-{tag}"  # a lane only this test's ticket matches
+    async with http(settings, "admin") as admin, http(settings, "office") as office:
+        r = await office.get(url)
+        assert r.status_code == 200, r.text
+        current = r.json()
+        doc = {k: v for k, v in current["policy"].items() if k != "version"}
+        lane = {"name": f"probe_{tag}", "label": "e2e", "when": {"tags_any": [probe]},
+                "limits": {"reply": {"working_days": 2}}}
+        change = {"policy": {**doc, "lanes": [*doc["lanes"], lane]}, "based_on": current["version"],
+                  "reason": "e2e: a lane of 2 working days"}
+        assert (await office.put(url, json=change)).status_code == 403  # the administrator's
+        bad = {**change, "policy": {**change["policy"], "defaults": {"reply": {"weeks": 1}}}}
+        r = await admin.put(url, json=bad)
+        assert r.status_code == 400 and "unknown unit" in r.text, r.text  # invalid_argument, every problem named
+        r = await admin.put(url, json=change)
+        assert r.status_code == 200, r.text
+        version = r.json()["version"]
+        assert version == current["version"] + 1
+        assert (await admin.put(url, json=change)).status_code == 409  # based on a version that is not current
+        versions = (await office.get(f"{url}/versions")).json()["versions"]
+        assert versions[0]["version"] == version and versions[0]["reason"] == change["reason"]
+        assert (await office.get(f"{url}/versions/{current['version']}")).json()["policy"] == current["policy"]
+
+    received = datetime(2026, 11, 23, 10, tzinfo=TZ)  # Monday: 2 working days end at 24:00 on Wednesday
+    ticket = city_ticket(tag, "policy_probe", received, (probe,), "物业管理", 0)
+    (tid,) = await publish_tickets(settings, [ticket])
+    case = (await eventually(lambda: get_cases(settings, [tid]), lambda found: tid in found, timeout=90))[tid]
+    assert case.policy_version == version and list(case.sla_lanes) == [f"probe_{tag}"]
+    assert pb.dt(case.reply_due).astimezone(TZ) == end_of(2026, 11, 25)
+    assert set(await stored_clocks(settings, tid)) == {"sign_off", "contact", "reply"}
+
+    base = f"http://{settings.bind_host}:{settings.ports.supervision_http}/cases/{tid}"
+    unit = case.primary_unit.unit_id
+    async with http(settings, "unit", unit_id=unit) as me, http(settings, "office") as office:
+        r = await me.post(f"{base}/sign-off", json={"note": "收到"}, headers={"Idempotency-Key": f"{tag}-s"})
+        assert r.status_code == 200, r.text
+        assert set(await stored_clocks(settings, tid)) == {"contact", "reply"}  # signed off: that clock stopped
+        r = await me.post(f"{base}/extension", json={"working_days": 3, "reason": "需协调"},
+                          headers={"Idempotency-Key": f"{tag}-e"})
+        assert r.status_code == 200, r.text
+        assert set(await stored_clocks(settings, tid)) == {"contact", "reply", "extension_decision"}
+        r = await office.post(f"{base}/extension/decision", json={"approved": True, "reason": "同意"},
+                              headers={"Idempotency-Key": f"{tag}-d"})
+        assert r.status_code == 200, r.text
+        clocks = await stored_clocks(settings, tid)
+        assert set(clocks) == {"contact", "reply"}  # the office decided: its clock stopped
+        assert clocks["reply"] == end_of(2026, 11, 30)  # moved: 3 working days after Wednesday
+    assert pb.dt((await get_cases(settings, [tid]))[tid].reply_due).astimezone(TZ) == end_of(2026, 11, 30)

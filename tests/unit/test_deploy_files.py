@@ -70,6 +70,15 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "hotline_kpi_denominator": ("gauge", ("rate", "dimension", "value")),
     "hotline_deputy_closed_on_time_ratio": ("gauge", ("level", "street")),
     "hotline_deputy_satisfaction_ratio": ("gauge", ("level", "street")),
+    # deadlines and supervision (services/supervision/sla_metrics.py, handlers.py, hotline/timers.py)
+    "hotline_cases_overdue": ("gauge", ("unit_type", "category")),
+    "hotline_cases_due_within_24h": ("gauge", ("unit_type", "category")),
+    "hotline_case_backlog": ("gauge", ("age",)),
+    "hotline_cases_supervised": ("gauge", ("level",)),
+    "hotline_calendar_known_days_ahead": ("gauge", ()),
+    "hotline_timers_fired_total": ("counter", ("service", "kind", "stage")),
+    "hotline_timer_lateness_seconds": ("gauge", ("service",)),
+    "hotline_timer_scan_seconds": ("histogram", ("service",)),
 }
 # series names a query may select: counters and gauges as is, histograms by their _bucket/_sum/_count
 # series (in Prometheus 2 a classic histogram has no series under its bare name), plus `up`
