@@ -41,7 +41,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hotline import infra, kafka, mongo, pb  # noqa: E402
+from hotline import kafka, mongo, pb  # noqa: E402
 from hotline.clock import ManualClock  # noqa: E402
 from hotline.mongo import insert_missing  # noqa: E402
 from hotline.outbox import INDEXES as OUTBOX_INDEXES  # noqa: E402
@@ -49,11 +49,12 @@ from hotline.outbox import Outbox  # noqa: E402
 from hotline.settings import SlaSettings, get_settings  # noqa: E402
 from hotline.timers import Timer, Timers  # noqa: E402
 from hotline.v1 import events_pb2, ticket_pb2  # noqa: E402
+from hotline_dev import infra  # noqa: E402
 from services.supervision.calendar import WorkCalendar  # noqa: E402
-from services.supervision.core import open_case  # noqa: E402
+from services.supervision.core import case_timers, open_case  # noqa: E402
 from services.supervision.handlers import DeadlineAlarms  # noqa: E402
 from services.supervision.sla import parse_policy  # noqa: E402
-from services.supervision.store import INDEXES, CaseStore, next_deadline  # noqa: E402
+from services.supervision.store import INDEXES, CaseStore, next_deadline, sla_extras  # noqa: E402
 
 console = Console(width=160)
 NOW = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
@@ -69,9 +70,10 @@ class CaseFactory:
                 unit_id="ST05", name="瑞金路街道", unit_type=events_pb2.UNIT_TYPE_STREET), category="物业管理",
                 dispatch_round=1, assigned_at=pb.ts(NOW)),
             ticket_type=ticket_pb2.TICKET_TYPE_COMPLAINT, urgency=ticket_pb2.URGENCY_NORMAL, received_at=pb.ts(NOW))
-        self.case, self.limits, self.clocks = open_case(assigned, NOW, policy, WorkCalendar())
-        self.base = {**pb.to_doc(self.case), "next_deadline": next_deadline(self.case),
-                     "sla_limits": self.limits.to_doc()}
+        calendar = WorkCalendar()
+        self.case, self.limits = open_case(assigned, NOW, policy, calendar)
+        self.clocks = case_timers(self.case, self.limits, calendar)
+        self.base = {**pb.to_doc(self.case), "next_deadline": next_deadline(self.case), **sla_extras(self.limits)}
         self.timers = timers
 
     def doc(self, ticket_id: str, shift: timedelta, clocks: bool = True) -> dict[str, Any]:
