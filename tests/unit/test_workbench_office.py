@@ -42,7 +42,8 @@ def test_the_board_counts_open_cases_and_overdue_ones_per_level() -> None:
              (events_pb2.Case(ticket_id="c", supervision_level=2), False)]
     board = core.by_level(cases)
     assert set(board) == set(core.SUPERVISION_LEVELS)
-    assert [c.ticket_id for c in board[2]["cases"]] == ["b", "c"] and [c.ticket_id for c in board[2]["overdue"]] == ["b"]
+    assert [c.ticket_id for c in board[2]["cases"]] == ["b", "c"]
+    assert [c.ticket_id for c in board[2]["overdue"]] == ["b"]
     assert len(board[0]["cases"]) == 1 and board[4] == {"cases": [], "overdue": []}
 
 
