@@ -240,7 +240,8 @@ async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
 
     manual = ticket(1, "咨询", "请问这个事情怎么办理，谢谢")  # routing cannot decide: the manual queue
     returned = ticket(2, "医保报销", "医保报销比例咨询，异地就医备案")
-    await publish_tickets(settings, [manual, returned])
+    loud = ticket(3, "路灯不亮", "小区门口路灯坏了不亮，再不修就找媒体曝光")  # a public-opinion keyword (预警)
+    await publish_tickets(settings, [manual, returned, loud])
 
     async def case(tid: str) -> events_pb2.Case | None:
         async with channel(settings, "supervision") as chan:
@@ -317,10 +318,23 @@ async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
     assert moved is not None and moved.primary_unit.unit_id == "DP18"
     await expect(office.get_by_role("cell", name=returned.city_ticket_id)).to_be_visible()  # among the decided
 
+    # the warnings list shows the keyword warning raised by the third ticket, with its letter (预警函)
+    async def warned() -> int:
+        await office.goto(f"{workbench}/office/warnings?kind=keyword")
+        return await office.locator("tbody tr", has_text=loud.city_ticket_id).count()
+
+    await eventually(warned, lambda n: n == 1, timeout=60, every=1)
+    row = office.locator("tbody tr", has_text=loud.city_ticket_id)
+    await expect(row).to_contain_text("舆情关键词")
+    await shot(office, "office-warnings")
+    async with office.expect_navigation():
+        await row.get_by_role("link", name="预警函").click()
+    await expect(office.get_by_role("heading", name="区12345热线办 预警函")).to_be_visible()
+    assert loud.city_ticket_id in await office.content()
+
     # the other office pages render (and are what the README shows)
     for path, heading, name in (("/office/joint-reviews", "联席研判", "office-joint-reviews"),
                                 ("/office/supervision?level=0", "督办看板", "office-supervision"),
-                                ("/office/warnings", "预警", "office-warnings"),
                                 ("/office/list?category=环境保护", "主协办清单维护", "office-list"),
                                 ("/office/policies", "政策文件", "office-policies")):
         answer = await office.goto(f"{workbench}{path}")
