@@ -300,7 +300,7 @@ def build(settings: Settings) -> FastAPI:
                     levels={k: v for k, v in core.SUPERVISION_LEVELS.items() if k})
 
     office.register(app, office.Pages(session=session, page=page, go=go, services=services, settings=settings,
-                                      due_of=due_of))
+                                      due_of=due_of, when=when))
 
     @app.get("/responsibilities", response_class=HTMLResponse)
     async def responsibilities(request: Request) -> Response:

@@ -44,6 +44,7 @@ class Pages:
     services: Services
     settings: Settings
     due_of: Callable[[events_pb2.Case], Timestamp]
+    when: Callable[[Timestamp | None], str]  # a time in district time, as every page shows it
 
 
 def require_office(who: Principal) -> None:
@@ -182,7 +183,7 @@ def register(app: FastAPI, p: Pages) -> None:
             if not approved:
                 return f"已驳回延期申请：工单 {ticket_id}，办理时限不变"
             return (f"已批准延期：工单 {ticket_id} 延期 {c.extension.granted_working_days} 个工作日，"
-                    f"新的办理时限 {c.reply_due.ToDatetime(UTC).isoformat(timespec='minutes')}")
+                    f"新的办理时限 {p.when(c.reply_due)}")
 
         return await command("/office/decisions", "延期审批", token, "DecideExtension", message, f.get("key", ""),
                              done, service="supervision")
