@@ -71,6 +71,8 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "OpenJointReview": frozenset({OFFICE}),
         "POST /tickets/{ticket_id}/joint-review/decision": frozenset({OFFICE}),
         "DecideJointReview": frozenset({OFFICE}),
+        "GET /joint-reviews": frozenset({OFFICE, ADMIN}),  # 联席研判列表 (open / decided)
+        "ListJointReviews": frozenset({OFFICE, ADMIN}),
         "GET /list-items/{rule_id}": frozenset(PEOPLE),
         "GET /list-items": frozenset(PEOPLE),
         "GetListItem": frozenset(PEOPLE),
@@ -98,6 +100,11 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /warnings": frozenset({OFFICE, LEADER}),  # 预警
         "GET /warnings/{warning_id}": frozenset({OFFICE, LEADER}),
         "GET /warnings/{warning_id}/letter": frozenset({OFFICE, LEADER}),  # 预警函
+        # 预警规则 as a versioned policy (hotline/policies.py): the office and admins read and edit it
+        "GET /policies/warning_rules": frozenset({OFFICE, ADMIN, LEADER}),
+        "GET /policies/warning_rules/versions": frozenset({OFFICE, ADMIN, LEADER}),
+        "GET /policies/warning_rules/versions/{version}": frozenset({OFFICE, ADMIN, LEADER}),
+        "PUT /policies/warning_rules": frozenset({OFFICE, ADMIN}),
         **_AUDIT,
     },
     "deputy_liaison": {

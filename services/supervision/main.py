@@ -6,11 +6,13 @@ import functools
 import json
 from zoneinfo import ZoneInfo
 
+from hotline import policies
 from hotline.kafka import ConsumerSpec
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.settings import REPO_ROOT
 from hotline.v1 import services_pb2_grpc
 from services.supervision import store as store_module
+from services.supervision import warning_policy
 from services.supervision.api import SupervisionGrpc, http_routes
 from services.supervision.commands import CaseCommands
 from services.supervision.core import WorkCalendar, open_case
@@ -20,7 +22,7 @@ from services.supervision.warning_api import warning_routes
 from services.supervision.warning_handlers import WarningInbox
 from services.supervision.warning_store import INDEXES as WARNING_INDEXES
 from services.supervision.warning_store import WarningStore
-from services.supervision.warnings import Rules, street_finder
+from services.supervision.warnings import RULES_FILE, Rules, street_finder
 
 DIRECTORY = REPO_ROOT / "services" / "routing" / "data" / "directory.json"  # the jurisdiction gazetteer (属地)
 
@@ -43,14 +45,18 @@ async def build(rt: Runtime) -> Service:
     inbox = CaseInbox(store, commands, rt.topic("case_events"), rt.topic("city_evaluations"), settings.limits,
                       settings.timezone)
     warning_store = WarningStore(rt.db)
+    rules_store = warning_policy.store(rt.db)  # 预警规则: versions, the shipped file first
+    await rules_store.ensure(json.loads(RULES_FILE.read_text("utf-8")), f"system:{NAME}", rt.clock.now())
     warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(json.loads(DIRECTORY.read_text("utf-8"))),
-                                 rt.topic("warning_events"))
+                                 rt.topic("warning_events"), newest=warning_policy.live(rules_store).current)
     return Service(
         http=app,
-        routes=[http_routes(store, commands), warning_routes(warning_store, tz)],
+        routes=[http_routes(store, commands), warning_routes(warning_store, tz),
+                policies.policy_routes(rules_store, warning_policy.validate, rt.commands, rt.clock,
+                                       rt.topic("warning_events"), "预警规则 (early-warning rules)")],
         grpc=[GrpcApi(SupervisionGrpc(store, commands), services_pb2_grpc.add_SupervisionServiceServicer_to_server,
                       "hotline.v1.SupervisionService")],
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox)],
-        indexes={**store_module.INDEXES, **WARNING_INDEXES},
+        indexes={**store_module.INDEXES, **WARNING_INDEXES, **policies.INDEXES},
     )

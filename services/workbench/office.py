@@ -198,8 +198,11 @@ def register(app: FastAPI, p: Pages) -> None:
             case = await optional(lambda: services.call(token, "supervision", "GetCase",
                                                         services_pb2.GetCaseRequest(ticket_id=ticket_id)))
         listing = await list_items(token)
-        return p.page(request, "office_reviews.html", who, ticket_id=ticket_id, case=case,
-                      units=await units(token), categories=categories(listing), key=uuid.uuid4().hex)
+        open_reviews = await services.call(token, "routing", "ListJointReviews", routing_pb2.ListJointReviewsRequest(
+            status=routing_pb2.REVIEW_STATUS_OPEN))
+        chosen = next((r for r in open_reviews.reviews if r.ticket_id == ticket_id), None)
+        return p.page(request, "office_reviews.html", who, ticket_id=ticket_id, case=case, reviews=open_reviews.reviews,
+                      chosen=chosen, units=await units(token), categories=categories(listing), key=uuid.uuid4().hex)
 
     @app.post("/office/joint-reviews/open")
     async def open_review(request: Request) -> Response:
