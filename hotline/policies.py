@@ -170,7 +170,7 @@ class PolicyVersion:
         return cls(d["name"], d["version"], d["doc"], d["actor"], at, d.get("reason", ""))
 
 
-Validate = Callable[[Doc], None]  # raises PolicyInvalid
+Validate = Callable[[Any], None]  # raises PolicyInvalid naming the field
 
 
 def new_version(current: PolicyVersion | None, doc: Any, validate: Validate, expected_version: int,

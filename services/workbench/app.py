@@ -299,8 +299,10 @@ def build(settings: Settings) -> FastAPI:
                     listed=by_state.get(state, []) if state else [], due_of=due_of,
                     levels={k: v for k, v in core.SUPERVISION_LEVELS.items() if k})
 
-    office.register(app, office.Pages(session=session, page=page, go=go, services=services, settings=settings,
-                                      due_of=due_of, when=when))
+    pages = office.Pages(session=session, page=page, go=go, services=services, settings=settings,
+                         due_of=due_of, when=when)
+    office.register(app, pages)
+    office.register_policy_editor(app, pages)
 
     @app.get("/responsibilities", response_class=HTMLResponse)
     async def responsibilities(request: Request) -> Response:

@@ -145,6 +145,10 @@ WARNING_KINDS = {"burst": "突发激增", "repeat_caller": "重复来电", "repe
 WARNING_LEVELS = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
 SUGGESTION_SOURCES = {"list": "主协办清单", "classifier": "分类模型"}
 # The versioned policy files the office reads (services' data files, shipped with the code).
+# Policies edited in the workbench as versions (hotline/policies.py): name -> (service, title, file shipped)
+EDITABLE_POLICIES = {
+    "warning_rules": ("supervision", "预警规则", "services/supervision/data/warning_rules.json"),
+}
 POLICY_FILES = (
     ("预警规则", "services/supervision/data/warning_rules.json"),
     ("考核口径", "services/metrics/data/kpi_policy.json"),
@@ -196,3 +200,10 @@ def policy_summary(name: str, path: str, doc: Any) -> dict[str, Any]:
     note = doc.get("description") or doc.get("note") or doc.get("_comment") or ""
     return {"title": name, "path": path, "version": str(doc.get("version", "")) or "（未标注版本）",
             "note": str(note)}
+
+
+def json_error(exc: ValueError) -> str:
+    """Where a JSON text is broken, in Chinese (line and column, as an editor shows them)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"JSON 格式错误：第 {exc.lineno} 行第 {exc.colno} 列（{exc.msg}）"
+    return f"JSON 格式错误：{exc}"

@@ -320,9 +320,57 @@ def register(app: FastAPI, p: Pages) -> None:
             files.append({**core.policy_summary(title, path, doc),
                           "text": json.dumps(doc, ensure_ascii=False, indent=2)})
         limits = p.settings.limits.model_dump()
-        return p.page(request, "office_policies.html", who, files=files,
+        return p.page(request, "office_policies.html", who, files=files, editable=core.EDITABLE_POLICIES,
                       limits=[(label, limits.get(name)) for name, label in core.LIMIT_LABELS.items()
                               if name in limits])
+
+
+def register_policy_editor(app: FastAPI, p: Pages) -> None:
+    """预警规则 (and later other versioned policies, core.EDITABLE_POLICIES): the current version,
+    its history, and a JSON editor that saves a new version. A refused document stays in the editor
+    with the service's precise reason (the field at fault)."""
+    services = p.services
+
+    def editable(request: Request, name: str) -> tuple[str, Principal, str, str]:
+        token, who = p.session(request)
+        require_office(who)
+        if name not in core.EDITABLE_POLICIES:
+            raise Refused(grpc.StatusCode.NOT_FOUND, f"没有可在线编辑的政策 {name!r}")
+        service, title, _ = core.EDITABLE_POLICIES[name]
+        return token, who, service, title
+
+    async def show(request: Request, name: str, text: str = "", reason: str = "", error: str = "",
+                   status: int = 200, edited: int = 0) -> Response:
+        token, who, service, title = editable(request, name)
+        current = (await services.get(token, service, f"/policies/{name}")).json()
+        history = (await services.get(token, service, f"/policies/{name}/versions")).json()["versions"]
+        return p.page(request, "office_policy_edit.html", who, status=status, name=name, title=title, current=current,
+                      history=history, text=text or json.dumps(current["doc"], ensure_ascii=False, indent=2),
+                      reason=reason, error=error, edited=edited or current["version"], key=uuid.uuid4().hex)
+
+    @app.get("/office/policies/{name}", response_class=HTMLResponse)
+    async def policy_editor(request: Request, name: str) -> Response:
+        return await show(request, name)
+
+    @app.post("/office/policies/{name}", response_class=HTMLResponse)
+    async def policy_save(request: Request, name: str) -> Response:
+        token, _, service, title = editable(request, name)
+        f = {k: str(v) for k, v in (await request.form()).items()}
+        text, reason = f.get("doc", ""), f.get("reason", "").strip()
+        edited = int(f["expected_version"]) if f.get("expected_version", "").isdigit() else 0
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            message = core.json_error(exc)
+            return await show(request, name, text, reason, f"保存{title}未成功：{message}", 422, edited)
+        try:
+            answer = await services.put(token, service, f"/policies/{name}",
+                                        {"doc": doc, "reason": reason, "expected_version": edited}, f.get("key", ""))
+        except Refused as exc:
+            return await show(request, name, text, reason, f"保存{title}未成功。{exc.message}", exc.status, edited)
+        saved = answer.json()
+        return p.go(f"/office/policies/{name}", True,
+                    f"已保存{title}为版本 {saved['version']}（原版本 {saved['version'] - 1}），新规则即时生效")
 
 
 def item_of(f: dict[str, str], prefix: str = "") -> routing_pb2.ListItem:
