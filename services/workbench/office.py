@@ -344,7 +344,7 @@ def register_policy_editor(app: FastAPI, p: Pages) -> None:
         token, who, service, title = editable(request, name)
         current = (await services.get(token, service, f"/policies/{name}")).json()
         history = (await services.get(token, service, f"/policies/{name}/versions")).json()["versions"]
-        return p.page(request, "office_policy_edit.html", who, status=status, name=name, title=title, current=current,
+        return p.page(request, "office_policy_edit.html", who, status=status, policy=name, title=title, current=current,
                       history=history, text=text or json.dumps(current["doc"], ensure_ascii=False, indent=2),
                       reason=reason, error=error, edited=edited or current["version"], key=uuid.uuid4().hex)
 

@@ -336,11 +336,17 @@ async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
     for path, heading, name in (("/office/joint-reviews", "联席研判", "office-joint-reviews"),
                                 ("/office/supervision?level=0", "督办看板", "office-supervision"),
                                 ("/office/list?category=环境保护", "主协办清单维护", "office-list"),
-                                ("/office/policies", "政策文件", "office-policies")):
+                                ("/office/policies", "政策文件", "office-policies"),
+                                ("/office/policies/warning_rules", "预警规则", "office-policy-editor")):
         answer = await office.goto(f"{workbench}{path}")
         assert answer is not None and answer.status == 200, path
         await expect(office.get_by_role("heading", name=heading, exact=True)).to_be_visible()
         await shot(office, name)
+        if name == "office-joint-reviews":  # the open reviews, listed by routing (ListJointReviews)
+            await expect(office.get_by_role("heading", name=re.compile(r"^待研判（\d+ 件）$"))).to_be_visible()
+        if name == "office-policy-editor":  # served by supervision's versioned policy, version 1 or later
+            await expect(office.get_by_role("heading", name=re.compile(r"^当前生效版本 版本 \d+$"))).to_be_visible()
+            await expect(office.get_by_label("修改理由")).to_be_visible()
     phone = await signed_in(browser, workbench, "office", width=390)
     await phone.goto(f"{workbench}/office/decisions")
     await expect(phone.get_by_role("heading", name="退单与延期审批")).to_be_visible()

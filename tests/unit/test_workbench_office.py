@@ -20,7 +20,8 @@ from services.workbench.clients import Refused, Services
 from services.workbench.office import item_of
 
 OFFICE_PAGES = ("/office", "/office/queue", "/office/decisions", "/office/joint-reviews", "/office/supervision",
-                "/office/warnings", "/office/list", "/office/list/edit", "/office/policies")
+                "/office/warnings", "/office/list", "/office/list/edit", "/office/policies",
+                "/office/policies/warning_rules")
 
 
 def signed_in(role: str, **scope: str) -> TestClient:
@@ -65,7 +66,8 @@ def test_other_roles_are_refused_every_office_page_before_any_service_is_called(
         assert r.status_code == 403, path
         assert "无权访问" in r.text and "区热线办页面仅供区热线办和管理员使用" in r.text, path
     for path in ("/office/queue/T1/dispatch", "/office/returns/T1", "/office/extensions/T1", "/office/list",
-                 "/office/joint-reviews/open", "/office/joint-reviews/decide", "/office/recategorize"):
+                 "/office/joint-reviews/open", "/office/joint-reviews/decide", "/office/recategorize",
+                 "/office/policies/warning_rules"):
         assert client.post(path, data={"reason": "x"}, follow_redirects=False).status_code == 403, path
 
 
@@ -169,3 +171,82 @@ def test_a_refused_office_action_says_the_services_precise_reason(monkeypatch: p
     r = client.post("/office/returns/T1", data={"approved": "0", "reason": "x"}, follow_redirects=False)
     assert flash_of(client, r) == ("bad: 退单审核未成功。当前状态下不能进行此操作："
                                    "ticket T1 has no return waiting for a decision")
+
+
+def test_open_joint_reviews_are_listed_with_a_link_to_decide_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, fake = office_with(monkeypatch, {
+        "ListListItems": routing_pb2.ListListItemsResponse(list_version="v8"),
+        "ListJointReviews": routing_pb2.ListJointReviewsResponse(reviews=[
+            routing_pb2.JointReview(ticket_id="T1", unit_ids=["DP03", "DP06"], reason="充电柜起火职责争议",
+                                    status=routing_pb2.REVIEW_STATUS_OPEN)]),
+        "GetCase": Refused(grpc.StatusCode.NOT_FOUND, "case 'T1' not found"),
+    })
+    r = client.get("/office/joint-reviews")
+    assert r.status_code == 200
+    asked = next(request for _, method, request, _ in fake.calls if method == "ListJointReviews")
+    assert asked.status == routing_pb2.REVIEW_STATUS_OPEN
+    assert "待研判（1 件）" in r.text and "DP03、DP06" in r.text and "充电柜起火职责争议" in r.text
+    assert 'href="/office/joint-reviews?ticket_id=T1#t-decide"' in r.text
+    r = client.get("/office/joint-reviews?ticket_id=T1")
+    assert "正在为工单 T1 作研判结论" in r.text and 'id="j-ticket" name="ticket_id" value="T1"' in r.text
+    fake.answers["ListJointReviews"] = routing_pb2.ListJointReviewsResponse()
+    assert "目前没有待研判的工单" in client.get("/office/joint-reviews").text
+
+
+class FakeResponse:
+    def __init__(self, body: Any) -> None:
+        self.body = body
+
+    def json(self) -> Any:
+        return self.body
+
+
+def editor_with(monkeypatch: pytest.MonkeyPatch, put: Any) -> tuple[TestClient, list[tuple[str, Any, str]]]:
+    doc = json.loads((REPO_ROOT / "services/supervision/data/warning_rules.json").read_text(encoding="utf-8"))
+    current = {"name": "warning_rules", "version": 2, "doc": doc, "actor": "office:li",
+               "at": "2026-11-26T01:00:00+00:00", "reason": "复核"}
+    sent: list[tuple[str, Any, str]] = []
+
+    async def get(self: Any, token: str, service: str, path: str, **params: Any) -> FakeResponse:
+        assert service == "supervision"
+        if path.endswith("/versions"):
+            return FakeResponse({"versions": [{**current, "doc": None},
+                                              {**current, "version": 1, "reason": "shipped file"}]})
+        return FakeResponse(current)
+
+    async def put_(self: Any, token: str, service: str, path: str, body: Any, key: str) -> FakeResponse:
+        sent.append((path, body, key))
+        return put(body)
+
+    monkeypatch.setattr(Services, "get", get)
+    monkeypatch.setattr(Services, "put", put_)
+    return signed_in("office"), sent
+
+
+def test_the_policy_editor_shows_the_version_and_saves_a_new_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    client, sent = editor_with(monkeypatch, lambda body: FakeResponse({"version": 3}))
+    r = client.get("/office/policies/warning_rules")
+    assert r.status_code == 200 and "当前生效版本" in r.text and "版本 2" in r.text and "保存为版本 3" in r.text
+    assert '<label for="p-doc">' in r.text and '<label for="p-reason">修改理由</label>' in r.text
+    assert "shipped file" in r.text and "&#34;min_count&#34;: 6" in r.text  # history and the document shown
+    assert 'href="/office/policies/warning_rules"' in client.get("/office/policies").text
+    doc = {"repeat": {"min_count": 4}}
+    said = flash_of(client, client.post("/office/policies/warning_rules", data={
+        "doc": json.dumps(doc), "reason": "重复来电", "expected_version": "2", "key": "k9"}, follow_redirects=False))
+    assert said == "ok: 已保存预警规则为版本 3（原版本 2），新规则即时生效"
+    assert sent == [("/policies/warning_rules", {"doc": doc, "reason": "重复来电", "expected_version": 2}, "k9")]
+
+
+def test_a_refused_policy_stays_in_the_editor_with_the_precise_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(body: Any) -> Any:
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "burst.p_value: must be between 1e-09 and 0.5, not 2")
+
+    client, sent = editor_with(monkeypatch, refuse)
+    r = client.post("/office/policies/warning_rules", data={"doc": '{"burst":\n {"p_value": 2}}', "reason": "试",
+                                                             "expected_version": "2"})
+    assert r.status_code == 422 and "保存预警规则未成功" in r.text
+    assert "burst.p_value: must be between 1e-09 and 0.5, not 2" in r.text
+    assert "&#34;p_value&#34;: 2" in r.text and 'value="试"' in r.text and 'aria-invalid="true"' in r.text
+    r = client.post("/office/policies/warning_rules", data={"doc": '{"burst":\n {"p_value": }}', "reason": "试"})
+    assert r.status_code == 422 and "JSON 格式错误：第 2 行第 14 列" in r.text and len(sent) == 1  # not sent
+    assert client.get("/office/policies/sla_nothing").status_code == 404
