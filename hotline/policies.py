@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -264,6 +265,15 @@ class LivePolicy(Generic[T]):
 
 # ------------------------------------------------------------------ HTTP
 
+class Refusal(BaseModel):
+    """A 422: the schema's refusal (``field``: the dotted path at fault), or FastAPI's own for a body
+    that is not a JSON object (``detail`` then lists the errors)."""
+
+    detail: str | list[Any]
+    field: str = ""
+    code: str = ""
+
+
 def policy_routes(store: PolicyStore, validate: Validate, bus: CommandBus, clock: Clock, topic: str,
                   title: str) -> APIRouter:
     """The HTTP API of one policy (see the module doc); ``title`` names it in the docs."""
@@ -292,6 +302,7 @@ def policy_routes(store: PolicyStore, validate: Validate, bus: CommandBus, clock
         return found.as_json()
 
     @api.put(f"/policies/{name}", summary=f"{title}: save a new version (office, admin)",
+             responses={422: {"model": Refusal, "description": "The document or the request refused, and where"}},
              description="Body: {\"doc\": the policy document, \"reason\": why, \"expected_version\": the version "
                          "edited (optional; a newer one stored meanwhile is refused with 409)}. A document the schema "
                          "refuses is answered 422 with `field`, the dotted path at fault. Header Idempotency-Key.")
