@@ -41,6 +41,7 @@ SIDE_GROUPS = {
     "intake.units": ["assignment_events"],
     "metrics.kpi": ["ticket_events", "assignment_events", "case_events"],
     "deputy_liaison.facts": ["ticket_events", "assignment_events", "case_events"],
+    "supervision.deputy": ["deputy_events"],
 }
 
 
