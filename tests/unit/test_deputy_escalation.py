@@ -10,7 +10,7 @@ import pytest
 
 from hotline import pb
 from hotline.commands import DomainError
-from hotline.envelope import EventTypes, Record, Skip
+from hotline.envelope import Record, Skip
 from hotline.v1 import deputy_escalation_pb2, deputy_pb2, events_pb2
 from services.deputy_liaison.handlers import EVENTS, status_of
 from services.metrics import projection
@@ -61,8 +61,7 @@ def record(message: object, event_type: str) -> Record:
 def test_the_consumer_dispatches_on_the_type_and_skips_other_deputy_events() -> None:
     from services.supervision.escalation_handlers import DeputyEscalations
 
-    handler = DeputyEscalations.__new__(DeputyEscalations)
-    handler.types = EventTypes(deputy_pb2.DeputyEscalated)
+    handler = DeputyEscalations(commands=None)  # type: ignore[arg-type]  # decoding needs no store
     assert handler.decode(record(ESCALATED, "hotline.v1.DeputyEscalated")) == ESCALATED
     rated = deputy_pb2.DeputyRated(submission_id="S1", ticket_id="RD-S1", rating="不满意")
     with pytest.raises(Skip):
