@@ -43,6 +43,7 @@ SIDE_GROUPS = {
     "deputy_liaison.facts": ["ticket_events", "assignment_events", "case_events"],
     "routing.returns": ["case_events"],
     "supervision.warnings": ["ticket_events"],
+    "supervision.deputy": ["deputy_events"],
 }
 
 
