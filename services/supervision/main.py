@@ -14,7 +14,7 @@ from services.supervision import store as store_module
 from services.supervision.api import SupervisionGrpc, http_routes
 from services.supervision.commands import CaseCommands
 from services.supervision.core import WorkCalendar, open_case
-from services.supervision.escalation_handlers import DeputyEscalations
+from services.supervision.deputy_escalation_handlers import DeputyEscalations
 from services.supervision.handlers import CaseInbox
 from services.supervision.lifecycle import CalendarDeadlines, Limits, Policy
 from services.supervision.warning_api import warning_routes

@@ -14,7 +14,7 @@ from hotline.envelope import Record, Skip
 from hotline.v1 import deputy_escalation_pb2, deputy_pb2, events_pb2
 from services.deputy_liaison.handlers import EVENTS, status_of
 from services.metrics import projection
-from services.supervision import escalation
+from services.supervision import deputy_escalation as escalation
 
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 ESCALATED = deputy_pb2.DeputyEscalated(submission_id="S1", ticket_id="RD-S1", deputy_id="DE1", rating="不满意",

@@ -1,7 +1,7 @@
 """A deputy's escalation (代表提请督办) raising a case's supervision: pure, no I/O.
 
 Deputy liaison publishes ``DeputyEscalated`` (topic hotline.deputy.v1) when a deputy escalates
-an unsatisfying outcome; supervision's consumer (escalation_handlers.py) runs :func:`decide`
+an unsatisfying outcome; supervision's consumer (deputy_escalation_handlers.py) runs :func:`decide`
 on the case through the kit's command path. The case's ``supervision_level`` only goes up
 (never below :data:`DEPUTY_ESCALATION_LEVEL`), and one ``CaseEscalatedByDeputy`` on the case
 topic tells the deputy's timeline and the KPI projection (by supervision level).

@@ -1,6 +1,6 @@
 """Supervision's consumer of deputy liaison's events (topic hotline.deputy.v1): a deputy's
 escalation (DeputyEscalated) raises the case's supervision through the kit's command path
-(escalation.decide), so the case, its audit entry and a CaseEscalatedByDeputy on the case topic
+(deputy_escalation.decide), so the case, its audit entry and a CaseEscalatedByDeputy on the case topic
 are saved in one transaction. The idempotency key names the submission: the same escalation
 delivered again (a redelivery, a replay from offset 0) finds the first answer and changes and
 emits nothing. Every other type on the topic (ratings, monthly lists...) is skipped, not
@@ -16,7 +16,7 @@ from hotline.commands import Command, DomainError
 from hotline.envelope import Event, EventTypes, Record
 from hotline.logging import get_logger
 from hotline.v1 import deputy_pb2, events_pb2
-from services.supervision import escalation
+from services.supervision import deputy_escalation as escalation
 from services.supervision.commands import CaseCommands
 from services.supervision.store import CaseRepository
 
