@@ -59,7 +59,7 @@ def record(message: object, event_type: str) -> Record:
 
 
 def test_the_consumer_dispatches_on_the_type_and_skips_other_deputy_events() -> None:
-    from services.supervision.escalation_handlers import DeputyEscalations
+    from services.supervision.deputy_escalation_handlers import DeputyEscalations
 
     handler = DeputyEscalations(commands=None)  # type: ignore[arg-type]  # decoding needs no store
     assert handler.decode(record(ESCALATED, "hotline.v1.DeputyEscalated")) == ESCALATED
