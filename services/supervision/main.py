@@ -16,6 +16,7 @@ from services.supervision import warning_policy
 from services.supervision.api import SupervisionGrpc, http_routes
 from services.supervision.commands import CaseCommands
 from services.supervision.core import WorkCalendar, open_case
+from services.supervision.deputy_escalation_handlers import DeputyEscalations
 from services.supervision.handlers import CaseInbox
 from services.supervision.lifecycle import CalendarDeadlines, Limits, Policy
 from services.supervision.warning_api import warning_routes
@@ -57,6 +58,7 @@ async def build(rt: Runtime) -> Service:
         grpc=[GrpcApi(SupervisionGrpc(store, commands), services_pb2_grpc.add_SupervisionServiceServicer_to_server,
                       "hotline.v1.SupervisionService")],
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
-                   ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox)],
+                   ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox),
+                   ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"), DeputyEscalations(commands))],
         indexes={**store_module.INDEXES, **WARNING_INDEXES, **policies.INDEXES},
     )

@@ -41,6 +41,9 @@ SIDE_GROUPS = {
     "intake.units": ["assignment_events"],
     "metrics.kpi": ["ticket_events", "assignment_events", "case_events"],
     "deputy_liaison.facts": ["ticket_events", "assignment_events", "case_events"],
+    "routing.returns": ["case_events"],
+    "supervision.warnings": ["ticket_events"],
+    "supervision.deputy": ["deputy_events"],
 }
 
 
