@@ -222,7 +222,7 @@ class PolicyStore:
         current = await self.load()
         if current is not None:
             return current
-        first = PolicyVersion(self.name, 1, shipped, actor, at, "shipped file")
+        first = PolicyVersion(self.name, 1, shipped, actor, at, "随程序发布的文件")
         try:
             await self.save(first)
         except DomainError:  # another replica seeded it first

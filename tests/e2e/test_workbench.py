@@ -332,6 +332,22 @@ async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
     await expect(office.get_by_role("heading", name="区12345热线办 预警函")).to_be_visible()
     assert loud.city_ticket_id in await office.content()
 
+    # 联席研判: the office opens a review; routing lists it (ListJointReviews) with a link to decide it
+    await office.goto(f"{workbench}/office/joint-reviews")
+    opening = office.get_by_role("region", name="发起联席研判")
+    await opening.get_by_label("工单编号").fill(loud.city_ticket_id)
+    await opening.get_by_label("争议单位编号（至少两个，逗号分隔）").fill("DP03, DP06")
+    await opening.get_by_label("研判事由").fill("路灯产权不清，两单位均认为不属本单位")
+    await opening.get_by_role("button", name="发起研判").click()
+    done = await flash(office)
+    assert f"已发起联席研判：工单 {loud.city_ticket_id}，参加单位 DP03、DP06" in done, done
+    await office.goto(f"{workbench}/office/joint-reviews")
+    listed = office.get_by_role("region", name=re.compile(r"^待研判"))
+    await expect(listed.get_by_role("row", name=re.compile(loud.city_ticket_id))).to_contain_text("DP03、DP06")
+    await listed.get_by_role("link", name=f"作出研判结论：工单 {loud.city_ticket_id}").click()
+    await expect(office.get_by_role("region", name="研判结论").get_by_label("工单编号")).to_have_value(
+        loud.city_ticket_id)
+
     # the other office pages render (and are what the README shows)
     for path, heading, name in (("/office/joint-reviews", "联席研判", "office-joint-reviews"),
                                 ("/office/supervision?level=0", "督办看板", "office-supervision"),

@@ -41,7 +41,7 @@ async def test_versions_are_saved_through_the_command_path_and_kept(settings: Se
     await mongo.ensure_indexes(database, {**OUTBOX_INDEXES, **audit.INDEXES, **INDEXES})
     store = warning_policy.store(database)
     first = await store.ensure(SHIPPED, "system:supervision", AT)
-    assert (first.version, first.doc, first.reason) == (1, SHIPPED, "shipped file")
+    assert (first.version, first.doc, first.reason) == (1, SHIPPED, "随程序发布的文件")
     assert await store.ensure(edited(9), "system:supervision", AT + timedelta(days=1)) == first  # seeded once
     live = warning_policy.live(store)
     assert (await live.current()).repeat["min_count"] == 3
