@@ -52,12 +52,6 @@ def blow(existing: sv.Whistle | None, wid: str, r: sv.BlowWhistleRequest, actor:
          rules: Rules, unit_type: UnitType) -> Decision[sv.Whistle]:
     if existing is not None:
         raise Illegal(f"whistle {wid} exists")
-    street = actor.unit_id if actor.role == Role.UNIT else r.street_unit_id
-    if actor.role == Role.UNIT and r.street_unit_id and r.street_unit_id != actor.unit_id:
-        raise DomainError("permission_denied", "a street office whistles for itself")
-    if unit_type(street) != events_pb2.UNIT_TYPE_STREET:
-        raise (DomainError("permission_denied", "only a street office (街道) whistles") if actor.role == Role.UNIT
-               else Invalid(f"street_unit_id {street!r} is not a street office"))
     problem = r.problem.strip()
     if not problem and not r.ticket_id:
         raise Invalid("name the ticket or describe the problem")
@@ -66,11 +60,17 @@ def blow(existing: sv.Whistle | None, wid: str, r: sv.BlowWhistleRequest, actor:
     units = list(dict.fromkeys(u.strip() for u in r.unit_ids if u.strip()))
     if not units or len(units) > MAX_SUMMONED:
         raise Invalid(f"summon 1-{MAX_SUMMONED} units")
-    if street in units:
-        raise Invalid("a street office does not summon itself")
     unknown = [u for u in units if unit_type(u) is None]
     if unknown:
         raise Invalid(f"unknown units: {', '.join(unknown)}")
+    street = actor.unit_id if actor.role == Role.UNIT else r.street_unit_id
+    if actor.role == Role.UNIT and r.street_unit_id and r.street_unit_id != actor.unit_id:
+        raise DomainError("permission_denied", "a street office whistles for itself")
+    if unit_type(street) != events_pb2.UNIT_TYPE_STREET:
+        raise (DomainError("permission_denied", "only a street office (街道) whistles") if actor.role == Role.UNIT
+               else Invalid(f"street_unit_id {street!r} is not a street office"))
+    if street in units:
+        raise Invalid("a street office does not summon itself")
     due = pb.ts(now + timedelta(hours=rules.report_in_hours))
     whistle = sv.Whistle(
         whistle_id=wid, street_unit_id=street, ticket_id=r.ticket_id.strip(), problem=problem,
