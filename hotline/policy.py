@@ -115,6 +115,12 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "POST /merges": frozenset({OFFICE}),  # 并单
         "MergeTickets": frozenset({OFFICE}),
         "GET /cases/{ticket_id}/merge-suggestions": frozenset({OFFICE}),
+        "POST /recurring-lists/{month}": frozenset({OFFICE}),  # 屡办不成
+        "GET /recurring-lists/{month}": frozenset({OFFICE, LEADER}),
+        "POST /recurring-lists/{month}/items/{digest}/resolution": frozenset({OFFICE}),
+        "GenerateRecurringList": frozenset({OFFICE}),
+        "GetRecurringList": frozenset({OFFICE, LEADER}),
+        "ResolveRecurringItem": frozenset({OFFICE}),
         "POST /whistles": frozenset({UNIT, OFFICE}),  # 吹哨: a street office (or the office naming the street)
         "BlowWhistle": frozenset({UNIT, OFFICE}),
         "POST /whistles/{whistle_id}/report-in": frozenset({UNIT}),  # 报到: a summoned unit

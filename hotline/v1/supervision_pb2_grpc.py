@@ -99,6 +99,21 @@ class EscalationServiceStub:
                 request_serializer=hotline_dot_v1_dot_supervision__pb2.ListWhistlesRequest.SerializeToString,
                 response_deserializer=hotline_dot_v1_dot_supervision__pb2.ListWhistlesResponse.FromString,
                 _registered_method=True)
+        self.GenerateRecurringList = channel.unary_unary(
+                '/hotline.v1.EscalationService/GenerateRecurringList',
+                request_serializer=hotline_dot_v1_dot_supervision__pb2.GenerateRecurringListRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_supervision__pb2.RecurringList.FromString,
+                _registered_method=True)
+        self.GetRecurringList = channel.unary_unary(
+                '/hotline.v1.EscalationService/GetRecurringList',
+                request_serializer=hotline_dot_v1_dot_supervision__pb2.GetRecurringListRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_supervision__pb2.RecurringList.FromString,
+                _registered_method=True)
+        self.ResolveRecurringItem = channel.unary_unary(
+                '/hotline.v1.EscalationService/ResolveRecurringItem',
+                request_serializer=hotline_dot_v1_dot_supervision__pb2.ResolveRecurringItemRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_supervision__pb2.RecurringItem.FromString,
+                _registered_method=True)
 
 
 class EscalationServiceServicer:
@@ -182,6 +197,24 @@ class EscalationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateRecurringList(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecurringList(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveRecurringItem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EscalationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -249,6 +282,21 @@ def add_EscalationServiceServicer_to_server(servicer, server):
                     servicer.ListWhistles,
                     request_deserializer=hotline_dot_v1_dot_supervision__pb2.ListWhistlesRequest.FromString,
                     response_serializer=hotline_dot_v1_dot_supervision__pb2.ListWhistlesResponse.SerializeToString,
+            ),
+            'GenerateRecurringList': grpc.unary_unary_rpc_method_handler(
+                    servicer.GenerateRecurringList,
+                    request_deserializer=hotline_dot_v1_dot_supervision__pb2.GenerateRecurringListRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_supervision__pb2.RecurringList.SerializeToString,
+            ),
+            'GetRecurringList': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecurringList,
+                    request_deserializer=hotline_dot_v1_dot_supervision__pb2.GetRecurringListRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_supervision__pb2.RecurringList.SerializeToString,
+            ),
+            'ResolveRecurringItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveRecurringItem,
+                    request_deserializer=hotline_dot_v1_dot_supervision__pb2.ResolveRecurringItemRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_supervision__pb2.RecurringItem.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -602,6 +650,87 @@ class EscalationService:
             '/hotline.v1.EscalationService/ListWhistles',
             hotline_dot_v1_dot_supervision__pb2.ListWhistlesRequest.SerializeToString,
             hotline_dot_v1_dot_supervision__pb2.ListWhistlesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateRecurringList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.EscalationService/GenerateRecurringList',
+            hotline_dot_v1_dot_supervision__pb2.GenerateRecurringListRequest.SerializeToString,
+            hotline_dot_v1_dot_supervision__pb2.RecurringList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecurringList(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.EscalationService/GetRecurringList',
+            hotline_dot_v1_dot_supervision__pb2.GetRecurringListRequest.SerializeToString,
+            hotline_dot_v1_dot_supervision__pb2.RecurringList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveRecurringItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.EscalationService/ResolveRecurringItem',
+            hotline_dot_v1_dot_supervision__pb2.ResolveRecurringItemRequest.SerializeToString,
+            hotline_dot_v1_dot_supervision__pb2.RecurringItem.FromString,
             options,
             channel_credentials,
             insecure,

@@ -95,6 +95,25 @@ def escalation_routes(commands: EscalationCommands, tz: ZoneInfo) -> APIRouter:
         return {"suggestions": [{"ticket_id": s.ticket_id, "score": s.score, "text_similarity": s.text_similarity,
                                  "same_address": s.same_address} for s in found]}
 
+    @api.post("/recurring-lists/{month}", summary="屡办不成: find the month's (YYYY-MM) recurring unresolved "
+                                                  "problems and add them to its list")
+    async def generate_recurring(month: str, who: Principal = Depends(auth.principal),
+                                 key: str = Depends(idempotency_key)) -> dict[str, Any]:
+        return as_json(await commands.generate_recurring(month, who, key))
+
+    @api.get("/recurring-lists/{month}", summary="屡办不成: the month's list with each item's state")
+    async def get_recurring(month: str) -> dict[str, Any]:
+        return as_json(await commands.recurring_list(month))
+
+    @api.post("/recurring-lists/{month}/items/{digest}/resolution",
+              summary="屡办不成: record how a problem was solved (body: {\"outcome\": ...})")
+    async def resolve_recurring(month: str, digest: str, body: dict[str, Any] = Body(default_factory=dict),
+                                who: Principal = Depends(auth.principal),
+                                key: str = Depends(idempotency_key)) -> dict[str, Any]:
+        request = parse_body(body, sv.ResolveRecurringItemRequest, item_id=f"{month}/{digest}")
+        assert isinstance(request, sv.ResolveRecurringItemRequest)
+        return as_json(await commands.resolve_recurring(request, who, key))
+
     @api.post("/whistles", summary="吹哨: a street office summons departments (body: BlowWhistleRequest)")
     async def blow_whistle(body: dict[str, Any] = Body(default_factory=dict), who: Principal = Depends(auth.principal),
                            key: str = Depends(idempotency_key)) -> dict[str, Any]:
@@ -153,6 +172,18 @@ class EscalationGrpc(supervision_pb2_grpc.EscalationServiceServicer):
             self, request: sv.GetSupervisionRequest, context: Context) -> sv.CaseSupervision:
         await grpc_require(context, bool(request.ticket_id), "ticket_id is required")
         return (await self.commands.get(request.ticket_id, auth.current())).supervision
+
+    async def GenerateRecurringList(  # noqa: N802
+            self, request: sv.GenerateRecurringListRequest, context: Context) -> sv.RecurringList:
+        return await self.commands.generate_recurring(request.month, auth.current(), grpc_idempotency_key(context))
+
+    async def GetRecurringList(  # noqa: N802
+            self, request: sv.GetRecurringListRequest, context: Context) -> sv.RecurringList:
+        return await self.commands.recurring_list(request.month)
+
+    async def ResolveRecurringItem(  # noqa: N802
+            self, request: sv.ResolveRecurringItemRequest, context: Context) -> sv.RecurringItem:
+        return await self.commands.resolve_recurring(request, auth.current(), grpc_idempotency_key(context))
 
     async def BlowWhistle(self, request: sv.BlowWhistleRequest, context: Context) -> sv.Whistle:  # noqa: N802
         return await self._whistle("blow_whistle", request, context)

@@ -31,12 +31,12 @@ from hotline.policy import Role
 from hotline.v1 import events_pb2
 from hotline.v1 import supervision_pb2 as sv
 from services.supervision import escalation as esc
-from services.supervision import merging
+from services.supervision import merging, recurring
 from services.supervision import whistles as wh
 from services.supervision.store import CaseRepository, CaseStore
 from services.supervision.warning_store import fact_of_doc
 
-SUPERVISIONS, RECORDS, WHISTLES = "case_supervision", "supervision_records", "whistles"
+SUPERVISIONS, RECORDS, WHISTLES, RECURRING = "case_supervision", "supervision_records", "whistles", "recurring_lists"
 INDEXES = {
     RECORDS: [IndexModel([("level", ASCENDING), ("state", ASCENDING)])],
     WHISTLES: [IndexModel([("street_unit_id", ASCENDING), ("blown_at", DESCENDING)]),
@@ -100,6 +100,23 @@ class MergeRepository(SupervisedRepository):
             await super().save(child, session)
 
 
+class RecurringRepository:
+    """A month's 屡办不成 list (one document per month)."""
+
+    kind = "recurring_list"
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.lists = db[RECURRING]
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> sv.RecurringList | None:
+        doc = await self.lists.find_one({"_id": target}, session=session)
+        return pb.from_doc(doc, sv.RecurringList) if doc else None
+
+    async def save(self, state: sv.RecurringList, session: AsyncClientSession | None) -> None:
+        await self.lists.replace_one({"_id": state.month}, {"_id": state.month, **pb.to_doc(state)}, upsert=True,
+                                     session=session)
+
+
 class WhistleRepository:
     kind = "whistle"
 
@@ -117,7 +134,8 @@ class WhistleRepository:
 
 class EscalationCommands:
     def __init__(self, bus: CommandBus, db: AsyncDatabase[Doc], rules: esc.Rules, clock: Clock, topic: str,
-                 unit_type: wh.UnitType) -> None:
+                 unit_type: wh.UnitType, recurring_rules: recurring.Rules | None = None) -> None:
+        self.recurring_rules = recurring_rules or recurring.Rules.load()
         self.bus = bus
         self.db = db
         self.rules = rules
@@ -191,6 +209,44 @@ class EscalationCommands:
         found = merging.suggest(fact, candidates, limit * 2)
         open_cases = await CaseStore(self.db).get_many([s.ticket_id for s in found])
         return [s for s in found if s.ticket_id in open_cases and open_cases[s.ticket_id].state != esc.ARCHIVED][:limit]
+
+    async def generate_recurring(self, month: str, actor: Principal, key: str) -> sv.RecurringList:
+        """屡办不成: find the month's recurring unresolved problems and add them to its list."""
+        start, end = recurring.month_span(month, self.rules.tz)
+        since = end - timedelta(days=self.recurring_rules.lookback_days)
+        cursor = self.db["warning_facts"].find({"at": {"$gte": since, "$lt": end}, "address": {"$exists": True}})
+        facts = [fact_of_doc(d) async for d in cursor]
+        per_problem: dict[tuple[str, str], int] = {}
+        for f in facts:
+            per_problem[(f.address, f.category)] = per_problem.get((f.address, f.category), 0) + 1
+        facts = [f for f in facts if per_problem[(f.address, f.category)] >= self.recurring_rules.min_tickets]
+        cases = await CaseStore(self.db).get_many([f.ticket_id for f in facts])
+        found = recurring.find(month, facts, cases, self.recurring_rules, self.rules.tz)
+        now = self.clock.now()
+
+        def decide(existing: sv.RecurringList | None) -> Any:
+            return recurring.generate(existing, month, found, now)
+
+        answer: sv.RecurringList = await self.bus.run(Command("generate_recurring_list", month, actor, key),
+                                                      RecurringRepository(self.db), decide, self.topic)
+        return answer
+
+    async def resolve_recurring(self, request: sv.ResolveRecurringItemRequest, actor: Principal,
+                                key: str) -> sv.RecurringItem:
+        month = request.item_id.partition("/")[0]
+        now = self.clock.now()
+
+        def decide(existing: sv.RecurringList | None) -> Any:
+            return recurring.resolve(existing, request, actor, now)
+
+        answer: sv.RecurringItem = await self.bus.run(
+            Command("resolve_recurring_item", month, actor, key, request.outcome[:500]), RecurringRepository(self.db),
+            decide, self.topic)
+        return answer
+
+    async def recurring_list(self, month: str) -> sv.RecurringList:
+        recurring.month_span(month, self.rules.tz)  # validates
+        return await RecurringRepository(self.db).load(month, None) or sv.RecurringList(month=month)
 
     async def get(self, ticket_id: str, who: Principal) -> esc.Supervised:
         return esc.visible(await SupervisedRepository(self.db).load(ticket_id, None), ticket_id, who)

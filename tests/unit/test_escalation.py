@@ -15,7 +15,7 @@ from hotline.commands import DomainError
 from hotline.policy import Role
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from hotline.v1 import supervision_pb2 as sv
-from services.supervision import core, merging
+from services.supervision import core, merging, recurring
 from services.supervision import escalation as esc
 from services.supervision import whistles as wh
 from services.supervision.escalation_store import unit_types
@@ -265,3 +265,39 @@ def test_merge_suggestions_rank_by_text_and_place() -> None:
         fact("T5", "中华路菜场门口占道经营堵塞交通", days=10),  # too far in time
     ])
     assert [s.ticket_id for s in found] == ["T1", "T2"] and found[0].same_address
+
+
+# ------------------------------------------------------------------------------ 屡办不成
+
+
+def test_recurring_unresolved_problems_on_the_monthly_list() -> None:
+    rules = recurring.Rules.load()
+    assert rules.min_tickets == 3
+
+    def fact(tid: str, day: int, address: str = "中华路1号", category: str = "占道经营") -> Fact:
+        return Fact(tid, datetime(2026, 11, day, 2, tzinfo=UTC), "ST01", category, address, "", "占道")
+
+    satisfied = events_pb2.Case(ticket_id="B3", state=events_pb2.CASE_STATE_ARCHIVED,
+                                closure=case_pb2.CLOSURE_SATISFIED)
+    poor = events_pb2.Case(ticket_id="A1", evaluation=case_pb2.Evaluation(
+        evaluation_id="e", resolution=case_pb2.RESOLUTION_UNRESOLVED))
+    facts = [fact("A1", 2), fact("A2", 9), fact("A3", 20),  # three, the latest still open: listed
+             fact("B1", 2, "雨花路8号"), fact("B2", 3, "雨花路8号"), fact("B3", 4, "雨花路8号"),  # solved at last
+             fact("C1", 2, "长干里9号"), fact("C2", 3, "长干里9号"),  # only twice
+             fact("D1", 2, category="噪音"), fact("D2", 3, category="噪音"), fact("D3", 3, "")]  # no address
+    found = recurring.find("2026-11", facts, {"B3": satisfied, "A1": poor}, rules, TZ)
+    assert [(i.address, list(i.ticket_ids)) for i in found] == [("中华路1号", ["A1", "A2", "A3"])]
+    assert "3件" in found[0].explanation and "不满意1件" in found[0].explanation
+    assert recurring.find("2026-12", facts, {}, rules, TZ) == []  # nothing new in December
+    listed = recurring.generate(None, "2026-11", found, NOW).state
+    assert listed is not None and listed.items[0].state == sv.RECURRING_STATE_OPEN
+    item_id = listed.items[0].item_id
+    done = recurring.resolve(listed, sv.ResolveRecurringItemRequest(item_id=item_id, outcome="已取缔"), OFFICE, NOW)
+    assert done.state is not None and done.state.items[0].state == sv.RECURRING_STATE_RESOLVED
+    refused("failed_precondition", recurring.resolve, done.state,
+            sv.ResolveRecurringItemRequest(item_id=item_id, outcome="x"), OFFICE, NOW)
+    refused("not_found", recurring.resolve, listed, sv.ResolveRecurringItemRequest(item_id="2026-11/x", outcome="x"),
+            OFFICE, NOW)
+    again = recurring.generate(done.state, "2026-11", found, NOW).state  # regenerating keeps the tracked state
+    assert again is not None and len(again.items) == 1 and again.items[0].state == sv.RECURRING_STATE_RESOLVED
+    refused("invalid_argument", recurring.month_span, "2026-13", TZ)
