@@ -139,7 +139,8 @@ class _Change:
 
     def done(self, event: type[Message], detail: str, **fields: Any) -> Decision[Supervised]:
         self.s.level = highest_open(self.s)
-        self.state.case.supervision_level = self.s.level
+        if self.state.case.state != ARCHIVED:  # an archived case keeps the level it closed with
+            self.state.case.supervision_level = self.s.level
         self.s.revision += 1
         snapshot = sv.CaseSupervision()
         snapshot.CopyFrom(self.s)
@@ -267,8 +268,29 @@ def decide(state: Supervised | None, request: Message, actor: Principal, now: da
     return DECIDERS[type(request)](before, request, actor, now, rules)  # type: ignore[no-any-return]
 
 
-def raise_request(level: int, reason: str) -> sv.RaiseSupervisionRequest:
-    return sv.RaiseSupervisionRequest(level=level, reason=reason)
+CLOSURE_NAMES = {case_pb2.CLOSURE_SATISFIED: "回访满意结案", case_pb2.CLOSURE_EXPLAINED: "说明情况结案",
+                 case_pb2.CLOSURE_MERGED: "并单随主件办结"}
+SOLVED = (case_pb2.CLOSURE_SATISFIED, case_pb2.CLOSURE_MERGED)
+
+
+def settle(state: Supervised | None, closed: events_pb2.Case, now: datetime) -> Decision[Supervised]:
+    """The case closed: its open supervision closes with it, resolved when the citizen was
+    satisfied (or it closed with its parent), unresolved when the office closed it with an
+    explanation. Once: nothing open, nothing to do."""
+    if state is None:
+        raise NotFound("case", closed.ticket_id)
+    if highest_open(state.supervision) == 0:
+        return Decision(None, answer=state.supervision, audit={"detail": "no open supervision"})
+    change = _Change(state, Principal.system("supervision"), now)
+    outcome = CLOSURE_NAMES.get(closed.closure, "案件结案")
+    for record in change.s.records:
+        if record.state == OPEN:
+            record.state = RESOLVED if closed.closure in SOLVED else UNRESOLVED
+            record.outcome = outcome
+            record.closed_at.CopyFrom(stamp(now))
+            record.closed_by.CopyFrom(actor_of(change.actor))
+            record.on_time = now <= pb.dt(record.due)
+    return change.done(sv.SupervisionUpdated, f"settled with the case: {outcome}", change="settled")
 
 
 # ------------------------------------------------------------------------------ resolution rates

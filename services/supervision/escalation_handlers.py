@@ -2,8 +2,9 @@
 
 * a poor evaluation (``CaseEvaluated`` with needs_decision: unresolved or unsatisfied) raises
   level 1 (系统督办) on the case, keyed by the evaluation, so a replay raises nothing twice;
-* a parent case closing (``CaseClosed``, not re-dispatched) closes the cases merged under it
-  (并单) with its result, each a command keyed by (child, parent): exactly once, replay-safe.
+* a case closing (``CaseClosed``, not re-dispatched) closes its open supervision with it, and
+  the cases merged under it (并单) with its result, each a command keyed by (child, parent):
+  exactly once, replay-safe.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class EscalationInbox:
 
     async def _closed(self, m: lifecycle_pb2.CaseClosed) -> None:
         try:
+            await self.commands.settle(m.case, pb.dt(m.occurred_at))
             await self.commands.close_merged(m.case, pb.dt(m.occurred_at))
             AUTOMATIC.labels("parent_closed", "applied").inc()
         except DomainError as exc:

@@ -182,6 +182,21 @@ class EscalationCommands:
         answer: sv.CaseSupervision = await self.bus.run(command, repo, decide, self.topic)
         return answer
 
+    async def settle(self, closed: events_pb2.Case, at: datetime) -> bool:
+        """The case closed: close its open supervision with it (once). False: none was open."""
+        tid = closed.ticket_id
+        if await self.db[SUPERVISIONS].find_one({"_id": tid, "records.state": "SUPERVISION_STATE_OPEN"},
+                                                {"_id": 1}) is None:
+            return False
+
+        def decide(state: esc.Supervised | None) -> Any:
+            return esc.settle(state, closed, at)
+
+        await self.bus.run(Command("settle_supervision", tid, SYSTEM, f"{tid}/supervision/settle/{at.isoformat()}"),
+                           SupervisedRepository(self.db), decide, self.topic)
+        await self.export()
+        return True
+
     async def close_merged(self, parent: events_pb2.Case, at: datetime) -> int:
         """The parent closed: each case merged under it closes with its result, once (keyed by
         child and parent). Returns how many were merged under it."""

@@ -5,8 +5,9 @@ closing with their parent's result."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -14,7 +15,15 @@ from google.protobuf import json_format
 
 from hotline import pb
 from hotline.settings import Settings
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc, supervision_pb2_grpc
+from hotline.v1 import (
+    case_pb2,
+    events_pb2,
+    lifecycle_pb2,
+    services_pb2,
+    services_pb2_grpc,
+    supervision_pb2_grpc,
+    ticket_pb2,
+)
 from hotline.v1 import supervision_pb2 as sv
 from hotline_dev.simulator import generate
 from tests.support import channel, eventually, http, publish_raw, publish_tickets
@@ -182,6 +191,8 @@ async def test_merged_tickets_close_with_the_parent(platform: dict, settings: Se
                                                                 "ticket_ids": [c2.ticket_id]}, "m-2", 409)
         await post(office, f"{base(settings)}/cases/{parent.ticket_id}/meeting",
                    {"scheduled_at": "2026-12-01T02:00:00Z", "place": "街道会议室"}, "meet")
+        await post(office, f"{base(settings)}/cases/{parent.ticket_id}/supervision", {"level": 2, "reason": "群众反映"},
+                   "p-l2")
     await report(settings, parent, satisfied=True)
     async with channel(settings, "supervision") as chan:
         stub = services_pb2_grpc.SupervisionServiceStub(chan)
@@ -194,3 +205,36 @@ async def test_merged_tickets_close_with_the_parent(platform: dict, settings: Se
         assert all(c.closure == case_pb2.CLOSURE_MERGED and c.reply.text == "已现场处置完毕" for c in done)
         history = await stub.GetCaseHistory(lifecycle_pb2.GetCaseHistoryRequest(ticket_id=c1.ticket_id))
         assert [e.action for e in history.entries].count("close_merged") == 1
+    async with http(settings, "office") as office:  # the parent's open supervision closed with it, resolved
+        s = (await office.get(f"{base(settings)}/cases/{parent.ticket_id}/supervision")).json()
+        assert s["meeting"]["place"] == "街道会议室" and s["merged"] == [c1.ticket_id, c2.ticket_id]
+        assert s.get("level", 0) == 0 and [r["state"] for r in s["records"]] == ["SUPERVISION_STATE_RESOLVED"]
+
+
+async def test_recurring_unresolved_problems_listed_and_tracked(platform: dict, settings: Settings) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    run = now.strftime("%H%M%S")
+    address = f"中华路{run}号"
+    tickets = [ticket_pb2.CityTicket(
+        city_ticket_id=f"R{run}{i}", ticket_type=ticket_pb2.TICKET_TYPE_COMPLAINT, title="占道经营",
+        content=f"门口占道经营，第{i}次反映", address=address,
+        caller=ticket_pb2.Caller(name="张三", phone="13900001111"),
+        received_at=pb.ts(now - timedelta(hours=3 - i)), dispatched_at=pb.ts(now - timedelta(hours=3 - i)))
+        for i in range(3)]
+    await publish_tickets(settings, tickets)
+    month = now.astimezone(ZoneInfo(settings.timezone)).strftime("%Y-%m")
+    url = f"{base(settings)}/recurring-lists/{month}"
+    async with http(settings, "office") as office, http(settings, "leader") as leader:
+        async def ours() -> list[dict[str, Any]]:
+            got = await post(office, url, {}, f"gen-{run}-{datetime.now(UTC).timestamp()}")
+            return [i for i in got.get("items", []) if i["ticket_ids"][0] == tickets[0].city_ticket_id]
+
+        (item,) = await eventually(ours, lambda items: len(items) == 1, timeout=120, every=2)
+        assert item["ticket_ids"] == [t.city_ticket_id for t in tickets] and item["state"] == "RECURRING_STATE_OPEN"
+        digest = item["item_id"].split("/", 1)[1]
+        done = await post(office, f"{url}/items/{digest}/resolution", {"outcome": "联合执法已取缔"}, f"res-{run}")
+        assert done["state"] == "RECURRING_STATE_RESOLVED"
+        await post(office, f"{url}/items/{digest}/resolution", {"outcome": "again"}, f"res2-{run}", 409)
+        listed = (await leader.get(url)).json()
+        assert next(i for i in listed["items"] if i["item_id"] == item["item_id"])["outcome"] == "联合执法已取缔"
+        assert (await office.get(f"{base(settings)}/recurring-lists/2026-13")).status_code == 400

@@ -301,3 +301,19 @@ def test_recurring_unresolved_problems_on_the_monthly_list() -> None:
     again = recurring.generate(done.state, "2026-11", found, NOW).state  # regenerating keeps the tracked state
     assert again is not None and len(again.items) == 1 and again.items[0].state == sv.RECURRING_STATE_RESOLVED
     refused("invalid_argument", recurring.month_span, "2026-13", TZ)
+
+
+def test_open_supervision_settles_with_the_case() -> None:
+    s = apply(case(), sv.RaiseSupervisionRequest(ticket_id="C1", level=1, reason="超期"), SYSTEM)
+    s = apply(s, sv.RaiseSupervisionRequest(ticket_id="C1", level=2, reason="督办"), OFFICE)
+    closed = events_pb2.Case(ticket_id="C1", state=events_pb2.CASE_STATE_ARCHIVED, closure=case_pb2.CLOSURE_SATISFIED,
+                             supervision_level=2)
+    archived = esc.Supervised(closed, s.supervision)
+    settled = esc.settle(archived, closed, NOW).state
+    assert settled is not None and all(r.state == esc.RESOLVED for r in settled.supervision.records)
+    assert settled.supervision.level == 0 and settled.case.supervision_level == 2  # the level it closed with
+    assert esc.settle(settled, closed, NOW).state is None  # once
+    explained = events_pb2.Case(ticket_id="C1", state=events_pb2.CASE_STATE_ARCHIVED,
+                                closure=case_pb2.CLOSURE_EXPLAINED)
+    unresolved = esc.settle(esc.Supervised(explained, s.supervision), explained, NOW).state
+    assert unresolved is not None and {r.state for r in unresolved.supervision.records} == {esc.UNRESOLVED}
