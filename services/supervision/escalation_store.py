@@ -134,8 +134,10 @@ class WhistleRepository:
 
 class EscalationCommands:
     def __init__(self, bus: CommandBus, db: AsyncDatabase[Doc], rules: esc.Rules, clock: Clock, topic: str,
-                 unit_type: wh.UnitType, recurring_rules: recurring.Rules | None = None) -> None:
+                 unit_type: wh.UnitType, results_topic: str = "",
+                 recurring_rules: recurring.Rules | None = None) -> None:
         self.recurring_rules = recurring_rules or recurring.Rules.load()
+        self.results_topic = results_topic  # city.results.v1: merged children's results (回传)
         self.bus = bus
         self.db = db
         self.rules = rules
@@ -204,7 +206,7 @@ class EscalationCommands:
         children = list((doc or {}).get("merged", []))
         for child in children:
             def decide(case: events_pb2.Case | None) -> Any:
-                return merging.close_with_parent(case, parent, at, SYSTEM)
+                return merging.close_with_parent(case, parent, at, SYSTEM, self.results_topic)
 
             await self.bus.run(Command("close_merged", child, SYSTEM, f"{child}/merged-close/{parent.ticket_id}",
                                        f"并单至 {parent.ticket_id}"), CaseRepository(CaseStore(self.db)), decide,

@@ -52,7 +52,7 @@ async def build(rt: Runtime) -> Service:
     warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(directory), rt.topic("warning_events"))
     # 督办 levels, whistles, meetings, merges (escalation*.py); the SLA timers call escalation.raise_supervision
     escalation = EscalationCommands(rt.commands, rt.db, EscalationRules.load(policy.deadlines, tz), rt.clock,
-                                    rt.topic("case_events"), unit_types(directory))
+                                    rt.topic("case_events"), unit_types(directory), rt.topic("city_results"))
     return Service(
         http=app,
         routes=[http_routes(store, commands), warning_routes(warning_store, tz), escalation_routes(escalation, tz)],

@@ -16,9 +16,11 @@ from datetime import datetime
 from hotline import pb
 from hotline.auth import Principal
 from hotline.commands import Decision, Illegal, Invalid, NotFound
+from hotline.envelope import JSON, Event
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from hotline.v1 import supervision_pb2 as sv
 from services.supervision.escalation import ARCHIVED, Supervised, actor_of, stamp
+from services.supervision.lifecycle import city_result, result_id
 from services.supervision.warnings import Fact, similarity
 
 MAX_CHILDREN = 50
@@ -77,8 +79,9 @@ def merge(state: Supervised | None, r: sv.MergeTicketsRequest, actor: Principal,
 
 
 def close_with_parent(child: events_pb2.Case | None, parent: events_pb2.Case, now: datetime,
-                      actor: Principal) -> Decision[events_pb2.Case]:
-    """A merged case closes with its parent's result (once: an archived case stays as it is)."""
+                      actor: Principal, results_topic: str = "") -> Decision[events_pb2.Case]:
+    """A merged case closes with its parent's result (once: an archived case stays as it is);
+    a city ticket's result goes to the city (回传) like any passed reply (with ``results_topic``)."""
     if child is None:
         raise NotFound("case", "merged")
     if child.state == ARCHIVED:
@@ -94,12 +97,18 @@ def close_with_parent(child: events_pb2.Case | None, parent: events_pb2.Case, no
         c.reply.CopyFrom(parent.reply)
     result = parent.reply.text or parent.closing_explanation
     c.closing_explanation = f"并单至 {parent.ticket_id}，随主件办结：{result}"[:2000]
+    outbound = []
+    if results_topic and c.city_ticket_id and parent.HasField("reply"):
+        c.result_id = result_id(c)
+        c.reported_at.CopyFrom(stamp(now))
+        outbound.append(Event(results_topic, c.city_ticket_id, city_result(c, now), c.result_id,
+                              correlation_id=c.ticket_id, occurred_at=now, content_type=JSON))
     snapshot = events_pb2.Case()
     snapshot.CopyFrom(c)
     event = lifecycle_pb2.CaseClosed(case=snapshot, actor=actor_of(actor), reason=c.closing_explanation,
                                      occurred_at=pb.ts(now), closure=case_pb2.CLOSURE_MERGED)
-    return Decision(c, events=[event], audit={"detail": f"closed with {parent.ticket_id}",
-                                              "events": [event.DESCRIPTOR.full_name]})
+    return Decision(c, events=[event], outbound=outbound, audit={"detail": f"closed with {parent.ticket_id}",
+                                                                 "events": [event.DESCRIPTOR.full_name]})
 
 
 @dataclass(frozen=True)

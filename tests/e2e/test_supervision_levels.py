@@ -5,6 +5,7 @@ closing with their parent's result."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from hotline.v1 import (
 )
 from hotline.v1 import supervision_pb2 as sv
 from hotline_dev.simulator import generate
-from tests.support import channel, eventually, http, publish_raw, publish_tickets
+from tests.support import channel, eventually, http, publish_raw, publish_tickets, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -205,6 +206,9 @@ async def test_merged_tickets_close_with_the_parent(platform: dict, settings: Se
         assert all(c.closure == case_pb2.CLOSURE_MERGED and c.reply.text == "已现场处置完毕" for c in done)
         history = await stub.GetCaseHistory(lifecycle_pb2.GetCaseHistoryRequest(ticket_id=c1.ticket_id))
         assert [e.action for e in history.entries].count("close_merged") == 1
+    results = await read_topic(settings, settings.topics.name("city_results"), expect=10**9, timeout=5)
+    reported = [json.loads(m.value) for m in results if m.key.decode() == c1.city_ticket_id]
+    assert len(reported) == 1 and reported[0]["text"] == "已现场处置完毕", reported  # 回传 once, the parent's reply
     async with http(settings, "office") as office:  # the parent's open supervision closed with it, resolved
         s = (await office.get(f"{base(settings)}/cases/{parent.ticket_id}/supervision")).json()
         assert s["meeting"]["place"] == "街道会议室" and s["merged"] == [c1.ticket_id, c2.ticket_id]

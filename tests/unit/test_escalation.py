@@ -250,6 +250,12 @@ def test_merge_and_close_with_the_parent() -> None:
     assert [type(e) for e in child.events] == [lifecycle_pb2.CaseClosed]
     twice = merging.close_with_parent(child.state, closed_parent, NOW, SYSTEM)
     assert twice.state is None and not twice.events  # exactly once
+    city_child = case("C3").case
+    city_child.city_ticket_id = "CITY-3"
+    reported = merging.close_with_parent(city_child, closed_parent, NOW, SYSTEM, "t.city.results.v1")
+    (result,) = reported.outbound  # the city hears the parent's result for its ticket (回传)
+    assert result.topic == "t.city.results.v1" and result.key == "CITY-3" and result.event_id == "C3/result/0/0"
+    assert isinstance(result.message, lifecycle_pb2.CityResult) and result.message.text == "已清理占道摊点"
 
 
 def test_merge_suggestions_rank_by_text_and_place() -> None:
