@@ -12,6 +12,8 @@ timers raise level 1 on an overdue case through :meth:`EscalationCommands.raise_
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -291,6 +293,13 @@ class EscalationCommands:
             query = {"$or": [{"street_unit_id": who.unit_id}, {"summoned.unit_id": who.unit_id}]}
         cursor = self.db[WHISTLES].find(query, sort=[("blown_at", DESCENDING)], limit=limit)
         return [pb.from_doc(d, sv.Whistle) async for d in cursor]
+
+    async def export_forever(self, every: float = 60.0) -> None:
+        """Keep the gauges right between commands (at start, and what other replicas changed)."""
+        while True:
+            with contextlib.suppress(Exception):  # figures are best effort; the next round retries
+                await self.export()
+            await asyncio.sleep(every)
 
     async def export(self) -> None:
         """Set the per-level gauges from the records (8 indexed counts)."""

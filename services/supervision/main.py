@@ -64,4 +64,5 @@ async def build(rt: Runtime) -> Service:
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox),
                    ConsumerSpec([rt.topic("case_events")], rt.group("escalation"), EscalationInbox(escalation))],
         indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES},
+        background=[escalation.export_forever],
     )
