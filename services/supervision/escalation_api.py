@@ -4,6 +4,7 @@ hotline/policy.py, scope (a unit: its cases, its whistles) in the pure modules."
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from hotline.commands import Illegal
 from hotline.v1 import supervision_pb2 as sv
 from hotline.v1 import supervision_pb2_grpc
 from services.supervision import escalation as esc
+from services.supervision import whistles as wh
 from services.supervision.escalation_store import EscalationCommands
 
 MAX_PAGE = 500
@@ -58,6 +60,11 @@ def _whistle_route(api: APIRouter, commands: EscalationCommands, path: str, mess
         return as_json(await commands.whistle(name, parse_body(body, message_type, whistle_id=whistle_id), who, key))
 
     api.post(path, summary=summary, name=name)(route)
+
+
+def shown(whistle: sv.Whistle, now: datetime) -> dict[str, Any]:
+    """A whistle as JSON, with the summoned units late to report in (未按时报到) now."""
+    return as_json(whistle) | {"overdue_units": wh.overdue(whistle, now)}
 
 
 def escalation_routes(commands: EscalationCommands, tz: ZoneInfo) -> APIRouter:
@@ -119,14 +126,16 @@ def escalation_routes(commands: EscalationCommands, tz: ZoneInfo) -> APIRouter:
                            key: str = Depends(idempotency_key)) -> dict[str, Any]:
         return as_json(await commands.whistle("blow_whistle", parse_body(body, sv.BlowWhistleRequest), who, key))
 
-    @api.get("/whistles", summary="Whistles, newest first: a unit those it raised or is summoned to")
+    @api.get("/whistles", summary="Whistles, newest first: a unit those it raised or is summoned to; "
+                                  "overdue_units: summoned units late to report in")
     async def list_whistles(limit: int = Query(100, ge=1, le=MAX_PAGE),
                             who: Principal = Depends(auth.principal)) -> dict[str, Any]:
-        return {"whistles": [as_json(w) for w in await commands.list_whistles(who, limit)]}
+        now = commands.clock.now()
+        return {"whistles": [shown(w, now) for w in await commands.list_whistles(who, limit)]}
 
     @api.get("/whistles/{whistle_id}", summary="One whistle with each summoned unit's report-in")
     async def get_whistle(whistle_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
-        return as_json(await commands.get_whistle(whistle_id, who))
+        return shown(await commands.get_whistle(whistle_id, who), commands.clock.now())
 
     return api
 

@@ -165,6 +165,7 @@ async def test_whistles_within_scope(platform: dict, settings: Settings) -> None
         w = await post(street, url, {"problem": "菜场周边占道经营屡禁不止", "unit_ids": ["DP01", "DP02"]}, "w-1")
         wid = w["whistle_id"]
         assert w["state"] == "WHISTLE_STATE_OPEN" and [s["unit_id"] for s in w["summoned"]] == ["DP01", "DP02"]
+        assert (await dp02.get(f"{url}/{wid}")).json()["overdue_units"] == []  # within the limit
         assert (await dp09.get(f"{url}/{wid}")).status_code == 404
         assert wid not in {x["whistle_id"] for x in (await dp09.get(url)).json()["whistles"]}
         assert wid in {x["whistle_id"] for x in (await dp02.get(url)).json()["whistles"]}
