@@ -14,6 +14,7 @@ from services.supervision import store as store_module
 from services.supervision.api import SupervisionGrpc, http_routes
 from services.supervision.commands import CaseCommands
 from services.supervision.core import WorkCalendar, open_case
+from services.supervision.deputy_escalation_handlers import DeputyEscalations
 from services.supervision.escalation import Rules as EscalationRules
 from services.supervision.escalation_api import EscalationGrpc, escalation_routes
 from services.supervision.escalation_handlers import EscalationInbox
@@ -62,6 +63,7 @@ async def build(rt: Runtime) -> Service:
                       "hotline.v1.EscalationService")],
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox),
+                   ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"), DeputyEscalations(commands)),
                    ConsumerSpec([rt.topic("case_events")], rt.group("escalation"), EscalationInbox(escalation))],
         indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES},
         background=[escalation.export_forever],

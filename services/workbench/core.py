@@ -134,3 +134,65 @@ def explain(code: grpc.StatusCode, details: str) -> str:
     """A Chinese sentence for a refused call, with the service's own words as the precise reason."""
     head = STATUS_TEXT.get(code, f"操作失败（{code.name}）")
     return f"{head}：{details}" if details else head
+
+
+# ---------------------------------------------------------------- the district office's pages
+
+OFFICE_ROLES = frozenset({Role.OFFICE, Role.ADMIN})
+SUPERVISION_LEVELS = {0: "未督办", 1: "系统预警", 2: "OA督办", 3: "作风监督", 4: "领导督办"}
+WARNING_KINDS = {"burst": "突发激增", "repeat_caller": "重复来电", "repeat_address": "同一地址反复",
+                 "mass_incident": "疑似群体性事件", "keyword": "舆情关键词"}
+WARNING_LEVELS = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+SUGGESTION_SOURCES = {"list": "主协办清单", "classifier": "分类模型"}
+# The versioned policy files the office reads (services' data files, shipped with the code).
+POLICY_FILES = (
+    ("预警规则", "services/supervision/data/warning_rules.json"),
+    ("考核口径", "services/metrics/data/kpi_policy.json"),
+    ("节假日调整（时限日历）", "services/supervision/data/calendar_overrides.json"),
+    ("分类标签映射", "services/routing/data/label_map.json"),
+    ("数据保留期限", "services/intake/data/retention.json"),
+)
+LIMIT_LABELS = {  # hotline.settings.LimitSettings: the time limits (时限) supervision enforces
+    "sign_off_hours": "签收时限（小时）", "sign_off_hours_urgent": "紧急件签收时限（小时）",
+    "reply_working_days": "办理时限（工作日，市平台未给时）",
+    "reply_working_days_deputy": "人大代表转办件办理时限（工作日）",
+    "extension_max_working_days": "延期上限（工作日，每轮一次）", "return_working_days": "退单时限（工作日）",
+    "redo_working_days": "重办时限（工作日，热线办未给时）", "assist_working_days": "协办时限（工作日）",
+}
+
+
+def office_page(who: Principal) -> bool:
+    """Whether ``who`` may open the district office's pages (the services still decide each call)."""
+    return who.role in OFFICE_ROLES
+
+
+def split_list(text: str) -> list[str]:
+    """'DP03, DP06、DP07 DP08' -> ['DP03', 'DP06', 'DP07', 'DP08'] (order kept, no repeats)."""
+    for sep in "，、;；\n\t":
+        text = text.replace(sep, ",")
+    out: list[str] = []
+    for part in text.replace(" ", ",").split(","):
+        part = part.strip()
+        if part and part not in out:
+            out.append(part)
+    return out
+
+
+def by_level(cases: Any) -> dict[int, dict[str, list[Any]]]:
+    """Open cases (not archived) by supervision level: {level: {"cases": [...], "overdue": [...]}},
+    every level of SUPERVISION_LEVELS present. A case is overdue when ``overdue(case)`` says so."""
+    board: dict[int, dict[str, list[Any]]] = {level: {"cases": [], "overdue": []} for level in SUPERVISION_LEVELS}
+    for c, late in cases:
+        row = board.setdefault(c.supervision_level, {"cases": [], "overdue": []})
+        row["cases"].append(c)
+        if late:
+            row["overdue"].append(c)
+    return board
+
+
+def policy_summary(name: str, path: str, doc: Any) -> dict[str, Any]:
+    """A policy file as the read view shows it: title, path, version, description."""
+    doc = doc if isinstance(doc, dict) else {}
+    note = doc.get("description") or doc.get("note") or doc.get("_comment") or ""
+    return {"title": name, "path": path, "version": str(doc.get("version", "")) or "（未标注版本）",
+            "note": str(note)}

@@ -364,8 +364,7 @@ async def test_replaying_every_topic_after_the_lifecycles_changes_nothing(
     before_summary = await summary(settings)
     for proc in platform.values():
         proc.stop()
-    groups = {f"{service}.main": topics for service, topics in CONSUMED_TOPICS.items()} | SIDE_GROUPS | {
-        "routing.returns": ["case_events"], "supervision.warnings": ["ticket_events"]}
+    groups = {f"{service}.main": topics for service, topics in CONSUMED_TOPICS.items()} | SIDE_GROUPS
     for group, topics in groups.items():  # every consumer group of every service: a full replay
         await rewind_group(settings, f"{settings.topics.prefix}hotline.{group}",
                            [settings.topics.name(t) for t in topics])

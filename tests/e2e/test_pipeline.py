@@ -42,6 +42,9 @@ SIDE_GROUPS = {
     "supervision.escalation": ["case_events"],  # 督办 level 1 on poor evaluations, merged cases closing
     "metrics.kpi": ["ticket_events", "assignment_events", "case_events"],
     "deputy_liaison.facts": ["ticket_events", "assignment_events", "case_events"],
+    "routing.returns": ["case_events"],
+    "supervision.warnings": ["ticket_events"],
+    "supervision.deputy": ["deputy_events"],
 }
 
 
