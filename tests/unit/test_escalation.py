@@ -13,11 +13,12 @@ from hotline import pb
 from hotline.auth import Principal
 from hotline.commands import DomainError
 from hotline.policy import Role
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
+from hotline.v1 import case_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2
 from hotline.v1 import supervision_pb2 as sv
 from services.supervision import core, merging, recurring
 from services.supervision import escalation as esc
 from services.supervision import whistles as wh
+from services.supervision.escalation_handlers import EscalationInbox
 from services.supervision.escalation_store import unit_types
 from services.supervision.lifecycle import CalendarDeadlines
 from services.supervision.main import DIRECTORY
@@ -323,3 +324,37 @@ def test_open_supervision_settles_with_the_case() -> None:
                                 closure=case_pb2.CLOSURE_EXPLAINED)
     unresolved = esc.settle(esc.Supervised(explained, s.supervision), explained, NOW).state
     assert unresolved is not None and {r.state for r in unresolved.supervision.records} == {esc.UNRESOLVED}
+
+
+# ------------------------------------------------------------------------------ the consumer
+
+
+class FakeCommands:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int, str]] = []
+
+    async def raise_supervision(self, ticket_id: str, level: int, reason: str, at: datetime, key: str = "") -> None:
+        self.calls.append(("raise", ticket_id, level, key))
+
+    async def settle(self, closed: events_pb2.Case, at: datetime) -> None:
+        self.calls.append(("settle", closed.ticket_id, 0, ""))
+
+    async def close_merged(self, parent: events_pb2.Case, at: datetime) -> None:
+        self.calls.append(("close_merged", parent.ticket_id, 0, ""))
+
+
+async def test_the_consumer_raises_level_one_and_settles_on_closing() -> None:
+    fake = FakeCommands()
+    inbox = EscalationInbox(fake)  # type: ignore[arg-type]
+    c = events_pb2.Case(ticket_id="C1")
+    poor = lifecycle_pb2.CaseEvaluated(case=c, needs_decision=True, occurred_at=pb.ts(NOW),
+                                       evaluation=case_pb2.Evaluation(evaluation_id="EV1",
+                                                                      satisfaction=case_pb2.SATISFACTION_UNSATISFIED))
+    fine = lifecycle_pb2.CaseEvaluated(case=c, needs_decision=False, occurred_at=pb.ts(NOW))
+    deputy = deputy_escalation_pb2.CaseEscalatedByDeputy(case=c, submission_id="S1", occurred_at=pb.ts(NOW))
+    closed = lifecycle_pb2.CaseClosed(case=c, closure=case_pb2.CLOSURE_SATISFIED, occurred_at=pb.ts(NOW))
+    moved = lifecycle_pb2.CaseClosed(case=c, closure=case_pb2.CLOSURE_REDISPATCHED, occurred_at=pb.ts(NOW))
+    assert await inbox.apply([(None, m) for m in (poor, fine, deputy, closed, moved)]) == []  # type: ignore[misc]
+    assert fake.calls == [("raise", "C1", 1, "C1/supervision/L1/evaluation/EV1"),
+                          ("raise", "C1", 1, "C1/supervision/L1/deputy/S1"),
+                          ("settle", "C1", 0, ""), ("close_merged", "C1", 0, "")]
