@@ -6,7 +6,7 @@ outbox is staged, not relayed).
 Creates a throw-away database ``<prefix>_bench_levels_<pid>``, opens ``--cases`` cases, then
 times per case a level 2 raise and its close through the kit's command path (one transaction
 each: idempotency, load, decide, save with the case's level, outbox, audit), the gauge export
-(8 indexed counts), and the merge-suggestion scoring of one ticket against ``--facts`` ticket
+(12 indexed counts), and the merge-suggestion scoring of one ticket against ``--facts`` ticket
 facts of its street (pure). Drops the database. Prints a table and, last, one JSON object.
 It asserts nothing.
 """
