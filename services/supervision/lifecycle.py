@@ -639,6 +639,7 @@ def _redispatch(step: Step, request: events_pb2.TicketAssigned) -> None:
     _close(step, case_pb2.CLOSURE_REDISPATCHED, reason)
     fresh = step.policy.open_case(request, step.now)
     fresh.revision = c.revision
+    fresh.supervision_level = c.supervision_level  # 督办 follows the ticket to its next unit (escalation.py)
     fresh.pending_evaluations.extend(c.pending_evaluations)
     step.case = fresh
     step.emit(events_pb2.CaseOpened, AWAITING_SIGN_OFF, reason, f"派单 round {request.assignment.dispatch_round}")
