@@ -670,7 +670,7 @@ def _evaluate(case: events_pb2.Case | None, e: lifecycle_pb2.CityEvaluation, now
         raise NotFound("case", e.city_ticket_id)  # the consumer keeps it in the inbox
     if any(p.evaluation_id == e.evaluation_id for p in case.pending_evaluations) or \
             case.evaluation.evaluation_id == e.evaluation_id:
-        return Decision(None, answer=case, audit={"detail": "evaluation already known"})
+        return Decision(None, answer=case, unchanged=True)  # a delivery again (e.g. replayed after the inbox)
     verdict = evaluation_fate(case, e)
     if verdict == "ignore":
         return Decision(None, answer=case, audit={"detail": f"evaluation {e.evaluation_id} ignored: its result "
