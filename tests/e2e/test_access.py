@@ -37,7 +37,7 @@ GRPC_SERVICE = {"intake": "IntakeService", "routing": "RoutingService", "supervi
 OPEN_PATHS = {"/healthz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 SCOPE = {Role.UNIT: {"unit_id": "U-MATRIX"}, Role.DEPUTY: {"deputy_id": "D-MATRIX"},
          Role.LIAISON: {"officer_id": "L-MATRIX"}}
-MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+MOBILE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")  # not the digits inside a hex digest
 
 
 def base(settings: Settings, service: str) -> str:
