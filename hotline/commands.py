@@ -106,6 +106,10 @@ class Decision(Generic[S]):
     key: str = ""  # Kafka key of the events (the ticket id) when it is not the command's target
     audit: Doc = field(default_factory=dict)  # extra fields for the audit entry
     outbound: Sequence[Event] = ()  # ready-made events for other topics (e.g. JSON results to the city)
+    # nothing happened: a message delivered again whose effect is already in the state (e.g. an evaluation
+    # kept in the inbox before its case existed, replayed). No audit entry and no stored answer, so a
+    # replay leaves no trace either. Only with state None, no events and no outbound.
+    unchanged: bool = False
 
 
 class Repository(Protocol[S]):
@@ -163,6 +167,10 @@ class CommandBus:
                 return _answer(stored)
             before = await repo.load(command.target, session)
             decision = decide(before)
+            if decision.unchanged:
+                if decision.state is not None or decision.events or decision.outbound:
+                    raise TypeError("an unchanged decision saves and emits nothing")
+                return decision.answer if decision.answer is not None else before
             if decision.state is not None:
                 await repo.save(decision.state, session)
             key = decision.key or command.target

@@ -71,6 +71,8 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "OpenJointReview": frozenset({OFFICE}),
         "POST /tickets/{ticket_id}/joint-review/decision": frozenset({OFFICE}),
         "DecideJointReview": frozenset({OFFICE}),
+        "GET /joint-reviews": frozenset({OFFICE, ADMIN}),  # 联席研判列表 (open / decided)
+        "ListJointReviews": frozenset({OFFICE, ADMIN}),
         "GET /list-items/{rule_id}": frozenset(PEOPLE),
         "GET /list-items": frozenset(PEOPLE),
         "GetListItem": frozenset(PEOPLE),
@@ -102,6 +104,43 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /sla/policy/versions": frozenset({OFFICE, ADMIN, LEADER}),
         "GET /sla/policy/versions/{version}": frozenset({OFFICE, ADMIN, LEADER}),
         "PUT /sla/policy": frozenset({ADMIN}),
+        # 预警规则 as a versioned policy (hotline/policies.py): the office and admins read and edit it
+        "GET /policies/warning_rules": frozenset({OFFICE, ADMIN, LEADER}),
+        "GET /policies/warning_rules/versions": frozenset({OFFICE, ADMIN, LEADER}),
+        "GET /policies/warning_rules/versions/{version}": frozenset({OFFICE, ADMIN, LEADER}),
+        "PUT /policies/warning_rules": frozenset({OFFICE, ADMIN}),
+        # 督办 levels, meetings, merges and whistles (services/supervision/escalation*.py, whistles.py, merging.py);
+        # level 1 is the system's; a unit sees the supervision of its cases and the whistles it raised or is
+        # summoned to; the pure modules check which unit may do what.
+        "GET /cases/{ticket_id}/supervision": frozenset({OFFICE, LEADER, UNIT}),
+        "GET /cases/{ticket_id}/supervision/letter": frozenset({OFFICE, LEADER, UNIT}),  # 督办函
+        "GetSupervision": frozenset({OFFICE, LEADER, UNIT}),
+        **{f"POST /cases/{{ticket_id}}/{path}": frozenset({OFFICE, LEADER}) for path in (
+            "supervision", "supervision/close")},
+        **dict.fromkeys(("RaiseSupervision", "CloseSupervision"), frozenset({OFFICE, LEADER})),
+        **{f"POST /cases/{{ticket_id}}/{path}": frozenset({OFFICE}) for path in (
+            "supervision/visits", "supervision/joint", "meeting")},
+        **dict.fromkeys(("RecordVisit", "SetJointSupervision", "ScheduleMeeting"), frozenset({OFFICE})),
+        "POST /cases/{ticket_id}/meeting/outcome": frozenset({OFFICE, UNIT}),  # unit: the primary
+        "RecordMeeting": frozenset({OFFICE, UNIT}),
+        "POST /merges": frozenset({OFFICE}),  # 并单
+        "MergeTickets": frozenset({OFFICE}),
+        "GET /cases/{ticket_id}/merge-suggestions": frozenset({OFFICE}),
+        "POST /recurring-lists/{month}": frozenset({OFFICE}),  # 屡办不成
+        "GET /recurring-lists/{month}": frozenset({OFFICE, LEADER}),
+        "POST /recurring-lists/{month}/items/{digest}/resolution": frozenset({OFFICE}),
+        "GenerateRecurringList": frozenset({OFFICE}),
+        "GetRecurringList": frozenset({OFFICE, LEADER}),
+        "ResolveRecurringItem": frozenset({OFFICE}),
+        "POST /whistles": frozenset({UNIT, OFFICE}),  # 吹哨: a street office (or the office naming the street)
+        "BlowWhistle": frozenset({UNIT, OFFICE}),
+        "POST /whistles/{whistle_id}/report-in": frozenset({UNIT}),  # 报到: a summoned unit
+        "ReportIn": frozenset({UNIT}),
+        "POST /whistles/{whistle_id}/close": frozenset({UNIT, OFFICE}),
+        "CloseWhistle": frozenset({UNIT, OFFICE}),
+        "GET /whistles": frozenset({OFFICE, LEADER, UNIT}),
+        "GET /whistles/{whistle_id}": frozenset({OFFICE, LEADER, UNIT}),
+        **dict.fromkeys(("GetWhistle", "ListWhistles"), frozenset({OFFICE, LEADER, UNIT})),
         **_AUDIT,
     },
     "deputy_liaison": {

@@ -158,6 +158,13 @@ class MetricsSettings(BaseModel):
     scheduled_reports: bool = True  # weekly report each Monday, monthly on the 1st (for the period just ended)
 
 
+class DeputySettings(BaseModel):
+    """Deputy liaison (人大代表联络)."""
+
+    # thresholds of monthly lists (concentrated, repeated, hard), versioned; each list records the version
+    monthly_list_policy: Path = REPO_ROOT / "services" / "deputy_liaison" / "data" / "monthly_list_policy.json"
+
+
 class WorkbenchSettings(BaseModel):
     """The workbench web application (services/workbench): sign-in and its session cookie.
 
@@ -212,6 +219,7 @@ class Settings(BaseSettings):
     clock: ClockSettings = Field(default_factory=ClockSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    deputy: DeputySettings = Field(default_factory=DeputySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)

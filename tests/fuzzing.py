@@ -315,6 +315,7 @@ MUTATIONS: dict[str, tuple[Mutation, int]] = {
     "truncated": (_truncated, 4), "flipped_bytes": (_flipped_bytes, 6), "escaped_surrogate": (_escaped_surrogate, 2),
 }
 KINDS = [name for name, (_, weight) in MUTATIONS.items() for _ in range(weight)]
+PARKED_OR_KEPT = frozenset({"parked", "kept_on_case"})
 DUPLICATE_SHARE = 0.05  # records that repeat an earlier valid record's id with other content
 
 
@@ -357,6 +358,101 @@ def generate_records(count: int, run: str, seed: int = 0, now: datetime | None =
     return out
 
 
+# ---- the city's evaluations (回访) that arrive before their tickets ----------------------------------------------
+
+PARKED = "parked"  # kept in supervision's evaluation inbox until its case can take it (store.keep_evaluation)
+KEPT_ON_CASE = "kept_on_case"  # the case existed already: pending on the case (Case.pending_evaluations)
+EVALUATION_SHARE = 0.1  # evaluations generated per ticket record
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    kind: str  # early (its ticket follows, valid or not), no_ticket (never sent), repeated, or a mutation
+    key: bytes
+    value: bytes
+    evaluation_id: str
+    ticket_id: str
+    expect: frozenset[str]  # PARKED / KEPT_ON_CASE, or the dead-letter reasons its mutation calls for
+
+    @property
+    def valid(self) -> bool:
+        return self.expect <= {PARKED, KEPT_ON_CASE}
+
+
+def city_evaluation(rng: Random, now: datetime, evaluation_id: str, ticket_id: str) -> dict[str, Any]:
+    """A callback evaluation the contract accepts (docs/city-results.md), for the first result of
+    ``ticket_id`` (the district has not reported it yet: the ticket has not even arrived)."""
+    at = now - timedelta(minutes=rng.randint(1, 600))
+    names = [("evaluationId", "evaluation_id"), ("cityTicketId", "city_ticket_id"), ("resultId", "result_id"),
+             ("satisfaction", "satisfaction"), ("resolution", "resolution"), ("evaluatedAt", "evaluated_at"),
+             ("comment", "comment")]
+    values = [evaluation_id, ticket_id, f"{ticket_id}/result/1/0",
+              rng.choice(["SATISFACTION_SATISFIED", "SATISFACTION_BASICALLY_SATISFIED", "SATISFACTION_UNSATISFIED",
+                          1, 2, 3]),
+              rng.choice(["RESOLUTION_RESOLVED", "RESOLUTION_PARTLY_RESOLVED", "RESOLUTION_UNRESOLVED", 1]),
+              rfc3339(at, rng.randrange(4)), any_text(rng, 20)]
+    return {(camel if rng.random() < 0.5 else snake): v for (camel, snake), v in zip(names, values, strict=True)}
+
+
+def _eval_mutation(rng: Random, obj: dict[str, Any]) -> tuple[str, bytes, frozenset[str]]:
+    choice = rng.randrange(6)
+    if choice == 0:
+        return "eval_truncated", encode(obj)[: rng.randint(1, 20)], frozenset({"malformed_json"})
+    if choice == 1:
+        return "eval_bom", b"\xef\xbb\xbf" + encode(obj), frozenset({"malformed_json"})
+    if choice == 2:
+        for name in ("satisfaction", "evaluatedAt", "evaluated_at"):
+            obj.pop(name, None)
+        return "eval_missing_field", encode(obj), frozenset({"missing_field"})
+    if choice == 3:
+        key = "satisfaction" if "satisfaction" in obj else next(iter(obj))
+        obj[key] = rng.choice(["HAPPY", [], {"a": 1}, -7, 1.5])
+        return "eval_wrong_type", encode(obj), frozenset({"schema"})
+    if choice == 4:
+        return "eval_not_object", encode(rng.choice([[obj], "evaluation", 42, None])), frozenset({"schema"})
+    obj = {k: v for k, v in obj.items() if k not in ("evaluatedAt", "evaluated_at")}
+    obj["evaluatedAt"] = rng.choice(["9999-12-31T23:59:59Z", "1999-01-01T00:00:00Z", "yesterday"])
+    return "eval_bad_time", encode(obj), frozenset({"schema"})
+
+
+def generate_evaluations(records: list[FuzzRecord], run: str, seed: int = 0, now: datetime | None = None,
+                         share: float = EVALUATION_SHARE) -> list[EvaluationRecord]:
+    """Evaluations for about ``share`` of the records' tickets, published before the tickets:
+    most valid (their ticket follows: stored, or dead-lettered when its record was broken),
+    some for tickets that never come, some sent twice, the rest mutated (dead-lettered)."""
+    rng = Random(f"{run}/{seed}/evaluations")
+    now = now or datetime.now(UTC)
+    out: list[EvaluationRecord] = []
+    for n, record in enumerate(r for r in records if r.kind != "duplicate"):
+        if rng.random() >= share:
+            continue
+        eid, tid = f"EV{run}{n:06d}", record.ticket_id
+        roll = rng.random()
+        if roll < 0.15:  # its ticket never comes
+            tid = f"FZ{run}X{n:06d}"
+            out.append(EvaluationRecord("no_ticket", tid.encode(), encode(city_evaluation(rng, now, eid, tid)),
+                                        eid, tid, PARKED_OR_KEPT))
+        elif roll < 0.70:
+            kind = "early" if record.valid else "early_broken_ticket"
+            value = encode(city_evaluation(rng, now, eid, tid))
+            out.append(EvaluationRecord(kind, tid.encode(), value, eid, tid, PARKED_OR_KEPT))
+            if rng.random() < 0.1:  # the callback centre sends it again
+                out.append(EvaluationRecord("repeated", tid.encode(), value, eid, tid, PARKED_OR_KEPT))
+        else:
+            kind, value, expect = _eval_mutation(rng, city_evaluation(rng, now, eid, tid))
+            out.append(EvaluationRecord(kind, tid.encode(), value, eid, tid, expect))
+    return out
+
+
+@dataclass
+class EvaluationReport:
+    records: int
+    outcomes: Counter[str]  # PARKED, KEPT_ON_CASE, a dead-letter reason, or "lost"
+    by_kind: dict[str, Counter[str]]
+    unexpected: list[tuple[str, str, bytes]]
+    valid_lost: list[str]  # evaluation ids made valid that are neither parked nor pending on their case
+
+
 # ---- a run against a platform: publish, wait, account for every record ----------------------------------------
 
 @dataclass
@@ -372,38 +468,54 @@ class FuzzReport:
     unclean: list[str]  # stored tickets whose text carries control characters or is not NFC
     counted: dict[str, int]  # growth of the metrics summary: received, assigned, cases_opened
     stored_ids: set[str]
+    evaluations: EvaluationReport | None = None
 
 
-async def run_fuzz(settings: Settings, records: list[FuzzRecord], timeout: float = 300) -> FuzzReport:
-    """Publish the records to the city topic, wait until every consumer group has caught up,
-    and account for each record: dead-lettered by intake (the reason), stored, or a duplicate
-    of an id stored before. Then check the stored tickets went all the way (assignment, case,
-    counted by metrics) and that their text is clean."""
-    from tests.e2e.test_pipeline import drained, summary
-
-    city_topic = settings.topics.name("city_tickets")
-    before = await summary(settings)
-    started = time.monotonic()
+async def _publish(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
                                 enable_idempotence=True, linger_ms=5, max_request_size=4 * MAX_RECORD_BYTES)
     await producer.start()
     try:
         headers = [("content_type", b"application/json")]
-        futures = [await producer.send(city_topic, r.value, key=r.key, headers=headers) for r in records]
-        placed = [(m.partition, m.offset) for m in await asyncio.gather(*futures)]
+        futures = [await producer.send(topic, value, key=key, headers=headers) for key, value in records]
+        return [(m.partition, m.offset) for m in await asyncio.gather(*futures)]
     finally:
         await producer.stop()
+
+
+async def run_fuzz(settings: Settings, records: list[FuzzRecord], timeout: float = 300,
+                   evaluations: list[EvaluationRecord] | None = None) -> FuzzReport:
+    """Publish the evaluations (if any) to the city's evaluation topic and wait until
+    supervision has taken them all, so each comes before its ticket; then publish the records to
+    the city topic, wait until every consumer group has caught up, and account for each record:
+    dead-lettered by intake (the reason), stored, or a duplicate of an id stored before. Then
+    check the stored tickets went all the way (assignment, case, counted by metrics) and that
+    their text is clean, and account for each evaluation (parked, dead-lettered, or lost)."""
+    from tests.e2e.test_pipeline import drained, summary
+
+    city_topic = settings.topics.name("city_tickets")
+    evaluation_topic = settings.topics.name("city_evaluations")
+    before = await summary(settings)
+    started = time.monotonic()
+    evaluations = evaluations or []
+    evaluations_placed = await _publish(settings, evaluation_topic, [(e.key, e.value) for e in evaluations])
+    if evaluations:
+        await drained(settings, timeout=timeout)
+    placed = await _publish(settings, city_topic, [(r.key, r.value) for r in records])
     await drained(settings, timeout=timeout)
     seconds = time.monotonic() - started
 
     ids = {r.ticket_id for r in records}
     dead = await read_topic(settings, settings.topics.name("dead_letters"), expect=10**9, timeout=5)
     by_offset: dict[tuple[int, int], str] = {}
+    evaluation_dead: dict[tuple[int, int], str] = {}
     downstream: Counter[str] = Counter()
     for m in dead:
         h = {k: v.decode("utf-8", "replace") for k, v in m.headers}
         if h.get("dlq_original_topic") == city_topic:
             by_offset[(int(h["dlq_original_partition"]), int(h["dlq_original_offset"]))] = h["dlq_reason"]
+        elif h.get("dlq_original_topic") == evaluation_topic:
+            evaluation_dead[(int(h["dlq_original_partition"]), int(h["dlq_original_offset"]))] = h["dlq_reason"]
         elif m.key and m.key.decode("utf-8", "replace") in ids:
             downstream[f"{h.get('dlq_service')}/{h.get('dlq_reason')}"] += 1
 
@@ -418,6 +530,12 @@ async def run_fuzz(settings: Settings, records: list[FuzzRecord], timeout: float
                                                            {"_id": 1})}
         opened = {d["_id"] for d in await mongo.find_in(db("supervision")["cases"], sorted(stored_ids), "_id",
                                                          {"_id": 1})}
+        evaluation_ids = sorted({e.evaluation_id for e in evaluations})
+        parked = {d["_id"] for d in await mongo.find_in(db("supervision")["evaluation_inbox"], evaluation_ids,
+                                                         "_id", {"_id": 1})}
+        pending = {p.get("evaluation_id") for d in await mongo.find_in(
+            db("supervision")["cases"], sorted({e.ticket_id for e in evaluations}), "_id",
+            {"pending_evaluations": 1}) for p in d.get("pending_evaluations", [])}
     finally:
         await client.close()
 
@@ -449,8 +567,27 @@ async def run_fuzz(settings: Settings, records: list[FuzzRecord], timeout: float
     after = await eventually(lambda: summary(settings), grew, timeout=60)
     counted = {"received": after.received - before.received, "assigned": after.assigned - before.assigned,
                "cases_opened": after.cases_opened - before.cases_opened}
+    evaluation_report = _account_evaluations(evaluations, evaluations_placed, evaluation_dead, parked, pending)
     return FuzzReport(len(records), seconds, outcomes, by_kind, unexpected, valid_lost, unaccounted, downstream,
-                      unclean, counted, stored_ids)
+                      unclean, counted, stored_ids, evaluation_report if evaluations else None)
+
+
+def _account_evaluations(evaluations: list[EvaluationRecord], placed: list[tuple[int, int]],
+                         dead: dict[tuple[int, int], str], parked: set[str], pending: set[Any]) -> EvaluationReport:
+    outcomes: Counter[str] = Counter()
+    by_kind: dict[str, Counter[str]] = {}
+    unexpected: list[tuple[str, str, bytes]] = []
+    lost: list[str] = []
+    for e, where in zip(evaluations, placed, strict=True):
+        outcome = dead.get(where) or (PARKED if e.evaluation_id in parked else
+                                      KEPT_ON_CASE if e.evaluation_id in pending else "lost")
+        outcomes[outcome] += 1
+        by_kind.setdefault(e.kind, Counter())[outcome] += 1
+        if outcome not in e.expect:
+            unexpected.append((e.kind, outcome, e.value[:200]))
+        if e.valid and outcome == "lost":
+            lost.append(e.evaluation_id)
+    return EvaluationReport(len(evaluations), outcomes, by_kind, unexpected, sorted(set(lost)))
 
 
 def _strings(doc: dict[str, Any]) -> list[str]:

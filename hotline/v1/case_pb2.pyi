@@ -249,6 +249,8 @@ class _ClosureEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Closure.Value
     """the office closed it with an explanation after a poor evaluation"""
     CLOSURE_REDISPATCHED: _Closure.ValueType  # 3
     """routing re-dispatched the ticket: this unit's case ends"""
+    CLOSURE_MERGED: _Closure.ValueType  # 4
+    """并单: merged under a parent case, closed with its result"""
 
 class Closure(_Closure, metaclass=_ClosureEnumTypeWrapper):
     """Why a case closed."""
@@ -260,6 +262,8 @@ CLOSURE_EXPLAINED: Closure.ValueType  # 2
 """the office closed it with an explanation after a poor evaluation"""
 CLOSURE_REDISPATCHED: Closure.ValueType  # 3
 """routing re-dispatched the ticket: this unit's case ends"""
+CLOSURE_MERGED: Closure.ValueType  # 4
+"""并单: merged under a parent case, closed with its result"""
 Global___Closure: _TypeAlias = Closure  # noqa: Y015
 
 @_typing.final

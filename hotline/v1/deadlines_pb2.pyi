@@ -155,7 +155,7 @@ class DeadlineMissed(_message.Message):
 Global___DeadlineMissed: _TypeAlias = DeadlineMissed  # noqa: Y015
 
 @_typing.final
-class SupervisionRaised(_message.Message):
+class OverdueSupervisionRaised(_message.Message):
     """The case's supervision level (督办) went up; level 1 = system supervision (系统督办), raised
     automatically, once, on the first missed deadline.
     """
@@ -192,4 +192,4 @@ class SupervisionRaised(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SupervisionRaised: _TypeAlias = SupervisionRaised  # noqa: Y015
+Global___OverdueSupervisionRaised: _TypeAlias = OverdueSupervisionRaised  # noqa: Y015

@@ -219,11 +219,14 @@ class MonthlyListPublished(_message.Message):
     DEPUTY_ID_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
     PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
     list_id: _builtins.str
     """<month>/<deputy id>"""
     month: _builtins.str
     """YYYY-MM"""
     deputy_id: _builtins.str
+    policy_version: _builtins.str
+    """version of the thresholds it was made with (data/monthly_list_policy.json)"""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___MonthlyListItem]: ...
     @_builtins.property
@@ -236,10 +239,11 @@ class MonthlyListPublished(_message.Message):
         deputy_id: _builtins.str = ...,
         items: _abc.Iterable[Global___MonthlyListItem] | None = ...,
         published_at: _timestamp_pb2.Timestamp | None = ...,
+        policy_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["published_at", b"published_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deputy_id", b"deputy_id", "items", b"items", "list_id", b"list_id", "month", b"month", "published_at", b"published_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deputy_id", b"deputy_id", "items", b"items", "list_id", b"list_id", "month", b"month", "policy_version", b"policy_version", "published_at", b"published_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -515,20 +515,26 @@ class DeputySubmission(_message.Message):
     SUBMISSION_ID_FIELD_NUMBER: _builtins.int
     DEPUTY_ID_FIELD_NUMBER: _builtins.int
     TICKET_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
     submission_id: _builtins.str
     deputy_id: _builtins.str
     @_builtins.property
     def ticket(self) -> _ticket_pb2.CityTicket: ...
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.Attachment]:
+        """by reference (uri, name, type), never the bytes"""
+
     def __init__(
         self,
         *,
         submission_id: _builtins.str = ...,
         deputy_id: _builtins.str = ...,
         ticket: _ticket_pb2.CityTicket | None = ...,
+        attachments: _abc.Iterable[_case_pb2.Attachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ticket", b"ticket"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deputy_id", b"deputy_id", "submission_id", b"submission_id", "ticket", b"ticket"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "deputy_id", b"deputy_id", "submission_id", b"submission_id", "ticket", b"ticket"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -559,6 +559,52 @@ class DecideJointReviewRequest(_message.Message):
 Global___DecideJointReviewRequest: _TypeAlias = DecideJointReviewRequest  # noqa: Y015
 
 @_typing.final
+class ListJointReviewsRequest(_message.Message):
+    """联席研判 list (office): the reviews in one state, oldest opened first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    status: Global___ReviewStatus.ValueType
+    """UNSPECIFIED = any"""
+    page_size: _builtins.int
+    """default 200, at most 500"""
+    def __init__(
+        self,
+        *,
+        status: Global___ReviewStatus.ValueType = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJointReviewsRequest: _TypeAlias = ListJointReviewsRequest  # noqa: Y015
+
+@_typing.final
+class ListJointReviewsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVIEWS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reviews(self) -> _containers.RepeatedCompositeFieldContainer[Global___JointReview]: ...
+    def __init__(
+        self,
+        *,
+        reviews: _abc.Iterable[Global___JointReview] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reviews", b"reviews"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJointReviewsResponse: _TypeAlias = ListJointReviewsResponse  # noqa: Y015
+
+@_typing.final
 class JointReviewChanged(_message.Message):
     """Published on hotline.assignments.v1 when a joint review opens and when it is decided."""
 

@@ -161,6 +161,11 @@ class RoutingServiceStub:
                 request_serializer=hotline_dot_v1_dot_routing__pb2.DecideJointReviewRequest.SerializeToString,
                 response_deserializer=hotline_dot_v1_dot_routing__pb2.JointReview.FromString,
                 _registered_method=True)
+        self.ListJointReviews = channel.unary_unary(
+                '/hotline.v1.RoutingService/ListJointReviews',
+                request_serializer=hotline_dot_v1_dot_routing__pb2.ListJointReviewsRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_routing__pb2.ListJointReviewsResponse.FromString,
+                _registered_method=True)
         self.GetListItem = channel.unary_unary(
                 '/hotline.v1.RoutingService/GetListItem',
                 request_serializer=hotline_dot_v1_dot_routing__pb2.GetListItemRequest.SerializeToString,
@@ -250,6 +255,13 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJointReviews(self, request, context):
+        """联席研判列表 (office, admin)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetListItem(self, request, context):
         """(office, admin, unit)
         """
@@ -323,6 +335,11 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.DecideJointReview,
                     request_deserializer=hotline_dot_v1_dot_routing__pb2.DecideJointReviewRequest.FromString,
                     response_serializer=hotline_dot_v1_dot_routing__pb2.JointReview.SerializeToString,
+            ),
+            'ListJointReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJointReviews,
+                    request_deserializer=hotline_dot_v1_dot_routing__pb2.ListJointReviewsRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_routing__pb2.ListJointReviewsResponse.SerializeToString,
             ),
             'GetListItem': grpc.unary_unary_rpc_method_handler(
                     servicer.GetListItem,
@@ -610,6 +627,33 @@ class RoutingService:
             '/hotline.v1.RoutingService/DecideJointReview',
             hotline_dot_v1_dot_routing__pb2.DecideJointReviewRequest.SerializeToString,
             hotline_dot_v1_dot_routing__pb2.JointReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJointReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.RoutingService/ListJointReviews',
+            hotline_dot_v1_dot_routing__pb2.ListJointReviewsRequest.SerializeToString,
+            hotline_dot_v1_dot_routing__pb2.ListJointReviewsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -78,6 +78,8 @@ class RoutingServiceStub:
     """联席研判 (office)"""
     DecideJointReview: _grpc.UnaryUnaryMultiCallable[_routing_pb2.DecideJointReviewRequest, _routing_pb2.JointReview]
     """研判结论 (office)"""
+    ListJointReviews: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListJointReviewsRequest, _routing_pb2.ListJointReviewsResponse]
+    """联席研判列表 (office, admin)"""
     GetListItem: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetListItemRequest, _routing_pb2.ListItem]
     """(office, admin, unit)"""
     ListListItems: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListListItemsRequest, _routing_pb2.ListListItemsResponse]
@@ -108,6 +110,8 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     """联席研判 (office)"""
     DecideJointReview: _aio.UnaryUnaryMultiCallable[_routing_pb2.DecideJointReviewRequest, _routing_pb2.JointReview]  # type: ignore[assignment]
     """研判结论 (office)"""
+    ListJointReviews: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListJointReviewsRequest, _routing_pb2.ListJointReviewsResponse]  # type: ignore[assignment]
+    """联席研判列表 (office, admin)"""
     GetListItem: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetListItemRequest, _routing_pb2.ListItem]  # type: ignore[assignment]
     """(office, admin, unit)"""
     ListListItems: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListListItemsRequest, _routing_pb2.ListListItemsResponse]  # type: ignore[assignment]
@@ -195,6 +199,14 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.JointReview, _abc.Awaitable[_routing_pb2.JointReview]]:
         """研判结论 (office)"""
+
+    @_abc_1.abstractmethod
+    def ListJointReviews(
+        self,
+        request: _routing_pb2.ListJointReviewsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListJointReviewsResponse, _abc.Awaitable[_routing_pb2.ListJointReviewsResponse]]:
+        """联席研判列表 (office, admin)"""
 
     @_abc_1.abstractmethod
     def GetListItem(

@@ -138,8 +138,9 @@ class Liaison:
     """The use cases of deputy liaison, shared by the HTTP and gRPC adapters."""
 
     def __init__(self, store: DeputyStore, commands: CommandBus, topics: dict[str, str], clock: Clock,
-                 directory: Directory) -> None:
+                 directory: Directory, list_policy: core.ListPolicy | None = None) -> None:
         self.store, self.commands, self.clock, self.directory = store, commands, clock, directory
+        self.list_policy = list_policy or core.ListPolicy.load()
         self.topic, self.events_topic = topics["deputy_submissions"], topics["deputy_events"]
         self.notifications_topic = topics["notifications"]
 
@@ -301,7 +302,8 @@ class Liaison:
     async def publish_month(self, month: str, who: Principal, key: str) -> Doc:
         """Generate the month's lists from ticket facts and push one to every deputy with a
         constituency (event MonthlyListPublished and a notification)."""
-        items = core.monthly_items(await self.store.facts_of_month(month), month)
+        policy = self.list_policy
+        items = core.monthly_items(await self.store.facts_of_month(month), month, policy)
         deputies = [d for d in await self.store.all_deputies() if d.get("street")]
         now = self.clock.now()
 
@@ -310,15 +312,18 @@ class Liaison:
                 raise Illegal(f"{month} 的问题清单已发布")
             lists = [{"list_id": f"{month}/{d['deputy_id']}", "month": month, "deputy_id": d["deputy_id"],
                       "street": d["street"], "community": d.get("community", ""),
-                      "items": core.items_for(d, items), "adopted": [], "published_at": now} for d in deputies]
+                      "items": core.items_for(d, items), "adopted": [], "published_at": now,
+                      "policy_version": policy.version} for d in deputies]
             events = [core.list_event(x, now) for x in lists]
             notes = [self.notify(d, core.notification(d, "", "", "monthly_list",
                                                       f"{month} 问题清单已发布，共 {len(x['items'])} 项", now,
                                                       f"{x['list_id']}/notify"))
                      for d, x in zip(deputies, lists, strict=True)]
-            return Decision(state={"month": month, "lists": lists, "items": len(items)}, events=events,
+            return Decision(state={"month": month, "lists": lists, "items": len(items),
+                                   "policy_version": policy.version}, events=events,
                             outbound=notes,
                             answer={"month": month, "items": len(items), "deputies": len(lists),
+                                    "policy_version": policy.version,
                                     "message": f"已向 {len(lists)} 位代表推送 {month} 问题清单"})
         command = Command("publish_monthly_lists", month, who, key)
         answer: Doc = await self.commands.run(command, MonthRepository(self.store), decide, self.events_topic)
@@ -427,7 +432,9 @@ class MonthRepository:
             await self.store.monthly_lists.replace_one({"_id": x["list_id"]}, x, upsert=True, session=session)
         await self.store.monthly_lists.replace_one(
             {"_id": f"month/{state['month']}"}, {"month": state["month"], "marker": True, "items": state["items"],
-                                                 "deputies": len(state["lists"])}, upsert=True, session=session)
+                                                 "deputies": len(state["lists"]),
+                                                 "policy_version": state.get("policy_version", "")},
+            upsert=True, session=session)
 
 
 def http_routes(liaison: Liaison) -> APIRouter:

@@ -8,15 +8,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from hotline import pb
 from hotline.commands import Decision, Exists, Illegal, Invalid
 from hotline.mongo import Doc
-from hotline.v1 import deputy_pb2, events_pb2, services_pb2, ticket_pb2
+from hotline.v1 import case_pb2, deputy_pb2, events_pb2, services_pb2, ticket_pb2
 
 TICKET_PREFIX = "RD-"  # ticket ids of deputy submissions (intake uses the same prefix)
 LEVELS = {"national": "全国人大代表", "provincial": "省人大代表", "municipal": "市人大代表", "district": "区人大代表"}
@@ -24,7 +27,7 @@ LEVEL_ALIASES = {"全国": "national", "省": "provincial", "市": "municipal", 
                  **{v: k for k, v in LEVELS.items()}}
 RATINGS = ("满意", "基本满意", "不满意")
 CLOSED = {"closed"}
-REPLIED = {"replied", "review_passed", "evaluated", "closed", "redo", "redo_decided", "sent_back"}
+REPLIED = {"replied", "review_passed", "evaluated", "closed", "redo", "redo_decided", "sent_back", "supervised"}
 
 # ---------------------------------------------------------------- registry
 
@@ -113,9 +116,12 @@ def submission_event(submission_id: str, fields: Mapping[str, Any], ticket_type:
     SLA policy of supervision reads: reply_working_days_deputy)."""
     caller = ticket_pb2.Caller(name=contact.get("name", ""), phone=contact.get("phone", ""),
                                anonymous=not contact)
+    attachments = [case_pb2.Attachment(uri=a["uri"], name=a.get("name", ""), content_type=a.get("content_type", ""))
+                   for a in fields.get("attachments") or []]
     return events_pb2.DeputySubmission(
         submission_id=submission_id,
         deputy_id=fields["deputy_id"],
+        attachments=attachments,
         ticket=ticket_pb2.CityTicket(
             city_ticket_id=f"{TICKET_PREFIX}{submission_id}",
             ticket_type=ticket_type or ticket_pb2.TICKET_TYPE_HELP,
@@ -177,15 +183,52 @@ def notification(deputy: Mapping[str, Any], submission_id: str, ticket_id: str, 
 # ---------------------------------------------------------------- monthly lists
 
 
-def monthly_items(tickets: Iterable[Mapping[str, Any]], month: str, *, concentrated_at: int = 5,
-                  repeated_at: int = 3) -> list[Doc]:
+HARD_FLAGS = ("overdue", "redone", "unsatisfied")  # what ticket facts can make a problem hard (疑难)
+POLICY_FILE = Path(__file__).parent / "data" / "monthly_list_policy.json"
+
+
+@dataclass(frozen=True)
+class ListPolicy:
+    """The thresholds of monthly lists, from the versioned policy file
+    (data/monthly_list_policy.json, path in settings.deputy.monthly_list_policy)."""
+
+    version: str
+    concentrated_at: int = 5  # tickets of one category in one community
+    repeated_at: int = 3  # tickets about one place in one community and category
+    hard_at: int = 1  # tickets of one community and category with a hard flag
+    hard_when: frozenset[str] = frozenset(HARD_FLAGS)
+
+    @classmethod
+    def load(cls, path: Path = POLICY_FILE) -> ListPolicy:
+        return cls.from_dict(json.loads(path.read_text("utf-8")))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ListPolicy:
+        hard = d.get("hard", {})
+        policy = cls(version=str(d.get("version", "")),
+                     concentrated_at=int(d.get("concentrated", {}).get("min_tickets", 5)),
+                     repeated_at=int(d.get("repeated", {}).get("min_tickets_same_place", 3)),
+                     hard_at=int(hard.get("min_tickets", 1)),
+                     hard_when=frozenset(hard.get("when", HARD_FLAGS)))
+        if not policy.version:
+            raise ValueError("the monthly list policy needs a version")
+        if min(policy.concentrated_at, policy.repeated_at, policy.hard_at) < 1:
+            raise ValueError("monthly list thresholds must be at least 1")
+        if unknown := policy.hard_when - set(HARD_FLAGS):
+            raise ValueError(f"unknown hard flags {sorted(unknown)}; known: {', '.join(HARD_FLAGS)}")
+        return policy
+
+
+def monthly_items(tickets: Iterable[Mapping[str, Any]], month: str, policy: ListPolicy) -> list[Doc]:
     """The problems of one month (每月问题清单) by area, from ticket facts
-    (ticket_id, received_at, street, community, category, address, repeat, overdue, unsatisfied):
+    (ticket_id, received_at, street, community, category, address, overdue, redone, unsatisfied),
+    with the thresholds of ``policy``:
 
     * concentrated (集中): a category with at least ``concentrated_at`` tickets in one community;
-    * repeated (反复投诉): a place complained about at least ``repeated_at`` times, or tickets
-      flagged as repeat demands (重复诉求) in one community and category;
-    * hard (疑难): tickets of the area that were overdue, redone or evaluated unsatisfied.
+    * repeated (反复投诉): a place complained about at least ``repeated_at`` times in one
+      community and category;
+    * hard (疑难): at least ``hard_at`` tickets of one community and category that were
+      overdue, redone or evaluated unsatisfied (the flags in ``hard_when``).
     """
     of_month = [t for t in tickets if str(t.get("received_month", "")) == month and t.get("street")]
     items: list[Doc] = []
@@ -193,17 +236,17 @@ def monthly_items(tickets: Iterable[Mapping[str, Any]], month: str, *, concentra
     for t in of_month:
         groups[(t["street"], t.get("community") or "", t.get("category") or "其他")].append(t)
     for (street, community, category), group in sorted(groups.items()):
-        if len(group) >= concentrated_at:
+        if len(group) >= policy.concentrated_at:
             items.append(_item("concentrated", street, community, category, group,
                                f"{category}类问题本月集中反映 {len(group)} 件"))
         places = Counter(t.get("address") or "" for t in group if t.get("address"))
         for place, n in sorted(places.items()):
-            if n >= repeated_at:
+            if n >= policy.repeated_at:
                 same = [t for t in group if t.get("address") == place]
                 items.append(_item("repeated", street, community, category, same,
                                    f"“{place}”{category}问题本月被反复投诉 {n} 次"))
-        hard = [t for t in group if t.get("overdue") or t.get("unsatisfied") or t.get("redone")]
-        if hard:
+        hard = [t for t in group if any(t.get(flag) for flag in policy.hard_when)]
+        if hard and len(hard) >= policy.hard_at:
             items.append(_item("hard", street, community, category, hard,
                                f"{category}类疑难问题 {len(hard)} 件（超期、重办或群众不满意）"))
     return items
@@ -230,7 +273,7 @@ def list_event(list_doc: Mapping[str, Any], at: datetime) -> deputy_pb2.MonthlyL
         list_id=list_doc["list_id"], month=list_doc["month"], deputy_id=list_doc["deputy_id"],
         items=[deputy_pb2.MonthlyListItem(**{k: v for k, v in i.items() if k in _ITEM_FIELDS})
                for i in list_doc["items"]],
-        published_at=pb.ts(at))
+        published_at=pb.ts(at), policy_version=str(list_doc.get("policy_version", "")))
 
 
 _ITEM_FIELDS = {f.name for f in deputy_pb2.MonthlyListItem.DESCRIPTOR.fields}
@@ -247,6 +290,13 @@ def on_time(case: Mapping[str, Any]) -> bool:
     return datetime.fromisoformat(str(replied)) <= datetime.fromisoformat(str(due))
 
 
+def closed(submission: Mapping[str, Any]) -> bool:
+    """Closed (办结): the last step was the close, or a later step (a deputy's escalation) on a
+    case that stays archived."""
+    case = submission.get("case") or {}
+    return submission.get("status") in CLOSED or case.get("state") == "CASE_STATE_ARCHIVED"
+
+
 def figures(submissions: Iterable[Mapping[str, Any]], deputies: Mapping[str, Mapping[str, Any]]) -> list[Doc]:
     """Deputy work by level and street: submissions, closed, closed on time, on-time rate,
     rated, satisfied (满意 or 基本满意), satisfaction rate."""
@@ -256,7 +306,7 @@ def figures(submissions: Iterable[Mapping[str, Any]], deputies: Mapping[str, Map
         key = (str(deputy.get("level") or "unknown"), str(deputy.get("street") or "unknown"))
         c = rows[key]
         c["submissions"] += 1
-        if s.get("status") in CLOSED:
+        if closed(s):
             c["closed"] += 1
             c["closed_on_time"] += on_time(s.get("case") or {})
         rating = (s.get("rating") or {}).get("rating")

@@ -49,7 +49,7 @@ table{border-collapse:collapse;width:100%}th,td{border:1px solid #444;padding:.4
 <td>{{ i.category }}</td><td>{{ i.summary }}</td><td>{{ i.tickets }}</td>
 <td>{% if i.item_id in adopted %}已领办{% endif %}</td></tr>{% endfor %}
 </tbody></table>{% else %}<p>本月选区内无需列入清单的问题。</p>{% endif %}
-<p>生成时间：{{ published }}</p></body></html>""")
+<p>生成时间：{{ published }}{% if version %}　清单标准版本：{{ version }}{% endif %}</p></body></html>""")
 
 
 def monthly_html(deputy: Doc, monthly: Doc, directory: Directory) -> str:
@@ -61,4 +61,5 @@ def monthly_html(deputy: Doc, monthly: Doc, directory: Directory) -> str:
                            street=names(monthly.get("street", "")),
                            community=names(monthly["community"]) if monthly.get("community") else "",
                            items=monthly["items"], adopted=set(monthly.get("adopted", [])), kinds=KIND_NAMES,
-                           names=names, published=str(monthly.get("published_at", ""))[:19])
+                           names=names, published=str(monthly.get("published_at", ""))[:19],
+                           version=monthly.get("policy_version", ""))

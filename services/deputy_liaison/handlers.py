@@ -11,7 +11,7 @@ from hotline import pb
 from hotline.api import as_json
 from hotline.envelope import Event, EventTypes, Record
 from hotline.mongo import Doc
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
+from hotline.v1 import case_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2
 from services.deputy_liaison.core import notification, submission_id_of
 from services.deputy_liaison.store import DeputyStore
 from services.routing.core import Directory
@@ -34,6 +34,7 @@ STATUS: dict[type[Any], tuple[str, str]] = {
     lifecycle_pb2.CaseClosed: ("closed", "已办结归档"),
     lifecycle_pb2.AssistContributed: ("assist_contributed", "协办单位已提交意见"),
     lifecycle_pb2.AssistWaived: ("assist_waived", "协办单位免于协办"),
+    deputy_escalation_pb2.CaseEscalatedByDeputy: ("supervised", "热线办已督办"),
 }
 EVENTS = EventTypes(*STATUS)
 
@@ -46,6 +47,8 @@ def status_of(event: Any) -> tuple[str, str]:
             return "sent_back", "审核未通过，承办单位重办"
         case lifecycle_pb2.RedoDecided(redo=True):
             return "redo", "回访不满意，承办单位重办"
+        case deputy_escalation_pb2.CaseEscalatedByDeputy(case=c):
+            return "supervised", f"根据您的督办请求，热线办已督办（督办级别 {c.supervision_level}）"
         case lifecycle_pb2.ExtensionDecided(approved=approved):
             return ("extension_approved", "延期已批准") if approved else ("extension_rejected", "延期未获批准")
     return STATUS[type(event)]

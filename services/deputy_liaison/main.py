@@ -10,6 +10,7 @@ from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
 from services.deputy_liaison import store as store_module
 from services.deputy_liaison.api import DeputyGrpc, Liaison, http_routes
+from services.deputy_liaison.core import ListPolicy
 from services.deputy_liaison.handlers import CaseFollowing, TicketFacts
 from services.routing.core import DATA_DIR, Directory
 
@@ -21,7 +22,8 @@ async def build(rt: Runtime) -> Service:
     store = store_module.DeputyStore(rt.db)
     directory = Directory.from_file(DATA_DIR / "directory.json")
     topics = {t: rt.topic(t) for t in ("deputy_submissions", "deputy_events", "notifications")}
-    liaison = Liaison(store, rt.commands, topics, rt.clock, directory)
+    liaison = Liaison(store, rt.commands, topics, rt.clock, directory,
+                      ListPolicy.load(rt.settings.deputy.monthly_list_policy))
 
     async def refresh_figures() -> None:
         while True:

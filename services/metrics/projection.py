@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 
 from hotline import pb
 from hotline.envelope import EventTypes, Record
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, ticket_pb2
+from hotline.v1 import case_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2, ticket_pb2
 from services.metrics.kpi import CaseFacts, KpiPolicy
 
 LEVELS = ("ticket", "dispatch", "handling")
@@ -54,6 +54,7 @@ EVENT_TYPES: dict[str, type[Message]] = {m.DESCRIPTOR.full_name: m for m in (
     lifecycle_pb2.ProgressReported, lifecycle_pb2.ReturnRequested, lifecycle_pb2.ReturnRefused,
     lifecycle_pb2.ReviewDecided, lifecycle_pb2.CaseEvaluated, lifecycle_pb2.RedoDecided, lifecycle_pb2.CaseClosed,
     lifecycle_pb2.AssistContributed, lifecycle_pb2.AssistWaived,
+    deputy_escalation_pb2.CaseEscalatedByDeputy,  # raises the supervision level (督办) like any case event
 )}
 
 

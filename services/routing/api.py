@@ -74,6 +74,19 @@ async def queue(store: DeskStore, page_size: int) -> routing_pb2.ListQueueRespon
     return routing_pb2.ListQueueResponse(entries=await store.queue(page_size or 50), length=length)
 
 
+REVIEW_STATES = {"open": routing_pb2.REVIEW_STATUS_OPEN, "decided": routing_pb2.REVIEW_STATUS_DECIDED}
+
+
+async def joint_reviews(store: DeskStore, status: int, page_size: int) -> routing_pb2.ListJointReviewsResponse:
+    """联席研判 list: the reviews in ``status`` (REVIEW_STATUS_UNSPECIFIED: any), oldest opened first."""
+    if not 0 <= page_size <= MAX_PAGE:
+        raise Invalid(f"page_size must be 0-{MAX_PAGE}")
+    if status not in routing_pb2.ReviewStatus.values():
+        raise Invalid(f"unknown review status {status}")
+    name = routing_pb2.ReviewStatus.Name(status) if status else ""  # type: ignore[arg-type]
+    return routing_pb2.ListJointReviewsResponse(reviews=await store.reviews(name, page_size or 200))
+
+
 def get_item(live: LiveRouter, rule_id: str) -> routing_pb2.ListItem:
     rule = next((r for r in live.router.rules if r.rule_id == rule_id), None)
     if rule is None:
@@ -113,6 +126,13 @@ def http_routes(live: LiveRouter, store: AssignmentStore, classify: Classify | N
     @api.get("/returns", summary="退单: the office sees all, a unit its own")
     async def list_returns(pending_only: bool = False, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
         return as_json(await visible_returns(desk, who, pending_only))
+
+    @api.get("/joint-reviews", summary="联席研判 (office, admin): joint reviews, open or decided, oldest first")
+    async def list_joint_reviews(state: str = Query("", description="open | decided | empty for any"),
+                                 limit: int = Query(200, ge=1, le=MAX_PAGE)) -> dict[str, Any]:
+        if state and state not in REVIEW_STATES:
+            raise Invalid(f"state must be one of {', '.join(REVIEW_STATES)} (or empty for any), not {state!r}")
+        return as_json(await joint_reviews(desk, REVIEW_STATES.get(state, 0), limit))
 
     @api.get("/list-items/{rule_id}", summary="One item of the first-responsible list")
     async def get_list_item(rule_id: str) -> dict[str, Any]:
@@ -203,6 +223,10 @@ class RoutingGrpc(services_pb2_grpc.RoutingServiceServicer):
     async def DecideJointReview(self, request: routing_pb2.DecideJointReviewRequest,  # noqa: N802
                                 context: Context) -> routing_pb2.JointReview:
         return await self.commands.decide_review(request, auth.current(), grpc_idempotency_key(context))
+
+    async def ListJointReviews(self, request: routing_pb2.ListJointReviewsRequest,  # noqa: N802
+                               context: Context) -> routing_pb2.ListJointReviewsResponse:
+        return await joint_reviews(self.desk, request.status, request.page_size)
 
     async def GetListItem(self, request: routing_pb2.GetListItemRequest,  # noqa: N802
                           context: Context) -> routing_pb2.ListItem:

@@ -32,7 +32,8 @@ from services.routing.responsibility import Listing, ListVersion, LogEntry, seed
 # assignments and the current list are looked up by _id only; versions by _id, newest first
 INDEXES: dict[str, list[IndexModel]] = {
     "assignments": [], "responsibility_list": [], "responsibility_versions": [],
-    "desk": [IndexModel([("queue.arrived_at", 1)], sparse=True), IndexModel([("ret.status", 1), ("ret.unit_id", 1)])],
+    "desk": [IndexModel([("queue.arrived_at", 1)], sparse=True), IndexModel([("ret.status", 1), ("ret.unit_id", 1)]),
+             IndexModel([("review.status", 1), ("review.opened_at", 1)], sparse=True)],
     "examples": [IndexModel([("decided_at", 1)])],
 }
 CURRENT = "current"
@@ -136,6 +137,15 @@ class DeskStore:
             query["ret.status"] = "RETURN_STATUS_REQUESTED"
         docs = await self.desk.find(query, {"ret": 1}).sort("_id", 1).limit(limit).to_list()
         return [pb.from_doc(d["ret"], routing_pb2.PendingReturn) for d in docs]
+
+    async def reviews(self, status: str = "", limit: int = 200) -> list[routing_pb2.JointReview]:
+        """联席研判: the joint reviews (in one ``status``, e.g. "REVIEW_STATUS_OPEN"), oldest opened first."""
+        query: Doc = {"review": {"$exists": True}}
+        if status:
+            query["review.status"] = status
+        docs = await self.desk.find(query, {"review": 1}).sort([("review.opened_at", 1), ("_id", 1)]).limit(
+            limit).to_list()
+        return [pb.from_doc(d["review"], routing_pb2.JointReview) for d in docs]
 
     async def labelled_examples(self) -> list[Doc]:
         """The office's decisions as labelled examples (for ``hotline classify retrain --from-store``)."""

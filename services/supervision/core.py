@@ -164,7 +164,7 @@ def first_missed(fired: Sequence[Fired]) -> dict[str, Fired]:
 def supervision_raised(f: Fired, case: events_pb2.Case | None, topic: str) -> Event:
     """The case goes to system supervision (系统督办, level 1) because this deadline was missed."""
     d = deadline_of(f, case)
-    message = deadlines_pb2.SupervisionRaised(
+    message = deadlines_pb2.OverdueSupervisionRaised(
         ticket_id=d.ticket_id, level=SYSTEM_SUPERVISION, reason=f"deadline_missed:{f.timer.kind}", clock=d.clock,
         raised_at=d.fired_at, dispatch_round=d.dispatch_round)
     return Event(topic, d.ticket_id, message, f"{d.ticket_id}/supervision/{SYSTEM_SUPERVISION}",

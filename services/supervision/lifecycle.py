@@ -663,6 +663,7 @@ def _redispatch(step: Step, request: events_pb2.TicketAssigned) -> None:
     _close(step, case_pb2.CLOSURE_REDISPATCHED, reason)
     fresh = step.policy.open_case(request, step.now)
     fresh.revision = c.revision
+    fresh.supervision_level = c.supervision_level  # 督办 follows the ticket to its next unit (escalation.py)
     fresh.pending_evaluations.extend(c.pending_evaluations)
     step.case = fresh
     step.emit(events_pb2.CaseOpened, AWAITING_SIGN_OFF, reason, f"派单 round {request.assignment.dispatch_round}")
@@ -693,7 +694,7 @@ def _evaluate(case: events_pb2.Case | None, e: lifecycle_pb2.CityEvaluation, now
         raise NotFound("case", e.city_ticket_id)  # the consumer keeps it in the inbox
     if any(p.evaluation_id == e.evaluation_id for p in case.pending_evaluations) or \
             case.evaluation.evaluation_id == e.evaluation_id:
-        return Decision(None, answer=case, audit={"detail": "evaluation already known"})
+        return Decision(None, answer=case, unchanged=True)  # a delivery again (e.g. replayed after the inbox)
     verdict = evaluation_fate(case, e)
     if verdict == "ignore":
         return Decision(None, answer=case, audit={"detail": f"evaluation {e.evaluation_id} ignored: its result "

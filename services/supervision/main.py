@@ -6,17 +6,25 @@ import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from hotline import policies
 from hotline.clock import Clock
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.settings import REPO_ROOT
 from hotline.timers import Timers
-from hotline.v1 import events_pb2, services_pb2_grpc
+from hotline.v1 import events_pb2, services_pb2_grpc, supervision_pb2_grpc
 from services.supervision import store as store_module
+from services.supervision import warning_policy
 from services.supervision.api import SupervisionGrpc, http_routes
 from services.supervision.calendar import WorkCalendar
 from services.supervision.commands import CaseCommands, CasePolicies
+from services.supervision.deputy_escalation_handlers import DeputyEscalations
+from services.supervision.escalation import Rules as EscalationRules
+from services.supervision.escalation_api import EscalationGrpc, escalation_routes
+from services.supervision.escalation_handlers import EscalationInbox
+from services.supervision.escalation_store import INDEXES as ESCALATION_INDEXES
+from services.supervision.escalation_store import EscalationCommands, unit_types
 from services.supervision.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
 from services.supervision.lifecycle import Limits, PeriodDeadlines, Policy
 from services.supervision.sla import parse_policy
@@ -26,7 +34,7 @@ from services.supervision.warning_api import warning_routes
 from services.supervision.warning_handlers import WarningInbox
 from services.supervision.warning_store import INDEXES as WARNING_INDEXES
 from services.supervision.warning_store import WarningStore
-from services.supervision.warnings import Rules, street_finder
+from services.supervision.warnings import RULES_FILE, Rules, street_finder
 
 DIRECTORY = REPO_ROOT / "services" / "routing" / "data" / "directory.json"  # the jurisdiction gazetteer (属地)
 
@@ -55,8 +63,8 @@ async def build(rt: Runtime) -> Service:
     calendar = WorkCalendar(sla.calendar_file, tz)
     check_calendar(calendar, rt.clock, sla.calendar_warn_days)
     store = store_module.CaseStore(rt.db)
-    policies = store_module.PolicyStore(rt.db, rt.clock, sla.policy_refresh_seconds)
-    current = await policies.seed(parse_policy(json.loads(sla.policy_file.read_text("utf-8"))))
+    sla_policies = store_module.PolicyStore(rt.db, rt.clock, sla.policy_refresh_seconds)
+    current = await sla_policies.seed(parse_policy(json.loads(sla.policy_file.read_text("utf-8"))))
     log.info("SLA policy", version=current.version, lanes=[lane.name for lane in current.lanes])
     out_topic = rt.topic("case_events")
     timers = Timers(rt.db, rt.outbox, rt.clock, DeadlineAlarms(store, out_topic), collection="cases",
@@ -64,14 +72,21 @@ async def build(rt: Runtime) -> Service:
     base = Policy(deadlines=PeriodDeadlines(calendar), tz=tz,
                   open_case=_no_policy,  # replaced per command by CasePolicies (the current policy)
                   limits=Limits.of(settings.limits), results_topic=rt.topic("city_results"))
-    case_policies = CasePolicies(base, store, store_module.CaseClocks(policies, calendar, timers))
+    case_policies = CasePolicies(base, store, store_module.CaseClocks(sla_policies, calendar, timers))
     commands = CaseCommands(rt.commands, store, case_policies, rt.clock, out_topic)
     app = http_app("supervision", "Case clocks, deadlines, the case lifecycle of handling units and the "
                                   "district office's review (督办)")
     inbox = CaseInbox(store, commands, out_topic, rt.topic("city_evaluations"))
     warning_store = WarningStore(rt.db)
-    warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(json.loads(DIRECTORY.read_text("utf-8"))),
-                                 rt.topic("warning_events"))
+    rules_store = warning_policy.store(rt.db)  # 预警规则: versions, the shipped file first
+    await rules_store.ensure(json.loads(RULES_FILE.read_text("utf-8")), f"system:{NAME}", rt.clock.now())
+    directory = json.loads(DIRECTORY.read_text("utf-8"))
+    warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(directory),
+                                 rt.topic("warning_events"), newest=warning_policy.live(rules_store).current)
+    # 督办 levels, whistles, meetings, merges (escalation*.py); an overdue deadline becomes a level 1 record
+    escalation = EscalationCommands(rt.commands, rt.db, EscalationRules.load(base.deadlines, tz), rt.clock,
+                                    out_topic, unit_types(directory), rt.topic("city_results"),
+                                    clocks=case_policies.clocks)
 
     gauges = SlaGauges(store.cases, rt.clock)
 
@@ -83,13 +98,20 @@ async def build(rt: Runtime) -> Service:
 
     return Service(
         http=app,
-        routes=[http_routes(store, commands), warning_routes(warning_store, tz), sla_routes(policies, rt.clock)],
+        routes=[http_routes(store, commands), warning_routes(warning_store, tz), sla_routes(sla_policies, rt.clock),
+                escalation_routes(escalation, tz),
+                policies.policy_routes(rules_store, warning_policy.validate, rt.commands, rt.clock,
+                                       rt.topic("warning_events"), "预警规则 (early-warning rules)")],
         grpc=[GrpcApi(SupervisionGrpc(store, commands), services_pb2_grpc.add_SupervisionServiceServicer_to_server,
-                      "hotline.v1.SupervisionService")],
+                      "hotline.v1.SupervisionService"),
+              GrpcApi(EscalationGrpc(escalation), supervision_pb2_grpc.add_EscalationServiceServicer_to_server,
+                      "hotline.v1.EscalationService")],
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
-                   ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox)],
-        indexes={**store_module.INDEXES, **WARNING_INDEXES},
-        background=[deadline_timers, sla_gauges],
+                   ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox),
+                   ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"), DeputyEscalations(commands)),
+                   ConsumerSpec([rt.topic("case_events")], rt.group("escalation"), EscalationInbox(escalation))],
+        indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES, **policies.INDEXES},
+        background=[deadline_timers, sla_gauges, escalation.export_forever],
     )
 
 

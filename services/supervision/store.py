@@ -182,7 +182,7 @@ class CaseRepository:
 
     kind = "case"
 
-    def __init__(self, store: CaseStore, clocks: CaseClocks, inbox: bool = False) -> None:
+    def __init__(self, store: CaseStore, clocks: CaseClocks | None, inbox: bool = False) -> None:
         self.store = store
         self.clocks = clocks
         self.inbox = inbox
@@ -208,7 +208,7 @@ class CaseRepository:
         stored = self._docs.get(case.ticket_id, {})
         kept = {CITY_DAYS: stored[CITY_DAYS]} if CITY_DAYS in stored else {}  # the ticket's, every round
         doc = {"_id": case.ticket_id, **pb.to_doc(case), "next_deadline": next_deadline(case), **kept,
-               **await self.clocks.fields(case, stored)}
+               **(await self.clocks.fields(case, stored) if self.clocks else {})}
         await self.store.cases.replace_one({"_id": case.ticket_id}, doc, upsert=True, session=session)
         if self._merged:  # they live in the case now
             await self.store.db[INBOX].delete_many({"ticket_id": case.ticket_id}, session=session)

@@ -5,7 +5,7 @@ deterministic, so a replay stores nothing twice and republishes the same event i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
@@ -21,9 +21,11 @@ RAISED = Counter("hotline_warnings_raised_total", "Early warnings (预警) raise
 
 
 class WarningInbox:
-    def __init__(self, store: WarningStore, rules: w.Rules, street_of: Callable[[str], str], out_topic: str) -> None:
+    def __init__(self, store: WarningStore, rules: w.Rules, street_of: Callable[[str], str], out_topic: str,
+                 newest: Callable[[], Awaitable[w.Rules]] | None = None) -> None:
         self.store = store
         self.rules = rules
+        self.newest = newest  # the newest stored version of the rules (warning_policy.live), read per batch
         self.street_of = street_of
         self.out_topic = out_topic
         self.types = EventTypes(events_pb2.TicketReceived)
@@ -35,6 +37,8 @@ class WarningInbox:
         return message
 
     async def apply(self, items: list[tuple[Record, events_pb2.TicketReceived]]) -> list[Event]:
+        if self.newest is not None:
+            self.rules = await self.newest()
         facts = [w.fact_of(m.ticket, self.rules, self.street_of) for _, m in items]
         seen_before = await self.store.remember(facts)
         since = await self.store.since()

@@ -43,7 +43,7 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _fact(doc: Doc) -> Fact:
+def fact_of_doc(doc: Doc) -> Fact:
     return Fact(doc["_id"], _aware(doc["at"]), doc["street"], doc["category"], doc.get("address", ""),
                 doc.get("caller_key", ""), doc["text"])
 
@@ -63,7 +63,7 @@ class WarningStore:
 
     async def around(self, field: dict[str, Any], start: datetime, end: datetime) -> list[Fact]:
         cursor = self.facts.find({**field, "at": {"$gte": start, "$lte": end}})
-        return [_fact(d) async for d in cursor]
+        return [fact_of_doc(d) async for d in cursor]
 
     async def save(self, warnings: Sequence[warnings_pb2.EarlyWarning]) -> None:
         await insert_missing(self.warnings, [

@@ -25,7 +25,7 @@ from hotline.policy import SCOPE_CLAIM, Role
 from hotline.settings import Settings
 from hotline.v1 import case_pb2, events_pb2, kpis_pb2, lifecycle_pb2, services_pb2, ticket_pb2
 from services.supervision.lifecycle import Action
-from services.workbench import charts, core
+from services.workbench import charts, core, office
 from services.workbench.clients import Refused, Services, optional
 
 HERE = Path(__file__).resolve().parent
@@ -284,8 +284,9 @@ def build(settings: Settings) -> FastAPI:
     # ------------------------------------------------------------ district office
 
     @app.get("/office", response_class=HTMLResponse)
-    async def office(request: Request, state: int = 0) -> Response:
+    async def office_home(request: Request, state: int = 0) -> Response:
         token, who = session(request)
+        office.require_office(who)
         every = await cases(token)
         by_state: dict[int, list[Any]] = {}
         for c in every:
@@ -296,7 +297,12 @@ def build(settings: Settings) -> FastAPI:
                 board[c.supervision_level] = board.get(c.supervision_level, 0) + 1
         return page(request, "office.html", who, by_state=by_state, board=board, state=state,
                     listed=by_state.get(state, []) if state else [], due_of=due_of,
-                    levels={1: "系统预警", 2: "OA督办", 3: "作风监督", 4: "领导督办"})
+                    levels={k: v for k, v in core.SUPERVISION_LEVELS.items() if k})
+
+    pages = office.Pages(session=session, page=page, go=go, services=services, settings=settings,
+                         due_of=due_of, when=when)
+    office.register(app, pages)
+    office.register_policy_editor(app, pages)
 
     @app.get("/responsibilities", response_class=HTMLResponse)
     async def responsibilities(request: Request) -> Response:

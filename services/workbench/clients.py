@@ -56,10 +56,18 @@ class Services:
 
     async def get(self, token: str, service: str, path: str, **params: Any) -> httpx.Response:
         """A GET on a service's HTTP API; a refusal raises :class:`Refused`."""
+        return await self._http(token, service, "GET", path, params=params)
+
+    async def put(self, token: str, service: str, path: str, body: Any, key: str) -> httpx.Response:
+        """A command over HTTP (for the APIs served only over HTTP, e.g. versioned policies)."""
+        return await self._http(token, service, "PUT", path, json=body,
+                                headers={"Idempotency-Key": key or uuid.uuid4().hex})
+
+    async def _http(self, token: str, service: str, method: str, path: str, **options: Any) -> httpx.Response:
         url = f"http://{self.host(service)}:{self.settings.ports.http(service)}{path}"
         async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
             try:
-                response = await client.get(url, params=params)
+                response = await client.request(method, url, **options)
             except httpx.HTTPError as exc:
                 raise Refused(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
         if response.status_code >= 400:

@@ -134,3 +134,74 @@ def explain(code: grpc.StatusCode, details: str) -> str:
     """A Chinese sentence for a refused call, with the service's own words as the precise reason."""
     head = STATUS_TEXT.get(code, f"操作失败（{code.name}）")
     return f"{head}：{details}" if details else head
+
+
+# ---------------------------------------------------------------- the district office's pages
+
+OFFICE_ROLES = frozenset({Role.OFFICE, Role.ADMIN})
+SUPERVISION_LEVELS = {0: "未督办", 1: "系统预警", 2: "OA督办", 3: "作风监督", 4: "领导督办"}
+WARNING_KINDS = {"burst": "突发激增", "repeat_caller": "重复来电", "repeat_address": "同一地址反复",
+                 "mass_incident": "疑似群体性事件", "keyword": "舆情关键词"}
+WARNING_LEVELS = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
+SUGGESTION_SOURCES = {"list": "主协办清单", "classifier": "分类模型"}
+# The versioned policy files the office reads (services' data files, shipped with the code).
+# Policies edited in the workbench as versions (hotline/policies.py): name -> (service, title, file shipped)
+EDITABLE_POLICIES = {
+    "warning_rules": ("supervision", "预警规则", "services/supervision/data/warning_rules.json"),
+}
+POLICY_FILES = (
+    ("时限政策（签收、联系、办理、延期、退单、派单）", "services/supervision/data/sla_policy.json"),
+    ("预警规则", "services/supervision/data/warning_rules.json"),
+    ("考核口径", "services/metrics/data/kpi_policy.json"),
+    ("节假日调整（时限日历）", "services/supervision/data/calendar_overrides.json"),
+    ("分类标签映射", "services/routing/data/label_map.json"),
+    ("数据保留期限", "services/intake/data/retention.json"),
+)
+LIMIT_LABELS = {  # hotline.settings.LimitSettings: the limits beyond the SLA policy file (时限政策)
+    "redo_working_days": "重办时限（工作日，热线办未给时）", "assist_working_days": "协办时限（工作日）",
+    "park_report_days": "挂账进展报告周期（天）",
+}
+
+
+def office_page(who: Principal) -> bool:
+    """Whether ``who`` may open the district office's pages (the services still decide each call)."""
+    return who.role in OFFICE_ROLES
+
+
+def split_list(text: str) -> list[str]:
+    """'DP03, DP06、DP07 DP08' -> ['DP03', 'DP06', 'DP07', 'DP08'] (order kept, no repeats)."""
+    for sep in "，、;；\n\t":
+        text = text.replace(sep, ",")
+    out: list[str] = []
+    for part in text.replace(" ", ",").split(","):
+        part = part.strip()
+        if part and part not in out:
+            out.append(part)
+    return out
+
+
+def by_level(cases: Any) -> dict[int, dict[str, list[Any]]]:
+    """Open cases (not archived) by supervision level: {level: {"cases": [...], "overdue": [...]}},
+    every level of SUPERVISION_LEVELS present. A case is overdue when ``overdue(case)`` says so."""
+    board: dict[int, dict[str, list[Any]]] = {level: {"cases": [], "overdue": []} for level in SUPERVISION_LEVELS}
+    for c, late in cases:
+        row = board.setdefault(c.supervision_level, {"cases": [], "overdue": []})
+        row["cases"].append(c)
+        if late:
+            row["overdue"].append(c)
+    return board
+
+
+def policy_summary(name: str, path: str, doc: Any) -> dict[str, Any]:
+    """A policy file as the read view shows it: title, path, version, description."""
+    doc = doc if isinstance(doc, dict) else {}
+    note = doc.get("description") or doc.get("note") or doc.get("_comment") or ""
+    return {"title": name, "path": path, "version": str(doc.get("version", "")) or "（未标注版本）",
+            "note": str(note)}
+
+
+def json_error(exc: ValueError) -> str:
+    """Where a JSON text is broken, in Chinese (line and column, as an editor shows them)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"JSON 格式错误：第 {exc.lineno} 行第 {exc.colno} 列（{exc.msg}）"
+    return f"JSON 格式错误：{exc}"

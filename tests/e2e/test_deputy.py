@@ -18,8 +18,9 @@ from openpyxl import Workbook
 from hotline import mongo, pb
 from hotline.auth import grpc_channel
 from hotline.settings import Settings
-from hotline.v1 import case_pb2, deputy_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc, ticket_pb2
-from tests.support import eventually, http, publish_raw, publish_tickets, read_topic, token
+from hotline.v1 import case_pb2, deputy_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc, ticket_pb2
+from tests.e2e.test_pipeline import drained
+from tests.support import channel, eventually, http, publish_raw, publish_tickets, read_topic, token
 
 pytestmark = pytest.mark.e2e
 
@@ -76,8 +77,9 @@ async def test_registry_imports_and_validation(platform: dict, settings: Setting
         assert r.status_code == 422 and "内容过长" in r.text
 
 
-async def drive(settings: Settings, tid: str, unit: str, assisting: list[str]) -> None:
-    """Unit and office through supervision's HTTP API, the callback centre over Kafka."""
+async def drive(settings: Settings, tid: str, unit: str, assisting: list[str], evaluate: bool = True) -> None:
+    """Unit and office through supervision's HTTP API, the callback centre over Kafka (unless
+    ``evaluate`` is False: the test sent its evaluation itself)."""
     sup = base(settings, "supervision")
     async with http(settings, "unit", unit_id=unit) as u, http(settings, "office") as office:
         for helper in assisting:  # the office waives the assisting sub-cases (免于协办)
@@ -94,6 +96,8 @@ async def drive(settings: Settings, tid: str, unit: str, assisting: list[str]) -
                               json={"passed": True})
         assert r.status_code == 200, r.text
         case = r.json()
+    if not evaluate:
+        return
     evaluation = lifecycle_pb2.CityEvaluation(
         evaluation_id=f"EV-{hashlib.sha1(tid.encode()).hexdigest()[:16]}", city_ticket_id=tid,
         result_id=case["result_id"], resolution=case_pb2.RESOLUTION_RESOLVED,
@@ -140,6 +144,11 @@ async def test_a_deputy_problem_end_to_end(platform: dict, settings: Settings) -
         r = await deputy.post(f"{liaison}/submissions/{sid}/escalation", headers={"Idempotency-Key": "esc-1"},
                               json={"reason": "请热线办督办"})
         assert r.status_code == 200, r.text
+        # supervision consumed the escalation: the deputy's timeline shows the case supervised (督办)
+        supervised = await eventually(lambda: deputy.get(f"{liaison}/submissions/{sid}/timeline"),
+                                      lambda r: "supervised" in [e["status"] for e in r.json()], timeout=60)
+        entry = next(e for e in supervised.json() if e["status"] == "supervised")
+        assert "督办级别 1" in entry["status_text"] and entry["reason"] == "deputy escalation", entry
 
         async with http(settings, "leader") as leader:
             rows = await eventually(lambda: leader.get(f"{liaison}/statistics"),
@@ -163,14 +172,51 @@ async def test_a_deputy_problem_end_to_end(platform: dict, settings: Settings) -
                                  json={"rating": "满意"})
             assert r.status_code == 404
 
-    escalations = [deputy_pb2.DeputyEscalated.FromString(m.value)
-                   for m in await read_topic(settings, settings.topics.name("deputy_events"), 3)
-                   if dict(m.headers)["event_type"] == b"hotline.v1.DeputyEscalated"]
+    escalated = [m for m in await read_topic(settings, settings.topics.name("deputy_events"), 3)
+                 if dict(m.headers)["event_type"] == b"hotline.v1.DeputyEscalated"]
+    escalations = [deputy_pb2.DeputyEscalated.FromString(m.value) for m in escalated]
     assert [(e.ticket_id, e.rating, e.comment) for e in escalations] == [(tid, "不满意", "请热线办督办")]
+    await supervision_raised_once(settings, sid, tid, escalated[0])
     notes = [deputy_pb2.DeputyNotified.FromString(m.value)
              for m in await read_topic(settings, settings.topics.name("notifications"), 7)]
     assert {n.step for n in notes if n.ticket_id == tid} >= {"case_opened", "signed_off", "closed"}
     assert all(n.channel == "wechat" and n.contact == "zhang_wx" for n in notes if n.deputy_id == "DE1")
+
+
+async def supervision_raised_once(settings: Settings, sid: str, tid: str, escalated: Any) -> None:
+    """The escalation raised the case's supervision (gRPC case API, the case history, the KPI
+    facts by supervision level); the same DeputyEscalated record delivered again changes nothing."""
+
+    async def state() -> tuple[Any, list[str], list[str], Any]:
+        async with channel(settings, "supervision") as chan:
+            stub = services_pb2_grpc.SupervisionServiceStub(chan)
+            case = await stub.GetCase(services_pb2.GetCaseRequest(ticket_id=tid))
+            history = await stub.GetCaseHistory(lifecycle_pb2.GetCaseHistoryRequest(ticket_id=tid))
+        async with http(settings, "deputy", deputy_id="DE1") as deputy:
+            timeline = (await deputy.get(f"{base(settings, 'deputy_liaison')}/submissions/{sid}/timeline")).json()
+        client = mongo.client(settings)
+        try:
+            fact = await client[f"{settings.mongo.database_prefix}_metrics"]["kpi_dispatches"].find_one(
+                {"_id": f"{tid}|1"})
+        finally:
+            await client.close()
+        return case, [e.action for e in history.entries], [e["status"] for e in timeline], fact
+
+    await drained(settings)
+    case, actions, steps, fact = await eventually(state, lambda s: s[3] is not None and
+                                                  s[3].get("supervision_level") == 1)
+    assert case.supervision_level == 1 and case.state == events_pb2.CASE_STATE_ARCHIVED  # closed, and supervised
+    assert actions.count("deputy_escalation") == 1 and steps.count("supervised") == 1, (actions, steps)
+
+    # at least once: the same record again (a redelivery or a replay) finds the first answer
+    await publish_raw(settings, settings.topics.name("deputy_events"), [(escalated.key, escalated.value)],
+                      headers=list(escalated.headers))
+    await drained(settings)
+    again, actions_again, steps_again, fact_again = await state()
+    assert again == case and actions_again == actions and steps_again == steps and fact_again == fact
+    raised = [m for m in await read_topic(settings, settings.topics.name("case_events"), 10**9, timeout=5)
+              if m.key == tid.encode() and dict(m.headers)["event_type"] == b"hotline.v1.CaseEscalatedByDeputy"]
+    assert len({dict(m.headers)["event_id"] for m in raised}) == 1
 
 
 async def test_monthly_list_of_a_deputy_area(platform: dict, settings: Settings) -> None:
@@ -220,8 +266,9 @@ async def test_monthly_list_of_a_deputy_area(platform: dict, settings: Settings)
         assert r.status_code == 201, r.text
         invited = (await deputy.get(f"{liaison}/deputies/DE1/invitations")).json()
         assert [i["item_id"] for i in invited] == [item]
-    # rated and escalated, one list per deputy with a constituency (DE1, DE2, DF1), adopted, invited
-    records = await read_topic(settings, settings.topics.name("deputy_events"), 2 + 3 + 1 + 1)
+    # rated, escalated (delivered twice by the end-to-end test), one list per deputy with a constituency
+    # (DE1, DE2, DF1), adopted, invited
+    records = await read_topic(settings, settings.topics.name("deputy_events"), 3 + 3 + 1 + 1)
     kinds = {dict(m.headers)["event_type"] for m in records}
     assert {b"hotline.v1.MonthlyListPublished", b"hotline.v1.MonthlyItemAdopted",
             b"hotline.v1.WhistleMeetingInvited"} <= kinds

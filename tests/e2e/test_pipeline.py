@@ -39,8 +39,12 @@ CONSUMED_TOPICS = {
 # the services' other consumer groups (rt.group("<purpose>")): drained too before a snapshot
 SIDE_GROUPS = {
     "intake.units": ["assignment_events"],
+    "supervision.escalation": ["case_events"],  # 督办 level 1 on poor evaluations, merged cases closing
     "metrics.kpi": ["ticket_events", "assignment_events", "case_events"],
     "deputy_liaison.facts": ["ticket_events", "assignment_events", "case_events"],
+    "routing.returns": ["case_events"],
+    "supervision.warnings": ["ticket_events"],
+    "supervision.deputy": ["deputy_events"],
 }
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
-from hotline import pb
+from hotline import mongo, pb
 from hotline.settings import Settings
-from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
+from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from hotline_dev.launcher import ServiceProcess
 from hotline_dev.simulator import generate
 from tests import fuzzing
@@ -159,12 +160,18 @@ async def test_a_poison_record_in_any_consumer_is_dead_lettered_and_the_next_pro
 
     await all_cases(settings, [t.city_ticket_id for t in good])
     expected = {
-        # routing assigns it (no date arithmetic); supervision's deadline and metrics' day cannot hold year 9999
-        far: Counter({("metrics", "schema"): 2, ("supervision", "handler_error"): 1}),
-        g1: Counter({("routing", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 1}),
-        g2: Counter({("supervision", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 1,
-                     ("intake", "malformed_protobuf"): 1}),  # intake follows assignments (handling units)
-        g3: Counter({("deputy_liaison", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 1}),
+        # No service can hold a deadline in year 9999: routing's dispatch deadline and the deputy service's
+        # timeline fail on it, metrics' day cannot hold it; routing assigns nothing, so supervision never sees it
+        far: Counter({("routing", "handler_error"): 1, ("deputy_liaison", "decode_error"): 1,
+                      ("metrics", "schema"): 1}),
+        # metrics reads each topic in two groups (daily counts and the KPI projection); the deputy
+        # service follows tickets, assignments and cases for its timelines
+        g1: Counter({("routing", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 2,
+                     ("supervision", "malformed_protobuf"): 1, ("deputy_liaison", "malformed_protobuf"): 1}),
+        g2: Counter({("supervision", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 2,
+                     ("intake", "malformed_protobuf"): 1,  # intake follows assignments (handling units)
+                     ("deputy_liaison", "malformed_protobuf"): 1}),
+        g3: Counter({("deputy_liaison", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 2}),
     }
     got = await eventually(lambda: dead_letters(settings, set(expected)), lambda d: d == expected, timeout=60)
     assert got == expected
@@ -197,7 +204,7 @@ async def test_metrics_stuck_on_a_poison_record_recovers_by_itself_on_restart(
     assert (after.received - before.received, after.assigned - before.assigned,
             after.cases_opened - before.cases_opened) == (3, 3, 3)
     got = await dead_letters(settings, {poison})
-    assert got[poison][("metrics", "schema")] == 2  # its TicketReceived and routing's TicketAssigned
+    assert got[poison][("metrics", "schema")] == 1  # its TicketReceived (routing dead-letters it: no assignment)
     assert all(alive(platform).values())
 
 
@@ -206,10 +213,13 @@ async def test_fuzzed_city_records_all_end_somewhere_and_no_service_falls(
 ) -> None:
     """500 generated records (bench/fuzz.py runs 10,000): each is stored, a duplicate or dead-
     lettered with the reason its mutation calls for; every valid one reaches a case and is
-    counted; every service is still up."""
+    counted; every service is still up. Evaluations (回访) published before their tickets are
+    parked in supervision's evaluation inbox (none lost) or dead-lettered by their mutation."""
     await drained(settings)
-    records = fuzzing.generate_records(500, uuid.uuid4().hex[:6], seed=15)
-    report = await fuzzing.run_fuzz(settings, records, timeout=180)
+    run = uuid.uuid4().hex[:6]
+    records = fuzzing.generate_records(500, run, seed=15)
+    evaluations = fuzzing.generate_evaluations(records, run, seed=15, share=0.2)
+    report = await fuzzing.run_fuzz(settings, records, timeout=180, evaluations=evaluations)
 
     assert report.unaccounted == 0
     assert report.unexpected == []
@@ -220,6 +230,60 @@ async def test_fuzzed_city_records_all_end_somewhere_and_no_service_falls(
     assert stored == len(report.stored_ids) >= sum(r.valid and r.kind != "duplicate" for r in records)
     assert report.counted == {"received": stored, "assigned": stored, "cases_opened": stored}
     assert sum(report.outcomes.values()) == len(records)
+    ev = report.evaluations
+    assert ev is not None and ev.records == len(evaluations) > 0
+    assert ev.unexpected == [] and ev.valid_lost == [] and ev.outcomes["lost"] == 0, ev.outcomes
+    assert ev.outcomes[fuzzing.PARKED] == sum(e.valid for e in evaluations) > 0  # published before their tickets
     assert all(alive(platform).values()), alive(platform)
     for name, proc in platform.items():
         assert proc.healthy(), name
+
+
+async def test_an_evaluation_before_its_ticket_is_parked_and_applied_once_its_result_is_reported(
+    platform: dict[str, ServiceProcess], settings: Settings
+) -> None:
+    """The city's evaluation (回访) of a ticket the district has not received yet is not dead-
+    lettered nor dropped: supervision parks it (evaluation inbox); the ticket arrives, its case
+    is handled, and when the office passes the reply the parked evaluation is applied, once."""
+    from tests.e2e.test_deputy import drive
+
+    tid, now = f"EARLY{uuid.uuid4().hex[:8]}", datetime.now(UTC)
+    evaluation = lifecycle_pb2.CityEvaluation(
+        evaluation_id=f"EV-{tid}", city_ticket_id=tid, result_id=f"{tid}/result/1/0",
+        resolution=case_pb2.RESOLUTION_RESOLVED, satisfaction=case_pb2.SATISFACTION_SATISFIED, comment="满意",
+        evaluated_at=pb.ts(now))
+    await publish_raw(settings, settings.topics.name("city_evaluations"),
+                      [(tid.encode(), json_format.MessageToJson(evaluation, indent=None).encode())])
+    client = mongo.client(settings)
+    inbox = client[f"{settings.mongo.database_prefix}_supervision"]["evaluation_inbox"]
+    try:
+        await eventually(lambda: inbox.find_one({"_id": evaluation.evaluation_id}), lambda d: d is not None)
+        await publish_tickets(settings, [ticket_pb2.CityTicket(
+            city_ticket_id=tid, ticket_type=ticket_pb2.TICKET_TYPE_HELP, title="路灯不亮",
+            content="中华路118号门前路灯不亮一周，夜间出行不便，请尽快维修。", address="中华路118号",
+            caller=ticket_pb2.Caller(name="市民"), received_at=pb.ts(now), dispatched_at=pb.ts(now))])
+        async with channel(settings, "supervision") as chan:
+            stub = services_pb2_grpc.SupervisionServiceStub(chan)
+
+            async def get_case() -> Any:
+                try:
+                    return await stub.GetCase(services_pb2.GetCaseRequest(ticket_id=tid))
+                except grpc.aio.AioRpcError:
+                    return None
+            case = await eventually(get_case, lambda c: c is not None, timeout=90)
+            assert await inbox.find_one({"_id": evaluation.evaluation_id}) is not None  # still parked
+            await drive(settings, tid, case.primary_unit.unit_id, [u.unit_id for u in case.assisting_units],
+                        evaluate=False)
+            closed = await stub.GetCase(services_pb2.GetCaseRequest(ticket_id=tid))
+            history = await stub.GetCaseHistory(lifecycle_pb2.GetCaseHistoryRequest(ticket_id=tid))
+        assert closed.state == events_pb2.CASE_STATE_ARCHIVED and not closed.pending_evaluations, closed
+        assert closed.evaluation.evaluation_id == evaluation.evaluation_id
+        review = next(e for e in history.entries if e.action == "review")
+        assert "hotline.v1.CaseEvaluated" in review.event_type  # applied when the result was reported
+        assert await inbox.count_documents({"ticket_id": tid}) == 0
+    finally:
+        await client.close()
+    await drained(settings)
+    evaluated = [m for m in await read_topic(settings, settings.topics.name("case_events"), 10**9, timeout=5)
+                 if m.key == tid.encode() and dict(m.headers)["event_type"] == b"hotline.v1.CaseEvaluated"]
+    assert len({dict(m.headers)["event_id"] for m in evaluated}) == 1

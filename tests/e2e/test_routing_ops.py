@@ -191,12 +191,21 @@ async def test_queue_dispatch_returns_review_recategorisation_and_sub_dispatch(s
     units = await office.OpenJointReview(routing_pb2.OpenJointReviewRequest(
         ticket_id=ids["review"], unit_ids=["DP03", "DP06"], reason="两单位均认为不属本单位"), metadata=key())
     assert units.status == routing_pb2.REVIEW_STATUS_OPEN
+
+    async def listed(status: int) -> list[str]:
+        answer = await office.ListJointReviews(routing_pb2.ListJointReviewsRequest(status=status))
+        return [r.ticket_id for r in answer.reviews]
+
+    assert ids["review"] in await listed(routing_pb2.REVIEW_STATUS_OPEN)
+    assert ids["review"] not in await listed(routing_pb2.REVIEW_STATUS_DECIDED)
     item = routing_pb2.ListItem(rule_id=f"城市管理-R{RUN}", category="城市管理", item="电瓶车充电柜安全",
                                 keywords=["电池充电柜", "充电柜起火"], primary="DP06", assisting=["DP03"])
     review = await office.DecideJointReview(routing_pb2.DecideJointReviewRequest(
         ticket_id=ids["review"], primary_unit_id="DP06", assisting_unit_ids=["DP03"], reason="联席会议议定",
         list_change=item), metadata=key())
     assert review.status == routing_pb2.REVIEW_STATUS_DECIDED and review.list_version
+    assert ids["review"] in await listed(routing_pb2.REVIEW_STATUS_DECIDED)
+    assert ids["review"] not in await listed(routing_pb2.REVIEW_STATUS_OPEN)
     await desk.case(ids["review"], lambda c: c.dispatch_round == 2 and c.primary_unit.unit_id == "DP06")
     stored = await office.GetListItem(routing_pb2.GetListItemRequest(rule_id=item.rule_id))
     assert list(stored.keywords) == list(item.keywords)

@@ -147,9 +147,9 @@ async def test_a_simulated_week_with_restarts_loses_and_repeats_no_timer(
             stage = "due_soon" if event_type.endswith("DueSoon") else "due"
             stages[(tid, clock_name, stage)].add(event_id)
             messages[event_id] = message
-        elif event_type == "hotline.v1.SupervisionRaised":
+        elif event_type == "hotline.v1.OverdueSupervisionRaised":
             raised[tid].add(event_id)
-            messages[event_id] = deadlines_pb2.SupervisionRaised.FromString(r.value)
+            messages[event_id] = deadlines_pb2.OverdueSupervisionRaised.FromString(r.value)
 
     expected = set()
     for tid, case in cases.items():

@@ -63,3 +63,58 @@ async def test_published_tickets_raise_stored_warnings(platform: dict, settings:
     async with http(settings, "office") as office:  # the duplicate ticket stored no second warning
         r = await office.get(f"{base}/warnings", params={"limit": 500})
         assert sorted(x["kind"] for x in r.json()["warnings"] if f"W{run}3" in x["ticket_ids"]) == kinds
+
+
+async def test_a_saved_version_of_the_rules_is_served_and_used_for_the_next_ticket(
+    platform: dict, settings: Settings
+) -> None:
+    """预警规则 as a versioned policy: a refused document is 422 naming its field; a saved one is a
+    new version, served back, audited, and the next ticket is assessed with it (its new red keyword)."""
+    base = f"http://{settings.bind_host}:{settings.ports.supervision_http}/policies/warning_rules"
+    run = f"{datetime.now(UTC):%H%M%S}"
+    word = f"测试风险词{run}"
+    async with http(settings, "office") as office, http(settings, "leader") as leader, \
+            http(settings, "unit", unit_id="ST01") as unit:
+        r = await office.get(base)
+        assert r.status_code == 200, r.text
+        current = r.json()
+        assert current["version"] >= 1 and "burst" in current["doc"]
+        assert (await unit.get(base)).status_code == 403
+
+        doc = {**current["doc"], "keywords": {**current["doc"]["keywords"]}}
+        broken = {**doc, "burst": {**doc["burst"], "p_value": 2}}
+        r = await office.put(base, json={"doc": broken, "reason": "试", "expected_version": current["version"]},
+                             headers={"Idempotency-Key": f"bad-{run}"})
+        assert r.status_code == 422 and r.json()["field"] == "burst.p_value", r.text
+        doc["keywords"]["red"] = [*doc["keywords"]["red"], word]
+        body = {"doc": doc, "reason": "新增红色关键词", "expected_version": current["version"]}
+        assert (await leader.put(base, json=body, headers={"Idempotency-Key": f"l-{run}"})).status_code == 403
+        r = await office.put(base, json=body, headers={"Idempotency-Key": f"ok-{run}"})
+        assert r.status_code == 200, r.text
+        saved = r.json()
+        assert saved["version"] == current["version"] + 1 and saved["doc"]["version"] == f"v{saved['version']}"
+        r = await office.put(base, json=body, headers={"Idempotency-Key": f"again-{run}"})
+        assert r.status_code == 409 and "reload" in r.json()["detail"]  # made from a version no longer newest
+
+        served = (await office.get(base)).json()
+        assert served["version"] == saved["version"] and word in served["doc"]["keywords"]["red"]
+        versions = (await leader.get(f"{base}/versions")).json()["versions"]
+        assert [v["version"] for v in versions][:2] == [saved["version"], current["version"]]
+        older = (await office.get(f"{base}/versions/{current['version']}")).json()
+        assert word not in older["doc"]["keywords"]["red"]
+        trail = (await office.get(f"http://{settings.bind_host}:{settings.ports.supervision_http}/audit",
+                                  params={"ticket_id": "warning_rules"})).json()["entries"]
+        assert trail[0]["action"] == "save_warning_rules" and trail[0]["reason"] == "新增红色关键词"
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        tid = f"WR{now:%H%M%S}"
+        await publish_tickets(settings, [ticket(tid, now, f"小区门口有人说要{word}", "中山路3号", "13900001111")])
+
+        async def raised() -> list[dict[str, Any]]:
+            r = await office.get(f"http://{settings.bind_host}:{settings.ports.supervision_http}/warnings",
+                                 params={"kind": "keyword", "limit": 500})
+            return [x for x in r.json()["warnings"] if x["ticket_ids"] == [tid]]
+
+        found = await eventually(raised, lambda ws: len(ws) == 1, timeout=60)
+        assert found[0]["level"] == "red" and found[0]["rules_version"] == f"v{saved['version']}", found
+        assert word in found[0]["explanation"]

@@ -4,8 +4,10 @@ services and the workbench running as processes on real Kafka and the real store
 A deputy submits a problem; the unit it was dispatched to signs off, is refused a reply before
 contacting the citizen (with the precise reason), records the contact and replies; the office
 passes the reply and the result reaches city.results.v1; the deputy sees the step in the
-timeline; another unit is refused the case page. With HOTLINE_WORKBENCH_SCREENSHOTS=1 the main
-pages are saved under docs/screenshots/.
+timeline; another unit is refused the case page. The office's desk: a ticket routing could not
+decide is dispatched from the manual queue (after a refused dispatch that names the unknown unit),
+a unit's return is approved and re-dispatched, and a unit is refused the office pages. With
+HOTLINE_WORKBENCH_SCREENSHOTS=1 the main pages are saved under docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from hotline import pb
 from hotline.settings import REPO_ROOT, Settings
-from hotline.v1 import services_pb2, services_pb2_grpc
+from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from hotline_dev.launcher import ServiceProcess
 from hotline_dev.simulator import generate
 from tests.support import channel, eventually, http, publish_tickets, read_topic
@@ -33,6 +36,19 @@ pytestmark = pytest.mark.e2e
 
 SHOTS = REPO_ROOT / "docs" / "screenshots"
 DEPUTY = f"D-WB{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def platform_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Routing with a small trained classifier (synthetic topics), so the manual queue shows its
+    suggestion: the model abstains on these tickets, the keyword list decides the others."""
+    from services.routing.classifier.training import TrainConfig, train
+    from tests.unit.test_classifier import synth_rows, write_csv
+
+    work = tmp_path_factory.mktemp("workbench-model")
+    data = write_csv(work / "train.csv", synth_rows(30, seed=5))
+    train(data, ["标题", "内容"], "类别", work / "model", config=TrainConfig(cv_folds=0, inner_folds=3))
+    return {"HOTLINE_MODEL_DIR": str(work / "model")}
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +224,153 @@ async def test_unit_office_and_deputy_through_the_browser(
     phone = await signed_in(browser, workbench, "unit", width=390, unit_id=unit)
     await expect(phone.get_by_role("heading", name="待办案件")).to_be_visible()
     await shot(phone, "inbox-phone")
+
+
+async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
+    workbench: str, browser: Browser, settings: Settings
+) -> None:
+    run = uuid.uuid4().hex[:8].upper()
+    now = datetime.now(UTC)
+
+    def ticket(n: int, title: str, content: str) -> ticket_pb2.CityTicket:
+        return ticket_pb2.CityTicket(
+            city_ticket_id=f"CWQ{run}{n}", ticket_type=ticket_pb2.TICKET_TYPE_COMPLAINT, title=title,
+            content=content, channel="phone", received_at=pb.ts(now - timedelta(minutes=1)),
+            dispatched_at=pb.ts(now), caller=ticket_pb2.Caller(name="李四", phone="13912340000"))
+
+    manual = ticket(1, "咨询", "请问这个事情怎么办理，谢谢")  # routing cannot decide: the manual queue
+    returned = ticket(2, "医保报销", "医保报销比例咨询，异地就医备案")
+    loud = ticket(3, "路灯不亮", "小区门口路灯坏了不亮，再不修就找媒体曝光")  # a public-opinion keyword (预警)
+    await publish_tickets(settings, [manual, returned, loud])
+
+    async def case(tid: str) -> events_pb2.Case | None:
+        async with channel(settings, "supervision") as chan:
+            try:
+                found: events_pb2.Case = await services_pb2_grpc.SupervisionServiceStub(chan).GetCase(
+                    services_pb2.GetCaseRequest(ticket_id=tid))
+                return found
+            except grpc.aio.AioRpcError:
+                return None
+
+    first = {t.city_ticket_id: await eventually(lambda t=t: case(t.city_ticket_id), lambda c: c is not None,
+                                                 timeout=60) for t in (manual, returned)}
+    assert first[manual.city_ticket_id].primary_unit.unit_id == "HOTLINE"  # type: ignore[union-attr]
+    unit = first[returned.city_ticket_id].primary_unit.unit_id  # type: ignore[union-attr]
+    assert unit and unit != "DP18"
+
+    # the office: the ticket waits in the manual queue with its suggestions
+    office = await signed_in(browser, workbench, "office")
+
+    async def queued() -> int:
+        await office.goto(f"{workbench}/office/queue")
+        return await office.locator("section.queue-entry", has_text=manual.city_ticket_id).count()
+
+    await eventually(queued, lambda n: n == 1, timeout=60, every=1)
+    await expect(office.get_by_role("heading", name="人工派单队列")).to_be_visible()
+    await shot(office, "office-queue")
+    entry = office.locator("section.queue-entry", has_text=manual.city_ticket_id)
+    # the classifier's suggestion (it abstained: too unsure to decide) fills the form when taken
+    suggestion = entry.locator("tbody tr", has_text="分类模型")
+    await expect(suggestion).to_have_count(1)
+    await suggestion.get_by_role("button", name="采用此建议").click()
+    assert await entry.get_by_label("类别", exact=True).input_value() == "环境保护"
+    assert (await entry.get_by_label("清单事项编号").input_value()).startswith("环境保护-")
+    await expect(entry.get_by_label("派单说明")).to_be_focused()
+    # a dispatch to a unit that does not exist: refused with routing's precise reason
+    await entry.get_by_label("主办单位编号").fill("XX99")
+    await entry.get_by_role("button", name="派单", exact=True).click()
+    refused = await flash(office)
+    assert "人工派单未成功" in refused and "填写的内容不符合要求" in refused and "XX99" in refused, refused
+    entry = office.locator("section.queue-entry", has_text=manual.city_ticket_id)
+    await entry.get_by_label("主办单位编号").fill("DP03")
+    await entry.get_by_label("协办单位编号").fill("DP06")
+    await entry.get_by_label("类别", exact=True).fill("城市管理")
+    await entry.get_by_label("清单事项编号").fill("")
+    await entry.get_by_role("button", name="派单", exact=True).click()
+    done = await flash(office)
+    assert f"已派单：工单 {manual.city_ticket_id}" in done and "DP03" in done and "第 2 轮" in done, done
+    assert await office.locator("section.queue-entry", has_text=manual.city_ticket_id).count() == 0
+    moved = await eventually(lambda: case(manual.city_ticket_id), lambda c: c is not None and c.dispatch_round == 2)
+    assert moved is not None and moved.primary_unit.unit_id == "DP03"
+    assert [a.unit_id for a in moved.assists] == ["DP06"]
+
+    # the unit asks to return its ticket; the office approves and re-dispatches it to DP18
+    worker = await signed_in(browser, workbench, "unit", unit_id=unit)
+    await worker.goto(f"{workbench}/cases/{returned.city_ticket_id}")
+    await worker.get_by_label("退单理由").fill("不属于本单位职责，应由区医保局办理")
+    await worker.get_by_role("button", name="申请退单").click()
+    assert "已提交退单申请" in await flash(worker)
+
+    async def pending() -> int:
+        await office.goto(f"{workbench}/office/decisions")
+        return await office.locator("section", has_text=f"{returned.city_ticket_id} · {unit} 申请退单").count()
+
+    await eventually(pending, lambda n: n == 1, timeout=60, every=1)
+    await shot(office, "office-decisions")
+    section = office.locator("section", has_text=f"{returned.city_ticket_id} · {unit} 申请退单")
+    await section.get_by_label("审核意见").fill("属区医保局职责")
+    await section.get_by_label("改派主办单位编号").fill("DP18")
+    await section.get_by_role("button", name="提交退单审核").click()
+    done = await flash(office)
+    assert f"已同意退单：工单 {returned.city_ticket_id} 已改派给 DP18" in done, done
+    moved = await eventually(lambda: case(returned.city_ticket_id),
+                             lambda c: c is not None and c.dispatch_round == 2)
+    assert moved is not None and moved.primary_unit.unit_id == "DP18"
+    await expect(office.get_by_role("cell", name=returned.city_ticket_id)).to_be_visible()  # among the decided
+
+    # the warnings list shows the keyword warning raised by the third ticket, with its letter (预警函)
+    async def warned() -> int:
+        await office.goto(f"{workbench}/office/warnings?kind=keyword")
+        return await office.locator("tbody tr", has_text=loud.city_ticket_id).count()
+
+    await eventually(warned, lambda n: n == 1, timeout=60, every=1)
+    row = office.locator("tbody tr", has_text=loud.city_ticket_id)
+    await expect(row).to_contain_text("舆情关键词")
+    await shot(office, "office-warnings")
+    async with office.expect_navigation():
+        await row.get_by_role("link", name="预警函").click()
+    await expect(office.get_by_role("heading", name="区12345热线办 预警函")).to_be_visible()
+    assert loud.city_ticket_id in await office.content()
+
+    # 联席研判: the office opens a review; routing lists it (ListJointReviews) with a link to decide it
+    await office.goto(f"{workbench}/office/joint-reviews")
+    opening = office.get_by_role("region", name="发起联席研判")
+    await opening.get_by_label("工单编号").fill(loud.city_ticket_id)
+    await opening.get_by_label("争议单位编号（至少两个，逗号分隔）").fill("DP03, DP06")
+    await opening.get_by_label("研判事由").fill("路灯产权不清，两单位均认为不属本单位")
+    await opening.get_by_role("button", name="发起研判").click()
+    done = await flash(office)
+    assert f"已发起联席研判：工单 {loud.city_ticket_id}，参加单位 DP03、DP06" in done, done
+    await office.goto(f"{workbench}/office/joint-reviews")
+    listed = office.get_by_role("region", name=re.compile(r"^待研判"))
+    await expect(listed.get_by_role("row", name=re.compile(loud.city_ticket_id))).to_contain_text("DP03、DP06")
+    await listed.get_by_role("link", name=f"作出研判结论：工单 {loud.city_ticket_id}").click()
+    await expect(office.get_by_role("region", name="研判结论").get_by_label("工单编号")).to_have_value(
+        loud.city_ticket_id)
+
+    # the other office pages render (and are what the README shows)
+    for path, heading, name in (("/office/joint-reviews", "联席研判", "office-joint-reviews"),
+                                ("/office/supervision?level=0", "督办看板", "office-supervision"),
+                                ("/office/list?category=环境保护", "主协办清单维护", "office-list"),
+                                ("/office/policies", "政策文件", "office-policies"),
+                                ("/office/policies/warning_rules", "预警规则", "office-policy-editor")):
+        answer = await office.goto(f"{workbench}{path}")
+        assert answer is not None and answer.status == 200, path
+        await expect(office.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        await shot(office, name)
+        if name == "office-joint-reviews":  # the open reviews, listed by routing (ListJointReviews)
+            await expect(office.get_by_role("heading", name=re.compile(r"^待研判（\d+ 件）$"))).to_be_visible()
+        if name == "office-policy-editor":  # served by supervision's versioned policy, version 1 or later
+            await expect(office.get_by_role("heading", name=re.compile(r"^当前生效版本 版本 \d+$"))).to_be_visible()
+            await expect(office.get_by_label("修改理由")).to_be_visible()
+    phone = await signed_in(browser, workbench, "office", width=390)
+    await phone.goto(f"{workbench}/office/decisions")
+    await expect(phone.get_by_role("heading", name="退单与延期审批")).to_be_visible()
+    await shot(phone, "office-decisions-phone")
+
+    # a unit is refused the office pages, before anything is read
+    for path in ("/office", "/office/queue", "/office/decisions", "/office/list"):
+        answer = await worker.goto(f"{workbench}{path}")
+        assert answer is not None and answer.status == 403, path
+        await expect(worker.get_by_role("heading", name="无权访问")).to_be_visible()
+        assert manual.city_ticket_id not in await worker.content()

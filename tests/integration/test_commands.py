@@ -82,3 +82,15 @@ async def test_a_command_runs_once_per_idempotency_key(settings: Settings, kit: 
         await bus.run(Command("rename", "U1", UNIT, ""), repo, rename("x"), kit["out"])
     assert isinstance(Invalid("x"), DomainError)
     assert await outbox.relay_once() == 3
+
+    # an unchanged decision (a delivery again whose effect is already in the state) leaves no trace:
+    # no audit entry, no stored answer, nothing staged, and the same again on every replay
+    def unchanged(unit: events_pb2.Unit | None) -> Decision[events_pb2.Unit]:
+        return Decision(None, unchanged=True)
+
+    entries = len(await audit.query(db, "U1", "", 20))
+    for _ in range(2):
+        assert await bus.run(Command("rename", "U1", UNIT, "key-3"), repo, unchanged, kit["out"]) == \
+            events_pb2.Unit(unit_id="U1", name="第三")
+    assert len(await audit.query(db, "U1", "", 20)) == entries
+    assert await outbox.relay_once() == 0

@@ -41,9 +41,15 @@ async def consume_all(settings: Settings, store: KpiStore, group: str, topics: l
 
 async def test_a_replay_from_offset_zero_rebuilds_exactly_the_same_figures(settings: Settings,
                                                                            topics: list[str]) -> None:
+    # Topics of its own: the session's shared topics also carry the cases other tests open on the
+    # real clock, which the projection would rightly count.
+    from hotline_dev import infra
+
+    own = settings.topics.model_copy(update={"prefix": f"{settings.topics.prefix}kpi{uuid.uuid4().hex[:6]}."})
     facts = list(lifecycles(MONTH, per_day=8, seed=21, as_of=AS_OF))
-    stream = events(facts, settings.topics.name)
+    stream = events(facts, own.name)
     names = sorted({e.topic for e in stream})
+    infra.ensure_topics(settings, names)
     client = mongo.client(settings)
     producer = kafka.producer(settings)
     await producer.start()
@@ -72,4 +78,4 @@ async def test_a_replay_from_offset_zero_rebuilds_exactly_the_same_figures(setti
     finally:
         await client.drop_database(db.name)
         await producer.stop()
-        await client.close()
+        await client.close()  # the session's namespace drop deletes the topics (they share its prefix)

@@ -86,3 +86,38 @@ async def test_a_newer_shipped_list_is_taken_an_older_one_is_not(
     assert taken.listing == release
     assert (taken.entry.op, taken.entry.previous_version) == ("seed", edited.listing.list_version)
     assert [e.version for e in await store.history()] == [5, 2, 1]
+
+
+async def test_joint_reviews_are_listed_by_state_oldest_first(db: AsyncDatabase[mongo.Doc], shipped: Listing) -> None:
+    from hotline import pb
+    from hotline.commands import DomainError
+    from hotline.v1 import routing_pb2, ticket_pb2
+    from services.routing.api import joint_reviews
+    from services.routing.store import DeskStore
+
+    store = DeskStore(db, ResponsibilityStore(db))
+    await store.insert_new([ticket_pb2.Ticket(ticket_id=t) for t in ("R1", "R2", "R3", "R4")], [])
+    reviews = {
+        "R1": routing_pb2.JointReview(ticket_id="R1", unit_ids=["DP03", "DP06"], reason="争议",
+                                      status=routing_pb2.REVIEW_STATUS_OPEN, opened_at=pb.ts(AT + timedelta(hours=2))),
+        "R2": routing_pb2.JointReview(ticket_id="R2", unit_ids=["DP03", "DP07"], status=routing_pb2.REVIEW_STATUS_OPEN,
+                                      opened_at=pb.ts(AT)),
+        "R3": routing_pb2.JointReview(ticket_id="R3", unit_ids=["DP03", "DP07"], primary_unit_id="DP07",
+                                      status=routing_pb2.REVIEW_STATUS_DECIDED, opened_at=pb.ts(AT)),
+    }
+    for tid, review in reviews.items():  # R4 has none
+        await db["desk"].update_one({"_id": tid}, {"$set": {"review": pb.to_doc(review)}})
+
+    async def listed(status: int, page_size: int = 0) -> list[str]:
+        return [r.ticket_id for r in (await joint_reviews(store, status, page_size)).reviews]
+
+    assert await listed(routing_pb2.REVIEW_STATUS_OPEN) == ["R2", "R1"]  # oldest opened first
+    assert await listed(routing_pb2.REVIEW_STATUS_DECIDED) == ["R3"]
+    assert await listed(routing_pb2.REVIEW_STATUS_UNSPECIFIED) == ["R2", "R3", "R1"]
+    assert await listed(routing_pb2.REVIEW_STATUS_OPEN, 1) == ["R2"]
+    first = (await joint_reviews(store, routing_pb2.REVIEW_STATUS_OPEN, 0)).reviews[1]
+    assert first == reviews["R1"]  # the review as stored, every field
+    for status, size in ((routing_pb2.REVIEW_STATUS_OPEN, 501), (routing_pb2.REVIEW_STATUS_OPEN, -1), (7, 0)):
+        with pytest.raises(DomainError) as refused:
+            await joint_reviews(store, status, size)
+        assert refused.value.code == "invalid_argument"

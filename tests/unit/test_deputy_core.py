@@ -4,14 +4,17 @@ lists and figures."""
 from __future__ import annotations
 
 import io
+import json
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
 from pydantic import ValidationError
 
 from hotline.commands import DomainError
+from hotline.settings import Settings
 from hotline.text import TEXT_LIMITS, clean_text
 from hotline.v1 import deputy_pb2, events_pb2, ticket_pb2
 from services.deputy_liaison import core
@@ -61,6 +64,8 @@ def test_no_consent_no_contact_stored_and_the_ticket_is_on_the_deputy_lane() -> 
     assert list(event.ticket.tags) == ["人大代表"] and event.ticket.channel == "deputy"
     assert event.ticket.city_ticket_id == "RD-S1" and decision.key == "RD-S1"
     assert decision.state["attachments"][0]["uri"] == "https://files.example/a.jpg"
+    assert [(a.uri, a.name, a.content_type) for a in event.attachments] == [
+        ("https://files.example/a.jpg", "a.jpg", "image/jpeg")]  # by reference, on the event intake reads
 
     kept = core.submit("S2", fields(consent=True), ticket_pb2.TICKET_TYPE_HELP, AT)
     assert kept.state is not None and kept.state["citizen"] == {"name": "王五", "phone": "13812345678"}
@@ -142,9 +147,12 @@ def simulated_month(seed: int = 7) -> tuple[list[dict], dict[str, set[str]]]:
     return tickets, expected
 
 
+POLICY = core.ListPolicy.load()
+
+
 def test_monthly_list_names_the_injected_problems_of_each_area() -> None:
     tickets, expected = simulated_month()
-    items = core.monthly_items(tickets, "2026-10")
+    items = core.monthly_items(tickets, "2026-10", POLICY)
     found = {c: {f"{i['kind']}:{i['category']}" for i in items if i["community"] == c} for c in expected}
     assert found == expected
     repeated = next(i for i in items if i["kind"] == "repeated")
@@ -154,7 +162,31 @@ def test_monthly_list_names_the_injected_problems_of_each_area() -> None:
     street_deputy = {"deputy_id": "D2", "street": "ST01", "community": ""}
     assert {i["kind"] for i in core.items_for(community_deputy, items)} == {"repeated", "concentrated"}
     assert {i["community"] for i in core.items_for(street_deputy, items)} == {"CM0101", "CM0102"}
-    assert core.monthly_items(tickets, "2026-10") == items  # same facts, same ids
+    assert core.monthly_items(tickets, "2026-10", POLICY) == items  # same facts, same ids
+
+
+def test_monthly_list_thresholds_are_the_versioned_policy_file(tmp_path: Path) -> None:
+    assert POLICY.version and (POLICY.concentrated_at, POLICY.repeated_at, POLICY.hard_at) == (5, 3, 1)
+    assert Settings().deputy.monthly_list_policy == core.POLICY_FILE
+    tickets, _ = simulated_month()
+    stricter = core.ListPolicy.from_dict({"version": "test-2", "concentrated": {"min_tickets": 20},
+                                          "repeated": {"min_tickets_same_place": 5},
+                                          "hard": {"min_tickets": 2, "when": ["overdue"]}})
+    assert core.monthly_items(tickets, "2026-10", stricter) == []  # at most 8 tickets, 4 at one place, 1 overdue
+    looser = core.ListPolicy.from_dict({"version": "test-3", "repeated": {"min_tickets_same_place": 2},
+                                        "hard": {"min_tickets": 2}})
+    kinds = {(i["kind"], i["community"]) for i in core.monthly_items(tickets, "2026-10", looser)}
+    assert ("hard", "CM0201") in kinds and ("repeated", "CM0101") in kinds
+    for bad in ({"concentrated": {"min_tickets": 5}}, {"version": "x", "repeated": {"min_tickets_same_place": 0}},
+                {"version": "x", "hard": {"when": ["late"]}}):
+        with pytest.raises(ValueError):
+            core.ListPolicy.from_dict(bad)
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"version": "file-1", "concentrated": {"min_tickets": 2}}), "utf-8")
+    assert core.ListPolicy.load(path).concentrated_at == 2
+    published = core.list_event({"list_id": "2026-10/D1", "month": "2026-10", "deputy_id": "D1", "items": [],
+                                 "policy_version": POLICY.version}, AT)
+    assert published.policy_version == POLICY.version
 
 
 def test_figures_by_level_and_street() -> None:
@@ -173,3 +205,7 @@ def test_figures_by_level_and_street() -> None:
         3, 2, 1, 2, 1, 1)
     assert d1["on_time_rate"] == 0.5 and d1["satisfaction_rate"] == 0.5
     assert rows[("municipal", "ST01")]["satisfaction_rate"] == 1.0
+    # escalated after the close: the last step is the supervision, the case stays archived and closed
+    supervised = {"deputy_id": "D1", "status": "supervised", "case": {**on_time, "state": "CASE_STATE_ARCHIVED"}}
+    assert core.closed(supervised)
+    assert not core.closed({"status": "supervised", "case": {"state": "CASE_STATE_REPLIED"}})

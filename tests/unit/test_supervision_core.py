@@ -113,5 +113,5 @@ def test_the_first_miss_of_each_case_is_the_supervision_candidate() -> None:
     assert {k: f.timer.kind for k, f in firsts.items()} == {"T1": "sign_off", "T2": "reply"}
     raised = supervision_raised(firsts["T1"], CASE, "cases")
     assert raised.event_id == "T1/supervision/1"
-    assert isinstance(raised.message, deadlines_pb2.SupervisionRaised)
+    assert isinstance(raised.message, deadlines_pb2.OverdueSupervisionRaised)
     assert (raised.message.level, raised.message.reason) == (1, "deadline_missed:sign_off")

@@ -19,5 +19,16 @@
     if (flash) { flash.setAttribute("tabindex", "-1"); flash.focus(); }
     tick();
     setInterval(tick, 30000);
+    // 采用此建议: a queue suggestion fills its ticket's dispatch form; focus goes to the reason
+    document.querySelectorAll("button.use-suggestion").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var form = document.getElementById(button.dataset.form);
+        if (!form) return;
+        form.elements.primary_unit_id.value = button.dataset.primary || "";
+        form.elements.category.value = button.dataset.category || "";
+        form.elements.rule_id.value = button.dataset.rule || "";
+        form.elements.reason.focus();
+      });
+    });
   });
 })();

@@ -1,0 +1,103 @@
+"""Supervision's own case events, read back (group ``<service>-escalation``):
+
+* a poor evaluation (``CaseEvaluated`` with needs_decision: unresolved or unsatisfied) raises
+  level 1 (系统督办) on the case, keyed by the evaluation, so a replay raises nothing twice;
+* a deputy's escalation (``CaseEscalatedByDeputy``, deputy_escalation.py, which already set
+  the case's level to at least 1) becomes a level 1 record too, keyed by the submission, so the
+  case's level and its open records agree;
+* a missed deadline (``OverdueSupervisionRaised``, the deadline timers, which already set the
+  case's level to at least 1, once per case) becomes a level 1 record too, keyed by the case;
+* a case closing (``CaseClosed``, not re-dispatched) closes its open supervision with it, and
+  the cases merged under it (并单) with its result, each a command keyed by (child, parent):
+  exactly once, replay-safe.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+from prometheus_client import Counter
+
+from hotline import observability as obs
+from hotline import pb
+from hotline.commands import DomainError
+from hotline.envelope import Event, EventTypes, Record
+from hotline.logging import get_logger
+from hotline.v1 import case_pb2, deadlines_pb2, deputy_escalation_pb2, lifecycle_pb2
+from services.supervision.escalation_store import EscalationCommands
+
+log = get_logger(__name__)
+AUTOMATIC = Counter("hotline_supervision_automatic_total",
+                    "Automatic supervision steps from case events, by trigger and outcome.", ["trigger", "outcome"])
+
+
+CLOCK_NAMES = {deadlines_pb2.DEADLINE_CLOCK_DISPATCH: "派单", deadlines_pb2.DEADLINE_CLOCK_SIGN_OFF: "签收",
+               deadlines_pb2.DEADLINE_CLOCK_CONTACT: "首次联系", deadlines_pb2.DEADLINE_CLOCK_REPLY: "办结反馈",
+               deadlines_pb2.DEADLINE_CLOCK_EXTENSION_DECISION: "延期审批",
+               deadlines_pb2.DEADLINE_CLOCK_RETURN_DECISION: "退单审核"}
+
+
+class EscalationInbox:
+    def __init__(self, commands: EscalationCommands) -> None:
+        self.commands = commands
+        self.types = EventTypes(lifecycle_pb2.CaseEvaluated, lifecycle_pb2.CaseClosed,
+                                deputy_escalation_pb2.CaseEscalatedByDeputy, deadlines_pb2.OverdueSupervisionRaised)
+        obs.at_zero(AUTOMATIC, ["evaluation", "deputy", "overdue", "case_closed"], ["applied", "refused"])
+
+    def decode(self, record: Record) -> Message:
+        return self.types.decode(record)
+
+    async def apply(self, items: list[tuple[Record, Message]]) -> list[Event]:
+        for _, message in items:
+            if isinstance(message, lifecycle_pb2.CaseEvaluated) and message.needs_decision:
+                await self._evaluated(message)
+            elif isinstance(message, deputy_escalation_pb2.CaseEscalatedByDeputy):
+                await self._deputy(message)
+            elif isinstance(message, deadlines_pb2.OverdueSupervisionRaised):
+                await self._overdue(message)
+            elif isinstance(message, lifecycle_pb2.CaseClosed) and \
+                    message.closure != case_pb2.CLOSURE_REDISPATCHED:
+                await self._closed(message)
+        return []  # the commands' events go through the outbox
+
+    async def _evaluated(self, m: lifecycle_pb2.CaseEvaluated) -> None:
+        e, tid = m.evaluation, m.case.ticket_id
+        poor = "未解决" if e.resolution == case_pb2.RESOLUTION_UNRESOLVED else "不满意"
+        reason = f"回访{poor}（{e.comment}）" if e.comment else f"回访{poor}"
+        try:
+            await self.commands.raise_supervision(tid, 1, reason[:500], pb.dt(m.occurred_at),
+                                                  key=f"{tid}/supervision/L1/evaluation/{e.evaluation_id}")
+            AUTOMATIC.labels("evaluation", "applied").inc()
+        except DomainError as exc:
+            AUTOMATIC.labels("evaluation", "refused").inc()
+            log.warning("level 1 supervision refused", ticket_id=tid, reason=exc.message)
+
+    async def _deputy(self, m: deputy_escalation_pb2.CaseEscalatedByDeputy) -> None:
+        tid = m.case.ticket_id
+        reason = f"人大代表提请督办（{m.comment}）" if m.comment else "人大代表提请督办"
+        try:
+            await self.commands.raise_supervision(tid, 1, reason[:500], pb.dt(m.occurred_at),
+                                                  key=f"{tid}/supervision/L1/deputy/{m.submission_id or tid}")
+            AUTOMATIC.labels("deputy", "applied").inc()
+        except DomainError as exc:
+            AUTOMATIC.labels("deputy", "refused").inc()
+            log.warning("level 1 supervision refused", ticket_id=tid, reason=exc.message)
+
+    async def _overdue(self, m: deadlines_pb2.OverdueSupervisionRaised) -> None:
+        tid = m.ticket_id
+        clock = CLOCK_NAMES.get(m.clock, "时限")
+        try:
+            await self.commands.raise_supervision(tid, 1, f"超期：{clock}", pb.dt(m.raised_at),
+                                                  key=f"{tid}/supervision/L1/overdue")
+            AUTOMATIC.labels("overdue", "applied").inc()
+        except DomainError as exc:
+            AUTOMATIC.labels("overdue", "refused").inc()
+            log.warning("level 1 supervision refused", ticket_id=tid, reason=exc.message)
+
+    async def _closed(self, m: lifecycle_pb2.CaseClosed) -> None:
+        try:
+            await self.commands.settle(m.case, pb.dt(m.occurred_at))
+            await self.commands.close_merged(m.case, pb.dt(m.occurred_at))
+            AUTOMATIC.labels("case_closed", "applied").inc()
+        except DomainError as exc:
+            AUTOMATIC.labels("case_closed", "refused").inc()
+            log.warning("merged cases not closed", ticket_id=m.case.ticket_id, reason=exc.message)

@@ -1,0 +1,321 @@
+"""Supervision levels, meetings, merges and whistles: stores and the command side.
+
+* ``case_supervision``: one document per case (CaseSupervision), written with the case's
+  ``supervision_level`` (the highest open level) in the same transaction;
+* ``supervision_records``: one small document per record (level, state, due), which the
+  resolution-rate gauge counts through an index;
+* ``whistles``: one document per whistle, found by street and by summoned unit.
+
+Every write is a kit Command through the CommandBus (idempotency, audit, outbox). The SLA
+timers raise level 1 on an overdue case through :meth:`EscalationCommands.raise_supervision`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from google.protobuf.message import Message
+from prometheus_client import Gauge
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hotline import pb
+from hotline.auth import Principal
+from hotline.clock import Clock
+from hotline.commands import Command, CommandBus, Invalid, NotFound
+from hotline.mongo import Doc
+from hotline.policy import Role
+from hotline.v1 import events_pb2
+from hotline.v1 import supervision_pb2 as sv
+from services.supervision import escalation as esc
+from services.supervision import merging, recurring
+from services.supervision import whistles as wh
+from services.supervision.store import CaseClocks, CaseRepository, CaseStore
+from services.supervision.warning_store import fact_of_doc
+
+SUPERVISIONS, RECORDS, WHISTLES, RECURRING = "case_supervision", "supervision_records", "whistles", "recurring_lists"
+INDEXES = {
+    RECORDS: [IndexModel([("level", ASCENDING), ("state", ASCENDING)])],
+    WHISTLES: [IndexModel([("street_unit_id", ASCENDING), ("blown_at", DESCENDING)]),
+               IndexModel([("summoned.unit_id", ASCENDING), ("blown_at", DESCENDING)])],
+}
+RESOLUTION = Gauge("hotline_supervision_resolution_ratio",
+                   "Supervisions (督办) closed as resolved, of those closed, by level (1 system, 2 letter, "
+                   "3 conduct supervisors, 4 leader).", ["level"])
+OPEN = Gauge("hotline_supervision_open", "Open supervisions (督办中) by level.", ["level"])
+SYSTEM = Principal.system("supervision")
+
+
+class SupervisedRepository:
+    """A case's supervision with its case (the case must exist; its level is mirrored)."""
+
+    kind = "case_supervision"
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> esc.Supervised | None:
+        case_doc = await self.db["cases"].find_one({"_id": target}, session=session)
+        if case_doc is None:
+            return None
+        doc = await self.db[SUPERVISIONS].find_one({"_id": target}, session=session)
+        supervision = pb.from_doc(doc, sv.CaseSupervision) if doc else sv.CaseSupervision(ticket_id=target)
+        return esc.Supervised(pb.from_doc(case_doc, events_pb2.Case), supervision)
+
+    async def save(self, state: esc.Supervised, session: AsyncClientSession | None) -> None:
+        s = state.supervision
+        await self.db[SUPERVISIONS].replace_one({"_id": s.ticket_id}, {"_id": s.ticket_id, **pb.to_doc(s)},
+                                                upsert=True, session=session)
+        await self.db["cases"].update_one({"_id": s.ticket_id},
+                                          {"$set": {"supervision_level": state.case.supervision_level}},
+                                          session=session)
+        for r in s.records:
+            await self.db[RECORDS].replace_one(
+                {"_id": r.record_id}, {"_id": r.record_id, "ticket_id": s.ticket_id, "level": r.level,
+                                       "state": sv.SupervisionState.Name(r.state), "due": pb.dt(r.due)},
+                upsert=True, session=session)
+
+
+class MergeRepository(SupervisedRepository):
+    """The parent's supervision with the named children's (并单)."""
+
+    def __init__(self, db: AsyncDatabase[Doc], children: list[str]) -> None:
+        super().__init__(db)
+        self.wanted = children
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> esc.Supervised | None:
+        parent = await super().load(target, session)
+        if parent is not None:
+            for tid in self.wanted:
+                if tid != target and (child := await super().load(tid, session)) is not None:
+                    parent.children[tid] = child
+        return parent
+
+    async def save(self, state: esc.Supervised, session: AsyncClientSession | None) -> None:
+        await super().save(state, session)
+        for child in state.children.values():
+            await super().save(child, session)
+
+
+class RecurringRepository:
+    """A month's 屡办不成 list (one document per month)."""
+
+    kind = "recurring_list"
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.lists = db[RECURRING]
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> sv.RecurringList | None:
+        doc = await self.lists.find_one({"_id": target}, session=session)
+        return pb.from_doc(doc, sv.RecurringList) if doc else None
+
+    async def save(self, state: sv.RecurringList, session: AsyncClientSession | None) -> None:
+        await self.lists.replace_one({"_id": state.month}, {"_id": state.month, **pb.to_doc(state)}, upsert=True,
+                                     session=session)
+
+
+class WhistleRepository:
+    kind = "whistle"
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.whistles = db[WHISTLES]
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> sv.Whistle | None:
+        doc = await self.whistles.find_one({"_id": target}, session=session)
+        return pb.from_doc(doc, sv.Whistle) if doc else None
+
+    async def save(self, whistle: sv.Whistle, session: AsyncClientSession | None) -> None:
+        await self.whistles.replace_one({"_id": whistle.whistle_id}, {"_id": whistle.whistle_id, **pb.to_doc(whistle)},
+                                        upsert=True, session=session)
+
+
+class EscalationCommands:
+    def __init__(self, bus: CommandBus, db: AsyncDatabase[Doc], rules: esc.Rules, clock: Clock, topic: str,
+                 unit_type: wh.UnitType, results_topic: str = "",
+                 recurring_rules: recurring.Rules | None = None, clocks: CaseClocks | None = None) -> None:
+        self.clocks = clocks  # a merged child's clocks stop as it closes (None: cases without clocks, e.g. a bench)
+        self.recurring_rules = recurring_rules or recurring.Rules.load()
+        self.results_topic = results_topic  # city.results.v1: merged children's results (回传)
+        self.bus = bus
+        self.db = db
+        self.rules = rules
+        self.clock = clock
+        self.topic = topic
+        self.unit_type = unit_type
+
+    async def run(self, name: str, request: Message, actor: Principal, key: str,
+                  at: datetime | None = None) -> sv.CaseSupervision:
+        """Run one supervision command on the case ``request.ticket_id``."""
+        ticket_id = str(getattr(request, "ticket_id", ""))
+        if not ticket_id:
+            raise Invalid("ticket_id is required")
+        now = at or self.clock.now()
+
+        def decide(state: esc.Supervised | None) -> Any:
+            return esc.decide(state, request, actor, now, self.rules)
+
+        command = Command(name, ticket_id, actor, key, str(getattr(request, "reason", ""))[:500])
+        answer: sv.CaseSupervision = await self.bus.run(command, SupervisedRepository(self.db), decide, self.topic)
+        await self.export()
+        return answer
+
+    async def raise_supervision(self, ticket_id: str, level: int, reason: str, at: datetime,
+                                key: str = "") -> sv.CaseSupervision:
+        """The system raises ``level`` (1 on overdue or a poor evaluation) on a case, once: the
+        same (ticket, level, time) or key again changes nothing, and a level already open
+        stays as it is. For the SLA timers and the evaluation consumer."""
+        request = sv.RaiseSupervisionRequest(ticket_id=ticket_id, level=level, reason=reason)
+        return await self.run("raise_supervision", request, SYSTEM,
+                              key or f"{ticket_id}/supervision/L{level}/{at.isoformat()}", at)
+
+    async def merge(self, request: sv.MergeTicketsRequest, actor: Principal, key: str) -> sv.CaseSupervision:
+        """并单: the office merges tickets under a parent case."""
+        if not request.parent_ticket_id:
+            raise Invalid("parent_ticket_id is required")
+        now = self.clock.now()
+
+        def decide(state: esc.Supervised | None) -> Any:
+            return merging.merge(state, request, actor, now)
+
+        command = Command("merge_tickets", request.parent_ticket_id, actor, key, request.reason[:500])
+        repo = MergeRepository(self.db, list(request.ticket_ids)[:merging.MAX_CHILDREN + 1])
+        answer: sv.CaseSupervision = await self.bus.run(command, repo, decide, self.topic)
+        return answer
+
+    async def settle(self, closed: events_pb2.Case, at: datetime) -> bool:
+        """The case closed: close its open supervision with it (once). False: none was open."""
+        tid = closed.ticket_id
+        if await self.db[SUPERVISIONS].find_one({"_id": tid, "records.state": "SUPERVISION_STATE_OPEN"},
+                                                {"_id": 1}) is None:
+            return False
+
+        def decide(state: esc.Supervised | None) -> Any:
+            return esc.settle(state, closed, at)
+
+        await self.bus.run(Command("settle_supervision", tid, SYSTEM, f"{tid}/supervision/settle/{at.isoformat()}"),
+                           SupervisedRepository(self.db), decide, self.topic)
+        await self.export()
+        return True
+
+    async def close_merged(self, parent: events_pb2.Case, at: datetime) -> int:
+        """The parent closed: each case merged under it closes with its result, once (keyed by
+        child and parent). Returns how many were merged under it."""
+        doc = await self.db[SUPERVISIONS].find_one({"_id": parent.ticket_id}, {"merged": 1})
+        children = list((doc or {}).get("merged", []))
+        for child in children:
+            def decide(case: events_pb2.Case | None) -> Any:
+                return merging.close_with_parent(case, parent, at, SYSTEM, self.results_topic)
+
+            command = Command("close_merged", child, SYSTEM, f"{child}/merged-close/{parent.ticket_id}",
+                              f"并单至 {parent.ticket_id}")
+            await self.bus.run(command, CaseRepository(CaseStore(self.db), self.clocks), decide, self.topic)
+        return len(children)
+
+    async def suggestions(self, ticket_id: str, limit: int) -> list[merging.Suggestion]:
+        """Tickets that may be about the same event (from the early warnings' ticket facts)."""
+        doc = await self.db["warning_facts"].find_one({"_id": ticket_id})
+        if doc is None:
+            raise NotFound("ticket", ticket_id)
+        fact = fact_of_doc(doc)
+        span = timedelta(days=merging.SUGGEST_DAYS)
+        cursor = self.db["warning_facts"].find({"street": fact.street,
+                                                "at": {"$gte": fact.at - span, "$lte": fact.at + span}})
+        candidates = [fact_of_doc(d) async for d in cursor]
+        found = merging.suggest(fact, candidates, limit * 2)
+        open_cases = await CaseStore(self.db).get_many([s.ticket_id for s in found])
+        return [s for s in found if s.ticket_id in open_cases and open_cases[s.ticket_id].state != esc.ARCHIVED][:limit]
+
+    async def generate_recurring(self, month: str, actor: Principal, key: str) -> sv.RecurringList:
+        """屡办不成: find the month's recurring unresolved problems and add them to its list."""
+        start, end = recurring.month_span(month, self.rules.tz)
+        since = end - timedelta(days=self.recurring_rules.lookback_days)
+        cursor = self.db["warning_facts"].find({"at": {"$gte": since, "$lt": end}, "address": {"$exists": True}})
+        facts = [fact_of_doc(d) async for d in cursor]
+        per_problem: dict[tuple[str, str], int] = {}
+        for f in facts:
+            per_problem[(f.address, f.category)] = per_problem.get((f.address, f.category), 0) + 1
+        facts = [f for f in facts if per_problem[(f.address, f.category)] >= self.recurring_rules.min_tickets]
+        cases = await CaseStore(self.db).get_many([f.ticket_id for f in facts])
+        found = recurring.find(month, facts, cases, self.recurring_rules, self.rules.tz)
+        now = self.clock.now()
+
+        def decide(existing: sv.RecurringList | None) -> Any:
+            return recurring.generate(existing, month, found, now)
+
+        answer: sv.RecurringList = await self.bus.run(Command("generate_recurring_list", month, actor, key),
+                                                      RecurringRepository(self.db), decide, self.topic)
+        return answer
+
+    async def resolve_recurring(self, request: sv.ResolveRecurringItemRequest, actor: Principal,
+                                key: str) -> sv.RecurringItem:
+        month = request.item_id.partition("/")[0]
+        now = self.clock.now()
+
+        def decide(existing: sv.RecurringList | None) -> Any:
+            return recurring.resolve(existing, request, actor, now)
+
+        answer: sv.RecurringItem = await self.bus.run(
+            Command("resolve_recurring_item", month, actor, key, request.outcome[:500]), RecurringRepository(self.db),
+            decide, self.topic)
+        return answer
+
+    async def recurring_list(self, month: str) -> sv.RecurringList:
+        recurring.month_span(month, self.rules.tz)  # validates
+        return await RecurringRepository(self.db).load(month, None) or sv.RecurringList(month=month)
+
+    async def get(self, ticket_id: str, who: Principal) -> esc.Supervised:
+        return esc.visible(await SupervisedRepository(self.db).load(ticket_id, None), ticket_id, who)
+
+    async def whistle(self, name: str, request: Message, actor: Principal, key: str) -> sv.Whistle:
+        wid = wh.whistle_id(actor, key) if isinstance(request, sv.BlowWhistleRequest) else \
+            str(getattr(request, "whistle_id", ""))
+        if not wid:
+            raise Invalid("whistle_id is required")
+        now = self.clock.now()
+
+        def decide(before: sv.Whistle | None) -> Any:
+            return wh.decide(before, wid, request, actor, now, self.rules, self.unit_type)
+
+        answer: sv.Whistle = await self.bus.run(Command(name, wid, actor, key), WhistleRepository(self.db), decide,
+                                                self.topic)
+        return answer
+
+    async def get_whistle(self, wid: str, who: Principal) -> sv.Whistle:
+        return wh.visible(await WhistleRepository(self.db).load(wid, None), wid, who)
+
+    async def list_whistles(self, who: Principal, limit: int) -> list[sv.Whistle]:
+        query: Doc = {}
+        if who.role == Role.UNIT:  # a unit: the whistles its street raised or it is summoned to
+            query = {"$or": [{"street_unit_id": who.unit_id}, {"summoned.unit_id": who.unit_id}]}
+        cursor = self.db[WHISTLES].find(query, sort=[("blown_at", DESCENDING)], limit=limit)
+        return [pb.from_doc(d, sv.Whistle) async for d in cursor]
+
+    async def export_forever(self, every: float = 60.0) -> None:
+        """Keep the gauges right between commands (at start, and what other replicas changed)."""
+        while True:
+            with contextlib.suppress(Exception):  # figures are best effort; the next round retries
+                await self.export()
+            await asyncio.sleep(every)
+
+    async def export(self) -> None:
+        """Set the per-level gauges from the records (12 indexed counts, at once)."""
+        keys: list[tuple[int, int]] = [(level, state) for level in esc.LEVELS
+                                       for state in (esc.OPEN, esc.RESOLVED, esc.UNRESOLVED)]
+        found = await asyncio.gather(*(self.db[RECORDS].count_documents(
+            {"level": level, "state": sv.SupervisionState.Name(state)})  # type: ignore[arg-type]
+            for level, state in keys))
+        counts = dict(zip(keys, found, strict=True))
+        for level, rate in esc.resolution_rates(counts).items():
+            RESOLUTION.labels(str(level)).set(rate)
+            OPEN.labels(str(level)).set(counts[(level, esc.OPEN)])
+
+
+def unit_types(directory: Doc) -> Callable[[str], Any]:
+    """A unit's type by its id in the directory (None when unknown)."""
+    types = {u["unit_id"]: events_pb2.UnitType.Value(u["unit_type"]) for u in directory["units"]}
+    return types.get
