@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hotline import mongo, pb  # noqa: E402
 from hotline.auth import Principal  # noqa: E402
+from hotline.calendar import WorkCalendar  # noqa: E402
 from hotline.commands import CommandBus  # noqa: E402
 from hotline.outbox import Outbox  # noqa: E402
 from hotline.policy import Role  # noqa: E402
@@ -37,7 +38,6 @@ from hotline.v1 import events_pb2  # noqa: E402
 from hotline.v1 import supervision_pb2 as sv  # noqa: E402
 from services.supervision import escalation as esc  # noqa: E402
 from services.supervision import merging  # noqa: E402
-from services.supervision.calendar import WorkCalendar  # noqa: E402
 from services.supervision.escalation_store import INDEXES, EscalationCommands  # noqa: E402
 from services.supervision.lifecycle import PeriodDeadlines  # noqa: E402
 from services.supervision.warnings import Fact  # noqa: E402

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hotline import kafka, mongo, pb  # noqa: E402
+from hotline.calendar import WorkCalendar  # noqa: E402
 from hotline.clock import ManualClock  # noqa: E402
 from hotline.mongo import insert_missing  # noqa: E402
 from hotline.outbox import INDEXES as OUTBOX_INDEXES  # noqa: E402
@@ -50,7 +51,6 @@ from hotline.settings import SlaSettings, get_settings  # noqa: E402
 from hotline.timers import Timer, Timers  # noqa: E402
 from hotline.v1 import events_pb2, ticket_pb2  # noqa: E402
 from hotline_dev import infra  # noqa: E402
-from services.supervision.calendar import WorkCalendar  # noqa: E402
 from services.supervision.core import case_timers, open_case  # noqa: E402
 from services.supervision.handlers import DeadlineAlarms  # noqa: E402
 from services.supervision.sla import parse_policy  # noqa: E402

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from hotline.calendar import WorkCalendar
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
@@ -17,7 +18,6 @@ from services.routing.commands import DeskCommands, LiveRouter
 from services.routing.core import DATA_DIR, Directory, Prediction, Router
 from services.routing.handlers import Classify, ReturnIntake, TicketRouting
 from services.routing.responsibility import load_listing
-from services.supervision.calendar import WorkCalendar
 
 NAME = "routing"
 log = get_logger(__name__)

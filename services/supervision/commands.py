@@ -15,11 +15,11 @@ from google.protobuf.message import Message
 
 from hotline import pb
 from hotline.auth import Principal
+from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, Invalid
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from services.supervision import lifecycle
-from services.supervision.calendar import WorkCalendar
 from services.supervision.core import open_case
 from services.supervision.sla import SlaClock, Unit
 from services.supervision.store import CaseClocks, CaseRepository, CaseStore, PolicyStore

@@ -44,12 +44,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from hotline import pb
 from hotline.auth import Principal
+from hotline.calendar import WorkCalendar
 from hotline.commands import Decision, DomainError, Illegal, Invalid, NotFound
 from hotline.envelope import JSON, Event
 from hotline.policy import Role
 from hotline.settings import LimitSettings
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
-from services.supervision.calendar import WorkCalendar
 
 CS = events_pb2  # CaseState values: CS.CASE_STATE_IN_PROGRESS ...
 State: TypeAlias = events_pb2.CaseState.ValueType

@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from hotline import policies
+from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
@@ -17,7 +18,6 @@ from hotline.v1 import events_pb2, services_pb2_grpc, supervision_pb2_grpc
 from services.supervision import store as store_module
 from services.supervision import warning_policy
 from services.supervision.api import SupervisionGrpc, http_routes
-from services.supervision.calendar import WorkCalendar
 from services.supervision.commands import CaseCommands, CasePolicies
 from services.supervision.deputy_escalation_handlers import DeputyEscalations
 from services.supervision.escalation import Rules as EscalationRules

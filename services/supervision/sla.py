@@ -36,8 +36,8 @@ from enum import StrEnum
 from typing import Any
 
 from hotline import pb
+from hotline.calendar import WorkCalendar
 from hotline.v1 import deadlines_pb2, events_pb2, ticket_pb2
-from services.supervision.calendar import WorkCalendar
 
 
 class SlaClock(StrEnum):

@@ -33,12 +33,12 @@ from pymongo.errors import DuplicateKeyError
 
 from hotline import audit, pb
 from hotline import timers as timers_module
+from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
 from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
 from hotline.timers import Lost, Timers
 from hotline.v1 import events_pb2, lifecycle_pb2
-from services.supervision.calendar import WorkCalendar
 from services.supervision.core import case_timers
 from services.supervision.lifecycle import evaluation_of
 from services.supervision.sla import Limits, Policy, PolicyError, limits_of, parse_policy

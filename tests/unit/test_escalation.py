@@ -11,6 +11,7 @@ import pytest
 
 from hotline import pb
 from hotline.auth import Principal
+from hotline.calendar import WorkCalendar
 from hotline.commands import DomainError
 from hotline.policy import Role
 from hotline.v1 import case_pb2, deadlines_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2
@@ -18,7 +19,6 @@ from hotline.v1 import supervision_pb2 as sv
 from services.supervision import escalation as esc
 from services.supervision import merging, recurring
 from services.supervision import whistles as wh
-from services.supervision.calendar import WorkCalendar
 from services.supervision.escalation_handlers import EscalationInbox
 from services.supervision.escalation_store import unit_types
 from services.supervision.lifecycle import PeriodDeadlines

@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 
 from hotline import pb
 from hotline.auth import Principal
+from hotline.calendar import WorkCalendar
 from hotline.commands import Decision, DomainError
 from hotline.envelope import JSON
 from hotline.policy import Role
@@ -24,7 +25,6 @@ from hotline.settings import LimitSettings, Settings
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from services.supervision import core
 from services.supervision import lifecycle as lc
-from services.supervision.calendar import WorkCalendar
 from services.supervision.lifecycle import ALLOWED, STATES, Action
 from services.supervision.sla import SlaClock, limits_of, parse_policy
 

@@ -149,9 +149,9 @@ async def test_a_replayed_first_assignment_republishes_the_case_as_it_was_opened
     import json
     from types import SimpleNamespace
 
+    from hotline.calendar import WorkCalendar
     from hotline.clock import ManualClock
     from hotline.settings import SlaSettings
-    from services.supervision.calendar import WorkCalendar
     from services.supervision.handlers import CaseInbox
     from services.supervision.lifecycle import Limits
     from services.supervision.sla import parse_policy

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hotline.calendar import WorkCalendar
 from hotline.settings import SlaSettings
-from services.supervision.calendar import WorkCalendar
 from services.supervision.sla import (
     CaseFacts,
     Period,

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.supervision.calendar import PACKAGE_LAST_YEAR, WorkCalendar
+from hotline.calendar import PACKAGE_LAST_YEAR, WorkCalendar
 
 TZ = ZoneInfo("Asia/Shanghai")
 CAL = WorkCalendar()

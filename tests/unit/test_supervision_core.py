@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hotline import pb
+from hotline.calendar import WorkCalendar
 from hotline.settings import SlaSettings
 from hotline.timers import Fired, Stage, Timer
 from hotline.v1 import deadlines_pb2, events_pb2, ticket_pb2
 from services.supervision import core
-from services.supervision.calendar import WorkCalendar
 from services.supervision.core import deadline_events, first_missed, supervision_raised
 from services.supervision.sla import Limits, Policy, limits_of, parse_policy
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from hotline.calendar import PACKAGE_LAST_YEAR, WorkCalendar
 from hotline.clock import ManualClock
-from services.supervision.calendar import PACKAGE_LAST_YEAR, WorkCalendar
 from services.supervision.main import check_calendar
 
 

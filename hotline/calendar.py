@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-OVERRIDES = Path(__file__).parent / "data" / "calendar_overrides.json"
+OVERRIDES = Path(__file__).resolve().parent.parent / "services" / "supervision" / "data" / "calendar_overrides.json"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PACKAGE_LAST_YEAR = max(d.year for d in (*chinese_calendar.holidays, *chinese_calendar.workdays))
 MAX_SPAN_DAYS = 366 * 2  # a period longer than this is a bad limit, not a long wait
