@@ -124,7 +124,8 @@ STATUS_TEXT = {
     grpc.StatusCode.DEADLINE_EXCEEDED: "服务响应超时，请稍后重试",
 }
 HTTP_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
-               403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND, 409: grpc.StatusCode.FAILED_PRECONDITION,
+               403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
+               409: grpc.StatusCode.FAILED_PRECONDITION,
                422: grpc.StatusCode.INVALID_ARGUMENT}
 PAGE_STATUS = {grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.PERMISSION_DENIED: 403,
                grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.INVALID_ARGUMENT: 422,
