@@ -10,18 +10,14 @@ limit (docs/city-format.md).
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
-from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hotline import pb, privacy
 from hotline.envelope import PermanentError
+from hotline.inbound import parse_json
 from hotline.text import CALLER_LIMITS, MAX_TAG_CHARS, MAX_TAGS, TEXT_LIMITS, clean_text
 from hotline.v1 import ticket_pb2
 
@@ -37,16 +33,7 @@ def parse_city_ticket(raw: bytes, latest: datetime) -> ticket_pb2.CityTicket:
     Raises PermanentError with reason ``malformed_json``, ``schema`` or ``missing_field``, and
     nothing else, whatever the bytes.
     """
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise PermanentError("malformed_json", str(exc)) from exc
-    if not isinstance(obj, dict):
-        raise PermanentError("schema", f"expected a JSON object, got {type(obj).__name__}")
-    try:
-        city = json_format.ParseDict(known_fields(obj, ticket_pb2.CityTicket.DESCRIPTOR), ticket_pb2.CityTicket())
-    except json_format.ParseError as exc:
-        raise PermanentError("schema", str(exc)) from exc
+    city = parse_json(raw, ticket_pb2.CityTicket)
     if city.city_ticket_id.startswith(DEPUTY_PREFIX):
         raise PermanentError("schema", f"city_ticket_id may not start with {DEPUTY_PREFIX} (deputy submissions)")
     normalize_text(city)
@@ -62,31 +49,6 @@ def normalize_text(city: ticket_pb2.CityTicket) -> None:
         for name in CALLER_LIMITS:
             setattr(city.caller, name, clean_text(getattr(city.caller, name)))
     city.tags[:] = [clean_text(t) for t in city.tags]
-
-
-def known_fields(obj: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
-    """Drop keys the contract does not know, at every level: the city may add fields without
-    breaking the district. (The parser's own ignore_unknown_fields would also turn unknown
-    enum names into the default silently, so it is not used.) A JSON ``true`` where a number
-    or an enum is expected, or an enum number no value has (``1.5``, ``2**40``), is refused:
-    the parser would read them as 1 or as the default."""
-    out = {}
-    for key, value in obj.items():
-        field = descriptor.fields_by_name.get(key) or descriptor.fields_by_camelcase_name.get(key)
-        if field is None:
-            continue
-        if field.message_type is not None and isinstance(value, dict) and not field.message_type.GetOptions().map_entry:
-            value = known_fields(value, field.message_type)
-        elif field.type != FieldDescriptor.TYPE_BOOL and isinstance(value, bool):
-            raise PermanentError("schema", f"{key}: {json.dumps(value)} is not a valid {field.name}")
-        elif field.enum_type is not None and isinstance(value, int | float) and value not in _numbers(field):
-            raise PermanentError("schema", f"{field.name} {json.dumps(value)} is not a known value")
-        out[key] = value
-    return out
-
-
-def _numbers(field: FieldDescriptor) -> set[int]:
-    return {v.number for v in field.enum_type.values} if field.enum_type else set()
 
 
 def validate(city: ticket_pb2.CityTicket, latest: datetime) -> None:

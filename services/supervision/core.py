@@ -27,14 +27,12 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-import orjson
-from google.protobuf import json_format
-
 from hotline import pb
 from hotline.envelope import Event, PermanentError
+from hotline.inbound import parse_json  # the city's JSON is read one way
 from hotline.timers import Fired, Stage, Timer
 from hotline.v1 import case_pb2, deadlines_pb2, events_pb2, lifecycle_pb2
-from services.intake.core import TICKET_ID, known_fields  # the city's JSON is read one way
+from services.intake.core import TICKET_ID
 from services.supervision.calendar import WorkCalendar
 from services.supervision.sla import CaseFacts, Limits, Policy, SlaClock, limits_for
 
@@ -181,17 +179,7 @@ def parse_city_evaluation(raw: bytes, latest: datetime) -> lifecycle_pb2.CityEva
     CityEvaluation, docs/city-results.md) like intake does the city's tickets: PermanentError
     with reason ``malformed_json``, ``schema`` or ``missing_field``. ``latest``: the latest
     instant ``evaluated_at`` may name."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise PermanentError("malformed_json", str(exc)) from exc
-    if not isinstance(obj, dict):
-        raise PermanentError("schema", f"expected a JSON object, got {type(obj).__name__}")
-    try:
-        e = json_format.ParseDict(known_fields(obj, lifecycle_pb2.CityEvaluation.DESCRIPTOR),
-                                  lifecycle_pb2.CityEvaluation())
-    except (json_format.ParseError, ValueError, TypeError) as exc:
-        raise PermanentError("schema", str(exc)[:500]) from exc
+    e = parse_json(raw, lifecycle_pb2.CityEvaluation)
     not_reached = e.satisfaction == case_pb2.SATISFACTION_NOT_REACHED
     missing = [name for name, present in (
         ("evaluation_id", bool(e.evaluation_id)), ("city_ticket_id", bool(e.city_ticket_id)),
