@@ -69,6 +69,7 @@ def build(settings: Settings) -> FastAPI:
         return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
     templates.env.filters["local"] = local
+    templates.env.filters["role_label"] = lambda role: core.ROLE_LABELS.get(role, role)
     templates.env.globals.update(when=when, deadline=deadline, STATE_LABELS=core.STATE_LABELS,
                                  ROLE_LABELS=core.ROLE_LABELS, ACTION_LABELS=core.ACTION_LABELS, Action=Action,
                                  case_pb2=case_pb2, ticket_pb2=ticket_pb2, TICKET_TYPES=TICKET_TYPES)

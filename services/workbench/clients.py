@@ -14,7 +14,7 @@ import httpx
 from hotline.auth import grpc_channel
 from hotline.settings import Settings
 from hotline.v1 import services_pb2_grpc
-from services.workbench.core import HTTP_STATUS, PAGE_STATUS, explain
+from services.workbench.core import HTTP_STATUS, PAGE_STATUS, explain, http_detail
 
 T = TypeVar("T")
 STUBS: dict[str, Any] = {
@@ -76,7 +76,7 @@ class Services:
             except ValueError:
                 detail = response.text[:300]
             code = HTTP_STATUS.get(response.status_code, grpc.StatusCode.UNKNOWN)
-            raise Refused(code, detail if isinstance(detail, str) else str(detail))
+            raise Refused(code, http_detail(detail))
         return response
 
 

@@ -16,6 +16,7 @@ import grpc
 
 from hotline.auth import Principal
 from hotline.policy import Role
+from hotline.policy import roles as policy_roles
 from services.supervision.lifecycle import ACTOR_OF, ALLOWED, ASSISTING, LABELS, OFFICE, PRIMARY, Action
 
 ROLE_LABELS = {
@@ -122,8 +123,9 @@ STATUS_TEXT = {
     grpc.StatusCode.UNAVAILABLE: "服务暂时不可用，请稍后重试",
     grpc.StatusCode.DEADLINE_EXCEEDED: "服务响应超时，请稍后重试",
 }
-HTTP_STATUS = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED,
-               404: grpc.StatusCode.NOT_FOUND, 409: grpc.StatusCode.FAILED_PRECONDITION,
+HTTP_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
+               403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
+               409: grpc.StatusCode.FAILED_PRECONDITION,
                422: grpc.StatusCode.INVALID_ARGUMENT}
 PAGE_STATUS = {grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.PERMISSION_DENIED: 403,
                grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.INVALID_ARGUMENT: 422,
@@ -144,10 +146,51 @@ WARNING_KINDS = {"burst": "突发激增", "repeat_caller": "重复来电", "repe
                  "mass_incident": "疑似群体性事件", "keyword": "舆情关键词"}
 WARNING_LEVELS = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
 SUGGESTION_SOURCES = {"list": "主协办清单", "classifier": "分类模型"}
-# The versioned policy files the office reads (services' data files, shipped with the code).
-# Policies edited in the workbench as versions (hotline/policies.py): name -> (service, title, file shipped)
+
+
+@dataclass(frozen=True)
+class EditablePolicy:
+    """A versioned policy edited in the workbench: where its service serves it and the shape of its
+    PUT body. Who may save is the service's own rule (hotline/policy.py ``PUT <path>``)."""
+
+    service: str
+    title: str
+    shipped: str  # the file shipped with the code (its first version)
+    path: str  # GET: the current version; PUT: save a new one; GET <path>/versions: the history
+    doc_field: str  # the document's key in the answers and in the PUT body
+    based_on_field: str  # the version the edit started from, in the PUT body (409 when another came first)
+    viewers: frozenset[Role]  # who may open the page
+    effect: str  # what a saved version changes, said in the confirmation
+
+    @property
+    def editors(self) -> frozenset[Role]:
+        return policy_roles(self.service, f"PUT {self.path}") or frozenset()
+
+    def body(self, doc: Any, based_on: int, reason: str) -> dict[str, Any]:
+        return {self.doc_field: doc, self.based_on_field: based_on, "reason": reason}
+
+    def current(self, answer: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+        """The current version as the page shows it: version, doc, and who saved it when and why
+        (from its history row when the answer does not say)."""
+        row = next((h for h in history if h["version"] == answer["version"]), {})
+        return {"actor": "", "at": "", "reason": "", **row, "version": answer["version"],
+                "doc": answer[self.doc_field]}
+
+
+def version_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row of either API ({version, actor, at|stored_at, reason})."""
+    return {"version": row.get("version"), "actor": row.get("actor", ""),
+            "at": row.get("at") or row.get("stored_at", ""), "reason": row.get("reason", "")}
+
+
+# Policies edited in the workbench as versions, by the name in the page's address.
 EDITABLE_POLICIES = {
-    "warning_rules": ("supervision", "预警规则", "services/supervision/data/warning_rules.json"),
+    "warning_rules": EditablePolicy("supervision", "预警规则", "services/supervision/data/warning_rules.json",
+                                    "/policies/warning_rules", "doc", "expected_version", OFFICE_ROLES,
+                                    "新规则即时生效"),
+    "sla_policy": EditablePolicy("supervision", "时限政策", "services/supervision/data/sla_policy.json",
+                                 "/sla/policy", "policy", "based_on", OFFICE_ROLES | {Role.LEADER},
+                                 "此后新立案件按新版本计时，已立案件仍按其立案时的版本"),
 }
 POLICY_FILES = (
     ("时限政策（签收、联系、办理、延期、退单、派单）", "services/supervision/data/sla_policy.json"),
@@ -205,3 +248,12 @@ def json_error(exc: ValueError) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"JSON 格式错误：第 {exc.lineno} 行第 {exc.colno} 列（{exc.msg}）"
     return f"JSON 格式错误：{exc}"
+
+
+def http_detail(detail: Any) -> str:
+    """An HTTP error's ``detail`` as one line: the service's sentence, or each field a request
+    validation refused ("body.reason: String should have at least 1 character")."""
+    if isinstance(detail, list):
+        return "; ".join(f"{'.'.join(str(x) for x in d.get('loc', []))}: {d.get('msg', '')}" if isinstance(d, dict)
+                         else str(d) for d in detail)
+    return detail if isinstance(detail, str) else str(detail)

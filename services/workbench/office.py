@@ -326,26 +326,45 @@ def register(app: FastAPI, p: Pages) -> None:
 
 
 def register_policy_editor(app: FastAPI, p: Pages) -> None:
-    """预警规则 (and later other versioned policies, core.EDITABLE_POLICIES): the current version,
-    its history, and a JSON editor that saves a new version. A refused document stays in the editor
-    with the service's precise reason (the field at fault)."""
+    """The versioned policies (core.EDITABLE_POLICIES: 预警规则, 时限政策): the current version, its
+    history, and a JSON editor that saves a new version for those the service lets save it. A
+    refused document stays in the editor with the service's precise reason (every field at fault);
+    one refused because another version came first (409) is kept too, now based on that version."""
     services = p.services
 
-    def editable(request: Request, name: str) -> tuple[str, Principal, str, str]:
+    def editable(request: Request, name: str) -> tuple[str, Principal, core.EditablePolicy]:
         token, who = p.session(request)
-        require_office(who)
-        if name not in core.EDITABLE_POLICIES:
+        policy = core.EDITABLE_POLICIES.get(name)
+        if policy is None:
+            require_office(who)
             raise Refused(grpc.StatusCode.NOT_FOUND, f"没有可在线编辑的政策 {name!r}")
-        service, title, _ = core.EDITABLE_POLICIES[name]
-        return token, who, service, title
+        if who.role not in policy.viewers:
+            require_office(who)  # the office pages' refusal, for the office's own policies
+            raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{policy.title}页面不向您的角色开放"
+                          f"（您的角色：{core.ROLE_LABELS.get(who.role, who.role)}）")
+        return token, who, policy
+
+    def may_save(who: Principal, policy: core.EditablePolicy) -> bool:
+        return who.role in policy.editors
+
+    def editors(policy: core.EditablePolicy) -> str:
+        return "、".join(core.ROLE_LABELS.get(r, r) for r in sorted(policy.editors))
 
     async def show(request: Request, name: str, text: str = "", reason: str = "", error: str = "",
                    status: int = 200, edited: int = 0) -> Response:
-        token, who, service, title = editable(request, name)
-        current = (await services.get(token, service, f"/policies/{name}")).json()
-        history = (await services.get(token, service, f"/policies/{name}/versions")).json()["versions"]
-        return p.page(request, "office_policy_edit.html", who, status=status, policy=name, title=title, current=current,
-                      history=history, text=text or json.dumps(current["doc"], ensure_ascii=False, indent=2),
+        token, who, policy = editable(request, name)
+        versions = (await services.get(token, policy.service, f"{policy.path}/versions")).json()["versions"]
+        history = [core.version_row(v) for v in versions]
+        current = policy.current((await services.get(token, policy.service, policy.path)).json(), history)
+        if status == 409:  # another version came first: keep the text, now based on that version
+            edited = current["version"]
+            error += (f"（当前生效的是版本 {current['version']}，内容见上方；确认仍以您的内容替换它，"
+                      f"请再次保存，将保存为版本 {edited + 1}）")
+        return p.page(request, "office_policy_edit.html", who, status=status, policy=name, title=policy.title,
+                      current=current, history=history, can_save=may_save(who, policy),
+                      editors=editors(policy),
+                      current_text=json.dumps(current["doc"], ensure_ascii=False, indent=2),
+                      text=text or json.dumps(current["doc"], ensure_ascii=False, indent=2),
                       reason=reason, error=error, edited=edited or current["version"], key=uuid.uuid4().hex)
 
     @app.get("/office/policies/{name}", response_class=HTMLResponse)
@@ -354,7 +373,11 @@ def register_policy_editor(app: FastAPI, p: Pages) -> None:
 
     @app.post("/office/policies/{name}", response_class=HTMLResponse)
     async def policy_save(request: Request, name: str) -> Response:
-        token, _, service, title = editable(request, name)
+        token, who, policy = editable(request, name)
+        title = policy.title
+        if not may_save(who, policy):
+            raise Refused(grpc.StatusCode.PERMISSION_DENIED, f"{title}只能由{editors(policy)}保存"
+                          f"（您的角色：{core.ROLE_LABELS.get(who.role, who.role)}）")
         f = {k: str(v) for k, v in (await request.form()).items()}
         text, reason = f.get("doc", ""), f.get("reason", "").strip()
         edited = int(f["expected_version"]) if f.get("expected_version", "").isdigit() else 0
@@ -363,14 +386,16 @@ def register_policy_editor(app: FastAPI, p: Pages) -> None:
         except ValueError as exc:
             message = core.json_error(exc)
             return await show(request, name, text, reason, f"保存{title}未成功：{message}", 422, edited)
+        if not reason:
+            return await show(request, name, text, reason, f"保存{title}未成功：请填写修改理由", 422, edited)
         try:
-            answer = await services.put(token, service, f"/policies/{name}",
-                                        {"doc": doc, "reason": reason, "expected_version": edited}, f.get("key", ""))
+            answer = await services.put(token, policy.service, policy.path, policy.body(doc, edited, reason),
+                                        f.get("key", ""))
         except Refused as exc:
             return await show(request, name, text, reason, f"保存{title}未成功。{exc.message}", exc.status, edited)
         saved = answer.json()
         return p.go(f"/office/policies/{name}", True,
-                    f"已保存{title}为版本 {saved['version']}（原版本 {saved['version'] - 1}），新规则即时生效")
+                    f"已保存{title}为版本 {saved['version']}（原版本 {saved['version'] - 1}），{policy.effect}")
 
 
 def item_of(f: dict[str, str], prefix: str = "") -> routing_pb2.ListItem:

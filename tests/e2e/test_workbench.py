@@ -6,7 +6,9 @@ contacting the citizen (with the precise reason), records the contact and replie
 passes the reply and the result reaches city.results.v1; the deputy sees the step in the
 timeline; another unit is refused the case page. The office's desk: a ticket routing could not
 decide is dispatched from the manual queue (after a refused dispatch that names the unknown unit),
-a unit's return is approved and re-dispatched, and a unit is refused the office pages. With
+a unit's return is approved and re-dispatched, and a unit is refused the office pages. Last (it
+changes the SLA policy for the cases opened after it), an admin saves a new SLA policy version
+after a refused one that keeps the text and names the field at fault. With
 HOTLINE_WORKBENCH_SCREENSHOTS=1 the main pages are saved under docs/screenshots/.
 """
 
@@ -374,3 +376,36 @@ async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
         assert answer is not None and answer.status == 403, path
         await expect(worker.get_by_role("heading", name="无权访问")).to_be_visible()
         assert manual.city_ticket_id not in await worker.content()
+
+
+async def test_an_admin_saves_a_new_sla_policy_version_after_a_refused_one(
+    workbench: str, browser: Browser, settings: Settings
+) -> None:
+    async with http(settings, "admin") as client:
+        before = (await client.get(f"http://{settings.bind_host}:{settings.ports.supervision_http}/sla/policy")).json()
+    admin = await signed_in(browser, workbench, "admin")
+    await admin.goto(f"{workbench}/office/policies/sla_policy")
+    await expect(admin.get_by_role("heading", name=f"当前生效版本 版本 {before['version']}")).to_be_visible()
+    editor = admin.get_by_label(re.compile("^时限政策内容"))
+    doc = json.loads(await editor.input_value())
+    doc["defaults"]["reply"] = {"working_days": 99}  # beyond 60: refused, with the field named
+    await editor.fill(json.dumps(doc, ensure_ascii=False, indent=2))
+    await admin.get_by_label("修改理由").fill("办理时限调整")
+    await admin.get_by_role("button", name="保存为新版本").click()
+    error = (await admin.get_by_role("alert").inner_text()).strip()
+    assert "保存时限政策未成功" in error and "defaults.reply: working_days must be an integer 0..60" in error, error
+    kept = json.loads(await admin.get_by_label(re.compile("^时限政策内容")).input_value())
+    assert kept["defaults"]["reply"] == {"working_days": 99}
+    await expect(admin.get_by_label("修改理由")).to_have_value("办理时限调整")
+    kept["defaults"]["reply"] = {"working_days": 5}
+    kept["due_soon_fraction"] = 0.75
+    await admin.get_by_label(re.compile("^时限政策内容")).fill(json.dumps(kept, ensure_ascii=False, indent=2))
+    await admin.get_by_role("button", name="保存为新版本").click()
+    done = await flash(admin)
+    assert f"已保存时限政策为版本 {before['version'] + 1}（原版本 {before['version']}）" in done, done
+    await expect(admin.get_by_role("heading", name=f"当前生效版本 版本 {before['version'] + 1}")).to_be_visible()
+    await expect(admin.get_by_role("row", name=re.compile("办理时限调整"))).to_have_count(1)  # in the history
+    await shot(admin, "office-sla-policy")
+    async with http(settings, "admin") as client:
+        after = (await client.get(f"http://{settings.bind_host}:{settings.ports.supervision_http}/sla/policy")).json()
+    assert after["version"] == before["version"] + 1 and after["policy"]["due_soon_fraction"] == 0.75

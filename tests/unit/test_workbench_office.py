@@ -250,3 +250,107 @@ def test_a_refused_policy_stays_in_the_editor_with_the_precise_reason(monkeypatc
     r = client.post("/office/policies/warning_rules", data={"doc": '{"burst":\n {"p_value": }}', "reason": "试"})
     assert r.status_code == 422 and "JSON 格式错误：第 2 行第 14 列" in r.text and len(sent) == 1  # not sent
     assert client.get("/office/policies/sla_nothing").status_code == 404
+
+
+# ---------------------------------------------------------------- 时限政策 (the SLA policy's admin API)
+
+SLA_DOC = json.loads((REPO_ROOT / "services/supervision/data/sla_policy.json").read_text(encoding="utf-8"))
+
+
+def sla_editor_with(monkeypatch: pytest.MonkeyPatch, put: Any, role: str = "admin",
+                    **scope: str) -> tuple[TestClient, list[tuple[str, Any, str]], dict[str, Any]]:
+    """The SLA policy as supervision serves it: {version, policy}; history rows with stored_at."""
+    state: dict[str, Any] = {"version": 2}
+    sent: list[tuple[str, Any, str]] = []
+
+    async def get(self: Any, token: str, service: str, path: str, **params: Any) -> FakeResponse:
+        assert service == "supervision"
+        if path == "/sla/policy/versions":
+            return FakeResponse({"versions": [
+                {"version": v, "stored_at": f"2026-11-26T0{v}:00:00+00:00", "actor": f"admin:{v}",
+                 "reason": "随程序发布" if v == 1 else f"第 {v} 次调整"} for v in range(state["version"], 0, -1)]})
+        assert path == "/sla/policy"
+        return FakeResponse({"version": state["version"], "policy": {**SLA_DOC, "version": state["version"]}})
+
+    async def put_(self: Any, token: str, service: str, path: str, body: Any, key: str) -> FakeResponse:
+        sent.append((path, body, key))
+        return put(body)
+
+    monkeypatch.setattr(Services, "get", get)
+    monkeypatch.setattr(Services, "put", put_)
+    return signed_in(role, **scope), sent, state
+
+
+def test_the_sla_policy_editor_shows_the_version_and_history_and_saves_a_new_one_as_admin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, sent, _ = sla_editor_with(monkeypatch, lambda body: FakeResponse({"version": 3, "policy": body["policy"]}))
+    r = client.get("/office/policies/sla_policy")
+    assert r.status_code == 200 and "<h1>时限政策</h1>" in r.text
+    assert "当前生效版本 <span class=\"tag\">版本 2</span>" in r.text and "保存为版本 3" in r.text
+    assert "admin:2 于 2026-11-26 10:00 保存；理由：第 2 次调整" in r.text  # from the history row, district time
+    assert '<label for="p-doc">时限政策内容' in r.text and '<label for="p-reason">修改理由</label>' in r.text
+    assert "随程序发布" in r.text and "&#34;sign_off&#34;: {" in r.text
+    assert 'name="expected_version" value="2"' in r.text
+    assert 'href="/office/policies/sla_policy"' in client.get("/office/policies").text
+    doc = {**SLA_DOC, "max_extensions": 2}
+    said = flash_of(client, client.post("/office/policies/sla_policy", data={
+        "doc": json.dumps(doc), "reason": " 允许两次延期 ", "expected_version": "2", "key": "k7"},
+        follow_redirects=False))
+    assert said == "ok: 已保存时限政策为版本 3（原版本 2），此后新立案件按新版本计时，已立案件仍按其立案时的版本"
+    assert sent == [("/sla/policy", {"policy": doc, "based_on": 2, "reason": "允许两次延期"}, "k7")]
+
+
+def test_a_refused_sla_policy_keeps_the_text_and_lists_every_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = "defaults.reply: working_days must be an integer 0..60; lanes[0].name: required"
+
+    def refuse(body: Any) -> Any:  # supervision answers 400 {"detail": every problem joined by "; "}
+        raise Refused(core.HTTP_STATUS[400], problems)
+
+    client, sent, _ = sla_editor_with(monkeypatch, refuse)
+    text = '{"defaults":\n {"reply": {"working_days": 99}}}'
+    r = client.post("/office/policies/sla_policy", data={"doc": text, "reason": "试", "expected_version": "2"})
+    assert r.status_code == 422 and "保存时限政策未成功。填写的内容不符合要求：" + problems in r.text
+    assert "&#34;working_days&#34;: 99" in r.text and 'value="试"' in r.text and 'aria-invalid="true"' in r.text
+    assert 'name="expected_version" value="2"' in r.text and len(sent) == 1
+    r = client.post("/office/policies/sla_policy", data={"doc": text, "reason": "  ", "expected_version": "2"})
+    assert r.status_code == 422 and "请填写修改理由" in r.text and len(sent) == 1  # not sent without a reason
+
+
+def test_a_stale_sla_edit_is_kept_and_rebased_on_the_version_that_came_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    def conflict(body: Any) -> Any:  # another admin saved version 3 meanwhile
+        state["version"] = 3
+        raise Refused(core.HTTP_STATUS[409], "the policy changed: it is at version 3, the edit was based on 2")
+
+    client, sent, state = sla_editor_with(monkeypatch, conflict)
+    r = client.post("/office/policies/sla_policy", data={"doc": '{"max_extensions": 2}', "reason": "两次",
+                                                          "expected_version": "2"})
+    assert r.status_code == 409 and "the policy changed: it is at version 3, the edit was based on 2" in r.text
+    assert "当前生效的是版本 3" in r.text and "将保存为版本 4" in r.text
+    assert "&#34;max_extensions&#34;: 2}" in r.text and 'value="两次"' in r.text  # the user's text kept
+    assert 'name="expected_version" value="3"' in r.text and sent[0][1]["based_on"] == 2
+
+
+def test_the_office_and_leaders_may_read_the_sla_policy_but_only_admins_save_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for role in ("office", "leader"):
+        client, sent, _ = sla_editor_with(monkeypatch, lambda body: FakeResponse({"version": 3}), role)
+        r = client.get("/office/policies/sla_policy")
+        assert r.status_code == 200 and "版本 2" in r.text and "&#34;sign_off&#34;" in r.text, role
+        assert "<textarea" not in r.text and "保存新版本须由管理员进行" in r.text, role
+        assert ('<a href="/office/policies/sla_policy">时限政策</a>' in r.text) == (role == "leader")  # leader's nav
+        r = client.post("/office/policies/sla_policy", data={"doc": "{}", "reason": "x", "expected_version": "2"})
+        assert r.status_code == 403 and "时限政策只能由管理员保存" in r.text and sent == [], role
+    client, sent, _ = sla_editor_with(monkeypatch, lambda body: FakeResponse({"version": 3}), "unit", unit_id="DP01")
+    assert client.get("/office/policies/sla_policy").status_code == 403
+    r = client.post("/office/policies/sla_policy", data={"doc": "{}", "reason": "x", "expected_version": "2"})
+    assert r.status_code == 403 and "区热线办页面仅供区热线办和管理员使用" in r.text and sent == []
+
+
+def test_a_request_validation_error_reads_as_one_line_per_field() -> None:
+    detail = [{"loc": ["body", "reason"], "msg": "String should have at least 1 character", "type": "x"},
+              {"loc": ["body", "based_on"], "msg": "Field required"}]
+    assert core.http_detail(detail) == ("body.reason: String should have at least 1 character; "
+                                        "body.based_on: Field required")
+    assert core.http_detail("policy changed") == "policy changed" and core.HTTP_STATUS[400].name == "INVALID_ARGUMENT"
