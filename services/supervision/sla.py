@@ -153,6 +153,10 @@ class Policy:
     lanes: tuple[Lane, ...]
     doc: Mapping[str, Any] = field(compare=False, repr=False)  # the document as stored
 
+    def to_doc(self) -> dict[str, Any]:
+        """As the audit trail keeps it (hotline.commands.as_doc)."""
+        return {"version": self.version, "policy": dict(self.doc)}
+
 
 @dataclass(frozen=True)
 class Limits:

@@ -121,6 +121,9 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
     tag = uuid.uuid4().hex[:6]
     url = f"http://{settings.bind_host}:{settings.ports.supervision_http}/sla/policy"
     probe = f"sla-probe-{tag}"  # a lane only this test's ticket matches
+
+    def key(name: str) -> dict[str, str]:
+        return {"Idempotency-Key": f"{tag}-{name}"}
     async with http(settings, "admin") as admin, http(settings, "office") as office:
         r = await office.get(url)
         assert r.status_code == 200, r.text
@@ -130,15 +133,17 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
                 "limits": {"reply": {"working_days": 2}}}
         change = {"policy": {**doc, "lanes": [*doc["lanes"], lane]}, "based_on": current["version"],
                   "reason": "e2e: a lane of 2 working days"}
-        assert (await office.put(url, json=change)).status_code == 403  # the administrator's
+        assert (await office.put(url, json=change, headers=key("office"))).status_code == 403  # the administrator's
         bad = {**change, "policy": {**change["policy"], "defaults": {"reply": {"weeks": 1}}}}
-        r = await admin.put(url, json=bad)
+        r = await admin.put(url, json=bad, headers=key("bad"))
         assert r.status_code == 400 and "unknown unit" in r.text, r.text  # invalid_argument, every problem named
-        r = await admin.put(url, json=change)
+        r = await admin.put(url, json=change, headers=key("change"))
         assert r.status_code == 200, r.text
         version = r.json()["version"]
         assert version == current["version"] + 1
-        assert (await admin.put(url, json=change)).status_code == 409  # based on a version that is not current
+        again = await admin.put(url, json=change, headers=key("change"))  # a retried form: the first answer
+        assert again.status_code == 200 and again.json()["version"] == version, again.text
+        assert (await admin.put(url, json=change, headers=key("stale"))).status_code == 409  # not current
         versions = (await office.get(f"{url}/versions")).json()["versions"]
         assert versions[0]["version"] == version and versions[0]["reason"] == change["reason"]
         assert (await office.get(f"{url}/versions/{current['version']}")).json()["policy"] == current["policy"]
