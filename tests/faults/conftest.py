@@ -33,7 +33,10 @@ KAFKA_PORT, CONTROLLER_PORT, STORE_PORT = PORT_OFFSET + 9192, PORT_OFFSET + 9194
 
 
 @pytest.fixture(scope="module")
-def fault_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def fault_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+              platform_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """``platform_env`` (tests/conftest.py; a module overrides it, e.g. with an accelerated clock)
+    goes to the services and to the module's settings."""
     own_broker = os.environ.get("HOTLINE_FAULTS", "") == "all"
     run_dir = tmp_path_factory.mktemp("fault-infra")
     kafka_env = {"HOTLINE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{KAFKA_PORT}",
@@ -48,6 +51,7 @@ def fault_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         "HOTLINE_MONGO__SYNC_ON_COMMIT": "true",  # without it a SIGKILLed store can lose acknowledged commits
         "HOTLINE_MODEL_DIR": str(tmp_path_factory.mktemp("no-model")),
         **isolated_env(f"faults-{uuid.uuid4().hex[:8]}", PORT_OFFSET),
+        **platform_env,
     }
     busy = [p for p in ((KAFKA_PORT, CONTROLLER_PORT) if own_broker else ()) + (STORE_PORT,)
             if port_busy("127.0.0.1", p)]
