@@ -9,13 +9,12 @@ import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import grpc
 import pytest
 
 from hotline import pb
 from hotline.settings import Settings
-from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
-from tests.support import channel as support_channel
+from hotline.v1 import events_pb2, ticket_pb2
+from tests.e2e.test_pipeline import cases_of as get_cases
 from tests.support import eventually, http, publish_tickets
 
 pytestmark = pytest.mark.e2e
@@ -55,19 +54,6 @@ def city_ticket(tag: str, name: str, received: datetime, tags: tuple[str, ...], 
         address=f"瑞金路街道瑞金北村{tag}-{name}", received_at=pb.ts(received),
         urgency=urgency or ticket_pb2.URGENCY_NORMAL,
         tags=list(tags))
-
-
-async def get_cases(settings: Settings, ids: list[str]) -> dict[str, events_pb2.Case]:
-    found = {}
-    async with support_channel(settings, "supervision") as channel:
-        stub = services_pb2_grpc.SupervisionServiceStub(channel)
-        for tid in ids:
-            try:
-                found[tid] = await stub.GetCase(services_pb2.GetCaseRequest(ticket_id=tid))
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.NOT_FOUND:
-                    raise
-    return found
 
 
 async def test_reply_due_follows_the_rule_for_periods_through_the_service(platform: dict, settings: Settings) -> None:

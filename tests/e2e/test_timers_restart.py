@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
 from hotline import pb
@@ -24,9 +23,9 @@ from hotline.envelope import Event
 from hotline.kafka import producer as kafka_producer
 from hotline.kafka import publish
 from hotline.settings import Settings
-from hotline.v1 import deadlines_pb2, events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
+from hotline.v1 import deadlines_pb2, events_pb2, ticket_pb2
 from hotline_dev.launcher import ServiceProcess, settings_for, start_services, stop_services
-from tests.support import channel as support_channel
+from tests.e2e.test_pipeline import cases_of as get_cases
 from tests.support import eventually, read_topic
 
 pytestmark = pytest.mark.e2e
@@ -62,19 +61,6 @@ def assignment(ticket_id: str, at: datetime, urgency: int, tags: list[str]) -> e
 
 async def until(clock: SimulatedClock, when: datetime) -> None:
     await asyncio.sleep(max(0.0, clock.real_seconds(when - clock.now())))
-
-
-async def get_cases(settings: Settings, ids: list[str]) -> dict[str, events_pb2.Case]:
-    found = {}
-    async with support_channel(settings, "supervision") as channel:
-        stub = services_pb2_grpc.SupervisionServiceStub(channel)
-        for tid in ids:
-            try:
-                found[tid] = await stub.GetCase(services_pb2.GetCaseRequest(ticket_id=tid))
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.NOT_FOUND:
-                    raise
-    return found
 
 
 async def pending_timers(settings: Settings, ids: list[str]) -> int:
