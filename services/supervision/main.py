@@ -99,7 +99,7 @@ async def build(rt: Runtime) -> Service:
     return Service(
         http=app,
         routes=[http_routes(store, commands), warning_routes(warning_store, tz),
-                sla_routes(sla_policies, rt.clock, rt.commands, out_topic),
+                sla_routes(sla_policies, rt.commands, out_topic),
                 escalation_routes(escalation, tz),
                 policies.policy_routes(rules_store, warning_policy.validate, rt.commands, rt.clock,
                                        rt.topic("warning_events"), "预警规则 (early-warning rules)")],

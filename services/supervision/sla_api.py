@@ -11,7 +11,6 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from hotline import api as kit_api
 from hotline import auth
 from hotline.auth import Principal
-from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, Decision, Exists, Invalid, NotFound
 from services.supervision.sla import Policy, PolicyError, next_policy
 from services.supervision.store import PolicyConflict, PolicyStore
@@ -42,7 +41,7 @@ def policy_json(version: int, doc: Any) -> dict[str, Any]:
     return {"version": version, "policy": dict(doc)}
 
 
-def sla_routes(policies: PolicyStore, clock: Clock, commands: CommandBus, topic: str) -> APIRouter:
+def sla_routes(policies: PolicyStore, commands: CommandBus, topic: str) -> APIRouter:
     api = APIRouter(tags=["sla"])
 
     @api.get("/sla/policy", summary="时限政策: the current SLA policy")
