@@ -115,7 +115,8 @@ class Player:
     """Plays the people around the platform for the tickets in ``paths`` (see the module doc)."""
 
     def __init__(self, settings: Settings, paths: Mapping[str, Path], *, delay: float = 0.5, seed: int = 0,
-                 waive_every: int = 3, from_beginning: bool = True, strict: bool = False) -> None:
+                 waive_every: int = 3, from_beginning: bool = True, strict: bool = False,
+                 hold: Callable[[str], bool] | None = None) -> None:
         self.settings = settings
         self.paths = dict(paths)
         self.delay = delay
@@ -123,6 +124,10 @@ class Player:
         self.waive_every = waive_every
         self.from_beginning = from_beginning
         self.strict = strict  # stop at the first refused or failed step (tests)
+        # records of tickets not (yet) played whose id ``hold`` accepts are kept for ``add``: a
+        # ticket whose id is known only once it exists (a deputy's submission) may open first
+        self.hold = hold
+        self.held: dict[str, list[Any]] = {}
         self.stats = Stats()
         self.tasks: set[asyncio.Task[None]] = set()
         self.seen: set[str] = set()
@@ -137,6 +142,9 @@ class Player:
 
     def add(self, paths: Mapping[str, Path]) -> None:
         self.paths.update(paths)
+        for key in paths:
+            for m in self.held.pop(key, []):
+                self._on_record(m)
 
     def done(self) -> bool:
         return set(self.paths) <= self.stats.closed
@@ -187,16 +195,20 @@ class Player:
     def _on_record(self, m: Any) -> None:
         headers = {k: v.decode("utf-8", "replace") for k, v in (m.headers or ())}
         event_id = headers.get("event_id", "")
+        key = m.key.decode() if m.key else ""
+        result = None
+        if m.topic == self.settings.topics.name("city_results"):
+            result = json_format.Parse(m.value, lifecycle_pb2.CityResult(), ignore_unknown_fields=True)
+            key = result.ticket_id
+        if key not in self.paths:
+            if self.hold is not None and self.hold(key):
+                self.held.setdefault(key, []).append(m)
+            return
         if event_id and event_id in self.seen:
             return  # republished by an outbox after a crash: the same event
         self.seen.add(event_id)
-        key = m.key.decode() if m.key else ""
-        if m.topic == self.settings.topics.name("city_results"):
-            result = json_format.Parse(m.value, lifecycle_pb2.CityResult(), ignore_unknown_fields=True)
-            if result.ticket_id in self.paths:
-                self._spawn(self._callback(result))
-            return
-        if key not in self.paths:
+        if result is not None:
+            self._spawn(self._callback(result))
             return
         record = Record(m.topic, m.partition, m.offset, key, m.value or b"", headers, m.timestamp)
         try:
