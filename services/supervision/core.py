@@ -17,8 +17,9 @@ transaction as the transition, so a lifecycle state change arms, moves or stops 
     RETURN_REQUESTED                   reply, return_decision (the office); once approved: dispatch
     PARKED, REPLIED, REPORTED, ...     none (挂账 and the office's or the city's turn leave the count)
 
-A fired timer's stage becomes DeadlineDueSoon / DeadlineMissed; the first miss of a case raises
-it to system supervision (level 1), once.
+A fired timer's stage becomes DeadlineDueSoon / DeadlineMissed; the first miss of a case below
+level 1 asks for system supervision (OverdueSupervisionRaised, one event id per case), which the
+four-level supervision module applies once (escalation_handlers.py: the level and its record).
 """
 
 from __future__ import annotations
@@ -160,7 +161,9 @@ def first_missed(fired: Sequence[Fired]) -> dict[str, Fired]:
 
 
 def supervision_raised(f: Fired, case: events_pb2.Case | None, topic: str) -> Event:
-    """The case goes to system supervision (系统督办, level 1) because this deadline was missed."""
+    """Ask for system supervision (系统督办, level 1) because this deadline was missed: the
+    escalation module raises it (the timers do not write the case's level). One event id per
+    case, so a request repeated before it was applied is the same event."""
     d = deadline_of(f, case)
     message = deadlines_pb2.OverdueSupervisionRaised(
         ticket_id=d.ticket_id, level=SYSTEM_SUPERVISION, reason=f"deadline_missed:{f.timer.kind}", clock=d.clock,

@@ -83,6 +83,14 @@ class Supervised:
     def to_doc(self) -> dict[str, Any]:  # as the audit trail keeps it
         return {"supervision": pb.to_doc(self.supervision), "supervision_level": self.case.supervision_level}
 
+    def copy(self) -> Supervised:
+        """The case and its supervision, copied to be changed (the children are not)."""
+        out = Supervised(events_pb2.Case(), sv.CaseSupervision())
+        out.case.CopyFrom(self.case)
+        out.supervision.CopyFrom(self.supervision)
+        out.supervision.ticket_id = self.case.ticket_id
+        return out
+
 
 def stamp(when: datetime) -> Timestamp:
     """A Timestamp at the store's precision (pb.ts, never None)."""
@@ -108,6 +116,12 @@ def open_record(s: sv.CaseSupervision, level: int) -> sv.SupervisionRecord | Non
     return next((r for r in s.records if r.level == level and r.state == OPEN), None)
 
 
+def open_at(s: sv.CaseSupervision, level: int, when: datetime) -> sv.SupervisionRecord | None:
+    """The record of ``level`` that was open at ``when`` (it may have closed since)."""
+    return next((r for r in s.records if r.level == level and pb.dt(r.raised_at) <= when
+                 and (r.state == OPEN or when <= pb.dt(r.closed_at))), None)
+
+
 def highest_open(s: sv.CaseSupervision) -> int:
     return max((r.level for r in s.records if r.state == OPEN), default=0)
 
@@ -125,10 +139,7 @@ def visible(state: Supervised | None, ticket_id: str, who: Principal) -> Supervi
 
 class _Change:
     def __init__(self, before: Supervised, actor: Principal, now: datetime) -> None:
-        self.state = Supervised(events_pb2.Case(), sv.CaseSupervision())
-        self.state.case.CopyFrom(before.case)
-        self.state.supervision.CopyFrom(before.supervision)
-        self.state.supervision.ticket_id = before.case.ticket_id
+        self.state = before.copy()
         self.actor = actor
         self.now = now
         self.events: list[Message] = []
@@ -139,8 +150,9 @@ class _Change:
 
     def done(self, event: type[Message], detail: str, **fields: Any) -> Decision[Supervised]:
         self.s.level = highest_open(self.s)
-        if self.state.case.state != ARCHIVED:  # an archived case keeps the level it closed with
-            self.state.case.supervision_level = self.s.level
+        case = self.state.case
+        # an archived case keeps the highest level it had: the one it closed with, or one raised since
+        case.supervision_level = max(case.supervision_level, self.s.level) if case.state == ARCHIVED else self.s.level
         self.s.revision += 1
         snapshot = sv.CaseSupervision()
         snapshot.CopyFrom(self.s)
@@ -158,11 +170,10 @@ def _raise(before: Supervised, r: sv.RaiseSupervisionRequest, actor: Principal, 
     if r.level == 4 and actor.role not in (Role.OFFICE, Role.LEADER, Role.SYSTEM):
         raise Invalid("level 4 is raised by the office or a leader")
     reason = _text(r.reason, "a reason")
-    if before.case.state == ARCHIVED:
-        if actor.role == Role.SYSTEM:
-            return Decision(None, answer=before.supervision, audit={"detail": "case archived: not raised"})
+    archived = before.case.state == ARCHIVED
+    if archived and actor.role != Role.SYSTEM:
         raise Illegal(f"case {before.case.ticket_id} is archived; supervision cannot be raised")
-    if (current := open_record(before.supervision, r.level)) is not None:
+    if (current := open_record(before.supervision, r.level) or open_at(before.supervision, r.level, now)) is not None:
         if actor.role == Role.SYSTEM:  # the system raises a level once while it is open
             return Decision(None, answer=before.supervision, audit={"detail": f"level {r.level} already open"})
         raise Illegal(f"level {r.level} is already open for {before.case.ticket_id} ({current.record_id})")
@@ -177,6 +188,11 @@ def _raise(before: Supervised, r: sv.RaiseSupervisionRequest, actor: Principal, 
     if r.joint_discipline and not change.s.joint_discipline:
         change.s.joint_discipline = True
         change.s.joint_reason = reason
+    if archived:  # an automatic raise applied after the case closed (its trigger may be older): recorded all the
+        # same, and the case keeps the level; raised while the case was open, it closed with the case
+        change.state.case.supervision_level = max(change.state.case.supervision_level, r.level)
+        if now <= pb.dt(before.case.closed_at):
+            _settle_record(record, before.case, pb.dt(before.case.closed_at), actor)
     raised = sv.SupervisionRecord()
     raised.CopyFrom(record)
     return change.done(sv.SupervisionRaised, f"{LEVEL_NAMES[r.level]} raised, due {pb.dt(record.due).isoformat()}",
@@ -282,15 +298,20 @@ def settle(state: Supervised | None, closed: events_pb2.Case, now: datetime) -> 
     if highest_open(state.supervision) == 0:
         return Decision(None, answer=state.supervision, audit={"detail": "no open supervision"})
     change = _Change(state, Principal.system("supervision"), now)
-    outcome = CLOSURE_NAMES.get(closed.closure, "案件结案")
     for record in change.s.records:
         if record.state == OPEN:
-            record.state = RESOLVED if closed.closure in SOLVED else UNRESOLVED
-            record.outcome = outcome
-            record.closed_at.CopyFrom(stamp(now))
-            record.closed_by.CopyFrom(actor_of(change.actor))
-            record.on_time = now <= pb.dt(record.due)
-    return change.done(sv.SupervisionUpdated, f"settled with the case: {outcome}", change="settled")
+            _settle_record(record, closed, now, change.actor)
+    return change.done(sv.SupervisionUpdated, f"settled with the case: {CLOSURE_NAMES.get(closed.closure, '案件结案')}",
+                       change="settled")
+
+
+def _settle_record(record: sv.SupervisionRecord, closed: events_pb2.Case, at: datetime, actor: Principal) -> None:
+    """Close an open record with its case: resolved when the case closed solved, else unresolved."""
+    record.state = RESOLVED if closed.closure in SOLVED else UNRESOLVED
+    record.outcome = CLOSURE_NAMES.get(closed.closure, "案件结案")
+    record.closed_at.CopyFrom(stamp(at))
+    record.closed_by.CopyFrom(actor_of(actor))
+    record.on_time = at <= pb.dt(record.due)
 
 
 # ------------------------------------------------------------------------------ resolution rates

@@ -2,14 +2,16 @@
 
 * a poor evaluation (``CaseEvaluated`` with needs_decision: unresolved or unsatisfied) raises
   level 1 (系统督办) on the case, keyed by the evaluation, so a replay raises nothing twice;
-* a deputy's escalation (``CaseEscalatedByDeputy``, deputy_escalation.py, which already set
-  the case's level to at least 1) becomes a level 1 record too, keyed by the submission, so the
-  case's level and its open records agree;
-* a missed deadline (``OverdueSupervisionRaised``, the deadline timers, which already set the
-  case's level to at least 1, once per case) becomes a level 1 record too, keyed by the case;
+* a missed deadline (``OverdueSupervisionRaised``: the deadline timers ask for level 1 and
+  leave the case's level alone) raises level 1 too, keyed by the case: once per case;
+* both write the record even when the case has closed since the trigger (escalation.py), so
+  every automatic raise leaves its record, and the case its level;
 * a case closing (``CaseClosed``, not re-dispatched) closes its open supervision with it, and
   the cases merged under it (并单) with its result, each a command keyed by (child, parent):
   exactly once, replay-safe.
+
+A deputy's escalation is applied where it is consumed (deputy_escalation_handlers.py), by the
+same module: its ``CaseEscalatedByDeputy`` is the result, not read back here.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from hotline import pb
 from hotline.commands import DomainError
 from hotline.envelope import Event, EventTypes, Record
 from hotline.logging import get_logger
-from hotline.v1 import case_pb2, deadlines_pb2, deputy_escalation_pb2, lifecycle_pb2
+from hotline.v1 import case_pb2, deadlines_pb2, lifecycle_pb2
 from services.supervision.escalation_store import EscalationCommands
 
 log = get_logger(__name__)
@@ -40,8 +42,8 @@ class EscalationInbox:
     def __init__(self, commands: EscalationCommands) -> None:
         self.commands = commands
         self.types = EventTypes(lifecycle_pb2.CaseEvaluated, lifecycle_pb2.CaseClosed,
-                                deputy_escalation_pb2.CaseEscalatedByDeputy, deadlines_pb2.OverdueSupervisionRaised)
-        obs.at_zero(AUTOMATIC, ["evaluation", "deputy", "overdue", "case_closed"], ["applied", "refused"])
+                                deadlines_pb2.OverdueSupervisionRaised)
+        obs.at_zero(AUTOMATIC, ["evaluation", "overdue", "case_closed"], ["applied", "refused"])
 
     def decode(self, record: Record) -> Message:
         return self.types.decode(record)
@@ -50,8 +52,6 @@ class EscalationInbox:
         for _, message in items:
             if isinstance(message, lifecycle_pb2.CaseEvaluated) and message.needs_decision:
                 await self._evaluated(message)
-            elif isinstance(message, deputy_escalation_pb2.CaseEscalatedByDeputy):
-                await self._deputy(message)
             elif isinstance(message, deadlines_pb2.OverdueSupervisionRaised):
                 await self._overdue(message)
             elif isinstance(message, lifecycle_pb2.CaseClosed) and \
@@ -69,17 +69,6 @@ class EscalationInbox:
             AUTOMATIC.labels("evaluation", "applied").inc()
         except DomainError as exc:
             AUTOMATIC.labels("evaluation", "refused").inc()
-            log.warning("level 1 supervision refused", ticket_id=tid, reason=exc.message)
-
-    async def _deputy(self, m: deputy_escalation_pb2.CaseEscalatedByDeputy) -> None:
-        tid = m.case.ticket_id
-        reason = f"人大代表提请督办（{m.comment}）" if m.comment else "人大代表提请督办"
-        try:
-            await self.commands.raise_supervision(tid, 1, reason[:500], pb.dt(m.occurred_at),
-                                                  key=f"{tid}/supervision/L1/deputy/{m.submission_id or tid}")
-            AUTOMATIC.labels("deputy", "applied").inc()
-        except DomainError as exc:
-            AUTOMATIC.labels("deputy", "refused").inc()
             log.warning("level 1 supervision refused", ticket_id=tid, reason=exc.message)
 
     async def _overdue(self, m: deadlines_pb2.OverdueSupervisionRaised) -> None:

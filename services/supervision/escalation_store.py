@@ -6,8 +6,12 @@
   resolution-rate gauge counts through an index;
 * ``whistles``: one document per whistle, found by street and by summoned unit.
 
-Every write is a kit Command through the CommandBus (idempotency, audit, outbox). The SLA
-timers raise level 1 on an overdue case through :meth:`EscalationCommands.raise_supervision`.
+Every write is a kit Command through the CommandBus (idempotency, audit, outbox). This module
+is the one writer of the case's ``supervision_level``: an overdue deadline (the timers'
+OverdueSupervisionRaised) and a poor evaluation reach it through escalation_handlers.py
+(:meth:`EscalationCommands.raise_supervision`), a deputy's escalation through
+:meth:`EscalationCommands.deputy_escalation`. The gauges are recounted by a background loop
+(:meth:`EscalationCommands.export_forever`), not by the commands.
 """
 
 from __future__ import annotations
@@ -30,10 +34,10 @@ from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, Invalid, NotFound
 from hotline.mongo import Doc
 from hotline.policy import Role
-from hotline.v1 import events_pb2
+from hotline.v1 import deputy_pb2, events_pb2
 from hotline.v1 import supervision_pb2 as sv
+from services.supervision import deputy_escalation, merging, recurring
 from services.supervision import escalation as esc
-from services.supervision import merging, recurring
 from services.supervision import whistles as wh
 from services.supervision.store import CaseClocks, CaseRepository, CaseStore
 from services.supervision.warning_store import fact_of_doc
@@ -71,9 +75,11 @@ class SupervisedRepository:
         s = state.supervision
         await self.db[SUPERVISIONS].replace_one({"_id": s.ticket_id}, {"_id": s.ticket_id, **pb.to_doc(s)},
                                                 upsert=True, session=session)
-        await self.db["cases"].update_one({"_id": s.ticket_id},
-                                          {"$set": {"supervision_level": state.case.supervision_level}},
-                                          session=session)
+        case = state.case  # the one writer of the case's level (a deputy's escalation also moves its revision)
+        fields: Doc = {"supervision_level": case.supervision_level, "revision": case.revision}
+        if case.HasField("updated_at"):
+            fields["updated_at"] = pb.dt(case.updated_at)
+        await self.db["cases"].update_one({"_id": s.ticket_id}, {"$set": fields}, session=session)
         for r in s.records:
             await self.db[RECORDS].replace_one(
                 {"_id": r.record_id}, {"_id": r.record_id, "ticket_id": s.ticket_id, "level": r.level,
@@ -161,8 +167,7 @@ class EscalationCommands:
 
         command = Command(name, ticket_id, actor, key, str(getattr(request, "reason", ""))[:500])
         answer: sv.CaseSupervision = await self.bus.run(command, SupervisedRepository(self.db), decide, self.topic)
-        await self.export()
-        return answer
+        return answer  # the gauges follow with the next recount (export_forever)
 
     async def raise_supervision(self, ticket_id: str, level: int, reason: str, at: datetime,
                                 key: str = "") -> sv.CaseSupervision:
@@ -172,6 +177,19 @@ class EscalationCommands:
         request = sv.RaiseSupervisionRequest(ticket_id=ticket_id, level=level, reason=reason)
         return await self.run("raise_supervision", request, SYSTEM,
                               key or f"{ticket_id}/supervision/L{level}/{at.isoformat()}", at)
+
+    async def deputy_escalation(self, escalated: deputy_pb2.DeputyEscalated) -> events_pb2.Case:
+        """代表提请督办: level 1 on the deputy's case, once per submission (deputy_escalation.py)."""
+        now = self.clock.now()
+
+        def decide(state: esc.Supervised | None) -> Any:
+            return deputy_escalation.decide(state, escalated, now, self.rules)
+
+        command = Command("deputy_escalation", escalated.ticket_id, deputy_escalation.DEPUTY_LIAISON,
+                          deputy_escalation.command_key(escalated),
+                          escalated.comment[:500] or deputy_escalation.REASON)
+        case: events_pb2.Case = await self.bus.run(command, SupervisedRepository(self.db), decide, self.topic)
+        return case
 
     async def merge(self, request: sv.MergeTicketsRequest, actor: Principal, key: str) -> sv.CaseSupervision:
         """并单: the office merges tickets under a parent case."""
@@ -199,7 +217,6 @@ class EscalationCommands:
 
         await self.bus.run(Command("settle_supervision", tid, SYSTEM, f"{tid}/supervision/settle/{at.isoformat()}"),
                            SupervisedRepository(self.db), decide, self.topic)
-        await self.export()
         return True
 
     async def close_merged(self, parent: events_pb2.Case, at: datetime) -> int:
@@ -295,8 +312,10 @@ class EscalationCommands:
         cursor = self.db[WHISTLES].find(query, sort=[("blown_at", DESCENDING)], limit=limit)
         return [pb.from_doc(d, sv.Whistle) async for d in cursor]
 
-    async def export_forever(self, every: float = 60.0) -> None:
-        """Keep the gauges right between commands (at start, and what other replicas changed)."""
+    async def export_forever(self, every: float) -> None:
+        """Recount the gauges every ``every`` seconds (setting ``sla.level_gauge_seconds``): the
+        only place they are set, so no command waits for the 12 counts, and what other replicas
+        changed is counted too."""
         while True:
             with contextlib.suppress(Exception):  # figures are best effort; the next round retries
                 await self.export()

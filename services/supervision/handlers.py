@@ -139,7 +139,10 @@ class CaseInbox:
 
 
 class DeadlineAlarms:
-    """What a fired case clock means (Timers' ``on_fire``), inside the scan's transaction."""
+    """What a fired case clock means (Timers' ``on_fire``), inside the scan's transaction. A
+    case's first miss while it is below level 1 asks for system supervision
+    (OverdueSupervisionRaised, one event id per case); the timers do not write the level: the
+    escalation module applies the request (escalation_handlers.py), once per case."""
 
     def __init__(self, store: CaseStore, out_topic: str) -> None:
         self.store = store
@@ -148,9 +151,6 @@ class DeadlineAlarms:
     async def __call__(self, fired: Sequence[Fired], session: AsyncClientSession) -> list[Event]:
         cases = await self.store.get_many(sorted({f.timer.subject for f in fired}), session)
         events = deadline_events(fired, cases, self.out_topic)
-        to_raise = {tid: miss for tid, miss in first_missed(fired).items()
-                    if tid in cases and cases[tid].supervision_level < SYSTEM_SUPERVISION}
-        await self.store.raise_supervision(list(to_raise), SYSTEM_SUPERVISION, session)  # read and raised in one
-        # transaction: once
-        events += [supervision_raised(miss, cases[tid], self.out_topic) for tid, miss in to_raise.items()]
+        events += [supervision_raised(miss, cases[tid], self.out_topic) for tid, miss in first_missed(fired).items()
+                   if tid in cases and cases[tid].supervision_level < SYSTEM_SUPERVISION]
         return events

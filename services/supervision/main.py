@@ -83,7 +83,7 @@ async def build(rt: Runtime) -> Service:
     directory = json.loads(DIRECTORY.read_text("utf-8"))
     warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(directory),
                                  rt.topic("warning_events"), newest=warning_policy.live(rules_store).current)
-    # 督办 levels, whistles, meetings, merges (escalation*.py); an overdue deadline becomes a level 1 record
+    # 督办 levels, whistles, meetings, merges (escalation*.py): the one writer of a case's supervision level
     escalation = EscalationCommands(rt.commands, rt.db, EscalationRules.load(base.deadlines, tz), rt.clock,
                                     out_topic, unit_types(directory), rt.topic("city_results"),
                                     clocks=case_policies.clocks)
@@ -95,6 +95,9 @@ async def build(rt: Runtime) -> Service:
 
     async def sla_gauges() -> None:
         await gauges.run_forever(sla.gauge_seconds)
+
+    async def level_gauges() -> None:
+        await escalation.export_forever(sla.level_gauge_seconds)
 
     return Service(
         http=app,
@@ -109,10 +112,10 @@ async def build(rt: Runtime) -> Service:
                       "hotline.v1.EscalationService")],
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox),
-                   ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"), DeputyEscalations(commands)),
+                   ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"), DeputyEscalations(escalation)),
                    ConsumerSpec([rt.topic("case_events")], rt.group("escalation"), EscalationInbox(escalation))],
         indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES, **policies.INDEXES},
-        background=[deadline_timers, sla_gauges, escalation.export_forever],
+        background=[deadline_timers, sla_gauges, level_gauges],
     )
 
 

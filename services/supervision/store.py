@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -37,7 +37,7 @@ from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
 from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
-from hotline.timers import Lost, Timers
+from hotline.timers import Timers
 from hotline.v1 import events_pb2, lifecycle_pb2
 from services.supervision.core import case_timers
 from services.supervision.lifecycle import evaluation_of
@@ -113,21 +113,6 @@ class CaseStore:
         doc = await self.cases.find_one({"_id": ticket_id}, {"policy_version": 1, "sla_lanes": 1, CITY_DAYS: 1},
                                         session=session)
         return None if doc is None else await policies.limits_of_doc(doc)
-
-    async def raise_supervision(self, ticket_ids: Sequence[str], level: int, session: AsyncClientSession) -> None:
-        """Raise these cases' supervision level (督办) to ``level``, in the caller's transaction.
-        The caller read them below ``level`` in that transaction; if one was raised meanwhile,
-        :class:`hotline.timers.Lost` aborts it (the scan runs again and sees the new level)."""
-        if not ticket_ids:
-            return
-        # ($not also matches a case whose level was never set; a top-level $or would make the
-        # development store scan every case instead of looking up the one _id)
-        result = await self.cases.bulk_write(
-            [UpdateOne({"_id": tid, "supervision_level": {"$not": {"$gte": level}}},
-                       {"$set": {"supervision_level": level}}) for tid in ticket_ids],
-            ordered=False, session=session)
-        if result.modified_count != len(ticket_ids):
-            raise Lost("a case's supervision level changed during the transaction")
 
     async def list(self, state: str | None, unit_id: str | None, after: str, limit: int,
                    assisting: bool = False) -> list[events_pb2.Case]:
