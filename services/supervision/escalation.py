@@ -173,9 +173,11 @@ def _raise(before: Supervised, r: sv.RaiseSupervisionRequest, actor: Principal, 
     archived = before.case.state == ARCHIVED
     if archived and actor.role != Role.SYSTEM:
         raise Illegal(f"case {before.case.ticket_id} is archived; supervision cannot be raised")
-    if (current := open_record(before.supervision, r.level) or open_at(before.supervision, r.level, now)) is not None:
-        if actor.role == Role.SYSTEM:  # the system raises a level once while it is open
-            return Decision(None, answer=before.supervision, audit={"detail": f"level {r.level} already open"})
+    if actor.role == Role.SYSTEM and (open_record(before.supervision, r.level) or
+                                      open_at(before.supervision, r.level, now)):
+        # the system raises a level once while it is open (or was, when its trigger happened)
+        return Decision(None, answer=before.supervision, audit={"detail": f"level {r.level} already open"})
+    if (current := open_record(before.supervision, r.level)) is not None:
         raise Illegal(f"level {r.level} is already open for {before.case.ticket_id} ({current.record_id})")
     change = _Change(before, actor, now)
     n = 1 + sum(1 for x in change.s.records if x.level == r.level)

@@ -17,7 +17,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hotline import mongo, pb
 from hotline.clock import ManualClock
 from hotline.settings import Settings, SlaSettings
-from hotline.timers import Lost
 from hotline.v1 import events_pb2
 from services.supervision.sla import CaseFacts, SlaClock, limits_for, next_policy, parse_policy
 from services.supervision.store import CaseStore, PolicyConflict, PolicyStore, sla_extras
@@ -62,7 +61,7 @@ async def test_policy_versions_are_kept_and_the_newest_is_current(db: AsyncDatab
     assert history[0]["stored_at"] == NOW
 
 
-async def test_a_case_keeps_its_limits_and_system_supervision_is_raised_once(db: AsyncDatabase[mongo.Doc]) -> None:
+async def test_a_case_keeps_its_limits(db: AsyncDatabase[mongo.Doc]) -> None:
     cases = CaseStore(db)
     case = events_pb2.Case(ticket_id="T1", state=events_pb2.CASE_STATE_AWAITING_SIGN_OFF, opened_at=pb.ts(NOW),
                            sign_off_due=pb.ts(NOW))
@@ -72,10 +71,4 @@ async def test_a_case_keeps_its_limits_and_system_supervision_is_raised_once(db:
     case.policy_version, case.sla_lanes[:] = limits.policy_version, limits.lanes
     assert await cases.insert_new([case], {"T1": sla_extras(limits)}) == set()
     assert await cases.insert_new([case]) == {"T1"}  # a replay inserts nothing
-    async with db.client.start_session() as session:
-        await session.with_transaction(lambda s: cases.raise_supervision(["T1"], 1, s))
-        with pytest.raises(Lost):  # raised already: the write refuses, the caller's transaction aborts
-            await session.with_transaction(lambda s: cases.raise_supervision(["T1"], 1, s))
-    stored = await cases.get("T1")
-    assert stored is not None and stored.supervision_level == 1
     assert await cases.limits("T1", policies) == limits  # what the lifecycle reads for later clocks

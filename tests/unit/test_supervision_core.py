@@ -115,3 +115,23 @@ def test_the_first_miss_of_each_case_is_the_supervision_candidate() -> None:
     assert raised.event_id == "T1/supervision/1"
     assert isinstance(raised.message, deadlines_pb2.OverdueSupervisionRaised)
     assert (raised.message.level, raised.message.reason) == (1, "deadline_missed:sign_off")
+
+
+async def test_the_timers_ask_for_level_one_and_leave_the_level_to_the_escalation_module() -> None:
+    from services.supervision.handlers import DeadlineAlarms
+
+    supervised = events_pb2.Case()
+    supervised.CopyFrom(CASE)
+    supervised.ticket_id, supervised.supervision_level = "T2", 2
+
+    class Cases:  # reads only: a write (the level) would fail here
+        async def get_many(self, ids: list[str], session: object = None) -> dict[str, events_pb2.Case]:
+            return {"T1": CASE, "T2": supervised}
+
+    alarms = DeadlineAlarms(Cases(), "cases")  # type: ignore[arg-type]
+    events = await alarms([fired("sign_off", Stage.DUE), fired("reply", Stage.DUE),
+                           fired("reply", Stage.DUE, ticket="T2")], None)  # type: ignore[arg-type]
+    asked = [e for e in events if isinstance(e.message, deadlines_pb2.OverdueSupervisionRaised)]
+    assert [(e.key, e.event_id, e.message.clock) for e in asked] == [  # type: ignore[attr-defined]
+        ("T1", "T1/supervision/1", deadlines_pb2.DEADLINE_CLOCK_SIGN_OFF)]  # T2 is supervised already
+    assert CASE.supervision_level == 0
