@@ -537,6 +537,7 @@ class SupervisionRaised(_message.Message):
     RECORD_FIELD_NUMBER: _builtins.int
     ACTOR_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    CASE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def supervision(self) -> Global___CaseSupervision: ...
     @_builtins.property
@@ -545,6 +546,10 @@ class SupervisionRaised(_message.Message):
     def actor(self) -> _case_pb2.Actor: ...
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def case(self) -> _events_pb2.Case:
+        """the case after: its supervision_level (the KPI facts read it)"""
+
     def __init__(
         self,
         *,
@@ -552,10 +557,11 @@ class SupervisionRaised(_message.Message):
         record: Global___SupervisionRecord | None = ...,
         actor: _case_pb2.Actor | None = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        case: _events_pb2.Case | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "occurred_at", b"occurred_at", "record", b"record", "supervision", b"supervision"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "case", b"case", "occurred_at", b"occurred_at", "record", b"record", "supervision", b"supervision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "occurred_at", b"occurred_at", "record", b"record", "supervision", b"supervision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "case", b"case", "occurred_at", b"occurred_at", "record", b"record", "supervision", b"supervision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 
 from hotline import pb
 from hotline.envelope import EventTypes, Record
-from hotline.v1 import case_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2, ticket_pb2
+from hotline.v1 import case_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2, supervision_pb2, ticket_pb2
 from services.metrics.kpi import CaseFacts, KpiPolicy
 
 LEVELS = ("ticket", "dispatch", "handling")
@@ -55,6 +55,7 @@ EVENT_TYPES: dict[str, type[Message]] = {m.DESCRIPTOR.full_name: m for m in (
     lifecycle_pb2.ReviewDecided, lifecycle_pb2.CaseEvaluated, lifecycle_pb2.RedoDecided, lifecycle_pb2.CaseClosed,
     lifecycle_pb2.AssistContributed, lifecycle_pb2.AssistWaived,
     deputy_escalation_pb2.CaseEscalatedByDeputy,  # raises the supervision level (督办) like any case event
+    supervision_pb2.SupervisionRaised,  # any raised level (督办), also of a case closed before it was applied
 )}
 
 
@@ -131,7 +132,7 @@ def updates(event: Message) -> list[FactUpdate]:
             return []
         return [FactUpdate("dispatch", _dkey(event.ticket_id, event.dispatch_round), {"returned": True})]
     case = getattr(event, "case", None)
-    if not isinstance(case, events_pb2.Case):
+    if not isinstance(case, events_pb2.Case) or not case.ticket_id:  # (a SupervisionRaised of before it had one)
         return []
     return _lifecycle(event, case)
 

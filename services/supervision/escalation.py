@@ -3,9 +3,9 @@ pure part. No I/O.
 
 A case's supervision (``CaseSupervision``, supervision.proto) holds one record per level raised:
 
-1. system (系统督办) - raised automatically: on an unsatisfied or unresolved evaluation (the
-   consumer, escalation_handlers.py) and on an overdue deadline (the SLA timers call
-   :func:`raise_request` through ``EscalationCommands.raise_supervision``);
+1. system (系统督办) - raised automatically: on an unsatisfied or unresolved evaluation and on
+   an overdue deadline (the timers' OverdueSupervisionRaised; both through the consumer,
+   escalation_handlers.py), and on a deputy's escalation (deputy_escalation.py);
 2. supervision letter (督办函) - the office; the letter is a generated document (:func:`letter`);
 3. conduct supervisors' visits (作风监督员明察暗访) - the office, which records the visits;
 4. leader-led (领导领办) - the office or a leader, naming the leader.
@@ -13,7 +13,11 @@ A case's supervision (``CaseSupervision``, supervision.proto) holds one record p
 Each record has its deadline (working days per level, from the versioned
 ``data/supervision_limits.json``), a state (open, resolved, unresolved) and an outcome; a
 level can be raised again once closed. The case's ``supervision_level`` is the highest open
-level. Joint supervision with the discipline commission (纪委监委) is a flag on the case.
+level, and this module is its one writer (saved with the records, in one transaction). An
+archived case keeps the highest level it had; an automatic raise applied after the case closed
+is still recorded (a trigger from before the closing closes with the case, a later one stays
+open for the office), while a person cannot raise supervision on an archived case. Joint
+supervision with the discipline commission (纪委监委) is a flag on the case.
 
 ``decide(state, request, actor, now, rules)`` returns the kit's Decision or raises a
 DomainError, like the lifecycle's.
@@ -156,6 +160,8 @@ class _Change:
         self.s.revision += 1
         snapshot = sv.CaseSupervision()
         snapshot.CopyFrom(self.s)
+        if event is sv.SupervisionRaised:  # with the case, so the raised level reaches the KPI facts
+            fields["case"] = case
         self.events.append(event(supervision=snapshot, actor=actor_of(self.actor), occurred_at=pb.ts(self.now),
                                  **fields))
         return Decision(self.state, events=list(self.events), answer=snapshot, audit={"detail": detail})

@@ -17,6 +17,7 @@ from hotline.envelope import Record, Skip
 from hotline.policy import Role
 from hotline.v1 import case_pb2, deadlines_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2
 from hotline.v1 import supervision_pb2 as sv
+from services.metrics import projection
 from services.supervision import escalation as esc
 from services.supervision import merging, recurring
 from services.supervision import whistles as wh
@@ -143,6 +144,12 @@ def test_an_automatic_raise_on_a_closed_case_keeps_its_record_and_the_case_its_l
     assert record.state == esc.RESOLVED and pb.dt(record.closed_at) == NOW and record.on_time
     assert pb.dt(record.raised_at) == NOW - timedelta(hours=2) and record.outcome == "回访满意结案"
     assert late.state.case.supervision_level == 1 and late.state.supervision.level == 0
+    # the event carries the case: the KPI facts get the level though the case's last lifecycle event had none
+    (event,) = late.events
+    assert event.case == late.state.case  # type: ignore[attr-defined]
+    raised = [(u.key, dict(u.max)) for u in projection.updates(event) if "supervision_level" in u.max]
+    assert raised == [("C1|1", {"supervision_level": 1})] and "hotline.v1.SupervisionRaised" in projection.EVENT_TYPES
+    assert projection.updates(sv.SupervisionRaised(record=record)) == []  # one from before events had the case
     explained = esc.decide(closed_case(closure=case_pb2.CLOSURE_EXPLAINED), overdue, SYSTEM,
                            NOW - timedelta(hours=2), RULES).state
     assert explained is not None and explained.supervision.records[0].state == esc.UNRESOLVED
