@@ -8,8 +8,8 @@ Open cases are stored as supervision stores them: the case document with its thr
 size a few (``--due``) more cases are past their reply deadline. Against the real store:
 
 * scan, few due: ``Timers.fire_due`` with supervision's own handler: claim the due cases, read
-  them, raise them to system supervision, stage DeadlineMissed + OverdueSupervisionRaised in the
-  outbox, one transaction (median of --repeat);
+  them, stage DeadlineMissed + OverdueSupervisionRaised (the request for system supervision,
+  applied by the escalation module) in the outbox, one transaction (median of --repeat);
 * scan, none due: the same when nothing is due (what every idle interval costs);
 * O(open) baseline: the same question ("which cases are past a deadline?") asked of a field no
   index covers (``reply_due``): a scan of every open case;

@@ -18,7 +18,17 @@ from openpyxl import Workbook
 from hotline import mongo, pb
 from hotline.auth import grpc_channel
 from hotline.settings import Settings
-from hotline.v1 import case_pb2, deputy_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc, ticket_pb2
+from hotline.v1 import (
+    case_pb2,
+    deputy_pb2,
+    events_pb2,
+    lifecycle_pb2,
+    services_pb2,
+    services_pb2_grpc,
+    supervision_pb2,
+    supervision_pb2_grpc,
+    ticket_pb2,
+)
 from tests.e2e.test_pipeline import drained
 from tests.support import channel, eventually, http, publish_raw, publish_tickets, read_topic, token
 
@@ -187,11 +197,13 @@ async def supervision_raised_once(settings: Settings, sid: str, tid: str, escala
     """The escalation raised the case's supervision (gRPC case API, the case history, the KPI
     facts by supervision level); the same DeputyEscalated record delivered again changes nothing."""
 
-    async def state() -> tuple[Any, list[str], list[str], Any]:
+    async def state() -> tuple[Any, list[str], list[str], Any, Any]:
         async with channel(settings, "supervision") as chan:
             stub = services_pb2_grpc.SupervisionServiceStub(chan)
             case = await stub.GetCase(services_pb2.GetCaseRequest(ticket_id=tid))
             history = await stub.GetCaseHistory(lifecycle_pb2.GetCaseHistoryRequest(ticket_id=tid))
+            supervision = await supervision_pb2_grpc.EscalationServiceStub(chan).GetSupervision(
+                supervision_pb2.GetSupervisionRequest(ticket_id=tid))
         async with http(settings, "deputy", deputy_id="DE1") as deputy:
             timeline = (await deputy.get(f"{base(settings, 'deputy_liaison')}/submissions/{sid}/timeline")).json()
         client = mongo.client(settings)
@@ -200,20 +212,25 @@ async def supervision_raised_once(settings: Settings, sid: str, tid: str, escala
                 {"_id": f"{tid}|1"})
         finally:
             await client.close()
-        return case, [e.action for e in history.entries], [e["status"] for e in timeline], fact
+        return case, [e.action for e in history.entries], [e["status"] for e in timeline], fact, supervision
 
     await drained(settings)
-    case, actions, steps, fact = await eventually(state, lambda s: s[3] is not None and
-                                                  s[3].get("supervision_level") == 1)
+    case, actions, steps, fact, supervision = await eventually(state, lambda s: s[3] is not None and
+                                                               s[3].get("supervision_level") == 1)
     assert case.supervision_level == 1 and case.state == events_pb2.CASE_STATE_ARCHIVED  # closed, and supervised
     assert actions.count("deputy_escalation") == 1 and steps.count("supervised") == 1, (actions, steps)
+    # the level's one writer, the four-level supervision, keeps its record (open for the office: raised after closing)
+    (record,) = supervision.records
+    assert (record.level, record.state, supervision.level) == (1, supervision_pb2.SUPERVISION_STATE_OPEN, 1)
+    assert record.reason == "人大代表提请督办（请热线办督办）" and record.raised_by.role == "system", record
 
     # at least once: the same record again (a redelivery or a replay) finds the first answer
     await publish_raw(settings, settings.topics.name("deputy_events"), [(escalated.key, escalated.value)],
                       headers=list(escalated.headers))
     await drained(settings)
-    again, actions_again, steps_again, fact_again = await state()
+    again, actions_again, steps_again, fact_again, supervision_again = await state()
     assert again == case and actions_again == actions and steps_again == steps and fact_again == fact
+    assert supervision_again == supervision
     raised = [m for m in await read_topic(settings, settings.topics.name("case_events"), 10**9, timeout=5)
               if m.key == tid.encode() and dict(m.headers)["event_type"] == b"hotline.v1.CaseEscalatedByDeputy"]
     assert len({dict(m.headers)["event_id"] for m in raised}) == 1
