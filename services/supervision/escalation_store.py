@@ -173,7 +173,7 @@ class EscalationCommands:
                                 key: str = "") -> sv.CaseSupervision:
         """The system raises ``level`` (1 on overdue or a poor evaluation) on a case, once: the
         same (ticket, level, time) or key again changes nothing, and a level already open
-        stays as it is. For the SLA timers and the evaluation consumer."""
+        stays as it is. For the escalation consumer (overdue requests, poor evaluations)."""
         request = sv.RaiseSupervisionRequest(ticket_id=ticket_id, level=level, reason=reason)
         return await self.run("raise_supervision", request, SYSTEM,
                               key or f"{ticket_id}/supervision/L{level}/{at.isoformat()}", at)
