@@ -83,6 +83,17 @@ def expected_events(path: Path, assists: int, waived: int) -> collections.Counte
     return collections.Counter(handled + extra[path] + passed)
 
 
+def closed_as_last_event(case: events_pb2.Case, last: events_pb2.Case) -> bool:
+    """The stored case is its last lifecycle event's, but for a supervision level raised since:
+    an automatic raise (a poor evaluation, an overdue deadline) applied after the case closed
+    still raises the archived case's level (escalation.py, announced by a SupervisionRaised
+    carrying the case), so the final level does not depend on how far the consumer lagged."""
+    expected = events_pb2.Case()
+    expected.CopyFrom(last)
+    expected.supervision_level = max(last.supervision_level, case.supervision_level)
+    return case.state == S.CASE_STATE_ARCHIVED and case == expected
+
+
 def expected_results(tid: str, path: Path) -> set[str]:
     if path == Path.RETURN_REDISPATCHED:
         return {f"{tid}/result/2/0"}
@@ -202,7 +213,7 @@ async def test_200_tickets_through_every_path_with_supervision_killed_mid_stream
             assert revisions == sorted(revisions) and len(set(revisions)) == len(revisions), (tid, revisions)
             states_seen |= {e.case.state for _, e in got}
             case = await stub.GetCase(services_pb2.GetCaseRequest(ticket_id=tid))
-            assert case.state == S.CASE_STATE_ARCHIVED and case == got[-1][1].case
+            assert closed_as_last_event(case, got[-1][1].case), (tid, case, got[-1][1].case)
             assert case.closure == (case_pb2.CLOSURE_EXPLAINED if path == Path.UNSATISFIED_CLOSE
                                     else case_pb2.CLOSURE_SATISFIED), tid
             assert case.redo_round == (1 if path in (Path.REVIEW_FAILED, Path.UNSATISFIED_REDO) else 0)
