@@ -22,7 +22,7 @@ from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from services.supervision import lifecycle
 from services.supervision.core import open_case
 from services.supervision.sla import SlaClock, Unit
-from services.supervision.store import CaseClocks, CaseRepository, CaseStore, PolicyStore
+from services.supervision.store import CaseClocks, CaseRepository, CaseStore, SlaPolicies
 
 MAX_KEY = 200
 
@@ -52,7 +52,7 @@ class CasePolicies:
         self.clocks = clocks
 
     @property
-    def policies(self) -> PolicyStore:
+    def policies(self) -> SlaPolicies:
         return self.clocks.policies
 
     @property

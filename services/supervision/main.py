@@ -15,6 +15,7 @@ from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.settings import REPO_ROOT
 from hotline.timers import Timers
 from hotline.v1 import events_pb2, services_pb2_grpc, supervision_pb2_grpc
+from services.supervision import sla as sla_module
 from services.supervision import store as store_module
 from services.supervision import warning_policy
 from services.supervision.api import SupervisionGrpc, http_routes
@@ -27,8 +28,6 @@ from services.supervision.escalation_store import INDEXES as ESCALATION_INDEXES
 from services.supervision.escalation_store import EscalationCommands, unit_types
 from services.supervision.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
 from services.supervision.lifecycle import Limits, PeriodDeadlines, Policy
-from services.supervision.sla import parse_policy
-from services.supervision.sla_api import sla_routes
 from services.supervision.sla_metrics import SlaGauges
 from services.supervision.warning_api import warning_routes
 from services.supervision.warning_handlers import WarningInbox
@@ -63,8 +62,11 @@ async def build(rt: Runtime) -> Service:
     calendar = WorkCalendar(sla.calendar_file, tz)
     check_calendar(calendar, rt.clock, sla.calendar_warn_days)
     store = store_module.CaseStore(rt.db)
-    sla_policies = store_module.PolicyStore(rt.db, rt.clock, sla.policy_refresh_seconds)
-    current = await sla_policies.seed(parse_policy(json.loads(sla.policy_file.read_text("utf-8"))))
+    sla_store = policies.PolicyStore(rt.db, sla_module.POLICY_NAME)  # 时限政策: versions, the file seeds a newer one
+    shipped = json.loads(sla.policy_file.read_text("utf-8"))
+    await sla_store.ensure(shipped, f"system:{NAME}", rt.clock.now(), sla_module.parse_policy(shipped).version)
+    sla_policies = policies.LivePolicy(sla_store, sla_module.parse_policy, sla.policy_refresh_seconds)
+    current = await sla_policies.current()
     log.info("SLA policy", version=current.version, lanes=[lane.name for lane in current.lanes])
     out_topic = rt.topic("case_events")
     timers = Timers(rt.db, rt.outbox, rt.clock, DeadlineAlarms(store, out_topic), collection="cases",
@@ -99,10 +101,11 @@ async def build(rt: Runtime) -> Service:
     return Service(
         http=app,
         routes=[http_routes(store, commands), warning_routes(warning_store, tz),
-                sla_routes(sla_policies, rt.commands, out_topic),
                 escalation_routes(escalation, tz),
                 policies.policy_routes(rules_store, warning_policy.validate, rt.commands, rt.clock,
-                                       rt.topic("warning_events"), "预警规则 (early-warning rules)")],
+                                       rt.topic("warning_events"), "预警规则 (early-warning rules)"),
+                policies.policy_routes(sla_store, sla_module.validate, rt.commands, rt.clock, out_topic,
+                                       "时限政策 (SLA policy; new cases take the new version, a case keeps its own)")],
         grpc=[GrpcApi(SupervisionGrpc(store, commands), services_pb2_grpc.add_SupervisionServiceServicer_to_server,
                       "hotline.v1.SupervisionService"),
               GrpcApi(EscalationGrpc(escalation), supervision_pb2_grpc.add_EscalationServiceServicer_to_server,
