@@ -212,6 +212,7 @@ class PolicyStore:
     def __init__(self, db: AsyncDatabase[Doc], name: str) -> None:
         self.name = name
         self.versions = db[COLLECTION]
+        self.saves = 0  # versions saved (committed) through this process's API: its LivePolicy re-reads at once
 
     async def load(self, target: str = "", session: Any = None) -> PolicyVersion | None:
         doc = await self.versions.find_one({"name": self.name}, sort=[("version", DESCENDING)], session=session)
@@ -259,7 +260,8 @@ class PolicyStore:
 class LivePolicy(Generic[T]):
     """The stored versions, parsed (``parse``) once each: a version never changes. ``current()`` is
     the newest: the store is asked for the newest number at most every ``refresh_seconds`` (0: at
-    every use), so every replica takes a saved version soon after it is saved. ``get(n)`` is
+    every use), so every replica takes a saved version soon after it is saved, and the replica that
+    saved it at once (``PolicyStore.saves``). ``get(n)`` is
     version n (what a case started under keeps for life)."""
 
     def __init__(self, store: PolicyStore, parse: Callable[[Doc], T], refresh_seconds: float = 0.0,
@@ -267,18 +269,20 @@ class LivePolicy(Generic[T]):
         self.store, self.parse = store, parse
         self.refresh_seconds, self.monotonic = refresh_seconds, monotonic
         self._parsed: dict[int, T] = {}
-        self._newest: tuple[float, int] | None = None  # when the newest number was asked, and its number
+        self._newest: tuple[float, int, int] | None = None  # when the newest number was asked, it, store.saves
 
     async def current(self) -> T:
         now = self.monotonic()
-        if self._newest is None or now - self._newest[0] >= self.refresh_seconds:
+        if self._newest is None or now - self._newest[0] >= self.refresh_seconds or \
+                self._newest[2] != self.store.saves:
+            saves = self.store.saves
             number = await self.store.newest_number()
             if number not in self._parsed:
                 found = await self.store.load()
                 if found is None:
                     raise Illegal(f"policy {self.store.name} is not stored")
                 number = self._keep(found)
-            self._newest = (now, number)
+            self._newest = (now, number, saves)
         return self._parsed[self._newest[1]]
 
     async def get(self, number: int) -> T | None:
@@ -349,8 +353,10 @@ def policy_routes(store: PolicyStore, validate: Validate, bus: CommandBus, clock
         except PolicyInvalid as exc:
             return JSONResponse({"detail": exc.message, "field": exc.field, "code": exc.code}, status_code=422)
         document: Doc = doc if isinstance(doc, dict) else {}
-        return await bus.run(
+        answer = await bus.run(
             Command(f"save_{name}", name, who, key, reason), store,
             lambda newest: new_version(newest, document, validate, expected, who, clock.now(), reason), topic)
+        store.saves += 1  # committed: this replica's LivePolicy takes it at its next use
+        return answer
 
     return api

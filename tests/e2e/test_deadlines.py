@@ -105,7 +105,7 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
     """The administrator replaces the SLA policy (a new version, for cases opened from then on);
     the lifecycle's transitions arm, move and stop the case's timers in the running service."""
     tag = uuid.uuid4().hex[:6]
-    url = f"http://{settings.bind_host}:{settings.ports.supervision_http}/sla/policy"
+    url = f"http://{settings.bind_host}:{settings.ports.supervision_http}/policies/sla_policy"
     probe = f"sla-probe-{tag}"  # a lane only this test's ticket matches
 
     def key(name: str) -> dict[str, str]:
@@ -114,15 +114,16 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
         r = await office.get(url)
         assert r.status_code == 200, r.text
         current = r.json()
-        doc = {k: v for k, v in current["policy"].items() if k != "version"}
+        doc = {k: v for k, v in current["doc"].items() if k != "version"}  # the store numbers it
         lane = {"name": f"probe_{tag}", "label": "e2e", "when": {"tags_any": [probe]},
                 "limits": {"reply": {"working_days": 2}}}
-        change = {"policy": {**doc, "lanes": [*doc["lanes"], lane]}, "based_on": current["version"],
+        change = {"doc": {**doc, "lanes": [*doc["lanes"], lane]}, "expected_version": current["version"],
                   "reason": "e2e: a lane of 2 working days"}
         assert (await office.put(url, json=change, headers=key("office"))).status_code == 403  # the administrator's
-        bad = {**change, "policy": {**change["policy"], "defaults": {"reply": {"weeks": 1}}}}
+        bad = {**change, "doc": {**change["doc"], "defaults": {"reply": {"weeks": 1}}}}
         r = await admin.put(url, json=bad, headers=key("bad"))
-        assert r.status_code == 400 and "unknown unit" in r.text, r.text  # invalid_argument, every problem named
+        assert r.status_code == 422 and "unknown unit" in r.text, r.text  # every problem named
+        assert r.json()["field"] == "defaults.reply", r.text  # and the first field at fault
         r = await admin.put(url, json=change, headers=key("change"))
         assert r.status_code == 200, r.text
         version = r.json()["version"]
@@ -132,7 +133,7 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
         assert (await admin.put(url, json=change, headers=key("stale"))).status_code == 409  # not current
         versions = (await office.get(f"{url}/versions")).json()["versions"]
         assert versions[0]["version"] == version and versions[0]["reason"] == change["reason"]
-        assert (await office.get(f"{url}/versions/{current['version']}")).json()["policy"] == current["policy"]
+        assert (await office.get(f"{url}/versions/{current['version']}")).json()["doc"] == current["doc"]
 
     received = datetime(2026, 11, 23, 10, tzinfo=TZ)  # Monday: 2 working days end at 24:00 on Wednesday
     ticket = city_ticket(tag, "policy_probe", received, (probe,), "物业管理", 0)

@@ -115,7 +115,7 @@ def test_a_numbered_document_keeps_its_number_form() -> None:
 class FakeStore:
     def __init__(self, *versions: PolicyVersion) -> None:
         self.stored = list(versions)
-        self.loads = self.asked = 0
+        self.loads = self.asked = self.saves = 0
         self.name = "warning_rules"
 
     async def newest_number(self) -> int:
@@ -157,5 +157,7 @@ async def test_old_versions_are_parsed_once_and_the_newest_is_asked_at_most_ever
     assert await live.current() is first and store.asked == 1  # trusted for refresh_seconds
     ticks[0] += 0.1
     assert (await live.current()).version == "v2" and store.asked == 2 and store.loads == 2
+    store.saves += 1  # a version saved through this replica's API: asked at once
+    assert (await live.current()).version == "v2" and store.asked == 3 and store.loads == 2
     assert await live.get(1) is first and await live.get(2) is await live.current()  # parsed once each
     assert store.loads == 2 and await live.get(3) is None
