@@ -49,7 +49,9 @@ class TicketIntake:
                 raise PermanentError("schema", f"submission_id {submission.submission_id[:80]!r} makes no ticket id")
             core.normalize_text(submission.ticket)
             core.validate(submission.ticket, latest)
-            return core.to_ticket(submission.ticket, ticket_id, "deputy", now)
+            ticket = core.to_ticket(submission.ticket, ticket_id, "deputy", now)
+            ticket.attachments.extend(core.checked_attachments(submission.attachments))
+            return ticket
         city = core.parse_city_ticket(record.value, latest)
         return core.to_ticket(city, city.city_ticket_id, "city", now)
 
