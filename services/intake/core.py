@@ -18,11 +18,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from hotline import pb, privacy
 from hotline.envelope import PermanentError
-from hotline.inbound import parse_json
+from hotline.inbound import TICKET_ID, parse_json
 from hotline.text import CALLER_LIMITS, MAX_TAG_CHARS, MAX_TAGS, TEXT_LIMITS, clean_text
 from hotline.v1 import case_pb2, ticket_pb2
 
-TICKET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}\Z")
 DEPUTY_PREFIX = "RD-"  # ticket ids of deputy submissions; a city ticket may not use it
 ATTACHMENT_URI = re.compile(r"^https?://\S{1,500}\Z")  # a reference a browser may open, nothing else
 MAX_ATTACHMENTS = 20

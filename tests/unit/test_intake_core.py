@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from hotline.clock import ManualClock
 from hotline.envelope import PermanentError, Record
+from hotline.inbound import TICKET_ID
 from hotline.v1 import case_pb2, events_pb2, ticket_pb2
 from services.intake import core
 from services.intake.core import parse_city_ticket
@@ -151,7 +152,7 @@ def check_accepted(city: ticket_pb2.CityTicket) -> None:
         assert not any(unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\t" for c in text), repr(text)
     assert city.content.strip()
     assert core.EARLIEST <= city.received_at.ToDatetime(tzinfo=UTC) <= LATEST
-    assert core.TICKET_ID.match(city.city_ticket_id)
+    assert TICKET_ID.match(city.city_ticket_id)
 
 
 def parse_or_reason(value: bytes) -> str:
