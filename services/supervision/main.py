@@ -86,7 +86,7 @@ async def build(rt: Runtime) -> Service:
                                     out_topic, unit_types(directory), rt.topic("city_results"),
                                     clocks=case_policies.clocks)
 
-    gauges = SlaGauges(store.cases, rt.clock)
+    gauges = SlaGauges(store.cases, store.db[store_module.INBOX], rt.clock)
 
     async def deadline_timers() -> None:
         await timers.run_forever(sla.scan_seconds)
