@@ -43,8 +43,9 @@ def reason_of(request: Message) -> str:
 
 
 class CasePolicies:
-    """The lifecycle's policy for one command on one case: the extension cap of the SLA policy
-    version the case started with, and a re-dispatch's case opened under the current version."""
+    """The lifecycle's policy for one command on one case: the extension cap and count
+    (max_extensions) of the SLA policy version the case started with, and a re-dispatch's case
+    opened under the current version."""
 
     def __init__(self, base: lifecycle.Policy, store: CaseStore, clocks: CaseClocks) -> None:
         self.base = base
@@ -71,7 +72,9 @@ class CasePolicies:
         def opened(assigned: events_pb2.TicketAssigned, now: datetime) -> events_pb2.Case:
             return open_case(assigned, now, current, calendar, assist_days)[0]
 
-        return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap), open_case=opened)
+        most = limits.max_extensions if limits is not None else current.max_extensions
+        return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap, max_extensions=most),
+                       open_case=opened)
 
 
 class CaseCommands:

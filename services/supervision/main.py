@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 from hotline import policies
 from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
+from hotline.directory import DIRECTORY_FILE
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
-from hotline.settings import REPO_ROOT
 from hotline.timers import Timers
 from hotline.v1 import events_pb2, services_pb2_grpc, supervision_pb2_grpc
 from services.supervision import sla as sla_module
@@ -34,8 +34,6 @@ from services.supervision.warning_handlers import WarningInbox
 from services.supervision.warning_store import INDEXES as WARNING_INDEXES
 from services.supervision.warning_store import WarningStore
 from services.supervision.warnings import RULES_FILE, Rules, street_finder
-
-DIRECTORY = REPO_ROOT / "services" / "routing" / "data" / "directory.json"  # the jurisdiction gazetteer (属地)
 
 NAME = "supervision"
 log = get_logger(__name__)
@@ -82,7 +80,7 @@ async def build(rt: Runtime) -> Service:
     warning_store = WarningStore(rt.db)
     rules_store = warning_policy.store(rt.db)  # 预警规则: versions, the shipped file first
     await rules_store.ensure(json.loads(RULES_FILE.read_text("utf-8")), f"system:{NAME}", rt.clock.now())
-    directory = json.loads(DIRECTORY.read_text("utf-8"))
+    directory = json.loads(DIRECTORY_FILE.read_text("utf-8"))  # the jurisdiction gazetteer (属地)
     warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(directory),
                                  rt.topic("warning_events"), newest=warning_policy.live(rules_store).current)
     # 督办 levels, whistles, meetings, merges (escalation*.py); an overdue deadline becomes a level 1 record
@@ -90,7 +88,7 @@ async def build(rt: Runtime) -> Service:
                                     out_topic, unit_types(directory), rt.topic("city_results"),
                                     clocks=case_policies.clocks)
 
-    gauges = SlaGauges(store.cases, rt.clock)
+    gauges = SlaGauges(store.cases, store.db[store_module.INBOX], rt.clock)
 
     async def deadline_timers() -> None:
         await timers.run_forever(sla.scan_seconds)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from hotline.auth import Principal
 from hotline.policy import Role
 from hotline.settings import REPO_ROOT, Settings
-from hotline.v1 import case_pb2, events_pb2, routing_pb2
+from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, routing_pb2, ticket_pb2
 from services.workbench import core
 from services.workbench.app import build
 from services.workbench.clients import Refused, Services
@@ -356,3 +356,16 @@ def test_a_request_validation_error_reads_as_one_line_per_field() -> None:
     assert core.http_detail(detail) == ("body.reason: String should have at least 1 character; "
                                         "body.based_on: Field required")
     assert core.http_detail("policy changed") == "policy changed" and core.HTTP_STATUS[400].name == "INVALID_ARGUMENT"
+
+
+def test_the_case_page_links_a_deputys_attachments(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticket = ticket_pb2.Ticket(ticket_id="RD-1", title="路灯不亮", content="小区路灯不亮", source="deputy",
+                               attachments=[case_pb2.Attachment(uri="https://files.example/deputy/1.jpg",
+                                                                name="照片.jpg", content_type="image/jpeg")])
+    client, _ = office_with(monkeypatch, {
+        "GetCase": events_pb2.Case(ticket_id="RD-1", state=events_pb2.CASE_STATE_IN_PROGRESS),
+        "GetTicket": ticket, "GetCaseHistory": lifecycle_pb2.CaseHistory()})
+    page = client.get("/cases/RD-1")
+    assert page.status_code == 200, page.text
+    assert '<a href="https://files.example/deputy/1.jpg" target="_blank" rel="noopener noreferrer">照片.jpg</a>' \
+        in page.text
