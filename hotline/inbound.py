@@ -5,6 +5,7 @@ PermanentError with reason ``malformed_json`` or ``schema`` (dead-lettered with 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -15,6 +16,7 @@ from google.protobuf.message import Message
 from hotline.envelope import PermanentError
 
 M = TypeVar("M", bound=Message)
+TICKET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}\Z")  # a city ticket id, as every consumer accepts it
 
 
 def parse_json(raw: bytes, message_type: type[M]) -> M:

@@ -4,7 +4,8 @@ A policy ships as a data file (its first version); the office or an admin saves 
 through the command path (:class:`hotline.commands.CommandBus`: idempotent, audited), checked
 against a small :data:`Schema` first (an error names the precise field, answered as HTTP 422).
 Every version is kept (``policy_versions``, ``_id`` "<name>/<version>"); the running service uses
-the newest through :class:`LivePolicy`. :func:`policy_routes` gives any policy the same HTTP API:
+the newest through :class:`LivePolicy`, and any older one by number (a case judged under the version
+it started with). :func:`policy_routes` gives any policy the same HTTP API:
 
 * ``GET /policies/<name>``: the current version (number, document, who, when, why);
 * ``GET /policies/<name>/versions`` (newest first) and ``GET /policies/<name>/versions/{version}``;
@@ -16,6 +17,7 @@ Each route needs its entry in hotline/policy.py (``"PUT /policies/<name>"`` ...)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +35,10 @@ from hotline.api import idempotency_key
 from hotline.auth import Principal
 from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, Decision, DomainError, Illegal, Invalid, NotFound
+from hotline.logging import get_logger
 from hotline.mongo import Doc
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 COLLECTION = "policy_versions"
@@ -176,8 +181,9 @@ Validate = Callable[[Any], None]  # raises PolicyInvalid naming the field
 
 def new_version(current: PolicyVersion | None, doc: Any, validate: Validate, expected_version: int,
                 actor: Principal, now: datetime, reason: str) -> Decision[PolicyVersion]:
-    """The ``decide`` of saving a policy: the next version, or why not. A document with a
-    ``version`` field gets the stored version as its label ("v3"), so what uses it can say which."""
+    """The ``decide`` of saving a policy: the next version, or why not. When the policy's documents
+    carry a ``version`` field, the new one gets the stored number in their form: a number (3) or a
+    label ("v3"), so what uses it can say which."""
     if current is None:
         raise Illegal("the policy is not loaded yet")
     if expected_version and expected_version != current.version:
@@ -187,8 +193,9 @@ def new_version(current: PolicyVersion | None, doc: Any, validate: Validate, exp
         raise PolicyInvalid("reason", "a reason for the change is required")
     validate(doc)
     number = current.version + 1
-    if "version" in doc:
-        doc = {**doc, "version": f"v{number}"}
+    form = current.doc.get("version", doc.get("version"))
+    if form is not None:
+        doc = {**doc, "version": number if isinstance(form, int) and not isinstance(form, bool) else f"v{number}"}
     if {k: v for k, v in doc.items() if k != "version"} == {k: v for k, v in current.doc.items() if k != "version"}:
         raise Invalid(f"nothing changed: the document equals version {current.version}")
     new = PolicyVersion(current.name, number, doc, actor.subject, now, reason.strip())
@@ -205,6 +212,7 @@ class PolicyStore:
     def __init__(self, db: AsyncDatabase[Doc], name: str) -> None:
         self.name = name
         self.versions = db[COLLECTION]
+        self.saves = 0  # versions saved (committed) through this process's API: its LivePolicy re-reads at once
 
     async def load(self, target: str = "", session: Any = None) -> PolicyVersion | None:
         doc = await self.versions.find_one({"name": self.name}, sort=[("version", DESCENDING)], session=session)
@@ -217,12 +225,16 @@ class PolicyStore:
         except DuplicateKeyError as exc:
             raise Illegal(f"version {state.version} of {self.name} was saved meanwhile; reload and retry") from exc
 
-    async def ensure(self, shipped: Doc, actor: str, at: datetime) -> PolicyVersion:
-        """The newest version; the shipped file becomes version 1 when the store has none."""
+    async def ensure(self, shipped: Doc, actor: str, at: datetime, version: int = 1) -> PolicyVersion:
+        """The newest version (start-up): the shipped file is stored as ``version`` only when every
+        stored version is older, so a stored version wins over the file and a file never downgrades."""
         current = await self.load()
-        if current is not None:
+        if current is not None and current.version >= version:
+            if current.version == version and current.doc != shipped:
+                log.error("the shipped policy file differs from the stored version of the same number; the stored "
+                          "one is used", policy=self.name, version=version)
             return current
-        first = PolicyVersion(self.name, 1, shipped, actor, at, "随程序发布的文件")
+        first = PolicyVersion(self.name, version, shipped, actor, at, "随程序发布的文件")
         try:
             await self.save(first)
         except DomainError:  # another replica seeded it first
@@ -246,21 +258,44 @@ class PolicyStore:
 
 
 class LivePolicy(Generic[T]):
-    """The newest stored version, parsed (``parse``); re-read only when a newer version is stored,
-    so every replica takes a saved version at its next use."""
+    """The stored versions, parsed (``parse``) once each: a version never changes. ``current()`` is
+    the newest: the store is asked for the newest number at most every ``refresh_seconds`` (0: at
+    every use), so every replica takes a saved version soon after it is saved, and the replica that
+    saved it at once (``PolicyStore.saves``). ``get(n)`` is
+    version n (what a case started under keeps for life)."""
 
-    def __init__(self, store: PolicyStore, parse: Callable[[Doc], T]) -> None:
+    def __init__(self, store: PolicyStore, parse: Callable[[Doc], T], refresh_seconds: float = 0.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store, self.parse = store, parse
-        self._cached: tuple[int, T] | None = None
+        self.refresh_seconds, self.monotonic = refresh_seconds, monotonic
+        self._parsed: dict[int, T] = {}
+        self._newest: tuple[float, int, int] | None = None  # when the newest number was asked, it, store.saves
 
     async def current(self) -> T:
-        number = await self.store.newest_number()
-        if self._cached is None or self._cached[0] != number:
-            found = await self.store.load()
+        now = self.monotonic()
+        if self._newest is None or now - self._newest[0] >= self.refresh_seconds or \
+                self._newest[2] != self.store.saves:
+            saves = self.store.saves
+            number = await self.store.newest_number()
+            if number not in self._parsed:
+                found = await self.store.load()
+                if found is None:
+                    raise Illegal(f"policy {self.store.name} is not stored")
+                number = self._keep(found)
+            self._newest = (now, number, saves)
+        return self._parsed[self._newest[1]]
+
+    async def get(self, number: int) -> T | None:
+        if number not in self._parsed:
+            found = await self.store.get(number)
             if found is None:
-                raise Illegal(f"policy {self.store.name} is not stored")
-            self._cached = (found.version, self.parse(found.doc))
-        return self._cached[1]
+                return None
+            self._keep(found)
+        return self._parsed[number]
+
+    def _keep(self, found: PolicyVersion) -> int:
+        self._parsed[found.version] = self.parse(found.doc)
+        return found.version
 
 
 # ------------------------------------------------------------------ HTTP
@@ -318,8 +353,10 @@ def policy_routes(store: PolicyStore, validate: Validate, bus: CommandBus, clock
         except PolicyInvalid as exc:
             return JSONResponse({"detail": exc.message, "field": exc.field, "code": exc.code}, status_code=422)
         document: Doc = doc if isinstance(doc, dict) else {}
-        return await bus.run(
+        answer = await bus.run(
             Command(f"save_{name}", name, who, key, reason), store,
             lambda newest: new_version(newest, document, validate, expected, who, clock.now(), reason), topic)
+        store.saves += 1  # committed: this replica's LivePolicy takes it at its next use
+        return answer
 
     return api

@@ -100,10 +100,11 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /warnings": frozenset({OFFICE, LEADER}),  # 预警
         "GET /warnings/{warning_id}": frozenset({OFFICE, LEADER}),
         "GET /warnings/{warning_id}/letter": frozenset({OFFICE, LEADER}),  # 预警函
-        "GET /sla/policy": frozenset({OFFICE, ADMIN, LEADER}),  # 时限政策 (issue 10)
-        "GET /sla/policy/versions": frozenset({OFFICE, ADMIN, LEADER}),
-        "GET /sla/policy/versions/{version}": frozenset({OFFICE, ADMIN, LEADER}),
-        "PUT /sla/policy": frozenset({ADMIN}),
+        # 时限政策 as a versioned policy (hotline/policies.py): the office and leaders read it, admins save it
+        "GET /policies/sla_policy": frozenset({OFFICE, ADMIN, LEADER}),
+        "GET /policies/sla_policy/versions": frozenset({OFFICE, ADMIN, LEADER}),
+        "GET /policies/sla_policy/versions/{version}": frozenset({OFFICE, ADMIN, LEADER}),
+        "PUT /policies/sla_policy": frozenset({ADMIN}),
         # 预警规则 as a versioned policy (hotline/policies.py): the office and admins read and edit it
         "GET /policies/warning_rules": frozenset({OFFICE, ADMIN, LEADER}),
         "GET /policies/warning_rules/versions": frozenset({OFFICE, ADMIN, LEADER}),

@@ -91,7 +91,7 @@ class SlaSettings(BaseModel):
     scan_batch: int = 500  # timers fired per store transaction
     policy_refresh_seconds: float = 5  # how long a replica trusts its copy of the current policy
     calendar_warn_days: int = 60  # warn (loudly) when the working-day calendar is known fewer days ahead
-    gauge_seconds: float = 30  # how often the SLA gauges (overdue, due within 24 h, backlog, levels) are recomputed
+    gauge_seconds: float = 30  # how often the SLA gauges (overdue, due soon, backlog, levels...) are recomputed
     level_gauge_seconds: float = 60  # how often the supervision-record gauges (open, resolution ratio) are recounted
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -83,6 +83,20 @@ def settings(test_env: dict[str, str]) -> Settings:
     from hotline_dev.launcher import settings_for
 
     return settings_for(test_env)
+
+
+@pytest.fixture
+async def scratch_db(settings: Settings) -> AsyncIterator[object]:
+    """A database of the test's own on the real store, dropped after it."""
+    from hotline import mongo
+
+    client = mongo.client(settings)
+    db = client[f"{settings.mongo.database_prefix}_scratch_{uuid.uuid4().hex[:8]}"]
+    try:
+        yield db
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
 
 
 @pytest.fixture(scope="session")

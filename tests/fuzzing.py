@@ -33,6 +33,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from pymongo import AsyncMongoClient
 
 from hotline import mongo
+from hotline.inbound import TICKET_ID
 from hotline.settings import Settings
 from hotline.v1 import services_pb2, ticket_pb2
 from services.intake import core
@@ -246,7 +247,7 @@ def _bad_time(rng: Random, obj: dict[str, Any], tid: str) -> tuple[bytes, frozen
 def _bad_id(rng: Random, obj: dict[str, Any], tid: str) -> tuple[bytes, frozenset[str]]:
     _drop(obj, "cityTicketId")
     bad = rng.choice(BAD_IDS) if rng.random() < 0.7 else any_text(rng, 5)
-    obj["cityTicketId"] = bad if not core.TICKET_ID.match(bad) else bad + " "
+    obj["cityTicketId"] = bad if not TICKET_ID.match(bad) else bad + " "
     return encode(obj), frozenset({"schema", "missing_field"})
 
 

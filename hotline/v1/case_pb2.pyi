@@ -404,7 +404,9 @@ Global___Reply: _TypeAlias = Reply  # noqa: Y015
 
 @_typing.final
 class Extension(_message.Message):
-    """An extension (延期): at most one per dispatch round, at most 10 working days, decided by the office."""
+    """An extension (延期): the latest one asked in this dispatch round, decided by the office. The SLA
+    policy sets how many a round may ask (max_extensions) and how long each may be.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -416,6 +418,8 @@ class Extension(_message.Message):
     DECISION_REASON_FIELD_NUMBER: _builtins.int
     DECIDED_AT_FIELD_NUMBER: _builtins.int
     PREVIOUS_REPLY_DUE_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    APPROVED_BEFORE_FIELD_NUMBER: _builtins.int
     working_days: _builtins.int
     """asked for"""
     reason: _builtins.str
@@ -423,6 +427,10 @@ class Extension(_message.Message):
     granted_working_days: _builtins.int
     """the office may grant fewer than asked"""
     decision_reason: _builtins.str
+    number: _builtins.int
+    """1 for the round's first extension, 2 for its second..."""
+    approved_before: _builtins.int
+    """extensions of this round approved before this one"""
     @_builtins.property
     def requested_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -440,10 +448,12 @@ class Extension(_message.Message):
         decision_reason: _builtins.str = ...,
         decided_at: _timestamp_pb2.Timestamp | None = ...,
         previous_reply_due: _timestamp_pb2.Timestamp | None = ...,
+        number: _builtins.int = ...,
+        approved_before: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "previous_reply_due", b"previous_reply_due", "requested_at", b"requested_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "decision_reason", b"decision_reason", "granted_working_days", b"granted_working_days", "previous_reply_due", b"previous_reply_due", "reason", b"reason", "requested_at", b"requested_at", "status", b"status", "working_days", b"working_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_before", b"approved_before", "decided_at", b"decided_at", "decision_reason", b"decision_reason", "granted_working_days", b"granted_working_days", "number", b"number", "previous_reply_due", b"previous_reply_due", "reason", b"reason", "requested_at", b"requested_at", "status", b"status", "working_days", b"working_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -380,7 +380,7 @@ class Case(_message.Message):
 
     @_builtins.property
     def extension(self) -> _case_pb2.Extension:
-        """延期, at most one per dispatch round"""
+        """延期, the latest of this dispatch round"""
 
     @_builtins.property
     def park(self) -> _case_pb2.Park:

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from hotline.v1 import case_pb2 as _case_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -208,6 +209,7 @@ class Ticket(_message.Message):
     TIME_LIMIT_WORKING_DAYS_FIELD_NUMBER: _builtins.int
     REPEAT_OF_FIELD_NUMBER: _builtins.int
     CALLER_KEY_FIELD_NUMBER: _builtins.int
+    ATTACHMENTS_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     """= city_ticket_id for city tickets"""
     city_ticket_id: _builtins.str
@@ -240,6 +242,10 @@ class Ticket(_message.Message):
     def repeat_of(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """earlier tickets from the same caller or address (重复诉求)"""
 
+    @_builtins.property
+    def attachments(self) -> _containers.RepeatedCompositeFieldContainer[_case_pb2.Attachment]:
+        """a deputy's photos and files, by reference (http/https), never the bytes"""
+
     def __init__(
         self,
         *,
@@ -262,10 +268,11 @@ class Ticket(_message.Message):
         time_limit_working_days: _builtins.int = ...,
         repeat_of: _abc.Iterable[_builtins.str] | None = ...,
         caller_key: _builtins.str = ...,
+        attachments: _abc.Iterable[_case_pb2.Attachment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["caller", b"caller", "dispatched_at", b"dispatched_at", "ingested_at", b"ingested_at", "received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "caller", b"caller", "caller_key", b"caller_key", "category", b"category", "channel", b"channel", "city_ticket_id", b"city_ticket_id", "content", b"content", "dispatched_at", b"dispatched_at", "ingested_at", b"ingested_at", "received_at", b"received_at", "repeat_of", b"repeat_of", "source", b"source", "street", b"street", "tags", b"tags", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "time_limit_working_days", b"time_limit_working_days", "title", b"title", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "attachments", b"attachments", "caller", b"caller", "caller_key", b"caller_key", "category", b"category", "channel", b"channel", "city_ticket_id", b"city_ticket_id", "content", b"content", "dispatched_at", b"dispatched_at", "ingested_at", b"ingested_at", "received_at", b"received_at", "repeat_of", b"repeat_of", "source", b"source", "street", b"street", "tags", b"tags", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "time_limit_working_days", b"time_limit_working_days", "title", b"title", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

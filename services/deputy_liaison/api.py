@@ -22,6 +22,7 @@ from hotline.api import grpc_idempotency_key, idempotency_key
 from hotline.auth import Principal
 from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, Decision, Illegal, Invalid, NotFound
+from hotline.directory import Directory
 from hotline.envelope import Event
 from hotline.mongo import Doc
 from hotline.policy import Role
@@ -29,7 +30,6 @@ from hotline.text import TEXT_LIMITS, clean_text
 from hotline.v1 import deputy_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from services.deputy_liaison import core, documents
 from services.deputy_liaison.store import DeputyRepository, DeputyStore, DocRepository, SubmissionRepository
-from services.routing.core import Directory
 
 ID = r"^[A-Za-z0-9_\-]{1,32}$"
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"

@@ -9,8 +9,8 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from prometheus_client import Gauge
 
+from hotline.directory import Directory
 from hotline.mongo import Doc
-from services.routing.core import Directory
 
 LEVEL_NAMES = {"national": "全国人大代表", "provincial": "省人大代表", "municipal": "市人大代表",
                "district": "区人大代表"}

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 from hotline import pb
 from hotline.api import as_json
+from hotline.directory import Directory
 from hotline.envelope import Event, EventTypes, Record
 from hotline.mongo import Doc
 from hotline.v1 import case_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2
 from services.deputy_liaison.core import notification, submission_id_of
 from services.deputy_liaison.store import DeputyStore
-from services.routing.core import Directory
 
 # status code and the deputy's words for each case event (when the event says more, see status_of)
 STATUS: dict[type[Any], tuple[str, str]] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from hotline.directory import DIRECTORY_FILE, Directory
 from hotline.kafka import ConsumerSpec
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
@@ -12,7 +13,6 @@ from services.deputy_liaison import store as store_module
 from services.deputy_liaison.api import DeputyGrpc, Liaison, http_routes
 from services.deputy_liaison.core import ListPolicy
 from services.deputy_liaison.handlers import CaseFollowing, TicketFacts
-from services.routing.core import DATA_DIR, Directory
 
 NAME = "deputy_liaison"
 FIGURES_EVERY_SECONDS = 30.0  # how often the Prometheus figures of deputy work are refreshed
@@ -20,7 +20,7 @@ FIGURES_EVERY_SECONDS = 30.0  # how often the Prometheus figures of deputy work 
 
 async def build(rt: Runtime) -> Service:
     store = store_module.DeputyStore(rt.db)
-    directory = Directory.from_file(DATA_DIR / "directory.json")
+    directory = Directory.from_file(DIRECTORY_FILE)
     topics = {t: rt.topic(t) for t in ("deputy_submissions", "deputy_events", "notifications")}
     liaison = Liaison(store, rt.commands, topics, rt.clock, directory,
                       ListPolicy.load(rt.settings.deputy.monthly_list_policy))

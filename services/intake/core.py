@@ -11,18 +11,20 @@ limit (docs/city-format.md).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hotline import pb, privacy
 from hotline.envelope import PermanentError
-from hotline.inbound import parse_json
+from hotline.inbound import TICKET_ID, parse_json
 from hotline.text import CALLER_LIMITS, MAX_TAG_CHARS, MAX_TAGS, TEXT_LIMITS, clean_text
-from hotline.v1 import ticket_pb2
+from hotline.v1 import case_pb2, ticket_pb2
 
-TICKET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}\Z")
 DEPUTY_PREFIX = "RD-"  # ticket ids of deputy submissions; a city ticket may not use it
+ATTACHMENT_URI = re.compile(r"^https?://\S{1,500}\Z")  # a reference a browser may open, nothing else
+MAX_ATTACHMENTS = 20
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no ticket of this platform's era was received before
 
 
@@ -109,6 +111,18 @@ def _show(stamp: Timestamp) -> str:
 
 def _show_dt(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def checked_attachments(items: Iterable[case_pb2.Attachment]) -> list[case_pb2.Attachment]:
+    """A deputy's attachments as the ticket keeps them: http(s) references only, names cleaned."""
+    items = list(items)
+    if len(items) > MAX_ATTACHMENTS:
+        raise PermanentError("schema", f"{len(items)} attachments, at most {MAX_ATTACHMENTS}")
+    for i, a in enumerate(items):
+        if not ATTACHMENT_URI.match(a.uri):
+            raise PermanentError("schema", f"attachments[{i}].uri is not an http(s) reference: {a.uri[:80]!r}")
+    return [case_pb2.Attachment(uri=a.uri, name=clean_text(a.name)[:200], content_type=a.content_type[:100])
+            for a in items]
 
 
 def to_ticket(city: ticket_pb2.CityTicket, ticket_id: str, source: str, ingested_at: datetime) -> ticket_pb2.Ticket:

@@ -10,6 +10,7 @@ from prometheus_client import Counter
 from hotline import observability as obs
 from hotline.clock import Clock, SystemClock
 from hotline.envelope import Event, EventTypes, PermanentError, Record
+from hotline.inbound import TICKET_ID
 from hotline.v1 import events_pb2, ticket_pb2
 from services.intake import core
 from services.intake.store import MAX_REPEAT_LINKS, TicketStore
@@ -45,11 +46,13 @@ class TicketIntake:
             if not submission.submission_id:
                 raise PermanentError("missing_field", "submission_id is empty")
             ticket_id = core.DEPUTY_PREFIX + submission.submission_id
-            if not core.TICKET_ID.match(ticket_id):
+            if not TICKET_ID.match(ticket_id):
                 raise PermanentError("schema", f"submission_id {submission.submission_id[:80]!r} makes no ticket id")
             core.normalize_text(submission.ticket)
             core.validate(submission.ticket, latest)
-            return core.to_ticket(submission.ticket, ticket_id, "deputy", now)
+            ticket = core.to_ticket(submission.ticket, ticket_id, "deputy", now)
+            ticket.attachments.extend(core.checked_attachments(submission.attachments))
+            return ticket
         city = core.parse_city_ticket(record.value, latest)
         return core.to_ticket(city, city.city_ticket_id, "city", now)
 

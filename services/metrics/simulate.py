@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from hotline import pb
+from hotline.directory import DIRECTORY_FILE
 from hotline.envelope import Event
 from hotline.settings import REPO_ROOT
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, ticket_pb2
@@ -46,7 +47,7 @@ def lifecycles(period: Period, per_day: int = 60, seed: int = 0, as_of: datetime
     """Facts of tickets received from ``lead_days`` before the period to its end, as known at
     ``as_of`` (default: the period's end + 20 days, so most cases are evaluated)."""
     rng = random.Random(seed)
-    directory = json.loads((ROUTING_DATA / "directory.json").read_text("utf-8"))
+    directory = json.loads(DIRECTORY_FILE.read_text("utf-8"))
     items = json.loads((ROUTING_DATA / "responsibilities.json").read_text("utf-8"))["responsibilities"]
     units = {u["unit_id"]: (u["name"], UNIT_TYPE_KEYS[u["unit_type"]]) for u in directory["units"]}
     streets = [uid for uid, (_, kind) in units.items() if kind == "street"]

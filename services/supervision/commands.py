@@ -22,7 +22,7 @@ from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from services.supervision import lifecycle
 from services.supervision.core import open_case
 from services.supervision.sla import SlaClock, Unit
-from services.supervision.store import CaseClocks, CaseRepository, CaseStore, PolicyStore
+from services.supervision.store import CaseClocks, CaseRepository, CaseStore, SlaPolicies
 
 MAX_KEY = 200
 
@@ -43,8 +43,9 @@ def reason_of(request: Message) -> str:
 
 
 class CasePolicies:
-    """The lifecycle's policy for one command on one case: the extension cap of the SLA policy
-    version the case started with, and a re-dispatch's case opened under the current version."""
+    """The lifecycle's policy for one command on one case: the extension cap and count
+    (max_extensions) of the SLA policy version the case started with, and a re-dispatch's case
+    opened under the current version."""
 
     def __init__(self, base: lifecycle.Policy, store: CaseStore, clocks: CaseClocks) -> None:
         self.base = base
@@ -52,7 +53,7 @@ class CasePolicies:
         self.clocks = clocks
 
     @property
-    def policies(self) -> PolicyStore:
+    def policies(self) -> SlaPolicies:
         return self.clocks.policies
 
     @property
@@ -71,7 +72,9 @@ class CasePolicies:
         def opened(assigned: events_pb2.TicketAssigned, now: datetime) -> events_pb2.Case:
             return open_case(assigned, now, current, calendar, assist_days)[0]
 
-        return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap), open_case=opened)
+        most = limits.max_extensions if limits is not None else current.max_extensions
+        return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap, max_extensions=most),
+                       open_case=opened)
 
 
 class CaseCommands:

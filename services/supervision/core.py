@@ -31,10 +31,12 @@ from datetime import UTC, datetime
 from hotline import pb
 from hotline.calendar import WorkCalendar
 from hotline.envelope import Event, PermanentError
-from hotline.inbound import parse_json  # the city's JSON is read one way
+from hotline.inbound import (
+    TICKET_ID,
+    parse_json,  # the city's JSON is read one way
+)
 from hotline.timers import Fired, Stage, Timer
 from hotline.v1 import case_pb2, deadlines_pb2, events_pb2, lifecycle_pb2
-from services.intake.core import TICKET_ID
 from services.supervision.sla import CaseFacts, Limits, Policy, SlaClock, limits_for
 
 SYSTEM_SUPERVISION = 1  # 系统督办: raised automatically on the first missed deadline

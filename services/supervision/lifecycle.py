@@ -159,7 +159,8 @@ class Limits:
     """The lifecycle's limits: the extension cap comes from the case's SLA policy
     (services/supervision/sla.py), the rest from settings.limits."""
 
-    extension_max_working_days: int = 10  # 延期: once, at most 10 working days
+    extension_max_working_days: int = 10  # 延期: at most 10 working days each
+    max_extensions: int = 1  # 延期: how many a dispatch round may ask (the SLA policy's max_extensions)
     redo_working_days: int = 5  # 重办: the new limit when none is given
     redo_max_working_days: int = 30
     assist_working_days: int = 3  # 协办: contribution due after the case opened
@@ -464,15 +465,23 @@ def _reply(step: Step, request: lifecycle_pb2.ReplyRequest) -> None:
 
 
 def _request_extension(step: Step, request: lifecycle_pb2.RequestExtensionRequest) -> None:
-    c = step.case
-    if c.HasField("extension"):
-        raise Illegal("an extension (延期) can be asked once per dispatch; this case had one "
-                      f"({case_pb2.ExtensionStatus.Name(c.extension.status)})")
+    c, most = step.case, step.policy.limits.max_extensions
+    asked = max(c.extension.number, 1) if c.HasField("extension") else 0  # (a case of before numbering: 1)
+    if asked >= most:
+        raise Illegal(f"a dispatch round may ask {most} extension(s) (延期) under the SLA policy; this case "
+                      f"asked {asked} ({case_pb2.ExtensionStatus.Name(c.extension.status)})")
+    approved = approved_extensions(c)
     c.extension.CopyFrom(case_pb2.Extension(
         working_days=request.working_days, reason=request.reason, requested_at=pb.ts(step.now),
-        status=case_pb2.EXTENSION_STATUS_REQUESTED))
+        status=case_pb2.EXTENSION_STATUS_REQUESTED, number=asked + 1, approved_before=approved))
     step.emit(lifecycle_pb2.ExtensionRequested, EXTENSION_REQUESTED, request.reason,
               f"延期申请 {request.working_days} 个工作日", extension=c.extension)
+
+
+def approved_extensions(c: events_pb2.Case) -> int:
+    """Extensions of this dispatch round approved so far."""
+    ext = c.extension
+    return ext.approved_before + (ext.status == case_pb2.EXTENSION_STATUS_APPROVED) if c.HasField("extension") else 0
 
 
 def _decide_extension(step: Step, request: lifecycle_pb2.DecideExtensionRequest) -> None:
@@ -594,7 +603,7 @@ def _redo(c: events_pb2.Case, step: Step, days: int) -> None:
 
 
 def city_result(c: events_pb2.Case, now: datetime) -> lifecycle_pb2.CityResult:
-    ext = c.extension.status == case_pb2.EXTENSION_STATUS_APPROVED
+    ext = approved_extensions(c) > 0
     result = lifecycle_pb2.CityResult(
         result_id=result_id(c), city_ticket_id=c.city_ticket_id, ticket_id=c.ticket_id, result=c.reply.result,
         text=c.reply.text, explanation=c.reply.explanation, attachments=c.reply.attachments,

@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 from hotline import policies
 from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
+from hotline.directory import DIRECTORY_FILE
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
-from hotline.settings import REPO_ROOT
 from hotline.timers import Timers
 from hotline.v1 import events_pb2, services_pb2_grpc, supervision_pb2_grpc
+from services.supervision import sla as sla_module
 from services.supervision import store as store_module
 from services.supervision import warning_policy
 from services.supervision.api import SupervisionGrpc, http_routes
@@ -27,16 +28,12 @@ from services.supervision.escalation_store import INDEXES as ESCALATION_INDEXES
 from services.supervision.escalation_store import EscalationCommands, unit_types
 from services.supervision.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
 from services.supervision.lifecycle import Limits, PeriodDeadlines, Policy
-from services.supervision.sla import parse_policy
-from services.supervision.sla_api import sla_routes
 from services.supervision.sla_metrics import SlaGauges
 from services.supervision.warning_api import warning_routes
 from services.supervision.warning_handlers import WarningInbox
 from services.supervision.warning_store import INDEXES as WARNING_INDEXES
 from services.supervision.warning_store import WarningStore
 from services.supervision.warnings import RULES_FILE, Rules, street_finder
-
-DIRECTORY = REPO_ROOT / "services" / "routing" / "data" / "directory.json"  # the jurisdiction gazetteer (属地)
 
 NAME = "supervision"
 log = get_logger(__name__)
@@ -63,8 +60,11 @@ async def build(rt: Runtime) -> Service:
     calendar = WorkCalendar(sla.calendar_file, tz)
     check_calendar(calendar, rt.clock, sla.calendar_warn_days)
     store = store_module.CaseStore(rt.db)
-    sla_policies = store_module.PolicyStore(rt.db, rt.clock, sla.policy_refresh_seconds)
-    current = await sla_policies.seed(parse_policy(json.loads(sla.policy_file.read_text("utf-8"))))
+    sla_store = policies.PolicyStore(rt.db, sla_module.POLICY_NAME)  # 时限政策: versions, the file seeds a newer one
+    shipped = json.loads(sla.policy_file.read_text("utf-8"))
+    await sla_store.ensure(shipped, f"system:{NAME}", rt.clock.now(), sla_module.parse_policy(shipped).version)
+    sla_policies = policies.LivePolicy(sla_store, sla_module.parse_policy, sla.policy_refresh_seconds)
+    current = await sla_policies.current()
     log.info("SLA policy", version=current.version, lanes=[lane.name for lane in current.lanes])
     out_topic = rt.topic("case_events")
     timers = Timers(rt.db, rt.outbox, rt.clock, DeadlineAlarms(store, out_topic), collection="cases",
@@ -80,7 +80,7 @@ async def build(rt: Runtime) -> Service:
     warning_store = WarningStore(rt.db)
     rules_store = warning_policy.store(rt.db)  # 预警规则: versions, the shipped file first
     await rules_store.ensure(json.loads(RULES_FILE.read_text("utf-8")), f"system:{NAME}", rt.clock.now())
-    directory = json.loads(DIRECTORY.read_text("utf-8"))
+    directory = json.loads(DIRECTORY_FILE.read_text("utf-8"))  # the jurisdiction gazetteer (属地)
     warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(directory),
                                  rt.topic("warning_events"), newest=warning_policy.live(rules_store).current)
     # 督办 levels, whistles, meetings, merges (escalation*.py): the one writer of a case's supervision level
@@ -88,7 +88,7 @@ async def build(rt: Runtime) -> Service:
                                     out_topic, unit_types(directory), rt.topic("city_results"),
                                     clocks=case_policies.clocks)
 
-    gauges = SlaGauges(store.cases, rt.clock)
+    gauges = SlaGauges(store.cases, store.db[store_module.INBOX], rt.clock)
 
     async def deadline_timers() -> None:
         await timers.run_forever(sla.scan_seconds)
@@ -102,10 +102,11 @@ async def build(rt: Runtime) -> Service:
     return Service(
         http=app,
         routes=[http_routes(store, commands), warning_routes(warning_store, tz),
-                sla_routes(sla_policies, rt.commands, out_topic),
                 escalation_routes(escalation, tz),
                 policies.policy_routes(rules_store, warning_policy.validate, rt.commands, rt.clock,
-                                       rt.topic("warning_events"), "预警规则 (early-warning rules)")],
+                                       rt.topic("warning_events"), "预警规则 (early-warning rules)"),
+                policies.policy_routes(sla_store, sla_module.validate, rt.commands, rt.clock, out_topic,
+                                       "时限政策 (SLA policy; new cases take the new version, a case keeps its own)")],
         grpc=[GrpcApi(SupervisionGrpc(store, commands), services_pb2_grpc.add_SupervisionServiceServicer_to_server,
                       "hotline.v1.SupervisionService"),
               GrpcApi(EscalationGrpc(escalation), supervision_pb2_grpc.add_EscalationServiceServicer_to_server,

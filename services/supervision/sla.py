@@ -1,8 +1,10 @@
 """The SLA policy (时限政策) as data, and the pure resolver ``limits_for(facts, policy)``.
 
-The policy is a versioned JSON document (``data/sla_policy.json`` seeds the store; the office
-replaces it through the admin API, each replacement a new version). A case is stamped with the
-version it started with (``Case.policy_version``) and keeps it for life.
+The policy is a versioned JSON document, one of the kit's versioned policies (hotline/policies.py,
+named ``sla_policy``): ``data/sla_policy.json`` seeds the store when its version is newer than every
+stored one; an administrator saves the next versions at ``PUT /policies/sla_policy``, checked by
+:func:`validate` (this module's :func:`parse_policy`). A case is stamped with the version it started
+with (``Case.policy_version``) and keeps it for life.
 
 Shape of a policy::
 
@@ -37,6 +39,7 @@ from typing import Any
 
 from hotline import pb
 from hotline.calendar import WorkCalendar
+from hotline.policies import PolicyInvalid
 from hotline.v1 import deadlines_pb2, events_pb2, ticket_pb2
 
 
@@ -153,10 +156,6 @@ class Policy:
     lanes: tuple[Lane, ...]
     doc: Mapping[str, Any] = field(compare=False, repr=False)  # the document as stored
 
-    def to_doc(self) -> dict[str, Any]:
-        """As the audit trail keeps it (hotline.commands.as_doc)."""
-        return {"version": self.version, "policy": dict(self.doc)}
-
 
 @dataclass(frozen=True)
 class Limits:
@@ -218,7 +217,9 @@ def limits_of(policy: Policy, lanes: Sequence[str], city_reply_working_days: int
 
 # -- parsing and validation ----------------------------------------------------------------------
 
+POLICY_NAME = "sla_policy"  # among the versioned policies (hotline/policies.py): GET/PUT /policies/sla_policy
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+PROBLEM_FIELD = re.compile(r"^([a-z_]+(?:\[\d+\])?)(?: \([^)]*\))?((?:\.[a-z_]+)*)(?::| must)")  # a lane's name aside
 TOP_KEYS = {"version", "name", "effective_from", "source", "due_soon_fraction", "max_extensions", "defaults",
             "lanes"}
 LANE_KEYS = {"name", "label", "when", "limits"}
@@ -270,14 +271,19 @@ def parse_policy(doc: Mapping[str, Any]) -> Policy:
     return Policy(version, float(fraction), max_extensions, defaults, tuple(lanes), copy.deepcopy(dict(doc)))
 
 
-def next_policy(current: Policy, proposed: Mapping[str, Any], based_on: int | None = None) -> Policy:
-    """The policy that replaces ``current``: ``proposed`` validated, with the next version number.
-
-    ``based_on`` is the version the editor started from; if another change came first the
-    replacement is refused rather than silently undoing that change."""
-    if based_on is not None and based_on != current.version:
-        raise PolicyError([f"the policy changed: it is at version {current.version}, the edit was based on {based_on}"])
-    return parse_policy({**proposed, "version": current.version + 1})
+def validate(doc: Any) -> None:
+    """The check of a new version (hotline.policies.Validate): :func:`parse_policy`, whatever the
+    document says its version is (the store numbers it). The refusal lists every problem and names
+    the field of the first (``field``, a dotted path such as ``lanes[2].limits.reply``)."""
+    if not isinstance(doc, Mapping):
+        raise PolicyInvalid("", "a policy is a JSON object")
+    try:
+        parse_policy({**doc, "version": 1})
+    except PolicyError as exc:
+        refusal = PolicyInvalid("", str(exc))  # every problem, in parse_policy's words
+        found = PROBLEM_FIELD.match(exc.problems[0])
+        refusal.field = found.group(1) + found.group(2) if found else ""
+        raise refusal from exc
 
 
 def _period(raw: Any, where: str, problems: list[str]) -> Period | None:

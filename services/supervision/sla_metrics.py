@@ -1,5 +1,7 @@
 """SLA and supervision figures for Prometheus: open cases overdue now and due within 24 h by the
-primary unit's type and category, the backlog by age band, open cases by supervision level (督办).
+primary unit's type and category, the backlog by age band, open cases by supervision level (督办),
+and the city evaluations (回访) still waiting for their case (one whose ticket never reached the
+district would wait for good: the oldest one's age is alerted on).
 
 Labels are bounded: unit types are an enum, categories the first-level list (at most
 ``MAX_CATEGORIES``, the rest counted as ``other``), age bands and levels fixed sets; never a
@@ -31,6 +33,9 @@ DUE_SOON = Gauge("hotline_cases_due_within_24h", "Open cases whose running deadl
 BACKLOG = Gauge("hotline_case_backlog", "Open cases by age since the city received the ticket (age band).", ["age"])
 SUPERVISED = Gauge("hotline_cases_supervised", "Open cases under supervision (督办), by level (1 system ... 4 leader).",
                    ["level"])
+WAITING = Gauge("hotline_evaluations_waiting", "City evaluations (回访) kept because their case does not exist yet.")
+WAITING_OLDEST = Gauge("hotline_evaluation_wait_oldest_seconds",
+                       "Age of the oldest city evaluation waiting for its case (0 when none waits).")
 
 # (label, upper bound) of the backlog's age bands, youngest first; the last is open-ended
 AGE_BANDS: tuple[tuple[str, timedelta | None], ...] = (
@@ -51,6 +56,8 @@ class Figures:
     due_soon: Tally[tuple[str, str]] = field(default_factory=Tally)
     backlog: dict[str, int] = field(default_factory=lambda: dict.fromkeys((b for b, _ in AGE_BANDS), 0))
     supervised: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
+    waiting: int = 0
+    waiting_oldest_seconds: float = 0.0
 
 
 def unit_type(doc: Mapping[str, Any]) -> str:
@@ -65,8 +72,10 @@ def age_band(age: timedelta) -> str:
     raise AssertionError("the last band is open-ended")
 
 
-def figures(cases: Iterable[Mapping[str, Any]], now: datetime, horizon: timedelta = timedelta(hours=24)) -> Figures:
-    """Count open cases (documents with the ``FIELDS`` above) as of ``now`` (pure)."""
+def figures(cases: Iterable[Mapping[str, Any]], now: datetime, horizon: timedelta = timedelta(hours=24),
+            waiting_since: Iterable[datetime] = ()) -> Figures:
+    """Count open cases (documents with the ``FIELDS`` above) and the evaluations waiting for
+    their case (when the city evaluated each) as of ``now`` (pure)."""
     docs = list(cases)
     by_category = Tally(str(d.get("category") or "") for d in docs)
     kept = {c for c, _ in by_category.most_common(MAX_CATEGORIES)}
@@ -86,6 +95,9 @@ def figures(cases: Iterable[Mapping[str, Any]], now: datetime, horizon: timedelt
         level = str(int(d.get("supervision_level") or 0))
         if level in out.supervised:
             out.supervised[level] += 1
+    since = list(waiting_since)
+    out.waiting = len(since)
+    out.waiting_oldest_seconds = max(((now - at).total_seconds() for at in since), default=0.0)
     return out
 
 
@@ -99,17 +111,22 @@ def publish(f: Figures) -> None:
         BACKLOG.labels(band).set(n)
     for level, n in f.supervised.items():
         SUPERVISED.labels(level).set(n)
+    WAITING.set(f.waiting)
+    WAITING_OLDEST.set(max(0.0, f.waiting_oldest_seconds))
 
 
 class SlaGauges:
-    def __init__(self, cases: Any, clock: Clock) -> None:  # cases: the AsyncCollection of case documents
+    def __init__(self, cases: Any, inbox: Any, clock: Clock) -> None:  # the AsyncCollections of cases and the inbox
         self.cases = cases
+        self.inbox = inbox
         self.clock = clock
         publish(Figures())  # every band and level at zero from the start
 
     async def refresh(self) -> Figures:
         docs: list[Doc] = await self.cases.find(OPEN, FIELDS).to_list()
-        result = figures(docs, self.clock.now())
+        waiting: list[Doc] = await self.inbox.find({}, {"_id": 0, "evaluated_at": 1}).to_list()
+        since = [d["evaluated_at"] for d in waiting if isinstance(d.get("evaluated_at"), datetime)]  # (tz-aware)
+        result = figures(docs, self.clock.now(), waiting_since=since)
         publish(result)
         return result
 

@@ -1,6 +1,7 @@
 """Supervision's store: one case per ticket (collection ``cases``), the current dispatch round,
-with its clocks (the ``timers`` field of hotline/timers.py, embedded), and the SLA policy
-versions (``sla_policies``).
+with its clocks (the ``timers`` field of hotline/timers.py, embedded). The SLA policy's versions
+are the kit's versioned policy ``sla_policy`` (hotline/policies.py, :data:`SlaPolicies`); a case
+keeps the version it started with, and its limits are rebuilt from it (:func:`limits_of_doc`).
 
 Each open case carries ``next_deadline``: the due time of the clock now running (sign-off
 while awaiting sign-off, the reply deadline while the unit handles it, asks for an extension
@@ -21,29 +22,24 @@ entry per command, with actor, reason, before and after.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from hotline import audit, pb
 from hotline import timers as timers_module
 from hotline.calendar import WorkCalendar
-from hotline.clock import Clock
-from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
+from hotline.policies import LivePolicy
 from hotline.timers import Timers
 from hotline.v1 import events_pb2, lifecycle_pb2
 from services.supervision.core import case_timers
 from services.supervision.lifecycle import evaluation_of
-from services.supervision.sla import Limits, Policy, PolicyError, limits_of, parse_policy
-
-log = get_logger(__name__)
+from services.supervision.sla import Limits, Policy, limits_of
 
 INBOX = "evaluation_inbox"
 INDEXES = {
@@ -58,6 +54,17 @@ INDEXES = {
 REPLY_CLOCK = frozenset({events_pb2.CASE_STATE_IN_PROGRESS, events_pb2.CASE_STATE_SENT_BACK,
                          events_pb2.CASE_STATE_EXTENSION_REQUESTED, events_pb2.CASE_STATE_RETURN_REQUESTED})
 CITY_DAYS = "sla_city_days"  # the city's own reply limit, kept when it set one (the rest is on the Case)
+
+
+SlaPolicies = LivePolicy[Policy]  # the SLA policy's versions, parsed (hotline/policies.py, sla.POLICY_NAME)
+
+
+async def limits_of_doc(policies: SlaPolicies, doc: Mapping[str, Any]) -> Limits:
+    """The limits of a stored case (its policy version, lanes and the city's limit); a case
+    without a version (opened before the policy existed) gets the current policy's."""
+    version = int(doc.get("policy_version", 0) or 0)
+    policy = (await policies.get(version) if version else None) or await policies.current()
+    return limits_of(policy, doc.get("sla_lanes", []), int(doc.get(CITY_DAYS, 0) or 0))
 
 
 def sla_extras(limits: Limits) -> Doc:
@@ -107,12 +114,12 @@ class CaseStore:
         ) for c in cases if c.ticket_id not in existed])
         return existed
 
-    async def limits(self, ticket_id: str, policies: PolicyStore, session: AsyncClientSession | None = None,
+    async def limits(self, ticket_id: str, policies: SlaPolicies, session: AsyncClientSession | None = None,
                      ) -> Limits | None:
         """The limits the case started with: its policy version, its lanes, the city's limit."""
         doc = await self.cases.find_one({"_id": ticket_id}, {"policy_version": 1, "sla_lanes": 1, CITY_DAYS: 1},
                                         session=session)
-        return None if doc is None else await policies.limits_of_doc(doc)
+        return None if doc is None else await limits_of_doc(policies, doc)
 
     async def list(self, state: str | None, unit_id: str | None, after: str, limit: int,
                    assisting: bool = False) -> list[events_pb2.Case]:
@@ -145,7 +152,7 @@ class CaseStore:
 class CaseClocks:
     """What a saved case needs to get its clocks: the policy versions, the calendar, the timers."""
 
-    def __init__(self, policies: PolicyStore, calendar: WorkCalendar, timers: Timers) -> None:
+    def __init__(self, policies: SlaPolicies, calendar: WorkCalendar, timers: Timers) -> None:
         self.policies = policies
         self.calendar = calendar
         self.timers = timers
@@ -153,8 +160,8 @@ class CaseClocks:
     async def fields(self, case: events_pb2.Case, doc: Doc) -> Doc:
         """The timer fields of ``case`` about to replace ``doc`` (its stored document, or the
         limits-keeping extras of a new one): exactly the clocks its state runs."""
-        limits = await self.policies.limits_of_doc({**doc, "policy_version": case.policy_version,
-                                                    "sla_lanes": list(case.sla_lanes)})
+        limits = await limits_of_doc(self.policies, {**doc, "policy_version": case.policy_version,
+                                                     "sla_lanes": list(case.sla_lanes)})
         return self.timers.replacing(doc.get(timers_module.FIELD), case_timers(case, limits, self.calendar))
 
 
@@ -197,86 +204,3 @@ class CaseRepository:
         await self.store.cases.replace_one({"_id": case.ticket_id}, doc, upsert=True, session=session)
         if self._merged:  # they live in the case now
             await self.store.db[INBOX].delete_many({"ticket_id": case.ticket_id}, session=session)
-
-
-class PolicyConflict(Exception):
-    """Another version with this number was stored first."""
-
-
-class PolicyStore:
-    """The SLA policy versions (collection ``sla_policies``, ``_id`` = version), kept for good:
-    a case started under version N is judged under N for life. The newest version is current."""
-
-    def __init__(self, db: AsyncDatabase[Doc], clock: Clock, refresh_seconds: float = 5.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.policies = db["sla_policies"]
-        self.clock = clock
-        self.refresh_seconds = refresh_seconds
-        self.monotonic = monotonic
-        self._versions: dict[int, Policy] = {}  # versions never change: cache them for good
-        self._current: tuple[float, Policy] | None = None
-
-    async def seed(self, policy: Policy) -> Policy:
-        """Store the policy file's version when it is newer than every stored one (start-up);
-        returns the current policy. A stored version always wins over the file."""
-        latest = await self._latest()
-        if latest is None or policy.version > latest.version:
-            try:
-                await self.add(policy, actor="system:policy-file", reason="seeded from the policy file")
-            except PolicyConflict:
-                pass  # another replica seeded it first
-        elif latest.version == policy.version and dict(latest.doc) != dict(policy.doc):
-            log.error("the policy file differs from the stored policy of the same version; the stored one is used",
-                      version=policy.version)
-        return await self.current(refresh=True)
-
-    async def current(self, refresh: bool = False) -> Policy:
-        now = self.monotonic()
-        if refresh or self._current is None or now - self._current[0] > self.refresh_seconds:
-            latest = await self._latest()
-            if latest is None:
-                raise LookupError("no SLA policy stored: seed one first")
-            self._current = (now, latest)
-        return self._current[1]
-
-    async def get(self, version: int) -> Policy | None:
-        if version not in self._versions:
-            doc = await self.policies.find_one({"_id": version})
-            if doc is None:
-                return None
-            self._versions[version] = parse_policy(doc["policy"])
-        return self._versions[version]
-
-    async def add(self, policy: Policy, actor: str, reason: str, session: AsyncClientSession | None = None) -> None:
-        """Store a new version (from :func:`sla.next_policy`); a version is written once."""
-        doc = {"_id": policy.version, "policy": dict(policy.doc), "stored_at": self.clock.now(),
-               "actor": actor, "reason": reason}
-        try:
-            await self.policies.insert_one(doc, session=session)
-        except DuplicateKeyError as exc:
-            raise PolicyConflict(f"version {policy.version} exists already") from exc
-        self._versions[policy.version] = policy
-        self._current = None
-
-    async def limits_of_doc(self, doc: Mapping[str, Any]) -> Limits:
-        """The limits of a stored case (its policy version, lanes and the city's limit); a case
-        without a version (opened before the policy existed) gets the current policy's."""
-        policy = await self.get(int(doc.get("policy_version", 0) or 0)) or await self.current()
-        return limits_of(policy, doc.get("sla_lanes", []), int(doc.get(CITY_DAYS, 0) or 0))
-
-    async def history(self) -> list[Doc]:
-        """Every version, newest first: version, stored_at, actor, reason."""
-        return await self.policies.find({}, {"policy": 0}).sort("_id", DESCENDING).to_list()
-
-    async def _latest(self) -> Policy | None:
-        doc = await self.policies.find_one({}, sort=[("_id", DESCENDING)])
-        if doc is None:
-            return None
-        version = int(doc["_id"])
-        if version not in self._versions:
-            try:
-                self._versions[version] = parse_policy(doc["policy"])
-            except PolicyError:
-                log.error("stored SLA policy is invalid", version=version)
-                raise
-        return self._versions[version]

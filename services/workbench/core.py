@@ -150,48 +150,34 @@ SUGGESTION_SOURCES = {"list": "主协办清单", "classifier": "分类模型"}
 
 @dataclass(frozen=True)
 class EditablePolicy:
-    """A versioned policy edited in the workbench: where its service serves it and the shape of its
-    PUT body. Who may save is the service's own rule (hotline/policy.py ``PUT <path>``)."""
+    """A versioned policy edited in the workbench, served by its service as hotline/policies.py
+    serves every policy (``/policies/<name>``). Who may save is the service's own rule
+    (hotline/policy.py ``PUT /policies/<name>``)."""
 
+    name: str  # the policy's name, in the page's address and the service's
     service: str
     title: str
     shipped: str  # the file shipped with the code (its first version)
-    path: str  # GET: the current version; PUT: save a new one; GET <path>/versions: the history
-    doc_field: str  # the document's key in the answers and in the PUT body
-    based_on_field: str  # the version the edit started from, in the PUT body (409 when another came first)
     viewers: frozenset[Role]  # who may open the page
     effect: str  # what a saved version changes, said in the confirmation
+
+    @property
+    def path(self) -> str:
+        """GET: the current version; PUT: save a new one; GET <path>/versions: the history."""
+        return f"/policies/{self.name}"
 
     @property
     def editors(self) -> frozenset[Role]:
         return policy_roles(self.service, f"PUT {self.path}") or frozenset()
 
-    def body(self, doc: Any, based_on: int, reason: str) -> dict[str, Any]:
-        return {self.doc_field: doc, self.based_on_field: based_on, "reason": reason}
 
-    def current(self, answer: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
-        """The current version as the page shows it: version, doc, and who saved it when and why
-        (from its history row when the answer does not say)."""
-        row = next((h for h in history if h["version"] == answer["version"]), {})
-        return {"actor": "", "at": "", "reason": "", **row, "version": answer["version"],
-                "doc": answer[self.doc_field]}
-
-
-def version_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A history row of either API ({version, actor, at|stored_at, reason})."""
-    return {"version": row.get("version"), "actor": row.get("actor", ""),
-            "at": row.get("at") or row.get("stored_at", ""), "reason": row.get("reason", "")}
-
-
-# Policies edited in the workbench as versions, by the name in the page's address.
-EDITABLE_POLICIES = {
-    "warning_rules": EditablePolicy("supervision", "预警规则", "services/supervision/data/warning_rules.json",
-                                    "/policies/warning_rules", "doc", "expected_version", OFFICE_ROLES,
-                                    "新规则即时生效"),
-    "sla_policy": EditablePolicy("supervision", "时限政策", "services/supervision/data/sla_policy.json",
-                                 "/sla/policy", "policy", "based_on", OFFICE_ROLES | {Role.LEADER},
-                                 "此后新立案件按新版本计时，已立案件仍按其立案时的版本"),
-}
+# Policies edited in the workbench as versions, by name.
+EDITABLE_POLICIES = {p.name: p for p in (
+    EditablePolicy("warning_rules", "supervision", "预警规则", "services/supervision/data/warning_rules.json",
+                   OFFICE_ROLES, "新规则即时生效"),
+    EditablePolicy("sla_policy", "supervision", "时限政策", "services/supervision/data/sla_policy.json",
+                   OFFICE_ROLES | {Role.LEADER}, "此后新立案件按新版本计时，已立案件仍按其立案时的版本"),
+)}
 POLICY_FILES = (
     ("时限政策（签收、联系、办理、延期、退单、派单）", "services/supervision/data/sla_policy.json"),
     ("预警规则", "services/supervision/data/warning_rules.json"),

@@ -353,9 +353,8 @@ def register_policy_editor(app: FastAPI, p: Pages) -> None:
     async def show(request: Request, name: str, text: str = "", reason: str = "", error: str = "",
                    status: int = 200, edited: int = 0) -> Response:
         token, who, policy = editable(request, name)
-        versions = (await services.get(token, policy.service, f"{policy.path}/versions")).json()["versions"]
-        history = [core.version_row(v) for v in versions]
-        current = policy.current((await services.get(token, policy.service, policy.path)).json(), history)
+        history = (await services.get(token, policy.service, f"{policy.path}/versions")).json()["versions"]
+        current = (await services.get(token, policy.service, policy.path)).json()
         if status == 409:  # another version came first: keep the text, now based on that version
             edited = current["version"]
             error += (f"（当前生效的是版本 {current['version']}，内容见上方；确认仍以您的内容替换它，"
@@ -389,8 +388,8 @@ def register_policy_editor(app: FastAPI, p: Pages) -> None:
         if not reason:
             return await show(request, name, text, reason, f"保存{title}未成功：请填写修改理由", 422, edited)
         try:
-            answer = await services.put(token, policy.service, policy.path, policy.body(doc, edited, reason),
-                                        f.get("key", ""))
+            answer = await services.put(token, policy.service, policy.path,
+                                        {"doc": doc, "expected_version": edited, "reason": reason}, f.get("key", ""))
         except Refused as exc:
             return await show(request, name, text, reason, f"保存{title}未成功。{exc.message}", exc.status, edited)
         saved = answer.json()

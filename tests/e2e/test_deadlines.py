@@ -102,10 +102,11 @@ async def stored_clocks(settings: Settings, ticket_id: str) -> dict[str, datetim
 
 async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(platform: dict,
                                                                                  settings: Settings) -> None:
-    """The administrator replaces the SLA policy (a new version, for cases opened from then on);
-    the lifecycle's transitions arm, move and stop the case's timers in the running service."""
+    """The administrator replaces the SLA policy (a new version, for cases opened from then on:
+    a lane, and two extensions a round); the lifecycle's transitions arm, move and stop the case's
+    timers in the running service; the case keeps its version after the policy is restored."""
     tag = uuid.uuid4().hex[:6]
-    url = f"http://{settings.bind_host}:{settings.ports.supervision_http}/sla/policy"
+    url = f"http://{settings.bind_host}:{settings.ports.supervision_http}/policies/sla_policy"
     probe = f"sla-probe-{tag}"  # a lane only this test's ticket matches
 
     def key(name: str) -> dict[str, str]:
@@ -114,15 +115,16 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
         r = await office.get(url)
         assert r.status_code == 200, r.text
         current = r.json()
-        doc = {k: v for k, v in current["policy"].items() if k != "version"}
+        doc = {k: v for k, v in current["doc"].items() if k != "version"}  # the store numbers it
         lane = {"name": f"probe_{tag}", "label": "e2e", "when": {"tags_any": [probe]},
                 "limits": {"reply": {"working_days": 2}}}
-        change = {"policy": {**doc, "lanes": [*doc["lanes"], lane]}, "based_on": current["version"],
-                  "reason": "e2e: a lane of 2 working days"}
+        change = {"doc": {**doc, "lanes": [*doc["lanes"], lane], "max_extensions": 2},
+                  "expected_version": current["version"], "reason": "e2e: a lane of 2 working days, 2 extensions"}
         assert (await office.put(url, json=change, headers=key("office"))).status_code == 403  # the administrator's
-        bad = {**change, "policy": {**change["policy"], "defaults": {"reply": {"weeks": 1}}}}
+        bad = {**change, "doc": {**change["doc"], "defaults": {"reply": {"weeks": 1}}}}
         r = await admin.put(url, json=bad, headers=key("bad"))
-        assert r.status_code == 400 and "unknown unit" in r.text, r.text  # invalid_argument, every problem named
+        assert r.status_code == 422 and "unknown unit" in r.text, r.text  # every problem named
+        assert r.json()["field"] == "defaults.reply", r.text  # and the first field at fault
         r = await admin.put(url, json=change, headers=key("change"))
         assert r.status_code == 200, r.text
         version = r.json()["version"]
@@ -132,7 +134,8 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
         assert (await admin.put(url, json=change, headers=key("stale"))).status_code == 409  # not current
         versions = (await office.get(f"{url}/versions")).json()["versions"]
         assert versions[0]["version"] == version and versions[0]["reason"] == change["reason"]
-        assert (await office.get(f"{url}/versions/{current['version']}")).json()["policy"] == current["policy"]
+        assert (await office.get(f"{url}/versions/{current['version']}")).json()["doc"] == current["doc"]
+        assert current["doc"]["max_extensions"] == 1  # the shipped policy: one extension a round
 
     received = datetime(2026, 11, 23, 10, tzinfo=TZ)  # Monday: 2 working days end at 24:00 on Wednesday
     ticket = city_ticket(tag, "policy_probe", received, (probe,), "物业管理", 0)
@@ -158,4 +161,21 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
         clocks = await stored_clocks(settings, tid)
         assert set(clocks) == {"contact", "reply"}  # the office decided: its clock stopped
         assert clocks["reply"] == end_of(2026, 11, 30)  # moved: 3 working days after Wednesday
-    assert pb.dt((await get_cases(settings, [tid]))[tid].reply_due).astimezone(TZ) == end_of(2026, 11, 30)
+
+        # the administrator restores one extension a round; this case keeps its version's two
+        async with http(settings, "admin") as admin:
+            restore = {"doc": {**doc, "max_extensions": 1, "lanes": change["doc"]["lanes"]},
+                       "expected_version": version, "reason": "e2e: one extension again"}
+            r = await admin.put(url, json=restore, headers=key("restore"))
+            assert r.status_code == 200 and r.json()["version"] == version + 1, r.text
+        ask = {"working_days": 2, "reason": "仍需协调"}
+        r = await me.post(f"{base}/extension", json=ask, headers={"Idempotency-Key": f"{tag}-e2"})
+        assert r.status_code == 200 and r.json()["extension"]["number"] == 2, r.text
+        r = await office.post(f"{base}/extension/decision", json={"approved": False, "reason": "不同意"},
+                              headers={"Idempotency-Key": f"{tag}-d2"})
+        assert r.status_code == 200, r.text
+        r = await me.post(f"{base}/extension", json=ask, headers={"Idempotency-Key": f"{tag}-e3"})
+        assert r.status_code == 409 and "may ask 2 extension" in r.text, r.text
+    final = (await get_cases(settings, [tid]))[tid]
+    assert pb.dt(final.reply_due).astimezone(TZ) == end_of(2026, 11, 30)  # the rejected one moved nothing
+    assert final.extension.approved_before == 1  # and the approved one still counts

@@ -136,6 +136,8 @@ async def test_a_deputy_problem_end_to_end(platform: dict, settings: Settings) -
         assert sub["street"] == "ST01" and sub["citizen"] == {} and sub["attachments"][0]["name"] == "照片.jpg"
         ticket = (await office.get(f"{base(settings, 'intake')}/tickets/{tid}")).json()
         assert ticket["source"] == "deputy" and "人大代表" in ticket["tags"]
+        attached = [(a["uri"], a["name"]) for a in ticket["attachments"]]
+        assert attached == [("https://files.example/deputy/1.jpg", "照片.jpg")]
         case = (await office.get(f"{base(settings, 'supervision')}/cases/{tid}")).json()
         unit = case["primary_unit"]["unit_id"]
         assert unit and case["reply_due"]  # routed and supervised on the deputy lane's limits

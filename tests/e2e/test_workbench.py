@@ -381,8 +381,9 @@ async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
 async def test_an_admin_saves_a_new_sla_policy_version_after_a_refused_one(
     workbench: str, browser: Browser, settings: Settings
 ) -> None:
+    url = f"http://{settings.bind_host}:{settings.ports.supervision_http}/policies/sla_policy"
     async with http(settings, "admin") as client:
-        before = (await client.get(f"http://{settings.bind_host}:{settings.ports.supervision_http}/sla/policy")).json()
+        before = (await client.get(url)).json()
     admin = await signed_in(browser, workbench, "admin")
     await admin.goto(f"{workbench}/office/policies/sla_policy")
     await expect(admin.get_by_role("heading", name=f"当前生效版本 版本 {before['version']}")).to_be_visible()
@@ -407,5 +408,5 @@ async def test_an_admin_saves_a_new_sla_policy_version_after_a_refused_one(
     await expect(admin.get_by_role("row", name=re.compile("办理时限调整"))).to_have_count(1)  # in the history
     await shot(admin, "office-sla-policy")
     async with http(settings, "admin") as client:
-        after = (await client.get(f"http://{settings.bind_host}:{settings.ports.supervision_http}/sla/policy")).json()
-    assert after["version"] == before["version"] + 1 and after["policy"]["due_soon_fraction"] == 0.75
+        after = (await client.get(url)).json()
+    assert after["version"] == before["version"] + 1 and after["doc"]["due_soon_fraction"] == 0.75

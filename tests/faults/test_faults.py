@@ -301,7 +301,7 @@ async def test_lifecycles_survive_a_sigkill(kills: tuple[tuple[str, str], ...],
         f = Figures(f"SIGKILL {name}", N + D, in_flight, down, after_kill[0] if after_kill else 0.0,
                     after_kill[-1] if after_kill else 0.0, stats.retries, notices, lost, duplicated)
         FIGURES.append(f)
-        print(f"\n{f.scenario}: {in_flight}/{N} in flight, back up {down:.1f} s, recovery {f.recovery_s:.1f} s, "
+        print(f"\n{f.scenario}: {in_flight}/{N + D} in flight, back up {down:.1f} s, recovery {f.recovery_s:.1f} s, "
               f"all closed {f.all_closed_s:.1f} s after the kill, {stats.retries} retries, "
               f"{notices} deputy notifications, lost {lost}, duplicated {duplicated}")
     assert not problems, problems[:10]

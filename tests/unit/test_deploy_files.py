@@ -76,6 +76,8 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "hotline_case_backlog": ("gauge", ("age",)),
     "hotline_cases_supervised": ("gauge", ("level",)),
     "hotline_calendar_known_days_ahead": ("gauge", ()),
+    "hotline_evaluations_waiting": ("gauge", ()),
+    "hotline_evaluation_wait_oldest_seconds": ("gauge", ()),
     "hotline_timers_fired_total": ("counter", ("service", "kind", "stage")),
     "hotline_timer_lateness_seconds": ("gauge", ("service",)),
     "hotline_timer_scan_seconds": ("histogram", ("service",)),

@@ -13,6 +13,7 @@ from hotline import pb
 from hotline.auth import Principal
 from hotline.calendar import WorkCalendar
 from hotline.commands import DomainError
+from hotline.directory import DIRECTORY_FILE
 from hotline.envelope import Record, Skip
 from hotline.policy import Role
 from hotline.v1 import case_pb2, deadlines_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2
@@ -24,13 +25,12 @@ from services.supervision import whistles as wh
 from services.supervision.escalation_handlers import EscalationInbox
 from services.supervision.escalation_store import unit_types
 from services.supervision.lifecycle import PeriodDeadlines
-from services.supervision.main import DIRECTORY
 from services.supervision.warnings import Fact
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # Thursday 10:00 in the district
 RULES = esc.Rules.load(PeriodDeadlines(WorkCalendar()), TZ)
-UNIT_TYPE = unit_types(json.loads(DIRECTORY.read_text("utf-8")))
+UNIT_TYPE = unit_types(json.loads(DIRECTORY_FILE.read_text("utf-8")))
 OFFICE = Principal("o-li", Role.OFFICE)
 LEADER = Principal("l-wang", Role.LEADER)
 SYSTEM = Principal.system("supervision")

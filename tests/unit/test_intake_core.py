@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from hotline.clock import ManualClock
 from hotline.envelope import PermanentError, Record
-from hotline.v1 import events_pb2, ticket_pb2
+from hotline.inbound import TICKET_ID
+from hotline.v1 import case_pb2, events_pb2, ticket_pb2
 from services.intake import core
 from services.intake.core import parse_city_ticket
 from services.intake.handlers import TicketIntake
@@ -151,7 +152,7 @@ def check_accepted(city: ticket_pb2.CityTicket) -> None:
         assert not any(unicodedata.category(c) in ("Cc", "Cs") and c not in "\n\t" for c in text), repr(text)
     assert city.content.strip()
     assert core.EARLIEST <= city.received_at.ToDatetime(tzinfo=UTC) <= LATEST
-    assert core.TICKET_ID.match(city.city_ticket_id)
+    assert TICKET_ID.match(city.city_ticket_id)
 
 
 def parse_or_reason(value: bytes) -> str:
@@ -221,3 +222,13 @@ def test_any_deputy_submission_decodes_or_fails_with_a_documented_reason(
         return
     assert decoded.ticket_id.startswith("RD-")
     assert core.EARLIEST <= decoded.received_at.ToDatetime(tzinfo=UTC) <= LATEST
+
+
+def test_a_deputys_attachments_are_kept_as_http_references_only() -> None:
+    good = case_pb2.Attachment(uri="https://files.example/a.jpg", name="照片\x00.jpg", content_type="image/jpeg")
+    assert [(a.uri, a.name) for a in core.checked_attachments([good])] == [("https://files.example/a.jpg", "照片.jpg")]
+    for uri in ("javascript:alert(1)", "file:///etc/passwd", "https://", "https://x y"):
+        with pytest.raises(PermanentError, match=r"attachments\[0\]\.uri"):
+            core.checked_attachments([case_pb2.Attachment(uri=uri)])
+    with pytest.raises(PermanentError, match="at most 20"):
+        core.checked_attachments([good] * 21)

@@ -6,6 +6,7 @@ elsewhere with a reason that names the states allowing it. The others pin each r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -326,11 +327,32 @@ def test_an_extension_is_asked_once_within_ten_working_days_and_moves_the_deadli
     assert pb.dt(state.reply_due) == datetime(2026, 12, 8, tzinfo=TZ)
     assert state.extension.previous_reply_due == case.reply_due
     assert isinstance(approved.events[0], lifecycle_pb2.ExtensionDecided) and approved.events[0].approved
-    assert "once" in refused("failed_precondition", state, ask)
+    assert "may ask 1 extension" in refused("failed_precondition", state, ask)  # the policy's max_extensions
     rejected = after(asked, lifecycle_pb2.DecideExtensionRequest(ticket_id="C1", approved=False, reason="理由不足"),
                      OFFICE)
     assert rejected.reply_due == case.reply_due and rejected.extension.status == case_pb2.EXTENSION_STATUS_REJECTED
     refused("invalid_argument", asked, lifecycle_pb2.DecideExtensionRequest(ticket_id="C1", approved=False), OFFICE)
+
+
+def test_a_policy_allowing_two_extensions_lets_a_round_ask_a_second_and_remembers_the_first() -> None:
+    two = dataclasses.replace(POLICY, limits=dataclasses.replace(POLICY.limits, max_extensions=2))
+    case = handled()
+    ask = lifecycle_pb2.RequestExtensionRequest(ticket_id="C1", working_days=3, reason="需协调多部门")
+    first = lc.decide(case, ask, UNIT, NOW, two).state
+    assert first is not None and first.extension.number == 1
+    approve = lifecycle_pb2.DecideExtensionRequest(ticket_id="C1", approved=True, reason="同意")
+    extended = lc.decide(first, approve, OFFICE, NOW, two).state
+    assert extended is not None and lc.approved_extensions(extended) == 1
+    second = lc.decide(extended, ask, UNIT, NOW, two).state
+    assert second is not None and second.extension.number == 2 and second.extension.approved_before == 1
+    rejected = lc.decide(second, lifecycle_pb2.DecideExtensionRequest(ticket_id="C1", approved=False, reason="不同意"),
+                         OFFICE, NOW, two).state
+    assert rejected is not None and rejected.reply_due == extended.reply_due
+    assert lc.approved_extensions(rejected) == 1  # the first one still counts: the result says extended
+    assert lc.city_result(rejected, NOW).extended
+    with pytest.raises(DomainError, match="may ask 2 extension"):
+        lc.decide(rejected, ask, UNIT, NOW, two)
+    assert not lc.city_result(case, NOW).extended
 
 
 def test_a_parked_case_reports_progress_monthly_and_replies_when_done() -> None:

@@ -103,18 +103,32 @@ def test_a_new_version_numbers_on_and_is_labelled_so_warnings_say_which_rules_ra
     assert third is not None and third.version == 3  # no expected version: on from the newest
 
 
+def test_a_numbered_document_keeps_its_number_form() -> None:
+    first = PolicyVersion("sla_policy", 4, {"version": 4, "limit": 1}, "system:supervision", AT, "shipped file")
+    second = new_version(first, {"limit": 2}, lambda doc: None, 4, OFFICE, AT, "r").state
+    assert second is not None and second.doc == {"limit": 2, "version": 5}  # a number stays a number
+    bare = PolicyVersion("other", 1, {"limit": 1}, "s", AT, "shipped file")
+    third = new_version(bare, {"limit": 2}, lambda doc: None, 1, OFFICE, AT, "r").state
+    assert third is not None and third.doc == {"limit": 2}  # no version field: none added
+
+
 class FakeStore:
     def __init__(self, *versions: PolicyVersion) -> None:
         self.stored = list(versions)
-        self.loads = 0
+        self.loads = self.asked = self.saves = 0
         self.name = "warning_rules"
 
     async def newest_number(self) -> int:
+        self.asked += 1
         return self.stored[-1].version
 
     async def load(self) -> PolicyVersion:
         self.loads += 1
         return self.stored[-1]
+
+    async def get(self, number: int) -> PolicyVersion | None:
+        self.loads += 1
+        return next((v for v in self.stored if v.version == number), None)
 
 
 async def test_the_running_service_takes_the_newest_version_and_parses_it_once() -> None:
@@ -128,3 +142,22 @@ async def test_the_running_service_takes_the_newest_version_and_parses_it_once()
     store.stored.append(second)
     now = await live.current()
     assert now.version == "v2" and "新风险词" in now.keywords["red"] and store.loads == 2
+
+
+async def test_old_versions_are_parsed_once_and_the_newest_is_asked_at_most_every_refresh() -> None:
+    store = FakeStore(PolicyVersion("warning_rules", 1, SHIPPED, "s", AT, "shipped file"))
+    ticks = [100.0]
+    live = LivePolicy(store, Rules.of, refresh_seconds=5, monotonic=lambda: ticks[0])  # type: ignore[arg-type]
+    first = await live.current()
+    second = new_version(store.stored[-1], changed("repeat.min_count", 4), warning_policy.validate, 1, OFFICE, AT,
+                         "r").state
+    assert second is not None
+    store.stored.append(second)
+    ticks[0] += 4.9
+    assert await live.current() is first and store.asked == 1  # trusted for refresh_seconds
+    ticks[0] += 0.1
+    assert (await live.current()).version == "v2" and store.asked == 2 and store.loads == 2
+    store.saves += 1  # a version saved through this replica's API: asked at once
+    assert (await live.current()).version == "v2" and store.asked == 3 and store.loads == 2
+    assert await live.get(1) is first and await live.get(2) is await live.current()  # parsed once each
+    assert store.loads == 2 and await live.get(3) is None

@@ -12,10 +12,11 @@ import orjson
 import pytest
 
 from hotline.envelope import PermanentError
+from hotline.inbound import TICKET_ID
 from hotline.settings import REPO_ROOT, get_settings
 from hotline.v1 import ticket_pb2
 from hotline_dev import simulator
-from services.intake.core import TICKET_ID, parse_city_ticket
+from services.intake.core import parse_city_ticket
 from services.routing.core import Router
 
 START = datetime(2026, 11, 26, 1, 30, tzinfo=UTC)

@@ -28,12 +28,14 @@ SERIES = [
     # after downtime the scan fires its backlog 2 hours late, from minute 40 on
     (f"hotline_timer_lateness_seconds{{{SUP}}}", "0x39 7200x50"),
     (f'hotline_timers_fired_total{{{SUP}, kind="reply", stage="due"}}', "0x39 0+5x50"),
+    # an evaluation waits for its case from minute 10 on, passes 3 days at minute 40: alerted from minute 70
+    (f"hotline_evaluation_wait_oldest_seconds{{{SUP}}}", "0x9 257400+60x80"),
 ]
 
 
 def firing(at: str, alerts: dict[str, int]) -> dict[str, object]:
     return {"expr": 'count by (alertname) (ALERTS{alertstate="firing", alertname=~"Hotline(Cases|Overdue|ManyCases|'
-                    'Backlog|Calendar|Timers).*"})',
+                    'Backlog|Calendar|Timers|Evaluations).*"})',
             "eval_time": at, "exp_samples": [{"labels": f'{{alertname="{a}"}}', "value": n} for a, n in alerts.items()]}
 
 
@@ -51,7 +53,7 @@ TESTS = {
                            "HotlineTimersLate": 1}),
             # the districts' jump at minute 50 compares with an hour before from minute 60 on; 15 minutes later
             firing("78m", {"HotlineCalendarRunsOut": 1, "HotlineCasesOverdue": 1, "HotlineManyCasesDueSoon": 1,
-                           "HotlineTimersLate": 1, "HotlineOverdueRising": 1}),
+                           "HotlineTimersLate": 1, "HotlineOverdueRising": 1, "HotlineEvaluationsWaiting": 1}),
         ],
         "alert_rule_test": [
             {"eval_time": "60m", "alertname": "HotlineCasesOverdue", "exp_alerts": [{
@@ -108,3 +110,9 @@ def test_categories_beyond_the_bound_are_counted_as_other() -> None:
     categories = {c for _, c in f.overdue}
     assert len(categories) == sla_metrics.MAX_CATEGORIES + 1 and "other" in categories and "稀有" not in categories
     assert f.overdue[("street", "类别000")] == 2
+
+
+def test_evaluations_waiting_for_their_case_are_counted_with_the_oldest_age() -> None:
+    assert (figures([], NOW).waiting, figures([], NOW).waiting_oldest_seconds) == (0, 0.0)
+    f = figures([], NOW, waiting_since=[NOW - timedelta(hours=2), NOW - timedelta(days=4), NOW])
+    assert f.waiting == 3 and f.waiting_oldest_seconds == 4 * 86400

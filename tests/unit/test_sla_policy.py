@@ -1,16 +1,21 @@
-"""The SLA policy as data: validation, versions, and the pure resolver limits_for."""
+"""The SLA policy as data: validation, versions (a versioned policy of hotline/policies.py), and the
+pure resolver limits_for."""
 
 from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from hotline.auth import Principal
 from hotline.calendar import WorkCalendar
+from hotline.commands import DomainError
+from hotline.policies import PolicyInvalid, PolicyVersion, new_version
+from hotline.policy import Role
 from hotline.settings import SlaSettings
 from services.supervision.sla import (
     CaseFacts,
@@ -20,8 +25,8 @@ from services.supervision.sla import (
     Unit,
     limits_for,
     limits_of,
-    next_policy,
     parse_policy,
+    validate,
 )
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -128,15 +133,45 @@ def test_invalid_policies_are_refused_with_every_reason() -> None:
     assert both[:2] == ["version must be a positive integer", "defaults.reply: days must be an integer 0..60"]
 
 
-def test_a_replacement_gets_the_next_version_and_refuses_a_stale_edit() -> None:
+ADMIN = Principal("admin:wang", Role.ADMIN)
+AT = datetime(2026, 11, 26, 9, tzinfo=UTC)
+
+
+def test_a_new_version_is_numbered_by_the_store_and_checked_by_parse_policy() -> None:
+    first = PolicyVersion("sla_policy", DOC["version"], DOC, "system:supervision", AT, "shipped file")
     proposed = copy.deepcopy(DOC)
     proposed["defaults"]["reply"] = {"working_days": 7}
-    new = next_policy(POLICY, proposed, based_on=POLICY.version)
-    assert new.version == POLICY.version + 1
-    assert new.doc["version"] == new.version
-    assert limits_for(facts(), new).periods[SlaClock.REPLY] == Period(7, WD)
+    proposed.pop("version")  # whatever the editor says, the store numbers it
+    new = new_version(first, proposed, validate, first.version, ADMIN, AT, "缩短办理时限").state
+    assert new is not None and new.version == first.version + 1 and new.doc["version"] == new.version
+    policy = parse_policy(new.doc)
+    assert policy.version == new.version and limits_for(facts(), policy).periods[SlaClock.REPLY] == Period(7, WD)
     assert limits_for(facts(), POLICY).periods[SlaClock.REPLY] == Period(5, WD)  # the old version is unchanged
-    with pytest.raises(PolicyError, match="changed"):
-        next_policy(new, proposed, based_on=POLICY.version)
-    with pytest.raises(PolicyError):
-        next_policy(POLICY, {**proposed, "defaults": {}})
+    with pytest.raises(DomainError, match="you edited version 1"):  # another change came first
+        new_version(new, {**proposed, "max_extensions": 2}, validate, first.version, ADMIN, AT, "r")
+
+
+def refusal(change: Any) -> PolicyInvalid:
+    doc = copy.deepcopy(DOC)
+    change(doc)
+    with pytest.raises(PolicyInvalid) as caught:
+        validate(doc)
+    return caught.value
+
+
+def test_a_refused_version_names_the_first_field_and_lists_every_problem() -> None:
+    validate(DOC)
+    validate({**DOC, "version": "anything"})  # the store numbers it
+    one = refusal(lambda d: d["defaults"].update(reply={"working_days": 99}))
+    assert one.field == "defaults.reply" and one.code == "invalid_argument"
+    assert one.message.startswith("defaults.reply: working_days must be an integer 0..60; ")
+    two = refusal(lambda d: (d["defaults"].update(reply={"weeks": 1}), d.update(due_soon_fraction=2)))
+    assert two.field == "due_soon_fraction"
+    assert two.message.startswith("due_soon_fraction must be a number between 0 and 1 (exclusive); "
+                                  "defaults.reply: unknown unit 'weeks'")
+    lane = refusal(lambda d: d["lanes"][1]["when"].update(tags_any="复杂"))
+    assert lane.field == "lanes[1].when.tags_any" and "lanes[1] (utilities).when.tags_any must be" in lane.message
+    assert refusal(lambda d: d.update(lane=[])).field == ""  # "unknown keys ['lane']": no field to name
+    with pytest.raises(PolicyInvalid) as caught:
+        validate([])
+    assert caught.value.field == ""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hotline import pb, privacy
-from hotline.settings import REPO_ROOT
+from hotline.directory import DIRECTORY_FILE
 from hotline.v1 import ticket_pb2
 from hotline_dev.simulator import generate
 from services.intake.core import to_ticket, without_contact
@@ -19,7 +19,7 @@ RULES = w.Rules.load()
 SECRET = "test-secret"
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
-DIRECTORY = json.loads((REPO_ROOT / "services/routing/data/directory.json").read_text("utf-8"))
+DIRECTORY = json.loads(DIRECTORY_FILE.read_text("utf-8"))
 STREET_OF = w.street_finder(DIRECTORY)
 
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from hotline.auth import Principal
 from hotline.policy import Role
 from hotline.settings import REPO_ROOT, Settings
-from hotline.v1 import case_pb2, events_pb2, routing_pb2
+from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, routing_pb2, ticket_pb2
 from services.workbench import core
 from services.workbench.app import build
 from services.workbench.clients import Refused, Services
@@ -252,25 +252,27 @@ def test_a_refused_policy_stays_in_the_editor_with_the_precise_reason(monkeypatc
     assert client.get("/office/policies/sla_nothing").status_code == 404
 
 
-# ---------------------------------------------------------------- 时限政策 (the SLA policy's admin API)
+# ---------------------------------------------------------------- 时限政策 (the SLA policy, a versioned policy)
 
 SLA_DOC = json.loads((REPO_ROOT / "services/supervision/data/sla_policy.json").read_text(encoding="utf-8"))
 
 
 def sla_editor_with(monkeypatch: pytest.MonkeyPatch, put: Any, role: str = "admin",
                     **scope: str) -> tuple[TestClient, list[tuple[str, Any, str]], dict[str, Any]]:
-    """The SLA policy as supervision serves it: {version, policy}; history rows with stored_at."""
+    """The SLA policy as supervision serves it, like every versioned policy (hotline/policies.py)."""
     state: dict[str, Any] = {"version": 2}
     sent: list[tuple[str, Any, str]] = []
 
+    def row(v: int) -> dict[str, Any]:
+        return {"name": "sla_policy", "version": v, "actor": f"admin:{v}", "at": f"2026-11-26T0{v}:00:00+00:00",
+                "reason": "随程序发布" if v == 1 else f"第 {v} 次调整"}
+
     async def get(self: Any, token: str, service: str, path: str, **params: Any) -> FakeResponse:
         assert service == "supervision"
-        if path == "/sla/policy/versions":
-            return FakeResponse({"versions": [
-                {"version": v, "stored_at": f"2026-11-26T0{v}:00:00+00:00", "actor": f"admin:{v}",
-                 "reason": "随程序发布" if v == 1 else f"第 {v} 次调整"} for v in range(state["version"], 0, -1)]})
-        assert path == "/sla/policy"
-        return FakeResponse({"version": state["version"], "policy": {**SLA_DOC, "version": state["version"]}})
+        if path == "/policies/sla_policy/versions":
+            return FakeResponse({"name": "sla_policy", "versions": [row(v) for v in range(state["version"], 0, -1)]})
+        assert path == "/policies/sla_policy"
+        return FakeResponse({**row(state["version"]), "doc": {**SLA_DOC, "version": state["version"]}})
 
     async def put_(self: Any, token: str, service: str, path: str, body: Any, key: str) -> FakeResponse:
         sent.append((path, body, key))
@@ -284,11 +286,11 @@ def sla_editor_with(monkeypatch: pytest.MonkeyPatch, put: Any, role: str = "admi
 def test_the_sla_policy_editor_shows_the_version_and_history_and_saves_a_new_one_as_admin(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    client, sent, _ = sla_editor_with(monkeypatch, lambda body: FakeResponse({"version": 3, "policy": body["policy"]}))
+    client, sent, _ = sla_editor_with(monkeypatch, lambda body: FakeResponse({"version": 3, "doc": body["doc"]}))
     r = client.get("/office/policies/sla_policy")
     assert r.status_code == 200 and "<h1>时限政策</h1>" in r.text
     assert "当前生效版本 <span class=\"tag\">版本 2</span>" in r.text and "保存为版本 3" in r.text
-    assert "admin:2 于 2026-11-26 10:00 保存；理由：第 2 次调整" in r.text  # from the history row, district time
+    assert "admin:2 于 2026-11-26 10:00 保存；理由：第 2 次调整" in r.text  # district time
     assert '<label for="p-doc">时限政策内容' in r.text and '<label for="p-reason">修改理由</label>' in r.text
     assert "随程序发布" in r.text and "&#34;sign_off&#34;: {" in r.text
     assert 'name="expected_version" value="2"' in r.text
@@ -298,14 +300,14 @@ def test_the_sla_policy_editor_shows_the_version_and_history_and_saves_a_new_one
         "doc": json.dumps(doc), "reason": " 允许两次延期 ", "expected_version": "2", "key": "k7"},
         follow_redirects=False))
     assert said == "ok: 已保存时限政策为版本 3（原版本 2），此后新立案件按新版本计时，已立案件仍按其立案时的版本"
-    assert sent == [("/sla/policy", {"policy": doc, "based_on": 2, "reason": "允许两次延期"}, "k7")]
+    assert sent == [("/policies/sla_policy", {"doc": doc, "expected_version": 2, "reason": "允许两次延期"}, "k7")]
 
 
 def test_a_refused_sla_policy_keeps_the_text_and_lists_every_problem(monkeypatch: pytest.MonkeyPatch) -> None:
-    problems = "defaults.reply: working_days must be an integer 0..60; lanes[0].name: required"
+    problems = "defaults.reply: working_days must be an integer 0..60; lanes[0]: name must be lower_snake_case"
 
-    def refuse(body: Any) -> Any:  # supervision answers 400 {"detail": every problem joined by "; "}
-        raise Refused(core.HTTP_STATUS[400], problems)
+    def refuse(body: Any) -> Any:  # supervision answers 422 {"detail": every problem joined by "; ", "field"}
+        raise Refused(core.HTTP_STATUS[422], problems)
 
     client, sent, _ = sla_editor_with(monkeypatch, refuse)
     text = '{"defaults":\n {"reply": {"working_days": 99}}}'
@@ -320,15 +322,15 @@ def test_a_refused_sla_policy_keeps_the_text_and_lists_every_problem(monkeypatch
 def test_a_stale_sla_edit_is_kept_and_rebased_on_the_version_that_came_first(monkeypatch: pytest.MonkeyPatch) -> None:
     def conflict(body: Any) -> Any:  # another admin saved version 3 meanwhile
         state["version"] = 3
-        raise Refused(core.HTTP_STATUS[409], "the policy changed: it is at version 3, the edit was based on 2")
+        raise Refused(core.HTTP_STATUS[409], "the policy is at version 3 now (you edited version 2)")
 
     client, sent, state = sla_editor_with(monkeypatch, conflict)
     r = client.post("/office/policies/sla_policy", data={"doc": '{"max_extensions": 2}', "reason": "两次",
                                                           "expected_version": "2"})
-    assert r.status_code == 409 and "the policy changed: it is at version 3, the edit was based on 2" in r.text
+    assert r.status_code == 409 and "the policy is at version 3 now (you edited version 2)" in r.text
     assert "当前生效的是版本 3" in r.text and "将保存为版本 4" in r.text
     assert "&#34;max_extensions&#34;: 2}" in r.text and 'value="两次"' in r.text  # the user's text kept
-    assert 'name="expected_version" value="3"' in r.text and sent[0][1]["based_on"] == 2
+    assert 'name="expected_version" value="3"' in r.text and sent[0][1]["expected_version"] == 2
 
 
 def test_the_office_and_leaders_may_read_the_sla_policy_but_only_admins_save_it(
@@ -354,3 +356,16 @@ def test_a_request_validation_error_reads_as_one_line_per_field() -> None:
     assert core.http_detail(detail) == ("body.reason: String should have at least 1 character; "
                                         "body.based_on: Field required")
     assert core.http_detail("policy changed") == "policy changed" and core.HTTP_STATUS[400].name == "INVALID_ARGUMENT"
+
+
+def test_the_case_page_links_a_deputys_attachments(monkeypatch: pytest.MonkeyPatch) -> None:
+    ticket = ticket_pb2.Ticket(ticket_id="RD-1", title="路灯不亮", content="小区路灯不亮", source="deputy",
+                               attachments=[case_pb2.Attachment(uri="https://files.example/deputy/1.jpg",
+                                                                name="照片.jpg", content_type="image/jpeg")])
+    client, _ = office_with(monkeypatch, {
+        "GetCase": events_pb2.Case(ticket_id="RD-1", state=events_pb2.CASE_STATE_IN_PROGRESS),
+        "GetTicket": ticket, "GetCaseHistory": lifecycle_pb2.CaseHistory()})
+    page = client.get("/cases/RD-1")
+    assert page.status_code == 200, page.text
+    assert '<a href="https://files.example/deputy/1.jpg" target="_blank" rel="noopener noreferrer">照片.jpg</a>' \
+        in page.text
