@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hotline import pb
+from hotline.calendar import WorkCalendar
 from hotline.settings import Settings
 from hotline.v1 import events_pb2, ticket_pb2
 from tests.e2e.test_pipeline import cases_of as get_cases
@@ -137,12 +138,17 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
         assert (await office.get(f"{url}/versions/{current['version']}")).json()["doc"] == current["doc"]
         assert current["doc"]["max_extensions"] == 1  # the shipped policy: one extension a round
 
-    received = datetime(2026, 11, 23, 10, tzinfo=TZ)  # Monday: 2 working days end at 24:00 on Wednesday
+    # received now, so that no clock falls due (and fires) while the test reads them; the rule
+    # itself is checked on fixed dates above
+    calendar = WorkCalendar()
+    received = datetime.now(TZ).replace(microsecond=0) - timedelta(minutes=1)
+    due = calendar.working_days_end(received, 2)
+    extended = calendar.working_days_end(due - timedelta(milliseconds=1), 3)  # from the day the old one ended
     ticket = city_ticket(tag, "policy_probe", received, (probe,), "物业管理", 0)
     (tid,) = await publish_tickets(settings, [ticket])
     case = (await eventually(lambda: get_cases(settings, [tid]), lambda found: tid in found, timeout=90))[tid]
     assert case.policy_version == version and list(case.sla_lanes) == [f"probe_{tag}"]
-    assert pb.dt(case.reply_due).astimezone(TZ) == end_of(2026, 11, 25)
+    assert pb.dt(case.reply_due) == due
     assert set(await stored_clocks(settings, tid)) == {"sign_off", "contact", "reply"}
 
     base = f"http://{settings.bind_host}:{settings.ports.supervision_http}/cases/{tid}"
@@ -160,7 +166,7 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
         assert r.status_code == 200, r.text
         clocks = await stored_clocks(settings, tid)
         assert set(clocks) == {"contact", "reply"}  # the office decided: its clock stopped
-        assert clocks["reply"] == end_of(2026, 11, 30)  # moved: 3 working days after Wednesday
+        assert clocks["reply"] == extended  # moved: 3 working days after the day the old limit ended
 
         # the administrator restores one extension a round; this case keeps its version's two
         async with http(settings, "admin") as admin:
@@ -177,5 +183,5 @@ async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(
         r = await me.post(f"{base}/extension", json=ask, headers={"Idempotency-Key": f"{tag}-e3"})
         assert r.status_code == 409 and "may ask 2 extension" in r.text, r.text
     final = (await get_cases(settings, [tid]))[tid]
-    assert pb.dt(final.reply_due).astimezone(TZ) == end_of(2026, 11, 30)  # the rejected one moved nothing
+    assert pb.dt(final.reply_due) == extended  # the rejected one moved nothing
     assert final.extension.approved_before == 1  # and the approved one still counts
