@@ -300,14 +300,18 @@ SOLVED = (case_pb2.CLOSURE_SATISFIED, case_pb2.CLOSURE_MERGED)
 def settle(state: Supervised | None, closed: events_pb2.Case, now: datetime) -> Decision[Supervised]:
     """The case closed: its open supervision closes with it, resolved when the citizen was
     satisfied (or it closed with its parent), unresolved when the office closed it with an
-    explanation. Once: nothing open, nothing to do."""
+    explanation. Once: nothing open, nothing to do. ``now`` is when the case closed: a record
+    raised after that (a deputy escalating the closed case) stays open for the office, also when
+    the CaseClosed is read again (a replay)."""
     if state is None:
         raise NotFound("case", closed.ticket_id)
     if highest_open(state.supervision) == 0:
         return Decision(None, answer=state.supervision, audit={"detail": "no open supervision"})
+    if not any(r.state == OPEN and pb.dt(r.raised_at) <= now for r in state.supervision.records):
+        return Decision(None, answer=state.supervision, unchanged=True)  # all raised after the close
     change = _Change(state, Principal.system("supervision"), now)
     for record in change.s.records:
-        if record.state == OPEN:
+        if record.state == OPEN and pb.dt(record.raised_at) <= now:
             _settle_record(record, closed, now, change.actor)
     return change.done(sv.SupervisionUpdated, f"settled with the case: {CLOSURE_NAMES.get(closed.closure, '案件结案')}",
                        change="settled")

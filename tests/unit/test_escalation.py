@@ -362,6 +362,9 @@ def test_open_supervision_settles_with_the_case() -> None:
                                 closure=case_pb2.CLOSURE_EXPLAINED)
     unresolved = esc.settle(esc.Supervised(explained, s.supervision), explained, NOW).state
     assert unresolved is not None and {r.state for r in unresolved.supervision.records} == {esc.UNRESOLVED}
+    # raised after the case closed (a deputy escalating it): the closing, read again, leaves it open
+    earlier = esc.settle(archived, closed, NOW - timedelta(hours=1))
+    assert earlier.state is None and earlier.unchanged and {r.state for r in s.supervision.records} == {esc.OPEN}
 
 
 # ------------------------------------------------------------------------------ the consumer
