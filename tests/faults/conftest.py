@@ -9,6 +9,7 @@ kills no broker: it uses the session's shared broker (quicker) and only the stor
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,8 +54,10 @@ def fault_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         **isolated_env(f"faults-{uuid.uuid4().hex[:8]}", PORT_OFFSET),
         **platform_env,
     }
-    busy = [p for p in ((KAFKA_PORT, CONTROLLER_PORT) if own_broker else ()) + (STORE_PORT,)
-            if port_busy("127.0.0.1", p)]
+    ports = ((KAFKA_PORT, CONTROLLER_PORT) if own_broker else ()) + (STORE_PORT,)
+    deadline = time.monotonic() + 60  # the previous module's broker and store may still be exiting
+    while (busy := [p for p in ports if port_busy("127.0.0.1", p)]) and time.monotonic() < deadline:
+        time.sleep(0.5)
     if busy:
         pytest.fail(f"port(s) {busy} in use before the fault suite")
     settings = settings_for(env)
