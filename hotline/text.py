@@ -13,6 +13,9 @@ TEXT_LIMITS = {"title": 500, "content": MAX_TEXT_CHARS, "category": 100, "addres
                "channel": 32}
 CALLER_LIMITS = {"name": 100, "phone": 32}
 MAX_TAGS, MAX_TAG_CHARS = 20, 50
+# an attachment is a reference a browser may open, nothing else (a deputy's photos and files)
+ATTACHMENT_URI = r"^https?://\S{1,500}$"
+MAX_ATTACHMENTS, MAX_ATTACHMENT_NAME_CHARS = 20, 200
 # C0 and C1 control characters except tab and newline (a CR is turned into a newline first), and
 # lone surrogates: what no text field may carry past intake
 _DROPPED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")

@@ -26,7 +26,7 @@ from hotline.directory import Directory
 from hotline.envelope import Event
 from hotline.mongo import Doc
 from hotline.policy import Role
-from hotline.text import TEXT_LIMITS, clean_text
+from hotline.text import ATTACHMENT_URI, MAX_ATTACHMENT_NAME_CHARS, MAX_ATTACHMENTS, TEXT_LIMITS, clean_text
 from hotline.v1 import deputy_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from services.deputy_liaison import core, documents
 from services.deputy_liaison.store import DeputyRepository, DeputyStore, DocRepository, SubmissionRepository
@@ -87,8 +87,8 @@ class CitizenIn(BaseModel):
 
 
 class AttachmentIn(BaseModel):
-    uri: str = Field(pattern=r"^https?://\S{1,500}$", description="附件地址（只传引用）")
-    name: Clean = Field("", max_length=200)
+    uri: str = Field(pattern=ATTACHMENT_URI, description="附件地址（只传引用）")
+    name: Clean = Field("", max_length=MAX_ATTACHMENT_NAME_CHARS)
     content_type: str = Field("", max_length=100)
 
 
@@ -100,7 +100,8 @@ class ProblemIn(BaseModel):
     street: str = Field("", max_length=16, description="所在街道（单位编号，可省略）")
     community: str = Field("", max_length=16, description="所在社区（单位编号，可省略）")
     citizen: CitizenIn = Field(CitizenIn.model_validate({}), description="反映问题的群众及其同意")
-    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20, description="附件（引用）")
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=MAX_ATTACHMENTS,
+                                            description="附件（引用）")
     ticket_type: Literal["complaint", "help", "consultation", "suggestion", "praise"] = "help"
 
 

@@ -19,12 +19,19 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hotline import pb, privacy
 from hotline.envelope import PermanentError
 from hotline.inbound import TICKET_ID, parse_json
-from hotline.text import CALLER_LIMITS, MAX_TAG_CHARS, MAX_TAGS, TEXT_LIMITS, clean_text
+from hotline.text import (
+    ATTACHMENT_URI,
+    CALLER_LIMITS,
+    MAX_ATTACHMENT_NAME_CHARS,
+    MAX_ATTACHMENTS,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    TEXT_LIMITS,
+    clean_text,
+)
 from hotline.v1 import case_pb2, ticket_pb2
 
 DEPUTY_PREFIX = "RD-"  # ticket ids of deputy submissions; a city ticket may not use it
-ATTACHMENT_URI = re.compile(r"^https?://\S{1,500}\Z")  # a reference a browser may open, nothing else
-MAX_ATTACHMENTS = 20
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no ticket of this platform's era was received before
 
 
@@ -119,10 +126,10 @@ def checked_attachments(items: Iterable[case_pb2.Attachment]) -> list[case_pb2.A
     if len(items) > MAX_ATTACHMENTS:
         raise PermanentError("schema", f"{len(items)} attachments, at most {MAX_ATTACHMENTS}")
     for i, a in enumerate(items):
-        if not ATTACHMENT_URI.match(a.uri):
+        if not re.fullmatch(ATTACHMENT_URI, a.uri):
             raise PermanentError("schema", f"attachments[{i}].uri is not an http(s) reference: {a.uri[:80]!r}")
-    return [case_pb2.Attachment(uri=a.uri, name=clean_text(a.name)[:200], content_type=a.content_type[:100])
-            for a in items]
+    return [case_pb2.Attachment(uri=a.uri, name=clean_text(a.name)[:MAX_ATTACHMENT_NAME_CHARS],
+                                content_type=a.content_type[:100]) for a in items]
 
 
 def to_ticket(city: ticket_pb2.CityTicket, ticket_id: str, source: str, ingested_at: datetime) -> ticket_pb2.Ticket:
