@@ -13,6 +13,8 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.exceptions import HTTPException
+
 from hotline.settings import DEV_ISSUER, KNOWN_DEFAULTS, Settings
 
 MIN_KEY_BYTES = 32
@@ -134,9 +136,11 @@ class BodyLimit:
                 raise
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(HTTPException):
+    """Raised while the body streams in; an HTTPException so that FastAPI answers 413, not 400."""
+
     def __init__(self, limit: int) -> None:
-        super().__init__(f"request body larger than {limit} bytes")
+        super().__init__(413, f"request body larger than {limit} bytes")
 
 
 async def _too_large(send: Send, limit: int) -> None:
