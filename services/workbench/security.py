@@ -3,7 +3,8 @@ cookie flags. Browser security headers and the body limit come from hotline/secu
 
 The token is double-submit, bound to a random per-browser cookie (``hotline_csrf``, HttpOnly)
 by an HMAC with the session key: forms carry it as the hidden field ``csrf_token`` (Jinja global
-``csrf_input()``), scripts as the ``X-CSRF-Token`` header (token in ``<meta name="csrf-token">``). A POST without a matching token gets 403.
+``csrf_input()``), scripts as the ``X-CSRF-Token`` header (token in ``<meta name="csrf-token">``).
+A POST without a matching token gets 403.
 """
 
 from __future__ import annotations

@@ -87,6 +87,33 @@ async def test_registry_imports_and_validation(platform: dict, settings: Setting
         assert r.status_code == 422 and "内容过长" in r.text
 
 
+async def test_an_officers_import_cannot_take_over_another_officers_deputy(platform: dict,
+                                                                          settings: Settings) -> None:
+    """Issue #19: the import upserted rows of another officer's deputies and made them the caller's."""
+    liaison = base(settings, "deputy_liaison")
+    theirs = ("代表编号,姓名,层级,街道,社区,联系方式类型,联系方式,联络员编号\n"
+              "DG1,周代表,区,ST01,CM0101,sms,13800000001,LO-G\n").encode()
+    async with http(settings, "admin") as admin, http(settings, "liaison", officer_id="LO-H") as officer_h:
+        r = await admin.post(f"{liaison}/deputies/import", headers={"Idempotency-Key": "imp-g"},
+                             files={"file": ("g.csv", theirs, "text/csv")})
+        assert r.status_code == 201, r.text
+        before = (await admin.get(f"{liaison}/deputies/DG1")).json()
+        grab = xlsx([["代表编号", "姓名", "层级", "街道", "社区", "联系方式类型", "联系方式"],
+                     ["DH1", "吴代表", "区", "ST02", "", "", ""],
+                     ["DG1", "周代表", "区", "ST01", "CM0101", "sms", "13900000009"]])
+        r = await officer_h.post(f"{liaison}/deputies/import", headers={"Idempotency-Key": "imp-grab"},
+                                 files={"file": ("grab.xlsx", grab, "application/octet-stream")})
+        assert r.status_code == 403 and "第3行" in r.text and "DG1" in r.text, r.text
+        assert (await admin.get(f"{liaison}/deputies/DG1")).json() == before  # nothing changed
+        assert (await admin.get(f"{liaison}/deputies/DH1")).status_code == 404  # not even the other row
+        assert [d["deputy_id"] for d in (await officer_h.get(f"{liaison}/deputies")).json()] == []
+        moved = theirs.replace(b"LO-G", b"LO-H")
+        r = await admin.post(f"{liaison}/deputies/import", headers={"Idempotency-Key": "imp-move"},
+                             files={"file": ("move.csv", moved, "text/csv")})
+        assert r.status_code == 201, r.text  # the admin may reassign
+        assert (await admin.get(f"{liaison}/deputies/DG1")).json()["liaison_officer_id"] == "LO-H"
+
+
 async def drive(settings: Settings, tid: str, unit: str, assisting: list[str], evaluate: bool = True) -> None:
     """Unit and office through supervision's HTTP API, the callback centre over Kafka (unless
     ``evaluate`` is False: the test sent its evaluation itself)."""
