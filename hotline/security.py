@@ -169,3 +169,18 @@ def cell_text(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def cell_value(text: str) -> str:
+    """The inverse of :func:`cell_text` for files the platform exported and gets back (an edited list)."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
+def text_cells(workbook: Any) -> None:
+    """Every string cell of an openpyxl workbook stored as text, never as a formula (openpyxl makes
+    a string starting with ``=`` a formula): ``=HYPERLINK(...)`` from a citizen opens as those characters."""
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and (cell.data_type == "f" or cell.value.startswith(FORMULA_STARTS)):
+                    cell.data_type = "s"

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, UploadFile
 from fastapi.responses import HTMLResponse
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 
-from hotline import auth, pb
+from hotline import auth, masking, pb
 from hotline.api import grpc_idempotency_key, idempotency_key
 from hotline.auth import Principal
 from hotline.clock import Clock
@@ -270,15 +270,14 @@ class Liaison:
         found = await self.store.submission(submission_id)
         if found is None or not await self._may_see_submissions_of(found["deputy_id"], who):
             raise NotFound("问题", submission_id)
-        if who.role != Role.DEPUTY:
-            found.pop("citizen", None)  # the citizen's contact: the deputy who brought it, and the unit via intake
+        shown(found, who)
         found["timeline"] = found.get("timeline", [])  # in the order of the case's events (one Kafka key)
         return found
 
     async def of_deputy(self, deputy_id: str, who: Principal, limit: int) -> list[Doc]:
         if not await self._may_see_submissions_of(deputy_id, who):
             raise NotFound("代表", deputy_id)
-        return await self.store.of_deputy(deputy_id, limit)
+        return [shown(d, who) for d in await self.store.of_deputy(deputy_id, limit)]
 
     async def _own_submission(self, submission_id: str, who: Principal) -> Doc:
         found = await self.store.submission(submission_id)
@@ -408,6 +407,16 @@ class Liaison:
         rows = core.figures(await self.store.all_submissions(), deputies)
         documents.export(rows)
         return rows
+
+
+def shown(submission: Doc, who: Principal) -> Doc:
+    """A submission as ``who`` may read it (hotline/masking.py): the citizen's contact only for the
+    deputy who brought it (the handling unit gets it from intake's ticket); never for liaison or office
+    in a list (issue #19: ``GET /deputies/{id}/submissions`` returned it while ``GET /submissions/{id}``
+    did not)."""
+    if not (who.role == Role.DEPUTY and masking.clear(masking.CONTACT, who.role, own=True)):
+        submission.pop("citizen", None)
+    return submission
 
 
 class ImportRepository:
