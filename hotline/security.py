@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from hotline.settings import DEV_ISSUER, KNOWN_DEFAULTS, Settings
+from hotline.settings import DEV_ISSUER, KNOWN_DEFAULTS, HttpLimitSettings, Settings
 
 MIN_KEY_BYTES = 32
 
@@ -184,3 +184,37 @@ def text_cells(workbook: Any) -> None:
             for cell in row:
                 if isinstance(cell.value, str) and (cell.data_type == "f" or cell.value.startswith(FORMULA_STARTS)):
                     cell.data_type = "s"
+
+
+class SpreadsheetTooLarge(ValueError):
+    """An upload past the import bounds (rows, uncompressed size): refused before it is read."""
+
+
+def bounded_rows(data: bytes, *, max_rows: int | None = None, max_uncompressed: int | None = None,
+                 sheet: str | None = None) -> list[tuple[Any, ...]]:
+    """The rows of an XLSX upload, read with bounds: the sum of the uncompressed members is checked
+    from the zip directory before anything is inflated (zip bombs), the sheet is streamed (openpyxl
+    read-only; its XML parser refuses entity expansion) and more than ``max_rows`` rows are refused."""
+    import io
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    limits = HttpLimitSettings()
+    max_rows = limits.max_import_rows if max_rows is None else max_rows
+    max_uncompressed = limits.max_xlsx_uncompressed_bytes if max_uncompressed is None else max_uncompressed
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        inflated = sum(member.file_size for member in archive.infolist())
+    if inflated > max_uncompressed:
+        raise SpreadsheetTooLarge(f"the workbook inflates to {inflated} bytes (at most {max_uncompressed})")
+    book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        ws = book[sheet] if sheet and sheet in book.sheetnames else book.worksheets[0]
+        rows: list[tuple[Any, ...]] = []
+        for row in ws.iter_rows(values_only=True):
+            rows.append(row)
+            if len(rows) > max_rows + 1:  # + the header
+                raise SpreadsheetTooLarge(f"more than {max_rows} rows (at most {max_rows} per import)")
+        return rows
+    finally:
+        book.close()

@@ -350,11 +350,12 @@ def to_xlsx(listing: Listing, unit_names: Mapping[str, str] | None = None) -> by
 
 
 def from_xlsx(data: bytes) -> tuple[Rule, ...]:
-    from openpyxl import load_workbook
+    from hotline.security import SpreadsheetTooLarge, bounded_rows
 
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        table = bounded_rows(data, sheet=SHEET)  # issue #19: bounded in rows and uncompressed size
+    except SpreadsheetTooLarge as exc:
+        raise ListChangeError(f"workbook too large: {exc}") from exc
     except Exception as exc:  # openpyxl raises several types for a file that is no workbook
         raise ListChangeError(f"not an XLSX workbook: {exc}") from exc
-    sheet = book[SHEET] if SHEET in book.sheetnames else book.worksheets[0]
-    return from_rows(sheet.iter_rows(values_only=True))
+    return from_rows(table)

@@ -189,3 +189,43 @@ def test_the_service_entry_point_refuses_production_without_secrets_before_any_c
         security.check_startup(Settings(env="production"), "metrics")
     assert stopped.value.code == 2
     assert sys.executable  # the same check runs in hotline.runtime.run and `hotline serve`
+
+
+def _xlsx(rows: int) -> bytes:
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["代表编号", "姓名", "层级", "街道", "社区"])
+    for n in range(rows):
+        sheet.append([f"D{n}", "代表", "区", "ST01", ""])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_xlsx_imports_are_bounded_in_rows_and_uncompressed_size() -> None:
+    import io
+    import zipfile
+
+    from hotline.commands import DomainError
+    from services.deputy_liaison import core
+
+    assert len(security.bounded_rows(_xlsx(30), max_rows=30)) == 31
+    with pytest.raises(security.SpreadsheetTooLarge, match="rows"):
+        security.bounded_rows(_xlsx(30), max_rows=10)
+    # a zip bomb: 200 MiB of sheet XML in a small upload; refused from the zip directory, nothing inflated
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as member:
+            chunk = b" " * MIB
+            for _ in range(200):
+                member.write(chunk)
+    assert len(bomb.getvalue()) < MIB
+    with pytest.raises(DomainError, match="过大"):
+        core.rows_of_xlsx(bomb.getvalue())
+    assert len(core.rows_of_xlsx(_xlsx(3))) == 3
