@@ -28,6 +28,10 @@ class KafkaSettings(BaseModel):
     consumer_batch_max: int = 1000  # records handed to a handler in one batch (bench: 500 -> 1000 = +25%)
     consumer_batch_wait_ms: int = 20  # how long a consumer waits to fill a batch
     rollup_linger_ms: int = 500  # metrics gathers records this long per batch: fewer store transactions
+    # retention.ms of the topics the platform creates (issue #19: topics hold callers' and citizens' contact; the
+    # services keep what they need in their stores). Dead letters keep the raw bad input: shorter.
+    topic_retention_hours: int = 168
+    dead_letter_retention_hours: int = 72
     # Security, applied by hotline.kafka.client_options to every producer, consumer and admin client.
     # Production: SASL_SSL with SCRAM (docker-compose.yml shows it). `hotline infra` runs the local
     # broker with the same protocol and creates the SCRAM user from sasl_username/sasl_password.
