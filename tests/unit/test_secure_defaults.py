@@ -229,3 +229,22 @@ def test_xlsx_imports_are_bounded_in_rows_and_uncompressed_size() -> None:
     with pytest.raises(DomainError, match="过大"):
         core.rows_of_xlsx(bomb.getvalue())
     assert len(core.rows_of_xlsx(_xlsx(3))) == 3
+
+
+def test_compose_secrets_are_required_and_the_realm_commits_none() -> None:
+    compose = (REPO_ROOT / "docker-compose.yml").read_text("utf-8")
+    for var in ("PII_HASH_SECRET", "WORKBENCH_SESSION_SECRET", "WORKBENCH_CLIENT_SECRET", "KEYCLOAK_ADMIN_PASSWORD",
+                "GRAFANA_ADMIN_PASSWORD"):
+        assert re.search(r"\$\{" + var + r":\?", compose), var
+    live = "\n".join(line for line in compose.splitlines() if not line.lstrip().startswith("#"))
+    assert not re.search(r"\$\{[A-Z_]*(SECRET|PASSWORD)[A-Z_]*:-", live), "a secret with a fallback value"
+    realm = json.loads((REPO_ROOT / "deploy" / "keycloak" / "realm-hotline.json").read_text("utf-8"))
+    client = realm["clients"][0]
+    assert "secret" not in client and client["directAccessGrantsEnabled"] is False
+    assert all("credentials" not in u and "attributes" not in u for u in realm["users"])
+    role_mapper = next(m for m in client["protocolMappers"] if m["config"].get("claim.name") == "hotline_role")
+    assert role_mapper["protocolMapper"] == "oidc-usermodel-client-role-mapper"
+    assert all(g.get("clientRoles") for g in realm["groups"])
+    readme = (REPO_ROOT / "deploy" / "README.md").read_text("utf-8")
+    for words in ("SASL_SSL", "kafka-acls.sh", "one user per service", "retention.ms", "HOTLINE_ENV"):
+        assert words in readme, words
