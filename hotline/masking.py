@@ -8,6 +8,7 @@ output - APIs, exports, reports, lists, warnings and audit reads - instead of ea
 |           |                                                            | brought it, by their scope    |
 | address   | house and room numbers of an address                       | office, admin, unit           |
 | free text | phone numbers inside complaint texts                       | office, admin, unit           |
+| warnings  | a repeat caller's key, a repeated address's house number   | contact / address rows above  |
 
 Everyone else (leader, viewer, liaison, deputy for others' data, and any file that leaves the
 platform without a reader's role, e.g. scheduled reports) gets masks: ``张**``, ``138****5678``,
@@ -79,6 +80,21 @@ def mask_doc(doc: Any, role: Role | str | None, *, own: bool = False) -> Any:
         else:
             out[key] = mask_value(key, value, role, own=own)
     return out
+
+
+def mask_warning(warning: Any, role: Role | str | None) -> Any:
+    """An early warning (warnings_pb2.EarlyWarning) as ``role`` may read it: the caller key of a
+    repeat-caller warning only for those who read contact, a repeated address's house numbers only
+    for those who read addresses (in ``subject`` and in the explanation)."""
+    shown = type(warning)()
+    shown.CopyFrom(warning)
+    if shown.kind == "repeat_caller" and not clear(CONTACT, role):
+        shown.subject = ""
+    if shown.kind == "repeat_address" and shown.subject and not clear(ADDRESS, role):
+        masked = privacy.mask_address(shown.subject)
+        shown.explanation = shown.explanation.replace(shown.subject, masked)
+        shown.subject = masked
+    return shown
 
 
 def strip_contact(doc: Any) -> Any:

@@ -152,7 +152,7 @@ async def _too_large(send: Send, limit: int) -> None:
 
 def limit_bodies(app: Any, settings: Settings, *, browser: bool = False) -> None:
     """Add the body limit (and the security headers) to a FastAPI/Starlette app."""
-    app.add_middleware(BodyLimit, max_bytes=settings.http.max_body_bytes,  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, max_bytes=settings.http.max_body_bytes,
                        import_bytes=settings.http.max_import_bytes,
                        headers=SECURITY_HEADERS if browser else API_HEADERS)
 

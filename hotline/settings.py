@@ -224,7 +224,6 @@ class HttpLimitSettings(BaseModel):
     max_import_bytes: int = 10 << 20  # 10 MiB: the spreadsheet/JSON import routes (paths ending in /import)
     max_import_rows: int = 20_000  # rows of one spreadsheet import
     max_xlsx_uncompressed_bytes: int = 50 << 20  # sum of an XLSX's uncompressed members (zip bombs)
-    max_fact_scan: int = 500_000  # facts one KPI/export query may read before it is refused as too broad
 
 
 # Published development values: filled in only when HOTLINE_ENV=development; production refuses them.

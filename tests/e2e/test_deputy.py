@@ -112,6 +112,21 @@ async def test_an_officers_import_cannot_take_over_another_officers_deputy(platf
                              files={"file": ("move.csv", moved, "text/csv")})
         assert r.status_code == 201, r.text  # the admin may reassign
         assert (await admin.get(f"{liaison}/deputies/DG1")).json()["liaison_officer_id"] == "LO-H"
+    # the masking table: the citizen's contact only for the deputy who brought it, in a list as in one submission
+    async with http(settings, "deputy", deputy_id="DG1") as deputy, http(settings, "office") as office, \
+            http(settings, "liaison", officer_id="LO-H") as officer_h:
+        r = await deputy.post(f"{liaison}/submissions", headers={"Idempotency-Key": "dg1-1"},
+                              json={"title": "小区门口路灯不亮", "content": "小区门口路灯连续一周不亮，夜间出行不便",
+                                    "address": "幸福路1号",
+                                    "citizen": {"name": "周群众", "phone": "13812345678", "consent": True}})
+        assert r.status_code in (200, 201), r.text
+        own = (await deputy.get(f"{liaison}/deputies/DG1/submissions")).json()
+        assert own[0]["citizen"] == {"name": "周群众", "phone": "13812345678"}
+        for reader in (officer_h, office):
+            listed = (await reader.get(f"{liaison}/deputies/DG1/submissions")).json()
+            assert listed and all("citizen" not in x for x in listed), listed
+            one = (await reader.get(f"{liaison}/submissions/{listed[0]['submission_id']}")).json()
+            assert "citizen" not in one
 
 
 async def drive(settings: Settings, tid: str, unit: str, assisting: list[str], evaluate: bool = True) -> None:

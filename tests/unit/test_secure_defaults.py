@@ -248,3 +248,28 @@ def test_compose_secrets_are_required_and_the_realm_commits_none() -> None:
     readme = (REPO_ROOT / "deploy" / "README.md").read_text("utf-8")
     for words in ("SASL_SSL", "kafka-acls.sh", "one user per service", "retention.ms", "HOTLINE_ENV"):
         assert words in readme, words
+
+
+def test_a_token_outside_the_allow_list_gets_401_over_http_not_500(tmp_path: Path) -> None:
+    """Through the real HTTP guard: an HS384 token naming the JWKS kid raised TypeError (500) before issue #19."""
+    from fastapi import APIRouter
+
+    from hotline.auth import Verifier, http_guard
+    from hotline.settings import AuthSettings
+
+    settings = AuthSettings(jwks_file=jwks(tmp_path), issuer="https://idp.example/realms/hotline")
+    router = APIRouter()
+
+    @router.get("/tickets/{ticket_id}")
+    async def ticket(ticket_id: str) -> dict[str, str]:
+        return {"ticket_id": ticket_id}
+
+    app = FastAPI()
+    app.include_router(router, dependencies=[http_guard("intake", Verifier(settings))])
+    claims = {"sub": "x", "iss": settings.issuer, "aud": "hotline", "exp": int(time.time()) + 60,
+              "hotline_role": "office"}
+    client = TestClient(app, raise_server_exceptions=False)
+    for alg, key in (("HS384", "k" * 48), ("HS512", "k" * 64), ("HS256", "k" * 32)):
+        token = jwt.encode(claims, key, algorithm=alg, headers={"kid": "k1"})
+        answer = client.get("/tickets/T1", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401, (alg, answer.status_code, answer.text)
