@@ -4,6 +4,9 @@
 .PHONY: setup run test test-unit faults model bench lint protos stop status
 
 PY := .venv/bin/python
+# `make run`, `make test`, the bench and the simulator run in development mode: published dev secrets, /login/dev
+# and `hotline token issue` on. Deployments leave it unset (production) and must give real secrets (issue #19).
+export HOTLINE_ENV ?= development
 TRAINING_DATA ?= ../shared/data/tipdm2020/labelled_sample.csv
 
 setup:

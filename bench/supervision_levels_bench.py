@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HOTLINE_ENV", "development")  # benchmarks mint development tokens (issue #19)
 
 from hotline import mongo, pb  # noqa: E402
 from hotline.auth import Principal  # noqa: E402

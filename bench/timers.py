@@ -26,6 +26,7 @@ import asyncio
 import copy
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
@@ -40,6 +41,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HOTLINE_ENV", "development")  # benchmarks mint development tokens (issue #19)
 
 from hotline import kafka, mongo, pb  # noqa: E402
 from hotline.calendar import WorkCalendar  # noqa: E402

@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from hotline import masking
 from hotline.mongo import Doc, insert_missing
 from hotline.policy import Role
 
@@ -37,7 +38,8 @@ def entry(
     return {
         "_id": entry_id or ObjectId(), "at": at, "actor": actor, "action": action, "kind": kind,
         "target_id": target_id, "ticket_id": ticket_id or target_id, "reason": reason,
-        "before": before, "after": after,
+        # issue #19: snapshots keep no caller or citizen contact (the trail is kept far longer than they are)
+        "before": masking.strip_contact(before), "after": masking.strip_contact(after),
     }
 
 
@@ -55,12 +57,15 @@ def routes(db: AsyncDatabase[Doc]) -> APIRouter:
 
     @api.get("/audit", summary="Audit trail (留痕) of this service by ticket or actor, newest first")
     async def audit_trail(
-        ticket_id: str = Query("", max_length=128), actor: str = Query("", max_length=200),
+        request: Request, ticket_id: str = Query("", max_length=128), actor: str = Query("", max_length=200),
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
         if not ticket_id and not actor:
             raise HTTPException(400, "give ticket_id or actor (a token subject)")
-        return {"entries": await query(db, ticket_id, actor, limit)}
+        who = getattr(request.state, "principal", None)
+        entries = await query(db, ticket_id, actor, limit)
+        # the one masking table (entries written before issue #19 may still hold contact)
+        return {"entries": [masking.mask_doc(e, who.role if who else None) for e in entries]}
 
     return api
 

@@ -76,6 +76,10 @@ def forbidden(message: str) -> AuthError:
     return AuthError(403, message)
 
 
+DEV_ALGORITHM = "HS256"  # the development secret's, and only its
+PROVIDER_ALGORITHMS = ("RS256", "ES256")  # an identity provider's keys (JWKS URL or file)
+
+
 class Verifier:
     """Turns a bearer token into a :class:`Principal`, or raises a 401 :class:`AuthError`."""
 
@@ -89,11 +93,16 @@ class Verifier:
             raise ValueError("no keys to verify tokens: set HOTLINE_AUTH__JWKS_URL, _JWKS_FILE or _DEV_SECRET")
 
     def _key(self, token: str, header: dict[str, Any]) -> tuple[Any, list[str]]:
+        """The key and the one algorithm allowed for this token: HS256 only with the development
+        secret, RS256/ES256 only with the provider's keys (never what the header alone asks for)."""
         alg = str(header.get("alg", ""))
-        if alg == "HS256":
+        if alg == DEV_ALGORITHM:
             if not self.settings.dev_secret:
                 raise unauthenticated("HS256 tokens are not accepted here")
-            return self.settings.dev_secret, ["HS256"]
+            return self.settings.dev_secret, [DEV_ALGORITHM]
+        if alg not in PROVIDER_ALGORITHMS:
+            raise unauthenticated(f"tokens signed with {alg or 'no algorithm'} are not accepted here "
+                                  f"(allowed: {', '.join(PROVIDER_ALGORITHMS)} from the identity provider)")
         if self._keyset is not None:
             kid = header.get("kid")
             for key in self._keyset.keys:
@@ -102,7 +111,7 @@ class Verifier:
             raise unauthenticated(f"no key with kid {kid!r}")
         if self._jwks is not None:
             return self._jwks.get_signing_key_from_jwt(token).key, [alg]
-        raise unauthenticated(f"tokens signed with {alg or 'no algorithm'} are not accepted here")
+        raise unauthenticated(f"tokens signed with {alg} are not accepted here (no identity provider keys)")
 
     def verify(self, token: str) -> Principal:
         try:
@@ -112,10 +121,16 @@ class Verifier:
                 token, key, algorithms=algorithms, audience=self.settings.audience, issuer=self.settings.issuer,
                 leeway=self.settings.leeway_seconds, options={"require": ["exp", "sub"]},
             )
+        except AuthError:
+            raise
         except jwt.ExpiredSignatureError as exc:
             raise unauthenticated("token expired") from exc
         except jwt.PyJWTError as exc:
             raise unauthenticated(f"invalid token: {exc}") from exc
+        except Exception as exc:  # a key of another type than the algorithm (TypeError, ValueError...): still 401
+            raise unauthenticated(f"invalid token: {type(exc).__name__}") from exc
+        if not isinstance(claims, dict):
+            raise unauthenticated("invalid token: claims are not an object")
         role = _role(_claim(claims, self.settings.role_claim))
         if role is None:
             raise unauthenticated(f"token names no known role in claim {self.settings.role_claim!r}")

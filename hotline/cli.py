@@ -33,6 +33,10 @@ def _optional(module: str) -> Callable[[Any], None] | None:
 
 
 def serve(service: str) -> None:
+    from hotline.security import check_startup
+    from hotline.settings import get_settings
+
+    check_startup(get_settings(), service)  # production without real secrets: exit 2, naming them
     if service == "workbench":  # the web application: no consumers, no gRPC server of its own
         from services.workbench.main import serve as serve_workbench
 
@@ -49,12 +53,17 @@ def issue_token(args: argparse.Namespace) -> int:
     from hotline.policy import SCOPE_CLAIM
     from hotline.settings import get_settings
 
+    settings = get_settings()
+    if not settings.development:
+        print("hotline token issue: refused - development tokens exist only with HOTLINE_ENV=development; "
+              "in production sign in through the identity provider", file=sys.stderr)
+        return 2
     role = Role(args.role)
     scope = {"unit_id": args.unit, "deputy_id": args.deputy, "officer_id": args.officer}
     if (claim := SCOPE_CLAIM.get(role)) and not scope[claim]:
         print(f"a {role} token needs --{claim.removesuffix('_id')}", file=sys.stderr)
         return 2
-    print(issue(get_settings().auth, role, subject=args.subject, ttl_minutes=args.ttl, **scope))
+    print(issue(settings.auth, role, subject=args.subject, ttl_minutes=args.ttl, **scope))
     return 0
 
 

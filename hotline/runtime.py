@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline import audit, kafka, logging, mongo
+from hotline import audit, kafka, logging, mongo, security
 from hotline.auth import GrpcAuth, Verifier, http_guard
 from hotline.clock import Clock
 from hotline.clock import from_settings as clock_from_settings
@@ -95,9 +95,13 @@ def http_app(title: str, description: str = "") -> FastAPI:
     return app
 
 
-def mount(service: Service, name: str, verifier: Verifier, db: AsyncDatabase[Doc]) -> FastAPI:
+def mount(service: Service, name: str, verifier: Verifier, db: AsyncDatabase[Doc],
+          settings: Settings | None = None) -> FastAPI:
     """Put the service's routes, and the audit trail every service has, behind authentication
-    and the policy table (hotline/auth.py, hotline/policy.py)."""
+    and the policy table (hotline/auth.py, hotline/policy.py); with ``settings``, also behind the
+    body size limit (413) of hotline/security.py."""
+    if settings is not None:
+        security.limit_bodies(service.http, settings)
     guard = http_guard(name, verifier)
     for router in (*service.routes, audit.routes(db)):
         service.http.include_router(router, dependencies=[guard])
@@ -123,6 +127,7 @@ async def _serve_grpc(
 
 async def run(name: str, build: Callable[[Runtime], Awaitable[Service]], settings: Settings | None = None) -> None:
     settings = settings or get_settings()
+    security.check_startup(settings, name)
     logging.configure(name, settings.log_level, settings.log_json)
     mongo_client = mongo.client(settings)
     db = mongo.database(mongo_client, settings, name)
@@ -134,10 +139,10 @@ async def run(name: str, build: Callable[[Runtime], Awaitable[Service]], setting
                  clock)
     service = await build(rt)
     verifier = Verifier(settings.auth)
-    if settings.auth.dev_secret:
+    if settings.auth.dev_secret:  # development only: production refuses to start with it (hotline/security.py)
         log.warning("accepting tokens signed with the development secret: anyone who knows it can sign in; "
                     "production sets HOTLINE_AUTH__JWKS_URL and an empty HOTLINE_AUTH__DEV_SECRET")
-    mount(service, name, verifier, db)
+    mount(service, name, verifier, db, settings)
     await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES, **service.indexes})
 
     loops = [ConsumerLoop(spec, settings, producer, name) for spec in service.consumers]

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, NonNegativeInt, SecretStr
+from pydantic import BaseModel, Field, NonNegativeInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("intake", "routing", "supervision", "deputy_liaison", "metrics")
@@ -28,6 +28,10 @@ class KafkaSettings(BaseModel):
     consumer_batch_max: int = 1000  # records handed to a handler in one batch (bench: 500 -> 1000 = +25%)
     consumer_batch_wait_ms: int = 20  # how long a consumer waits to fill a batch
     rollup_linger_ms: int = 500  # metrics gathers records this long per batch: fewer store transactions
+    # retention.ms of the topics the platform creates (issue #19: topics hold callers' and citizens' contact; the
+    # services keep what they need in their stores). Dead letters keep the raw bad input: shorter.
+    topic_retention_hours: int = 168
+    dead_letter_retention_hours: int = 72
     # Security, applied by hotline.kafka.client_options to every producer, consumer and admin client.
     # Production: SASL_SSL with SCRAM (docker-compose.yml shows it). `hotline infra` runs the local
     # broker with the same protocol and creates the SCRAM user from sasl_username/sasl_password.
@@ -123,10 +127,12 @@ class AuthSettings(BaseModel):
     ``dev_secret`` (HS256), printed by ``hotline token issue``.
     """
 
-    dev_secret: str = "hotline-development-only-secret-change-me"  # empty = accept only the provider's keys
+    # empty = accept only the provider's keys; HOTLINE_ENV=development fills in DEV_SECRET when empty,
+    # production refuses to start when it is set (hotline/security.py)
+    dev_secret: str = ""
     jwks_url: str = ""
     jwks_file: Path | None = None
-    issuer: str = "hotline-dev"
+    issuer: str = "hotline-dev"  # the development issuer; production refuses it (set the provider's)
     audience: str = "hotline"
     role_claim: str = "hotline_role"  # a claim (dotted path, e.g. realm_access.roles) naming the role
     leeway_seconds: int = 30
@@ -136,7 +142,9 @@ class AuthSettings(BaseModel):
 class PrivacySettings(BaseModel):
     """Personal data (callers' names and phone numbers)."""
 
-    hash_secret: str = "hotline-development-only-pii-key-change-me"  # HMAC key of repeat-detection keys
+    # HMAC key of repeat-detection keys (caller_key): at least 32 bytes, never a published value; development
+    # fills in DEV_PII_KEY when empty, production refuses to start without a real one
+    hash_secret: str = ""
     # Callers' names and phone numbers are anonymised this many days after the ticket was received
     # (0: the district's policy, services/intake/data/retention.json, 180 days); tickets and figures are kept.
     retention_days: NonNegativeInt = 0
@@ -174,8 +182,9 @@ class WorkbenchSettings(BaseModel):
     sign-in page also offers development tokens for a chosen role and unit/deputy/officer.
     """
 
-    session_secret: SecretStr = SecretStr("hotline-development-only-session-key-change-me")  # signs the cookie
-    secure_cookie: bool = False  # Secure flag on the session cookie (true behind HTTPS)
+    session_secret: SecretStr = SecretStr("")  # signs the cookie; development: DEV_SESSION_KEY when empty
+    secure_cookie: bool = False  # Secure flag on the cookies (also on whenever public_url is https)
+    public_url: str = ""  # where browsers reach the workbench, e.g. https://12345.example.gov.cn
     oidc_issuer: str = ""  # e.g. http://keycloak:8080/realms/hotline (shown on the sign-in page)
     oidc_authorize_url: str = ""  # <issuer>/protocol/openid-connect/auth; empty: no provider sign-in
     oidc_token_url: str = ""  # <issuer>/protocol/openid-connect/token
@@ -208,8 +217,31 @@ class PortSettings(BaseModel):
         return int(getattr(self, f"{service}_grpc"))
 
 
+class HttpLimitSettings(BaseModel):
+    """Sizes every HTTP server accepts (hotline/security.py): larger bodies get 413."""
+
+    max_body_bytes: int = 1 << 20  # 1 MiB
+    max_import_bytes: int = 10 << 20  # 10 MiB: the spreadsheet/JSON import routes (paths ending in /import)
+    max_import_rows: int = 20_000  # rows of one spreadsheet import
+    max_xlsx_uncompressed_bytes: int = 50 << 20  # sum of an XLSX's uncompressed members (zip bombs)
+
+
+# Published development values: filled in only when HOTLINE_ENV=development; production refuses them.
+DEV_SECRET = "hotline-development-only-secret-change-me"
+DEV_ISSUER = "hotline-dev"
+DEV_PII_KEY = "hotline-development-only-pii-key-change-me"
+DEV_SESSION_KEY = "hotline-development-only-session-key-change-me"
+KNOWN_DEFAULTS = frozenset({DEV_SECRET, DEV_PII_KEY, DEV_SESSION_KEY, "change-me", "changeme", "secret"})
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_nested_delimiter="__", extra="ignore")
+
+    # development: `make run`, `make test`, the bench and the simulator (published dev secrets filled in,
+    # /login/dev and `hotline token issue` on). production (default): a service refuses to start without real
+    # secrets and keys (hotline.security.production_problems).
+    env: Literal["development", "production"] = "production"
+    http: HttpLimitSettings = Field(default_factory=HttpLimitSettings)
 
     bind_host: str = "127.0.0.1"  # address HTTP and gRPC servers listen on ("0.0.0.0" in containers)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
@@ -231,6 +263,19 @@ class Settings(BaseSettings):
     log_json: bool = False  # JSON log lines (containers) instead of console lines
     model_dir: Path = REPO_ROOT / "models" / "classifier"  # trained ticket classifier, if any
     timezone: str = "Asia/Shanghai"
+
+    @model_validator(mode="after")
+    def _development_defaults(self) -> Settings:
+        if self.env == "development":
+            self.auth.dev_secret = self.auth.dev_secret or DEV_SECRET
+            self.privacy.hash_secret = self.privacy.hash_secret or DEV_PII_KEY
+            if not self.workbench.session_secret.get_secret_value():
+                self.workbench.session_secret = SecretStr(DEV_SESSION_KEY)
+        return self
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
 
 
 @lru_cache

@@ -31,6 +31,13 @@ def topic_names(settings: Settings | None = None, names: Iterable[str] | None = 
     return [s.topics.name(n) if n in fields and n != "prefix" else n for n in names]
 
 
+def topic_config(settings: Settings, topic: str) -> dict[str, str]:
+    """Retention of a topic (issue #19): every topic is bounded; dead letters (raw input, personal data) shorter."""
+    dead = {settings.topics.name("dead_letters"), settings.topics.name("dead_letter_replays")}
+    hours = settings.kafka.dead_letter_retention_hours if topic in dead else settings.kafka.topic_retention_hours
+    return {"retention.ms": str(hours * 3600 * 1000)}
+
+
 async def aensure_topics(settings: Settings | None = None, names: list[str] | None = None) -> list[str]:
     """Create missing topics (``settings.kafka.partitions`` partitions, replication 1) and wait
     until every partition has a leader. Idempotent and safe to call concurrently
@@ -49,7 +56,8 @@ async def aensure_topics(settings: Settings | None = None, names: list[str] | No
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if missing:
-            resp = await admin.create_topics([NewTopic(t, s.kafka.partitions, 1) for t in missing], timeout_ms=15000)
+            resp = await admin.create_topics([NewTopic(t, s.kafka.partitions, 1, topic_configs=topic_config(s, t))
+                                              for t in missing], timeout_ms=15000)
             failures = []
             for topic, code, *rest in resp.topic_errors:
                 if code == 0:

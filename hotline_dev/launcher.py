@@ -94,6 +94,7 @@ def isolated_env(tag: str, port_offset: int) -> dict[str, str]:
     """HOTLINE_* variables for a namespace of its own: topics, databases and ports that do not
     touch a platform started with ``hotline run`` (used by the tests and the benchmarks)."""
     env = {
+        "HOTLINE_ENV": "development",  # the published development secrets; production refuses to start with them
         "HOTLINE_TOPICS__PREFIX": f"{tag}.",
         "HOTLINE_MONGO__DATABASE_PREFIX": tag.replace("-", "_"),
         # reports of the last week and month are rendered on schedule (seconds of CPU): not in a

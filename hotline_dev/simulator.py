@@ -1101,7 +1101,13 @@ def add_cli(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cli(args: argparse.Namespace) -> int:
+    import os
+
     from rich.console import Console
+
+    # a developer's tool: its tokens are development tokens (issue #19); an explicit HOTLINE_ENV wins
+    os.environ.setdefault("HOTLINE_ENV", "development")
+    get_settings.cache_clear()
 
     console = Console(stderr=True)
     if args.count < 0:

@@ -22,6 +22,10 @@ import pytest
 
 from hotline.settings import SERVICES, Settings
 
+# Tests run in development mode (HOTLINE_ENV, issue #19): the published dev secret signs their tokens, in this
+# process (Settings() of a test) as in the services they start (hotline_dev.launcher.isolated_env sets it too).
+os.environ.setdefault("HOTLINE_ENV", "development")
+
 # 28101..29105: below the ephemeral port range (32768+), so no client socket takes them. Two suites on one
 # machine (e.g. two checkouts) set HOTLINE_TEST_PORT_OFFSET apart by at least 1,100.
 PORT_OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "20000"))

@@ -145,3 +145,18 @@ def channel(settings: Settings, service: str, role: str = "office", **scope: str
 def http(settings: Settings, role: str = "office", **scope: str) -> httpx.AsyncClient:
     """An HTTP client authenticated as ``role``."""
     return httpx.AsyncClient(headers={"Authorization": f"Bearer {token(settings, role, **scope)}"}, timeout=30)
+
+
+def browser_client(app: Any, base_url: str = "http://testserver") -> Any:
+    """A TestClient of the workbench that behaves like a browser that loaded a page first: it holds the
+    CSRF cookie and sends the matching token (header X-CSRF-Token) with every request (issue #19)."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app, base_url=base_url)
+    page = client.first_page = client.get("/login")  # type: ignore[attr-defined]
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    assert found, "the sign-in page carries no CSRF token"
+    client.headers["X-CSRF-Token"] = found.group(1)
+    return client

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Depends, Query, UploadFile
 from fastapi.responses import HTMLResponse
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 
-from hotline import auth, pb
+from hotline import auth, masking, pb
 from hotline.api import grpc_idempotency_key, idempotency_key
 from hotline.auth import Principal
 from hotline.clock import Clock
-from hotline.commands import Command, CommandBus, Decision, Illegal, Invalid, NotFound
+from hotline.commands import Command, CommandBus, Decision, DomainError, Illegal, Invalid, NotFound
 from hotline.directory import Directory
 from hotline.envelope import Event
 from hotline.mongo import Doc
@@ -196,7 +196,7 @@ class Liaison:
             raise Invalid("只支持 CSV 或 XLSX 文件")
         if not rows:
             raise Invalid("文件中没有代表数据")
-        deputies, errors = [], []
+        deputies, errors, row_of = [], [], {}
         for n, row in enumerate(rows, start=2):  # row 1 is the header
             try:
                 deputy = DeputyIn.model_validate(row)
@@ -211,11 +211,14 @@ class Liaison:
             if who.role == Role.LIAISON:
                 doc["liaison_officer_id"] = who.officer_id
             deputies.append(doc)
+            row_of[doc["deputy_id"]] = n
         if errors:
             raise Invalid("导入失败，请修正后重新导入：" + "；".join(errors[:20]))
         ids = [d["deputy_id"] for d in deputies]
         if len(set(ids)) != len(ids):
             raise Invalid("文件中代表编号重复")
+        if who.role == Role.LIAISON:  # issue #19: an officer never takes over another officer's deputies
+            await self.refuse_others_deputies(ids, row_of, who)
         import_id = "IMP-" + hashlib.sha1(data).hexdigest()[:16]
         batch = {"import_id": import_id, "filename": filename, "deputies": deputies, "at": self.clock.now(),
                  "by": who.subject}
@@ -223,6 +226,16 @@ class Liaison:
         answer: Doc = await self.commands.run(command, ImportRepository(self.store),
                                               lambda existing: core.imported(existing, batch), self.events_topic)
         return answer
+
+    async def refuse_others_deputies(self, ids: list[str], row_of: dict[str, int], who: Principal) -> None:
+        """A liaison officer's import may add deputies and change its own, never one registered to
+        another officer (its contacts and submissions would follow); the admin may reassign."""
+        theirs = [d async for d in self.store.deputies.find(
+            {"_id": {"$in": ids}, "liaison_officer_id": {"$nin": ["", None, who.officer_id]}}, {"_id": 1})]
+        if theirs:
+            named = sorted((row_of[d["_id"]], str(d["_id"])) for d in theirs)
+            raise DomainError("permission_denied", "导入被拒绝，未做任何修改：" + "；".join(
+                f"第{n}行 代表 {deputy_id} 由其他联络员负责，只能由管理员调整" for n, deputy_id in named[:20]))
 
     async def deputy(self, deputy_id: str, who: Principal) -> Doc:
         found = await self.store.deputy(deputy_id)
@@ -257,15 +270,14 @@ class Liaison:
         found = await self.store.submission(submission_id)
         if found is None or not await self._may_see_submissions_of(found["deputy_id"], who):
             raise NotFound("问题", submission_id)
-        if who.role != Role.DEPUTY:
-            found.pop("citizen", None)  # the citizen's contact: the deputy who brought it, and the unit via intake
+        shown(found, who)
         found["timeline"] = found.get("timeline", [])  # in the order of the case's events (one Kafka key)
         return found
 
     async def of_deputy(self, deputy_id: str, who: Principal, limit: int) -> list[Doc]:
         if not await self._may_see_submissions_of(deputy_id, who):
             raise NotFound("代表", deputy_id)
-        return await self.store.of_deputy(deputy_id, limit)
+        return [shown(d, who) for d in await self.store.of_deputy(deputy_id, limit)]
 
     async def _own_submission(self, submission_id: str, who: Principal) -> Doc:
         found = await self.store.submission(submission_id)
@@ -395,6 +407,16 @@ class Liaison:
         rows = core.figures(await self.store.all_submissions(), deputies)
         documents.export(rows)
         return rows
+
+
+def shown(submission: Doc, who: Principal) -> Doc:
+    """A submission as ``who`` may read it (hotline/masking.py): the citizen's contact only for the
+    deputy who brought it (the handling unit gets it from intake's ticket); never for liaison or office
+    in a list (issue #19: ``GET /deputies/{id}/submissions`` returned it while ``GET /submissions/{id}``
+    did not)."""
+    if not (who.role == Role.DEPUTY and masking.clear(masking.CONTACT, who.role, own=True)):
+        submission.pop("citizen", None)
+    return submission
 
 
 class ImportRepository:

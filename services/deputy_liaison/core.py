@@ -71,17 +71,25 @@ def rows_of_csv(data: bytes) -> list[dict[str, str]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Invalid("CSV 文件须为 UTF-8 编码") from exc
-    return [_columns(row) for row in csv.DictReader(io.StringIO(text))]
+    from hotline.settings import HttpLimitSettings
+
+    most = HttpLimitSettings().max_import_rows
+    rows = [_columns(row) for _, row in zip(range(most + 1), csv.DictReader(io.StringIO(text)), strict=False)]
+    if len(rows) > most:
+        raise Invalid(f"CSV 文件过大：每次至多导入 {most} 行")
+    return rows
 
 
 def rows_of_xlsx(data: bytes) -> list[dict[str, str]]:
-    from openpyxl import load_workbook  # only needed for imports
+    from hotline.security import SpreadsheetTooLarge, bounded_rows  # only needed for imports
 
     try:
-        sheet = load_workbook(io.BytesIO(data), read_only=True, data_only=True).worksheets[0]
+        table = bounded_rows(data)  # issue #19: bounded in rows and uncompressed size
+    except SpreadsheetTooLarge as exc:
+        raise Invalid(f"XLSX 文件过大：{exc}") from exc
     except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
         raise Invalid("无法读取 XLSX 文件，请使用导入模板") from exc
-    rows = [["" if c is None else str(c) for c in row] for row in sheet.iter_rows(values_only=True)]
+    rows = [["" if c is None else str(c) for c in row] for row in table]
     if not rows:
         return []
     head = rows[0]

@@ -7,12 +7,14 @@ import contextlib
 
 from hotline.directory import DIRECTORY_FILE, Directory
 from hotline.kafka import ConsumerSpec
+from hotline.retention import Scrub, StoreRetention, audit_scrub
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
 from services.deputy_liaison import store as store_module
 from services.deputy_liaison.api import DeputyGrpc, Liaison, http_routes
 from services.deputy_liaison.core import ListPolicy
 from services.deputy_liaison.handlers import CaseFollowing, TicketFacts
+from services.intake.retention import policy as retention_policy
 
 NAME = "deputy_liaison"
 FIGURES_EVERY_SECONDS = 30.0  # how often the Prometheus figures of deputy work are refreshed
@@ -31,6 +33,11 @@ async def build(rt: Runtime) -> Service:
                 await liaison.figures()
             await asyncio.sleep(FIGURES_EVERY_SECONDS)
 
+    p = rt.settings.privacy
+    rule = retention_policy(p.retention_days)
+    personal_data = StoreRetention(NAME, rt.db, rt.clock, rule.days, rule.version,  # issue #19: every store
+                                   [Scrub("submissions", "submitted_at", ("citizen",)), audit_scrub()],
+                                   p.retention_interval_seconds)
     return Service(
         http=http_app("deputy_liaison", "人大代表联络: 代表转交群众诉求、跟踪办理、每月问题清单"),
         routes=[http_routes(liaison)],
@@ -40,5 +47,5 @@ async def build(rt: Runtime) -> Service:
                    ConsumerSpec([rt.topic("ticket_events"), rt.topic("assignment_events"), rt.topic("case_events")],
                                 rt.group("facts"), TicketFacts(store, directory, rt.settings.timezone))],
         indexes=store_module.INDEXES,
-        background=[refresh_figures],
+        background=[refresh_figures, personal_data.forever],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from hotline.kafka import ConsumerSpec
+from hotline.retention import StoreRetention, audit_scrub
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
 from services.intake import store as store_module
@@ -24,6 +25,9 @@ async def build(rt: Runtime) -> Service:
     p = rt.settings.privacy
     retention = Retention(store, rt.mongo_client, rt.clock, policy(p.retention_days), p.retention_interval_seconds,
                           p.retention_batch)
+    rule = policy(p.retention_days)
+    audit_retention = StoreRetention(NAME, rt.db, rt.clock, rule.days, rule.version, [audit_scrub()],
+                                     p.retention_interval_seconds)  # issue #19: contact in older audit snapshots
     return Service(
         http=app,
         routes=[http_routes(store)],
@@ -32,5 +36,5 @@ async def build(rt: Runtime) -> Service:
         consumers=[ConsumerSpec([rt.topic("city_tickets"), rt.topic("deputy_submissions")], rt.group(), handler),
                    ConsumerSpec([rt.topic("assignment_events")], rt.group("units"), HandlingUnits(store))],
         indexes=store_module.INDEXES,
-        background=[retention.forever],
+        background=[retention.forever, audit_retention.forever],
     )

@@ -9,6 +9,7 @@ every figure behind them (openpyxl).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import subprocess
 from collections.abc import Callable, Sequence
@@ -28,6 +29,8 @@ from matplotlib.figure import Figure
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from hotline import masking
+from hotline.security import text_cells
 from services.metrics import kpi
 from services.metrics.kpi import (
     LANES,
@@ -115,8 +118,12 @@ def build(facts: Sequence[CaseFacts], policy: KpiPolicy, period: Period, as_of: 
         daily=[(d.label, daily.groups.get((d.label,), Figures()).tickets) for d in period.days()],
         hotspots=kpi.hotspots(facts, policy, period),
         top_streets=kpi.top_places(current, policy, period, "street"),
-        top_addresses=kpi.top_places(current, policy, period, "address"),
-        repeats=repeats, repeated=repeated, ranking=ranking, red=red, black=black,
+        # a report is read by any reporting role (viewer, leader): addresses as the masking table gives
+        # them to a reader without a role (issue #19: reports carried the house numbers exports mask)
+        top_addresses=[(masking.mask_value("address", a, None), n, x)
+                       for a, n, x in kpi.top_places(current, policy, period, "address")],
+        repeats=repeats, repeated=[dataclasses.replace(r, address=masking.mask_value("address", r.address, None))
+                                   for r in repeated], ranking=ranking, red=red, black=black,
     )
 
 
@@ -498,6 +505,7 @@ def render_xlsx(d: ReportData) -> bytes:
     _sheet(wb, "地址", ["地址", "工单量", "占比"], [[s, n, _num(x)] for s, n, x in d.top_addresses])
     _sheet(wb, "屡诉问题", ["分类", "地址", "工单量", "未解决"],
            [[r.category, r.address, r.tickets, r.unresolved] for r in d.repeated])
+    text_cells(wb)  # citizen text that looks like a formula opens as text (issue #19)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

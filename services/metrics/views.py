@@ -14,12 +14,13 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 
-from hotline import pb
+from hotline import masking, pb
 from hotline.auth import Principal
 from hotline.clock import Clock
 from hotline.commands import Invalid, NotFound
 from hotline.policy import Role
 from hotline.privacy import mask_address
+from hotline.security import cell_text, text_cells
 from hotline.v1 import kpis_pb2
 from services.metrics import kpi, report
 from services.metrics.kpi import RATES, CaseFacts, Figures, KpiPolicy, Period
@@ -27,7 +28,7 @@ from services.metrics.store import KpiStore
 
 FILTER_DIMENSIONS = ("unit", "unit_type", "street", "ticket_type", "category", "list_item", "lane",
                      "supervision_level")
-CLEAR_ADDRESS = frozenset({Role.OFFICE, Role.UNIT, Role.ADMIN})  # who sees house numbers in exports
+CLEAR_ADDRESS = masking.CLEAR[masking.ADDRESS]  # who sees house numbers in exports: the one masking table
 EXPORT_COLUMNS = ("ticket_id", "dispatch_round", "redo_round", "ticket_type", "category", "list_item", "street",
                   "address", "lane", "unit_id", "unit_name", "unit_type", "supervision_level", "received_at",
                   "assigned_at", "sign_off_due", "signed_off_at", "first_contact_due", "first_contact_at",
@@ -159,14 +160,14 @@ class Views:
                 and (w.end is None or f.assigned_at < w.end)
                 and all(kpi.DIMENSIONS[d](f) in set(v) for d, v in filters.items())]
         rows.sort(key=lambda f: (f.assigned_at or datetime.min, f.key))
-        clear = who.role in CLEAR_ADDRESS
+        clear = masking.clear(masking.ADDRESS, who.role)  # the one masking table (hotline/masking.py)
         table = [[_cell(getattr(f, c) if c != "address" or clear else mask_address(f.address), self.tz)
                   for c in EXPORT_COLUMNS] for f in rows]
         if fmt == "csv":
             buf = io.StringIO()
             writer = csv.writer(buf)
             writer.writerow(EXPORT_COLUMNS)
-            writer.writerows(table)
+            writer.writerows([cell_text(c) for c in row] for row in table)  # formulas as text (issue #19)
             return ("\ufeff" + buf.getvalue()).encode()  # BOM: spreadsheet programs read it as UTF-8
         if fmt == "xlsx":
             wb = Workbook()
@@ -175,6 +176,7 @@ class Views:
             ws.append(list(EXPORT_COLUMNS))
             for row in table:
                 ws.append(row)
+            text_cells(wb)  # citizen text that looks like a formula opens as text (issue #19)
             out = io.BytesIO()
             wb.save(out)
             return out.getvalue()

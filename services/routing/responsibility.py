@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hotline.commands import DomainError
+from hotline.security import cell_text, cell_value, text_cells
 
 STREET = "@street"  # the street office (街道) of the place (属地管理)
 COMMUNITY = "@community"  # the community (社区) of the place, else its street
@@ -303,7 +304,7 @@ def from_rows(table: Iterable[Sequence[Any]]) -> tuple[Rule, ...]:
         raise ListChangeError(f"the sheet lacks columns {', '.join(missing)}")
     items = []
     for number, raw in enumerate(it, start=2):
-        cells = {k: "" if v is None else str(v).strip() for k, v in zip(keys, raw, strict=False)}
+        cells = {k: "" if v is None else cell_value(str(v).strip()) for k, v in zip(keys, raw, strict=False)}
         if not any(cells.get(c) for c in COLUMNS):
             continue
         if not cells.get("rule_id"):
@@ -320,7 +321,8 @@ def _split(value: str) -> tuple[str, ...]:
 def to_csv(listing: Listing, unit_names: Mapping[str, str] | None = None) -> bytes:
     """UTF-8 with a byte-order mark, so spreadsheet programs read the Chinese right."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows(listing, unit_names))
+    table = ([cell_text(c) for c in row] for row in rows(listing, unit_names))  # formulas as text (issue #19)
+    csv.writer(buffer, lineterminator="\r\n").writerows(table)
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -341,17 +343,19 @@ def to_xlsx(listing: Listing, unit_names: Mapping[str, str] | None = None) -> by
     for row in rows(listing, unit_names):
         sheet.append(row)
     sheet.freeze_panes = "A2"
+    text_cells(book)  # formula-like text opens as text (issue #19)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
 
 
 def from_xlsx(data: bytes) -> tuple[Rule, ...]:
-    from openpyxl import load_workbook
+    from hotline.security import SpreadsheetTooLarge, bounded_rows
 
     try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        table = bounded_rows(data, sheet=SHEET)  # issue #19: bounded in rows and uncompressed size
+    except SpreadsheetTooLarge as exc:
+        raise ListChangeError(f"workbook too large: {exc}") from exc
     except Exception as exc:  # openpyxl raises several types for a file that is no workbook
         raise ListChangeError(f"not an XLSX workbook: {exc}") from exc
-    sheet = book[SHEET] if SHEET in book.sheetnames else book.worksheets[0]
-    return from_rows(sheet.iter_rows(values_only=True))
+    return from_rows(table)

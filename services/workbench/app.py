@@ -22,11 +22,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from hotline.auth import AuthError, Principal, Verifier, issue
 from hotline.policy import SCOPE_CLAIM, Role
+from hotline.security import limit_bodies
 from hotline.settings import Settings
 from hotline.v1 import case_pb2, events_pb2, kpis_pb2, lifecycle_pb2, services_pb2, ticket_pb2
 from services.supervision.lifecycle import Action
 from services.workbench import charts, core, office
+from services.workbench import security as csrf
 from services.workbench.clients import Refused, Services, optional
+from services.workbench.security import secure_cookies
 
 HERE = Path(__file__).resolve().parent
 COOKIE, FLASH, STATE = "hotline_session", "hotline_flash", "hotline_oidc_state"
@@ -46,6 +49,10 @@ def build(settings: Settings) -> FastAPI:
     secret = settings.workbench.session_secret.get_secret_value()
     tz = ZoneInfo(settings.timezone)
     oidc = settings.workbench
+    secure = secure_cookies(oidc)  # Secure whenever the public URL is https (issue #19)
+    dev_sign_in = settings.development and bool(settings.auth.dev_secret)  # never in production
+    csrf.install(app, templates, secret, secure)  # csrf_input() and the 403 of a POST without its token
+    limit_bodies(app, settings, browser=True)  # 413 past 1 MiB; CSP, X-Frame-Options, nosniff, Referrer-Policy
 
     def when(ts: Timestamp | None) -> str:
         if ts is None or not (ts.seconds or ts.nanos):
@@ -72,7 +79,8 @@ def build(settings: Settings) -> FastAPI:
     templates.env.filters["role_label"] = lambda role: core.ROLE_LABELS.get(role, role)
     templates.env.globals.update(when=when, deadline=deadline, STATE_LABELS=core.STATE_LABELS,
                                  ROLE_LABELS=core.ROLE_LABELS, ACTION_LABELS=core.ACTION_LABELS, Action=Action,
-                                 case_pb2=case_pb2, ticket_pb2=ticket_pb2, TICKET_TYPES=TICKET_TYPES)
+                                 case_pb2=case_pb2, ticket_pb2=ticket_pb2, TICKET_TYPES=TICKET_TYPES,
+                                 development_sign_in=dev_sign_in)
 
     def session(request: Request) -> tuple[str, Principal]:
         data = core.unsign(request.cookies.get(COOKIE, ""), secret)
@@ -95,13 +103,13 @@ def build(settings: Settings) -> FastAPI:
         response = RedirectResponse(url, status_code=303)
         if message:
             response.set_cookie(FLASH, core.sign({"ok": ok, "message": message}, secret), httponly=True,
-                                samesite="lax", max_age=60)
+                                samesite="lax", max_age=60, secure=secure)
         return response
 
     def signed_in(token: str) -> RedirectResponse:
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, core.sign({"token": token}, secret), httponly=True, samesite="lax",
-                            secure=oidc.secure_cookie, max_age=settings.auth.default_ttl_minutes * 60)
+                            secure=secure, max_age=settings.auth.default_ttl_minutes * 60)
         return response
 
     @app.exception_handler(SignIn)
@@ -124,14 +132,14 @@ def build(settings: Settings) -> FastAPI:
 
     @app.get("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
-        return page(request, "login.html", None, dev=bool(settings.auth.dev_secret),
+        return page(request, "login.html", None, dev=dev_sign_in,
                     provider=bool(oidc.oidc_authorize_url), issuer=oidc.oidc_issuer,
                     roles=[r for r in Role if r != Role.SYSTEM])
 
     @app.post("/login/dev")
     async def login_dev(request: Request) -> Response:
-        if not settings.auth.dev_secret:
-            return go("/login", False, "本环境未开启开发登录，请使用统一身份认证登录")
+        if not dev_sign_in:  # production: the route does not exist
+            return Response("Not Found", status_code=404, media_type="text/plain")
         form = await request.form()
         try:
             role = Role(str(form.get("role", "")))
@@ -155,7 +163,7 @@ def build(settings: Settings) -> FastAPI:
                                         "redirect_uri": oidc.oidc_redirect_url, "scope": oidc.oidc_scope,
                                         "state": state})
         response = RedirectResponse(f"{oidc.oidc_authorize_url}?{query}", status_code=303)
-        response.set_cookie(STATE, state, httponly=True, samesite="lax", max_age=600, secure=oidc.secure_cookie)
+        response.set_cookie(STATE, state, httponly=True, samesite="lax", max_age=600, secure=secure)
         return response
 
     @app.get("/auth/callback")

@@ -28,6 +28,7 @@ from hotline.settings import REPO_ROOT, Settings
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, routing_pb2, services_pb2
 from services.workbench import core
 from services.workbench.clients import Refused, Services, optional
+from services.workbench.security import relative
 
 RETURN_STATUS = {case_pb2.RETURN_STATUS_REQUESTED: "待审核", case_pb2.RETURN_STATUS_REFUSED: "已驳回（退回原单位）",
                  case_pb2.RETURN_STATUS_APPROVED: "已同意（已改派）"}
@@ -118,7 +119,7 @@ def register(app: FastAPI, p: Pages) -> None:
         f = await form(request)
         message = routing_pb2.RecategorizeRequest(ticket_id=ticket_id, category=f.get("category", ""),
                                                   reason=f.get("reason", ""))
-        return await command(f.get("back", "/office/queue"), "改类重派", token, "Recategorize", message,
+        return await command(relative(f.get("back", ""), "/office/queue"), "改类重派", token, "Recategorize", message,
                              f.get("key", ""), lambda a: f"已改类重派：工单 {ticket_id}，{assigned(a)}")
 
     @app.post("/office/recategorize")

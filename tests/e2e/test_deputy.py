@@ -87,6 +87,49 @@ async def test_registry_imports_and_validation(platform: dict, settings: Setting
         assert r.status_code == 422 and "内容过长" in r.text
 
 
+async def test_an_officers_import_cannot_take_over_another_officers_deputy(platform: dict,
+                                                                          settings: Settings) -> None:
+    """Issue #19: the import upserted rows of another officer's deputies and made them the caller's."""
+    liaison = base(settings, "deputy_liaison")
+    theirs = ("代表编号,姓名,层级,街道,社区,联系方式类型,联系方式,联络员编号\n"
+              "DG1,周代表,区,ST02,,sms,13800000001,LO-G\n").encode()
+    async with http(settings, "admin") as admin, http(settings, "liaison", officer_id="LO-H") as officer_h:
+        r = await admin.post(f"{liaison}/deputies/import", headers={"Idempotency-Key": "imp-g"},
+                             files={"file": ("g.csv", theirs, "text/csv")})
+        assert r.status_code == 201, r.text
+        before = (await admin.get(f"{liaison}/deputies/DG1")).json()
+        grab = xlsx([["代表编号", "姓名", "层级", "街道", "社区", "联系方式类型", "联系方式"],
+                     ["DH1", "吴代表", "区", "ST02", "", "", ""],
+                     ["DG1", "周代表", "区", "ST02", "", "sms", "13900000009"]])
+        r = await officer_h.post(f"{liaison}/deputies/import", headers={"Idempotency-Key": "imp-grab"},
+                                 files={"file": ("grab.xlsx", grab, "application/octet-stream")})
+        assert r.status_code == 403 and "第3行" in r.text and "DG1" in r.text, r.text
+        assert (await admin.get(f"{liaison}/deputies/DG1")).json() == before  # nothing changed
+        assert (await admin.get(f"{liaison}/deputies/DH1")).status_code == 404  # not even the other row
+        assert [d["deputy_id"] for d in (await officer_h.get(f"{liaison}/deputies")).json()] == []
+        moved = theirs.replace(b"LO-G", b"LO-H")
+        r = await admin.post(f"{liaison}/deputies/import", headers={"Idempotency-Key": "imp-move"},
+                             files={"file": ("move.csv", moved, "text/csv")})
+        assert r.status_code == 201, r.text  # the admin may reassign
+        assert (await admin.get(f"{liaison}/deputies/DG1")).json()["liaison_officer_id"] == "LO-H"
+    # the masking table: the citizen's contact only for the deputy who brought it, in a list as in one submission
+    # (street ST02 at district level: the end-to-end test counts ST01's district figures)
+    async with http(settings, "deputy", deputy_id="DG1") as deputy, http(settings, "office") as office, \
+            http(settings, "liaison", officer_id="LO-H") as officer_h:
+        r = await deputy.post(f"{liaison}/submissions", headers={"Idempotency-Key": "dg1-1"},
+                              json={"title": "小区门口路灯不亮", "content": "小区门口路灯连续一周不亮，夜间出行不便",
+                                    "address": "幸福路1号",
+                                    "citizen": {"name": "周群众", "phone": "13812345678", "consent": True}})
+        assert r.status_code in (200, 201), r.text
+        own = (await deputy.get(f"{liaison}/deputies/DG1/submissions")).json()
+        assert own[0]["citizen"] == {"name": "周群众", "phone": "13812345678"}
+        for reader in (officer_h, office):
+            listed = (await reader.get(f"{liaison}/deputies/DG1/submissions")).json()
+            assert listed and all("citizen" not in x for x in listed), listed
+            one = (await reader.get(f"{liaison}/submissions/{listed[0]['submission_id']}")).json()
+            assert "citizen" not in one
+
+
 async def drive(settings: Settings, tid: str, unit: str, assisting: list[str], evaluate: bool = True) -> None:
     """Unit and office through supervision's HTTP API, the callback centre over Kafka (unless
     ``evaluate`` is False: the test sent its evaluation itself)."""
@@ -286,8 +329,8 @@ async def test_monthly_list_of_a_deputy_area(platform: dict, settings: Settings)
         invited = (await deputy.get(f"{liaison}/deputies/DE1/invitations")).json()
         assert [i["item_id"] for i in invited] == [item]
     # rated, escalated (delivered twice by the end-to-end test), one list per deputy with a constituency
-    # (DE1, DE2, DF1), adopted, invited
-    records = await read_topic(settings, settings.topics.name("deputy_events"), 3 + 3 + 1 + 1)
+    # (DE1, DE2, DF1, and DG1 of the import test), adopted, invited
+    records = await read_topic(settings, settings.topics.name("deputy_events"), 3 + 4 + 1 + 1)
     kinds = {dict(m.headers)["event_type"] for m in records}
     assert {b"hotline.v1.MonthlyListPublished", b"hotline.v1.MonthlyItemAdopted",
             b"hotline.v1.WhistleMeetingInvited"} <= kinds

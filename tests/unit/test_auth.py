@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hotline import policy, privacy
@@ -112,3 +113,47 @@ def test_events_dispatch_on_their_protobuf_type_and_unknown_types_are_skipped() 
     with pytest.raises(PermanentError):
         types.decode(record("hotline.v1.CaseOpened", b"\xff\xff\xff"))
     assert event_id("T1", "opened", "2") == "T1/opened/2"
+
+
+def _jwks_settings(tmp_path: Path) -> tuple[AuthSettings, rsa.RSAPrivateKey]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [public | {"kid": "k1", "use": "sig", "alg": "RS256"}]}))
+    return AuthSettings(dev_secret="", jwks_file=tmp_path / "jwks.json", issuer="https://idp/realms/hotline",
+                        audience="hotline"), key
+
+
+@pytest.mark.parametrize("alg", ["HS384", "HS512", "HS256", "RS384", "RS512", "PS256", "ES384", "none", "EdDSA"])
+def test_tokens_outside_the_algorithm_allow_list_are_unauthenticated_never_an_error(tmp_path: Path,
+                                                                                    alg: str) -> None:
+    """Issue #19: the algorithm is the key source's (RS256/ES256 for JWKS, HS256 for the dev secret only),
+    not the header's; an HS384 token with a JWKS kid raised TypeError (HTTP 500 / gRPC UNKNOWN) before."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    settings, rsa_key = _jwks_settings(tmp_path)
+    claims = {"sub": "u", "iss": settings.issuer, "aud": "hotline", "exp": int(time.time()) + 60,
+              "hotline_role": "office"}
+    keys: dict[str, object] = {"HS384": "x" * 48, "HS512": "x" * 64, "HS256": "x" * 32, "RS384": rsa_key,
+                               "RS512": rsa_key, "PS256": rsa_key, "ES384": ec.generate_private_key(ec.SECP384R1()),
+                               "none": None, "EdDSA": ed25519.Ed25519PrivateKey.generate()}
+    token = jwt.encode(claims, keys[alg], algorithm=alg, headers={"kid": "k1"})  # type: ignore[arg-type]
+    for verifier in (Verifier(settings), Verifier(AuthSettings(dev_secret=SECRET, jwks_file=settings.jwks_file))):
+        if alg == "HS256" and verifier.settings.dev_secret:
+            continue  # HS256 is the dev secret's algorithm; signed with another key it is refused above
+        with pytest.raises(AuthError) as refused:
+            verifier.verify(token)
+        assert refused.value.status == 401, alg
+    # an HS256 token signed with the RSA key's public JWK as HMAC secret (the classic confusion) is refused too
+    public_pem = rsa_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    forged = jwt.encode(claims, public_pem.decode()[:64] + "padding-of-thirty-two-bytes-at-least", algorithm="HS256")
+    with pytest.raises(AuthError) as refused:
+        Verifier(settings).verify(forged)
+    assert refused.value.status == 401
+
+
+def test_a_provider_token_signed_with_the_allowed_algorithm_still_verifies(tmp_path: Path) -> None:
+    settings, key = _jwks_settings(tmp_path)
+    token = jwt.encode({"sub": "u", "iss": settings.issuer, "aud": "hotline", "exp": int(time.time()) + 60,
+                        "hotline_role": "viewer"}, key, algorithm="RS256", headers={"kid": "k1"})
+    assert Verifier(settings).verify(token).role == Role.VIEWER

