@@ -97,6 +97,9 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         **dict.fromkeys(("SignOff", "RecordContact", "Reply", "RequestExtension", "Park", "ReportProgress",
                          "RequestReturn", "Contribute"), frozenset({UNIT})),
         **dict.fromkeys(("DecideExtension", "Review", "DecideRedo", "WaiveAssist"), frozenset({OFFICE})),
+        # 直接答复 from the knowledge base (issue 25, docs/knowledge.md): the office answers a consultation
+        "POST /cases/{ticket_id}/direct-answer": frozenset({OFFICE}),
+        "DirectAnswer": frozenset({OFFICE}),
         "GET /warnings": frozenset({OFFICE, LEADER}),  # 预警
         "GET /warnings/{warning_id}": frozenset({OFFICE, LEADER}),
         "GET /warnings/{warning_id}/letter": frozenset({OFFICE, LEADER}),  # 预警函

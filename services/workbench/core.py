@@ -98,6 +98,8 @@ def actions(who: Principal, case: CaseView) -> list[Action]:
             continue
         if action == Action.WAIVE_ASSIST and not any(s in (1, 2) for s in case.assisting.values()):
             continue
+        if action == Action.DIRECT_ANSWER:
+            continue  # offered with the matching articles (knowledge panel), for consultations only
         out.append(action)
     return out
 
@@ -107,7 +109,7 @@ ACTION_LABELS = {
     Action.REPLY: "办结反馈", Action.REQUEST_EXTENSION: "申请延期", Action.DECIDE_EXTENSION: "延期审批",
     Action.PARK: "挂账", Action.REPORT_PROGRESS: "挂账进展", Action.REQUEST_RETURN: "申请退单",
     Action.REVIEW: "审核", Action.DECIDE_REDO: "重办或结案", Action.CONTRIBUTE: "提交协办意见",
-    Action.WAIVE_ASSIST: "免于协办",
+    Action.WAIVE_ASSIST: "免于协办", Action.DIRECT_ANSWER: "直接答复",
 }
 
 
