@@ -1,7 +1,7 @@
 """The search index: Tantivy (BM25) over jieba words, one index for articles and resolved cases.
 
 Documents are added and replaced one by one (delete by id, add, commit), so the index follows the
-store incrementally; a query is a disjunction of its words over the text fields (title boosted),
+store incrementally; a query is a disjunction of its words over two text fields (the title boosted; body and answer),
 filtered by kind, category, unit and list item with exact terms. Thread-safe for one writer (the
 service's indexer) and any number of searches.
 """
@@ -16,7 +16,7 @@ import tantivy
 
 from services.metrics.knowledge.text import query_words
 
-TEXT_FIELDS = {"title": 2.0, "body": 1.0, "answer": 0.7}  # answer: a case's reply, an article's answer
+TITLE_BOOST = 2.0  # a title is short: its own field (own length norm), boosted
 FILTER_FIELDS = ("kind", "category", "unit", "list_item")
 
 
@@ -44,8 +44,9 @@ def _schema() -> tantivy.Schema:
     b.add_text_field("doc_id", stored=True, tokenizer_name="raw")
     for name in FILTER_FIELDS:
         b.add_text_field(name, stored=False, tokenizer_name="raw", index_option="basic")
-    for name in TEXT_FIELDS:
-        b.add_text_field(name, stored=False, tokenizer_name="whitespace", index_option="freq")
+    # two text fields: the title, and the rest (body, answer); a query is two clauses per word
+    b.add_text_field("title", stored=False, tokenizer_name="whitespace", index_option="freq")
+    b.add_text_field("text", stored=False, tokenizer_name="whitespace", index_option="freq")
     return b.build()
 
 
@@ -68,8 +69,8 @@ class SearchIndex:
                 doc.add_text(name, value)
         for unit in {d.unit, *d.extra_units} - {""}:
             doc.add_text("unit", unit)
-        for name in TEXT_FIELDS:
-            doc.add_text(name, " ".join(getattr(d, name)))
+        doc.add_text("title", " ".join(d.title))
+        doc.add_text("text", " ".join([*d.body, *d.answer]))
         return doc
 
     def put(self, docs: Iterable[IndexDoc], commit: bool = True) -> int:
@@ -104,12 +105,9 @@ class SearchIndex:
 
     def query(self, words: Sequence[str], kind: str, category: str = "", unit: str = "",
               list_item: str = "", exclude: Sequence[str] = ()) -> tantivy.Query:
-        should = [
-            (tantivy.Occur.Should, tantivy.Query.boost_query(
-                tantivy.Query.term_query(self.schema, name, w), boost) if boost != 1.0
-             else tantivy.Query.term_query(self.schema, name, w))
-            for w in words for name, boost in TEXT_FIELDS.items()
-        ]
+        should = [(tantivy.Occur.Should, q) for w in words for q in (
+            tantivy.Query.boost_query(tantivy.Query.term_query(self.schema, "title", w), TITLE_BOOST),
+            tantivy.Query.term_query(self.schema, "text", w))]
         text = tantivy.Query.boolean_query(should) if should else tantivy.Query.empty_query()
         must = [(tantivy.Occur.Must, text), (tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "kind", kind))]
         for name, value in (("category", category), ("unit", unit), ("list_item", list_item)):

@@ -55,7 +55,7 @@ def words(text: str) -> list[str]:
     return out
 
 
-def query_words(text: str, limit: int = 48) -> list[str]:
+def query_words(text: str, limit: int = 32) -> list[str]:
     """The distinct words of a query, in order, at most ``limit`` (title first)."""
     seen: dict[str, None] = {}
     for w in words(text):
