@@ -85,8 +85,9 @@ def _command_route(api: APIRouter, commands: CaseCommands, path: str, message_ty
                     who: Principal = Depends(auth.principal), key: str = Depends(idempotency_key)) -> dict[str, Any]:
         return as_json(await commands.run(name, parse_body(body, message_type, ticket_id=ticket_id), who, key))
 
+    proto_file = message_type.DESCRIPTOR.file.name.rsplit("/", 1)[-1]
     api.post(f"/cases/{{ticket_id}}/{path}", summary=summary, name=name,
-             description=f"Body: the JSON of `hotline.v1.{message_type.DESCRIPTOR.name}` ({message_type.DESCRIPTOR.file.name.rsplit('/', 1)[-1]}). "
+             description=f"Body: the JSON of `hotline.v1.{message_type.DESCRIPTOR.name}` ({proto_file}). "
                          "Header Idempotency-Key is required. Answers the case after the transition.")(route)
 
 

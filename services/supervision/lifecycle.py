@@ -22,7 +22,7 @@ The transitions (events.proto ``CaseState``; the table :data:`ALLOWED` is the re
     IN_PROGRESS, SENT_BACK --request_extension--> EXTENSION_REQUESTED --decide_extension--> back (deadline moved)
     IN_PROGRESS, SENT_BACK --park-->            PARKED (--report_progress--> PARKED)
     IN_PROGRESS, SENT_BACK, PARKED --reply-->   REPLIED
-    AWAITING_SIGN_OFF, IN_PROGRESS, SENT_BACK, PARKED --direct_answer--> REPLIED (the office, a consultation, an article)
+    AWAITING_SIGN_OFF, IN_PROGRESS, SENT_BACK, PARKED --direct_answer--> REPLIED (office, consultation, article)
     REPLIED            --review pass-->         REPORTED (CityResult to the city)
     REPLIED            --review fail-->         SENT_BACK (redo_round + 1, new limit)
     REPORTED           --evaluate-->            ARCHIVED (satisfied) or EVALUATED (unresolved / unsatisfied)

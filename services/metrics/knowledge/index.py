@@ -86,10 +86,19 @@ class SearchIndex:
                 self.commit_locked()
         return n
 
-    def remove(self, doc_id: str) -> None:
+    def apply(self, put: Sequence[IndexDoc], delete: Sequence[str] = ()) -> None:
+        """Add or replace ``put``, remove ``delete``: one commit."""
         with self.lock:
-            self.writer.delete_documents_by_term("doc_id", doc_id)
-            self.commit_locked()
+            for doc_id in delete:
+                self.writer.delete_documents_by_term("doc_id", doc_id)
+            for d in put:
+                self.writer.delete_documents_by_term("doc_id", d.doc_id)
+                self.writer.add_document(self._document(d))
+            if put or delete:
+                self.commit_locked()
+
+    def remove(self, doc_id: str) -> None:
+        self.apply([], [doc_id])
 
     def commit(self) -> None:
         with self.lock:

@@ -17,8 +17,10 @@ LONG_DIGITS = re.compile(r"(?<!\d)\d{12,19}(?!\d)")
 # A name introduced as the caller's (我叫张三, 本人李四, 联系人王五): masked to the family name.
 NAMED = re.compile(r"(我叫|本人|联系人|姓名[:：]?|我是)([\u4e00-\u9fa5]{2,3})")
 WORD = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
-STOP = frozenset("的 了 是 在 和 与 及 我 你 他 她 我们 你们 他们 有 也 就 都 而 但 被 把 对 请 吗 呢 啊 吧 这 那 个 一个 "
-                 "没有 什么 怎么 如何 因为 所以 已经 还是 可以 这个 那个 问题 情况 反映 希望 要求 相关 部门 您好 谢谢".split())
+STOP = frozenset(("的 了 是 在 和 与 及 我 你 他 她 我们 你们 他们 有 也 就 都 而 但 "
+                  "被 把 对 请 吗 呢 啊 吧 这 那 个 一个 没有 什么 怎么 如何 因为 "
+                  "所以 已经 还是 可以 这个 那个 问题 情况 反映 希望 要求 相关 "
+                  "部门 您好 谢谢").split())
 MAX_CHARS = 3000
 
 
@@ -43,8 +45,8 @@ def _jieba() -> object:
 
 
 def words(text: str) -> list[str]:
-    """jieba words (search mode: a long word and its shorter words, 停车费 -> 停车, 停车费; no HMM: new words are rare in tickets and HMM halves the speed),
-    lower-cased, full-width folded, punctuation and stop words dropped."""
+    """jieba words (search mode: a long word and its shorter words, 停车费 -> 停车, 车费, 停车费; no
+    HMM: new words are rare in tickets and HMM halves the speed), lower-cased, full-width folded, punctuation and stop words dropped."""
     text = unicodedata.normalize("NFKC", text[:MAX_CHARS]).lower().replace("_x000d_", " ")
     jieba = _jieba()
     out = []
