@@ -46,7 +46,8 @@ def _jieba() -> object:
 
 def words(text: str) -> list[str]:
     """jieba words (search mode: a long word and its shorter words, 停车费 -> 停车, 车费, 停车费; no
-    HMM: new words are rare in tickets and HMM halves the speed), lower-cased, full-width folded, punctuation and stop words dropped."""
+    HMM: new words are rare in tickets and HMM halves the speed), lower-cased, full-width
+    folded, punctuation and stop words dropped."""
     text = unicodedata.normalize("NFKC", text[:MAX_CHARS]).lower().replace("_x000d_", " ")
     jieba = _jieba()
     out = []
