@@ -78,7 +78,13 @@ class CaseView:
 
 
 def actions(who: Principal, case: CaseView) -> list[Action]:
-    """The lifecycle actions ``who`` may take on ``case`` now (lifecycle.ALLOWED and ACTOR_OF)."""
+    """The lifecycle actions ``who`` may take on ``case`` now (lifecycle.ALLOWED and ACTOR_OF), as forms
+    of the case page (直接答复 is offered with the matching articles instead)."""
+    return [a for a in actions_any(who, case) if a != Action.DIRECT_ANSWER]
+
+
+def actions_any(who: Principal, case: CaseView) -> list[Action]:
+    """Every lifecycle action ``who`` may take on ``case`` now."""
     out: list[Action] = []
     for action, states in ALLOWED.items():
         actor = ACTOR_OF[action]
@@ -98,8 +104,6 @@ def actions(who: Principal, case: CaseView) -> list[Action]:
             continue
         if action == Action.WAIVE_ASSIST and not any(s in (1, 2) for s in case.assisting.values()):
             continue
-        if action == Action.DIRECT_ANSWER:
-            continue  # offered with the matching articles (knowledge panel), for consultations only
         out.append(action)
     return out
 
