@@ -30,6 +30,8 @@ def test_personal_data_is_masked_and_words_are_searchable() -> None:
     assert "13812345678" not in text and "138****5678" in text
     assert "张三丰" not in text and "张**" in text
     assert "199001011234" not in text and "1234567890123" not in text
+    reply = mask("已约谈商家，为张三丰（13812345678）办理退货，已联系李四。为群众办理。")
+    assert reply == "已约谈商家，为张**（138****5678）办理退货，已联系李*。为群众办理。"
     w = words("小区停车费太高了！谢谢")
     assert {"停车", "停车费", "小区"} <= set(w) and "了" not in w and "！" not in w and "谢谢" not in w
     assert len(query_words("停车 " * 100 + "物业")) == 2

@@ -14,8 +14,12 @@ from hotline.privacy import mask_text
 # 18-digit resident identity numbers (the last may be X) and 15-digit bank cards or older ids.
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
 LONG_DIGITS = re.compile(r"(?<!\d)\d{12,19}(?!\d)")
-# A name introduced as the caller's (我叫张三, 本人李四, 联系人王五): masked to the family name.
+# A name introduced as the caller's (我叫张三, 本人李四, 联系人王五), or a common family name and one or two
+# characters after words that address a person in a reply (为张三丰办理, 联系李四): the family name stays.
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆"
+            "汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
 NAMED = re.compile(r"(我叫|本人|联系人|姓名[:：]?|我是)([\u4e00-\u9fa5]{2,3})")
+ADDRESSED = re.compile(rf"(为|给|向|联系|致电|告知|答复|回访)([{SURNAMES}])([\u4e00-\u9fa5]{{1,2}})(?=[（(，,。、：:\s]|先生|女士|$)")
 WORD = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
 STOP = frozenset(("的 了 是 在 和 与 及 我 你 他 她 我们 你们 他们 有 也 就 都 而 但 "
                   "被 把 对 请 吗 呢 啊 吧 这 那 个 一个 没有 什么 怎么 如何 因为 "
@@ -30,7 +34,8 @@ def mask(text: str) -> str:
     text = mask_text(text)
     text = ID_NUMBER.sub(lambda m: f"{m.group(1)}********{m.group(2)[-1]}", text)
     text = LONG_DIGITS.sub(lambda m: "*" * (len(m.group(0)) - 4) + m.group(0)[-4:], text)
-    return NAMED.sub(lambda m: m.group(1) + m.group(2)[0] + "*" * (len(m.group(2)) - 1), text)
+    text = NAMED.sub(lambda m: m.group(1) + m.group(2)[0] + "*" * (len(m.group(2)) - 1), text)
+    return ADDRESSED.sub(lambda m: m.group(1) + m.group(2) + "*" * len(m.group(3)), text)
 
 
 @lru_cache(maxsize=1)
