@@ -60,7 +60,7 @@ class Bm25sEngine:
     so a new case means re-indexing; filters by scoring a weight mask."""
 
     def __init__(self, docs: list[IndexDoc]) -> None:
-        import bm25s
+        import bm25s  # type: ignore[import-not-found]  # optional: the comparison only
         import numpy as np
 
         self.np = np

@@ -100,7 +100,7 @@ def register(app: FastAPI, p: Pages) -> None:
             expected = int(form.get("version", "0") or 0)
         except ValueError:
             expected = 0
-        body = {"article": article_body(form), "expected_version": expected,
+        body: dict[str, Any] = {"article": article_body(form), "expected_version": expected,
                 "reason": form.get("reason", "").strip() or ("新建" if not expected else "编辑")}
         try:
             saved = (await services.put(token, "metrics", f"/knowledge/articles/{urllib.parse.quote(article_id)}",
