@@ -19,7 +19,8 @@ from services.metrics.knowledge.text import mask, query_words, words
 
 OFFICE = Principal("o-li", Role.OFFICE)
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-ARTICLE = {"title": "居住证办理指南", "question": "外地户口怎么办居住证", "answer": "持身份证、租房合同到街道便民服务中心办理",
+ARTICLE = {"title": "居住证办理指南", "question": "外地户口怎么办居住证",
+           "answer": "持身份证、租房合同到街道便民服务中心办理",
            "where": "各街道便民服务中心", "hours": "工作日 9:00-17:00", "materials": "身份证；租房合同",
            "links": [{"label": "网上预约", "url": "https://zwfw.example.gov.cn/jzz", "kind": "qr"}],
            "category": "文旅与政务服务", "unit_id": "D03", "unit_name": "区公安分局", "review_on": "2027-06-30"}
@@ -77,7 +78,8 @@ def test_an_article_is_saved_as_versions_and_saving_clears_its_flags() -> None:
     with pytest.raises(DomainError) as stale:
         articles.save(second.state, "KA-1", {**ARTICLE, "answer": "x"}, 1, OFFICE, NOW, "stale")
     assert stale.value.code == "failed_precondition"
-    assert articles.review_due(second.state, date(2027, 7, 1)) and not articles.review_due(second.state, date(2027, 1, 1))
+    assert articles.review_due(second.state, date(2027, 7, 1))
+    assert not articles.review_due(second.state, date(2027, 1, 1))
 
 
 @pytest.mark.parametrize(("field", "value"), [("title", ""), ("answer", ""), ("unit_id", ""), ("review_on", "明年"),

@@ -16,10 +16,13 @@ ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z]
 LONG_DIGITS = re.compile(r"(?<!\d)\d{12,19}(?!\d)")
 # A name introduced as the caller's (我叫张三, 本人李四, 联系人王五), or a common family name and one or two
 # characters after words that address a person in a reply (为张三丰办理, 联系李四): the family name stays.
-SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆"
-            "汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭"
+            "曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石"
+            "廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万"
+            "钱严覃武戴莫孔向汤")
 NAMED = re.compile(r"(我叫|本人|联系人|姓名[:：]?|我是)([\u4e00-\u9fa5]{2,3})")
-ADDRESSED = re.compile(rf"(为|给|向|联系|致电|告知|答复|回访)([{SURNAMES}])([\u4e00-\u9fa5]{{1,2}})(?=[（(，,。、：:\s]|先生|女士|$)")
+ADDRESSED = re.compile(rf"(为|给|向|联系|致电|告知|答复|回访)([{SURNAMES}])([\u4e00-\u9fa5]{{1,2}})"
+                       r"(?=[（(，,。、：:\s]|先生|女士|$)")
 WORD = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
 STOP = frozenset(("的 了 是 在 和 与 及 我 你 他 她 我们 你们 他们 有 也 就 都 而 但 "
                   "被 把 对 请 吗 呢 啊 吧 这 那 个 一个 没有 什么 怎么 如何 因为 "
