@@ -73,9 +73,12 @@ def http_routes(store: KnowledgeStore, knowledge: Knowledge, bus: CommandBus, cl
         expected, reason = body.get("expected_version", 0), str(body.get("reason", "") or "")
         if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
             raise Invalid("expected_version must be a version number (0 for a new article)")
+        article = body.get("article", body)
+        if not isinstance(article, dict):
+            raise Invalid("article must be an object (title, answer, unit_id, review_on, ...)")
         answer: dict[str, Any] = await bus.run(
             Command("save_article", article_id, who, key, reason), store,
-            lambda current: articles.save(current, article_id, body.get("article", body), expected, who,
+            lambda current: articles.save(current, article_id, article, expected, who,
                                           clock.now(), reason or "编辑"), "")
         return answer
 
