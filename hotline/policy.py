@@ -97,6 +97,9 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         **dict.fromkeys(("SignOff", "RecordContact", "Reply", "RequestExtension", "Park", "ReportProgress",
                          "RequestReturn", "Contribute"), frozenset({UNIT})),
         **dict.fromkeys(("DecideExtension", "Review", "DecideRedo", "WaiveAssist"), frozenset({OFFICE})),
+        # 直接答复 from the knowledge base (issue 25, docs/knowledge.md): the office answers a consultation
+        "POST /cases/{ticket_id}/direct-answer": frozenset({OFFICE}),
+        "DirectAnswer": frozenset({OFFICE}),
         "GET /warnings": frozenset({OFFICE, LEADER}),  # 预警
         "GET /warnings/{warning_id}": frozenset({OFFICE, LEADER}),
         "GET /warnings/{warning_id}/letter": frozenset({OFFICE, LEADER}),  # 预警函
@@ -182,6 +185,14 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /reports/{report_id}/{fmt}": FIGURES,
         "ListReports": FIGURES,
         "GET /exports/cases/{fmt}": FIGURES | {UNIT},  # unit: its own cases; addresses masked but for office/unit
+        # 知识库 (issue 25, docs/knowledge.md): units and the office read and search, the office edits articles;
+        # a unit asks for the similar cases of its own cases only (resolved cases come masked, without contact)
+        "GET /knowledge/articles": frozenset({OFFICE, UNIT, ADMIN}),
+        "GET /knowledge/articles/{article_id}": frozenset({OFFICE, UNIT, ADMIN}),
+        "GET /knowledge/articles/{article_id}/versions": frozenset({OFFICE, UNIT, ADMIN}),
+        "PUT /knowledge/articles/{article_id}": frozenset({OFFICE, ADMIN}),
+        "GET /knowledge/search": frozenset({OFFICE, UNIT}),
+        "GET /knowledge/cases/{ticket_id}/similar": frozenset({OFFICE, UNIT}),
         **_AUDIT,
     },
 }

@@ -23,53 +23,54 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from hotline.v1 import knowledge_pb2 as hotline_dot_v1_dot_knowledge__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15hotline/v1/case.proto\x12\nhotline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"7\n\x05\x41\x63tor\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07unit_id\x18\x03 \x01(\t\"=\n\nAttachment\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\xa3\x01\n\x07\x43ontact\x12\x30\n\x0c\x63ontacted_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1a.hotline.v1.ContactChannel\x12+\n\x07outcome\x18\x03 \x01(\x0e\x32\x1a.hotline.v1.ContactOutcome\x12\x0c\n\x04note\x18\x04 \x01(\t\"\xd5\x01\n\x05Reply\x12\'\n\x06result\x18\x01 \x01(\x0e\x32\x17.hotline.v1.ReplyResult\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\x12+\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x16.hotline.v1.Attachment\x12.\n\nreplied_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nredo_round\x18\x06 \x01(\x05\x12\x0f\n\x07on_time\x18\x07 \x01(\x08\"\xd8\x02\n\tExtension\x12\x14\n\x0cworking_days\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06status\x18\x04 \x01(\x0e\x32\x1b.hotline.v1.ExtensionStatus\x12\x1c\n\x14granted_working_days\x18\x05 \x01(\x05\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\x06 \x01(\t\x12.\n\ndecided_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12previous_reply_due\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06number\x18\t \x01(\x05\x12\x17\n\x0f\x61pproved_before\x18\n \x01(\x05\"\xe9\x01\n\x04Park\x12\x0c\n\x04plan\x18\x01 \x01(\t\x12\x13\n\x0btarget_date\x18\x02 \x01(\t\x12-\n\tparked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_report_due\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07reports\x18\x05 \x01(\x05\x12\x15\n\rlast_progress\x18\x06 \x01(\t\x12\x32\n\x0elast_report_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x90\x01\n\x0eProgressReport\x12\x10\n\x08progress\x18\x01 \x01(\t\x12+\n\x0b\x61ttachments\x18\x02 \x03(\x0b\x32\x16.hotline.v1.Attachment\x12/\n\x0breported_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06number\x18\x04 \x01(\x05\"\xd8\x01\n\rReturnRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x30\n\x0crequested_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.hotline.v1.ReturnStatus\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\x04 \x01(\t\x12.\n\ndecided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsigned_off\x18\x06 \x01(\x08\"\x88\x01\n\x06Review\x12\x0e\n\x06passed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12/\n\x0breviewed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nredo_round\x18\x04 \x01(\x05\x12\x19\n\x11redo_working_days\x18\x05 \x01(\x05\"\xe9\x01\n\nEvaluation\x12\x15\n\revaluation_id\x18\x01 \x01(\t\x12*\n\nresolution\x18\x02 \x01(\x0e\x32\x16.hotline.v1.Resolution\x12.\n\x0csatisfaction\x18\x03 \x01(\x0e\x32\x18.hotline.v1.Satisfaction\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tresult_id\x18\x06 \x01(\t\x12\x12\n\nredo_round\x18\x07 \x01(\x05\"\x80\x03\n\nAssistTask\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x11\n\tunit_name\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.hotline.v1.AssistState\x12\x30\n\x0csign_off_due\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rsigned_off_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10\x63ontribution_due\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63ontributed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ontribution\x18\x08 \x01(\t\x12+\n\x0b\x61ttachments\x18\t \x03(\x0b\x32\x16.hotline.v1.Attachment\x12\x14\n\x0cwaive_reason\x18\n \x01(\t*\xb7\x01\n\x0e\x43ontactChannel\x12\x1f\n\x1b\x43ONTACT_CHANNEL_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONTACT_CHANNEL_PHONE\x10\x01\x12\x19\n\x15\x43ONTACT_CHANNEL_VISIT\x10\x02\x12\x17\n\x13\x43ONTACT_CHANNEL_SMS\x10\x03\x12\x1a\n\x16\x43ONTACT_CHANNEL_WECHAT\x10\x04\x12\x19\n\x15\x43ONTACT_CHANNEL_OTHER\x10\x05*\x8d\x01\n\x0e\x43ontactOutcome\x12\x1f\n\x1b\x43ONTACT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43ONTACT_OUTCOME_REACHED\x10\x01\x12\x1f\n\x1b\x43ONTACT_OUTCOME_NOT_REACHED\x10\x02\x12\x1c\n\x18\x43ONTACT_OUTCOME_DECLINED\x10\x03*\x89\x01\n\x0bReplyResult\x12\x1c\n\x18REPLY_RESULT_UNSPECIFIED\x10\x00\x12\x19\n\x15REPLY_RESULT_RESOLVED\x10\x01\x12 \n\x1cREPLY_RESULT_PARTLY_RESOLVED\x10\x02\x12\x1f\n\x1bREPLY_RESULT_NOT_RESOLVABLE\x10\x03*\x91\x01\n\x0f\x45xtensionStatus\x12 \n\x1c\x45XTENSION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45XTENSION_STATUS_REQUESTED\x10\x01\x12\x1d\n\x19\x45XTENSION_STATUS_APPROVED\x10\x02\x12\x1d\n\x19\x45XTENSION_STATUS_REJECTED\x10\x03*\x81\x01\n\x0cReturnStatus\x12\x1d\n\x19RETURN_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17RETURN_STATUS_REQUESTED\x10\x01\x12\x19\n\x15RETURN_STATUS_REFUSED\x10\x02\x12\x1a\n\x16RETURN_STATUS_APPROVED\x10\x03*|\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12\x17\n\x13RESOLUTION_RESOLVED\x10\x01\x12\x1e\n\x1aRESOLUTION_PARTLY_RESOLVED\x10\x02\x12\x19\n\x15RESOLUTION_UNRESOLVED\x10\x03*\xaa\x01\n\x0cSatisfaction\x12\x1c\n\x18SATISFACTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16SATISFACTION_SATISFIED\x10\x01\x12$\n SATISFACTION_BASICALLY_SATISFIED\x10\x02\x12\x1c\n\x18SATISFACTION_UNSATISFIED\x10\x03\x12\x1c\n\x18SATISFACTION_NOT_REACHED\x10\x04*\xa3\x01\n\x0b\x41ssistState\x12\x1c\n\x18\x41SSIST_STATE_UNSPECIFIED\x10\x00\x12\"\n\x1e\x41SSIST_STATE_AWAITING_SIGN_OFF\x10\x01\x12\x1b\n\x17\x41SSIST_STATE_SIGNED_OFF\x10\x02\x12\x1c\n\x18\x41SSIST_STATE_CONTRIBUTED\x10\x03\x12\x17\n\x13\x41SSIST_STATE_WAIVED\x10\x04*~\n\x07\x43losure\x12\x17\n\x13\x43LOSURE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43LOSURE_SATISFIED\x10\x01\x12\x15\n\x11\x43LOSURE_EXPLAINED\x10\x02\x12\x18\n\x14\x43LOSURE_REDISPATCHED\x10\x03\x12\x12\n\x0e\x43LOSURE_MERGED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15hotline/v1/case.proto\x12\nhotline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahotline/v1/knowledge.proto\"7\n\x05\x41\x63tor\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07unit_id\x18\x03 \x01(\t\"=\n\nAttachment\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\xa3\x01\n\x07\x43ontact\x12\x30\n\x0c\x63ontacted_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1a.hotline.v1.ContactChannel\x12+\n\x07outcome\x18\x03 \x01(\x0e\x32\x1a.hotline.v1.ContactOutcome\x12\x0c\n\x04note\x18\x04 \x01(\t\"\xff\x01\n\x05Reply\x12\'\n\x06result\x18\x01 \x01(\x0e\x32\x17.hotline.v1.ReplyResult\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x03 \x01(\t\x12+\n\x0b\x61ttachments\x18\x04 \x03(\x0b\x32\x16.hotline.v1.Attachment\x12.\n\nreplied_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nredo_round\x18\x06 \x01(\x05\x12\x0f\n\x07on_time\x18\x07 \x01(\x08\x12(\n\x07\x61rticle\x18\xfa\x01 \x01(\x0b\x32\x16.hotline.v1.ArticleRef\"\xd8\x02\n\tExtension\x12\x14\n\x0cworking_days\x18\x01 \x01(\x05\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06status\x18\x04 \x01(\x0e\x32\x1b.hotline.v1.ExtensionStatus\x12\x1c\n\x14granted_working_days\x18\x05 \x01(\x05\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\x06 \x01(\t\x12.\n\ndecided_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12previous_reply_due\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06number\x18\t \x01(\x05\x12\x17\n\x0f\x61pproved_before\x18\n \x01(\x05\"\xe9\x01\n\x04Park\x12\x0c\n\x04plan\x18\x01 \x01(\t\x12\x13\n\x0btarget_date\x18\x02 \x01(\t\x12-\n\tparked_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_report_due\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07reports\x18\x05 \x01(\x05\x12\x15\n\rlast_progress\x18\x06 \x01(\t\x12\x32\n\x0elast_report_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x90\x01\n\x0eProgressReport\x12\x10\n\x08progress\x18\x01 \x01(\t\x12+\n\x0b\x61ttachments\x18\x02 \x03(\x0b\x32\x16.hotline.v1.Attachment\x12/\n\x0breported_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06number\x18\x04 \x01(\x05\"\xd8\x01\n\rReturnRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x30\n\x0crequested_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x06status\x18\x03 \x01(\x0e\x32\x18.hotline.v1.ReturnStatus\x12\x17\n\x0f\x64\x65\x63ision_reason\x18\x04 \x01(\t\x12.\n\ndecided_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsigned_off\x18\x06 \x01(\x08\"\x88\x01\n\x06Review\x12\x0e\n\x06passed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12/\n\x0breviewed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nredo_round\x18\x04 \x01(\x05\x12\x19\n\x11redo_working_days\x18\x05 \x01(\x05\"\xe9\x01\n\nEvaluation\x12\x15\n\revaluation_id\x18\x01 \x01(\t\x12*\n\nresolution\x18\x02 \x01(\x0e\x32\x16.hotline.v1.Resolution\x12.\n\x0csatisfaction\x18\x03 \x01(\x0e\x32\x18.hotline.v1.Satisfaction\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tresult_id\x18\x06 \x01(\t\x12\x12\n\nredo_round\x18\x07 \x01(\x05\"\x80\x03\n\nAssistTask\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12\x11\n\tunit_name\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.hotline.v1.AssistState\x12\x30\n\x0csign_off_due\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rsigned_off_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10\x63ontribution_due\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63ontributed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ontribution\x18\x08 \x01(\t\x12+\n\x0b\x61ttachments\x18\t \x03(\x0b\x32\x16.hotline.v1.Attachment\x12\x14\n\x0cwaive_reason\x18\n \x01(\t*\xb7\x01\n\x0e\x43ontactChannel\x12\x1f\n\x1b\x43ONTACT_CHANNEL_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONTACT_CHANNEL_PHONE\x10\x01\x12\x19\n\x15\x43ONTACT_CHANNEL_VISIT\x10\x02\x12\x17\n\x13\x43ONTACT_CHANNEL_SMS\x10\x03\x12\x1a\n\x16\x43ONTACT_CHANNEL_WECHAT\x10\x04\x12\x19\n\x15\x43ONTACT_CHANNEL_OTHER\x10\x05*\x8d\x01\n\x0e\x43ontactOutcome\x12\x1f\n\x1b\x43ONTACT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43ONTACT_OUTCOME_REACHED\x10\x01\x12\x1f\n\x1b\x43ONTACT_OUTCOME_NOT_REACHED\x10\x02\x12\x1c\n\x18\x43ONTACT_OUTCOME_DECLINED\x10\x03*\x89\x01\n\x0bReplyResult\x12\x1c\n\x18REPLY_RESULT_UNSPECIFIED\x10\x00\x12\x19\n\x15REPLY_RESULT_RESOLVED\x10\x01\x12 \n\x1cREPLY_RESULT_PARTLY_RESOLVED\x10\x02\x12\x1f\n\x1bREPLY_RESULT_NOT_RESOLVABLE\x10\x03*\x91\x01\n\x0f\x45xtensionStatus\x12 \n\x1c\x45XTENSION_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45XTENSION_STATUS_REQUESTED\x10\x01\x12\x1d\n\x19\x45XTENSION_STATUS_APPROVED\x10\x02\x12\x1d\n\x19\x45XTENSION_STATUS_REJECTED\x10\x03*\x81\x01\n\x0cReturnStatus\x12\x1d\n\x19RETURN_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17RETURN_STATUS_REQUESTED\x10\x01\x12\x19\n\x15RETURN_STATUS_REFUSED\x10\x02\x12\x1a\n\x16RETURN_STATUS_APPROVED\x10\x03*|\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12\x17\n\x13RESOLUTION_RESOLVED\x10\x01\x12\x1e\n\x1aRESOLUTION_PARTLY_RESOLVED\x10\x02\x12\x19\n\x15RESOLUTION_UNRESOLVED\x10\x03*\xaa\x01\n\x0cSatisfaction\x12\x1c\n\x18SATISFACTION_UNSPECIFIED\x10\x00\x12\x1a\n\x16SATISFACTION_SATISFIED\x10\x01\x12$\n SATISFACTION_BASICALLY_SATISFIED\x10\x02\x12\x1c\n\x18SATISFACTION_UNSATISFIED\x10\x03\x12\x1c\n\x18SATISFACTION_NOT_REACHED\x10\x04*\xa3\x01\n\x0b\x41ssistState\x12\x1c\n\x18\x41SSIST_STATE_UNSPECIFIED\x10\x00\x12\"\n\x1e\x41SSIST_STATE_AWAITING_SIGN_OFF\x10\x01\x12\x1b\n\x17\x41SSIST_STATE_SIGNED_OFF\x10\x02\x12\x1c\n\x18\x41SSIST_STATE_CONTRIBUTED\x10\x03\x12\x17\n\x13\x41SSIST_STATE_WAIVED\x10\x04*~\n\x07\x43losure\x12\x17\n\x13\x43LOSURE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43LOSURE_SATISFIED\x10\x01\x12\x15\n\x11\x43LOSURE_EXPLAINED\x10\x02\x12\x18\n\x14\x43LOSURE_REDISPATCHED\x10\x03\x12\x12\n\x0e\x43LOSURE_MERGED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hotline.v1.case_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONTACTCHANNEL']._serialized_start=2284
-  _globals['_CONTACTCHANNEL']._serialized_end=2467
-  _globals['_CONTACTOUTCOME']._serialized_start=2470
-  _globals['_CONTACTOUTCOME']._serialized_end=2611
-  _globals['_REPLYRESULT']._serialized_start=2614
-  _globals['_REPLYRESULT']._serialized_end=2751
-  _globals['_EXTENSIONSTATUS']._serialized_start=2754
-  _globals['_EXTENSIONSTATUS']._serialized_end=2899
-  _globals['_RETURNSTATUS']._serialized_start=2902
-  _globals['_RETURNSTATUS']._serialized_end=3031
-  _globals['_RESOLUTION']._serialized_start=3033
-  _globals['_RESOLUTION']._serialized_end=3157
-  _globals['_SATISFACTION']._serialized_start=3160
-  _globals['_SATISFACTION']._serialized_end=3330
-  _globals['_ASSISTSTATE']._serialized_start=3333
-  _globals['_ASSISTSTATE']._serialized_end=3496
-  _globals['_CLOSURE']._serialized_start=3498
-  _globals['_CLOSURE']._serialized_end=3624
-  _globals['_ACTOR']._serialized_start=70
-  _globals['_ACTOR']._serialized_end=125
-  _globals['_ATTACHMENT']._serialized_start=127
-  _globals['_ATTACHMENT']._serialized_end=188
-  _globals['_CONTACT']._serialized_start=191
-  _globals['_CONTACT']._serialized_end=354
-  _globals['_REPLY']._serialized_start=357
-  _globals['_REPLY']._serialized_end=570
-  _globals['_EXTENSION']._serialized_start=573
-  _globals['_EXTENSION']._serialized_end=917
-  _globals['_PARK']._serialized_start=920
-  _globals['_PARK']._serialized_end=1153
-  _globals['_PROGRESSREPORT']._serialized_start=1156
-  _globals['_PROGRESSREPORT']._serialized_end=1300
-  _globals['_RETURNREQUEST']._serialized_start=1303
-  _globals['_RETURNREQUEST']._serialized_end=1519
-  _globals['_REVIEW']._serialized_start=1522
-  _globals['_REVIEW']._serialized_end=1658
-  _globals['_EVALUATION']._serialized_start=1661
-  _globals['_EVALUATION']._serialized_end=1894
-  _globals['_ASSISTTASK']._serialized_start=1897
-  _globals['_ASSISTTASK']._serialized_end=2281
+  _globals['_CONTACTCHANNEL']._serialized_start=2354
+  _globals['_CONTACTCHANNEL']._serialized_end=2537
+  _globals['_CONTACTOUTCOME']._serialized_start=2540
+  _globals['_CONTACTOUTCOME']._serialized_end=2681
+  _globals['_REPLYRESULT']._serialized_start=2684
+  _globals['_REPLYRESULT']._serialized_end=2821
+  _globals['_EXTENSIONSTATUS']._serialized_start=2824
+  _globals['_EXTENSIONSTATUS']._serialized_end=2969
+  _globals['_RETURNSTATUS']._serialized_start=2972
+  _globals['_RETURNSTATUS']._serialized_end=3101
+  _globals['_RESOLUTION']._serialized_start=3103
+  _globals['_RESOLUTION']._serialized_end=3227
+  _globals['_SATISFACTION']._serialized_start=3230
+  _globals['_SATISFACTION']._serialized_end=3400
+  _globals['_ASSISTSTATE']._serialized_start=3403
+  _globals['_ASSISTSTATE']._serialized_end=3566
+  _globals['_CLOSURE']._serialized_start=3568
+  _globals['_CLOSURE']._serialized_end=3694
+  _globals['_ACTOR']._serialized_start=98
+  _globals['_ACTOR']._serialized_end=153
+  _globals['_ATTACHMENT']._serialized_start=155
+  _globals['_ATTACHMENT']._serialized_end=216
+  _globals['_CONTACT']._serialized_start=219
+  _globals['_CONTACT']._serialized_end=382
+  _globals['_REPLY']._serialized_start=385
+  _globals['_REPLY']._serialized_end=640
+  _globals['_EXTENSION']._serialized_start=643
+  _globals['_EXTENSION']._serialized_end=987
+  _globals['_PARK']._serialized_start=990
+  _globals['_PARK']._serialized_end=1223
+  _globals['_PROGRESSREPORT']._serialized_start=1226
+  _globals['_PROGRESSREPORT']._serialized_end=1370
+  _globals['_RETURNREQUEST']._serialized_start=1373
+  _globals['_RETURNREQUEST']._serialized_end=1589
+  _globals['_REVIEW']._serialized_start=1592
+  _globals['_REVIEW']._serialized_end=1728
+  _globals['_EVALUATION']._serialized_start=1731
+  _globals['_EVALUATION']._serialized_end=1964
+  _globals['_ASSISTTASK']._serialized_start=1967
+  _globals['_ASSISTTASK']._serialized_end=2351
 # @@protoc_insertion_point(module_scope)

@@ -12,6 +12,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from hotline.v1 import knowledge_pb2 as _knowledge_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -370,6 +371,7 @@ class Reply(_message.Message):
     REPLIED_AT_FIELD_NUMBER: _builtins.int
     REDO_ROUND_FIELD_NUMBER: _builtins.int
     ON_TIME_FIELD_NUMBER: _builtins.int
+    ARTICLE_FIELD_NUMBER: _builtins.int
     result: Global___ReplyResult.ValueType
     text: _builtins.str
     """办理结果"""
@@ -383,6 +385,10 @@ class Reply(_message.Message):
     def attachments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
     @_builtins.property
     def replied_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def article(self) -> _knowledge_pb2.ArticleRef:
+        """直接答复: the office answered with this knowledge article (issue 25)"""
+
     def __init__(
         self,
         *,
@@ -393,10 +399,11 @@ class Reply(_message.Message):
         replied_at: _timestamp_pb2.Timestamp | None = ...,
         redo_round: _builtins.int = ...,
         on_time: _builtins.bool = ...,
+        article: _knowledge_pb2.ArticleRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["replied_at", b"replied_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "replied_at", b"replied_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "explanation", b"explanation", "on_time", b"on_time", "redo_round", b"redo_round", "replied_at", b"replied_at", "result", b"result", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "attachments", b"attachments", "explanation", b"explanation", "on_time", b"on_time", "redo_round", b"redo_round", "replied_at", b"replied_at", "result", b"result", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -17,6 +17,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from hotline.v1 import case_pb2 as _case_pb2
 from hotline.v1 import events_pb2 as _events_pb2
+from hotline.v1 import knowledge_pb2 as _knowledge_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -696,6 +697,7 @@ class CityResult(_message.Message):
     EXTENDED_FIELD_NUMBER: _builtins.int
     DISPATCH_ROUND_FIELD_NUMBER: _builtins.int
     REDO_ROUND_FIELD_NUMBER: _builtins.int
+    ARTICLE_FIELD_NUMBER: _builtins.int
     result_id: _builtins.str
     city_ticket_id: _builtins.str
     ticket_id: _builtins.str
@@ -732,6 +734,10 @@ class CityResult(_message.Message):
     def reviewed_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def reply_due(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def article(self) -> _knowledge_pb2.ArticleRef:
+        """直接答复: answered from this knowledge article (issue 25)"""
+
     def __init__(
         self,
         *,
@@ -753,10 +759,11 @@ class CityResult(_message.Message):
         extended: _builtins.bool = ...,
         dispatch_round: _builtins.int = ...,
         redo_round: _builtins.int = ...,
+        article: _knowledge_pb2.ArticleRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["first_contact_at", b"first_contact_at", "handling_unit", b"handling_unit", "replied_at", b"replied_at", "reply_due", b"reply_due", "reviewed_at", b"reviewed_at", "signed_off_at", b"signed_off_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "first_contact_at", b"first_contact_at", "handling_unit", b"handling_unit", "replied_at", b"replied_at", "reply_due", b"reply_due", "reviewed_at", b"reviewed_at", "signed_off_at", b"signed_off_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "attachments", b"attachments", "city_ticket_id", b"city_ticket_id", "dispatch_round", b"dispatch_round", "explanation", b"explanation", "extended", b"extended", "first_contact_at", b"first_contact_at", "handling_unit", b"handling_unit", "on_time", b"on_time", "redo_round", b"redo_round", "replied_at", b"replied_at", "reply_due", b"reply_due", "result", b"result", "result_id", b"result_id", "reviewed_at", b"reviewed_at", "signed_off_at", b"signed_off_at", "text", b"text", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["article", b"article", "assisting_units", b"assisting_units", "attachments", b"attachments", "city_ticket_id", b"city_ticket_id", "dispatch_round", b"dispatch_round", "explanation", b"explanation", "extended", b"extended", "first_contact_at", b"first_contact_at", "handling_unit", b"handling_unit", "on_time", b"on_time", "redo_round", b"redo_round", "replied_at", b"replied_at", "reply_due", b"reply_due", "result", b"result", "result_id", b"result_id", "reviewed_at", b"reviewed_at", "signed_off_at", b"signed_off_at", "text", b"text", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -29,9 +29,10 @@ from hotline.v1 import lifecycle_pb2 as hotline_dot_v1_dot_lifecycle__pb2
 from hotline.v1 import kpis_pb2 as hotline_dot_v1_dot_kpis__pb2
 from hotline.v1 import routing_pb2 as hotline_dot_v1_dot_routing__pb2
 from hotline.v1 import deputy_pb2 as hotline_dot_v1_dot_deputy__pb2
+from hotline.v1 import knowledge_pb2 as hotline_dot_v1_dot_knowledge__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hotline/v1/services.proto\x12\nhotline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hotline/v1/ticket.proto\x1a\x17hotline/v1/events.proto\x1a\x1ahotline/v1/lifecycle.proto\x1a\x15hotline/v1/kpis.proto\x1a\x18hotline/v1/routing.proto\x1a\x17hotline/v1/deputy.proto\"%\n\x10GetTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"2\n\x0cRouteRequest\x12\"\n\x06ticket\x18\x01 \x01(\x0b\x32\x12.hotline.v1.Ticket\")\n\x14GetAssignmentRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"#\n\x0eGetCaseRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"\x83\x01\n\x10ListCasesRequest\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.hotline.v1.CaseState\x12\x0f\n\x07unit_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x11\n\tassisting\x18\x05 \x01(\x08\"M\n\x11ListCasesResponse\x12\x1f\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x10.hotline.v1.Case\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xba\x01\n\x14SubmitProblemRequest\x12\x11\n\tdeputy_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12+\n\x0bticket_type\x18\x05 \x01(\x0e\x32\x16.hotline.v1.TicketType\x12\x31\n\x07\x64\x65tails\x18\x06 \x01(\x0b\x32 .hotline.v1.DeputyProblemDetails\"A\n\x15SubmitProblemResponse\x12\x15\n\rsubmission_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\"7\n\x11GetSummaryRequest\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\"\xa3\x04\n\x07Summary\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x10\n\x08\x61ssigned\x18\x02 \x01(\x03\x12\x14\n\x0c\x63\x61ses_opened\x18\x03 \x01(\x03\x12=\n\x0e\x62y_ticket_type\x18\x04 \x03(\x0b\x32%.hotline.v1.Summary.ByTicketTypeEntry\x12\x38\n\x0b\x62y_category\x18\x05 \x03(\x0b\x32#.hotline.v1.Summary.ByCategoryEntry\x12\x39\n\x0c\x62y_unit_type\x18\x06 \x03(\x0b\x32#.hotline.v1.Summary.ByUnitTypeEntry\x12/\n\x0b\x63omputed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x06stages\x18\x08 \x03(\x0b\x32\x1f.hotline.v1.Summary.StagesEntry\x1a\x33\n\x11\x42yTicketTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yUnitTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0bStagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32N\n\rIntakeService\x12=\n\tGetTicket\x12\x1c.hotline.v1.GetTicketRequest\x1a\x12.hotline.v1.Ticket2\xb9\x08\n\x0eRoutingService\x12\x39\n\x05Route\x12\x18.hotline.v1.RouteRequest\x1a\x16.hotline.v1.Assignment\x12I\n\rGetAssignment\x12 .hotline.v1.GetAssignmentRequest\x1a\x16.hotline.v1.Assignment\x12H\n\tListQueue\x12\x1c.hotline.v1.ListQueueRequest\x1a\x1d.hotline.v1.ListQueueResponse\x12?\n\x08\x44ispatch\x12\x1b.hotline.v1.DispatchRequest\x1a\x16.hotline.v1.Assignment\x12N\n\x0bListReturns\x12\x1e.hotline.v1.ListReturnsRequest\x1a\x1f.hotline.v1.ListReturnsResponse\x12J\n\x0c\x44\x65\x63ideReturn\x12\x1f.hotline.v1.DecideReturnRequest\x1a\x19.hotline.v1.PendingReturn\x12G\n\x0cRecategorize\x12\x1f.hotline.v1.RecategorizeRequest\x1a\x16.hotline.v1.Assignment\x12H\n\x0bSubDispatch\x12\x1e.hotline.v1.SubDispatchRequest\x1a\x19.hotline.v1.SubDispatched\x12N\n\x0fOpenJointReview\x12\".hotline.v1.OpenJointReviewRequest\x1a\x17.hotline.v1.JointReview\x12R\n\x11\x44\x65\x63ideJointReview\x12$.hotline.v1.DecideJointReviewRequest\x1a\x17.hotline.v1.JointReview\x12]\n\x10ListJointReviews\x12#.hotline.v1.ListJointReviewsRequest\x1a$.hotline.v1.ListJointReviewsResponse\x12\x43\n\x0bGetListItem\x12\x1e.hotline.v1.GetListItemRequest\x1a\x14.hotline.v1.ListItem\x12T\n\rListListItems\x12 .hotline.v1.ListListItemsRequest\x1a!.hotline.v1.ListListItemsResponse\x12I\n\x0eUpsertListItem\x12!.hotline.v1.UpsertListItemRequest\x1a\x14.hotline.v1.ListItem2\xe1\x07\n\x12SupervisionService\x12\x37\n\x07GetCase\x12\x1a.hotline.v1.GetCaseRequest\x1a\x10.hotline.v1.Case\x12H\n\tListCases\x12\x1c.hotline.v1.ListCasesRequest\x1a\x1d.hotline.v1.ListCasesResponse\x12\x37\n\x07SignOff\x12\x1a.hotline.v1.SignOffRequest\x1a\x10.hotline.v1.Case\x12\x43\n\rRecordContact\x12 .hotline.v1.RecordContactRequest\x1a\x10.hotline.v1.Case\x12\x33\n\x05Reply\x12\x18.hotline.v1.ReplyRequest\x1a\x10.hotline.v1.Case\x12I\n\x10RequestExtension\x12#.hotline.v1.RequestExtensionRequest\x1a\x10.hotline.v1.Case\x12G\n\x0f\x44\x65\x63ideExtension\x12\".hotline.v1.DecideExtensionRequest\x1a\x10.hotline.v1.Case\x12\x31\n\x04Park\x12\x17.hotline.v1.ParkRequest\x1a\x10.hotline.v1.Case\x12\x45\n\x0eReportProgress\x12!.hotline.v1.ReportProgressRequest\x1a\x10.hotline.v1.Case\x12\x43\n\rRequestReturn\x12 .hotline.v1.RequestReturnRequest\x1a\x10.hotline.v1.Case\x12\x35\n\x06Review\x12\x19.hotline.v1.ReviewRequest\x1a\x10.hotline.v1.Case\x12=\n\nDecideRedo\x12\x1d.hotline.v1.DecideRedoRequest\x1a\x10.hotline.v1.Case\x12=\n\nContribute\x12\x1d.hotline.v1.ContributeRequest\x1a\x10.hotline.v1.Case\x12?\n\x0bWaiveAssist\x12\x1e.hotline.v1.WaiveAssistRequest\x1a\x10.hotline.v1.Case\x12L\n\x0eGetCaseHistory\x12!.hotline.v1.GetCaseHistoryRequest\x1a\x17.hotline.v1.CaseHistory2l\n\x14\x44\x65putyLiaisonService\x12T\n\rSubmitProblem\x12 .hotline.v1.SubmitProblemRequest\x1a!.hotline.v1.SubmitProblemResponse2\xe0\x01\n\x0eMetricsService\x12@\n\nGetSummary\x12\x1d.hotline.v1.GetSummaryRequest\x1a\x13.hotline.v1.Summary\x12<\n\x07GetKpis\x12\x1a.hotline.v1.GetKpisRequest\x1a\x15.hotline.v1.KpiResult\x12N\n\x0bListReports\x12\x1e.hotline.v1.ListReportsRequest\x1a\x1f.hotline.v1.ListReportsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19hotline/v1/services.proto\x12\nhotline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hotline/v1/ticket.proto\x1a\x17hotline/v1/events.proto\x1a\x1ahotline/v1/lifecycle.proto\x1a\x15hotline/v1/kpis.proto\x1a\x18hotline/v1/routing.proto\x1a\x17hotline/v1/deputy.proto\x1a\x1ahotline/v1/knowledge.proto\"%\n\x10GetTicketRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"2\n\x0cRouteRequest\x12\"\n\x06ticket\x18\x01 \x01(\x0b\x32\x12.hotline.v1.Ticket\")\n\x14GetAssignmentRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"#\n\x0eGetCaseRequest\x12\x11\n\tticket_id\x18\x01 \x01(\t\"\x83\x01\n\x10ListCasesRequest\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.hotline.v1.CaseState\x12\x0f\n\x07unit_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x11\n\tassisting\x18\x05 \x01(\x08\"M\n\x11ListCasesResponse\x12\x1f\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x10.hotline.v1.Case\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xba\x01\n\x14SubmitProblemRequest\x12\x11\n\tdeputy_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12+\n\x0bticket_type\x18\x05 \x01(\x0e\x32\x16.hotline.v1.TicketType\x12\x31\n\x07\x64\x65tails\x18\x06 \x01(\x0b\x32 .hotline.v1.DeputyProblemDetails\"A\n\x15SubmitProblemResponse\x12\x15\n\rsubmission_id\x18\x01 \x01(\t\x12\x11\n\tticket_id\x18\x02 \x01(\t\"7\n\x11GetSummaryRequest\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\"\xa3\x04\n\x07Summary\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x10\n\x08\x61ssigned\x18\x02 \x01(\x03\x12\x14\n\x0c\x63\x61ses_opened\x18\x03 \x01(\x03\x12=\n\x0e\x62y_ticket_type\x18\x04 \x03(\x0b\x32%.hotline.v1.Summary.ByTicketTypeEntry\x12\x38\n\x0b\x62y_category\x18\x05 \x03(\x0b\x32#.hotline.v1.Summary.ByCategoryEntry\x12\x39\n\x0c\x62y_unit_type\x18\x06 \x03(\x0b\x32#.hotline.v1.Summary.ByUnitTypeEntry\x12/\n\x0b\x63omputed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x06stages\x18\x08 \x03(\x0b\x32\x1f.hotline.v1.Summary.StagesEntry\x1a\x33\n\x11\x42yTicketTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yCategoryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x31\n\x0f\x42yUnitTypeEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a-\n\x0bStagesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32N\n\rIntakeService\x12=\n\tGetTicket\x12\x1c.hotline.v1.GetTicketRequest\x1a\x12.hotline.v1.Ticket2\xb9\x08\n\x0eRoutingService\x12\x39\n\x05Route\x12\x18.hotline.v1.RouteRequest\x1a\x16.hotline.v1.Assignment\x12I\n\rGetAssignment\x12 .hotline.v1.GetAssignmentRequest\x1a\x16.hotline.v1.Assignment\x12H\n\tListQueue\x12\x1c.hotline.v1.ListQueueRequest\x1a\x1d.hotline.v1.ListQueueResponse\x12?\n\x08\x44ispatch\x12\x1b.hotline.v1.DispatchRequest\x1a\x16.hotline.v1.Assignment\x12N\n\x0bListReturns\x12\x1e.hotline.v1.ListReturnsRequest\x1a\x1f.hotline.v1.ListReturnsResponse\x12J\n\x0c\x44\x65\x63ideReturn\x12\x1f.hotline.v1.DecideReturnRequest\x1a\x19.hotline.v1.PendingReturn\x12G\n\x0cRecategorize\x12\x1f.hotline.v1.RecategorizeRequest\x1a\x16.hotline.v1.Assignment\x12H\n\x0bSubDispatch\x12\x1e.hotline.v1.SubDispatchRequest\x1a\x19.hotline.v1.SubDispatched\x12N\n\x0fOpenJointReview\x12\".hotline.v1.OpenJointReviewRequest\x1a\x17.hotline.v1.JointReview\x12R\n\x11\x44\x65\x63ideJointReview\x12$.hotline.v1.DecideJointReviewRequest\x1a\x17.hotline.v1.JointReview\x12]\n\x10ListJointReviews\x12#.hotline.v1.ListJointReviewsRequest\x1a$.hotline.v1.ListJointReviewsResponse\x12\x43\n\x0bGetListItem\x12\x1e.hotline.v1.GetListItemRequest\x1a\x14.hotline.v1.ListItem\x12T\n\rListListItems\x12 .hotline.v1.ListListItemsRequest\x1a!.hotline.v1.ListListItemsResponse\x12I\n\x0eUpsertListItem\x12!.hotline.v1.UpsertListItemRequest\x1a\x14.hotline.v1.ListItem2\xa4\x08\n\x12SupervisionService\x12\x37\n\x07GetCase\x12\x1a.hotline.v1.GetCaseRequest\x1a\x10.hotline.v1.Case\x12H\n\tListCases\x12\x1c.hotline.v1.ListCasesRequest\x1a\x1d.hotline.v1.ListCasesResponse\x12\x37\n\x07SignOff\x12\x1a.hotline.v1.SignOffRequest\x1a\x10.hotline.v1.Case\x12\x43\n\rRecordContact\x12 .hotline.v1.RecordContactRequest\x1a\x10.hotline.v1.Case\x12\x33\n\x05Reply\x12\x18.hotline.v1.ReplyRequest\x1a\x10.hotline.v1.Case\x12I\n\x10RequestExtension\x12#.hotline.v1.RequestExtensionRequest\x1a\x10.hotline.v1.Case\x12G\n\x0f\x44\x65\x63ideExtension\x12\".hotline.v1.DecideExtensionRequest\x1a\x10.hotline.v1.Case\x12\x31\n\x04Park\x12\x17.hotline.v1.ParkRequest\x1a\x10.hotline.v1.Case\x12\x45\n\x0eReportProgress\x12!.hotline.v1.ReportProgressRequest\x1a\x10.hotline.v1.Case\x12\x43\n\rRequestReturn\x12 .hotline.v1.RequestReturnRequest\x1a\x10.hotline.v1.Case\x12\x35\n\x06Review\x12\x19.hotline.v1.ReviewRequest\x1a\x10.hotline.v1.Case\x12=\n\nDecideRedo\x12\x1d.hotline.v1.DecideRedoRequest\x1a\x10.hotline.v1.Case\x12=\n\nContribute\x12\x1d.hotline.v1.ContributeRequest\x1a\x10.hotline.v1.Case\x12?\n\x0bWaiveAssist\x12\x1e.hotline.v1.WaiveAssistRequest\x1a\x10.hotline.v1.Case\x12\x41\n\x0c\x44irectAnswer\x12\x1f.hotline.v1.DirectAnswerRequest\x1a\x10.hotline.v1.Case\x12L\n\x0eGetCaseHistory\x12!.hotline.v1.GetCaseHistoryRequest\x1a\x17.hotline.v1.CaseHistory2l\n\x14\x44\x65putyLiaisonService\x12T\n\rSubmitProblem\x12 .hotline.v1.SubmitProblemRequest\x1a!.hotline.v1.SubmitProblemResponse2\xe0\x01\n\x0eMetricsService\x12@\n\nGetSummary\x12\x1d.hotline.v1.GetSummaryRequest\x1a\x13.hotline.v1.Summary\x12<\n\x07GetKpis\x12\x1a.hotline.v1.GetKpisRequest\x1a\x15.hotline.v1.KpiResult\x12N\n\x0bListReports\x12\x1e.hotline.v1.ListReportsRequest\x1a\x1f.hotline.v1.ListReportsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,42 +47,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUMMARY_BYUNITTYPEENTRY']._serialized_options = b'8\001'
   _globals['_SUMMARY_STAGESENTRY']._loaded_options = None
   _globals['_SUMMARY_STAGESENTRY']._serialized_options = b'8\001'
-  _globals['_GETTICKETREQUEST']._serialized_start=226
-  _globals['_GETTICKETREQUEST']._serialized_end=263
-  _globals['_ROUTEREQUEST']._serialized_start=265
-  _globals['_ROUTEREQUEST']._serialized_end=315
-  _globals['_GETASSIGNMENTREQUEST']._serialized_start=317
-  _globals['_GETASSIGNMENTREQUEST']._serialized_end=358
-  _globals['_GETCASEREQUEST']._serialized_start=360
-  _globals['_GETCASEREQUEST']._serialized_end=395
-  _globals['_LISTCASESREQUEST']._serialized_start=398
-  _globals['_LISTCASESREQUEST']._serialized_end=529
-  _globals['_LISTCASESRESPONSE']._serialized_start=531
-  _globals['_LISTCASESRESPONSE']._serialized_end=608
-  _globals['_SUBMITPROBLEMREQUEST']._serialized_start=611
-  _globals['_SUBMITPROBLEMREQUEST']._serialized_end=797
-  _globals['_SUBMITPROBLEMRESPONSE']._serialized_start=799
-  _globals['_SUBMITPROBLEMRESPONSE']._serialized_end=864
-  _globals['_GETSUMMARYREQUEST']._serialized_start=866
-  _globals['_GETSUMMARYREQUEST']._serialized_end=921
-  _globals['_SUMMARY']._serialized_start=924
-  _globals['_SUMMARY']._serialized_end=1471
-  _globals['_SUMMARY_BYTICKETTYPEENTRY']._serialized_start=1271
-  _globals['_SUMMARY_BYTICKETTYPEENTRY']._serialized_end=1322
-  _globals['_SUMMARY_BYCATEGORYENTRY']._serialized_start=1324
-  _globals['_SUMMARY_BYCATEGORYENTRY']._serialized_end=1373
-  _globals['_SUMMARY_BYUNITTYPEENTRY']._serialized_start=1375
-  _globals['_SUMMARY_BYUNITTYPEENTRY']._serialized_end=1424
-  _globals['_SUMMARY_STAGESENTRY']._serialized_start=1426
-  _globals['_SUMMARY_STAGESENTRY']._serialized_end=1471
-  _globals['_INTAKESERVICE']._serialized_start=1473
-  _globals['_INTAKESERVICE']._serialized_end=1551
-  _globals['_ROUTINGSERVICE']._serialized_start=1554
-  _globals['_ROUTINGSERVICE']._serialized_end=2635
-  _globals['_SUPERVISIONSERVICE']._serialized_start=2638
-  _globals['_SUPERVISIONSERVICE']._serialized_end=3631
-  _globals['_DEPUTYLIAISONSERVICE']._serialized_start=3633
-  _globals['_DEPUTYLIAISONSERVICE']._serialized_end=3741
-  _globals['_METRICSSERVICE']._serialized_start=3744
-  _globals['_METRICSSERVICE']._serialized_end=3968
+  _globals['_GETTICKETREQUEST']._serialized_start=254
+  _globals['_GETTICKETREQUEST']._serialized_end=291
+  _globals['_ROUTEREQUEST']._serialized_start=293
+  _globals['_ROUTEREQUEST']._serialized_end=343
+  _globals['_GETASSIGNMENTREQUEST']._serialized_start=345
+  _globals['_GETASSIGNMENTREQUEST']._serialized_end=386
+  _globals['_GETCASEREQUEST']._serialized_start=388
+  _globals['_GETCASEREQUEST']._serialized_end=423
+  _globals['_LISTCASESREQUEST']._serialized_start=426
+  _globals['_LISTCASESREQUEST']._serialized_end=557
+  _globals['_LISTCASESRESPONSE']._serialized_start=559
+  _globals['_LISTCASESRESPONSE']._serialized_end=636
+  _globals['_SUBMITPROBLEMREQUEST']._serialized_start=639
+  _globals['_SUBMITPROBLEMREQUEST']._serialized_end=825
+  _globals['_SUBMITPROBLEMRESPONSE']._serialized_start=827
+  _globals['_SUBMITPROBLEMRESPONSE']._serialized_end=892
+  _globals['_GETSUMMARYREQUEST']._serialized_start=894
+  _globals['_GETSUMMARYREQUEST']._serialized_end=949
+  _globals['_SUMMARY']._serialized_start=952
+  _globals['_SUMMARY']._serialized_end=1499
+  _globals['_SUMMARY_BYTICKETTYPEENTRY']._serialized_start=1299
+  _globals['_SUMMARY_BYTICKETTYPEENTRY']._serialized_end=1350
+  _globals['_SUMMARY_BYCATEGORYENTRY']._serialized_start=1352
+  _globals['_SUMMARY_BYCATEGORYENTRY']._serialized_end=1401
+  _globals['_SUMMARY_BYUNITTYPEENTRY']._serialized_start=1403
+  _globals['_SUMMARY_BYUNITTYPEENTRY']._serialized_end=1452
+  _globals['_SUMMARY_STAGESENTRY']._serialized_start=1454
+  _globals['_SUMMARY_STAGESENTRY']._serialized_end=1499
+  _globals['_INTAKESERVICE']._serialized_start=1501
+  _globals['_INTAKESERVICE']._serialized_end=1579
+  _globals['_ROUTINGSERVICE']._serialized_start=1582
+  _globals['_ROUTINGSERVICE']._serialized_end=2663
+  _globals['_SUPERVISIONSERVICE']._serialized_start=2666
+  _globals['_SUPERVISIONSERVICE']._serialized_end=3726
+  _globals['_DEPUTYLIAISONSERVICE']._serialized_start=3728
+  _globals['_DEPUTYLIAISONSERVICE']._serialized_end=3836
+  _globals['_METRICSSERVICE']._serialized_start=3839
+  _globals['_METRICSSERVICE']._serialized_end=4063
 # @@protoc_insertion_point(module_scope)

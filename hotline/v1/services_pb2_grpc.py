@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from hotline.v1 import events_pb2 as hotline_dot_v1_dot_events__pb2
+from hotline.v1 import knowledge_pb2 as hotline_dot_v1_dot_knowledge__pb2
 from hotline.v1 import kpis_pb2 as hotline_dot_v1_dot_kpis__pb2
 from hotline.v1 import lifecycle_pb2 as hotline_dot_v1_dot_lifecycle__pb2
 from hotline.v1 import routing_pb2 as hotline_dot_v1_dot_routing__pb2
@@ -825,6 +826,11 @@ class SupervisionServiceStub:
                 request_serializer=hotline_dot_v1_dot_lifecycle__pb2.WaiveAssistRequest.SerializeToString,
                 response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
                 _registered_method=True)
+        self.DirectAnswer = channel.unary_unary(
+                '/hotline.v1.SupervisionService/DirectAnswer',
+                request_serializer=hotline_dot_v1_dot_knowledge__pb2.DirectAnswerRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
         self.GetCaseHistory = channel.unary_unary(
                 '/hotline.v1.SupervisionService/GetCaseHistory',
                 request_serializer=hotline_dot_v1_dot_lifecycle__pb2.GetCaseHistoryRequest.SerializeToString,
@@ -932,6 +938,13 @@ class SupervisionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DirectAnswer(self, request, context):
+        """直接答复 from a knowledge article (office, issue 25)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCaseHistory(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -1009,6 +1022,11 @@ def add_SupervisionServiceServicer_to_server(servicer, server):
             'WaiveAssist': grpc.unary_unary_rpc_method_handler(
                     servicer.WaiveAssist,
                     request_deserializer=hotline_dot_v1_dot_lifecycle__pb2.WaiveAssistRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'DirectAnswer': grpc.unary_unary_rpc_method_handler(
+                    servicer.DirectAnswer,
+                    request_deserializer=hotline_dot_v1_dot_knowledge__pb2.DirectAnswerRequest.FromString,
                     response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
             ),
             'GetCaseHistory': grpc.unary_unary_rpc_method_handler(
@@ -1394,6 +1412,33 @@ class SupervisionService:
             target,
             '/hotline.v1.SupervisionService/WaiveAssist',
             hotline_dot_v1_dot_lifecycle__pb2.WaiveAssistRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DirectAnswer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.SupervisionService/DirectAnswer',
+            hotline_dot_v1_dot_knowledge__pb2.DirectAnswerRequest.SerializeToString,
             hotline_dot_v1_dot_events__pb2.Case.FromString,
             options,
             channel_credentials,

@@ -6,6 +6,7 @@ gRPC APIs of the five services. Every server also serves grpc.health.v1 and refl
 from collections import abc as _abc
 from grpc import aio as _aio
 from hotline.v1 import events_pb2 as _events_pb2
+from hotline.v1 import knowledge_pb2 as _knowledge_pb2
 from hotline.v1 import kpis_pb2 as _kpis_pb2
 from hotline.v1 import lifecycle_pb2 as _lifecycle_pb2
 from hotline.v1 import routing_pb2 as _routing_pb2
@@ -267,6 +268,8 @@ class SupervisionServiceStub:
     """协办意见 (assisting unit)"""
     WaiveAssist: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.WaiveAssistRequest, _events_pb2.Case]
     """免于协办 (office)"""
+    DirectAnswer: _grpc.UnaryUnaryMultiCallable[_knowledge_pb2.DirectAnswerRequest, _events_pb2.Case]
+    """直接答复 from a knowledge article (office, issue 25)"""
     GetCaseHistory: _grpc.UnaryUnaryMultiCallable[_lifecycle_pb2.GetCaseHistoryRequest, _lifecycle_pb2.CaseHistory]
 
 @_typing.type_check_only
@@ -300,6 +303,8 @@ class SupervisionServiceAsyncStub(SupervisionServiceStub):
     """协办意见 (assisting unit)"""
     WaiveAssist: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.WaiveAssistRequest, _events_pb2.Case]  # type: ignore[assignment]
     """免于协办 (office)"""
+    DirectAnswer: _aio.UnaryUnaryMultiCallable[_knowledge_pb2.DirectAnswerRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """直接答复 from a knowledge article (office, issue 25)"""
     GetCaseHistory: _aio.UnaryUnaryMultiCallable[_lifecycle_pb2.GetCaseHistoryRequest, _lifecycle_pb2.CaseHistory]  # type: ignore[assignment]
 
 class SupervisionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -414,6 +419,14 @@ class SupervisionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
         """免于协办 (office)"""
+
+    @_abc_1.abstractmethod
+    def DirectAnswer(
+        self,
+        request: _knowledge_pb2.DirectAnswerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """直接答复 from a knowledge article (office, issue 25)"""
 
     @_abc_1.abstractmethod
     def GetCaseHistory(

@@ -70,6 +70,7 @@ class CaseFacts:
     evaluated_at: datetime | None = None  # 回访
     resolution: str = ""  # key of RESOLUTIONS
     satisfaction: str = ""  # key of SATISFACTIONS
+    direct_answer: bool = False  # 直接答复: the office answered this consultation with a knowledge article
 
     @property
     def key(self) -> str:
@@ -150,7 +151,7 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
             lambda f: f.received_at if f.dispatch_round == 1 and f.redo_round == 0 else None, lambda f: "count"),
     Measure("dispatches", "派单量", lambda f: f.assigned_at if f.redo_round == 0 else None, lambda f: "count"),
     Measure("response", "响应",
-            lambda f: _response_due(f) if f.redo_round == 0 and not f.returned else None,
+            lambda f: _response_due(f) if f.redo_round == 0 and not f.returned and not f.direct_answer else None,
             lambda f: "on_time" if _responded_on_time(f) else "late"),
     Measure("resolution", "解决", lambda f: f.evaluated_at if f.resolution in RESOLUTIONS else None,
             lambda f: f.resolution),
@@ -161,6 +162,9 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
     Measure("return", "退单", lambda f: f.assigned_at if f.redo_round == 0 else None,
             lambda f: "returned" if f.returned else "kept"),
     Measure("redo", "重办", lambda f: f.replied_at, lambda f: "redone" if f.redone else "accepted"),
+    Measure("direct_answer", "直接答复",
+            lambda f: f.closed_at if f.ticket_type == "consultation" else None,
+            lambda f: "direct" if f.direct_answer else "handled"),
 )}
 
 # rate -> (measure, Chinese name)
@@ -171,6 +175,7 @@ RATES = {
     "on_time_close": "按时办结率",
     "return": "回退率",
     "redo": "重办率",
+    "direct_answer": "直接答复率",
 }
 
 
@@ -213,7 +218,8 @@ class Figures:
         if name == "satisfaction":
             return Rate(n(name, "satisfied") + policy.basically_satisfied_weight * n(name, "basic"),
                         n(name, "satisfied") + n(name, "basic") + n(name, "unsatisfied"))
-        hit = {"response": "on_time", "on_time_close": "on_time", "return": "returned", "redo": "redone"}[name]
+        hit = {"response": "on_time", "on_time_close": "on_time", "return": "returned", "redo": "redone",
+               "direct_answer": "direct"}[name]
         return Rate(Fraction(n(name, hit)), n(name))
 
     def rates(self, policy: KpiPolicy) -> dict[str, Rate]:

@@ -155,7 +155,8 @@ def _lifecycle(event: Message, c: events_pb2.Case) -> list[FactUpdate]:
                               {"first_contact_at": _t(c.first_contact_at) or _t(event.contact.contacted_at) or at}))
     elif isinstance(event, lifecycle_pb2.CaseReplied):
         r = event.reply
-        handling(r.redo_round, {"replied_at": _t(r.replied_at) or at, "reply_result": REPLY_RESULTS.get(r.result, "")})
+        handling(r.redo_round, {"replied_at": _t(r.replied_at) or at, "reply_result": REPLY_RESULTS.get(r.result, ""),
+                                **({"direct_answer": True} if r.article.article_id else {})})
     elif isinstance(event, lifecycle_pb2.ExtensionDecided) and event.approved:
         out.append(FactUpdate("handling", _hkey(tid, dr, c.redo_round), {}, _later(c.reply_due)))
     elif isinstance(event, lifecycle_pb2.ReviewDecided):
@@ -228,7 +229,8 @@ def assemble(tickets: Mapping[str, Mapping[str, Any]], dispatches: Mapping[str, 
                 **common, redo_round=redo_round, reply_due=h.get("reply_due"), replied_at=h.get("replied_at"),
                 reply_result=h.get("reply_result", ""), redone=bool(h.get("redone", False)),
                 close_due=h.get("reply_due"), closed_at=h.get("closed_at"), evaluated_at=h.get("evaluated_at"),
-                resolution=h.get("resolution", ""), satisfaction=h.get("satisfaction", "")))
+                resolution=h.get("resolution", ""), satisfaction=h.get("satisfaction", ""),
+                direct_answer=bool(h.get("direct_answer", False))))
     return rows
 
 

@@ -52,7 +52,7 @@ FORMATS = {"html": "text/html; charset=utf-8", "pdf": "application/pdf",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 CJK_FONT_FILES = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
                   "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
-HEADLINE_RATES = ("response", "resolution", "satisfaction", "on_time_close", "return", "redo")
+HEADLINE_RATES = ("response", "resolution", "satisfaction", "on_time_close", "return", "redo", "direct_answer")
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,8 @@ def summary(d: ReportData) -> list[str]:
         f"同比{_trend(c['year_ago'].relative)}；派单{d.figures.dispatches:,}件次。",
         f"诉求类型：{types}。承办单位类型：{units}。",
         f"响应率{pct(d.rate('response'))}，解决率{pct(d.rate('resolution'))}，满意率{pct(d.rate('satisfaction'))}，"
-        f"按时办结率{pct(d.rate('on_time_close'))}，回退率{pct(d.rate('return'))}，重办率{pct(d.rate('redo'))}。",
+        f"按时办结率{pct(d.rate('on_time_close'))}，回退率{pct(d.rate('return'))}，重办率{pct(d.rate('redo'))}，"
+        f"咨询直接答复率{pct(d.rate('direct_answer'))}。",
         f"热点诉求：{hot}。重复诉求{d.repeats:,}件。",
         f"数据截至{d.as_of.astimezone(d.period.tz):%Y年%m月%d日 %H:%M}；"
         f"口径见 docs/kpis.md（政策版本 {d.policy.version}）。",

@@ -10,6 +10,7 @@ are still open at ``as_of``, evaluations land days after closure (often in the n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,7 +25,7 @@ from hotline import pb
 from hotline.directory import DIRECTORY_FILE
 from hotline.envelope import Event
 from hotline.settings import REPO_ROOT
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, ticket_pb2
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, ticket_pb2
 from services.metrics.kpi import CaseFacts, Period
 from services.metrics.projection import LANE_TAGS, REPLY_RESULTS, RESOLUTIONS, SATISFACTIONS, TICKET_TYPES, UNIT_TYPES
 
@@ -128,6 +129,12 @@ def _dispatches(rng: random.Random, ticket: CaseFacts, primary: str, units: dict
         return
 
 
+def directly_answered(row: CaseFacts) -> bool:
+    """Half the consultations (咨询) are answered from the knowledge base (直接答复); by the ticket
+    id, so that the random draws of everything else stay as they were."""
+    return row.ticket_type == "consultation" and hashlib.sha256(row.ticket_id.encode()).digest()[0] % 2 == 0
+
+
 def _handlings(rng: random.Random, row: CaseFacts, q: float, as_of: datetime) -> Iterator[CaseFacts]:
     assert row.assigned_at is not None and row.signed_off_at is not None
     start = row.signed_off_at
@@ -140,7 +147,8 @@ def _handlings(rng: random.Random, row: CaseFacts, q: float, as_of: datetime) ->
             yield current
             return
         result = rng.choices(["resolved", "partly", "not_resolvable"], [q, (1 - q) * 0.6, (1 - q) * 0.4])[0]
-        current = replace(current, replied_at=replied, reply_result=result)
+        current = replace(current, replied_at=replied, reply_result=result,
+                          direct_answer=redo_round == 0 and directly_answered(row))
         if redo_round < 2 and rng.random() < 0.06 * (2 - q):  # review failed: 重办
             yield replace(current, redone=True)
             start = replied + timedelta(hours=rng.uniform(1, 24))
@@ -232,6 +240,8 @@ def _dispatch_events(handlings: list[CaseFacts], tags: list[str],
         if h.replied_at:
             reply = case_pb2.Reply(result=_enum(REPLY_RESULTS, h.reply_result), replied_at=pb.ts(h.replied_at),
                                    redo_round=rr)
+            if h.direct_answer:
+                reply.article.CopyFrom(knowledge_pb2.ArticleRef(article_id="KA-SIM", version=1))
             case.reply.CopyFrom(reply)
             emit("case_events", f"replied/{dr}/{rr}", lifecycle_pb2.CaseReplied(
                 case=case, occurred_at=pb.ts(h.replied_at), reply=reply), h.replied_at)

@@ -14,7 +14,7 @@ from hotline.api import as_json, grpc_idempotency_key, grpc_require, idempotency
 from hotline.auth import Principal
 from hotline.commands import Invalid, NotFound
 from hotline.policy import Role
-from hotline.v1 import events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
+from hotline.v1 import events_pb2, knowledge_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
 from services.supervision.commands import CaseCommands
 from services.supervision.store import CaseStore, page_token
 
@@ -73,6 +73,9 @@ COMMANDS: list[tuple[str, type[Message], str, str]] = [
                                                       "sends the case back to redo"),
     ("redo-decision", lifecycle_pb2.DecideRedoRequest, "decide_redo", "重办或结案 after a poor evaluation (office)"),
     ("contribution", lifecycle_pb2.ContributeRequest, "contribute", "协办意见: an assisting unit contributes"),
+    ("direct-answer", knowledge_pb2.DirectAnswerRequest, "direct_answer", "直接答复 (office): a consultation (咨询) "
+                                                                          "answered with a knowledge article; "
+                                                                          "reviewed like any reply"),
 ]
 
 
@@ -82,8 +85,9 @@ def _command_route(api: APIRouter, commands: CaseCommands, path: str, message_ty
                     who: Principal = Depends(auth.principal), key: str = Depends(idempotency_key)) -> dict[str, Any]:
         return as_json(await commands.run(name, parse_body(body, message_type, ticket_id=ticket_id), who, key))
 
+    proto_file = message_type.DESCRIPTOR.file.name.rsplit("/", 1)[-1]
     api.post(f"/cases/{{ticket_id}}/{path}", summary=summary, name=name,
-             description=f"Body: the JSON of `hotline.v1.{message_type.DESCRIPTOR.name}` (lifecycle.proto). "
+             description=f"Body: the JSON of `hotline.v1.{message_type.DESCRIPTOR.name}` ({proto_file}). "
                          "Header Idempotency-Key is required. Answers the case after the transition.")(route)
 
 
@@ -186,6 +190,10 @@ class SupervisionGrpc(services_pb2_grpc.SupervisionServiceServicer):
     async def WaiveAssist(  # noqa: N802
             self, request: lifecycle_pb2.WaiveAssistRequest, context: Context) -> events_pb2.Case:
         return await self._run("waive_assist")(request, context)
+
+    async def DirectAnswer(  # noqa: N802
+            self, request: knowledge_pb2.DirectAnswerRequest, context: Context) -> events_pb2.Case:
+        return await self._run("direct_answer")(request, context)
 
     async def GetCaseHistory(  # noqa: N802
             self, request: lifecycle_pb2.GetCaseHistoryRequest, context: Context) -> lifecycle_pb2.CaseHistory:

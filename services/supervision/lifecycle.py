@@ -22,6 +22,7 @@ The transitions (events.proto ``CaseState``; the table :data:`ALLOWED` is the re
     IN_PROGRESS, SENT_BACK --request_extension--> EXTENSION_REQUESTED --decide_extension--> back (deadline moved)
     IN_PROGRESS, SENT_BACK --park-->            PARKED (--report_progress--> PARKED)
     IN_PROGRESS, SENT_BACK, PARKED --reply-->   REPLIED
+    AWAITING_SIGN_OFF, IN_PROGRESS, SENT_BACK, PARKED --direct_answer--> REPLIED (office, consultation, article)
     REPLIED            --review pass-->         REPORTED (CityResult to the city)
     REPLIED            --review fail-->         SENT_BACK (redo_round + 1, new limit)
     REPORTED           --evaluate-->            ARCHIVED (satisfied) or EVALUATED (unresolved / unsatisfied)
@@ -49,7 +50,7 @@ from hotline.commands import Decision, DomainError, Illegal, Invalid, NotFound
 from hotline.envelope import JSON, Event
 from hotline.policy import Role
 from hotline.settings import LimitSettings
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, ticket_pb2
 
 CS = events_pb2  # CaseState values: CS.CASE_STATE_IN_PROGRESS ...
 State: TypeAlias = events_pb2.CaseState.ValueType
@@ -91,6 +92,7 @@ class Action(StrEnum):
     DECIDE_REDO = "decide_redo"  # 重办或结案 (office)
     CONTRIBUTE = "contribute"  # 协办意见 (assisting unit)
     WAIVE_ASSIST = "waive_assist"  # 免于协办 (office)
+    DIRECT_ANSWER = "direct_answer"  # 直接答复: the office answers a consultation with a knowledge article
 
 
 HANDLING = frozenset({IN_PROGRESS, SENT_BACK})
@@ -115,6 +117,7 @@ ALLOWED: dict[Action, frozenset[State]] = {
     Action.DECIDE_REDO: frozenset({EVALUATED}),
     Action.CONTRIBUTE: ASSIST_OPEN,
     Action.WAIVE_ASSIST: ASSIST_OPEN,
+    Action.DIRECT_ANSWER: frozenset({AWAITING_SIGN_OFF, IN_PROGRESS, SENT_BACK, PARKED}),
 }
 
 # Who acts: the primary unit, an assisting unit, the office, or the platform (consumers).
@@ -125,6 +128,7 @@ ACTOR_OF: dict[Action, str] = {
     Action.PARK: PRIMARY, Action.REPORT_PROGRESS: PRIMARY, Action.REQUEST_RETURN: PRIMARY,
     Action.REFUSE_RETURN: SYSTEM, Action.REDISPATCH: SYSTEM, Action.REVIEW: OFFICE, Action.EVALUATE: SYSTEM,
     Action.DECIDE_REDO: OFFICE, Action.CONTRIBUTE: ASSISTING, Action.WAIVE_ASSIST: OFFICE,
+    Action.DIRECT_ANSWER: OFFICE,
 }
 OFFICE_ROLES = frozenset({Role.OFFICE, Role.ADMIN})
 CITY = case_pb2.Actor(subject="city:callback-centre", role=str(Role.SYSTEM))  # who evaluates (回访)
@@ -295,6 +299,10 @@ def validate(action: Action, request: Any, policy: Policy) -> None:
             if request.result == case_pb2.REPLY_RESULT_NOT_RESOLVABLE:
                 _reason(request.explanation, "an explanation (解释说明) of why it cannot be resolved")
             _attachments(request.attachments)
+        case Action.DIRECT_ANSWER:
+            _reason(request.text, "the answer text (答复内容)")
+            if not request.article.article_id.strip() or request.article.version < 1:
+                raise Invalid("a direct answer names the knowledge article (article_id and version) it answers with")
         case Action.REQUEST_EXTENSION:
             if not 1 <= request.working_days <= limits.extension_max_working_days:
                 raise Invalid(f"an extension is 1 to {limits.extension_max_working_days} working days, "
@@ -464,6 +472,28 @@ def _reply(step: Step, request: lifecycle_pb2.ReplyRequest) -> None:
               reply=reply)
 
 
+def _direct_answer(step: Step, request: knowledge_pb2.DirectAnswerRequest) -> None:
+    """直接答复: the office replies to a consultation (咨询) with a knowledge article. A reply like
+    any other (CaseReplied, then the district review and the result to the city), carrying the
+    article it quotes; no contact with the citizen is needed (the article answers the question)."""
+    c = step.case
+    if c.ticket_type != ticket_pb2.TICKET_TYPE_CONSULTATION:
+        raise Illegal("only a consultation (咨询) can be answered directly from the knowledge base; "
+                      f"this ticket is {ticket_pb2.TicketType.Name(c.ticket_type)}")
+    waiting = [t.unit_id for t in c.assists
+               if t.state not in (case_pb2.ASSIST_STATE_CONTRIBUTED, case_pb2.ASSIST_STATE_WAIVED)]
+    if waiting:
+        raise Illegal(f"assisting units have not contributed yet: {', '.join(waiting)} "
+                      "(the office may waive them: WaiveAssist)")
+    reply = case_pb2.Reply(result=case_pb2.REPLY_RESULT_RESOLVED, text=request.text, replied_at=pb.ts(step.now),
+                           redo_round=c.redo_round, on_time=step.now <= pb.dt(c.reply_due), article=request.article)
+    c.reply.CopyFrom(reply)
+    c.replied_at.CopyFrom(_ts(step.now))
+    step.emit(lifecycle_pb2.CaseReplied, REPLIED, "",
+              f"直接答复 知识库《{request.article.title or request.article.article_id}》v{request.article.version}",
+              reply=reply)
+
+
 def _request_extension(step: Step, request: lifecycle_pb2.RequestExtensionRequest) -> None:
     c, most = step.case, step.policy.limits.max_extensions
     asked = max(c.extension.number, 1) if c.HasField("extension") else 0  # (a case of before numbering: 1)
@@ -610,6 +640,8 @@ def city_result(c: events_pb2.Case, now: datetime) -> lifecycle_pb2.CityResult:
         handling_unit=c.primary_unit, assisting_units=c.assisting_units, replied_at=c.reply.replied_at,
         reviewed_at=pb.ts(now), reply_due=c.reply_due, on_time=c.reply.on_time, extended=ext,
         dispatch_round=c.dispatch_round, redo_round=c.redo_round)
+    if c.reply.HasField("article"):
+        result.article.CopyFrom(c.reply.article)
     for name in ("signed_off_at", "first_contact_at"):
         if c.HasField(name):
             getattr(result, name).CopyFrom(getattr(c, name))
@@ -766,6 +798,7 @@ HANDLERS: dict[Action, Handler] = {
     Action.PARK: _park, Action.REPORT_PROGRESS: _report_progress, Action.REQUEST_RETURN: _request_return,
     Action.REFUSE_RETURN: _refuse_return, Action.REDISPATCH: _redispatch, Action.REVIEW: _review,
     Action.DECIDE_REDO: _decide_redo, Action.CONTRIBUTE: _contribute, Action.WAIVE_ASSIST: _waive_assist,
+    Action.DIRECT_ANSWER: _direct_answer,
 }
 REQUESTS: dict[type[Message], Action] = {
     lifecycle_pb2.RecordContactRequest: Action.RECORD_CONTACT, lifecycle_pb2.ReplyRequest: Action.REPLY,
@@ -775,5 +808,5 @@ REQUESTS: dict[type[Message], Action] = {
     lifecycle_pb2.RequestReturnRequest: Action.REQUEST_RETURN, lifecycle_pb2.ReviewRequest: Action.REVIEW,
     lifecycle_pb2.DecideRedoRequest: Action.DECIDE_REDO, lifecycle_pb2.ContributeRequest: Action.CONTRIBUTE,
     lifecycle_pb2.WaiveAssistRequest: Action.WAIVE_ASSIST, events_pb2.TicketAssigned: Action.REDISPATCH,
-    lifecycle_pb2.CityEvaluation: Action.EVALUATE,
+    lifecycle_pb2.CityEvaluation: Action.EVALUATE, knowledge_pb2.DirectAnswerRequest: Action.DIRECT_ANSWER,
 }

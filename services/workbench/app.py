@@ -24,10 +24,10 @@ from hotline.auth import AuthError, Principal, Verifier, issue
 from hotline.policy import SCOPE_CLAIM, Role
 from hotline.security import limit_bodies
 from hotline.settings import Settings
-from hotline.v1 import case_pb2, events_pb2, kpis_pb2, lifecycle_pb2, services_pb2, ticket_pb2
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, kpis_pb2, lifecycle_pb2, services_pb2, ticket_pb2
 from services.supervision.lifecycle import Action
-from services.workbench import charts, core, office
 from services.workbench import security as csrf
+from services.workbench import charts, core, knowledge, office
 from services.workbench.clients import Refused, Services, optional
 from services.workbench.security import secure_cookies
 
@@ -227,8 +227,13 @@ def build(settings: Settings) -> FastAPI:
         history = await services.call(token, "supervision", "GetCaseHistory",
                                       lifecycle_pb2.GetCaseHistoryRequest(ticket_id=ticket_id))
         view = core.CaseView(case.state, case.primary_unit.unit_id, {a.unit_id: a.state for a in case.assists})
+        similar = await knowledge.similar_panel(services, token, ticket_id)  # 相似办结案例与知识库
+        direct = Action.DIRECT_ANSWER in core.actions_any(who, view) and \
+            case.ticket_type == ticket_pb2.TICKET_TYPE_CONSULTATION
+        key = uuid.uuid4().hex
         return page(request, "case.html", who, case=case, ticket=ticket, history=history.entries,
-                    actions=core.actions(who, view), key=uuid.uuid4().hex, due_of=due_of)
+                    actions=core.actions(who, view), key=key, due_of=due_of, similar=similar,
+                    direct=f"{key}-direct" if direct else "")
 
     def number(form: Any, name: str) -> Any:  # an int; Any: also a protobuf enum value
         try:
@@ -280,6 +285,11 @@ def build(settings: Settings) -> FastAPI:
                 "已决定重办" if text.get("redo") == "1" else "已结案"),
             Action.WAIVE_ASSIST: ("WaiveAssist", L.WaiveAssistRequest(
                 ticket_id=ticket_id, unit_id=text.get("unit_id", ""), reason=text.get("reason", "")), "已免于协办"),
+            Action.DIRECT_ANSWER: ("DirectAnswer", knowledge_pb2.DirectAnswerRequest(
+                ticket_id=ticket_id, text=text.get("text", ""), article=knowledge_pb2.ArticleRef(
+                    article_id=text.get("article_id", ""), version=max(0, number(form, "article_version")),
+                    title=text.get("article_title", ""), unit_id=text.get("article_unit", ""))),
+                "已用知识库文章直接答复，等待区热线办审核"),
         }
         if action not in requests:
             return go(back, False, f"没有这个操作：{action}")
@@ -312,6 +322,7 @@ def build(settings: Settings) -> FastAPI:
                          due_of=due_of, when=when)
     office.register(app, pages)
     office.register_policy_editor(app, pages)
+    knowledge.register(app, pages)
 
     @app.get("/responsibilities", response_class=HTMLResponse)
     async def responsibilities(request: Request) -> Response:

@@ -78,7 +78,13 @@ class CaseView:
 
 
 def actions(who: Principal, case: CaseView) -> list[Action]:
-    """The lifecycle actions ``who`` may take on ``case`` now (lifecycle.ALLOWED and ACTOR_OF)."""
+    """The lifecycle actions ``who`` may take on ``case`` now (lifecycle.ALLOWED and ACTOR_OF), as forms
+    of the case page (直接答复 is offered with the matching articles instead)."""
+    return [a for a in actions_any(who, case) if a != Action.DIRECT_ANSWER]
+
+
+def actions_any(who: Principal, case: CaseView) -> list[Action]:
+    """Every lifecycle action ``who`` may take on ``case`` now."""
     out: list[Action] = []
     for action, states in ALLOWED.items():
         actor = ACTOR_OF[action]
@@ -107,7 +113,7 @@ ACTION_LABELS = {
     Action.REPLY: "办结反馈", Action.REQUEST_EXTENSION: "申请延期", Action.DECIDE_EXTENSION: "延期审批",
     Action.PARK: "挂账", Action.REPORT_PROGRESS: "挂账进展", Action.REQUEST_RETURN: "申请退单",
     Action.REVIEW: "审核", Action.DECIDE_REDO: "重办或结案", Action.CONTRIBUTE: "提交协办意见",
-    Action.WAIVE_ASSIST: "免于协办",
+    Action.WAIVE_ASSIST: "免于协办", Action.DIRECT_ANSWER: "直接答复",
 }
 
 

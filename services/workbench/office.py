@@ -33,6 +33,7 @@ from services.workbench.security import relative
 RETURN_STATUS = {case_pb2.RETURN_STATUS_REQUESTED: "待审核", case_pb2.RETURN_STATUS_REFUSED: "已驳回（退回原单位）",
                  case_pb2.RETURN_STATUS_APPROVED: "已同意（已改派）"}
 MAX_CASE_PAGES = 10  # the board reads at most 10 pages of 500 cases
+QUEUE_SIMILAR = 20  # the dispatch queue shows the similar cases of its first 20 tickets
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,13 @@ def register(app: FastAPI, p: Pages) -> None:
         token, who = office(request)
         answer = await services.call(token, "routing", "ListQueue", routing_pb2.ListQueueRequest(page_size=200))
         listing = await list_items(token)
+        from services.workbench.knowledge import similar_panel  # (that module builds on this one's Pages)
+
+        similar = {e.ticket_id: await similar_panel(services, token, e.ticket_id)  # 相似办结案例, the first ones
+                   for e in answer.entries[:QUEUE_SIMILAR]}
         return p.page(request, "office_queue.html", who, entries=answer.entries, length=answer.length,
                       units=await units(token), categories=categories(listing), key=uuid.uuid4().hex,
-                      SOURCES=core.SUGGESTION_SOURCES)
+                      SOURCES=core.SUGGESTION_SOURCES, similar_of=similar)
 
     @app.post("/office/queue/{ticket_id}/dispatch")
     async def dispatch(request: Request, ticket_id: str) -> Response:

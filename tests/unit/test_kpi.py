@@ -59,7 +59,7 @@ def expected(rate: str, dims: tuple[str, ...], start: datetime, end: datetime, f
     den: dict[tuple[str, ...], int] = defaultdict(int)
     for f in facts:
         if rate == "response":
-            if f.redo_round != 0 or f.returned or f.sign_off_due is None:
+            if f.redo_round != 0 or f.returned or f.sign_off_due is None or f.direct_answer:
                 continue
             when = f.sign_off_due if f.first_contact_due is None else max(f.sign_off_due, f.first_contact_due)
             ok = f.signed_off_at is not None and f.signed_off_at <= f.sign_off_due
@@ -82,6 +82,10 @@ def expected(rate: str, dims: tuple[str, ...], start: datetime, end: datetime, f
             if f.redo_round != 0:
                 continue
             when, gain, counted = f.assigned_at, Fraction(int(f.returned)), True
+        elif rate == "direct_answer":  # 直接答复率: consultations closed, answered from the knowledge base
+            if f.ticket_type != "consultation":
+                continue
+            when, gain, counted = f.closed_at, Fraction(int(f.direct_answer)), True
         else:  # redo
             when, gain, counted = f.replied_at, Fraction(int(f.redone)), True
         if not counted or not _in(when, start, end):
@@ -117,6 +121,7 @@ def test_the_generated_month_exercises_every_outcome() -> None:
     table = compute(FACTS, POLICY, TZ, MONTH.start, MONTH.end, as_of=AS_OF)
     for measure, buckets in {"response": ("on_time", "late"), "return": ("returned", "kept"),
                              "redo": ("redone", "accepted"), "on_time_close": ("on_time", "late"),
+                             "direct_answer": ("direct", "handled"),
                              "resolution": ("resolved", "partly", "unresolved", "not_reached"),
                              "satisfaction": ("satisfied", "basic", "unsatisfied", "not_evaluated")}.items():
         for bucket in buckets:

@@ -23,7 +23,7 @@ from hotline.commands import Decision, DomainError
 from hotline.envelope import JSON
 from hotline.policy import Role
 from hotline.settings import LimitSettings, Settings
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, ticket_pb2
 from services.supervision import core
 from services.supervision import lifecycle as lc
 from services.supervision.lifecycle import ALLOWED, STATES, Action
@@ -188,10 +188,17 @@ def prepared(action: Action, case: events_pb2.Case) -> tuple[events_pb2.Case, Me
         case Action.WAIVE_ASSIST:
             c.assists[0].state = case_pb2.ASSIST_STATE_SIGNED_OFF
             return c, lifecycle_pb2.WaiveAssistRequest(ticket_id="C1", unit_id="D07", reason="无需协办"), OFFICE
+        case Action.DIRECT_ANSWER:
+            c.ticket_type = ticket_pb2.TICKET_TYPE_CONSULTATION
+            for task in c.assists:
+                task.state = case_pb2.ASSIST_STATE_WAIVED
+            return c, DIRECT, OFFICE
     raise AssertionError(action)
 
 
 CASES_BY_STATE = {s: in_state(s) for s in STATES}
+ARTICLE = knowledge_pb2.ArticleRef(article_id="KA-1", version=2, title="居住证办理指南", unit_id="D03")
+DIRECT = knowledge_pb2.DirectAnswerRequest(ticket_id="C1", article=ARTICLE, text="持身份证到街道便民服务中心办理")
 
 
 @pytest.mark.parametrize("state", STATES, ids=[events_pb2.CaseState.Name(s) for s in STATES])
@@ -555,3 +562,38 @@ def test_a_return_runs_the_offices_clocks_until_the_redispatch() -> None:
     new = after(approved, assigned(round_=2, primary="D12", assisting=()), SYSTEM, now=NOW)
     assert set(clocks(new)) == {"sign_off", "contact", "reply"}  # the next round's clocks, the dispatch one stopped
     assert new.policy_version == SLA.version
+
+
+# ------------------------------------------------------------------------------------ 直接答复 (issue 25)
+
+
+def consultation() -> events_pb2.Case:
+    c = opened(assisting=())
+    c.ticket_type = ticket_pb2.TICKET_TYPE_CONSULTATION
+    return c
+
+
+def test_a_direct_answer_is_a_reply_with_the_article_that_passes_review_and_reaches_the_city() -> None:
+    decision = run(consultation(), DIRECT, OFFICE)
+    replied = decision.state
+    assert replied is not None and replied.state == lc.REPLIED
+    event = decision.events[0]
+    assert isinstance(event, lifecycle_pb2.CaseReplied) and event.reply.article == ARTICLE
+    assert replied.reply.text == DIRECT.text and replied.reply.result == case_pb2.REPLY_RESULT_RESOLVED
+    passed = run(replied, PASS, OFFICE)
+    assert passed.state is not None and passed.state.state == lc.REPORTED
+    (result,) = passed.outbound
+    assert result.message.article == ARTICLE and result.message.text == DIRECT.text  # type: ignore[attr-defined]
+    closed = after(passed.state, evaluation(), SYSTEM)
+    assert closed.state == lc.ARCHIVED and closed.reply.article.article_id == "KA-1"
+
+
+def test_only_the_office_answers_directly_and_only_a_consultation() -> None:
+    refused("permission_denied", consultation(), DIRECT, UNIT)
+    complaint = consultation()
+    complaint.ticket_type = ticket_pb2.TICKET_TYPE_COMPLAINT
+    assert "咨询" in refused("failed_precondition", complaint, DIRECT, OFFICE)
+    no_article = knowledge_pb2.DirectAnswerRequest(ticket_id="C1", text="答复")
+    refused("invalid_argument", consultation(), no_article, OFFICE)
+    refused("invalid_argument", consultation(), knowledge_pb2.DirectAnswerRequest(ticket_id="C1", article=ARTICLE),
+            OFFICE)

@@ -1,0 +1,84 @@
+"""The knowledge base's collections in metrics' database: ``kb_articles`` (the current version of each
+article), ``kb_article_versions`` (every version, ``<id>/<version>``) and ``kb_cases`` (the case read
+model, knowledge/cases.py). ``updated_at`` on both lets the search index follow them incrementally."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from hotline.commands import Illegal
+from hotline.mongo import Doc, find_in
+from services.metrics.knowledge.cases import Update
+
+INDEXES = {
+    "kb_cases": [IndexModel([("updated_at", ASCENDING)])],
+    "kb_articles": [IndexModel([("updated_at", ASCENDING)])],
+    "kb_article_versions": [IndexModel([("article_id", ASCENDING), ("version", DESCENDING)])],
+}
+
+
+class KnowledgeStore:
+    kind = "article"  # a Repository of articles for the command path
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.cases = db["kb_cases"]
+        self.articles = db["kb_articles"]
+        self.versions = db["kb_article_versions"]
+
+    # ---------------------------------------------------------------- articles (Repository)
+
+    async def load(self, target: str, session: AsyncClientSession | None = None) -> Doc | None:
+        return await self.articles.find_one({"_id": target}, session=session)
+
+    async def save(self, state: Doc, session: AsyncClientSession | None = None) -> None:
+        version = {k: v for k, v in state.items() if k not in ("_id", "flags", "flag_history", "answered", "flagged")}
+        try:
+            await self.versions.insert_one({"_id": f"{state['_id']}/{state['version']}", **version}, session=session)
+        except DuplicateKeyError as exc:
+            raise Illegal(f"version {state['version']} of {state['_id']} was saved meanwhile; reload") from exc
+        await self.articles.replace_one({"_id": state["_id"]}, state, upsert=True, session=session)
+
+    async def article_versions(self, article_id: str) -> list[Doc]:
+        return await self.versions.find({"article_id": article_id}).sort("version", DESCENDING).to_list()
+
+    async def article_version(self, article_id: str, version: int) -> Doc | None:
+        return await self.versions.find_one({"_id": f"{article_id}/{version}"})
+
+    async def all_articles(self) -> list[Doc]:
+        return await self.articles.find({}).sort("_id", ASCENDING).to_list()
+
+    async def articles_by_id(self, ids: Sequence[str]) -> dict[str, Doc]:
+        return {d["_id"]: d for d in await find_in(self.articles, list(ids))}
+
+    # ---------------------------------------------------------------- cases (from the consumer)
+
+    async def apply(self, updates: Sequence[Update]) -> None:
+        """The consumer's updates, one bulk write per collection (``updated_at``: when written)."""
+        now = datetime.now(UTC)
+        by: dict[str, list[UpdateOne]] = {}
+        for u in updates:
+            op: dict[str, Any] = {"$set": {**u.set, "updated_at": now}}
+            if u.add:
+                op["$addToSet"] = u.add
+            by.setdefault(u.collection, []).append(UpdateOne({"_id": u.key, **u.match}, op, upsert=u.upsert))
+        for name, ops in by.items():
+            await (self.cases if name == "kb_cases" else self.articles).bulk_write(ops, ordered=True)
+
+    async def case(self, ticket_id: str) -> Doc | None:
+        return await self.cases.find_one({"_id": ticket_id})
+
+    async def cases_by_id(self, ids: Sequence[str]) -> dict[str, Doc]:
+        return {d["_id"]: d for d in await find_in(self.cases, list(ids))}
+
+    async def changed_since(self, collection: str, since: datetime | None, limit: int = 5000) -> list[Doc]:
+        """Documents written at or after ``since`` (all when None), oldest first: the indexer's tail."""
+        query = {"updated_at": {"$gte": since}} if since is not None else {}
+        coll = self.cases if collection == "kb_cases" else self.articles
+        return await coll.find(query).sort("updated_at", ASCENDING).limit(limit).to_list()
