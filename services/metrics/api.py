@@ -69,8 +69,8 @@ def report_info(meta: dict[str, Any]) -> kpis_pb2.ReportInfo:
 
 
 class ReportRequest(BaseModel):
-    kind: str  # weekly | monthly
-    period: str  # 2026-W47 | 2026-11
+    kind: str  # weekly | monthly | half_yearly | annual
+    period: str  # 2026-W47 | 2026-11 | 2026-H1 | 2026
 
 
 def http_routes(store: RollupStore, views: Views) -> APIRouter:
@@ -85,11 +85,11 @@ def http_routes(store: RollupStore, views: Views) -> APIRouter:
         w = window(views.tz, period, from_date, to_date)
         return as_json(await views.kpis(w, group_by, parse_filters(filter_pairs(filter)), who))
 
-    @api.get("/reports", summary="Weekly and monthly reports stored (周报, 月报)")
+    @api.get("/reports", summary="Reports stored (周报, 月报, 半年报, 年度报告)")
     async def list_reports(kind: str = "") -> list[dict[str, Any]]:
         return [as_json(report_info(m)) for m in await views.store.list_reports(kind)]
 
-    @api.post("/reports", summary="Generate (or regenerate) a weekly or monthly report now")
+    @api.post("/reports", summary="Generate (or regenerate) a weekly, monthly, half-year or annual report now")
     async def create_report(body: ReportRequest) -> dict[str, Any]:
         return as_json(report_info(await views.generate(body.kind, body.period)))
 
