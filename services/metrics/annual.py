@@ -52,7 +52,7 @@ KINDS_BY_NAME = {name: kind for kind, (name, _) in KINDS.items()}
 MAX_YEARS = 10  # the series over years goes back at most this far
 LANE_SECTIONS = ("deputy", "enterprise", "tourist")
 HOLIDAYS = {str(h.value): str(h.chinese) if str(h.chinese) in ("元旦", "春节") or str(h.chinese).endswith("节")
-            else f"{h.chinese}节" for h in chinese_calendar.Holiday}  # "Labour Day" -> 劳动节, "Mid-autumn Festival" -> 中秋节
+            else f"{h.chinese}节" for h in chinese_calendar.Holiday}  # "Labour Day" -> 劳动节, 中秋 -> 中秋节
 COMPARE = ("current", "previous", "year_ago")
 
 
@@ -117,7 +117,8 @@ class AnnualData:
     @property
     def title(self) -> str:
         p = self.period
-        span = f"{p.start.year}年" if p.kind == "year" else f"{p.start.year}年{'上' if p.label[-1] == '1' else '下'}半年"
+        half = "上" if p.label[-1] == "1" else "下"
+        span = f"{p.start.year}年" if p.kind == "year" else f"{p.start.year}年{half}半年"
         return f"区12345热线{span}{KINDS[p.kind][1]}"
 
     @property
@@ -261,7 +262,8 @@ def summary(d: AnnualData) -> list[str]:
         f"满意率{pct(dep.rate('satisfaction', d.policy).value)}；涉企诉求{ent.tickets:,}件，"
         f"满意率{pct(ent.rate('satisfaction', d.policy).value)}。",
         f"屡办不成问题{rec.n:,}个，已销号{rec.counts['solved']:,}个（{pct(rec.share('solved'))}）。",
-        f"数据截至{d.as_of.astimezone(d.period.tz):%Y年%m月%d日 %H:%M}；口径见 docs/kpis.md（政策版本 {d.policy.version}）。",
+        f"数据截至{d.as_of.astimezone(d.period.tz):%Y年%m月%d日 %H:%M}；"
+        f"口径见 docs/kpis.md（政策版本 {d.policy.version}）。",
     ]
 
 
@@ -418,7 +420,8 @@ def _pc(value: Fraction | None) -> float:
 SECTIONS: list[tuple[str, list[str], Callable[[AnnualData], list[list[str]]], str]] = [
     ("一、主要考核指标（环比、同比）", ["指标", "本期", "分子/分母", "环比", "同比"], rate_rows, ""),
     ("二、受理量及历年增长", ["年度", "工单量", "增长", "派单量"], year_rows, "volume"),
-    ("三、督办（分级）", ["级别", "本期件次", "去年同期", "解决率", "按时办结率", "解决率同比"], supervision_rows, "supervision"),
+    ("三、督办（分级）", ["级别", "本期件次", "去年同期", "解决率", "按时办结率", "解决率同比"], supervision_rows,
+     "supervision"),
     ("四、街道吹哨", ["街道", "吹哨", "解决", "解决率"], whistle_rows, ""),
     ("五、部门报到", ["部门", "被召次数", "按时报到率", "解决", "解决率"], department_rows, ""),
     ("六、人大代表、涉企、旅游诉求",
@@ -535,9 +538,12 @@ def render_xlsx(d: AnnualData) -> bytes:
            [[x, label("ticket_type", t), t, n, _num(s)] for x, rows in d.ticket_types.items() for t, n, s in rows])
     _sheet(wb, "单位类型", ["期间", "类型", "代码", "派单量", "占比"],
            [[x, label("unit_type", t), t, n, _num(s)] for x, rows in d.unit_types.items() for t, n, s in rows])
-    _sheet(wb, "热点诉求", ["期间", "分类", "工单量", "占比"],
-           [[x, cat, *(lambda n, s: (n, _num(s)))(*d.categories[x].get(cat, (0, Fraction(0))))]
-            for x in d.categories for cat in d.hot])
+    hot_rows: list[list[Any]] = []
+    for x in d.categories:
+        for cat in d.hot:
+            n, share = d.categories[x].get(cat, (0, Fraction(0)))
+            hot_rows.append([x, cat, n, _num(share)])
+    _sheet(wb, "热点诉求", ["期间", "分类", "工单量", "占比"], hot_rows)
     _sheet(wb, "督办", ["级别", "名称", "期间", "派单量", "解决率", "按时办结率"],
            [[k, SUPERVISION_LEVELS[k], which, getattr(cmp, which).dispatches,
              _num(getattr(cmp, which).rate("resolution", d.policy).value),
@@ -555,7 +561,8 @@ def render_xlsx(d: AnnualData) -> bytes:
            [[label("lane", k), k, which, getattr(cmp, which).tickets,
              *(_num(getattr(cmp, which).rate(n, d.policy).value) for n in RATES)]
             for k, cmp in d.lanes.items() for which in COMPARE])
-    _sheet(wb, "节假日", ["节日", "首日", "末日", "天数", "工单量", "旅游诉求", "去年同节旅游诉求", "旅游解决率", "旅游满意率"],
+    _sheet(wb, "节假日", ["节日", "首日", "末日", "天数", "工单量", "旅游诉求", "去年同节旅游诉求", "旅游解决率",
+                       "旅游满意率"],
            [[h.name, h.days[0].isoformat(), h.days[-1].isoformat(), len(h.days), h.all.tickets, h.tourist.tickets,
              h.tourist_year_ago.tickets if h.tourist_year_ago else None,
              _num(h.tourist.rate("resolution", d.policy).value), _num(h.tourist.rate("satisfaction", d.policy).value)]

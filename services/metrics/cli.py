@@ -1,6 +1,6 @@
-"""``hotline report weekly|monthly|half_yearly|annual --period 2026-W47|2026-11|2026-H1|2026 --out DIR``: a report from the
-metrics store (or from simulated lifecycles with ``--simulate``) as HTML, PDF and XLSX, with a
-progress bar; ``--store`` also keeps it in the metrics store, where the API lists it."""
+"""``hotline report weekly|monthly|half_yearly|annual --period 2026-W47|2026-11|2026-H1|2026 --out DIR``:
+a report from the metrics store (or from simulated lifecycles with ``--simulate``) as HTML, PDF
+and XLSX, with a progress bar; ``--store`` also keeps it in the metrics store, where the API lists it."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ def _inside(at: datetime | None, start: datetime | None, end: datetime | None, a
 def whistles_by_street(whistles: Iterable[WhistleFacts], start: datetime | None, end: datetime | None,
                        as_of: datetime | None = None) -> tuple[ItemFigures, dict[str, ItemFigures]]:
     """All whistles blown in the window and per street office: resolved / unresolved / open."""
-    total, groups = ItemFigures(), {}
+    total, groups = ItemFigures(), dict[str, ItemFigures]()
     for w in whistles:
         if _inside(w.blown_at, start, end, as_of):
             outcome = w.outcome(as_of)
@@ -109,7 +109,7 @@ def whistles_by_department(whistles: Iterable[WhistleFacts], start: datetime | N
 def recurring(items: Iterable[RecurringFacts], tz: ZoneInfo, start: datetime | None, end: datetime | None,
               as_of: datetime | None = None) -> tuple[ItemFigures, dict[str, ItemFigures]]:
     """屡办不成 items of the lists of the months in the window, all and per street: solved / open."""
-    total, groups = ItemFigures(), {}
+    total, groups = ItemFigures(), dict[str, ItemFigures]()
     for item in items:
         if _inside(item.anchor(tz), start, end, None):
             outcome = item.outcome(as_of)
@@ -120,7 +120,7 @@ def recurring(items: Iterable[RecurringFacts], tz: ZoneInfo, start: datetime | N
 
 # --- projection: supervision events -> item documents ---------------------------------------------
 
-ITEM_EVENTS: tuple[type[Message], ...] = (sv.WhistleBlown, sv.WhistleReportedIn, sv.WhistleClosed,
+ITEM_EVENTS: tuple[Any, ...] = (sv.WhistleBlown, sv.WhistleReportedIn, sv.WhistleClosed,
                                           sv.RecurringListed, sv.RecurringResolved)
 
 

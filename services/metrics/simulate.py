@@ -268,7 +268,8 @@ def supervision_items(facts: Iterable[CaseFacts], seed: int = 0, whistle_share: 
     rows = sorted((f for f in facts if f.dispatch_round == 1 and f.redo_round == 0 and f.received_at),
                   key=lambda f: f.key)
     departments = sorted({f.unit_id for f in rows if f.unit_type == "department"})
-    whistles, per_month = [], {}
+    whistles: list[WhistleFacts] = []
+    per_month: dict[tuple[str, str, str], list[CaseFacts]] = {}
     for f in rows:
         assert f.received_at is not None
         if departments and f.unit_type == "street" and rng.random() < whistle_share:
@@ -287,7 +288,9 @@ def supervision_items(facts: Iterable[CaseFacts], seed: int = 0, whistle_share: 
     items = []
     for (month, category, address), tickets in sorted(per_month.items()):
         if len(tickets) >= 3 and address:
-            solved = tickets[-1].received_at + timedelta(days=rng.uniform(5, 60)) if rng.random() < 0.7 else None
+            last = tickets[-1].received_at
+            assert last is not None
+            solved = last + timedelta(days=rng.uniform(5, 60)) if rng.random() < 0.7 else None
             items.append(RecurringFacts(f"{month}/{category}/{address}", month, tickets[0].street, category, address,
                                         pb.millis(solved) if solved and (as_of is None or solved < as_of) else None))
     return whistles, items

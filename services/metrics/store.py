@@ -19,8 +19,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline.mongo import Doc, find_in
-from services.metrics.core import STAGES, StageReached
 from services.metrics import kpi_items
+from services.metrics.core import STAGES, StageReached
 from services.metrics.kpi import CaseFacts, KpiPolicy
 from services.metrics.kpi_items import RecurringFacts, WhistleFacts
 from services.metrics.projection import FactUpdate, assemble, fold

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 import pytest
 from matplotlib import image as mpimg
-from openpyxl import load_workbook  # type: ignore[import-untyped]
+from openpyxl import load_workbook
 
 from hotline.clock import ManualClock
 from services.metrics import annual, kpi_items, projection
