@@ -142,6 +142,15 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /whistles": frozenset({OFFICE, LEADER, UNIT}),
         "GET /whistles/{whistle_id}": frozenset({OFFICE, LEADER, UNIT}),
         **dict.fromkeys(("GetWhistle", "ListWhistles"), frozenset({OFFICE, LEADER, UNIT})),
+        # 公文流转 (services/supervision/circulation*.py): the office sends, the addressee unit acknowledges
+        # and answers; a unit sees only its own letters
+        "POST /letters": frozenset({OFFICE}),
+        "GET /letters": frozenset({OFFICE, LEADER, UNIT}),
+        "GET /letters/{letter_id}": frozenset({OFFICE, LEADER, UNIT}),
+        "GET /letters/{letter_id}/document": frozenset({OFFICE, LEADER, UNIT}),
+        "POST /letters/{letter_id}/acknowledgement": frozenset({UNIT}),
+        "POST /letters/{letter_id}/answer": frozenset({UNIT}),
+        "GET /warnings/{warning_id}/special-report": frozenset({OFFICE, LEADER}),  # 舆情预警专报
         **_AUDIT,
     },
     "deputy_liaison": {
