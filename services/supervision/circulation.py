@@ -52,6 +52,11 @@ class Registered:
     year: int
     next_sequence: int
 
+    def to_doc(self) -> dict[str, Any]:
+        """As the audit trail keeps it."""
+        return {"letter": pb.to_doc(self.letter) if self.letter else None, "year": self.year,
+                "next_sequence": self.next_sequence}
+
 
 def letter_id(kind: str, ref: str, unit_id: str) -> str:
     """The same letter (kind, about, to) is one letter: sending it again is refused."""

@@ -11,7 +11,7 @@ import pytest
 
 from hotline import pb
 from hotline.auth import Principal
-from hotline.commands import DomainError
+from hotline.commands import DomainError, as_doc
 from hotline.policy import Role
 from services.supervision import circulation as circ
 
@@ -37,6 +37,7 @@ def test_sending_numbers_the_letter_in_the_register_with_a_deadline() -> None:
     assert letter.letter_id == circ.letter_id("warning_letter", "W-1", "ST01")
     assert pb.dt(letter.answer_due).astimezone(TZ) == datetime(2026, 12, 12, 23, 59, 59, tzinfo=TZ)  # 5 days
     assert pb.dt(sent(answer_days=2).letter.answer_due).astimezone(TZ).day == 9  # type: ignore[union-attr]
+    assert as_doc(state) == {"letter": pb.to_doc(letter), "year": 2026, "next_sequence": 8}  # the audit's "after"
     with pytest.raises(DomainError, match="already sent"):
         circ.send(state, {"kind": "warning_letter", "ref": "W-1", "unit_id": "ST01"}, OFFICE, NOW, TZ)
 
