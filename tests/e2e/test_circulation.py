@@ -127,7 +127,8 @@ async def test_a_warning_letter_is_acknowledged_answered_and_an_unanswered_one_i
         assert r.status_code == 400 and "http(s)" in r.text
         r = await st01.post(f"{base}/letters/{a['letter_id']}/answer", headers={"Idempotency-Key": "answer-1"},
                             json={"answer": "已核查，施工单位已停工整改。",
-                                  "attachments": [{"uri": "https://files.district.gov.cn/st01/zg.pdf", "name": "整改.pdf"}]})
+                                  "attachments": [{"uri": "https://files.district.gov.cn/st01/zg.pdf",
+                                                   "name": "整改.pdf"}]})
         assert r.status_code == 200, r.text
         answered = r.json()
         assert answered["state"] == "LETTER_STATE_ANSWERED" and answered["attachments"][0]["name"] == "整改.pdf"
