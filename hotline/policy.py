@@ -151,6 +151,11 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "POST /letters/{letter_id}/acknowledgement": frozenset({UNIT}),
         "POST /letters/{letter_id}/answer": frozenset({UNIT}),
         "GET /warnings/{warning_id}/special-report": frozenset({OFFICE, LEADER}),  # 舆情预警专报
+        # 约谈 (services/supervision/talks.py): the office records; a unit reads its own
+        "POST /talks": frozenset({OFFICE}),
+        "POST /talks/{talk_id}/follow-up": frozenset({OFFICE}),
+        "GET /talks": frozenset({OFFICE, LEADER, UNIT}),
+        "GET /talks/{talk_id}": frozenset({OFFICE, LEADER, UNIT}),
         **_AUDIT,
     },
     "deputy_liaison": {

@@ -30,12 +30,14 @@ from hotline.mongo import Doc
 from hotline.policy import Role
 from hotline.v1 import circulation_pb2 as cp
 from services.supervision import circulation as circ
+from services.supervision import talks
 from services.supervision import warnings as w
 from services.supervision.warning_store import WarningStore
 
-LETTERS, REGISTER = "letters", "letter_register"
+LETTERS, REGISTER, TALKS = "letters", "letter_register", "talks"
 INDEXES = {LETTERS: [IndexModel([("unit_id", ASCENDING), ("sent_at", ASCENDING)]),
-                     IndexModel([("state", ASCENDING), ("answer_due", ASCENDING)])]}
+                     IndexModel([("state", ASCENDING), ("answer_due", ASCENDING)])],
+           TALKS: [IndexModel([("unit_id", ASCENDING), ("held_at", ASCENDING)])]}
 MAX_LIST = 500
 
 
@@ -74,12 +76,51 @@ class RegisterRepository:
                                            upsert=True, session=session)
 
 
+class TalkRepository:
+    kind = "talk"  # 约谈
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.db = db
+
+    async def load(self, target: str, session: AsyncClientSession | None) -> dict[str, Any] | None:
+        doc = await self.db[TALKS].find_one({"_id": target}, session=session)
+        return {k: v for k, v in doc.items() if k != "_id"} if doc else None
+
+    async def save(self, state: dict[str, Any], session: AsyncClientSession | None) -> None:
+        await self.db[TALKS].replace_one({"_id": state["talk_id"]}, {"_id": state["talk_id"], **state}, upsert=True,
+                                         session=session)
+
+
 class Circulation:
     def __init__(self, bus: CommandBus, db: AsyncDatabase[Doc], clock: Clock, topic: str, tz: ZoneInfo,
                  warnings: WarningStore, known_unit: Callable[[str], bool]) -> None:
         self.bus, self.db, self.clock, self.topic, self.tz = bus, db, clock, topic, tz
         self.warnings, self.known_unit = warnings, known_unit
         self.letters = LetterRepository(db)
+        self.talks = TalkRepository(db)
+
+    async def record_talk(self, request: dict[str, Any], who: Principal, key: str) -> dict[str, Any]:
+        now = self.clock.now()
+        try:
+            held = datetime.fromisoformat(str(request.get("held_at", ""))).isoformat()
+        except ValueError:
+            held = ""
+        tid = talks.talk_id(str(request.get("unit_id", "")).strip(), held)
+        answer: dict[str, Any] = await self.bus.run(
+            Command("record_talk", tid, who, key), self.talks,
+            lambda s: talks.record(s, request, who, now, self.known_unit), self.topic)
+        return answer
+
+    async def talk_follow_up(self, tid: str, request: dict[str, Any], who: Principal, key: str) -> dict[str, Any]:
+        now = self.clock.now()
+        answer: dict[str, Any] = await self.bus.run(Command("record_talk_follow_up", tid, who, key), self.talks,
+                                                    lambda s: talks.follow_up(s, tid, request, who, now), self.topic)
+        return answer
+
+    async def list_talks(self, who: Principal, unit_id: str = "", limit: int = 100) -> list[dict[str, Any]]:
+        query: Doc = {"unit_id": who.unit_id} if who.role == Role.UNIT else ({"unit_id": unit_id} if unit_id else {})
+        docs = await self.db[TALKS].find(query).sort("held_at", -1).limit(limit).to_list()
+        return [talks.shown(d) for d in docs]
 
     async def send(self, request: dict[str, Any], who: Principal, key: str) -> cp.Letter:
         kind, ref, unit = (str(request.get(k, "")) for k in ("kind", "ref", "unit_id"))
@@ -200,5 +241,26 @@ def circulation_routes(c: Circulation) -> APIRouter:
             raise Illegal(f"a 舆情预警专报 is made of a 舆情 (keyword) warning; {warning_id} is a {warning.kind} "
                           "warning")
         return HTMLResponse(circ.sentiment_report(warning, await c.list(who, ref=warning_id, limit=MAX_LIST), c.tz))
+
+    @api.post("/talks", summary="约谈记录: who, when, why (the ranking: ranking_period, ranking_list black|red, rank, "
+                                "score; reason), attendees, outcome, follow_up, follow_up_due")
+    async def record_talk(body: dict[str, Any] = Body(default_factory=dict), who: Principal = Depends(auth.principal),
+                          key: str = Depends(idempotency_key)) -> dict[str, Any]:
+        return await c.record_talk(body, who, key)
+
+    @api.post("/talks/{talk_id}/follow-up", summary="整改跟踪: what the unit did after the talk (body: note)")
+    async def talk_follow_up(talk_id: str, body: dict[str, Any] = Body(default_factory=dict),
+                             who: Principal = Depends(auth.principal),
+                             key: str = Depends(idempotency_key)) -> dict[str, Any]:
+        return await c.talk_follow_up(talk_id, body, who, key)
+
+    @api.get("/talks", summary="约谈记录, newest first; a unit: its own")
+    async def list_talks(unit_id: str = "", limit: int = Query(100, ge=1, le=MAX_LIST),
+                         who: Principal = Depends(auth.principal)) -> dict[str, Any]:
+        return {"talks": await c.list_talks(who, unit_id, limit)}
+
+    @api.get("/talks/{talk_id}", summary="One talk with its follow-up")
+    async def get_talk(talk_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
+        return talks.shown(talks.visible(await c.talks.load(talk_id, None), talk_id, who))
 
     return api

@@ -1,5 +1,6 @@
-"""End to end: letters circulate (公文流转, issue 24). Supervision and the workbench run as processes
-on the accelerated clock (a simulated day in ~14 real seconds), with a database of their own.
+"""End to end: letters circulate (公文流转, issue 24) and talks with units are recorded (约谈).
+Supervision and the workbench run as processes on the accelerated clock (a simulated day in ~14
+real seconds), with a database of their own.
 
 A received ticket with a 舆情 keyword raises a warning; the office sends its warning letter (预警函)
 to one street office and to another, and a 舆情预警专报 to a third, each numbered in the register
@@ -172,3 +173,19 @@ async def test_a_warning_letter_is_acknowledged_answered_and_an_unanswered_one_i
             assert c["number"] in register and "逾期未回复" in register
         finally:
             await desk.aclose()
+
+        # a talk with the unit at the bottom of the ranking (约谈), and its follow-up
+        talk = {"unit_id": "ST03", "held_at": "2026-12-03T15:00:00+08:00", "reason": "未按时回复函件，考核得分居黑榜",
+                "ranking_period": "2026-11", "ranking_list": "black", "rank": 24, "score": 71.5,
+                "attendees": ["街道分管领导"], "outcome": "限期整改", "follow_up": "每周报送进展",
+                "follow_up_due": "2026-12-31"}
+        r = await office.post(f"{base}/talks", json=talk, headers={"Idempotency-Key": f"{tid}-talk"})
+        assert r.status_code == 200 and r.json()["ranking_list_name"] == "黑榜", r.text
+        talk_id = r.json()["talk_id"]
+        assert (await st03.post(f"{base}/talks", json=talk, headers={"Idempotency-Key": "x"})).status_code == 403
+        assert [t["talk_id"] for t in (await st03.get(f"{base}/talks")).json()["talks"]] == [talk_id]
+        assert (await st01.get(f"{base}/talks/{talk_id}")).status_code == 404
+        r = await office.post(f"{base}/talks/{talk_id}/follow-up", json={"note": "已按期回复全部函件"},
+                              headers={"Idempotency-Key": f"{tid}-follow"})
+        assert r.status_code == 200 and r.json()["follow_up_done"] == "已按期回复全部函件", r.text
+        assert (await leader.get(f"{base}/talks/{talk_id}")).json()["follow_up_done_at"]
