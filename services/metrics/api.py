@@ -103,6 +103,12 @@ def http_routes(store: RollupStore, views: Views) -> APIRouter:
         return Response(data, media_type=report.FORMATS[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{report_id}.{fmt}"'})
 
+    @api.get("/bulletins/enterprise/{week}", response_class=Response,
+             summary="涉企诉求一周一通报 (HTML): the week's (2026-W47) enterprise tickets, state, limits, late "
+                     "ones named")
+    async def enterprise_bulletin(week: str) -> Response:
+        return Response(await views.enterprise_bulletin(week), media_type="text/html; charset=utf-8")
+
     exports: dict[int | str, dict[str, Any]] = {
         200: {"content": {"text/csv": {}, report.FORMATS["xlsx"]: {}}, "description": "the file"}}
 

@@ -21,7 +21,7 @@ from hotline.commands import Invalid, NotFound
 from hotline.policy import Role
 from hotline.privacy import mask_address
 from hotline.v1 import kpis_pb2
-from services.metrics import annual, kpi, report
+from services.metrics import annual, bulletin, kpi, report
 from services.metrics.kpi import RATES, CaseFacts, Figures, KpiPolicy, Period
 from services.metrics.store import KpiStore
 
@@ -164,6 +164,16 @@ class Views:
         meta = report.meta(data, files, now)
         await self.store.save_report(meta, files)
         return meta
+
+    async def enterprise_bulletin(self, week: str) -> str:
+        """涉企诉求一周一通报 of an ISO week, as HTML (services/metrics/bulletin.py)."""
+        try:
+            p = Period.parse(week, self.tz)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        if p.kind != "week":
+            raise Invalid(f"the bulletin is for an ISO week like 2026-W47, not {week!r}")
+        return bulletin.render_html(bulletin.build(await self.facts(), self.policy, p, self.clock.now()))
 
     async def report_file(self, report_id: str, fmt: str) -> bytes:
         if fmt not in report.FORMATS:
