@@ -194,7 +194,10 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /reports": FIGURES,
         "POST /reports": frozenset({OFFICE, ADMIN}),  # generating a report is the office's
         "GET /reports/{report_id}/{fmt}": FIGURES,
-        "GET /bulletins/enterprise/{week}": FIGURES,  # 涉企诉求一周一通报 (names units, no personal data)
+        "GET /bulletins/enterprise/{week}": FIGURES,
+        "POST /holidays/{year}/{name}/roster": frozenset({OFFICE}),  # 值班表 (phones: office and leaders read)
+        "GET /holidays/{year}/{name}/plan": frozenset({OFFICE, LEADER}),
+        "GET /holidays/{year}/{name}/report": FIGURES,  # 涉企诉求一周一通报 (names units, no personal data)
         "ListReports": FIGURES,
         "GET /exports/cases/{fmt}": FIGURES | {UNIT},  # unit: its own cases; addresses masked but for office/unit
         **_AUDIT,

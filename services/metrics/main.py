@@ -10,6 +10,7 @@ from hotline.v1 import services_pb2_grpc
 from services.metrics import store as store_module
 from services.metrics.api import MetricsGrpc, http_routes
 from services.metrics.handlers import KpiProjection, StageCounting, export_forever, export_kpis_forever
+from services.metrics.holidays import holiday_routes
 from services.metrics.kpi import KpiPolicy
 from services.metrics.schedule import reports_on_schedule
 from services.metrics.views import Views
@@ -26,7 +27,8 @@ async def build(rt: Runtime) -> Service:
     topics = [rt.topic("ticket_events"), rt.topic("assignment_events"), rt.topic("case_events")]
     return Service(
         http=app,
-        routes=[http_routes(store, views)],
+        routes=[http_routes(store, views),
+                holiday_routes(views, rt.db, rt.commands, rt.topic("case_events"))],  # 节假日预案 (holidays.py)
         grpc=[GrpcApi(MetricsGrpc(store, views), services_pb2_grpc.add_MetricsServiceServicer_to_server,
                       "hotline.v1.MetricsService")],
         consumers=[ConsumerSpec(topics, rt.group(), StageCounting(store, rt.settings.timezone),
