@@ -38,6 +38,8 @@ MAX_ENTRIES = 500
 
 def holiday(year: int, name: str, tz: ZoneInfo) -> tuple[str, tuple[date, ...]]:
     """(Chinese name, days) of a holiday by its Chinese (国庆节) or English (National Day) name."""
+    if not 2000 <= year <= 2100:
+        raise Invalid(f"year is from 2000 to 2100, not {year}")
     english = next((e for e, c in annual.HOLIDAYS.items() if name in (e, c)), "")
     days = annual.holiday_days(english, year, tz) if english else ()
     if not days:

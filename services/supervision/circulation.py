@@ -159,6 +159,8 @@ def _attachments(items: Sequence[Any]) -> list[case_pb2.Attachment]:
         raise Invalid(f"attachments is a list of at most {MAX_ATTACHMENTS}")
     out = []
     for item in items:
+        if not isinstance(item, str | dict):
+            raise Invalid("an attachment is a reference: a string, or {\"uri\", \"name\"}")
         uri, name = (item, "") if isinstance(item, str) else (str(item.get("uri", "")), str(item.get("name", "")))
         if not _URI.match(uri):
             raise Invalid(f"an attachment is an http(s) reference, not {uri[:60]!r}")

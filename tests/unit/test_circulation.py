@@ -87,3 +87,12 @@ def test_an_unanswered_letter_is_overdue_after_its_deadline_an_answered_one_neve
     assert answered is not None and not circ.overdue(answered, due + timedelta(days=30))
     html = circ.document(answered, TZ)
     assert "区热线预警函〔2026〕7号" in html and "已回复" in html and "好" in html
+
+
+def test_an_attachment_that_is_not_a_reference_is_refused() -> None:
+    letter = sent().letter
+    assert letter is not None
+    for bad in ([7], [["https://a.example.cn/x"]], "https://a.example.cn/x"):
+        with pytest.raises(DomainError) as err:
+            circ.answer(letter, letter.letter_id, {"answer": "好", "attachments": bad}, ST01, NOW)
+        assert err.value.code == "invalid_argument"

@@ -58,3 +58,5 @@ def test_a_roster_needs_levels_days_names_and_phones_and_a_holiday_must_exist() 
         assert err.value.code == "invalid_argument"
     with pytest.raises(DomainError):
         holidays.holiday(2026, "圣诞节", TZ)
+    with pytest.raises(DomainError):
+        holidays.holiday(10_000, "国庆节", TZ)
