@@ -6,7 +6,8 @@
     hotline simulate --count N       publish realistic city tickets
     hotline dlq list|show|replay     dead letters: inspect, replay after a fix
     hotline classify train|evaluate|predict
-    hotline report weekly|monthly --period 2026-W47|2026-11 --out DIR [--simulate] [--store]
+    hotline report weekly|monthly|half_yearly|annual --period 2026-W47|2026-11|2026-H1|2026 --out DIR
+        [--simulate] [--store]
     hotline token issue --role ROLE [--unit ID | --deputy ID | --officer ID] [--ttl MINUTES]
 """
 

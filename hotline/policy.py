@@ -145,6 +145,20 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /whistles": frozenset({OFFICE, LEADER, UNIT}),
         "GET /whistles/{whistle_id}": frozenset({OFFICE, LEADER, UNIT}),
         **dict.fromkeys(("GetWhistle", "ListWhistles"), frozenset({OFFICE, LEADER, UNIT})),
+        # 公文流转 (services/supervision/circulation*.py): the office sends, the addressee unit acknowledges
+        # and answers; a unit sees only its own letters
+        "POST /letters": frozenset({OFFICE}),
+        "GET /letters": frozenset({OFFICE, LEADER, UNIT}),
+        "GET /letters/{letter_id}": frozenset({OFFICE, LEADER, UNIT}),
+        "GET /letters/{letter_id}/document": frozenset({OFFICE, LEADER, UNIT}),
+        "POST /letters/{letter_id}/acknowledgement": frozenset({UNIT}),
+        "POST /letters/{letter_id}/answer": frozenset({UNIT}),
+        "GET /warnings/{warning_id}/special-report": frozenset({OFFICE, LEADER}),  # 舆情预警专报
+        # 约谈 (services/supervision/talks.py): the office records; a unit reads its own
+        "POST /talks": frozenset({OFFICE}),
+        "POST /talks/{talk_id}/follow-up": frozenset({OFFICE}),
+        "GET /talks": frozenset({OFFICE, LEADER, UNIT}),
+        "GET /talks/{talk_id}": frozenset({OFFICE, LEADER, UNIT}),
         **_AUDIT,
     },
     "deputy_liaison": {
@@ -183,6 +197,10 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /reports": FIGURES,
         "POST /reports": frozenset({OFFICE, ADMIN}),  # generating a report is the office's
         "GET /reports/{report_id}/{fmt}": FIGURES,
+        "GET /bulletins/enterprise/{week}": FIGURES,
+        "POST /holidays/{year}/{name}/roster": frozenset({OFFICE}),  # 值班表 (phones: office and leaders read)
+        "GET /holidays/{year}/{name}/plan": frozenset({OFFICE, LEADER}),
+        "GET /holidays/{year}/{name}/report": FIGURES,  # 涉企诉求一周一通报 (names units, no personal data)
         "ListReports": FIGURES,
         "GET /exports/cases/{fmt}": FIGURES | {UNIT},  # unit: its own cases; addresses masked but for office/unit
         # 知识库 (issue 25, docs/knowledge.md): units and the office read and search, the office edits articles;

@@ -57,7 +57,7 @@ class GetKpisRequest(_message.Message):
     GROUP_BY_FIELD_NUMBER: _builtins.int
     FILTERS_FIELD_NUMBER: _builtins.int
     period: _builtins.str
-    """2026, 2026-11, 2026-W47 or 2026-11-15 (district time); or from/to"""
+    """2026, 2026-H1, 2026-11, 2026-W47 or 2026-11-15 (district time); or from/to"""
     from_date: _builtins.str
     """YYYY-MM-DD inclusive; empty with period empty: all time"""
     to_date: _builtins.str
@@ -224,13 +224,26 @@ class KpiResult(_message.Message):
     GROUPS_FIELD_NUMBER: _builtins.int
     POLICY_VERSION_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
+    PREVIOUS_PERIOD_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    YEAR_AGO_PERIOD_FIELD_NUMBER: _builtins.int
+    YEAR_AGO_FIELD_NUMBER: _builtins.int
     policy_version: _builtins.str
+    previous_period: _builtins.str
+    """#24: with a period, the same figures of the period before (环比) and a year earlier (同比);
+    their groups carry the same keys as this result's groups (a key missing there had no rows).
+    """
+    year_ago_period: _builtins.str
     @_builtins.property
     def total(self) -> Global___KpiGroup: ...
     @_builtins.property
     def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___KpiGroup]: ...
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def previous(self) -> Global___KpiResult: ...
+    @_builtins.property
+    def year_ago(self) -> Global___KpiResult: ...
     def __init__(
         self,
         *,
@@ -238,10 +251,14 @@ class KpiResult(_message.Message):
         groups: _abc.Iterable[Global___KpiGroup] | None = ...,
         policy_version: _builtins.str = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
+        previous_period: _builtins.str = ...,
+        previous: Global___KpiResult | None = ...,
+        year_ago_period: _builtins.str = ...,
+        year_ago: Global___KpiResult | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "total", b"total"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "previous", b"previous", "total", b"total", "year_ago", b"year_ago"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "groups", b"groups", "policy_version", b"policy_version", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "groups", b"groups", "policy_version", b"policy_version", "previous", b"previous", "previous_period", b"previous_period", "total", b"total", "year_ago", b"year_ago", "year_ago_period", b"year_ago_period"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -253,7 +270,7 @@ class ListReportsRequest(_message.Message):
 
     KIND_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
-    """weekly | monthly | empty for all"""
+    """weekly | monthly | half_yearly | annual | empty for all"""
     def __init__(
         self,
         *,

@@ -69,8 +69,8 @@ def report_info(meta: dict[str, Any]) -> kpis_pb2.ReportInfo:
 
 
 class ReportRequest(BaseModel):
-    kind: str  # weekly | monthly
-    period: str  # 2026-W47 | 2026-11
+    kind: str  # weekly | monthly | half_yearly | annual
+    period: str  # 2026-W47 | 2026-11 | 2026-H1 | 2026
 
 
 def http_routes(store: RollupStore, views: Views) -> APIRouter:
@@ -85,11 +85,11 @@ def http_routes(store: RollupStore, views: Views) -> APIRouter:
         w = window(views.tz, period, from_date, to_date)
         return as_json(await views.kpis(w, group_by, parse_filters(filter_pairs(filter)), who))
 
-    @api.get("/reports", summary="Weekly and monthly reports stored (周报, 月报)")
+    @api.get("/reports", summary="Reports stored (周报, 月报, 半年报, 年度报告)")
     async def list_reports(kind: str = "") -> list[dict[str, Any]]:
         return [as_json(report_info(m)) for m in await views.store.list_reports(kind)]
 
-    @api.post("/reports", summary="Generate (or regenerate) a weekly or monthly report now")
+    @api.post("/reports", summary="Generate (or regenerate) a weekly, monthly, half-year or annual report now")
     async def create_report(body: ReportRequest) -> dict[str, Any]:
         return as_json(report_info(await views.generate(body.kind, body.period)))
 
@@ -102,6 +102,12 @@ def http_routes(store: RollupStore, views: Views) -> APIRouter:
         data = await views.report_file(report_id, fmt)
         return Response(data, media_type=report.FORMATS[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{report_id}.{fmt}"'})
+
+    @api.get("/bulletins/enterprise/{week}", response_class=Response,
+             summary="涉企诉求一周一通报 (HTML): the week's (2026-W47) enterprise tickets, state, limits, late "
+                     "ones named")
+    async def enterprise_bulletin(week: str) -> Response:
+        return Response(await views.enterprise_bulletin(week), media_type="text/html; charset=utf-8")
 
     exports: dict[int | str, dict[str, Any]] = {
         200: {"content": {"text/csv": {}, report.FORMATS["xlsx"]: {}}, "description": "the file"}}

@@ -251,7 +251,7 @@ DIMENSIONS: dict[str, Callable[[CaseFacts], str]] = {
     "supervision_level": lambda f: str(f.supervision_level),
     "address": lambda f: f.address,
 }
-PERIOD_KINDS = ("day", "week", "month", "year")
+PERIOD_KINDS = ("day", "week", "month", "half", "year")
 
 
 def period_label(kind: str, when: datetime, tz: ZoneInfo) -> str:
@@ -263,6 +263,8 @@ def period_label(kind: str, when: datetime, tz: ZoneInfo) -> str:
         return f"{year}-W{week:02d}"
     if kind == "month":
         return f"{d.year}-{d.month:02d}"
+    if kind == "half":  # 半年: 2026-H1 (January to June), 2026-H2
+        return f"{d.year}-H{1 if d.month <= 6 else 2}"
     if kind == "year":
         return str(d.year)
     raise ValueError(f"unknown period kind {kind!r}")
@@ -270,8 +272,8 @@ def period_label(kind: str, when: datetime, tz: ZoneInfo) -> str:
 
 @dataclass(frozen=True)
 class Period:
-    """A day ``2026-11-15``, ISO week ``2026-W47``, month ``2026-11`` or year ``2026`` in the
-    district's time zone; ``start`` inclusive, ``end`` exclusive."""
+    """A day ``2026-11-15``, ISO week ``2026-W47``, month ``2026-11``, half-year ``2026-H1`` or
+    year ``2026`` in the district's time zone; ``start`` inclusive, ``end`` exclusive."""
 
     kind: str
     label: str
@@ -284,6 +286,9 @@ class Period:
             if len(label) == 4:
                 first = date(int(label), 1, 1)
                 return cls._make("year", first, date(first.year + 1, 1, 1), tz)
+            if "-H" in label and label[-1] in "12" and len(label) == 7:
+                first = date(int(label[:4]), 1 if label[-1] == "1" else 7, 1)
+                return cls._make("half", first, _add_months(first, 6), tz)
             if "-W" in label:
                 year, week = label.split("-W")
                 first = date.fromisocalendar(int(year), int(week), 1)
@@ -294,7 +299,7 @@ class Period:
             first = date.fromisoformat(label)
             return cls._make("day", first, first + timedelta(days=1), tz)
         except ValueError as exc:
-            raise ValueError(f"period must be YYYY, YYYY-MM, YYYY-Www or YYYY-MM-DD, got {label!r}") from exc
+            raise ValueError(f"period must be YYYY, YYYY-Hn, YYYY-MM, YYYY-Www or YYYY-MM-DD, got {label!r}") from exc
 
     @classmethod
     def _make(cls, kind: str, first: date, after: date, tz: ZoneInfo) -> Period:
@@ -315,6 +320,9 @@ class Period:
             return self.parse(period_label("week", self.start + timedelta(weeks=steps), self.tz), self.tz)
         if self.kind == "month":
             return self.parse(_add_months(first, steps).isoformat()[:7], self.tz)
+        if self.kind == "half":
+            return self.parse(period_label("half", datetime.combine(_add_months(first, 6 * steps), time(12), self.tz),
+                                           self.tz), self.tz)
         return self.parse(str(first.year + steps), self.tz)
 
     def previous(self) -> Period:
@@ -326,6 +334,8 @@ class Period:
             return self.shifted(-1)
         if self.kind == "month":
             return self.shifted(-12)
+        if self.kind == "half":
+            return self.shifted(-2)
         first = self.start.date()
         if self.kind == "week":
             year, week, _ = first.isocalendar()

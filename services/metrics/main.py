@@ -13,6 +13,7 @@ from services.metrics.handlers import KpiProjection, StageCounting, export_forev
 from services.metrics.knowledge import api as knowledge_api
 from services.metrics.knowledge import service as knowledge
 from services.metrics.knowledge import store as knowledge_store
+from services.metrics.holidays import holiday_routes
 from services.metrics.kpi import KpiPolicy
 from services.metrics.schedule import reports_on_schedule
 from services.metrics.views import Views
@@ -32,7 +33,8 @@ async def build(rt: Runtime) -> Service:
     return Service(
         http=app,
         routes=[http_routes(store, views),
-                knowledge_api.http_routes(kb_store, knowledge.Knowledge(kb_store, indexer), rt.commands, rt.clock)],
+                knowledge_api.http_routes(kb_store, knowledge.Knowledge(kb_store, indexer), rt.commands, rt.clock),
+                holiday_routes(views, rt.db, rt.commands, rt.topic("case_events"))],  # 节假日预案 (holidays.py)
         grpc=[GrpcApi(MetricsGrpc(store, views), services_pb2_grpc.add_MetricsServiceServicer_to_server,
                       "hotline.v1.MetricsService")],
         consumers=[ConsumerSpec(topics, rt.group(), StageCounting(store, rt.settings.timezone),

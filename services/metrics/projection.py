@@ -30,8 +30,9 @@ from hotline import pb
 from hotline.envelope import EventTypes, Record
 from hotline.v1 import case_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2, supervision_pb2, ticket_pb2
 from services.metrics.kpi import CaseFacts, KpiPolicy
+from services.metrics.kpi_items import ITEM_EVENTS, item_updates
 
-LEVELS = ("ticket", "dispatch", "handling")
+LEVELS = ("ticket", "dispatch", "handling", "whistle", "recurring")  # the last two: kpi_items.py
 LANE_TAGS = {"人大代表": "deputy", "涉企": "enterprise", "旅游": "tourist"}
 UNIT_TYPES = {events_pb2.UNIT_TYPE_STREET: "street", events_pb2.UNIT_TYPE_DEPARTMENT: "department",
               events_pb2.UNIT_TYPE_SOE: "soe", events_pb2.UNIT_TYPE_MANAGEMENT_COMMITTEE: "management_committee",
@@ -56,6 +57,7 @@ EVENT_TYPES: dict[str, type[Message]] = {m.DESCRIPTOR.full_name: m for m in (
     lifecycle_pb2.AssistContributed, lifecycle_pb2.AssistWaived,
     deputy_escalation_pb2.CaseEscalatedByDeputy,  # raises the supervision level (督办) like any case event
     supervision_pb2.SupervisionRaised,  # any raised level (督办), also of a case closed before it was applied
+    *ITEM_EVENTS,  # whistles (吹哨报到) and 屡办不成 items: services/metrics/kpi_items.py
 )}
 
 
@@ -104,6 +106,8 @@ def _lane_tags(tags: Iterable[str]) -> list[str]:
 
 def updates(event: Message) -> list[FactUpdate]:
     """The fact updates one event makes (see the module doc)."""
+    if (items := item_updates(event)) is not None:
+        return [FactUpdate(level, key, fields) for level, key, fields in items]
     if isinstance(event, events_pb2.TicketReceived):
         t = event.ticket
         lanes = set(_lane_tags(t.tags))

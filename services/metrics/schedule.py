@@ -1,4 +1,5 @@
-"""Reports on schedule: after a week (Monday) or a month (the 1st) ends, its report is
+"""Reports on schedule: after a week (Monday), a month (the 1st), a half-year (1 January and
+1 July) or a year (1 January) ends, its report is
 generated once and stored; the clock is injected, so tests can move it."""
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ log = get_logger(__name__)
 
 
 def due(views: Views) -> list[tuple[str, str]]:
-    """(kind, period) of the reports for the last finished week and month."""
+    """(kind, period) of the reports for the last finished week, month, half-year and year."""
     now = views.clock.now()
     week = Period.parse(period_label("week", now, views.tz), views.tz).previous()
     month = Period.parse(period_label("month", now, views.tz), views.tz).previous()
-    return [("weekly", week.label), ("monthly", month.label)]
+    half = Period.parse(period_label("half", now, views.tz), views.tz).previous()
+    year = Period.parse(period_label("year", now, views.tz), views.tz).previous()
+    return [("weekly", week.label), ("monthly", month.label), ("half_yearly", half.label), ("annual", year.label)]
 
 
 async def run_due(views: Views) -> list[str]:

@@ -265,3 +265,78 @@ def _dispatch_events(handlings: list[CaseFacts], tags: list[str],
             ticket_id=d.ticket_id, dispatch_round=dr, approved=True), d.signed_off_at)
         emit("case_events", f"closed/{dr}", lifecycle_pb2.CaseClosed(
             case=case, closure=case_pb2.CLOSURE_REDISPATCHED), d.signed_off_at)
+
+
+def supervision_items(facts: Iterable[CaseFacts], seed: int = 0, whistle_share: float = 0.01,
+                      as_of: datetime | None = None) -> tuple[list[Any], list[Any]]:
+    """Whistles (吹哨报到) on some tickets handled by streets and a 屡办不成 item per month for each
+    (category, address) with three or more tickets that month, as the KPI engine's item facts
+    (services/metrics/kpi_items.py). Deterministic for a seed and the facts."""
+    from services.metrics.kpi_items import RecurringFacts, WhistleFacts
+
+    rng = random.Random(seed)
+    rows = sorted((f for f in facts if f.dispatch_round == 1 and f.redo_round == 0 and f.received_at),
+                  key=lambda f: f.key)
+    departments = sorted({f.unit_id for f in rows if f.unit_type == "department"})
+    whistles: list[WhistleFacts] = []
+    per_month: dict[tuple[str, str, str], list[CaseFacts]] = {}
+    for f in rows:
+        assert f.received_at is not None
+        if departments and f.unit_type == "street" and rng.random() < whistle_share:
+            blown = f.received_at + timedelta(hours=rng.uniform(2, 48))
+            summoned = tuple((u, rng.choices(["on_time", "late", "pending"], [0.8, 0.15, 0.05])[0])
+                             for u in rng.sample(departments, rng.randint(1, min(3, len(departments)))))
+            closed = blown + timedelta(days=rng.uniform(1, 20)) if rng.random() < 0.9 else None
+            if as_of is not None and blown >= as_of:
+                continue
+            closed = closed if closed and (as_of is None or closed < as_of) else None
+            resolved = rng.random() < 0.8 and closed is not None
+            whistles.append(WhistleFacts(f"WH-{f.ticket_id}", f.unit_id, pb.millis(blown), summoned,
+                                         pb.millis(closed) if closed else None, resolved))
+        month = f"{f.received_at.astimezone(f.received_at.tzinfo):%Y-%m}"
+        per_month.setdefault((month, f.category, f.address), []).append(f)
+    items = []
+    for (month, category, address), tickets in sorted(per_month.items()):
+        if len(tickets) >= 3 and address:
+            last = tickets[-1].received_at
+            assert last is not None
+            solved = last + timedelta(days=rng.uniform(5, 60)) if rng.random() < 0.7 else None
+            items.append(RecurringFacts(f"{month}/{category}/{address}", month, tickets[0].street, category, address,
+                                        pb.millis(solved) if solved and (as_of is None or solved < as_of) else None))
+    return whistles, items
+
+
+def item_events(whistles: Iterable[Any], items: Iterable[Any]) -> list[Message]:
+    """The supervision events that tell these whistles and 屡办不成 items (their projection gives them back)."""
+    from hotline.v1 import supervision_pb2 as sv
+
+    out: list[Message] = []
+    for w in whistles:
+        snapshot = sv.Whistle(whistle_id=w.whistle_id, street_unit_id=w.street_unit_id, blown_at=_ts(w.blown_at),
+                              state=sv.WHISTLE_STATE_OPEN)
+        for unit, _ in w.summoned:
+            snapshot.summoned.add(unit_id=unit)
+        out.append(sv.WhistleBlown(whistle=snapshot, occurred_at=_ts(w.blown_at)))
+        for i, (unit, report) in enumerate(w.summoned):
+            if report != "pending":
+                s = snapshot.summoned[i]
+                s.reported_at.CopyFrom(_ts(w.blown_at + timedelta(hours=1)))
+                s.on_time = report == "on_time"
+                out.append(sv.WhistleReportedIn(whistle=snapshot, unit_id=unit, occurred_at=s.reported_at))
+        if w.closed_at is not None:
+            snapshot.state, snapshot.resolved = sv.WHISTLE_STATE_CLOSED, w.resolved
+            snapshot.closed_at.CopyFrom(_ts(w.closed_at))
+            out.append(sv.WhistleClosed(whistle=snapshot, occurred_at=_ts(w.closed_at)))
+    by_month: dict[str, list[Any]] = {}
+    for item in items:
+        by_month.setdefault(item.month, []).append(item)
+    for month, listed in sorted(by_month.items()):
+        out.append(sv.RecurringListed(list=sv.RecurringList(month=month, items=[
+            sv.RecurringItem(item_id=i.item_id, month=i.month, street=i.street, category=i.category,
+                             address=i.address) for i in listed])))
+        for i in listed:
+            if i.resolved_at is not None:
+                out.append(sv.RecurringResolved(item=sv.RecurringItem(
+                    item_id=i.item_id, month=i.month, street=i.street, category=i.category, address=i.address,
+                    state=sv.RECURRING_STATE_RESOLVED, resolved_at=_ts(i.resolved_at)), occurred_at=_ts(i.resolved_at)))
+    return out

@@ -19,8 +19,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline.mongo import Doc, find_in
+from services.metrics import kpi_items
 from services.metrics.core import STAGES, StageReached
 from services.metrics.kpi import CaseFacts, KpiPolicy
+from services.metrics.kpi_items import RecurringFacts, WhistleFacts
 from services.metrics.projection import FactUpdate, assemble, fold
 
 INDEXES = {"rollups": [IndexModel([("dim", ASCENDING), ("day", ASCENDING)])],
@@ -86,7 +88,8 @@ class KpiStore:
     """The KPI projection's facts (``kpi_tickets``, ``kpi_dispatches``, ``kpi_handlings``; see
     services/metrics/projection.py) and the generated reports (``reports``)."""
 
-    COLLECTIONS = {"ticket": "kpi_tickets", "dispatch": "kpi_dispatches", "handling": "kpi_handlings"}
+    COLLECTIONS = {"ticket": "kpi_tickets", "dispatch": "kpi_dispatches", "handling": "kpi_handlings",
+                   "whistle": "kpi_whistles", "recurring": "kpi_recurring"}  # the last two: kpi_items.py
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
@@ -109,13 +112,20 @@ class KpiStore:
 
     async def documents(self) -> dict[str, dict[str, Doc]]:
         out: dict[str, dict[str, Doc]] = {}
-        for level, collection in self.COLLECTIONS.items():
+        for level in ("ticket", "dispatch", "handling"):
+            collection = self.COLLECTIONS[level]
             out[level] = {d.pop("_id"): d async for d in self.db[collection].find({})}
         return out
 
     async def facts(self, policy: KpiPolicy) -> list[CaseFacts]:
         docs = await self.documents()
         return assemble(docs["ticket"], docs["dispatch"], docs["handling"], policy)
+
+    async def items(self) -> tuple[list[WhistleFacts], list[RecurringFacts]]:
+        """Whistles and 屡办不成 items (services/metrics/kpi_items.py)."""
+        docs = {level: {d.pop("_id"): d async for d in self.db[self.COLLECTIONS[level]].find({})}
+                for level in ("whistle", "recurring")}
+        return kpi_items.assemble(docs["whistle"], docs["recurring"])
 
     async def save_report(self, meta: Doc, files: Mapping[str, bytes]) -> None:
         doc = {**meta, "files": {fmt: Binary(data) for fmt, data in files.items()}}

@@ -22,10 +22,11 @@ from hotline.policy import Role
 from hotline.privacy import mask_address
 from hotline.security import cell_text, text_cells
 from hotline.v1 import kpis_pb2
-from services.metrics import kpi, report
+from services.metrics import annual, bulletin, kpi, report
 from services.metrics.kpi import RATES, CaseFacts, Figures, KpiPolicy, Period
 from services.metrics.store import KpiStore
 
+REPORT_PERIODS = {"weekly": "week", "monthly": "month", "half_yearly": "half", "annual": "year"}  # kind -> period
 FILTER_DIMENSIONS = ("unit", "unit_type", "street", "ticket_type", "category", "list_item", "lane",
                      "supervision_level")
 CLEAR_ADDRESS = masking.CLEAR[masking.ADDRESS]  # who sees house numbers in exports: the one masking table
@@ -41,6 +42,7 @@ class Window:
     start: datetime | None
     end: datetime | None
     label: str
+    period: Period | None = None  # when the window is a period: its comparisons (环比, 同比)
 
 
 def window(tz: ZoneInfo, period: str = "", from_date: str = "", to_date: str = "") -> Window:
@@ -52,7 +54,7 @@ def window(tz: ZoneInfo, period: str = "", from_date: str = "", to_date: str = "
             p = Period.parse(period, tz)
         except ValueError as exc:
             raise Invalid(str(exc)) from exc
-        return Window(p.start, p.end, p.label)
+        return Window(p.start, p.end, p.label, p)
     try:
         first = date.fromisoformat(from_date) if from_date else None
         last = date.fromisoformat(to_date) if to_date else None
@@ -110,7 +112,18 @@ class Views:
         if who is not None and who.role == Role.UNIT:  # a unit sees its own figures only
             filters["unit"] = [who.unit_id]
         now = self.clock.now()
-        table = kpi.compute(await self.facts(), self.policy, self.tz, w.start, w.end, group_by, filters, as_of=now)
+        facts = await self.facts()
+        result = self._kpis(facts, w.start, w.end, group_by, filters, now)
+        if w.period is not None:  # the same figures before (环比) and a year earlier (同比)
+            for label_field, field, p in (("previous_period", "previous", w.period.previous()),
+                                          ("year_ago_period", "year_ago", w.period.year_ago())):
+                setattr(result, label_field, p.label)
+                getattr(result, field).CopyFrom(self._kpis(facts, p.start, p.end, group_by, filters, now))
+        return result
+
+    def _kpis(self, facts: Sequence[CaseFacts], start: datetime | None, end: datetime | None,
+              group_by: Sequence[str], filters: Mapping[str, Sequence[str]], now: datetime) -> kpis_pb2.KpiResult:
+        table = kpi.compute(facts, self.policy, self.tz, start, end, group_by, filters, as_of=now)
         result = kpis_pb2.KpiResult(total=_group(table.total, {}, table.total, self.policy),
                                     policy_version=self.policy.version, as_of=pb.ts(now))
         for key in sorted(table.groups):
@@ -120,17 +133,29 @@ class Views:
 
     async def generate(self, kind: str, period: str) -> dict[str, Any]:
         """Build, render and store one report (the rendering runs in a worker thread)."""
-        expected = {"weekly": "week", "monthly": "month"}.get(kind)
+        expected = REPORT_PERIODS.get(kind)
         if expected is None:
-            raise Invalid(f"report kind is weekly or monthly, not {kind!r}")
+            raise Invalid(f"report kind is {', '.join(REPORT_PERIODS)}, not {kind!r}")
         try:
             p = Period.parse(period, self.tz)
         except ValueError as exc:
             raise Invalid(str(exc)) from exc
         if p.kind != expected:
-            raise Invalid(f"a {kind} report needs a {expected} period (e.g. 2026-W47 or 2026-11), not {period!r}")
+            raise Invalid(f"a {kind} report needs a {expected} period (e.g. 2026-W47, 2026-11, 2026-H1 or 2026), "
+                          f"not {period!r}")
         facts = await self.facts()
         now = self.clock.now()
+        if kind in annual.KINDS_BY_NAME:  # 半年报, 年度报告: also whistles and 屡办不成 items
+            whistles, items = await self.store.items()
+
+            def yearly() -> dict[str, Any]:
+                data = annual.build(facts, whistles, items, self.policy, p, now)
+                files = annual.render(data)
+                return {"meta": annual.meta(data, files, now), "files": files}
+
+            made = await asyncio.to_thread(yearly)
+            await self.store.save_report(made["meta"], made["files"])
+            return dict(made["meta"])
 
         def work() -> tuple[report.ReportData, dict[str, bytes]]:
             data = report.build(facts, self.policy, p, now)
@@ -140,6 +165,16 @@ class Views:
         meta = report.meta(data, files, now)
         await self.store.save_report(meta, files)
         return meta
+
+    async def enterprise_bulletin(self, week: str) -> str:
+        """涉企诉求一周一通报 of an ISO week, as HTML (services/metrics/bulletin.py)."""
+        try:
+            p = Period.parse(week, self.tz)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        if p.kind != "week":
+            raise Invalid(f"the bulletin is for an ISO week like 2026-W47, not {week!r}")
+        return bulletin.render_html(bulletin.build(await self.facts(), self.policy, p, self.clock.now()))
 
     async def report_file(self, report_id: str, fmt: str) -> bytes:
         if fmt not in report.FORMATS:

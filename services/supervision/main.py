@@ -19,6 +19,8 @@ from services.supervision import sla as sla_module
 from services.supervision import store as store_module
 from services.supervision import warning_policy
 from services.supervision.api import SupervisionGrpc, http_routes
+from services.supervision.circulation_store import INDEXES as CIRCULATION_INDEXES
+from services.supervision.circulation_store import Circulation, circulation_routes
 from services.supervision.commands import CaseCommands, CasePolicies
 from services.supervision.deputy_escalation_handlers import DeputyEscalations
 from services.supervision.escalation import Rules as EscalationRules
@@ -88,6 +90,8 @@ async def build(rt: Runtime) -> Service:
                                     out_topic, unit_types(directory), rt.topic("city_results"),
                                     clocks=case_policies.clocks)
 
+    units = {u["unit_id"] for u in directory["units"]}  # letters (公文流转) go to units of the directory
+    circulation = Circulation(rt.commands, rt.db, rt.clock, out_topic, tz, warning_store, units.__contains__)
     gauges = SlaGauges(store.cases, store.db[store_module.INBOX], rt.clock)
 
     async def deadline_timers() -> None:
@@ -102,7 +106,7 @@ async def build(rt: Runtime) -> Service:
     return Service(
         http=app,
         routes=[http_routes(store, commands), warning_routes(warning_store, tz),
-                escalation_routes(escalation, tz),
+                escalation_routes(escalation, tz), circulation_routes(circulation),
                 policies.policy_routes(rules_store, warning_policy.validate, rt.commands, rt.clock,
                                        rt.topic("warning_events"), "预警规则 (early-warning rules)"),
                 policies.policy_routes(sla_store, sla_module.validate, rt.commands, rt.clock, out_topic,
@@ -115,7 +119,8 @@ async def build(rt: Runtime) -> Service:
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox),
                    ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"), DeputyEscalations(escalation)),
                    ConsumerSpec([rt.topic("case_events")], rt.group("escalation"), EscalationInbox(escalation))],
-        indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES, **policies.INDEXES},
+        indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES, **policies.INDEXES,
+                 **CIRCULATION_INDEXES},
         background=[deadline_timers, sla_gauges, level_gauges],
     )
 

@@ -27,7 +27,7 @@ from hotline.settings import Settings
 from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, kpis_pb2, lifecycle_pb2, services_pb2, ticket_pb2
 from services.supervision.lifecycle import Action
 from services.workbench import security as csrf
-from services.workbench import charts, core, knowledge, office
+from services.workbench import charts, core, knowledge, letters, office
 from services.workbench.clients import Refused, Services, optional
 from services.workbench.security import secure_cookies
 
@@ -44,6 +44,7 @@ def build(settings: Settings) -> FastAPI:
     app = FastAPI(title="12345 工作台", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals.setdefault("csrf_input", lambda: "")  # the security branch supplies the real one
     services = Services(settings)
     verifier = Verifier(settings.auth)
     secret = settings.workbench.session_secret.get_secret_value()
@@ -323,6 +324,7 @@ def build(settings: Settings) -> FastAPI:
     office.register(app, pages)
     office.register_policy_editor(app, pages)
     knowledge.register(app, pages)
+    letters.register(app, pages)  # 公文流转 (services/workbench/letters.py)
 
     @app.get("/responsibilities", response_class=HTMLResponse)
     async def responsibilities(request: Request) -> Response:

@@ -259,8 +259,10 @@ def register(app: FastAPI, p: Pages) -> None:
         board = core.by_level((c, bool(p.due_of(c).seconds) and p.due_of(c).ToDatetime(UTC) < now)
                               for c in open_cases)
         listed = sorted(board.get(level, {}).get("cases", []), key=lambda c: p.due_of(c).seconds or 1 << 62)
+        late = await optional(lambda: services.get(token, "supervision", "/letters", state="overdue", limit=200))
         return p.page(request, "office_supervision.html", who, board=board, level=level, listed=listed,
-                      LEVELS=core.SUPERVISION_LEVELS, truncated=bool(page_token), due_of=p.due_of)
+                      LEVELS=core.SUPERVISION_LEVELS, truncated=bool(page_token), due_of=p.due_of,
+                      overdue_letters=late.json()["letters"] if late is not None else [])
 
     @app.get("/office/warnings", response_class=HTMLResponse)
     async def warnings(request: Request, kind: str = "") -> Response:
