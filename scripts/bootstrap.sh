@@ -89,6 +89,24 @@ else
     fi
 fi
 
+# --- d2) axe-core (the workbench's accessibility check, tests/e2e/test_workbench_day.py) ---------
+AXE_VERSION=4.10.2
+if [[ -f .tools/axe-core/$AXE_VERSION/axe.min.js ]]; then
+    say "axe-core ok"
+elif command -v npm >/dev/null 2>&1; then
+    say "fetching axe-core $AXE_VERSION (npm pack) into .tools/axe-core…"
+    mkdir -p ".tools/axe-core/$AXE_VERSION"
+    if (cd ".tools/axe-core" && npm pack --silent "axe-core@$AXE_VERSION" >/dev/null \
+            && tar -xzf "axe-core-$AXE_VERSION.tgz" -C "$AXE_VERSION" --strip-components=1 package/axe.min.js \
+            && rm -f "axe-core-$AXE_VERSION.tgz"); then
+        say "axe-core ok"
+    else
+        warn "npm pack axe-core failed; the accessibility check will fail until it is fetched"
+    fi
+else
+    warn "npm is not installed: axe-core not fetched (apt-get install -y npm)"
+fi
+
 # --- e) Kafka jars ----------------------------------------------------------------------------
 say "checking the Kafka broker jars…"
 .venv/bin/python -c "from hotline_dev import infra; print(infra.fetch_kafka())" >/dev/null \

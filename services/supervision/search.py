@@ -103,10 +103,12 @@ class Query:
     received_to: datetime | None = None
     overdue: bool = False
     due_before: datetime | None = None  # a running clock due before this (due today / tomorrow)
+    upcoming: bool = False  # a running clock not yet overdue
     level: int | None = None  # supervision level (督办); 0: none
     min_level: int = 0
     open_only: bool = False  # not archived, not reported
     assisting: bool = False  # with unit_id: the unit's assisting sub-cases
+    primary: bool = False  # a unit: only the cases it handles (主办), not those it assists
     sort: str = "due"
     descending: bool = False
     page: int = 1
@@ -191,7 +193,7 @@ class CaseSearch:
     def case_filter(self, q: Query, who: Principal, now: datetime) -> dict[str, Any]:
         cond: dict[str, Any] = {}
         unit = scope(who, q.unit_id)
-        if unit and who.role == Role.UNIT and not q.assisting:
+        if unit and who.role == Role.UNIT and not q.assisting and not q.primary:
             cond["$or"] = [{"primary_unit.unit_id": unit}, {"assists.unit_id": unit}]
         elif unit:
             cond["assists.unit_id" if q.assisting else "primary_unit.unit_id"] = unit
@@ -219,6 +221,8 @@ class CaseSearch:
             due["$lt"] = now
         if q.due_before:
             due["$lt"] = min(q.due_before, due.get("$lt", q.due_before))
+        if q.upcoming:
+            due["$gte"] = now
         if due:
             due["$ne"] = None
             cond["next_deadline"] = due

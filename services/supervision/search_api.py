@@ -42,11 +42,12 @@ def search_routes(search: CaseSearch, clock: Clock, tz: ZoneInfo) -> APIRouter:
         street: str = "", community: str = "", state: list[str] = Query([]), lane: str = "",
         received_from: str = Query("", description="YYYY-MM-DD, district time"),
         received_to: str = Query("", description="YYYY-MM-DD inclusive, district time"),
-        overdue: bool = False, due_within_days: int = Query(-1, ge=-1, le=30,
+        overdue: bool = False, upcoming: bool = Query(False, description="a running clock not yet overdue"),
+        due_within_days: int = Query(-1, ge=-1, le=30,
                                                            description="running clock due before the end of "
                                                                        "today + n days (0: today)"),
         level: int = Query(-1, ge=-1, le=4), min_level: int = Query(0, ge=0, le=4), open_only: bool = False,
-        assisting: bool = False, sort: str = "due", desc: bool = False,
+        assisting: bool = False, primary: bool = False, sort: str = "due", desc: bool = False,
         page: int = Query(1, ge=1), size: int = Query(50, ge=1, le=MAX_PAGE),
         ticket_id: list[str] = Query([]),
         who: Principal = Depends(auth.principal),
@@ -65,7 +66,9 @@ def search_routes(search: CaseSearch, clock: Clock, tz: ZoneInfo) -> APIRouter:
             text=q, unit_id=unit_id, category=category, rule_id=rule_id, street=street, community=community,
             states=states, lane=lane, received_from=_day(received_from, tz, "received_from"),
             received_to=to_day + timedelta(days=1) if to_day else None, overdue=overdue, due_before=due_before,
+            upcoming=upcoming,
             level=None if level < 0 else level, min_level=min_level, open_only=open_only, assisting=assisting,
+            primary=primary,
             sort=sort, descending=desc, page=page, size=size, ticket_ids=ticket_id), who, now)
         return {"total": result.total, "page": result.page, "size": result.size,
                 "cases": [{**{k: v for k, v in r.items() if k != "case"}, "case": as_json(r["case"])}

@@ -63,6 +63,11 @@ class Services:
         return await self._http(token, service, "PUT", path, json=body,
                                 headers={"Idempotency-Key": key or uuid.uuid4().hex})
 
+    async def post(self, token: str, service: str, path: str, body: Any, key: str) -> httpx.Response:
+        """A command over HTTP (APIs served only over HTTP, e.g. whistles, merges, 督办)."""
+        return await self._http(token, service, "POST", path, json=body,
+                                headers={"Idempotency-Key": key or uuid.uuid4().hex})
+
     async def _http(self, token: str, service: str, method: str, path: str, **options: Any) -> httpx.Response:
         url = f"http://{self.host(service)}:{self.settings.ports.http(service)}{path}"
         async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:

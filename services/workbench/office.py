@@ -15,7 +15,6 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -31,7 +30,6 @@ from services.workbench.clients import Refused, Services, optional
 
 RETURN_STATUS = {case_pb2.RETURN_STATUS_REQUESTED: "待审核", case_pb2.RETURN_STATUS_REFUSED: "已驳回（退回原单位）",
                  case_pb2.RETURN_STATUS_APPROVED: "已同意（已改派）"}
-MAX_CASE_PAGES = 10  # the board reads at most 10 pages of 500 cases
 
 
 @dataclass(frozen=True)
@@ -234,27 +232,6 @@ def register(app: FastAPI, p: Pages) -> None:
         return await command(back, "研判结论", token, "DecideJointReview", message, f.get("key", ""), done)
 
     # ------------------------------------------------------------ 督办看板 and 预警
-
-    @app.get("/office/supervision", response_class=HTMLResponse)
-    async def supervision(request: Request, level: int = -1) -> Response:
-        token, who = office(request)
-        every: list[events_pb2.Case] = []
-        page_token = ""
-        for _ in range(MAX_CASE_PAGES):
-            answer = await services.call(token, "supervision", "ListCases", services_pb2.ListCasesRequest(
-                page_size=500, page_token=page_token))
-            every.extend(answer.cases)
-            page_token = answer.next_page_token
-            if not page_token:
-                break
-        now = datetime.now(UTC)
-        open_cases = [c for c in every if c.state not in (events_pb2.CASE_STATE_ARCHIVED,
-                                                          events_pb2.CASE_STATE_REPORTED)]
-        board = core.by_level((c, bool(p.due_of(c).seconds) and p.due_of(c).ToDatetime(UTC) < now)
-                              for c in open_cases)
-        listed = sorted(board.get(level, {}).get("cases", []), key=lambda c: p.due_of(c).seconds or 1 << 62)
-        return p.page(request, "office_supervision.html", who, board=board, level=level, listed=listed,
-                      LEVELS=core.SUPERVISION_LEVELS, truncated=bool(page_token), due_of=p.due_of)
 
     @app.get("/office/warnings", response_class=HTMLResponse)
     async def warnings(request: Request, kind: str = "") -> Response:

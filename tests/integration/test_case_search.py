@@ -1,6 +1,5 @@
 """Case search (services/supervision/search.py) against the real store: Chinese words over title,
-content and address, the filters, sort and paging on the server, a unit's scope, and every
-query served by an index (the store's explain)."""
+content and address, the filters, sort and paging on the server, and a unit's scope."""
 
 from __future__ import annotations
 
