@@ -233,7 +233,7 @@ def register(app: FastAPI, d: Day) -> None:  # noqa: C901 (one page per function
             return d.go(back, False, f"{label}未成功。{d.message(exc)}")
         return d.go(back, True, done)
 
-    @app.post("/cases/{ticket_id}/supervise")
+    @app.post("/cases/{ticket_id}/escalation/supervise")
     async def supervise(request: Request, ticket_id: str) -> Response:
         f = await form(request)
         level = int(f.get("level", "2") or 2) if f.get("level", "2").isdigit() else 0
@@ -244,7 +244,7 @@ def register(app: FastAPI, d: Day) -> None:  # noqa: C901 (one page per function
                               f"发起{label}", f"已发起{label}（工单 {ticket_id}）"
                               + ("，可打印督办函" if level == 2 else ""))
 
-    @app.post("/cases/{ticket_id}/supervise/close")
+    @app.post("/cases/{ticket_id}/escalation/supervise-close")
     async def supervise_close(request: Request, ticket_id: str) -> Response:
         f = await form(request)
         body = {"level": int(f.get("level", "0") or 0), "resolved": f.get("resolved") == "1",
@@ -252,7 +252,7 @@ def register(app: FastAPI, d: Day) -> None:  # noqa: C901 (one page per function
         return await escalate(request, ticket_id, f"/cases/{urllib.parse.quote(ticket_id)}/supervision/close", body,
                               "督办办结", f"已办结督办（工单 {ticket_id}）")
 
-    @app.post("/cases/{ticket_id}/visits")
+    @app.post("/cases/{ticket_id}/escalation/visit")
     async def visit(request: Request, ticket_id: str) -> Response:
         f = await form(request)
         try:
@@ -264,7 +264,7 @@ def register(app: FastAPI, d: Day) -> None:  # noqa: C901 (one page per function
         return await escalate(request, ticket_id, f"/cases/{urllib.parse.quote(ticket_id)}/supervision/visits", body,
                               "明察暗访记录", f"已记录明察暗访（工单 {ticket_id}）")
 
-    @app.post("/cases/{ticket_id}/meeting")
+    @app.post("/cases/{ticket_id}/escalation/meeting")
     async def meeting(request: Request, ticket_id: str) -> Response:
         f = await form(request)
         try:
@@ -275,14 +275,14 @@ def register(app: FastAPI, d: Day) -> None:  # noqa: C901 (one page per function
         return await escalate(request, ticket_id, f"/cases/{urllib.parse.quote(ticket_id)}/meeting", body,
                               "有请诉求人到场", f"已安排诉求人到场会商（工单 {ticket_id}）")
 
-    @app.post("/cases/{ticket_id}/meeting/outcome")
+    @app.post("/cases/{ticket_id}/escalation/meeting-outcome")
     async def meeting_outcome(request: Request, ticket_id: str) -> Response:
         f = await form(request)
         return await escalate(request, ticket_id, f"/cases/{urllib.parse.quote(ticket_id)}/meeting/outcome",
                               {"outcome": f.get("outcome", "")}, "记录到场会商结果",
                               f"已记录到场会商结果（工单 {ticket_id}）")
 
-    @app.post("/cases/{ticket_id}/merge")
+    @app.post("/cases/{ticket_id}/escalation/merge")
     async def merge(request: Request, ticket_id: str) -> Response:
         token, _ = d.session(request)
         raw = await request.form()
