@@ -134,7 +134,9 @@ class Day:
         suggestions: list[dict[str, Any]] = []
         if who.role in (Role.OFFICE, Role.ADMIN):
             answer = await optional(lambda: self.services.get(token, "supervision", f"{path}/merge-suggestions"))
-            raw = answer.json().get("suggestions", []) if answer is not None else []
+            merged = set((sup or {}).get("merged", []))
+            raw = [s for s in (answer.json().get("suggestions", []) if answer is not None else [])
+                   if s["ticket_id"] not in merged]
             if raw:
                 listing = await self.find(token, size=50, ticket_id=[s["ticket_id"] for s in raw])
                 cards = {r["case"].ticket_id: r for r in listing.rows}

@@ -103,4 +103,6 @@ class Names:
         if unit_id:
             who = f"{who} {self.unit(unit_id)}"
         reason = self.humanize(str(getattr(entry, "reason", "") or ""))
+        if what and shown.startswith(what):
+            what, shown = shown, ""
         return {"what": what or shown or "处理", "detail": shown if what else "", "who": who, "reason": reason}

@@ -32,12 +32,14 @@ from hotline.settings import REPO_ROOT, Settings
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from hotline_dev.launcher import ServiceProcess
 from hotline_dev.simulator import generate
+from services.workbench.names import Names
 from tests.support import channel, eventually, http, publish_tickets, read_topic
 
 pytestmark = pytest.mark.e2e
 
 SHOTS = REPO_ROOT / "docs" / "screenshots"
 DEPUTY = f"D-WB{uuid.uuid4().hex[:6]}"
+NAMES = Names()
 
 
 @pytest.fixture(scope="module")
@@ -305,11 +307,12 @@ async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
 
     async def pending() -> int:
         await office.goto(f"{workbench}/office/decisions")
-        return await office.locator("section", has_text=f"{returned.city_ticket_id} · {unit} 申请退单").count()
+        asked = f"{returned.city_ticket_id} · {NAMES.unit(unit)} 申请退单"
+        return await office.locator("section", has_text=asked).count()
 
     await eventually(pending, lambda n: n == 1, timeout=60, every=1)
     await shot(office, "office-decisions")
-    section = office.locator("section", has_text=f"{returned.city_ticket_id} · {unit} 申请退单")
+    section = office.locator("section", has_text=f"{returned.city_ticket_id} · {NAMES.unit(unit)} 申请退单")
     await section.get_by_label("审核意见").fill("属区医保局职责")
     await section.get_by_label("改派主办单位编号").fill("DP18")
     await section.get_by_role("button", name="提交退单审核").click()
@@ -345,7 +348,8 @@ async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
     assert f"已发起联席研判：工单 {loud.city_ticket_id}，参加单位 DP03、DP06" in done, done
     await office.goto(f"{workbench}/office/joint-reviews")
     listed = office.get_by_role("region", name=re.compile(r"^待研判"))
-    await expect(listed.get_by_role("row", name=re.compile(loud.city_ticket_id))).to_contain_text("DP03、DP06")
+    await expect(listed.get_by_role("row", name=re.compile(loud.city_ticket_id))).to_contain_text(
+        f"{NAMES.unit('DP03')}、{NAMES.unit('DP06')}")  # names from the directory, not ids
     await listed.get_by_role("link", name=f"作出研判结论：工单 {loud.city_ticket_id}").click()
     await expect(office.get_by_role("region", name="研判结论").get_by_label("工单编号")).to_have_value(
         loud.city_ticket_id)

@@ -36,7 +36,8 @@ pytestmark = pytest.mark.e2e
 
 AXE = sorted((REPO_ROOT / ".tools" / "axe-core").glob("*/axe.min.js"))
 NAMES = Names()
-KNOWN_ID = re.compile(r"(?<![A-Za-z0-9-])(" + "|".join(sorted(NAMES.units, key=len, reverse=True)) + r")(?![A-Za-z0-9])")
+KNOWN_ID = re.compile(r"(?<![A-Za-z0-9-])(" + "|".join(sorted(NAMES.units, key=len, reverse=True))
+                      + r")(?![A-Za-z0-9])")
 
 
 @pytest.fixture(scope="module")
