@@ -28,8 +28,8 @@ from services.supervision.escalation_store import INDEXES as ESCALATION_INDEXES
 from services.supervision.escalation_store import EscalationCommands, unit_types
 from services.supervision.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
 from services.supervision.lifecycle import Limits, PeriodDeadlines, Policy
-from services.supervision.search import INDEXES as SEARCH_INDEXES
 from services.supervision.search import COLLECTION as COLLECTION_SEARCH
+from services.supervision.search import INDEXES as SEARCH_INDEXES
 from services.supervision.search import CaseSearch, SearchIndexer
 from services.supervision.search_api import search_routes
 from services.supervision.sla_metrics import SlaGauges
