@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -81,7 +81,7 @@ class Listing:
         return self.url(sort=key, desc="1" if same and not self.params.get("desc") else "", page="")
 
 
-def case_of(doc: Mapping[str, Any]) -> events_pb2.Case:
+def case_of(doc: dict[str, Any]) -> events_pb2.Case:
     return json_format.ParseDict(doc, events_pb2.Case(), ignore_unknown_fields=True)
 
 
