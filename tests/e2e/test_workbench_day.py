@@ -249,6 +249,26 @@ async def test_a_working_day_of_a_unit_and_the_office(workbench: str, browser: B
         await check(office, path)
         if name:
             await shot(office, name)
+    # a policy as a form per field: a value refused here, one refused by the service (its reason on
+    # the field), then a saved version
+    await office.goto(f"{workbench}/office/policies/warning_rules")
+    count = office.get_by_label("重复来电 · 橙色件数")
+    await count.fill("五")
+    await office.get_by_label("修改理由").fill("重复来电橙色预警门槛调整")
+    await office.get_by_role("button", name="保存表单为新版本").click()
+    await expect(office.get_by_role("alert")).to_contain_text("repeat.orange_count：应填写整数")
+    await expect(office.get_by_label("重复来电 · 橙色件数")).to_have_attribute("aria-invalid", "true")
+    await office.get_by_label("重复来电 · 橙色件数").fill("2")
+    await office.get_by_role("button", name="保存表单为新版本").click()
+    await expect(office.locator("#pf-repeat-orange_count-err")).to_contain_text("不得小于 repeat.min_count")
+    await expect(office.get_by_label("修改理由")).to_have_value("重复来电橙色预警门槛调整")
+    await check(office, "policy form")
+    await shot(office, "office-policy-form")
+    await office.get_by_label("重复来电 · 橙色件数").fill("6")
+    await office.get_by_role("button", name="保存表单为新版本").click()
+    assert "已保存预警规则为版本" in await flash(office)
+    await expect(office.get_by_label("重复来电 · 橙色件数")).to_have_value("6")
+
     phone = await signed_in(browser, workbench, "unit", width=390, unit_id=unit)
     await phone.goto(f"{workbench}/search?q=电饭煲")
     await expect(phone.get_by_role("heading", name=re.compile("^案件查询"))).to_be_visible()
