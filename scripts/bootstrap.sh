@@ -7,6 +7,8 @@
 #   b) the tools venv .tools/ (uv, and SecantusDB==0.7.0b3 - GPL-2.0, kept out of the project venv)
 #   c) the project venv .venv/ from uv.lock, including the dev group
 #   d) grpcurl into .tools/bin (a warning, not a failure, if Go or its module proxy is unavailable)
+#   d2) axe-core's axe.min.js into .tools/axe-core/<version>/ (npm pack; MPL-2.0) for the workbench's
+#      accessibility check (tests/e2e/test_workbench_day.py)
 #   e) the Apache Kafka broker jars from Maven Central (hotline_dev.infra.fetch_kafka)
 #
 # Afterwards:  .venv/bin/hotline infra start   (or .venv/bin/python -m hotline_dev.infra start)
