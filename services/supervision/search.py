@@ -31,7 +31,7 @@ from hotline.auth import Principal
 from hotline.commands import Invalid
 from hotline.directory import Directory
 from hotline.envelope import Event, EventTypes, Record
-from hotline.mongo import Doc
+from hotline.mongo import IN_CHUNK, Doc, find_in
 from hotline.policy import Role
 from hotline.v1 import events_pb2, ticket_pb2
 
@@ -53,6 +53,8 @@ SORTS = {  # sort key -> the case document field
     "updated": "updated_at", "ticket": "_id",
 }
 _WORD = re.compile(r"\w", re.UNICODE)
+_CJK = re.compile(r"[\u4e00-\u9fff]{2,}")
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 STOP = frozenset("的 了 和 与 在 是 有 我 你 他 她 也 就 都 而 及 或 被 把 对 从 向 到 为 之 其 这 那 个 一".split())
 
 
@@ -63,9 +65,15 @@ def _jieba() -> Any:
     return jieba
 
 
+def _bigrams(word: str) -> list[str]:
+    """A Chinese word's character pairs ("灯不亮" -> 灯不, 不亮): what the segmenter split otherwise."""
+    return [word[i:i + 2] for i in range(len(word) - 1)] if _CJK.fullmatch(word) else []
+
+
 def terms(*texts: str) -> list[str]:
     """The index terms of a ticket's texts: jieba's search-mode words (the words and their
-    shorter parts), lower case, without punctuation; each once."""
+    shorter parts) and the character pairs of every Chinese run, lower case, without
+    punctuation; each once. (jieba cuts "路灯不亮" as 路 / 灯不亮: the pairs still find 路灯.)"""
     jieba = _jieba()
     out: dict[str, None] = {}
     for text in texts:
@@ -73,17 +81,20 @@ def terms(*texts: str) -> list[str]:
             word = word.strip().lower()
             if word and _WORD.search(word):
                 out[word] = None
+        for run in _CJK_RUN.findall(text or ""):
+            out.update(dict.fromkeys(_bigrams(run)))
     return list(out)
 
 
 def query_terms(text: str) -> list[str]:
-    """The words of a query a ticket must all have (jieba's precise mode, stop words dropped)."""
+    """The terms a ticket must all have: each query word (jieba's precise mode, stop words
+    dropped) as its character pairs when Chinese, else as itself."""
     jieba = _jieba()
     words: dict[str, None] = {}
     for word in jieba.lcut(text or ""):
         word = word.strip().lower()
         if word and _WORD.search(word) and word not in STOP:
-            words[word] = None
+            words.update(dict.fromkeys(_bigrams(word) or [word]))
     return list(words)
 
 
@@ -237,15 +248,28 @@ class CaseSearch:
             raise Invalid(f"page from 1, size 1..{MAX_PAGE}")
         cond = self.case_filter(q, who, now)
         selected = await self._selected(q)
-        if selected is not None:
+        if selected is not None:  # at most MAX_MATCHES: the cases in short $in chunks, sorted and paged here
             if "_id" in cond:
                 selected = [t for t in selected if t in set(cond["_id"]["$in"])]
-            cond["_id"] = {"$in": selected}
-        total = await self.cases.count_documents(cond)
-        order = DESCENDING if q.descending else ASCENDING
-        keys = [(SORTS[q.sort], order)] + ([("_id", ASCENDING)] if q.sort != "ticket" else [])
-        docs = await self.cases.find(cond).sort(keys).skip((q.page - 1) * q.size).limit(q.size).to_list()
-        cards = {d["_id"]: d async for d in self.index.find({"_id": {"$in": [d["_id"] for d in docs]}})}
+                del cond["_id"]
+            found: list[Doc] = []
+            for start in range(0, len(selected), IN_CHUNK):
+                chunk = {**cond, "_id": {"$in": selected[start:start + IN_CHUNK]}}
+                found += await self.cases.find(chunk).to_list()
+            total = len(found)
+            field = SORTS[q.sort]
+            found.sort(key=lambda d: (d.get(field) is None, d.get(field) if d.get(field) is not None else 0,
+                                      d["_id"]))
+            if q.descending:
+                found = [d for d in found if d.get(field) is not None][::-1] + \
+                    [d for d in found if d.get(field) is None]
+            docs = found[(q.page - 1) * q.size:q.page * q.size]
+        else:
+            total = await self.cases.count_documents(cond)
+            order = DESCENDING if q.descending else ASCENDING
+            keys = [(SORTS[q.sort], order)] + ([("_id", ASCENDING)] if q.sort != "ticket" else [])
+            docs = await self.cases.find(cond).sort(keys).skip((q.page - 1) * q.size).limit(q.size).to_list()
+        cards = {d["_id"]: d for d in await find_in(self.index, [d["_id"] for d in docs])}
         rows = []
         for d in docs:
             case = pb.from_doc(d, events_pb2.Case)
