@@ -391,7 +391,7 @@ async def test_an_admin_saves_a_new_sla_policy_version_after_a_refused_one(
     admin = await signed_in(browser, workbench, "admin")
     await admin.goto(f"{workbench}/office/policies/sla_policy")
     await expect(admin.get_by_role("heading", name=f"当前生效版本 版本 {before['version']}")).to_be_visible()
-    await admin.get_by_text("专家模式（JSON）").click()  # the JSON view, kept for experts beside the form
+    await admin.get_by_text("专家模式（JSON）", exact=True).click()  # the JSON view, kept for experts beside the form
     editor = admin.get_by_label(re.compile("^时限政策内容"))
     doc = json.loads(await editor.input_value())
     doc["defaults"]["reply"] = {"working_days": 99}  # beyond 60: refused, with the field named
