@@ -84,12 +84,13 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
     "supervision": {
         "GET /cases/{ticket_id}": frozenset({OFFICE, UNIT}),  # unit: cases where it is primary or assisting
         "GET /cases": frozenset({OFFICE, UNIT}),  # unit: its own
-        "GetCase": frozenset({OFFICE, UNIT}),
+        "GetCase": frozenset({OFFICE, UNIT, LEADER}),  # leader: reads the cases the search finds
         "ListCases": frozenset({OFFICE, UNIT}),
+        "GET /case-search": frozenset({OFFICE, UNIT, LEADER}),  # 案件查询 (search.py): a unit its own cases
         # The case lifecycle (issue 8). Which unit may do what (the primary replies, an assisting unit
         # contributes) is checked by the state machine (services/supervision/lifecycle.py).
         "GET /cases/{ticket_id}/history": frozenset({OFFICE, UNIT}),
-        "GetCaseHistory": frozenset({OFFICE, UNIT}),
+        "GetCaseHistory": frozenset({OFFICE, UNIT, LEADER}),
         **{f"POST /cases/{{ticket_id}}/{path}": frozenset({UNIT}) for path in (
             "sign-off", "contacts", "reply", "extension", "park", "progress", "return", "contribution")},
         **{f"POST /cases/{{ticket_id}}/{path}": frozenset({OFFICE}) for path in (

@@ -7,6 +7,8 @@
 #   b) the tools venv .tools/ (uv, and SecantusDB==0.7.0b3 - GPL-2.0, kept out of the project venv)
 #   c) the project venv .venv/ from uv.lock, including the dev group
 #   d) grpcurl into .tools/bin (a warning, not a failure, if Go or its module proxy is unavailable)
+#   d2) axe-core's axe.min.js into .tools/axe-core/<version>/ (npm pack; MPL-2.0) for the workbench's
+#      accessibility check (tests/e2e/test_workbench_day.py)
 #   e) the Apache Kafka broker jars from Maven Central (hotline_dev.infra.fetch_kafka)
 #
 # Afterwards:  .venv/bin/hotline infra start   (or .venv/bin/python -m hotline_dev.infra start)
@@ -87,6 +89,24 @@ else
     else
         warn "Go is not installed; grpcurl not installed (grpcurl checks will be skipped)"
     fi
+fi
+
+# --- d2) axe-core (the workbench's accessibility check, tests/e2e/test_workbench_day.py) ---------
+AXE_VERSION=4.10.2
+if [[ -f .tools/axe-core/$AXE_VERSION/axe.min.js ]]; then
+    say "axe-core ok"
+elif command -v npm >/dev/null 2>&1; then
+    say "fetching axe-core $AXE_VERSION (npm pack) into .tools/axe-core…"
+    mkdir -p ".tools/axe-core/$AXE_VERSION"
+    if (cd ".tools/axe-core" && npm pack --silent "axe-core@$AXE_VERSION" >/dev/null \
+            && tar -xzf "axe-core-$AXE_VERSION.tgz" -C "$AXE_VERSION" --strip-components=1 package/axe.min.js \
+            && rm -f "axe-core-$AXE_VERSION.tgz"); then
+        say "axe-core ok"
+    else
+        warn "npm pack axe-core failed; the accessibility check will fail until it is fetched"
+    fi
+else
+    warn "npm is not installed: axe-core not fetched (apt-get install -y npm)"
 fi
 
 # --- e) Kafka jars ----------------------------------------------------------------------------

@@ -116,10 +116,11 @@ def http_routes(store: RollupStore, views: Views) -> APIRouter:
              response_class=Response, responses=exports)
     async def export_cases(
         fmt: str, period: str = "", from_date: str = "", to_date: str = "", filter: list[str] = Query([]),  # noqa: A002
+        ticket: list[str] = Query([], max_length=500, description="only these tickets (a search result)"),
         who: Principal = Depends(auth.principal),
     ) -> Response:
         w = window(views.tz, period, from_date, to_date)
-        data = await views.export(w, parse_filters(filter_pairs(filter)), who, fmt)
+        data = await views.export(w, parse_filters(filter_pairs(filter)), who, fmt, tickets=ticket)
         media = "text/csv; charset=utf-8" if fmt == "csv" else report.FORMATS["xlsx"]
         return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="cases.{fmt}"'})
 

@@ -184,16 +184,20 @@ class Views:
             raise NotFound("report", f"{report_id}.{fmt}")
         return data
 
-    async def export(self, w: Window, filters: Mapping[str, Sequence[str]], who: Principal, fmt: str) -> bytes:
+    async def export(self, w: Window, filters: Mapping[str, Sequence[str]], who: Principal, fmt: str,
+                     tickets: Sequence[str] = ()) -> bytes:
         """The case rows (one per dispatch and redo round) assigned in the window, as CSV or XLSX;
-        addresses masked unless the caller's role handles cases."""
+        addresses masked unless the caller's role handles cases. ``tickets``: only these tickets
+        (the workbench's search result)."""
         filters = dict(filters)
+        if tickets:
+            filters["ticket"] = list(tickets)
         if who.role == Role.UNIT:
             filters["unit"] = [who.unit_id]
         rows = [f for f in await self.facts()
                 if f.assigned_at is not None and (w.start is None or f.assigned_at >= w.start)
                 and (w.end is None or f.assigned_at < w.end)
-                and all(kpi.DIMENSIONS[d](f) in set(v) for d, v in filters.items())]
+                and all((f.ticket_id if d == "ticket" else kpi.DIMENSIONS[d](f)) in set(v) for d, v in filters.items())]
         rows.sort(key=lambda f: (f.assigned_at or datetime.min, f.key))
         clear = masking.clear(masking.ADDRESS, who.role)  # the one masking table (hotline/masking.py)
         table = [[_cell(getattr(f, c) if c != "address" or clear else mask_address(f.address), self.tz)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hotline import policies
 from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
-from hotline.directory import DIRECTORY_FILE
+from hotline.directory import DIRECTORY_FILE, Directory
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
@@ -30,6 +30,10 @@ from services.supervision.escalation_store import INDEXES as ESCALATION_INDEXES
 from services.supervision.escalation_store import EscalationCommands, unit_types
 from services.supervision.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
 from services.supervision.lifecycle import Limits, PeriodDeadlines, Policy
+from services.supervision.search import COLLECTION as COLLECTION_SEARCH
+from services.supervision.search import INDEXES as SEARCH_INDEXES
+from services.supervision.search import CaseSearch, SearchIndexer
+from services.supervision.search_api import search_routes
 from services.supervision.sla_metrics import SlaGauges
 from services.supervision.warning_api import warning_routes
 from services.supervision.warning_handlers import WarningInbox
@@ -92,6 +96,7 @@ async def build(rt: Runtime) -> Service:
 
     units = {u["unit_id"] for u in directory["units"]}  # letters (公文流转) go to units of the directory
     circulation = Circulation(rt.commands, rt.db, rt.clock, out_topic, tz, warning_store, units.__contains__)
+    search = CaseSearch(rt.db, Directory.from_file(DIRECTORY_FILE))  # 案件查询 (search.py)
     gauges = SlaGauges(store.cases, store.db[store_module.INBOX], rt.clock)
 
     async def deadline_timers() -> None:
@@ -107,6 +112,7 @@ async def build(rt: Runtime) -> Service:
         http=app,
         routes=[http_routes(store, commands), warning_routes(warning_store, tz),
                 escalation_routes(escalation, tz), circulation_routes(circulation),
+                search_routes(search, rt.clock, tz),
                 policies.policy_routes(rules_store, warning_policy.validate, rt.commands, rt.clock,
                                        rt.topic("warning_events"), "预警规则 (early-warning rules)"),
                 policies.policy_routes(sla_store, sla_module.validate, rt.commands, rt.clock, out_topic,
@@ -118,9 +124,12 @@ async def build(rt: Runtime) -> Service:
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox),
                    ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"), DeputyEscalations(escalation)),
-                   ConsumerSpec([rt.topic("case_events")], rt.group("escalation"), EscalationInbox(escalation))],
+                   ConsumerSpec([rt.topic("case_events")], rt.group("escalation"), EscalationInbox(escalation)),
+                   ConsumerSpec([rt.topic("ticket_events"), rt.topic("assignment_events")], rt.group("search"),
+                                SearchIndexer(search))],
         indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES, **policies.INDEXES,
-                 **CIRCULATION_INDEXES},
+                 **CIRCULATION_INDEXES, COLLECTION_SEARCH: SEARCH_INDEXES[COLLECTION_SEARCH],
+                 "cases": [*store_module.INDEXES["cases"], *SEARCH_INDEXES["cases"]]},
         background=[deadline_timers, sla_gauges, level_gauges],
     )
 

@@ -26,9 +26,10 @@ from hotline.security import limit_bodies
 from hotline.settings import Settings
 from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, kpis_pb2, lifecycle_pb2, services_pb2, ticket_pb2
 from services.supervision.lifecycle import Action
+from services.workbench import charts, core, day, knowledge, letters, office
 from services.workbench import security as csrf
-from services.workbench import charts, core, knowledge, letters, office
 from services.workbench.clients import Refused, Services, optional
+from services.workbench.names import Names
 from services.workbench.security import secure_cookies
 
 HERE = Path(__file__).resolve().parent
@@ -44,7 +45,6 @@ def build(settings: Settings) -> FastAPI:
     app = FastAPI(title="12345 工作台", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.globals.setdefault("csrf_input", lambda: "")  # the security branch supplies the real one
     services = Services(settings)
     verifier = Verifier(settings.auth)
     secret = settings.workbench.session_secret.get_secret_value()
@@ -82,6 +82,10 @@ def build(settings: Settings) -> FastAPI:
                                  ROLE_LABELS=core.ROLE_LABELS, ACTION_LABELS=core.ACTION_LABELS, Action=Action,
                                  case_pb2=case_pb2, ticket_pb2=ticket_pb2, TICKET_TYPES=TICKET_TYPES,
                                  development_sign_in=dev_sign_in)
+    names = Names()  # units, streets, communities by name (the directory); ids only as secondary text
+    templates.env.globals.update(names=names, unit=names.unit, LEVELS=core.SUPERVISION_LEVELS, LANES=day.lanes(),
+                                 URGENCY=day.URGENCY, state_name=events_pb2.CaseState.Name)
+    templates.env.filters["humanize"] = names.humanize
 
     def session(request: Request) -> tuple[str, Principal]:
         data = core.unsign(request.cookies.get(COOKIE, ""), secret)
@@ -206,18 +210,15 @@ def build(settings: Settings) -> FastAPI:
     def due_of(c: events_pb2.Case) -> Timestamp:
         return c.sign_off_due if c.state == events_pb2.CASE_STATE_AWAITING_SIGN_OFF else c.reply_due
 
-    async def cases(token: str, state: Any = 0, unit_id: str = "", assisting: bool = False) -> list[Any]:
-        answer = await services.call(token, "supervision", "ListCases", services_pb2.ListCasesRequest(
-            state=state, unit_id=unit_id, assisting=assisting, page_size=500))
-        return sorted(answer.cases, key=lambda c: (due_of(c).seconds or 1 << 62, c.ticket_id))
-
     @app.get("/inbox", response_class=HTMLResponse)
-    async def inbox(request: Request) -> Response:
+    async def inbox(request: Request, sort: str = "due", desc: str = "") -> Response:
         token, who = session(request)
-        mine = [c for c in await cases(token, unit_id=who.unit_id) if c.state != events_pb2.CASE_STATE_ARCHIVED]
-        assisting = [c for c in await cases(token, unit_id=who.unit_id, assisting=True)
-                     if c.state != events_pb2.CASE_STATE_ARCHIVED]
-        return page(request, "inbox.html", who, cases=mine, assisting=assisting, due_of=due_of)
+        number = request.query_params.get("page", "1")
+        due = await workday.find(token, "/inbox", size=50, open_only=True, due_within_days=1)  # overdue first
+        mine = await workday.find(token, "/inbox", open_only=True, primary=True, sort=sort, desc=desc,
+                                  page=int(number) if number.isdigit() and int(number) > 0 else 1)
+        assisting = await workday.find(token, "/inbox", size=50, open_only=True, assisting=True, unit_id=who.unit_id)
+        return page(request, "inbox.html", who, due=due, mine=mine, assisting=assisting, due_of=due_of)
 
     @app.get("/cases/{ticket_id}", response_class=HTMLResponse)
     async def case_page(request: Request, ticket_id: str) -> Response:
@@ -234,7 +235,8 @@ def build(settings: Settings) -> FastAPI:
         key = uuid.uuid4().hex
         return page(request, "case.html", who, case=case, ticket=ticket, history=history.entries,
                     actions=core.actions(who, view), key=key, due_of=due_of, similar=similar,
-                    direct=f"{key}-direct" if direct else "")
+                    direct=f"{key}-direct" if direct else "",
+                    **await workday.case_extras(token, who, ticket_id))
 
     def number(form: Any, name: str) -> Any:  # an int; Any: also a protobuf enum value
         try:
@@ -298,27 +300,24 @@ def build(settings: Settings) -> FastAPI:
         try:
             case = await services.call(token, "supervision", method, message, key=key)
         except Refused as exc:
-            return go(back, False, f"{core.ACTION_LABELS[Action(action)]}未成功。{exc.message}")
+            return go(back, False, f"{core.ACTION_LABELS[Action(action)]}未成功。{names.humanize(exc.message)}")
         return go(back, True, f"{done}（工单 {ticket_id}，当前状态：{core.STATE_LABELS.get(case.state, '')}）")
 
     # ------------------------------------------------------------ district office
 
     @app.get("/office", response_class=HTMLResponse)
-    async def office_home(request: Request, state: int = 0) -> Response:
+    async def office_home(request: Request) -> Response:
         token, who = session(request)
         office.require_office(who)
-        every = await cases(token)
-        by_state: dict[int, list[Any]] = {}
-        for c in every:
-            by_state.setdefault(c.state, []).append(c)
-        board: dict[int, int] = {}
-        for c in every:
-            if c.state != events_pb2.CASE_STATE_ARCHIVED and c.supervision_level:
-                board[c.supervision_level] = board.get(c.supervision_level, 0) + 1
-        return page(request, "office.html", who, by_state=by_state, board=board, state=state,
-                    listed=by_state.get(state, []) if state else [], due_of=due_of,
-                    levels={k: v for k, v in core.SUPERVISION_LEVELS.items() if k})
+        lists = {s: await workday.find(token, "/search", size=10, state=[events_pb2.CaseState.Name(s)])
+                 for s in (events_pb2.CASE_STATE_REPLIED, events_pb2.CASE_STATE_EXTENSION_REQUESTED,
+                           events_pb2.CASE_STATE_EVALUATED, events_pb2.CASE_STATE_RETURN_REQUESTED)}
+        overdue = await workday.find(token, "/search", size=10, open_only=True, overdue=True)
+        return page(request, "office.html", who, lists=lists, overdue=overdue, due_of=due_of)
 
+    templates.env.globals["due_of"] = due_of
+    workday = day.Day(session=session, page=page, go=go, services=services, names=names, tz=tz)
+    day.register(app, workday)
     pages = office.Pages(session=session, page=page, go=go, services=services, settings=settings,
                          due_of=due_of, when=when)
     office.register(app, pages)
@@ -377,7 +376,7 @@ def build(settings: Settings) -> FastAPI:
                                                        kpis_pb2.ListReportsRequest()))
         return page(request, "kpis.html", who, total=total.total, ranking=ranking, period=period,
                     chart=charts.rates_svg(total.total.rates),
-                    ranking_chart=charts.scores_svg([(g.key.get("unit", "?"), g.score) for g in ranking
+                    ranking_chart=charts.scores_svg([(names.unit(g.key.get("unit", "?")), g.score) for g in ranking
                                                      if g.has_score][:15]),
                     reports=reports.reports if reports else None, policy=total.policy_version)
 

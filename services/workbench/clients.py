@@ -64,7 +64,7 @@ class Services:
                                 headers={"Idempotency-Key": key or uuid.uuid4().hex})
 
     async def post(self, token: str, service: str, path: str, body: Any, key: str) -> httpx.Response:
-        """A command over HTTP (for the APIs served only over HTTP, e.g. letters)."""
+        """A command over HTTP (APIs served only over HTTP, e.g. whistles, merges, 督办)."""
         return await self._http(token, service, "POST", path, json=body,
                                 headers={"Idempotency-Key": key or uuid.uuid4().hex})
 

@@ -15,7 +15,6 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -26,13 +25,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hotline.auth import Principal
 from hotline.settings import REPO_ROOT, Settings
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, routing_pb2, services_pb2
-from services.workbench import core
+from services.workbench import core, policy_form
 from services.workbench.clients import Refused, Services, optional
 from services.workbench.security import relative
 
 RETURN_STATUS = {case_pb2.RETURN_STATUS_REQUESTED: "待审核", case_pb2.RETURN_STATUS_REFUSED: "已驳回（退回原单位）",
                  case_pb2.RETURN_STATUS_APPROVED: "已同意（已改派）"}
-MAX_CASE_PAGES = 10  # the board reads at most 10 pages of 500 cases
 QUEUE_SIMILAR = 20  # the dispatch queue shows the similar cases of its first 20 tickets
 
 
@@ -241,29 +239,6 @@ def register(app: FastAPI, p: Pages) -> None:
 
     # ------------------------------------------------------------ 督办看板 and 预警
 
-    @app.get("/office/supervision", response_class=HTMLResponse)
-    async def supervision(request: Request, level: int = -1) -> Response:
-        token, who = office(request)
-        every: list[events_pb2.Case] = []
-        page_token = ""
-        for _ in range(MAX_CASE_PAGES):
-            answer = await services.call(token, "supervision", "ListCases", services_pb2.ListCasesRequest(
-                page_size=500, page_token=page_token))
-            every.extend(answer.cases)
-            page_token = answer.next_page_token
-            if not page_token:
-                break
-        now = datetime.now(UTC)
-        open_cases = [c for c in every if c.state not in (events_pb2.CASE_STATE_ARCHIVED,
-                                                          events_pb2.CASE_STATE_REPORTED)]
-        board = core.by_level((c, bool(p.due_of(c).seconds) and p.due_of(c).ToDatetime(UTC) < now)
-                              for c in open_cases)
-        listed = sorted(board.get(level, {}).get("cases", []), key=lambda c: p.due_of(c).seconds or 1 << 62)
-        late = await optional(lambda: services.get(token, "supervision", "/letters", state="overdue", limit=200))
-        return p.page(request, "office_supervision.html", who, board=board, level=level, listed=listed,
-                      LEVELS=core.SUPERVISION_LEVELS, truncated=bool(page_token), due_of=p.due_of,
-                      overdue_letters=late.json()["letters"] if late is not None else [])
-
     @app.get("/office/warnings", response_class=HTMLResponse)
     async def warnings(request: Request, kind: str = "") -> Response:
         token, who = office(request)
@@ -359,7 +334,8 @@ def register_policy_editor(app: FastAPI, p: Pages) -> None:
         return "、".join(core.ROLE_LABELS.get(r, r) for r in sorted(policy.editors))
 
     async def show(request: Request, name: str, text: str = "", reason: str = "", error: str = "",
-                   status: int = 200, edited: int = 0) -> Response:
+                   status: int = 200, edited: int = 0, field_errors: dict[str, str] | None = None,
+                   mode: str = "fields") -> Response:
         token, who, policy = editable(request, name)
         history = (await services.get(token, policy.service, f"{policy.path}/versions")).json()["versions"]
         current = (await services.get(token, policy.service, policy.path)).json()
@@ -367,7 +343,12 @@ def register_policy_editor(app: FastAPI, p: Pages) -> None:
             edited = current["version"]
             error += (f"（当前生效的是版本 {current['version']}，内容见上方；确认仍以您的内容替换它，"
                       f"请再次保存，将保存为版本 {edited + 1}）")
+        try:
+            shown = json.loads(text) if text else current["doc"]
+        except ValueError:
+            shown = current["doc"]
         return p.page(request, "office_policy_edit.html", who, status=status, policy=name, title=policy.title,
+                      form_groups=policy_form.groups(shown), field_errors=field_errors or {}, mode=mode,
                       current=current, history=history, can_save=may_save(who, policy),
                       editors=editors(policy),
                       current_text=json.dumps(current["doc"], ensure_ascii=False, indent=2),
@@ -388,18 +369,30 @@ def register_policy_editor(app: FastAPI, p: Pages) -> None:
         f = {k: str(v) for k, v in (await request.form()).items()}
         text, reason = f.get("doc", ""), f.get("reason", "").strip()
         edited = int(f["expected_version"]) if f.get("expected_version", "").isdigit() else 0
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            message = core.json_error(exc)
-            return await show(request, name, text, reason, f"保存{title}未成功：{message}", 422, edited)
+        mode = "fields" if f.get("mode") == "fields" else "json"
+        if mode == "fields":  # the form per field: the edited version's document with the fields' values
+            base = (await services.get(token, policy.service, policy.path)).json()["doc"]
+            doc, wrong = policy_form.rebuild(base, f)
+            text = json.dumps(doc, ensure_ascii=False, indent=2)
+            if wrong:
+                listed = "；".join(f"{path}：{why}" for path, why in wrong.items())
+                return await show(request, name, text, reason, f"保存{title}未成功：{listed}", 422, edited, wrong, mode)
+        else:
+            try:
+                doc = json.loads(text)
+            except ValueError as exc:
+                message = core.json_error(exc)
+                return await show(request, name, text, reason, f"保存{title}未成功：{message}", 422, edited,
+                                  mode=mode)
         if not reason:
-            return await show(request, name, text, reason, f"保存{title}未成功：请填写修改理由", 422, edited)
+            return await show(request, name, text, reason, f"保存{title}未成功：请填写修改理由", 422, edited,
+                              mode=mode)
         try:
             answer = await services.put(token, policy.service, policy.path,
                                         {"doc": doc, "expected_version": edited, "reason": reason}, f.get("key", ""))
         except Refused as exc:
-            return await show(request, name, text, reason, f"保存{title}未成功。{exc.message}", exc.status, edited)
+            return await show(request, name, text, reason, f"保存{title}未成功。{exc.message}", exc.status, edited,
+                              policy_form.refused_paths(exc.details, doc), mode)
         saved = answer.json()
         return p.go(f"/office/policies/{name}", True,
                     f"已保存{title}为版本 {saved['version']}（原版本 {saved['version'] - 1}），{policy.effect}")

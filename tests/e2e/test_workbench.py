@@ -32,12 +32,14 @@ from hotline.settings import REPO_ROOT, Settings
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from hotline_dev.launcher import ServiceProcess
 from hotline_dev.simulator import generate
+from services.workbench.names import Names
 from tests.support import channel, eventually, http, publish_tickets, read_topic
 
 pytestmark = pytest.mark.e2e
 
 SHOTS = REPO_ROOT / "docs" / "screenshots"
 DEPUTY = f"D-WB{uuid.uuid4().hex[:6]}"
+NAMES = Names()
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +149,9 @@ async def test_unit_office_and_deputy_through_the_browser(
     # a refused reply (the precise reason), the contact, the reply
     worker = await signed_in(browser, workbench, "unit", unit_id=unit)
     await expect(worker.get_by_role("heading", name="待办案件")).to_be_visible()
-    await expect(worker.get_by_role("link", name=ticket_id)).to_be_visible()
+    await expect(worker.get_by_role("link", name=ticket_id).first).to_be_visible()  # due soon, and in the list
     await shot(worker, "inbox")
-    await worker.get_by_role("link", name=city.city_ticket_id).click()
+    await worker.get_by_role("link", name=city.city_ticket_id).first.click()
     await expect(worker.get_by_role("heading", name="签收", exact=True)).to_be_visible()
     assert await worker.get_by_role("heading", name="办结反馈").count() == 0  # not offered before sign-off
     await expect(worker.get_by_text(city.caller.phone)).to_be_visible()
@@ -305,11 +307,12 @@ async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
 
     async def pending() -> int:
         await office.goto(f"{workbench}/office/decisions")
-        return await office.locator("section", has_text=f"{returned.city_ticket_id} · {unit} 申请退单").count()
+        asked = f"{returned.city_ticket_id} · {NAMES.unit(unit)} 申请退单"
+        return await office.locator("section", has_text=asked).count()
 
     await eventually(pending, lambda n: n == 1, timeout=60, every=1)
     await shot(office, "office-decisions")
-    section = office.locator("section", has_text=f"{returned.city_ticket_id} · {unit} 申请退单")
+    section = office.locator("section", has_text=f"{returned.city_ticket_id} · {NAMES.unit(unit)} 申请退单")
     await section.get_by_label("审核意见").fill("属区医保局职责")
     await section.get_by_label("改派主办单位编号").fill("DP18")
     await section.get_by_role("button", name="提交退单审核").click()
@@ -345,7 +348,8 @@ async def test_the_office_dispatches_from_the_queue_and_decides_a_return(
     assert f"已发起联席研判：工单 {loud.city_ticket_id}，参加单位 DP03、DP06" in done, done
     await office.goto(f"{workbench}/office/joint-reviews")
     listed = office.get_by_role("region", name=re.compile(r"^待研判"))
-    await expect(listed.get_by_role("row", name=re.compile(loud.city_ticket_id))).to_contain_text("DP03、DP06")
+    await expect(listed.get_by_role("row", name=re.compile(loud.city_ticket_id))).to_contain_text(
+        f"{NAMES.unit('DP03')}、{NAMES.unit('DP06')}")  # names from the directory, not ids
     await listed.get_by_role("link", name=f"作出研判结论：工单 {loud.city_ticket_id}").click()
     await expect(office.get_by_role("region", name="研判结论").get_by_label("工单编号")).to_have_value(
         loud.city_ticket_id)
@@ -387,6 +391,7 @@ async def test_an_admin_saves_a_new_sla_policy_version_after_a_refused_one(
     admin = await signed_in(browser, workbench, "admin")
     await admin.goto(f"{workbench}/office/policies/sla_policy")
     await expect(admin.get_by_role("heading", name=f"当前生效版本 版本 {before['version']}")).to_be_visible()
+    await admin.get_by_text("专家模式（JSON）", exact=True).click()  # the JSON view, kept for experts beside the form
     editor = admin.get_by_label(re.compile("^时限政策内容"))
     doc = json.loads(await editor.input_value())
     doc["defaults"]["reply"] = {"working_days": 99}  # beyond 60: refused, with the field named

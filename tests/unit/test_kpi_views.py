@@ -73,6 +73,18 @@ async def test_exports_mask_addresses_unless_the_role_handles_cases() -> None:
     assert xlsx[:2] == b"PK"
 
 
+async def test_an_export_of_a_search_result_carries_only_its_tickets() -> None:
+    def tickets(data: bytes) -> set[str]:
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+        return {r[rows[0].index("ticket_id")] for r in rows[1:]}
+
+    office = Principal("o", Role.OFFICE)
+    every = tickets(await VIEWS.export(window(TZ, "2026-11"), {}, office, "csv"))
+    chosen = sorted(every)[:3]
+    assert len(every) > 3 and tickets(await VIEWS.export(window(TZ, "2026-11"), {}, office, "csv",
+                                                         tickets=chosen)) == set(chosen)
+
+
 @pytest.mark.parametrize("call", [
     lambda: window(TZ, "2026-13"),
     lambda: window(TZ, "2026-11", "2026-11-01"),

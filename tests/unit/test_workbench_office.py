@@ -186,7 +186,7 @@ def test_open_joint_reviews_are_listed_with_a_link_to_decide_each(monkeypatch: p
     assert r.status_code == 200
     asked = next(request for _, method, request, _ in fake.calls if method == "ListJointReviews")
     assert asked.status == routing_pb2.REVIEW_STATUS_OPEN
-    assert "待研判（1 件）" in r.text and "DP03、DP06" in r.text and "充电柜起火职责争议" in r.text
+    assert "待研判（1 件）" in r.text and "区城管委、" in r.text and "充电柜起火职责争议" in r.text  # names, not ids
     assert 'href="/office/joint-reviews?ticket_id=T1#t-decide"' in r.text
     r = client.get("/office/joint-reviews?ticket_id=T1")
     assert "正在为工单 T1 作研判结论" in r.text and 'id="j-ticket" name="ticket_id" value="T1"' in r.text

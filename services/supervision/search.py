@@ -1,0 +1,293 @@
+"""Case search (案件查询): the workbench's lists and its search page, on the server.
+
+Supervision owns the cases; what a case list also needs of its ticket (title, address, street,
+community, the list item it was dispatched by) is kept beside them in ``case_search``, one
+document per ticket, filled by a consumer of intake's TicketReceived and routing's
+TicketAssigned (upserts of disjoint fields, so either may come first and a replay rewrites the
+same values). Full text is Chinese word segmentation (jieba, search mode) of title, content and
+address into ``terms``, a multikey index: a query's words must all be among a ticket's terms.
+
+Every query is served by an index: words, street, community or list item select ticket ids in
+``case_search`` first (each an index); the case filters (state, unit, category, lane, level,
+overdue, due before, received between) then run on ``cases`` restricted to those ids, sorted
+and paged there (skip/limit, with the total). A unit sees only its cases (primary or assisting).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.message import Message
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hotline import pb
+from hotline.auth import Principal
+from hotline.commands import Invalid
+from hotline.directory import Directory
+from hotline.envelope import Event, EventTypes, Record
+from hotline.mongo import IN_CHUNK, Doc, find_in
+from hotline.policy import Role
+from hotline.v1 import events_pb2, ticket_pb2
+
+COLLECTION = "case_search"
+MAX_MATCHES = 5000  # ticket ids a word/street/list-item selection may yield before it is refused as too broad
+MAX_PAGE = 200
+INDEXES = {
+    COLLECTION: [
+        IndexModel([("terms", ASCENDING)]),
+        IndexModel([("street", ASCENDING)], sparse=True),
+        IndexModel([("community", ASCENDING)], sparse=True),
+        IndexModel([("rule_id", ASCENDING)], sparse=True),
+    ],
+    # the case filters not served by the case store's own indexes (services/supervision/store.py)
+    "cases": [IndexModel([("received_at", DESCENDING)]), IndexModel([("supervision_level", ASCENDING)])],
+}
+SORTS = {  # sort key -> the case document field
+    "due": "next_deadline", "received": "received_at", "level": "supervision_level", "state": "state",
+    "updated": "updated_at", "ticket": "_id",
+}
+_WORD = re.compile(r"\w", re.UNICODE)
+_CJK = re.compile(r"[\u4e00-\u9fff]{2,}")
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
+STOP = frozenset("的 了 和 与 在 是 有 我 你 他 她 也 就 都 而 及 或 被 把 对 从 向 到 为 之 其 这 那 个 一".split())
+
+
+def _jieba() -> Any:
+    import jieba  # type: ignore[import-untyped, unused-ignore]
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
+def _bigrams(word: str) -> list[str]:
+    """A Chinese word's character pairs ("灯不亮" -> 灯不, 不亮): what the segmenter split otherwise."""
+    return [word[i:i + 2] for i in range(len(word) - 1)] if _CJK.fullmatch(word) else []
+
+
+def terms(*texts: str) -> list[str]:
+    """The index terms of a ticket's texts: jieba's search-mode words (the words and their
+    shorter parts) and the character pairs of every Chinese run, lower case, without
+    punctuation; each once. (jieba cuts "路灯不亮" as 路 / 灯不亮: the pairs still find 路灯.)"""
+    jieba = _jieba()
+    out: dict[str, None] = {}
+    for text in texts:
+        for word in jieba.lcut_for_search(text or ""):
+            word = word.strip().lower()
+            if word and _WORD.search(word):
+                out[word] = None
+        for run in _CJK_RUN.findall(text or ""):
+            out.update(dict.fromkeys(_bigrams(run)))
+    return list(out)
+
+
+def query_terms(text: str) -> list[str]:
+    """The terms a ticket must all have: each query word (jieba's precise mode, stop words
+    dropped) as its character pairs when Chinese, else as itself."""
+    jieba = _jieba()
+    words: dict[str, None] = {}
+    for word in jieba.lcut(text or ""):
+        word = word.strip().lower()
+        if word and _WORD.search(word) and word not in STOP:
+            words.update(dict.fromkeys(_bigrams(word) or [word]))
+    return list(words)
+
+
+@dataclass
+class Query:
+    """A case search. Empty fields do not filter."""
+
+    text: str = ""
+    unit_id: str = ""
+    category: str = ""
+    rule_id: str = ""  # list item (清单事项)
+    street: str = ""
+    community: str = ""
+    states: Sequence[str] = ()  # CaseState names
+    lane: str = ""
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    overdue: bool = False
+    due_before: datetime | None = None  # a running clock due before this (due today / tomorrow)
+    upcoming: bool = False  # a running clock not yet overdue
+    level: int | None = None  # supervision level (督办); 0: none
+    min_level: int = 0
+    open_only: bool = False  # not archived, not reported
+    assisting: bool = False  # with unit_id: the unit's assisting sub-cases
+    primary: bool = False  # a unit: only the cases it handles (主办), not those it assists
+    sort: str = "due"
+    descending: bool = False
+    page: int = 1
+    size: int = 50
+    ticket_ids: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass
+class Result:
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    size: int
+
+
+def scope(who: Principal, unit_id: str) -> str:
+    """The unit whose cases a listing shows: a unit only ever its own."""
+    if who.role == Role.UNIT:
+        if unit_id and unit_id != who.unit_id:
+            raise Invalid(f"a unit searches its own cases only (asked for {unit_id})")
+        return who.unit_id
+    return unit_id
+
+
+def card(doc: Doc | None) -> dict[str, Any]:
+    doc = doc or {}
+    return {k: doc.get(k, "") for k in ("title", "address", "street", "community", "rule_id")}
+
+
+class CaseSearch:
+    def __init__(self, db: AsyncDatabase[Doc], directory: Directory | None = None) -> None:
+        self.db = db
+        self.index = db[COLLECTION]
+        self.cases = db["cases"]
+        self.directory = directory
+
+    # ------------------------------------------------------------ the index (consumer side)
+
+    def ticket_doc(self, ticket: ticket_pb2.Ticket) -> Doc:
+        doc: Doc = {"title": ticket.title, "address": ticket.address,
+                    "terms": terms(ticket.title, ticket.content, ticket.address)}
+        if self.directory is not None:
+            where = self.directory.locate(ticket)
+            if where.street:
+                doc["street"] = where.street
+            if where.community:
+                doc["community"] = where.community
+        return doc
+
+    async def remember(self, messages: Sequence[Message]) -> int:
+        ops = []
+        for m in messages:
+            if isinstance(m, events_pb2.TicketReceived) and m.ticket.ticket_id:
+                ops.append(UpdateOne({"_id": m.ticket.ticket_id}, {"$set": self.ticket_doc(m.ticket)}, upsert=True))
+            elif isinstance(m, events_pb2.TicketAssigned) and m.assignment.ticket_id and m.assignment.rule_id:
+                ops.append(UpdateOne({"_id": m.assignment.ticket_id}, {"$set": {"rule_id": m.assignment.rule_id}},
+                                     upsert=True))
+        if ops:
+            await self.index.bulk_write(ops, ordered=False)
+        return len(ops)
+
+    # ------------------------------------------------------------ queries
+
+    async def _selected(self, q: Query) -> list[str] | None:
+        """Ticket ids the index fields select, or None when the query names none of them."""
+        cond: dict[str, Any] = {}
+        words = query_terms(q.text)
+        if q.text.strip() and not words:
+            return []
+        if words:
+            cond["terms"] = {"$all": words} if len(words) > 1 else words[0]
+        for name, value in (("street", q.street), ("community", q.community), ("rule_id", q.rule_id)):
+            if value:
+                cond[name] = value
+        if not cond:
+            return None
+        ids = [d["_id"] async for d in self.index.find(cond, {"_id": 1}).limit(MAX_MATCHES + 1)]
+        if len(ids) > MAX_MATCHES:
+            raise Invalid(f"more than {MAX_MATCHES} tickets match; narrow the search")
+        return ids
+
+    def case_filter(self, q: Query, who: Principal, now: datetime) -> dict[str, Any]:
+        cond: dict[str, Any] = {}
+        unit = scope(who, q.unit_id)
+        if unit and who.role == Role.UNIT and not q.assisting and not q.primary:
+            cond["$or"] = [{"primary_unit.unit_id": unit}, {"assists.unit_id": unit}]
+        elif unit:
+            cond["assists.unit_id" if q.assisting else "primary_unit.unit_id"] = unit
+        if q.states:
+            cond["state"] = q.states[0] if len(q.states) == 1 else {"$in": list(q.states)}
+        elif q.open_only:
+            cond["state"] = {"$nin": ["CASE_STATE_ARCHIVED", "CASE_STATE_REPORTED"]}
+        if q.category:
+            cond["category"] = q.category
+        if q.lane:
+            cond["sla_lanes"] = q.lane
+        if q.level is not None:
+            cond["supervision_level"] = q.level if q.level else {"$in": [0, None]}
+        elif q.min_level:
+            cond["supervision_level"] = {"$gte": q.min_level}
+        received: dict[str, Any] = {}
+        if q.received_from:
+            received["$gte"] = q.received_from
+        if q.received_to:
+            received["$lt"] = q.received_to
+        if received:
+            cond["received_at"] = received
+        due: dict[str, Any] = {}
+        if q.overdue:
+            due["$lt"] = now
+        if q.due_before:
+            due["$lt"] = min(q.due_before, due.get("$lt", q.due_before))
+        if q.upcoming:
+            due["$gte"] = now
+        if due:
+            due["$ne"] = None
+            cond["next_deadline"] = due
+        if q.ticket_ids:
+            cond["_id"] = {"$in": list(q.ticket_ids)}
+        return cond
+
+    async def search(self, q: Query, who: Principal, now: datetime) -> Result:
+        if q.sort not in SORTS:
+            raise Invalid(f"cannot sort by {q.sort!r}; by: {', '.join(SORTS)}")
+        if not 1 <= q.size <= MAX_PAGE or q.page < 1:
+            raise Invalid(f"page from 1, size 1..{MAX_PAGE}")
+        cond = self.case_filter(q, who, now)
+        selected = await self._selected(q)
+        if selected is not None:  # at most MAX_MATCHES: the cases in short $in chunks, sorted and paged here
+            if "_id" in cond:
+                selected = [t for t in selected if t in set(cond["_id"]["$in"])]
+                del cond["_id"]
+            found: list[Doc] = []
+            for start in range(0, len(selected), IN_CHUNK):
+                chunk = {**cond, "_id": {"$in": selected[start:start + IN_CHUNK]}}
+                found += await self.cases.find(chunk).to_list()
+            total = len(found)
+            field = SORTS[q.sort]
+            found.sort(key=lambda d: (d.get(field) is None, d.get(field) if d.get(field) is not None else 0,
+                                      d["_id"]))
+            if q.descending:
+                found = [d for d in found if d.get(field) is not None][::-1] + \
+                    [d for d in found if d.get(field) is None]
+            docs = found[(q.page - 1) * q.size:q.page * q.size]
+        else:
+            total = await self.cases.count_documents(cond)
+            order = DESCENDING if q.descending else ASCENDING
+            keys = [(SORTS[q.sort], order)] + ([("_id", ASCENDING)] if q.sort != "ticket" else [])
+            docs = await self.cases.find(cond).sort(keys).skip((q.page - 1) * q.size).limit(q.size).to_list()
+        cards = {d["_id"]: d for d in await find_in(self.index, [d["_id"] for d in docs])}
+        rows = []
+        for d in docs:
+            case = pb.from_doc(d, events_pb2.Case)
+            rows.append({"case": case, **card(cards.get(d["_id"]))})
+        return Result(rows, total, q.page, q.size)
+
+
+class SearchIndexer:
+    """The consumer that keeps ``case_search``: TicketReceived (texts, place) and TicketAssigned
+    (the list item). Publishes nothing."""
+
+    def __init__(self, search: CaseSearch) -> None:
+        self.search = search
+        self.types = EventTypes(events_pb2.TicketReceived, events_pb2.TicketAssigned)
+
+    def decode(self, record: Record) -> Message:
+        return self.types.decode(record)
+
+    async def apply(self, items: list[tuple[Record, Message]]) -> list[Event]:
+        await self.search.remember([m for _, m in items])
+        return []

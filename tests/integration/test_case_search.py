@@ -1,0 +1,103 @@
+"""Case search (services/supervision/search.py) against the real store: Chinese words over title,
+content and address, the filters, sort and paging on the server, and a unit's scope."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from hotline import mongo, pb
+from hotline.auth import Principal
+from hotline.commands import DomainError
+from hotline.directory import DIRECTORY_FILE, Directory
+from hotline.policy import Role
+from hotline.v1 import case_pb2, events_pb2, ticket_pb2
+from services.supervision.search import INDEXES, CaseSearch, Query, query_terms, terms
+from services.supervision.store import INDEXES as CASE_INDEXES
+from services.supervision.store import CaseStore
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 12, 7, 2, tzinfo=UTC)
+OFFICE = Principal(subject="office", role=Role.OFFICE)
+
+
+@pytest.fixture
+async def db(settings: object) -> AsyncIterator[AsyncDatabase[mongo.Doc]]:
+    client = mongo.client(settings)  # type: ignore[arg-type]
+    database = client[f"{settings.mongo.database_prefix}_search_{uuid.uuid4().hex[:6]}"]  # type: ignore[attr-defined]
+    for name, models in {**CASE_INDEXES, **INDEXES, "cases": [*CASE_INDEXES["cases"], *INDEXES["cases"]]}.items():
+        await database[name].create_indexes(models)
+    yield database
+    await client.drop_database(database.name)
+    await client.close()
+
+
+def case(tid: str, unit: str, state: int, due: datetime | None, category: str = "市场监管", level: int = 0,
+         assists: tuple[str, ...] = ()) -> events_pb2.Case:
+    c = events_pb2.Case(ticket_id=tid, state=state, primary_unit=events_pb2.Unit(unit_id=unit), category=category,
+                        received_at=pb.ts(NOW - timedelta(days=1)), opened_at=pb.ts(NOW), supervision_level=level,
+                        assists=[case_pb2.AssistTask(unit_id=a) for a in assists])
+    if due is not None:
+        c.reply_due.CopyFrom(pb.ts(due))
+    return c
+
+
+def received(tid: str, title: str, content: str, address: str) -> events_pb2.TicketReceived:
+    return events_pb2.TicketReceived(ticket=ticket_pb2.Ticket(ticket_id=tid, title=title, content=content,
+                                                              address=address, received_at=pb.ts(NOW)))
+
+
+def test_words_are_segmented() -> None:
+    assert "电饭煲" in terms("电饭煲质量问题商家拒绝退货")
+    assert {"退货", "质量"} <= set(terms("电饭煲质量问题商家拒绝退货"))
+    assert query_terms("电饭煲的退货") == ["电饭", "饭煲", "退货"]  # Chinese words as character pairs
+    assert set(query_terms("路灯 不亮")) <= set(terms("路灯不亮"))  # jieba cuts it 路 / 灯不亮: the pairs match
+
+
+async def test_search_filters_sorts_pages_and_scopes(db: AsyncDatabase[mongo.Doc]) -> None:
+    store = CaseStore(db)
+    live = events_pb2.CASE_STATE_IN_PROGRESS
+    await store.insert_new([
+        case("T1", "DP01", live, NOW - timedelta(hours=2), level=2),
+        case("T2", "DP01", live, NOW + timedelta(hours=3)),
+        case("T3", "DP02", live, NOW - timedelta(hours=1), category="住房", assists=("DP01",)),
+        case("T4", "DP02", events_pb2.CASE_STATE_ARCHIVED, None, category="住房"),
+    ])
+    search = CaseSearch(db, Directory.from_file(DIRECTORY_FILE))
+    await search.remember([
+        received("T1", "电饭煲质量问题", "商场购买的电饭煲有质量问题，商家拒绝退货。", "幸福路1号"),
+        received("T2", "噪音扰民", "楼下饭店深夜噪音。", "幸福路2号"),
+        received("T3", "小区漏水", "楼顶漏水，物业不管。", "光明路3号"),
+        received("T4", "电梯故障", "电梯经常停运。", "光明路4号"),
+        events_pb2.TicketAssigned(assignment=events_pb2.Assignment(ticket_id="T1", rule_id="R-9")),
+    ])
+
+    async def ids(q: Query, who: Principal = OFFICE) -> list[str]:
+        return [r["case"].ticket_id for r in (await search.search(q, who, NOW)).rows]
+
+    assert await ids(Query(text="电饭煲 退货")) == ["T1"]
+    assert await ids(Query(text="漏水")) == ["T3"]
+    assert await ids(Query(text="不存在的词语")) == []
+    assert await ids(Query(rule_id="R-9")) == ["T1"]
+    assert await ids(Query(overdue=True)) == ["T1", "T3"]  # most overdue first
+    assert await ids(Query(overdue=True, unit_id="DP02")) == ["T3"]
+    assert await ids(Query(category="住房", sort="ticket", descending=True)) == ["T4", "T3"]
+    assert await ids(Query(open_only=True, sort="ticket")) == ["T1", "T2", "T3"]
+    assert await ids(Query(level=2)) == ["T1"]
+    assert await ids(Query(due_before=NOW + timedelta(hours=4), sort="ticket")) == ["T1", "T2", "T3"]
+    page = await search.search(Query(sort="ticket", size=2, page=2), OFFICE, NOW)
+    assert (page.total, [r["case"].ticket_id for r in page.rows]) == (4, ["T3", "T4"])
+    first = (await search.search(Query(text="电饭煲"), OFFICE, NOW)).rows[0]
+    assert (first["title"], first["address"], first["rule_id"]) == ("电饭煲质量问题", "幸福路1号", "R-9")
+
+    unit = Principal(subject="u", role=Role.UNIT, unit_id="DP01")
+    assert await ids(Query(sort="ticket"), unit) == ["T1", "T2", "T3"]  # its own and the one it assists
+    assert await ids(Query(text="电梯"), unit) == []
+    with pytest.raises(DomainError):
+        await search.search(Query(unit_id="DP02"), unit, NOW)
+    with pytest.raises(DomainError):
+        await search.search(Query(sort="nonsense"), OFFICE, NOW)
