@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pymongo import ReplaceOne, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hotline import audit, mongo
@@ -94,3 +95,73 @@ async def test_a_command_runs_once_per_idempotency_key(settings: Settings, kit: 
             events_pb2.Unit(unit_id="U1", name="第三")
     assert len(await audit.query(db, "U1", "", 20)) == entries
     assert await outbox.relay_once() == 0
+
+
+class CountingUnits(Units):
+    """The same aggregate, saying where its state lives: the command path's three round trips."""
+
+    def __init__(self, db: Any) -> None:
+        self.collection = db["units_counted"]
+
+    def source(self, target: str) -> tuple[str, dict[str, Any]]:
+        return self.collection.name, {"_id": target}
+
+    async def loaded(self, doc: dict[str, Any] | None, session: AsyncClientSession | None) -> events_pb2.Unit | None:
+        return events_pb2.Unit(unit_id=doc["_id"], name=doc["name"]) if doc else None
+
+    async def write_ops(self, state: events_pb2.Unit, session: AsyncClientSession | None) -> list[Any]:
+        return [ReplaceOne({"_id": state.unit_id}, {"name": state.name}, upsert=True,
+                           namespace=self.collection.full_name)]
+
+
+class Sent(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in ("hello", "isMaster", "ismaster", "ping", "endSessions"):
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_command_costs_three_store_round_trips(settings: Settings, kit: dict) -> None:  # noqa: F811
+    """One read (stored answer + state), one bulk write (state, events, audit entry, answer), the
+    commit; a retried key one read; a repository with only load/save five round trips."""
+    sent = Sent()
+    client = mongo.client(settings, event_listeners=[sent])
+    try:
+        db = client[kit["db"].name]
+        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+        bus = CommandBus(client, db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock())
+        repo = CountingUnits(db)
+        await bus.run(Command("rename", "U1", UNIT, "warm-up"), repo, rename("一"), kit["out"])  # connects
+        staged, trail = await db["outbox"].count_documents({}), len(await audit.query(db, "U1", "", 100))
+
+        sent.names.clear()
+        await bus.run(Command("rename", "U1", UNIT, "rt-1", reason="r"), repo, rename("二"), kit["out"])
+        assert sent.names == ["aggregate", "bulkWrite", "commitTransaction"]
+        assert (await repo.load("U1", None)).name == "二"
+        assert await db["outbox"].count_documents({}) == staged + 1
+        entries = await audit.query(db, "U1", "", 100)
+        assert len(entries) == trail + 1 and (entries[0]["action"], entries[0]["reason"]) == ("rename", "r")
+        assert entries[0]["before"] == {"unit_id": "U1", "name": "一"}
+
+        sent.names.clear()  # a retried key: the first answer, from the one read, nothing written
+        again = await bus.run(Command("rename", "U1", UNIT, "rt-1"), repo, rename("三"), kit["out"])
+        assert again == events_pb2.Unit(unit_id="U1", name="二")
+        assert "bulkWrite" not in sent.names and sent.names.count("aggregate") == 1
+        assert (await repo.load("U1", None)).name == "二"
+
+        sent.names.clear()  # only load and save: the save is a round trip, and the answer its own read
+        plain = Units(db)
+        plain.collection = repo.collection
+        await bus.run(Command("rename", "U1", UNIT, "rt-2"), plain, rename("四"), kit["out"])
+        assert sent.names == ["find", "find", "update", "bulkWrite", "commitTransaction"]
+        assert (await repo.load("U1", None)).name == "四"
+    finally:
+        await client.close()
