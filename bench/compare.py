@@ -128,12 +128,13 @@ class Costs:
                 data = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            for key, (n, seconds, *returned) in data["ops"].items():
+            for key, (n, seconds, *more) in data["ops"].items():
                 command = ":".join(key.split("|")[1:]).rstrip(":")  # command:collection
-                row = ops[name].setdefault(command, [0, 0.0, 0])
+                row = ops[name].setdefault(command, [0, 0.0, 0, 0])
                 row[0] += n
                 row[1] += seconds
-                row[2] += returned[0] if returned else 0
+                for i, value in enumerate(more[:2]):
+                    row[2 + i] += value
         return {"cpu": dict(cpu), "ops": {k: dict(v) for k, v in ops.items()}}
 
     async def settled(self) -> dict[str, Any]:
@@ -167,18 +168,21 @@ def per_unit(before: dict[str, Any], after: dict[str, Any], units: int) -> dict[
         detail: dict[str, dict[str, float]] = {}
         total = 0
         store_s = 0.0
-        read = 0
-        for command, (n, seconds, returned) in commands.items():
-            n0, s0, r0 = before["ops"].get(name, {}).get(command, [0, 0.0, 0])
+        read = written = 0
+        for command, (n, seconds, returned, wrote) in commands.items():
+            n0, s0, r0, w0 = before["ops"].get(name, {}).get(command, [0, 0.0, 0, 0])
             if n - n0:
                 by_command[command] = round((n - n0) / units, 3)
-                detail[command] = {"ops": n - n0, "seconds": round(seconds - s0, 3), "documents_read": returned - r0}
+                detail[command] = {"ops": n - n0, "seconds": round(seconds - s0, 3), "documents_read": returned - r0,
+                                   "documents_written": wrote - w0}
             total += n - n0
             store_s += seconds - s0
             read += returned - r0
+            written += wrote - w0
         row["store_ops"] = round(total / units, 3)
         row["store_ms"] = round(store_s * 1000 / units, 3)
         row["documents_read"] = round(read / units, 3)
+        row["documents_written"] = round(written / units, 3)
         row["detail"] = detail
         row["by_command"] = dict(sorted(by_command.items(), key=lambda kv: -kv[1]))
     return out
@@ -326,6 +330,7 @@ def fmt(value: float, digits: int = 1) -> str:
 
 
 def report(result: dict[str, Any]) -> None:
+    console.width = max(console.width, 150)
     console.rule(f"compare · ref {result['sides']['ref']} vs {result['sides']['work']}")
     rows: list[tuple[str, str, str, int]] = [
         ("raw Kafka pass-through (msg/s)", "raw", "pass_through_per_second", 0),
@@ -370,24 +375,30 @@ def report(result: dict[str, Any]) -> None:
                         for n in r.get("per_unit", {})})
         if not names:
             continue
-        t = Table("service", f"store ops/{unit} ref", "work", "ratio", f"CPU-ms/{unit} ref", "work", "ratio",
-                  f"store ms/{unit} work", f"work: ops/{unit} by command",
-                  title=f"per {unit} ({scenario})")
+        t = Table("service", "round trips ref", "work", "docs written ref", "work", "docs read ref", "work",
+                  "CPU-ms ref", "work", "ratio", title=f"store operations and CPU per {unit} ({scenario})")
 
         def val(side: str, name: str, key: str, scen: str = scenario) -> float:
             return median([r["per_unit"][name][key] for r in result["runs"][side].get(scen, [])
                            if key in r.get("per_unit", {}).get(name, {})])
 
+        details = []
         for name in names:
-            runs = result["runs"]["work"].get(scenario, [])
-            last = runs[-1].get("per_unit", {}).get(name, {}) if runs else {}
-            commands = ", ".join(f"{k} {v:g}" for k, v in list(last.get("by_command", {}).items())[:6])
-            t.add_row(name, fmt(val("ref", name, "store_ops"), 2), fmt(val("work", name, "store_ops"), 2),
-                      ratio(val("work", name, "store_ops"), val("ref", name, "store_ops")),
+            t.add_row(name, *(fmt(val(side, name, key), 2) for key in ("store_ops", "documents_written",
+                                                                       "documents_read") for side in ("ref", "work")),
                       fmt(val("ref", name, "cpu_ms"), 2), fmt(val("work", name, "cpu_ms"), 2),
-                      ratio(val("work", name, "cpu_ms"), val("ref", name, "cpu_ms")),
-                      fmt(val("work", name, "store_ms"), 2), commands)
+                      ratio(val("work", name, "cpu_ms"), val("ref", name, "cpu_ms")))
+            for side in ("ref", "work"):
+                runs = result["runs"][side].get(scenario, [])
+                last = runs[-1].get("per_unit", {}).get(name, {}) if runs else {}
+                if last.get("detail"):
+                    n = max(1, runs[-1].get("tickets", 0) if unit == "ticket" else runs[-1].get("commands", 0))
+                    parts = [f"{cmd} {d['ops'] / n:.3g} rt, {d.get('documents_written', 0) / n:.3g} w, "
+                             f"{d['documents_read'] / n:.3g} r"
+                             for cmd, d in sorted(last["detail"].items(), key=lambda kv: -kv[1]["ops"])]
+                    details.append(f"  {name} [{side}] per {unit}: " + "; ".join(parts))
         console.print(t)
+        console.print("\n".join(details), soft_wrap=True)
     console.print(f"load average at the end: {', '.join(f'{x:.1f}' for x in result['load_average'])} "
                   "(the machine is shared: read the ratios, the absolute figures move with the load)")
 
@@ -403,7 +414,8 @@ if __name__ == "__main__":
     parser.add_argument("--sides", default="ref,work", help="ref,work (or one of them: a profile of one side)")
     parser.add_argument("--profile", action="store_true", help="py-spy every service under max and lifecycle")
     parser.add_argument("--rounds", type=int, default=1, help="alternations (the order swaps every round)")
-    parser.add_argument("--port-offset", type=int, default=int(os.environ.get("HOTLINE_BENCH_PORT_OFFSET", os.environ.get("HOTLINE_TEST_PORT_OFFSET", 10_000))))
+    parser.add_argument("--port-offset", type=int, default=int(
+        os.environ.get("HOTLINE_BENCH_PORT_OFFSET", os.environ.get("HOTLINE_TEST_PORT_OFFSET", 10_000))))
     parser.add_argument("--keep-worktree", action="store_true", help="(the worktree is kept for the next run anyway)")
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON (default bench/results/)")
     outcome = asyncio.run(main(parser.parse_args()))

@@ -22,29 +22,39 @@ _DIR = os.environ.get("HOTLINE_BENCH_PROBE", "")
 def _install(directory: str) -> None:
     from pymongo import monitoring
 
-    counts: dict[str, list[float]] = {}  # "db|command|collection" -> [count, seconds, documents returned]
-    pending: dict[int, str] = {}  # request id -> collection
+    # "db|command|collection" -> [count, seconds, documents returned, documents written]
+    counts: dict[str, list[float]] = {}
+    pending: dict[int, tuple[str, int]] = {}  # request id -> collection, documents it writes
     lock = threading.Lock()
 
     class Listener(monitoring.CommandListener):
         def started(self, event: monitoring.CommandStartedEvent) -> None:
-            target = event.command.get(event.command_name)
-            pending[event.request_id] = target if isinstance(target, str) else ""
+            command = event.command
+            target = command.get(event.command_name)
+            written = 0
+            for field in ("documents", "updates", "deletes", "ops"):  # insert, update, delete, bulkWrite
+                if isinstance(command.get(field), list):
+                    written += len(command[field])
+            if event.command_name == "findAndModify":
+                written = 1
+            pending[event.request_id] = (target if isinstance(target, str) else "", written)
 
         def _done(self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent) -> None:
             if event.command_name in ("hello", "isMaster", "ismaster", "ping", "endSessions", "buildInfo"):
                 return
-            key = f"{event.database_name}|{event.command_name}|{pending.pop(event.request_id, '')}"
+            collection, written = pending.pop(event.request_id, ("", 0))
+            key = f"{event.database_name}|{event.command_name}|{collection}"
             returned = 0
             reply = getattr(event, "reply", None)
             if reply and isinstance(reply.get("cursor"), dict):
                 cursor = reply["cursor"]
                 returned = len(cursor.get("firstBatch", cursor.get("nextBatch", ())))
             with lock:
-                row = counts.setdefault(key, [0, 0.0, 0])
+                row = counts.setdefault(key, [0, 0.0, 0, 0])
                 row[0] += 1
                 row[1] += event.duration_micros / 1e6
                 row[2] += returned
+                row[3] += written
 
         def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
             self._done(event)

@@ -207,6 +207,10 @@ class CaseRepository:
     def source(self, target: str) -> tuple[str, Doc] | None:
         return None if self.inbox else (self.store.cases.name, {"_id": target})  # the inbox: load's 2 reads
 
+    def doc(self, target: str) -> Doc | None:
+        """The stored document of the case loaded (None: there is none)."""
+        return self._docs.get(target)
+
     async def loaded(self, doc: Doc | None, session: AsyncClientSession | None) -> events_pb2.Case | None:
         if doc is None:
             return None
