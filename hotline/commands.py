@@ -34,12 +34,13 @@ from google.protobuf.message import Message
 from pymongo import AsyncMongoClient, InsertOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, PyMongoError
 
 from hotline import audit, pb
 from hotline.auth import Principal
 from hotline.clock import Clock, SystemClock
 from hotline.envelope import Event, event_id
-from hotline.mongo import Doc, insert_missing
+from hotline.mongo import DUPLICATE_KEY, Doc, insert_missing
 from hotline.outbox import Outbox
 
 S = TypeVar("S")
@@ -243,13 +244,29 @@ class CommandBus:
                 "_id": digest, "command": command.name, "target": command.target, "at": now, **_stored(answer),
             }, namespace=self.answers.full_name))
             # state, events, audit entry and answer: ONE round trip (MongoDB 8's bulkWrite; SecantusDB has it)
-            await self.client.bulk_write(writes, session=session, ordered=True)
+            try:
+                await self.client.bulk_write(writes, session=session, ordered=True)
+            except ClientBulkWriteException as exc:
+                raise _unwrapped(exc) from exc
             if staged:
                 self.outbox.staged()
             return answer
 
         async with self.client.start_session() as session:
             return await session.with_transaction(transaction)
+
+
+def _unwrapped(exc: ClientBulkWriteException) -> PyMongoError:
+    """The error a client bulk write wraps, as the single write would have raised it: a write
+    conflict keeps its TransientTransactionError label (``with_transaction`` retries it), a
+    duplicate key is a DuplicateKeyError."""
+    if isinstance(exc.error, PyMongoError):
+        return exc.error
+    errors: Any = exc.details.get("writeErrors") or []  # documents, whatever the annotation says
+    for error in errors:
+        if isinstance(error, dict) and error.get("code") == DUPLICATE_KEY:
+            return DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY, error)
+    return exc
 
 
 def _stored(answer: Any) -> Doc:

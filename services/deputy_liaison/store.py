@@ -50,8 +50,12 @@ class DeputyStore:
         return await self.ticket_facts.find({"received_month": month}, {"_id": 0}).to_list()
 
     async def merge_facts(self, facts: Sequence[Doc]) -> None:
-        """Ticket facts from tickets, assignments and cases: each source sets its own fields."""
-        writes = [UpdateOne({"_id": f["ticket_id"]}, {"$set": f}, upsert=True) for f in facts]
+        """Ticket facts from tickets, assignments and cases: each source sets its own fields. A
+        ticket's facts in one batch (its receipt and its assignment, mostly) are one upsert."""
+        merged: dict[str, Doc] = {}
+        for f in facts:  # in order: a later $set of a field wins, as it did write after write
+            merged[f["ticket_id"]] = {**merged.get(f["ticket_id"], {}), **f}
+        writes = [UpdateOne({"_id": tid}, {"$set": f}, upsert=True) for tid, f in merged.items()]
         if writes:
             await self.ticket_facts.bulk_write(writes, ordered=True)
 

@@ -165,3 +165,28 @@ async def test_a_command_costs_three_store_round_trips(settings: Settings, kit: 
         assert (await repo.load("U1", None)).name == "四"
     finally:
         await client.close()
+
+
+async def test_commands_racing_on_one_state_all_apply(settings: Settings, kit: dict) -> None:  # noqa: F811
+    """Concurrent commands on one target conflict in the store; the conflicting transaction is
+    retried (the bulk write's WriteConflict keeps its TransientTransactionError label), so each
+    applies once."""
+    import asyncio
+
+    db = kit["db"]
+    await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+    bus = CommandBus(kit["client"], db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock())
+    repo = CountingUnits(db)
+    trail = len(await audit.query(db, "U1", "", 1000))
+
+    def append(suffix: str) -> Any:
+        def decide(unit: events_pb2.Unit | None) -> Decision[events_pb2.Unit]:
+            renamed = events_pb2.Unit(unit_id="U1", name=(unit.name if unit else "") + suffix)
+            return Decision(renamed, events=[renamed])
+        return decide
+
+    await asyncio.gather(*(bus.run(Command("append", "U1", UNIT, f"race-{i}"), CountingUnits(db), append(str(i)),
+                                   kit["out"]) for i in range(8)))
+    name = (await repo.load("U1", None)).name
+    assert sorted(name[-8:]) == [str(i) for i in range(8)]  # every command applied once, none lost
+    assert len(await audit.query(db, "U1", "", 1000)) == trail + 8
