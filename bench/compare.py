@@ -403,6 +403,49 @@ def report(result: dict[str, Any]) -> None:
                   "(the machine is shared: read the ratios, the absolute figures move with the load)")
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The same figures as Markdown tables (for a change's note and bench/README.md)."""
+    def f(side: str, scenario: str, key: str) -> float:
+        return figure(result, side, scenario, key)
+
+    out = [f"ref {result['sides']['ref']} vs {result['sides']['work']}", "",
+           "| measure | ref | work | work / ref |", "|---|---|---|---|"]
+    for label, scenario, key in (("raw Kafka pass-through (msg/s)", "raw", "pass_through_per_second"),
+                                 ("end to end (tickets/s)", "max", "tickets_per_second"),
+                                 ("cases opened (tickets/s)", "max", "cases_opened_per_second"),
+                                 ("lifecycle commands/s", "lifecycle", "commands_per_second"),
+                                 ("closures/s", "lifecycle", "closed_per_second")):
+        ref, work = f("ref", scenario, key), f("work", scenario, key)
+        if ref == ref or work == work:
+            out.append(f"| {label} | {fmt(ref)} | {fmt(work)} | {ratio(work, ref)} |")
+    pr = {side: f(side, "max", "tickets_per_second") / f(side, "raw", "pass_through_per_second")
+          for side in ("ref", "work")}
+    if pr["ref"] == pr["ref"] or pr["work"] == pr["work"]:
+        out.append(f"| pipeline / raw | {pr['ref']:.1%} | {pr['work']:.1%} | {ratio(pr['work'], pr['ref'])} |")
+    rate_rows = result["runs"]["ref"].get("rate", []) or result["runs"]["work"].get("rate", [])
+    if rate_rows and "offered_rate" in rate_rows[0]:
+        for q in (50, 99):
+            ref, work = f("ref", "rate", f"opened_p{q}_ms"), f("work", "rate", f"opened_p{q}_ms")
+            out.append(f"| publish -> case opened p{q} at {rate_rows[0]['offered_rate']:.0f}/s (ms) | "
+                       f"{fmt(ref, 0)} | {fmt(work, 0)} | {ratio(work, ref)} |")
+    for scenario, unit in (("max", "ticket"), ("lifecycle", "command")):
+        rows = {side: (result["runs"][side].get(scenario) or [{}])[-1].get("per_unit", {}) for side in ("ref", "work")}
+        names = sorted(set(rows["ref"]) | set(rows["work"]))
+        if not names:
+            continue
+        out += ["", f"Per {unit} ({scenario}): store round trips, documents written, documents read, CPU-ms",
+                "", "| service | round trips ref / work | written ref / work | read ref / work | CPU-ms ref / work |",
+                "|---|---|---|---|---|"]
+        for name in names:
+            cells = []
+            for key, digits in (("store_ops", 2), ("documents_written", 2), ("documents_read", 2), ("cpu_ms", 2)):
+                a = rows["ref"].get(name, {}).get(key, float("nan"))
+                b = rows["work"].get(name, {}).get(key, float("nan"))
+                cells.append(f"{fmt(a, digits)} / {fmt(b, digits)}")
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ref", help="git ref to compare the working tree with (e.g. f6f4739, main)")
@@ -418,8 +461,19 @@ if __name__ == "__main__":
         os.environ.get("HOTLINE_BENCH_PORT_OFFSET", os.environ.get("HOTLINE_TEST_PORT_OFFSET", 10_000))))
     parser.add_argument("--keep-worktree", action="store_true", help="(the worktree is kept for the next run anyway)")
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON (default bench/results/)")
-    outcome = asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--markdown", action="store_true", help="also print the figures as Markdown tables")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="print the tables of a JSON written before, run nothing")
+    cli = parser.parse_args()
+    if cli.report:
+        earlier = json.loads(cli.report.read_text())
+        report(earlier)
+        print(markdown(earlier))
+        sys.exit(0)
+    outcome = asyncio.run(main(cli))
     report(outcome)
+    if cli.markdown:
+        print(markdown(outcome))
     out = outcome["args"]["json"] or ROOT / "bench" / "results" / f"compare-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     outcome["args"]["json"] = str(out)
     out.parent.mkdir(parents=True, exist_ok=True)
