@@ -131,13 +131,14 @@ class Sent(monitoring.CommandListener):
 
 async def test_a_command_costs_three_store_round_trips(settings: Settings, kit: dict) -> None:  # noqa: F811
     """One read (stored answer + state), one bulk write (state, events, audit entry, answer), the
-    commit; a retried key one read; a repository with only load/save five round trips."""
+    commit; a retried key one read; without the combined read four; a repository with only
+    load/save five round trips."""
     sent = Sent()
     client = mongo.client(settings, event_listeners=[sent])
     try:
         db = client[kit["db"].name]
         await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
-        bus = CommandBus(client, db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock())
+        bus = CommandBus(client, db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock(), combined_read=True)
         repo = CountingUnits(db)
         await bus.run(Command("rename", "U1", UNIT, "warm-up"), repo, rename("一"), kit["out"])  # connects
         staged, trail = await db["outbox"].count_documents({}), len(await audit.query(db, "U1", "", 100))
@@ -156,6 +157,12 @@ async def test_a_command_costs_three_store_round_trips(settings: Settings, kit: 
         assert again == events_pb2.Unit(unit_id="U1", name="二")
         assert "bulkWrite" not in sent.names and sent.names.count("aggregate") == 1
         assert (await repo.load("U1", None)).name == "二"
+
+        sent.names.clear()  # the default: the answer and the state in two finds
+        bus.combined_read = False
+        await bus.run(Command("rename", "U1", UNIT, "rt-1b"), repo, rename("三"), kit["out"])
+        assert sent.names == ["find", "find", "bulkWrite", "commitTransaction"]
+        assert (await repo.load("U1", None)).name == "三"
 
         sent.names.clear()  # only load and save: the save is a round trip, and the answer its own read
         plain = Units(db)
