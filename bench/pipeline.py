@@ -78,10 +78,13 @@ class Namespace:
     tag: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:6]}")
     procs: list[ServiceProcess] = field(default_factory=list)
     port_offset: int = 10_000  # added to every default port (set apart from other runs on the machine)
+    root: Path = ROOT  # the checkout whose services run (bench/compare.py: a git ref's worktree)
+    python: str = ""  # its interpreter (default: this one)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.env = {**isolated_env(self.tag, self.port_offset), "HOTLINE_KAFKA__PARTITIONS": str(self.partitions),
-                    "HOTLINE_MODEL_DIR": str(ROOT / "models" / "classifier")}
+                    "HOTLINE_MODEL_DIR": str(self.root / "models" / "classifier"), **self.extra_env}
         self.settings = settings_for(self.env)
 
     def start(self) -> None:
@@ -95,7 +98,8 @@ class Namespace:
                     for kind in ("HTTP", "GRPC"):
                         key = f"HOTLINE_PORTS__{service.upper()}_{kind}"
                         env[key] = str(int(env[key]) + 10 * i)  # 81x1 -> 81x1+10i: clear of the others
-                proc = ServiceProcess(service, settings_for(env), env, log_dir / f"r{i}")
+                proc = ServiceProcess(service, settings_for(env), env, log_dir / f"r{i}", python=self.python,
+                                      cwd=self.root if self.root != ROOT else None)
                 proc.start()
                 self.procs.append(proc)
         for proc in self.procs:

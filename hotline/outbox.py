@@ -37,9 +37,10 @@ class Outbox:
         self.service = service
         self._wake = asyncio.Event()
 
-    async def stage(self, events: Sequence[Event], session: AsyncClientSession | None = None) -> None:
-        """Write events to the outbox (inside the caller's transaction when given a session)."""
-        docs: list[dict[str, Any]] = [
+    def documents(self, events: Sequence[Event]) -> list[dict[str, Any]]:
+        """The outbox documents of ``events`` (for a caller that writes them in its own bulk write,
+        hotline/commands.py; then call :meth:`staged`)."""
+        return [
             {
                 "_id": ObjectId(),  # insertion order = publishing order
                 "event_id": e.event_id,
@@ -50,7 +51,15 @@ class Outbox:
             }
             for e in events
         ]
-        await insert_missing(self.collection, docs, session)  # the same event staged twice: keep the first
+
+    def staged(self) -> None:
+        """Events were written: the relay has work."""
+        self._wake.set()
+
+    async def stage(self, events: Sequence[Event], session: AsyncClientSession | None = None) -> None:
+        """Write events to the outbox (inside the caller's transaction when given a session)."""
+        # the same event staged twice: keep the first
+        await insert_missing(self.collection, self.documents(events), session)
         self._wake.set()
 
     async def relay_forever(self, poll_seconds: float = 1.0) -> None:

@@ -37,6 +37,8 @@ class ServiceProcess:
     env: Mapping[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
+    python: str = ""  # the interpreter (default: this one); bench/compare.py runs another checkout's
+    cwd: Path | None = None  # the checkout whose code runs (default: this process's directory)
 
     @property
     def health_url(self) -> str:
@@ -50,8 +52,9 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hotline.cli", "serve", self.name],
+            [self.python or sys.executable, "-m", "hotline.cli", "serve", self.name],
             env={**os.environ, **self.env},
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order

@@ -9,7 +9,7 @@ from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline.mongo import Doc
+from hotline.mongo import Doc, find_in, insert_missing
 
 INDEXES = {
     "submissions": [IndexModel([("deputy_id", ASCENDING), ("submitted_at", ASCENDING)])],
@@ -50,8 +50,20 @@ class DeputyStore:
         return await self.ticket_facts.find({"received_month": month}, {"_id": 0}).to_list()
 
     async def merge_facts(self, facts: Sequence[Doc]) -> None:
-        """Ticket facts from tickets, assignments and cases: each source sets its own fields."""
-        writes = [UpdateOne({"_id": f["ticket_id"]}, {"$set": f}, upsert=True) for f in facts]
+        """Ticket facts from tickets, assignments and cases: each source sets its own fields. A
+        ticket's facts in one batch (its receipt and its assignment, mostly) are one upsert."""
+        merged: dict[str, Doc] = {}
+        for f in facts:  # in order: a later $set of a field wins, as it did write after write
+            merged[f["ticket_id"]] = {**merged.get(f["ticket_id"], {}), **f}
+        if not merged:
+            return
+        # a ticket not stored yet is inserted (half an upsert's cost in the store); one stored
+        # before, or inserted meanwhile by another writer, gets the $set
+        stored = {d["_id"] for d in await find_in(self.ticket_facts, list(merged), projection={"_id": 1})}
+        raced = await insert_missing(self.ticket_facts, [{"_id": tid, **f} for tid, f in merged.items()
+                                                         if tid not in stored])
+        writes = [UpdateOne({"_id": tid}, {"$set": f}, upsert=True) for tid, f in merged.items()
+                  if tid in stored or tid in raced]
         if writes:
             await self.ticket_facts.bulk_write(writes, ordered=True)
 

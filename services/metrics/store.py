@@ -18,7 +18,7 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline.mongo import Doc, find_in
+from hotline.mongo import Doc, find_in, insert_missing
 from services.metrics import kpi_items
 from services.metrics.core import STAGES, StageReached
 from services.metrics.kpi import CaseFacts, KpiPolicy
@@ -96,8 +96,11 @@ class KpiStore:
         self.reports = db["reports"]
 
     async def apply(self, batch: Sequence[FactUpdate]) -> int:
-        """Write the batch's updates, merged per document ($set then $max, upserting)."""
-        writes: dict[str, list[UpdateOne]] = {}
+        """Write the batch's updates, merged per document ($set then $max, upserting). A document
+        not stored yet is inserted instead (an insert costs the store half an upsert; most
+        documents are new when their first event comes); one another writer inserted meanwhile
+        gets the update."""
+        by_collection: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for u in fold(batch).values():
             op: dict[str, Any] = {}
             if u.set:
@@ -105,10 +108,18 @@ class KpiStore:
             if u.max:
                 op["$max"] = dict(u.max)
             if op:
-                writes.setdefault(self.COLLECTIONS[u.level], []).append(UpdateOne({"_id": u.key}, op, upsert=True))
-        for collection, ops in writes.items():
-            await self.db[collection].bulk_write(ops, ordered=False)
-        return sum(len(ops) for ops in writes.values())
+                by_collection.setdefault(self.COLLECTIONS[u.level], []).append((u.key, op))
+        for collection, ops in by_collection.items():
+            docs = self.db[collection]
+            stored = {d["_id"] for d in await find_in(docs, [key for key, _ in ops], projection={"_id": 1})}
+            fresh = [(key, op) for key, op in ops if key not in stored and _plain(op)]
+            raced = await insert_missing(docs, [{"_id": key, **op.get("$set", {}), **op.get("$max", {})}
+                                                for key, op in fresh])
+            inserted = {key for key, _ in fresh} - raced
+            updates = [UpdateOne({"_id": key}, op, upsert=True) for key, op in ops if key not in inserted]
+            if updates:
+                await docs.bulk_write(updates, ordered=False)
+        return sum(len(ops) for ops in by_collection.values())
 
     async def documents(self) -> dict[str, dict[str, Doc]]:
         out: dict[str, dict[str, Doc]] = {}
@@ -139,3 +150,8 @@ class KpiStore:
         doc = await self.reports.find_one({"_id": report_id}, {f"files.{fmt}": 1})
         data = (doc or {}).get("files", {}).get(fmt)
         return bytes(data) if data is not None else None
+
+
+def _plain(op: Mapping[str, Any]) -> bool:
+    """An update whose fields can be inserted as they are (no dotted path, no operator name)."""
+    return all("." not in name and not name.startswith("$") for part in op.values() for name in part)

@@ -18,11 +18,12 @@ from hotline.auth import Principal
 from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, Invalid
+from hotline.mongo import Doc
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from services.supervision import lifecycle
 from services.supervision.core import open_case
-from services.supervision.sla import SlaClock, Unit
-from services.supervision.store import CaseClocks, CaseRepository, CaseStore, SlaPolicies
+from services.supervision.sla import Limits, SlaClock, Unit
+from services.supervision.store import CaseClocks, CaseRepository, CaseStore, SlaPolicies, limits_of_doc
 
 MAX_KEY = 200
 
@@ -61,8 +62,14 @@ class CasePolicies:
         return self.clocks.calendar
 
     async def for_case(self, ticket_id: str) -> lifecycle.Policy:
+        return await self.for_limits(await self.store.limits(ticket_id, self.policies))
+
+    async def for_doc(self, doc: Doc | None) -> lifecycle.Policy:
+        """The same from the case document the command loaded (no read of its own)."""
+        return await self.for_limits(await limits_of_doc(self.policies, doc) if doc is not None else None)
+
+    async def for_limits(self, limits: Limits | None) -> lifecycle.Policy:
         current = await self.policies.current()
-        limits = await self.store.limits(ticket_id, self.policies)
         cap = self.base.limits.extension_max_working_days
         if limits is not None and (period := limits.periods.get(SlaClock.EXTENSION)) and \
                 period.unit == Unit.WORKING_DAYS:
@@ -92,14 +99,14 @@ class CaseCommands:
         if not ticket_id:
             raise Invalid("ticket_id is required")
         command = Command(name, ticket_id, actor, key, reason_of(request))
-        policy = await self.policies.for_case(ticket_id)  # a case's policy version never changes
-
-        def decide(case: events_pb2.Case | None) -> Any:
-            return lifecycle.decide(case, request, actor, self.clock.now(), policy)
-
         # evaluations waiting in the inbox can only apply when a review passes (or another evaluation comes)
         inbox = isinstance(request, lifecycle_pb2.ReviewRequest | lifecycle_pb2.CityEvaluation)
         repo = CaseRepository(self.store, self.policies.clocks, inbox)
+
+        async def decide(case: events_pb2.Case | None) -> Any:
+            # a case's policy version never changes: its limits come from the document just loaded
+            policy = await self.policies.for_doc(repo.doc(ticket_id))
+            return lifecycle.decide(case, request, actor, self.clock.now(), policy)
         answer: events_pb2.Case = await self.bus.run(command, repo, decide, self.topic)
         return answer
 

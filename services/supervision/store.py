@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DeleteMany, IndexModel, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -197,10 +197,35 @@ class CaseRepository:
         return case
 
     async def save(self, case: events_pb2.Case, session: AsyncClientSession | None) -> None:
-        stored = self._docs.get(case.ticket_id, {})
-        kept = {CITY_DAYS: stored[CITY_DAYS]} if CITY_DAYS in stored else {}  # the ticket's, every round
-        doc = {"_id": case.ticket_id, **pb.to_doc(case), "next_deadline": next_deadline(case), **kept,
-               **(await self.clocks.fields(case, stored) if self.clocks else {})}
-        await self.store.cases.replace_one({"_id": case.ticket_id}, doc, upsert=True, session=session)
+        await self.store.cases.replace_one({"_id": case.ticket_id}, await self._doc(case), upsert=True,
+                                           session=session)
         if self._merged:  # they live in the case now
             await self.store.db[INBOX].delete_many({"ticket_id": case.ticket_id}, session=session)
+
+    # the kit's three-round-trip command path (hotline/commands.py Repository): the case document is
+    # read with the stored answer, and saved in the command's one bulk write
+    def source(self, target: str) -> tuple[str, Doc] | None:
+        return None if self.inbox else (self.store.cases.name, {"_id": target})  # the inbox: load's 2 reads
+
+    def doc(self, target: str) -> Doc | None:
+        """The stored document of the case loaded (None: there is none)."""
+        return self._docs.get(target)
+
+    async def loaded(self, doc: Doc | None, session: AsyncClientSession | None) -> events_pb2.Case | None:
+        if doc is None:
+            return None
+        self._docs[doc["_id"]] = doc
+        return pb.from_doc(doc, events_pb2.Case)
+
+    async def write_ops(self, case: events_pb2.Case, session: AsyncClientSession | None) -> list[Any]:
+        ops: list[Any] = [ReplaceOne({"_id": case.ticket_id}, await self._doc(case), upsert=True,
+                                     namespace=self.store.cases.full_name)]
+        if self._merged:
+            ops.append(DeleteMany({"ticket_id": case.ticket_id}, namespace=self.store.db[INBOX].full_name))
+        return ops
+
+    async def _doc(self, case: events_pb2.Case) -> Doc:
+        stored = self._docs.get(case.ticket_id, {})
+        kept = {CITY_DAYS: stored[CITY_DAYS]} if CITY_DAYS in stored else {}  # the ticket's, every round
+        return {"_id": case.ticket_id, **pb.to_doc(case), "next_deadline": next_deadline(case), **kept,
+                **(await self.clocks.fields(case, stored) if self.clocks else {})}

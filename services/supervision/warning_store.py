@@ -13,7 +13,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import pb
-from hotline.mongo import Doc, insert_missing
+from hotline.mongo import IN_CHUNK, Doc, insert_missing
 from hotline.v1 import warnings_pb2
 from services.supervision.warnings import Fact
 
@@ -64,6 +64,19 @@ class WarningStore:
     async def around(self, field: dict[str, Any], start: datetime, end: datetime) -> list[Fact]:
         cursor = self.facts.find({**field, "at": {"$gte": start, "$lte": end}})
         return [fact_of_doc(d) async for d in cursor]
+
+    async def around_many(self, field: str, values: Sequence[str], start: datetime, end: datetime,
+                          ) -> dict[str, list[Fact]]:
+        """The facts whose ``field`` is one of ``values`` between ``start`` and ``end``, by value
+        (``$in`` in chunks, hotline.mongo.IN_CHUNK)."""
+        out: dict[str, list[Fact]] = {}
+        unique = list(dict.fromkeys(values))
+        for first in range(0, len(unique), IN_CHUNK):
+            cursor = self.facts.find({field: {"$in": unique[first:first + IN_CHUNK]},
+                                      "at": {"$gte": start, "$lte": end}})
+            async for doc in cursor:
+                out.setdefault(doc[field], []).append(fact_of_doc(doc))
+        return out
 
     async def save(self, warnings: Sequence[warnings_pb2.EarlyWarning]) -> None:
         await insert_missing(self.warnings, [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pymongo import ReplaceOne, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hotline import audit, mongo
@@ -94,3 +95,105 @@ async def test_a_command_runs_once_per_idempotency_key(settings: Settings, kit: 
             events_pb2.Unit(unit_id="U1", name="第三")
     assert len(await audit.query(db, "U1", "", 20)) == entries
     assert await outbox.relay_once() == 0
+
+
+class CountingUnits(Units):
+    """The same aggregate, saying where its state lives: the command path's three round trips."""
+
+    def __init__(self, db: Any) -> None:
+        self.collection = db["units_counted"]
+
+    def source(self, target: str) -> tuple[str, dict[str, Any]]:
+        return self.collection.name, {"_id": target}
+
+    async def loaded(self, doc: dict[str, Any] | None, session: AsyncClientSession | None) -> events_pb2.Unit | None:
+        return events_pb2.Unit(unit_id=doc["_id"], name=doc["name"]) if doc else None
+
+    async def write_ops(self, state: events_pb2.Unit, session: AsyncClientSession | None) -> list[Any]:
+        return [ReplaceOne({"_id": state.unit_id}, {"name": state.name}, upsert=True,
+                           namespace=self.collection.full_name)]
+
+
+class Sent(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in ("hello", "isMaster", "ismaster", "ping", "endSessions"):
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_command_costs_three_store_round_trips(settings: Settings, kit: dict) -> None:  # noqa: F811
+    """One read (stored answer + state), one bulk write (state, events, audit entry, answer), the
+    commit; a retried key one read; without the combined read four; a repository with only
+    load/save five round trips."""
+    sent = Sent()
+    client = mongo.client(settings, event_listeners=[sent])
+    try:
+        db = client[kit["db"].name]
+        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+        bus = CommandBus(client, db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock(), combined_read=True)
+        repo = CountingUnits(db)
+        await bus.run(Command("rename", "U1", UNIT, "warm-up"), repo, rename("一"), kit["out"])  # connects
+        staged, trail = await db["outbox"].count_documents({}), len(await audit.query(db, "U1", "", 100))
+
+        sent.names.clear()
+        await bus.run(Command("rename", "U1", UNIT, "rt-1", reason="r"), repo, rename("二"), kit["out"])
+        assert sent.names == ["aggregate", "bulkWrite", "commitTransaction"]
+        assert (await repo.load("U1", None)).name == "二"
+        assert await db["outbox"].count_documents({}) == staged + 1
+        entries = await audit.query(db, "U1", "", 100)
+        assert len(entries) == trail + 1 and (entries[0]["action"], entries[0]["reason"]) == ("rename", "r")
+        assert entries[0]["before"] == {"unit_id": "U1", "name": "一"}
+
+        sent.names.clear()  # a retried key: the first answer, from the one read, nothing written
+        again = await bus.run(Command("rename", "U1", UNIT, "rt-1"), repo, rename("三"), kit["out"])
+        assert again == events_pb2.Unit(unit_id="U1", name="二")
+        assert "bulkWrite" not in sent.names and sent.names.count("aggregate") == 1
+        assert (await repo.load("U1", None)).name == "二"
+
+        sent.names.clear()  # the default: the answer and the state in two finds
+        bus.combined_read = False
+        await bus.run(Command("rename", "U1", UNIT, "rt-1b"), repo, rename("三"), kit["out"])
+        assert sent.names == ["find", "find", "bulkWrite", "commitTransaction"]
+        assert (await repo.load("U1", None)).name == "三"
+
+        sent.names.clear()  # only load and save: the save is a round trip, and the answer its own read
+        plain = Units(db)
+        plain.collection = repo.collection
+        await bus.run(Command("rename", "U1", UNIT, "rt-2"), plain, rename("四"), kit["out"])
+        assert sent.names == ["find", "find", "update", "bulkWrite", "commitTransaction"]
+        assert (await repo.load("U1", None)).name == "四"
+    finally:
+        await client.close()
+
+
+async def test_commands_racing_on_one_state_all_apply(settings: Settings, kit: dict) -> None:  # noqa: F811
+    """Concurrent commands on one target conflict in the store; the conflicting transaction is
+    retried (the bulk write's WriteConflict keeps its TransientTransactionError label), so each
+    applies once."""
+    import asyncio
+
+    db = kit["db"]
+    await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+    bus = CommandBus(kit["client"], db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock())
+    repo = CountingUnits(db)
+    trail = len(await audit.query(db, "U1", "", 1000))
+
+    def append(suffix: str) -> Any:
+        def decide(unit: events_pb2.Unit | None) -> Decision[events_pb2.Unit]:
+            renamed = events_pb2.Unit(unit_id="U1", name=(unit.name if unit else "") + suffix)
+            return Decision(renamed, events=[renamed])
+        return decide
+
+    await asyncio.gather(*(bus.run(Command("append", "U1", UNIT, f"race-{i}"), CountingUnits(db), append(str(i)),
+                                   kit["out"]) for i in range(8)))
+    name = (await repo.load("U1", None)).name
+    assert sorted(name[-8:]) == [str(i) for i in range(8)]  # every command applied once, none lost
+    assert len(await audit.query(db, "U1", "", 1000)) == trail + 8
