@@ -130,15 +130,17 @@ def _example(state: Desk, category: str, kind: str, now: datetime) -> dict[str, 
 def _office_decision(router: core.Router, state: Desk, primary: str, assisting: Sequence[str], category: str,
                      rule_id: str, method: str) -> core.Decision:
     main, helpers = _units(router, primary, assisting)
+    lane = ""
     if rule_id:
         rule = next((r for r in router.rules if r.rule_id == rule_id), None)
         if rule is None:
             raise Invalid(f"no list item {rule_id}")
         category = category or rule.category
+        lane = rule.lane
     category = category or state.assigned.assignment.category
     if category and category not in router.categories:
         raise Invalid(f"{category!r} is not a category of the list")
-    return core.Decision(main, helpers, category, method, 1.0, rule_id, list_version=router.list_version)
+    return core.Decision(main, helpers, category, method, 1.0, rule_id, list_version=router.list_version, lane=lane)
 
 
 def dispatch(state: Desk | None, request: routing_pb2.DispatchRequest, router: core.Router,
@@ -328,7 +330,7 @@ def decide_review(state: Desk | None, request: routing_pb2.DecideJointReviewRequ
                                 "joint_review")
     if desk.list_after is not None:
         decision = replace(decision, list_version=desk.list_after.listing.list_version,
-                           rule_id=request.list_change.rule_id)
+                           rule_id=request.list_change.rule_id, lane=request.list_change.lane)
     review.status = routing_pb2.REVIEW_STATUS_DECIDED
     review.decided_at.CopyFrom(_ts(now))
     review.primary_unit_id = decision.primary.unit_id

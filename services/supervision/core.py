@@ -56,7 +56,8 @@ def open_case(
     a = assigned.assignment
     received = pb.dt(assigned.received_at) if assigned.HasField("received_at") else now
     assigned_at = pb.dt(a.assigned_at) if a.HasField("assigned_at") else now
-    limits = limits_for(CaseFacts.of(assigned, received, calendar), policy)
+    facts = CaseFacts.of(assigned, received, calendar)
+    limits = limits_for(facts, policy)
     sign_off_due = limits.due(SlaClock.SIGN_OFF, assigned_at, calendar)
     contact_due = limits.due(SlaClock.CONTACT, assigned_at, calendar)
     start = received if a.dispatch_round <= 1 else assigned_at  # a re-dispatch starts afresh
@@ -85,6 +86,7 @@ def open_case(
         dispatch_round=a.dispatch_round,
         policy_version=limits.policy_version,
         sla_lanes=limits.lanes,
+        lane=policy.case_lane(facts),  # one definition of the case's lane: the figures read it from the case
         city_ticket_id=assigned.city_ticket_id,
         assists=assists,
         return_due=pb.ts(limits.due(SlaClock.RETURN, assigned_at, calendar)),
