@@ -93,7 +93,8 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         **{f"POST /cases/{{ticket_id}}/{path}": frozenset({UNIT}) for path in (
             "sign-off", "contacts", "reply", "extension", "park", "progress", "return", "contribution")},
         **{f"POST /cases/{{ticket_id}}/{path}": frozenset({OFFICE}) for path in (
-            "extension/decision", "review", "redo-decision", "assists/{unit_id}/waive")},
+            "extension/decision", "review", "redo-decision", "assists/{unit_id}/waive",
+            "callback")},  # 回访 of a deputy's ticket the deputy did not rate (issue #22)
         **dict.fromkeys(("SignOff", "RecordContact", "Reply", "RequestExtension", "Park", "ReportProgress",
                          "RequestReturn", "Contribute"), frozenset({UNIT})),
         **dict.fromkeys(("DecideExtension", "Review", "DecideRedo", "WaiveAssist"), frozenset({OFFICE})),

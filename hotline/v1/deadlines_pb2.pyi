@@ -40,6 +40,22 @@ class _DeadlineClockEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Deadlin
     """延期审批: the office decides an extension request"""
     DEADLINE_CLOCK_RETURN_DECISION: _DeadlineClock.ValueType  # 6
     """退单审核: the office decides a return request"""
+    DEADLINE_CLOCK_DEPUTY_CALLBACK: _DeadlineClock.ValueType  # 100
+    """issue #22: every clock of the domain
+    回访: the office may call back when a deputy has not rated
+    """
+    DEADLINE_CLOCK_ASSIST_SIGN_OFF: _DeadlineClock.ValueType  # 101
+    """协办签收: an assisting unit signs for its sub-case"""
+    DEADLINE_CLOCK_ASSIST_CONTRIBUTION: _DeadlineClock.ValueType  # 102
+    """协办意见: an assisting unit contributes"""
+    DEADLINE_CLOCK_SUB_DISPATCH: _DeadlineClock.ValueType  # 103
+    """加派: a community handles what its street sub-dispatched"""
+    DEADLINE_CLOCK_PARK_PROGRESS: _DeadlineClock.ValueType  # 104
+    """挂账进展: the monthly progress report of a parked case"""
+    DEADLINE_CLOCK_SUPERVISION: _DeadlineClock.ValueType  # 105
+    """督办: the limit of the case's supervision level"""
+    DEADLINE_CLOCK_WHISTLE_REPORT_IN: _DeadlineClock.ValueType  # 106
+    """吹哨报到: a summoned department reports in"""
 
 class DeadlineClock(_DeadlineClock, metaclass=_DeadlineClockEnumTypeWrapper):
     """The clocks (时限) a case runs; limits per clock come from the SLA policy."""
@@ -57,6 +73,22 @@ DEADLINE_CLOCK_EXTENSION_DECISION: DeadlineClock.ValueType  # 5
 """延期审批: the office decides an extension request"""
 DEADLINE_CLOCK_RETURN_DECISION: DeadlineClock.ValueType  # 6
 """退单审核: the office decides a return request"""
+DEADLINE_CLOCK_DEPUTY_CALLBACK: DeadlineClock.ValueType  # 100
+"""issue #22: every clock of the domain
+回访: the office may call back when a deputy has not rated
+"""
+DEADLINE_CLOCK_ASSIST_SIGN_OFF: DeadlineClock.ValueType  # 101
+"""协办签收: an assisting unit signs for its sub-case"""
+DEADLINE_CLOCK_ASSIST_CONTRIBUTION: DeadlineClock.ValueType  # 102
+"""协办意见: an assisting unit contributes"""
+DEADLINE_CLOCK_SUB_DISPATCH: DeadlineClock.ValueType  # 103
+"""加派: a community handles what its street sub-dispatched"""
+DEADLINE_CLOCK_PARK_PROGRESS: DeadlineClock.ValueType  # 104
+"""挂账进展: the monthly progress report of a parked case"""
+DEADLINE_CLOCK_SUPERVISION: DeadlineClock.ValueType  # 105
+"""督办: the limit of the case's supervision level"""
+DEADLINE_CLOCK_WHISTLE_REPORT_IN: DeadlineClock.ValueType  # 106
+"""吹哨报到: a summoned department reports in"""
 Global___DeadlineClock: _TypeAlias = DeadlineClock  # noqa: Y015
 
 @_typing.final

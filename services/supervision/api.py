@@ -100,6 +100,17 @@ def http_routes(store: CaseStore, commands: CaseCommands) -> APIRouter:
         request = parse_body(body, lifecycle_pb2.WaiveAssistRequest, ticket_id=ticket_id, unit_id=unit_id)
         return as_json(await commands.run("waive_assist", request, who, key))
 
+    @api.post("/cases/{ticket_id}/callback", summary="回访 (office) of a deputy's ticket the deputy did not rate "
+                                                     "within the SLA policy's deputy_callback limit")
+    async def office_callback(ticket_id: str, body: dict[str, Any] = Body(default_factory=dict),
+                              who: Principal = Depends(auth.principal),
+                              key: str = Depends(idempotency_key)) -> dict[str, Any]:
+        from services.supervision.deputy_closure import json_body
+
+        request = parse_body(json_body(body), lifecycle_pb2.CityEvaluation)
+        assert isinstance(request, lifecycle_pb2.CityEvaluation)
+        return as_json(await commands.office_callback(ticket_id, request, who, key))
+
     @api.get("/cases/{ticket_id}/history", summary="案件流转记录: every step with its actor and reason")
     async def history(ticket_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
         await visible_case(store, ticket_id, who)

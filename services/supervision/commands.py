@@ -103,6 +103,17 @@ class CaseCommands:
         answer: events_pb2.Case = await self.bus.run(command, repo, decide, self.topic)
         return answer
 
+    async def office_callback(self, ticket_id: str, body: lifecycle_pb2.CityEvaluation, actor: Principal,
+                              key: str) -> events_pb2.Case:
+        """回访 by the office of a deputy's ticket the deputy did not rate within the deputy_callback
+        limit (deputy_closure.py): the evaluation a city callback would be, through the same command."""
+        from services.supervision.deputy_closure import office_callback
+
+        case = await self.store.get(ticket_id)
+        limits = await self.store.limits(ticket_id, self.policies.policies)
+        evaluation = office_callback(case, body, limits, self.policies.calendar, self.clock.now())
+        return await self.run("office_callback", evaluation, actor, key)
+
     async def history(self, ticket_id: str) -> lifecycle_pb2.CaseHistory:
         entries = [history_entry(ticket_id, i, doc) for i, doc in enumerate(await self.store.history(ticket_id))]
         return lifecycle_pb2.CaseHistory(ticket_id=ticket_id, entries=entries)

@@ -128,6 +128,13 @@ ACTOR_OF: dict[Action, str] = {
 }
 OFFICE_ROLES = frozenset({Role.OFFICE, Role.ADMIN})
 CITY = case_pb2.Actor(subject="city:callback-centre", role=str(Role.SYSTEM))  # who evaluates (回访)
+# a deputy's ticket: the deputy's rating, or the office's callback (deputy_closure.py), by evaluation id
+EVALUATORS = {"deputy/": case_pb2.Actor(subject="system:deputy_liaison", role=str(Role.SYSTEM)),
+              "office-callback/": case_pb2.Actor(subject="office:callback", role=str(Role.OFFICE))}
+
+
+def evaluator(evaluation_id: str) -> case_pb2.Actor:
+    return next((actor for prefix, actor in EVALUATORS.items() if evaluation_id.startswith(prefix)), CITY)
 
 
 class Deadlines(Protocol):
@@ -754,9 +761,9 @@ def _apply_pending(step: Step) -> None:
     step.emit(lifecycle_pb2.CaseEvaluated, EVALUATED if poor else REPORTED, evaluation.comment,
               f"回访 {case_pb2.Resolution.Name(evaluation.resolution)} "
               f"{case_pb2.Satisfaction.Name(evaluation.satisfaction)}",
-              actor=CITY, evaluation=evaluation, needs_decision=poor)
+              actor=evaluator(evaluation.evaluation_id), evaluation=evaluation, needs_decision=poor)
     if not poor:
-        _close(step, case_pb2.CLOSURE_SATISFIED, "回访满意", actor=CITY)
+        _close(step, case_pb2.CLOSURE_SATISFIED, "回访满意", actor=evaluator(evaluation.evaluation_id))
 
 
 Handler = Callable[[Step, Any], None]

@@ -113,7 +113,8 @@ async def build(rt: Runtime) -> Service:
                       "hotline.v1.EscalationService")],
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox),
-                   ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"), DeputyEscalations(escalation)),
+                   ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"),
+                                DeputyEscalations(escalation, commands)),  # and deputies' ratings (回访)
                    ConsumerSpec([rt.topic("case_events")], rt.group("escalation"), EscalationInbox(escalation))],
         indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES, **policies.INDEXES},
         background=[deadline_timers, sla_gauges, level_gauges],

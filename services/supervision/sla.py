@@ -58,6 +58,7 @@ class SlaClock(StrEnum):
     EXTENSION_DECISION = "extension_decision"  # 延期审批
     RETURN = "return"  # 退单: the window to send a ticket back
     RETURN_DECISION = "return_decision"  # 退单审核
+    DEPUTY_CALLBACK = "deputy_callback"  # 回访: the office may record it when a deputy has not rated by then
 
     @property
     def proto(self) -> deadlines_pb2.DeadlineClock.ValueType:
@@ -76,6 +77,10 @@ class Unit(StrEnum):
     WORKING_DAYS = "working_days"
 
 
+# Clocks added after the first policy versions: a stored version without them gets these limits.
+LATER_CLOCKS: dict[SlaClock, Period] = {}
+
+
 MAX_AMOUNT = {Unit.MINUTES: 7 * 24 * 60, Unit.HOURS: 31 * 24, Unit.DAYS: 60, Unit.WORKING_DAYS: 60}
 
 
@@ -86,6 +91,9 @@ class Period:
 
     def __str__(self) -> str:
         return f"{self.amount} {self.unit.value}"
+
+
+LATER_CLOCKS.update({SlaClock.DEPUTY_CALLBACK: Period(5, Unit.WORKING_DAYS)})
 
 
 class PolicyError(ValueError):
@@ -280,7 +288,8 @@ def parse_policy(doc: Mapping[str, Any]) -> Policy:
         problems.append("max_extensions must be an integer 0..3")
         max_extensions = 1
     defaults = _limits(doc.get("defaults"), "defaults", problems)
-    missing = [c.value for c in SlaClock if c not in defaults]
+    missing = [c.value for c in SlaClock if c not in defaults and c not in LATER_CLOCKS]
+    defaults = {**LATER_CLOCKS, **defaults}
     if isinstance(doc.get("defaults"), Mapping) and missing:
         problems.append(f"defaults: every clock needs a limit, missing {missing}")
     lanes: list[Lane] = []
