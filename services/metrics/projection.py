@@ -29,7 +29,15 @@ from google.protobuf.message import Message
 
 from hotline import pb
 from hotline.envelope import EventTypes, Record
-from hotline.v1 import case_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2, supervision_pb2, ticket_pb2
+from hotline.v1 import (
+    case_pb2,
+    deputy_escalation_pb2,
+    events_pb2,
+    lifecycle_pb2,
+    park_pb2,
+    supervision_pb2,
+    ticket_pb2,
+)
 from services.metrics.kpi import CaseFacts, KpiPolicy
 
 LEVELS = ("ticket", "dispatch", "handling")
@@ -57,6 +65,7 @@ EVENT_TYPES: dict[str, type[Message]] = {m.DESCRIPTOR.full_name: m for m in (
     lifecycle_pb2.AssistContributed, lifecycle_pb2.AssistWaived,
     deputy_escalation_pb2.CaseEscalatedByDeputy,  # raises the supervision level (督办) like any case event
     supervision_pb2.SupervisionRaised,  # any raised level (督办), also of a case closed before it was applied
+    park_pb2.CaseResumed,  # a parked case resumed: its reply limit moved by the time parked (issue #22)
 )}
 
 
@@ -149,7 +158,8 @@ def _lifecycle(event: Message, c: events_pb2.Case) -> list[FactUpdate]:
     elif isinstance(event, lifecycle_pb2.CaseReplied):
         r = event.reply
         handling(r.redo_round, {"replied_at": _t(r.replied_at) or at, "reply_result": REPLY_RESULTS.get(r.result, "")})
-    elif isinstance(event, lifecycle_pb2.ExtensionDecided) and event.approved:
+    elif isinstance(event, lifecycle_pb2.ExtensionDecided) and event.approved or \
+            isinstance(event, park_pb2.CaseResumed):
         out.append(FactUpdate("handling", _hkey(tid, dr, c.redo_round), {}, _later(c.reply_due)))
     elif isinstance(event, lifecycle_pb2.ReviewDecided):
         reviewed = event.review.redo_round

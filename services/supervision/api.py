@@ -14,7 +14,7 @@ from hotline.api import as_json, grpc_idempotency_key, grpc_require, idempotency
 from hotline.auth import Principal
 from hotline.commands import Invalid, NotFound
 from hotline.policy import Role
-from hotline.v1 import events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
+from hotline.v1 import events_pb2, lifecycle_pb2, park_pb2, services_pb2, services_pb2_grpc
 from services.supervision.commands import CaseCommands
 from services.supervision.store import CaseStore, page_token
 
@@ -65,7 +65,12 @@ COMMANDS: list[tuple[str, type[Message], str, str]] = [
                                                    "attachments)"),
     ("extension", lifecycle_pb2.RequestExtensionRequest, "request_extension", "延期申请: once, 1-10 working days"),
     ("extension/decision", lifecycle_pb2.DecideExtensionRequest, "decide_extension", "延期审批 (office)"),
-    ("park", lifecycle_pb2.ParkRequest, "park", "挂账: a plan and a target date; leaves the overdue count"),
+    ("park", lifecycle_pb2.ParkRequest, "park", "挂账申请: a plan and a target date; the office decides (the "
+                                                "clocks run until it approves)"),
+    ("park/decision", park_pb2.DecideParkRequest, "decide_park", "挂账审批 (office): approved, the clocks the SLA "
+                                                                 "policy's park_stops names stop"),
+    ("resume", park_pb2.ResumeRequest, "resume", "恢复办理: a parked case resumes; its stopped limits move by the "
+                                                 "time parked"),
     ("progress", lifecycle_pb2.ReportProgressRequest, "report_progress", "挂账进展: a progress report"),
     ("return", lifecycle_pb2.RequestReturnRequest, "request_return", "退单申请: within the return limit; routing "
                                                                      "decides"),

@@ -73,7 +73,14 @@ class CasePolicies:
             return open_case(assigned, now, current, calendar, assist_days)[0]
 
         most = limits.max_extensions if limits is not None else current.max_extensions
-        return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap, max_extensions=most),
+        stops = limits.park_stops if limits is not None else current.park_stops
+        report_days = self.base.limits.park_report_days
+        progress = (limits.periods if limits is not None else current.defaults).get(SlaClock.PARK_PROGRESS)
+        if progress is not None and progress.unit == Unit.DAYS and progress.amount > 0:
+            report_days = progress.amount  # 挂账进展: the SLA policy's period
+        return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap, max_extensions=most,
+                                                 park_stops=tuple(c.value for c in stops),
+                                                 park_report_days=report_days),
                        open_case=opened)
 
 

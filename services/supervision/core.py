@@ -15,7 +15,9 @@ transaction as the transition, so a lifecycle state change arms, moves or stops 
     IN_PROGRESS, SENT_BACK             contact (until the first contact), reply
     EXTENSION_REQUESTED                contact (until made), reply, extension_decision (the office)
     RETURN_REQUESTED                   reply, return_decision (the office); once approved: dispatch
-    PARKED, REPLIED, REPORTED, ...     none (挂账 and the office's or the city's turn leave the count)
+    PARKED                             park_progress (the monthly report), and contact / reply unless the
+                                       SLA policy's park_stops stops them (挂账, approved by the office)
+    REPLIED, REPORTED, ...             none (the office's or the city's turn leave the count)
 
 A fired timer's stage becomes DeadlineDueSoon / DeadlineMissed; the first miss of a case below
 level 1 asks for system supervision (OverdueSupervisionRaised, one event id per case), which the
@@ -99,6 +101,8 @@ def case_timers(case: events_pb2.Case, limits: Limits, calendar: WorkCalendar) -
     timers: list[Timer] = []
     state = case.state
     opened = pb.dt(case.opened_at) if case.HasField("opened_at") else pb.dt(case.received_at)
+    if state == CS.CASE_STATE_PARKED:
+        return parked_timers(case, limits, opened)
     if state == CS.CASE_STATE_AWAITING_SIGN_OFF:
         timers.append(clock_timer(case, SlaClock.SIGN_OFF, opened, pb.dt(case.sign_off_due), limits))
     if state in CONTACT_CLOCK and case.HasField("contact_due") and not case.HasField("first_contact_at"):
@@ -122,6 +126,23 @@ def case_timers(case: events_pb2.Case, limits: Limits, calendar: WorkCalendar) -
             decided = pb.dt(ret.decided_at)  # the office re-dispatches (派单) within the dispatch limit
             timers.append(clock_timer(case, SlaClock.DISPATCH, decided,
                                       limits.due(SlaClock.DISPATCH, decided, calendar), limits))
+    return timers
+
+
+def parked_timers(case: events_pb2.Case, limits: Limits, opened: datetime) -> list[Timer]:
+    """A parked case (挂账): its monthly progress report, and the clocks the policy does not stop."""
+    stopped = set(case.park.stopped_clocks) if case.park.stopped_clocks else {c.value for c in limits.park_stops}
+    timers = []
+    if case.park.HasField("next_report_due"):
+        last = case.park.last_report_at if case.park.HasField("last_report_at") else case.park.parked_at
+        timers.append(clock_timer(case, SlaClock.PARK_PROGRESS, pb.dt(last), pb.dt(case.park.next_report_due),
+                                  limits))
+    if SlaClock.CONTACT.value not in stopped and case.HasField("contact_due") and not case.HasField("first_contact_at"):
+        timers.append(clock_timer(case, SlaClock.CONTACT, opened, pb.dt(case.contact_due), limits))
+    if SlaClock.REPLY.value not in stopped and case.HasField("reply_due"):
+        start = pb.dt(case.received_at)
+        timers.append(clock_timer(case, SlaClock.REPLY, min(start, pb.dt(case.reply_due)), pb.dt(case.reply_due),
+                                  limits))
     return timers
 
 

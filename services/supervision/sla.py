@@ -23,6 +23,9 @@ Shape of a policy::
   ``urgencies`` (any of), ``tags_any``, ``tags_all``, ``tags_none``, ``received_on_rest_day``,
   ``enterprise`` (``caller.enterprise``), ``deputy`` (a deputy's ticket, source ``deputy``).
   ``when`` may also be a list of such objects: the lane matches when any of them holds.
+* ``park_stops`` (optional, default contact and reply): the clocks that stop while a case is
+  parked (挂账, approved by the office); they resume later by the time parked. ``park_progress``
+  is the period of the progress reports a parked case owes (a timer with due-soon and overdue).
 * ``case_lanes`` (optional) is the one definition of a case's lane for the figures (KPI ``lane``
   dimension, reports): ``[{"name": "deputy", "label": ..., "when": ...}, ...]``, the first that
   matches names the case's lane (``Case.lane``), else ``normal``. Metrics reads it from the case.
@@ -59,6 +62,7 @@ class SlaClock(StrEnum):
     RETURN = "return"  # 退单: the window to send a ticket back
     RETURN_DECISION = "return_decision"  # 退单审核
     DEPUTY_CALLBACK = "deputy_callback"  # 回访: the office may record it when a deputy has not rated by then
+    PARK_PROGRESS = "park_progress"  # 挂账进展: the monthly progress report of a parked case
 
     @property
     def proto(self) -> deadlines_pb2.DeadlineClock.ValueType:
@@ -67,7 +71,7 @@ class SlaClock(StrEnum):
 
 # Clocks that run as timers (due-soon and overdue alarms); the other two are windows and caps.
 TIMED_CLOCKS = (SlaClock.DISPATCH, SlaClock.SIGN_OFF, SlaClock.CONTACT, SlaClock.REPLY,
-                SlaClock.EXTENSION_DECISION, SlaClock.RETURN_DECISION)
+                SlaClock.EXTENSION_DECISION, SlaClock.RETURN_DECISION, SlaClock.PARK_PROGRESS)
 
 
 class Unit(StrEnum):
@@ -93,7 +97,9 @@ class Period:
         return f"{self.amount} {self.unit.value}"
 
 
-LATER_CLOCKS.update({SlaClock.DEPUTY_CALLBACK: Period(5, Unit.WORKING_DAYS)})
+LATER_CLOCKS.update({SlaClock.DEPUTY_CALLBACK: Period(5, Unit.WORKING_DAYS),
+                     SlaClock.PARK_PROGRESS: Period(30, Unit.DAYS)})
+PARK_STOPPABLE = (SlaClock.CONTACT, SlaClock.REPLY)  # the clocks a parked case may stop (park_stops)
 
 
 class PolicyError(ValueError):
@@ -187,6 +193,7 @@ class Policy:
     lanes: tuple[Lane, ...]
     doc: Mapping[str, Any] = field(compare=False, repr=False)  # the document as stored
     case_lanes: tuple[Lane, ...] = ()  # the case's lane for the figures: the first that matches
+    park_stops: tuple[SlaClock, ...] = PARK_STOPPABLE  # the clocks that stop while a case is parked (挂账)
 
     def case_lane(self, facts: CaseFacts) -> str:
         """The one lane of a case for the figures (Case.lane, the KPI ``lane`` dimension)."""
@@ -203,6 +210,7 @@ class Limits:
     due_soon_fraction: float
     max_extensions: int
     reply_cap: Period | None = None  # the city's own limit: no reply due later than it
+    park_stops: tuple[SlaClock, ...] = PARK_STOPPABLE
 
     def due(self, clock: SlaClock, start: datetime, calendar: WorkCalendar) -> datetime:
         due = deadline(start, self.periods[clock], calendar)
@@ -248,7 +256,8 @@ def limits_of(policy: Policy, lanes: Sequence[str], city_reply_working_days: int
         if lane.name in lanes:
             periods.update(lane.limits)
     matched = tuple(lane.name for lane in policy.lanes if lane.name in lanes)
-    return Limits(policy.version, periods, matched, policy.due_soon_fraction, policy.max_extensions, cap)
+    return Limits(policy.version, periods, matched, policy.due_soon_fraction, policy.max_extensions, cap,
+                  policy.park_stops)
 
 
 # -- parsing and validation ----------------------------------------------------------------------
@@ -257,7 +266,7 @@ POLICY_NAME = "sla_policy"  # among the versioned policies (hotline/policies.py)
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 PROBLEM_FIELD = re.compile(r"^([a-z_]+(?:\[\d+\])?)(?: \([^)]*\))?((?:\.[a-z_]+)*)(?::| must)")  # a lane's name aside
 TOP_KEYS = {"version", "name", "effective_from", "source", "due_soon_fraction", "max_extensions", "defaults",
-            "lanes", "case_lanes"}
+            "lanes", "case_lanes", "park_stops"}
 NORMAL_LANE = "normal"  # a case no case lane matches
 LANE_KEYS = {"name", "label", "when", "limits"}
 SET_CONDITIONS = ("ticket_types", "categories", "items", "urgencies", "tags_any", "tags_all", "tags_none",
@@ -318,10 +327,15 @@ def parse_policy(doc: Mapping[str, Any]) -> Policy:
         if lane.name in {c.name for c in case_lanes} | {NORMAL_LANE}:
             problems.append(f"case_lanes[{i}]: lane name {lane.name!r} is used twice (or is {NORMAL_LANE!r})")
         case_lanes.append(lane)
+    raw_stops = doc.get("park_stops", [c.value for c in PARK_STOPPABLE])
+    stoppable = [c.value for c in PARK_STOPPABLE]
+    if not isinstance(raw_stops, list) or not all(isinstance(c, str) and c in stoppable for c in raw_stops):
+        problems.append(f"park_stops must be a list of clocks among {stoppable}")
+        raw_stops = stoppable
     if problems:
         raise PolicyError(problems)
     return Policy(version, float(fraction), max_extensions, defaults, tuple(lanes), copy.deepcopy(dict(doc)),
-                  tuple(case_lanes))
+                  tuple(case_lanes), tuple(SlaClock(c) for c in dict.fromkeys(raw_stops)))
 
 
 def validate(doc: Any) -> None:
