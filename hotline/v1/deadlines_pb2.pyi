@@ -105,11 +105,15 @@ class Deadline(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     FIRED_AT_FIELD_NUMBER: _builtins.int
     POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    CLOCK_KEY_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     clock: Global___DeadlineClock.ValueType
     dispatch_round: _builtins.int
     category: _builtins.str
     policy_version: _builtins.int
+    clock_key: _builtins.str
+    """the timer's own key, e.g. assist_sign_off_d07"""
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp:
         """end of the period (24:00 local for day limits)"""
@@ -122,6 +126,10 @@ class Deadline(_message.Message):
     def fired_at(self) -> _timestamp_pb2.Timestamp:
         """when the timer fired (the platform clock)"""
 
+    @_builtins.property
+    def unit(self) -> _events_pb2.Unit:
+        """the unit the clock runs against when not the primary (协办, 社区)"""
+
     def __init__(
         self,
         *,
@@ -133,10 +141,12 @@ class Deadline(_message.Message):
         category: _builtins.str = ...,
         fired_at: _timestamp_pb2.Timestamp | None = ...,
         policy_version: _builtins.int = ...,
+        unit: _events_pb2.Unit | None = ...,
+        clock_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "fired_at", b"fired_at", "primary_unit", b"primary_unit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "fired_at", b"fired_at", "primary_unit", b"primary_unit", "unit", b"unit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "clock", b"clock", "dispatch_round", b"dispatch_round", "due_at", b"due_at", "fired_at", b"fired_at", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "clock", b"clock", "clock_key", b"clock_key", "dispatch_round", b"dispatch_round", "due_at", b"due_at", "fired_at", b"fired_at", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "ticket_id", b"ticket_id", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

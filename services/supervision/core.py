@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from hotline import pb
 from hotline.calendar import WorkCalendar
@@ -38,14 +39,16 @@ from hotline.inbound import (
     parse_json,  # the city's JSON is read one way
 )
 from hotline.timers import Fired, Stage, Timer
-from hotline.v1 import case_pb2, deadlines_pb2, events_pb2, lifecycle_pb2
-from services.supervision.sla import CaseFacts, Limits, Policy, SlaClock, limits_for
+from hotline.v1 import case_pb2, deadlines_pb2, events_pb2, lifecycle_pb2, reminders_pb2
+from services.supervision.sla import CaseFacts, Limits, Policy, SlaClock, clock_of, limits_for, unit_kind
 
 SYSTEM_SUPERVISION = 1  # 系统督办: raised automatically on the first missed deadline
 
 CS = events_pb2
 CONTACT_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PROGRESS, CS.CASE_STATE_SENT_BACK,
                            CS.CASE_STATE_EXTENSION_REQUESTED})
+ASSIST_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PROGRESS, CS.CASE_STATE_SENT_BACK,
+                          CS.CASE_STATE_EXTENSION_REQUESTED, CS.CASE_STATE_PARKED})
 REPLY_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PROGRESS, CS.CASE_STATE_SENT_BACK,
                          CS.CASE_STATE_EXTENSION_REQUESTED, CS.CASE_STATE_RETURN_REQUESTED})
 
@@ -101,8 +104,9 @@ def case_timers(case: events_pb2.Case, limits: Limits, calendar: WorkCalendar) -
     timers: list[Timer] = []
     state = case.state
     opened = pb.dt(case.opened_at) if case.HasField("opened_at") else pb.dt(case.received_at)
+    timers.extend(assist_timers(case, limits, opened))
     if state == CS.CASE_STATE_PARKED:
-        return parked_timers(case, limits, opened)
+        return timers + parked_timers(case, limits, opened)
     if state == CS.CASE_STATE_AWAITING_SIGN_OFF:
         timers.append(clock_timer(case, SlaClock.SIGN_OFF, opened, pb.dt(case.sign_off_due), limits))
     if state in CONTACT_CLOCK and case.HasField("contact_due") and not case.HasField("first_contact_at"):
@@ -129,6 +133,23 @@ def case_timers(case: events_pb2.Case, limits: Limits, calendar: WorkCalendar) -
     return timers
 
 
+def assist_timers(case: events_pb2.Case, limits: Limits, opened: datetime) -> list[Timer]:
+    """协办: each assisting unit's sign-off (until it signs) and contribution (until it contributes
+    or the office waives it), while the case is with its units."""
+    if case.state not in ASSIST_CLOCK:
+        return []
+    timers = []
+    for task in case.assists:
+        if task.state == case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF and task.HasField("sign_off_due"):
+            timers.append(clock_timer(case, SlaClock.ASSIST_SIGN_OFF, opened, pb.dt(task.sign_off_due), limits,
+                                      unit_kind(SlaClock.ASSIST_SIGN_OFF, task.unit_id)))
+        if task.state in (case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF, case_pb2.ASSIST_STATE_SIGNED_OFF) and \
+                task.HasField("contribution_due"):
+            timers.append(clock_timer(case, SlaClock.ASSIST_CONTRIBUTION, opened, pb.dt(task.contribution_due),
+                                      limits, unit_kind(SlaClock.ASSIST_CONTRIBUTION, task.unit_id)))
+    return timers
+
+
 def parked_timers(case: events_pb2.Case, limits: Limits, opened: datetime) -> list[Timer]:
     """A parked case (挂账): its monthly progress report, and the clocks the policy does not stop."""
     stopped = set(case.park.stopped_clocks) if case.park.stopped_clocks else {c.value for c in limits.park_stops}
@@ -146,20 +167,27 @@ def parked_timers(case: events_pb2.Case, limits: Limits, opened: datetime) -> li
     return timers
 
 
-def clock_timer(case: events_pb2.Case, clock: SlaClock, start: datetime, due: datetime, limits: Limits) -> Timer:
+def clock_timer(case: events_pb2.Case, clock: SlaClock, start: datetime, due: datetime, limits: Limits,
+                kind: str = "") -> Timer:
     """The timer of one clock of a case. It carries nothing else: what its events say (unit,
     round, category) is read from the case when it fires (rare), not stored with every timer
     (every case opening would pay for that)."""
-    return Timer(subject=case.ticket_id, kind=clock.value, due_at=due, warn_at=limits.warn_at(start, due))
+    return Timer(subject=case.ticket_id, kind=kind or clock.value, due_at=due,
+                 warn_at=limits.warn_at(start, due))
 
 
 def deadline_of(fired: Fired, case: events_pb2.Case | None) -> deadlines_pb2.Deadline:
     t = fired.timer
-    d = deadlines_pb2.Deadline(ticket_id=t.subject, clock=SlaClock(t.kind).proto, due_at=pb.ts(t.due_at),
-                               fired_at=pb.ts(fired.fired_at))
+    clock = clock_of(t.kind)
+    d = deadlines_pb2.Deadline(ticket_id=t.subject, clock=clock.proto, due_at=pb.ts(t.due_at),
+                               fired_at=pb.ts(fired.fired_at), clock_key=t.kind)
     if case is not None:
         d.primary_unit.CopyFrom(case.primary_unit)
         d.dispatch_round, d.category, d.policy_version = case.dispatch_round, case.category, case.policy_version
+        task = next((a for a in case.assists if unit_kind(clock, a.unit_id) == t.kind), None)
+        if task is not None:  # an assisting unit's clock runs against that unit
+            d.unit.CopyFrom(next((u for u in case.assisting_units if u.unit_id == task.unit_id),
+                                 events_pb2.Unit(unit_id=task.unit_id, name=task.unit_name)))
     return d
 
 
@@ -174,6 +202,30 @@ def deadline_events(fired: Sequence[Fired], cases: Mapping[str, events_pb2.Case]
             else deadlines_pb2.DeadlineMissed(deadline=d)
         events.append(Event(topic, d.ticket_id, message, event_id, occurred_at=f.fired_at))
     return events
+
+
+CLOCK_NAMES = {SlaClock.DISPATCH: "派单", SlaClock.SIGN_OFF: "签收", SlaClock.CONTACT: "首次联系",
+               SlaClock.REPLY: "办结反馈", SlaClock.EXTENSION_DECISION: "延期审批",
+               SlaClock.RETURN_DECISION: "退单审核", SlaClock.PARK_PROGRESS: "挂账进展报送",
+               SlaClock.ASSIST_SIGN_OFF: "协办签收",
+               SlaClock.ASSIST_CONTRIBUTION: "协办意见", SlaClock.DEPUTY_CALLBACK: "回访"}
+
+
+def reminders(fired: Sequence[Fired], cases: Mapping[str, events_pb2.Case], topic: str, tz: Any) -> list[Event]:
+    """事前提醒: one DeadlineReminder per due-soon stage, for the unit the clock runs against, on the
+    notifications topic (same id as its DeadlineDueSoon: a republished one is the same reminder)."""
+    out = []
+    for e in deadline_events([f for f in fired if f.stage == Stage.DUE_SOON], cases, topic):
+        d = e.message.deadline  # type: ignore[attr-defined]
+        unit = d.unit if d.HasField("unit") else d.primary_unit
+        name = CLOCK_NAMES.get(clock_of(d.clock_key or SlaClock.SIGN_OFF.value), "办理")
+        due = pb.dt(d.due_at).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        text = (f"【12345事前提醒】{unit.name or unit.unit_id}：工单 {d.ticket_id} 的{name}时限将于 {due} 到期，"
+                "请及时办理。")
+        out.append(Event(topic, d.ticket_id, reminders_pb2.DeadlineReminder(
+            reminder_id=e.event_id, ticket_id=d.ticket_id, unit=unit, clock=d.clock, due_at=d.due_at, text=text,
+            occurred_at=d.fired_at, clock_key=d.clock_key), f"{e.event_id}/reminder", occurred_at=e.occurred_at))
+    return out
 
 
 def first_missed(fired: Sequence[Fired]) -> dict[str, Fired]:

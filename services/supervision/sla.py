@@ -63,6 +63,8 @@ class SlaClock(StrEnum):
     RETURN_DECISION = "return_decision"  # 退单审核
     DEPUTY_CALLBACK = "deputy_callback"  # 回访: the office may record it when a deputy has not rated by then
     PARK_PROGRESS = "park_progress"  # 挂账进展: the monthly progress report of a parked case
+    ASSIST_SIGN_OFF = "assist_sign_off"  # 协办签收: an assisting unit signs for its sub-case
+    ASSIST_CONTRIBUTION = "assist_contribution"  # 协办意见: an assisting unit contributes
 
     @property
     def proto(self) -> deadlines_pb2.DeadlineClock.ValueType:
@@ -71,7 +73,24 @@ class SlaClock(StrEnum):
 
 # Clocks that run as timers (due-soon and overdue alarms); the other two are windows and caps.
 TIMED_CLOCKS = (SlaClock.DISPATCH, SlaClock.SIGN_OFF, SlaClock.CONTACT, SlaClock.REPLY,
-                SlaClock.EXTENSION_DECISION, SlaClock.RETURN_DECISION, SlaClock.PARK_PROGRESS)
+                SlaClock.EXTENSION_DECISION, SlaClock.RETURN_DECISION, SlaClock.PARK_PROGRESS,
+                SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION)
+PER_UNIT_CLOCKS = (SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION)  # one timer per unit: <clock>_<unit>
+
+
+def clock_of(kind: str) -> SlaClock:
+    """The clock of a timer kind: the clock itself, or a per-unit clock's ``<clock>_<unit>``."""
+    if kind in SlaClock.__members__.values():
+        return SlaClock(kind)
+    for clock in PER_UNIT_CLOCKS:
+        if kind.startswith(clock.value + "_"):
+            return clock
+    raise ValueError(f"no clock for timer kind {kind!r}")
+
+
+def unit_kind(clock: SlaClock, unit_id: str) -> str:
+    """The timer kind of a per-unit clock (a field name: lower case letters, digits, _)."""
+    return f"{clock.value}_{re.sub(r'[^a-z0-9_]', '_', unit_id.lower())}"[:40]
 
 
 class Unit(StrEnum):
@@ -98,7 +117,11 @@ class Period:
 
 
 LATER_CLOCKS.update({SlaClock.DEPUTY_CALLBACK: Period(5, Unit.WORKING_DAYS),
-                     SlaClock.PARK_PROGRESS: Period(30, Unit.DAYS)})
+                     SlaClock.PARK_PROGRESS: Period(30, Unit.DAYS),
+                     # informational: an assisting unit's dues are stamped on its sub-case when the case
+                     # opens (sign-off = the primary's, contribution = settings.limits.assist_working_days)
+                     SlaClock.ASSIST_SIGN_OFF: Period(24, Unit.HOURS),
+                     SlaClock.ASSIST_CONTRIBUTION: Period(3, Unit.WORKING_DAYS)})
 PARK_STOPPABLE = (SlaClock.CONTACT, SlaClock.REPLY)  # the clocks a parked case may stop (park_stops)
 
 
