@@ -571,9 +571,10 @@ def _resume(step: Step, request: park_pb2.ResumeRequest) -> None:
     """恢复办理: the stopped clocks run again, their limits later by the time the case was parked."""
     c = step.case
     parked = step.now - pb.dt(c.park.parked_at) if c.park.HasField("parked_at") else timedelta(0)
-    for clock, due in (("reply", "reply_due"), ("contact", "contact_due")):
-        if clock in c.park.stopped_clocks and c.HasField(due):
-            getattr(c, due).CopyFrom(_ts(pb.dt(getattr(c, due)) + parked))
+    if "reply" in c.park.stopped_clocks and c.HasField("reply_due"):
+        c.reply_due.CopyFrom(_ts(pb.dt(c.reply_due) + parked))
+    if "contact" in c.park.stopped_clocks and c.HasField("contact_due"):
+        c.contact_due.CopyFrom(_ts(pb.dt(c.contact_due) + parked))
     c.park.status = PARK_RESUMED
     c.park.resumed_at.CopyFrom(_ts(step.now))
     step.emit(park_pb2.CaseResumed, handling_state(c), request.reason,

@@ -67,8 +67,8 @@ async def build(rt: Runtime) -> Service:
     current = await sla_policies.current()
     log.info("SLA policy", version=current.version, lanes=[lane.name for lane in current.lanes])
     out_topic = rt.topic("case_events")
-    timers = Timers(rt.db, rt.outbox, rt.clock, DeadlineAlarms(store, out_topic), collection="cases",
-                    batch=sla.scan_batch, embedded=True)
+    alarms = DeadlineAlarms(store, out_topic, rt.topic("notifications"), tz)  # and 事前提醒 to the units
+    timers = Timers(rt.db, rt.outbox, rt.clock, alarms, collection="cases", batch=sla.scan_batch, embedded=True)
     base = Policy(deadlines=PeriodDeadlines(calendar), tz=tz,
                   open_case=_no_policy,  # replaced per command by CasePolicies (the current policy)
                   limits=Limits.of(settings.limits), results_topic=rt.topic("city_results"))
