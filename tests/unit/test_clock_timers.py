@@ -10,16 +10,16 @@ import pytest
 
 from hotline import pb
 from hotline.timers import Fired, Stage
-from hotline.v1 import case_pb2, deadlines_pb2, lifecycle_pb2, reminders_pb2
+from hotline.v1 import deadlines_pb2, events_pb2, lifecycle_pb2, reminders_pb2
 from services.supervision import core
 from services.supervision import lifecycle as lc
 from services.supervision.sla import SlaClock, clock_of, limits_of, unit_kind
 from tests.unit.test_lifecycle import CALENDAR, HELPER, NOW, OFFICE, SLA, TZ, UNIT, after, opened
 
 
-def kinds(case: case_pb2.Case | object) -> dict[str, object]:
-    limits = limits_of(SLA, case.sla_lanes)  # type: ignore[attr-defined]
-    return {t.kind: t.due_at for t in core.case_timers(case, limits, CALENDAR)}  # type: ignore[arg-type]
+def kinds(case: events_pb2.Case) -> dict[str, object]:
+    limits = limits_of(SLA, case.sla_lanes)
+    return {t.kind: t.due_at for t in core.case_timers(case, limits, CALENDAR)}
 
 
 def test_an_assisting_unit_signs_off_and_contributes_on_its_own_clocks() -> None:
