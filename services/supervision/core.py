@@ -105,6 +105,9 @@ def case_timers(case: events_pb2.Case, limits: Limits, calendar: WorkCalendar) -
     state = case.state
     opened = pb.dt(case.opened_at) if case.HasField("opened_at") else pb.dt(case.received_at)
     timers.extend(assist_timers(case, limits, opened))
+    if state != CS.CASE_STATE_ARCHIVED and case.supervision_level > 0 and case.HasField("supervision_due"):
+        raised = pb.dt(case.supervision_raised_at) if case.HasField("supervision_raised_at") else opened
+        timers.append(clock_timer(case, SlaClock.SUPERVISION, raised, pb.dt(case.supervision_due), limits))
     if state == CS.CASE_STATE_PARKED:
         return timers + parked_timers(case, limits, opened)
     if state == CS.CASE_STATE_AWAITING_SIGN_OFF:
@@ -208,7 +211,8 @@ CLOCK_NAMES = {SlaClock.DISPATCH: "派单", SlaClock.SIGN_OFF: "签收", SlaCloc
                SlaClock.REPLY: "办结反馈", SlaClock.EXTENSION_DECISION: "延期审批",
                SlaClock.RETURN_DECISION: "退单审核", SlaClock.PARK_PROGRESS: "挂账进展报送",
                SlaClock.ASSIST_SIGN_OFF: "协办签收",
-               SlaClock.ASSIST_CONTRIBUTION: "协办意见", SlaClock.DEPUTY_CALLBACK: "回访"}
+               SlaClock.ASSIST_CONTRIBUTION: "协办意见", SlaClock.DEPUTY_CALLBACK: "回访",
+               SlaClock.SUPERVISION: "督办办理"}
 
 
 def reminders(fired: Sequence[Fired], cases: Mapping[str, events_pb2.Case], topic: str, tz: Any) -> list[Event]:

@@ -65,6 +65,7 @@ class SlaClock(StrEnum):
     PARK_PROGRESS = "park_progress"  # 挂账进展: the monthly progress report of a parked case
     ASSIST_SIGN_OFF = "assist_sign_off"  # 协办签收: an assisting unit signs for its sub-case
     ASSIST_CONTRIBUTION = "assist_contribution"  # 协办意见: an assisting unit contributes
+    SUPERVISION = "supervision"  # 督办: the open level's own limit (data/supervision_limits.json)
 
     @property
     def proto(self) -> deadlines_pb2.DeadlineClock.ValueType:
@@ -74,7 +75,7 @@ class SlaClock(StrEnum):
 # Clocks that run as timers (due-soon and overdue alarms); the other two are windows and caps.
 TIMED_CLOCKS = (SlaClock.DISPATCH, SlaClock.SIGN_OFF, SlaClock.CONTACT, SlaClock.REPLY,
                 SlaClock.EXTENSION_DECISION, SlaClock.RETURN_DECISION, SlaClock.PARK_PROGRESS,
-                SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION)
+                SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION, SlaClock.SUPERVISION)
 PER_UNIT_CLOCKS = (SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION)  # one timer per unit: <clock>_<unit>
 
 
@@ -121,7 +122,9 @@ LATER_CLOCKS.update({SlaClock.DEPUTY_CALLBACK: Period(5, Unit.WORKING_DAYS),
                      # informational: an assisting unit's dues are stamped on its sub-case when the case
                      # opens (sign-off = the primary's, contribution = settings.limits.assist_working_days)
                      SlaClock.ASSIST_SIGN_OFF: Period(24, Unit.HOURS),
-                     SlaClock.ASSIST_CONTRIBUTION: Period(3, Unit.WORKING_DAYS)})
+                     SlaClock.ASSIST_CONTRIBUTION: Period(3, Unit.WORKING_DAYS),
+                     # informational: a level's limit is its record's due (supervision_limits.json: 3/5/5/10)
+                     SlaClock.SUPERVISION: Period(3, Unit.WORKING_DAYS)})
 PARK_STOPPABLE = (SlaClock.CONTACT, SlaClock.REPLY)  # the clocks a parked case may stop (park_stops)
 
 
