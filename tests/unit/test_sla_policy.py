@@ -208,3 +208,17 @@ def test_a_refused_version_names_the_first_field_and_lists_every_problem() -> No
     with pytest.raises(PolicyInvalid) as caught:
         validate([])
     assert caught.value.field == ""
+
+
+def test_the_desks_dispatch_limit_is_the_sla_policys(tmp_path: Any) -> None:
+    """One definition (issue #22): routing's 派单时限 is the policy's dispatch default."""
+    from datetime import timedelta
+
+    from services.routing.desk import DISPATCH_LIMIT, dispatch_limit
+
+    assert DISPATCH_LIMIT == timedelta(minutes=POLICY.defaults[SlaClock.DISPATCH].amount) == timedelta(minutes=5)
+    doc = copy.deepcopy(DOC)
+    doc["defaults"]["dispatch"] = {"minutes": 10}
+    path = tmp_path / "sla.json"
+    path.write_text(json.dumps(doc), "utf-8")
+    assert dispatch_limit(path) == timedelta(minutes=10)
