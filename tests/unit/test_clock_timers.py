@@ -85,3 +85,21 @@ def test_a_parked_case_times_its_monthly_progress_report() -> None:
     reported = after(parked, lifecycle_pb2.ReportProgressRequest(ticket_id="C1", progress="设计完成"), UNIT,
                      now=NOW + timedelta(days=20))
     assert kinds(reported) == {"park_progress": NOW + timedelta(days=50)}  # the next month's report
+
+
+def test_an_open_supervision_level_runs_on_its_own_limit() -> None:
+    """督办: the open level's due (stamped on the case by the escalation store) is a timer of the
+    case until the case is archived; its miss is a DeadlineMissed of the supervision clock."""
+    case = after(opened(assisting=()), lifecycle_pb2.SignOffRequest(ticket_id="C1"))
+    assert "supervision" not in kinds(case)
+    case.supervision_level = 2
+    case.supervision_raised_at.CopyFrom(pb.ts(NOW))
+    due = CALENDAR.working_days_end(NOW, 5)
+    case.supervision_due.CopyFrom(pb.ts(due))
+    assert kinds(case)["supervision"] == due
+    limits = limits_of(SLA, case.sla_lanes)
+    timer = next(t for t in core.case_timers(case, limits, CALENDAR) if t.kind == "supervision")
+    (missed,) = core.deadline_events([Fired(timer, Stage.DUE, due)], {"C1": case}, "cases")
+    assert missed.message.deadline.clock == deadlines_pb2.DEADLINE_CLOCK_SUPERVISION  # type: ignore[attr-defined]
+    case.state = lc.ARCHIVED
+    assert "supervision" not in kinds(case)
