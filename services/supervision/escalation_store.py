@@ -95,7 +95,10 @@ class SupervisedRepository:
             unset = {"supervision_due": "", "supervision_raised_at": ""}
         doc = self._docs.get(s.ticket_id)
         if self.clocks is not None and doc is not None:
-            fields.update(await self.clocks.fields(case, doc))
+            clocks = await self.clocks.fields(case, doc)
+            fields.update(clocks)
+            if not clocks and "timers" in doc:  # no clock runs any more: none is left behind
+                unset["timers"] = ""
         update: Doc = {"$set": fields, **({"$unset": unset} if unset else {})}
         await self.db["cases"].update_one({"_id": s.ticket_id}, update, session=session)
         for r in s.records:
