@@ -88,8 +88,9 @@ async def test_reply_due_follows_the_rule_for_periods_through_the_service(platfo
     assert {tid: n for tid, n in level(levels).items() if tid not in past} == dict.fromkeys(set(ids) - set(past), 0)
 
 
-async def stored_clocks(settings: Settings, ticket_id: str) -> dict[str, datetime]:
-    """The clocks a case runs, as stored in its document (hotline/timers.py, embedded)."""
+async def stored_clocks(settings: Settings, ticket_id: str, assists: bool = False) -> dict[str, datetime]:
+    """The clocks a case runs, as stored in its document (hotline/timers.py, embedded); the
+    assisting units' own clocks (``assist_*``, issue #22) only with ``assists``."""
     from hotline import mongo
 
     client = mongo.client(settings)
@@ -98,7 +99,8 @@ async def stored_clocks(settings: Settings, ticket_id: str) -> dict[str, datetim
     finally:
         await client.close()
     assert doc is not None
-    return {kind: clock["due"] for kind, clock in ((doc.get("timers") or {}).get("clocks") or {}).items()}
+    return {kind: clock["due"] for kind, clock in ((doc.get("timers") or {}).get("clocks") or {}).items()
+            if assists or not kind.startswith("assist_")}
 
 
 async def test_the_policy_admin_api_versions_and_the_lifecycle_moves_the_clocks(platform: dict,

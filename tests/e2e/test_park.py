@@ -41,6 +41,8 @@ async def test_a_unit_asks_the_office_parks_and_the_clocks_stop_and_resume(platf
         asked = r.json()
         assert asked["state"] == "CASE_STATE_IN_PROGRESS" and asked["park"]["status"] == "requested"
         assert set(await stored_clocks(settings, tid)) == {"contact", "reply"}  # no unit stops its own clock
+        helpers = {k for k in await stored_clocks(settings, tid, assists=True) if k.startswith("assist_")}
+        assert len(helpers) == 2 * len(case.assisting_units)  # each assisting unit signs off and contributes
         decision = {"approved": True, "reason": "同意挂账"}
         r = await me.post(f"{base}/park/decision", json=decision, headers=key("self"))
         assert r.status_code == 403, r.text  # the office's decision (role policy)
