@@ -3,6 +3,8 @@
 import grpc
 import warnings
 
+from hotline.v1 import events_pb2 as hotline_dot_v1_dot_events__pb2
+from hotline.v1 import park_pb2 as hotline_dot_v1_dot_park__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +24,123 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class ParkServiceStub:
+    """挂账审批 and 恢复办理 over gRPC (SupervisionService keeps its methods; issue #22 adds these here).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.DecidePark = channel.unary_unary(
+                '/hotline.v1.ParkService/DecidePark',
+                request_serializer=hotline_dot_v1_dot_park__pb2.DecideParkRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+        self.Resume = channel.unary_unary(
+                '/hotline.v1.ParkService/Resume',
+                request_serializer=hotline_dot_v1_dot_park__pb2.ResumeRequest.SerializeToString,
+                response_deserializer=hotline_dot_v1_dot_events__pb2.Case.FromString,
+                _registered_method=True)
+
+
+class ParkServiceServicer:
+    """挂账审批 and 恢复办理 over gRPC (SupervisionService keeps its methods; issue #22 adds these here).
+    """
+
+    def DecidePark(self, request, context):
+        """the office
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resume(self, request, context):
+        """the primary unit or the office
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ParkServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'DecidePark': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecidePark,
+                    request_deserializer=hotline_dot_v1_dot_park__pb2.DecideParkRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+            'Resume': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resume,
+                    request_deserializer=hotline_dot_v1_dot_park__pb2.ResumeRequest.FromString,
+                    response_serializer=hotline_dot_v1_dot_events__pb2.Case.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'hotline.v1.ParkService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('hotline.v1.ParkService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ParkService:
+    """挂账审批 and 恢复办理 over gRPC (SupervisionService keeps its methods; issue #22 adds these here).
+    """
+
+    @staticmethod
+    def DecidePark(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.ParkService/DecidePark',
+            hotline_dot_v1_dot_park__pb2.DecideParkRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hotline.v1.ParkService/Resume',
+            hotline_dot_v1_dot_park__pb2.ResumeRequest.SerializeToString,
+            hotline_dot_v1_dot_events__pb2.Case.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

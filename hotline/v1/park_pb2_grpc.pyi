@@ -10,9 +10,17 @@ clocks resume, their limits moved by the time parked) or is replied from PARKED 
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from hotline.v1 import events_pb2 as _events_pb2
+from hotline.v1 import park_pb2 as _park_pb2
 import abc as _abc_1
 import grpc as _grpc
+import sys
 import typing as _typing
+
+if sys.version_info >= (3, 11):
+    from typing import Self as _Self
+else:
+    from typing_extensions import Self as _Self
 
 _T = _typing.TypeVar("_T")
 
@@ -23,3 +31,46 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
+
+class ParkServiceStub:
+    """挂账审批 and 恢复办理 over gRPC (SupervisionService keeps its methods; issue #22 adds these here)."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ParkServiceAsyncStub: ...
+    DecidePark: _grpc.UnaryUnaryMultiCallable[_park_pb2.DecideParkRequest, _events_pb2.Case]
+    """the office"""
+    Resume: _grpc.UnaryUnaryMultiCallable[_park_pb2.ResumeRequest, _events_pb2.Case]
+    """the primary unit or the office"""
+
+@_typing.type_check_only
+class ParkServiceAsyncStub(ParkServiceStub):
+    """挂账审批 and 恢复办理 over gRPC (SupervisionService keeps its methods; issue #22 adds these here)."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    DecidePark: _aio.UnaryUnaryMultiCallable[_park_pb2.DecideParkRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """the office"""
+    Resume: _aio.UnaryUnaryMultiCallable[_park_pb2.ResumeRequest, _events_pb2.Case]  # type: ignore[assignment]
+    """the primary unit or the office"""
+
+class ParkServiceServicer(metaclass=_abc_1.ABCMeta):
+    """挂账审批 and 恢复办理 over gRPC (SupervisionService keeps its methods; issue #22 adds these here)."""
+
+    @_abc_1.abstractmethod
+    def DecidePark(
+        self,
+        request: _park_pb2.DecideParkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """the office"""
+
+    @_abc_1.abstractmethod
+    def Resume(
+        self,
+        request: _park_pb2.ResumeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_events_pb2.Case, _abc.Awaitable[_events_pb2.Case]]:
+        """the primary unit or the office"""
+
+def add_ParkServiceServicer_to_server(servicer: ParkServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

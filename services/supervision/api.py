@@ -14,7 +14,7 @@ from hotline.api import as_json, grpc_idempotency_key, grpc_require, idempotency
 from hotline.auth import Principal
 from hotline.commands import Invalid, NotFound
 from hotline.policy import Role
-from hotline.v1 import events_pb2, lifecycle_pb2, park_pb2, services_pb2, services_pb2_grpc
+from hotline.v1 import events_pb2, lifecycle_pb2, park_pb2, park_pb2_grpc, services_pb2, services_pb2_grpc
 from services.supervision.commands import CaseCommands
 from services.supervision.store import CaseStore, page_token
 
@@ -228,3 +228,16 @@ class SupervisionGrpc(services_pb2_grpc.SupervisionServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad page_token: {exc}")
         token = page_token(cases[-1]) if len(cases) == size else ""
         return services_pb2.ListCasesResponse(cases=cases, next_page_token=token)
+
+
+class ParkGrpc(park_pb2_grpc.ParkServiceServicer):
+    """挂账审批 and 恢复办理 over gRPC (issue #22)."""
+
+    def __init__(self, commands: CaseCommands) -> None:
+        self.commands = commands
+
+    async def DecidePark(self, request: park_pb2.DecideParkRequest, context: Context) -> events_pb2.Case:  # noqa: N802
+        return await self.commands.run("decide_park", request, auth.current(), grpc_idempotency_key(context))
+
+    async def Resume(self, request: park_pb2.ResumeRequest, context: Context) -> events_pb2.Case:  # noqa: N802
+        return await self.commands.run("resume", request, auth.current(), grpc_idempotency_key(context))

@@ -14,11 +14,11 @@ from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.timers import Timers
-from hotline.v1 import events_pb2, services_pb2_grpc, supervision_pb2_grpc
+from hotline.v1 import events_pb2, park_pb2_grpc, services_pb2_grpc, supervision_pb2_grpc
 from services.supervision import sla as sla_module
 from services.supervision import store as store_module
 from services.supervision import warning_policy
-from services.supervision.api import SupervisionGrpc, http_routes
+from services.supervision.api import ParkGrpc, SupervisionGrpc, http_routes
 from services.supervision.commands import CaseCommands, CasePolicies
 from services.supervision.deputy_escalation_handlers import DeputyEscalations
 from services.supervision.escalation import Rules as EscalationRules
@@ -109,6 +109,7 @@ async def build(rt: Runtime) -> Service:
                                        "时限政策 (SLA policy; new cases take the new version, a case keeps its own)")],
         grpc=[GrpcApi(SupervisionGrpc(store, commands), services_pb2_grpc.add_SupervisionServiceServicer_to_server,
                       "hotline.v1.SupervisionService"),
+              GrpcApi(ParkGrpc(commands), park_pb2_grpc.add_ParkServiceServicer_to_server, "hotline.v1.ParkService"),
               GrpcApi(EscalationGrpc(escalation), supervision_pb2_grpc.add_EscalationServiceServicer_to_server,
                       "hotline.v1.EscalationService")],
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
