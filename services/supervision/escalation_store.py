@@ -85,7 +85,9 @@ class SupervisedRepository:
         top = max((r for r in s.records if r.state == sv.SUPERVISION_STATE_OPEN and r.HasField("due")),
                   key=lambda r: (r.level, r.raised_at.seconds), default=None)
         unset: Doc = {}
-        if top is not None:  # the open level's own limit is a clock of the case
+        if case.state == events_pb2.CASE_STATE_ARCHIVED:
+            pass  # an archived case runs no clock: it stays as its last lifecycle event left it (but for the level)
+        elif top is not None:  # the open level's own limit is a clock of the case
             case.supervision_due.CopyFrom(top.due)
             case.supervision_raised_at.CopyFrom(top.raised_at)
             fields["supervision_due"], fields["supervision_raised_at"] = pb.dt(top.due), pb.dt(top.raised_at)
