@@ -93,8 +93,12 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GetCaseHistory": frozenset({OFFICE, UNIT, LEADER}),
         **{f"POST /cases/{{ticket_id}}/{path}": frozenset({UNIT}) for path in (
             "sign-off", "contacts", "reply", "extension", "park", "progress", "return", "contribution")},
+        "POST /cases/{ticket_id}/resume": frozenset({UNIT, OFFICE}),  # 恢复办理 of a parked case (issue #22)
+        "Resume": frozenset({UNIT, OFFICE}),
+        "DecidePark": frozenset({OFFICE}),
         **{f"POST /cases/{{ticket_id}}/{path}": frozenset({OFFICE}) for path in (
-            "extension/decision", "review", "redo-decision", "assists/{unit_id}/waive")},
+            "extension/decision", "review", "redo-decision", "assists/{unit_id}/waive",
+            "callback", "park/decision")},  # 回访 of a deputy's ticket the deputy did not rate (issue #22)
         **dict.fromkeys(("SignOff", "RecordContact", "Reply", "RequestExtension", "Park", "ReportProgress",
                          "RequestReturn", "Contribute"), frozenset({UNIT})),
         **dict.fromkeys(("DecideExtension", "Review", "DecideRedo", "WaiveAssist"), frozenset({OFFICE})),

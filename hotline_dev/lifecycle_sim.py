@@ -42,6 +42,8 @@ from hotline.v1 import (
     case_pb2,
     events_pb2,
     lifecycle_pb2,
+    park_pb2,
+    park_pb2_grpc,
     routing_pb2,
     services_pb2,
     services_pb2_grpc,
@@ -78,7 +80,7 @@ CASE_EVENTS = EventTypes(
     lifecycle_pb2.ExtensionRequested, lifecycle_pb2.ExtensionDecided, lifecycle_pb2.CaseParked,
     lifecycle_pb2.ProgressReported, lifecycle_pb2.ReturnRequested, lifecycle_pb2.ReturnRefused,
     lifecycle_pb2.ReviewDecided, lifecycle_pb2.CaseEvaluated, lifecycle_pb2.RedoDecided, lifecycle_pb2.CaseClosed,
-    lifecycle_pb2.AssistContributed, lifecycle_pb2.AssistWaived,
+    lifecycle_pb2.AssistContributed, lifecycle_pb2.AssistWaived, park_pb2.ParkRequested,
 )
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN,
              grpc.StatusCode.ABORTED, grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -135,6 +137,7 @@ class Player:
         self.channel: grpc.aio.Channel | None = None
         self.routing_channel: grpc.aio.Channel | None = None
         self.stub: services_pb2_grpc.SupervisionServiceStub | None = None
+        self.park_stub: park_pb2_grpc.ParkServiceStub | None = None
         self.producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()
 
@@ -155,6 +158,7 @@ class Player:
         s = self.settings
         self.channel = grpc.aio.insecure_channel(f"{s.bind_host}:{s.ports.grpc('supervision')}")
         self.stub = services_pb2_grpc.SupervisionServiceStub(self.channel)
+        self.park_stub = park_pb2_grpc.ParkServiceStub(self.channel)
         self.producer = kafka.producer(s)
         consumer = kafka.consumer(s, enable_auto_commit=False, isolation_level="read_committed")
         await self.producer.start()
@@ -331,6 +335,9 @@ class Player:
             await self._unit(unit, "Park", f"{step}/park", lifecycle_pb2.ParkRequest(
                 ticket_id=tid, plan="纳入明年老旧小区改造计划，分阶段实施", target_date=target,
                 reason="需财政立项，短期内无法解决"))
+            await self._pause()  # the office decides the park request (挂账审批, issue #22)
+            await self._call("DecidePark", park_pb2.DecideParkRequest(ticket_id=tid, approved=True, reason="同意挂账"),
+                             self._token("office"), f"{step}/park-decision")
             for n in (1, 2):
                 await self._pause()
                 await self._unit(unit, "ReportProgress", f"{step}/progress/{n}", lifecycle_pb2.ReportProgressRequest(
@@ -444,7 +451,7 @@ class Player:
 
     async def _call(self, method: str, request: Message, token: str, key: str) -> events_pb2.Case:
         assert self.stub is not None
-        call = getattr(self.stub, method)
+        call = getattr(self.park_stub if method in ("DecidePark", "Resume") else self.stub, method)
         metadata = (("authorization", f"Bearer {token}"), ("idempotency-key", f"sim/{key}"))
         wait = 0.2
         while True:

@@ -479,6 +479,12 @@ class Park(_message.Message):
     REPORTS_FIELD_NUMBER: _builtins.int
     LAST_PROGRESS_FIELD_NUMBER: _builtins.int
     LAST_REPORT_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    DECISION_REASON_FIELD_NUMBER: _builtins.int
+    RESUMED_AT_FIELD_NUMBER: _builtins.int
+    STOPPED_CLOCKS_FIELD_NUMBER: _builtins.int
     plan: _builtins.str
     """解决方案/计划"""
     target_date: _builtins.str
@@ -486,6 +492,11 @@ class Park(_message.Message):
     reports: _builtins.int
     """progress reports so far"""
     last_progress: _builtins.str
+    status: _builtins.str
+    """issue #22: 挂账 is asked for by the unit and decided by the office
+    requested | approved | refused | resumed
+    """
+    decision_reason: _builtins.str
     @_builtins.property
     def parked_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -494,6 +505,16 @@ class Park(_message.Message):
 
     @_builtins.property
     def last_report_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def resumed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def stopped_clocks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the clocks the SLA policy stopped while parked"""
+
     def __init__(
         self,
         *,
@@ -504,10 +525,16 @@ class Park(_message.Message):
         reports: _builtins.int = ...,
         last_progress: _builtins.str = ...,
         last_report_at: _timestamp_pb2.Timestamp | None = ...,
+        status: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        decision_reason: _builtins.str = ...,
+        resumed_at: _timestamp_pb2.Timestamp | None = ...,
+        stopped_clocks: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_report_at", b"last_report_at", "next_report_due", b"next_report_due", "parked_at", b"parked_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "last_report_at", b"last_report_at", "next_report_due", b"next_report_due", "parked_at", b"parked_at", "requested_at", b"requested_at", "resumed_at", b"resumed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_progress", b"last_progress", "last_report_at", b"last_report_at", "next_report_due", b"next_report_due", "parked_at", b"parked_at", "plan", b"plan", "reports", b"reports", "target_date", b"target_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "decision_reason", b"decision_reason", "last_progress", b"last_progress", "last_report_at", b"last_report_at", "next_report_due", b"next_report_due", "parked_at", b"parked_at", "plan", b"plan", "reports", b"reports", "requested_at", b"requested_at", "resumed_at", b"resumed_at", "status", b"status", "stopped_clocks", b"stopped_clocks", "target_date", b"target_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -40,6 +40,22 @@ class _DeadlineClockEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Deadlin
     """延期审批: the office decides an extension request"""
     DEADLINE_CLOCK_RETURN_DECISION: _DeadlineClock.ValueType  # 6
     """退单审核: the office decides a return request"""
+    DEADLINE_CLOCK_DEPUTY_CALLBACK: _DeadlineClock.ValueType  # 100
+    """issue #22: every clock of the domain
+    回访: the office may call back when a deputy has not rated
+    """
+    DEADLINE_CLOCK_ASSIST_SIGN_OFF: _DeadlineClock.ValueType  # 101
+    """协办签收: an assisting unit signs for its sub-case"""
+    DEADLINE_CLOCK_ASSIST_CONTRIBUTION: _DeadlineClock.ValueType  # 102
+    """协办意见: an assisting unit contributes"""
+    DEADLINE_CLOCK_SUB_DISPATCH: _DeadlineClock.ValueType  # 103
+    """加派: a community handles what its street sub-dispatched"""
+    DEADLINE_CLOCK_PARK_PROGRESS: _DeadlineClock.ValueType  # 104
+    """挂账进展: the monthly progress report of a parked case"""
+    DEADLINE_CLOCK_SUPERVISION: _DeadlineClock.ValueType  # 105
+    """督办: the limit of the case's supervision level"""
+    DEADLINE_CLOCK_WHISTLE_REPORT_IN: _DeadlineClock.ValueType  # 106
+    """吹哨报到: a summoned department reports in"""
 
 class DeadlineClock(_DeadlineClock, metaclass=_DeadlineClockEnumTypeWrapper):
     """The clocks (时限) a case runs; limits per clock come from the SLA policy."""
@@ -57,6 +73,22 @@ DEADLINE_CLOCK_EXTENSION_DECISION: DeadlineClock.ValueType  # 5
 """延期审批: the office decides an extension request"""
 DEADLINE_CLOCK_RETURN_DECISION: DeadlineClock.ValueType  # 6
 """退单审核: the office decides a return request"""
+DEADLINE_CLOCK_DEPUTY_CALLBACK: DeadlineClock.ValueType  # 100
+"""issue #22: every clock of the domain
+回访: the office may call back when a deputy has not rated
+"""
+DEADLINE_CLOCK_ASSIST_SIGN_OFF: DeadlineClock.ValueType  # 101
+"""协办签收: an assisting unit signs for its sub-case"""
+DEADLINE_CLOCK_ASSIST_CONTRIBUTION: DeadlineClock.ValueType  # 102
+"""协办意见: an assisting unit contributes"""
+DEADLINE_CLOCK_SUB_DISPATCH: DeadlineClock.ValueType  # 103
+"""加派: a community handles what its street sub-dispatched"""
+DEADLINE_CLOCK_PARK_PROGRESS: DeadlineClock.ValueType  # 104
+"""挂账进展: the monthly progress report of a parked case"""
+DEADLINE_CLOCK_SUPERVISION: DeadlineClock.ValueType  # 105
+"""督办: the limit of the case's supervision level"""
+DEADLINE_CLOCK_WHISTLE_REPORT_IN: DeadlineClock.ValueType  # 106
+"""吹哨报到: a summoned department reports in"""
 Global___DeadlineClock: _TypeAlias = DeadlineClock  # noqa: Y015
 
 @_typing.final
@@ -73,11 +105,15 @@ class Deadline(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     FIRED_AT_FIELD_NUMBER: _builtins.int
     POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    CLOCK_KEY_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     clock: Global___DeadlineClock.ValueType
     dispatch_round: _builtins.int
     category: _builtins.str
     policy_version: _builtins.int
+    clock_key: _builtins.str
+    """the timer's own key, e.g. assist_sign_off_d07"""
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp:
         """end of the period (24:00 local for day limits)"""
@@ -90,6 +126,10 @@ class Deadline(_message.Message):
     def fired_at(self) -> _timestamp_pb2.Timestamp:
         """when the timer fired (the platform clock)"""
 
+    @_builtins.property
+    def unit(self) -> _events_pb2.Unit:
+        """the unit the clock runs against when not the primary (协办, 社区)"""
+
     def __init__(
         self,
         *,
@@ -101,10 +141,12 @@ class Deadline(_message.Message):
         category: _builtins.str = ...,
         fired_at: _timestamp_pb2.Timestamp | None = ...,
         policy_version: _builtins.int = ...,
+        unit: _events_pb2.Unit | None = ...,
+        clock_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "fired_at", b"fired_at", "primary_unit", b"primary_unit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "fired_at", b"fired_at", "primary_unit", b"primary_unit", "unit", b"unit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "clock", b"clock", "dispatch_round", b"dispatch_round", "due_at", b"due_at", "fired_at", b"fired_at", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "clock", b"clock", "clock_key", b"clock_key", "dispatch_round", b"dispatch_round", "due_at", b"due_at", "fired_at", b"fired_at", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "ticket_id", b"ticket_id", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

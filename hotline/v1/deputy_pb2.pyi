@@ -138,11 +138,14 @@ class DeputyRated(_message.Message):
     RATING_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
     submission_id: _builtins.str
     ticket_id: _builtins.str
     deputy_id: _builtins.str
     rating: _builtins.str
     comment: _builtins.str
+    resolution: _builtins.str
+    """the deputy's word on the resolution (解决/部分解决/未解决); optional"""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -154,10 +157,11 @@ class DeputyRated(_message.Message):
         rating: _builtins.str = ...,
         comment: _builtins.str = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        resolution: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "deputy_id", b"deputy_id", "occurred_at", b"occurred_at", "rating", b"rating", "submission_id", b"submission_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "deputy_id", b"deputy_id", "occurred_at", b"occurred_at", "rating", b"rating", "resolution", b"resolution", "submission_id", b"submission_id", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

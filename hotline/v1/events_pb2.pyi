@@ -178,6 +178,7 @@ class Assignment(_message.Message):
     ASSIGNED_AT_FIELD_NUMBER: _builtins.int
     CLASSIFIER_LABEL_FIELD_NUMBER: _builtins.int
     LIST_VERSION_FIELD_NUMBER: _builtins.int
+    LANE_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     category: _builtins.str
     """the category the decision used"""
@@ -193,6 +194,8 @@ class Assignment(_message.Message):
     """what the classifier said, when it was asked (even if abstaining)"""
     list_version: _builtins.str
     """version of the responsibility list the decision followed ("<n>-<hash>")"""
+    lane: _builtins.str
+    """the list item's limits lane (emergency, tourism, complex...); "" = default"""
     @_builtins.property
     def primary_unit(self) -> Global___Unit:
         """主办单位"""
@@ -218,10 +221,11 @@ class Assignment(_message.Message):
         assigned_at: _timestamp_pb2.Timestamp | None = ...,
         classifier_label: _builtins.str = ...,
         list_version: _builtins.str = ...,
+        lane: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "primary_unit", b"primary_unit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "assisting_units", b"assisting_units", "category", b"category", "classifier_label", b"classifier_label", "confidence", b"confidence", "dispatch_round", b"dispatch_round", "list_version", b"list_version", "method", b"method", "model_version", b"model_version", "primary_unit", b"primary_unit", "rule_id", b"rule_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assigned_at", b"assigned_at", "assisting_units", b"assisting_units", "category", b"category", "classifier_label", b"classifier_label", "confidence", b"confidence", "dispatch_round", b"dispatch_round", "lane", b"lane", "list_version", b"list_version", "method", b"method", "model_version", b"model_version", "primary_unit", b"primary_unit", "rule_id", b"rule_id", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -241,12 +245,18 @@ class TicketAssigned(_message.Message):
     TIME_LIMIT_WORKING_DAYS_FIELD_NUMBER: _builtins.int
     STREET_FIELD_NUMBER: _builtins.int
     CITY_TICKET_ID_FIELD_NUMBER: _builtins.int
+    ENTERPRISE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     ticket_type: _ticket_pb2.TicketType.ValueType
     urgency: _ticket_pb2.Urgency.ValueType
     time_limit_working_days: _builtins.int
     street: _builtins.str
     city_ticket_id: _builtins.str
     """the city's ticket id (results go back under it); empty when not from the city"""
+    enterprise: _builtins.bool
+    """the caller is an enterprise (caller.enterprise, 涉企)"""
+    source: _builtins.str
+    """the ticket's origin: "city" or "deputy" (人大代表转办)"""
     @_builtins.property
     def assignment(self) -> Global___Assignment: ...
     @_builtins.property
@@ -264,10 +274,12 @@ class TicketAssigned(_message.Message):
         time_limit_working_days: _builtins.int = ...,
         street: _builtins.str = ...,
         city_ticket_id: _builtins.str = ...,
+        enterprise: _builtins.bool = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "city_ticket_id", b"city_ticket_id", "received_at", b"received_at", "street", b"street", "tags", b"tags", "ticket_type", b"ticket_type", "time_limit_working_days", b"time_limit_working_days", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "city_ticket_id", b"city_ticket_id", "enterprise", b"enterprise", "received_at", b"received_at", "source", b"source", "street", b"street", "tags", b"tags", "ticket_type", b"ticket_type", "time_limit_working_days", b"time_limit_working_days", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -319,6 +331,9 @@ class Case(_message.Message):
     POLICY_VERSION_FIELD_NUMBER: _builtins.int
     CONTACT_DUE_FIELD_NUMBER: _builtins.int
     SLA_LANES_FIELD_NUMBER: _builtins.int
+    LANE_FIELD_NUMBER: _builtins.int
+    SUPERVISION_DUE_FIELD_NUMBER: _builtins.int
+    SUPERVISION_RAISED_AT_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     state: Global___CaseState.ValueType
     ticket_type: _ticket_pb2.TicketType.ValueType
@@ -346,6 +361,8 @@ class Case(_message.Message):
     """Deadlines (SLA, services/supervision/sla.py); fields 60-69 are theirs.
     SLA policy version the case started with (kept for life)
     """
+    lane: _builtins.str
+    """the case's lane for the figures (deputy, enterprise, tourist,"""
     @_builtins.property
     def primary_unit(self) -> Global___Unit: ...
     @_builtins.property
@@ -430,6 +447,16 @@ class Case(_message.Message):
     def sla_lanes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """policy lanes that set its limits, e.g. "emergency" """
 
+    @_builtins.property
+    def supervision_due(self) -> _timestamp_pb2.Timestamp:
+        """emergency, normal): decided once by the SLA policy
+        the open 督办 level's own limit (3/5/5/10 working days)
+        """
+
+    @_builtins.property
+    def supervision_raised_at(self) -> _timestamp_pb2.Timestamp:
+        """when that level was raised"""
+
     def __init__(
         self,
         *,
@@ -473,10 +500,13 @@ class Case(_message.Message):
         policy_version: _builtins.int = ...,
         contact_due: _timestamp_pb2.Timestamp | None = ...,
         sla_lanes: _abc.Iterable[_builtins.str] | None = ...,
+        lane: _builtins.str = ...,
+        supervision_due: _timestamp_pb2.Timestamp | None = ...,
+        supervision_raised_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "contact_due", b"contact_due", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "contact_due", b"contact_due", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "supervision_due", b"supervision_due", "supervision_raised_at", b"supervision_raised_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "assists", b"assists", "category", b"category", "city_ticket_id", b"city_ticket_id", "closed_at", b"closed_at", "closing_explanation", b"closing_explanation", "closure", b"closure", "contact_due", b"contact_due", "contacts", b"contacts", "dispatch_round", b"dispatch_round", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "pending_evaluations", b"pending_evaluations", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "received_at", b"received_at", "redo_round", b"redo_round", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "result_id", b"result_id", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "revision", b"revision", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "sla_lanes", b"sla_lanes", "state", b"state", "supervision_level", b"supervision_level", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "updated_at", b"updated_at", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "assists", b"assists", "category", b"category", "city_ticket_id", b"city_ticket_id", "closed_at", b"closed_at", "closing_explanation", b"closing_explanation", "closure", b"closure", "contact_due", b"contact_due", "contacts", b"contacts", "dispatch_round", b"dispatch_round", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "lane", b"lane", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "pending_evaluations", b"pending_evaluations", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "received_at", b"received_at", "redo_round", b"redo_round", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "result_id", b"result_id", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "revision", b"revision", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "sla_lanes", b"sla_lanes", "state", b"state", "supervision_due", b"supervision_due", "supervision_level", b"supervision_level", "supervision_raised_at", b"supervision_raised_at", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "updated_at", b"updated_at", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -108,6 +108,8 @@ class ProblemIn(BaseModel):
 class RatingIn(BaseModel):
     rating: Literal["满意", "基本满意", "不满意"] = Field(description="满意 / 基本满意 / 不满意")
     comment: Clean = Field("", max_length=500, description="评价意见")
+    resolution: Literal["", "解决", "部分解决", "未解决"] = Field(
+        "", description="问题解决情况（可选）：解决 / 部分解决 / 未解决；不填则不满意记为未解决，其余记为解决")
 
 
 class EscalationIn(BaseModel):
@@ -289,9 +291,9 @@ class Liaison:
         await self._own_submission(submission_id, who)
         now = self.clock.now()
         command = Command("rate_outcome", submission_id, who, key, reason=rating.comment)
-        answer: Doc = await self.commands.run(command, SubmissionRepository(self.store),
-                                              lambda s: core.rate(s, rating.rating, rating.comment, now),
-                                              self.events_topic)
+        answer: Doc = await self.commands.run(
+            command, SubmissionRepository(self.store),
+            lambda s: core.rate(s, rating.rating, rating.comment, now, rating.resolution), self.events_topic)
         return answer
 
     async def escalate(self, submission_id: str, body: EscalationIn, who: Principal, key: str) -> Doc:

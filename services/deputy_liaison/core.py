@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hotline import pb
 from hotline.commands import Decision, Exists, Illegal, Invalid
 from hotline.mongo import Doc
 from hotline.v1 import case_pb2, deputy_pb2, events_pb2, services_pb2, ticket_pb2
+from services.metrics.kpi import Figures, KpiPolicy  # one definition of the rates (docs/kpis.md)
 
 TICKET_PREFIX = "RD-"  # ticket ids of deputy submissions (intake uses the same prefix)
 LEVELS = {"national": "全国人大代表", "provincial": "省人大代表", "municipal": "市人大代表", "district": "区人大代表"}
@@ -147,16 +149,18 @@ def submission_id_of(ticket_id: str) -> str | None:
     return ticket_id[len(TICKET_PREFIX):] if ticket_id.startswith(TICKET_PREFIX) else None
 
 
-def rate(submission: Doc | None, rating: str, comment: str, at: datetime) -> Decision[Doc]:
-    """The deputy rates the outcome once the unit has replied (满意/基本满意/不满意)."""
+def rate(submission: Doc | None, rating: str, comment: str, at: datetime, resolution: str = "") -> Decision[Doc]:
+    """The deputy rates the outcome once the unit has replied (满意/基本满意/不满意). The rating is
+    the case's evaluation (回访): supervision applies DeputyRated as it does a city evaluation, so
+    a satisfied or basically satisfied rating closes the case (services/supervision/deputy_closure.py)."""
     if submission is None:
         raise Invalid("问题不存在")
     if submission.get("status") not in REPLIED:
         raise Illegal("承办单位尚未答复，暂不能评价")
-    entry = {"rating": rating, "comment": comment, "at": at}
+    entry = {"rating": rating, "comment": comment, "at": at, **({"resolution": resolution} if resolution else {})}
     event = deputy_pb2.DeputyRated(submission_id=submission["submission_id"], ticket_id=submission["ticket_id"],
                                    deputy_id=submission["deputy_id"], rating=rating, comment=comment,
-                                   occurred_at=pb.ts(at))
+                                   occurred_at=pb.ts(at), resolution=resolution)
     state = {**submission, "rating": entry, "ratings": [*submission.get("ratings", []), entry]}
     return Decision(state=state, events=[event], key=submission["ticket_id"],
                     answer={"submission_id": submission["submission_id"], "rating": rating, "message": "评价已记录"})
@@ -305,10 +309,31 @@ def closed(submission: Mapping[str, Any]) -> bool:
     return submission.get("status") in CLOSED or case.get("state") == "CASE_STATE_ARCHIVED"
 
 
-def figures(submissions: Iterable[Mapping[str, Any]], deputies: Mapping[str, Mapping[str, Any]]) -> list[Doc]:
+SATISFACTION_BUCKETS = {"满意": "satisfied", "基本满意": "basic", "不满意": "unsatisfied",
+                        "SATISFACTION_SATISFIED": "satisfied", "SATISFACTION_BASICALLY_SATISFIED": "basic",
+                        "SATISFACTION_UNSATISFIED": "unsatisfied"}
+
+
+def rating_of(submission: Mapping[str, Any]) -> str:
+    """The evaluation of a deputy's problem, as a KPI satisfaction bucket (satisfied, basic,
+    unsatisfied) or "": the deputy's own rating, else the case's evaluation (the office's callback
+    when the deputy did not rate)."""
+    rating = (submission.get("rating") or {}).get("rating")
+    if rating:
+        return SATISFACTION_BUCKETS.get(str(rating), "")
+    evaluation = (submission.get("case") or {}).get("evaluation") or {}
+    return SATISFACTION_BUCKETS.get(str(evaluation.get("satisfaction", "")), "")
+
+
+def figures(submissions: Iterable[Mapping[str, Any]], deputies: Mapping[str, Mapping[str, Any]],
+            policy: KpiPolicy | None = None) -> list[Doc]:
     """Deputy work by level and street: submissions, closed, closed on time, on-time rate,
-    rated, satisfied (满意 or 基本满意), satisfaction rate."""
+    rated, satisfied (满意 or 基本满意), satisfaction rate. The satisfaction rate is the KPI
+    engine's (services/metrics/kpi.py, docs/kpis.md): (满意 + m x 基本满意) / rated, with the
+    weight m of the KPI policy (0.8), not 1."""
+    policy = policy or KpiPolicy.load()
     rows: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    kpi: dict[tuple[str, str], Figures] = defaultdict(Figures)
     for s in submissions:
         deputy = deputies.get(str(s.get("deputy_id")), {})
         key = (str(deputy.get("level") or "unknown"), str(deputy.get("street") or "unknown"))
@@ -317,16 +342,20 @@ def figures(submissions: Iterable[Mapping[str, Any]], deputies: Mapping[str, Map
         if closed(s):
             c["closed"] += 1
             c["closed_on_time"] += on_time(s.get("case") or {})
-        rating = (s.get("rating") or {}).get("rating")
-        if rating:
+        bucket = rating_of(s)
+        if bucket:
             c["rated"] += 1
-            c["satisfied"] += rating in ("满意", "基本满意")
+            c["satisfied"] += bucket in ("satisfied", "basic")
+            kpi[key].add("satisfaction", bucket)
         c["escalated"] += bool(s.get("escalated_at"))
     out = []
     for (level, street), c in sorted(rows.items()):
         out.append({"level": level, "street": street, **{k: c[k] for k in (
             "submissions", "closed", "closed_on_time", "rated", "satisfied", "escalated")},
             "on_time_rate": round(c["closed_on_time"] / c["closed"], 4) if c["closed"] else None,
-            "satisfaction_rate": round(c["satisfied"] / c["rated"], 4) if c["rated"] else None})
+            "satisfaction_rate": _rate(kpi[(level, street)].rate("satisfaction", policy).value)})
     return out
 
+
+def _rate(value: Fraction | None) -> float | None:
+    return round(float(value), 4) if value is not None else None

@@ -26,7 +26,8 @@ POLICY_FILE = Path(__file__).parent / "data" / "kpi_policy.json"
 UNIT_TYPES = {"street": "街道", "department": "部门", "soe": "国企", "management_committee": "管委会",
               "community": "社区"}
 TICKET_TYPES = {"complaint": "投诉", "help": "求助", "consultation": "咨询", "suggestion": "建议", "praise": "表扬"}
-LANES = {"deputy": "人大代表", "enterprise": "涉企", "tourist": "旅游", "normal": "普通"}
+# the case's lane, decided by the SLA policy's case_lanes (services/supervision/data/sla_policy.json)
+LANES = {"deputy": "人大代表", "enterprise": "涉企", "tourist": "旅游", "emergency": "紧急", "normal": "普通"}
 REPLY_RESULTS = {"resolved": "已解决", "partly": "部分解决", "not_resolvable": "无法解决"}
 RESOLUTIONS = {"resolved": "解决", "partly": "部分解决", "unresolved": "未解决", "not_reached": "未联系上"}
 SATISFACTIONS = {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意", "not_evaluated": "未评价"}
@@ -91,8 +92,6 @@ class KpiPolicy:
     places_top: int = 10
     repeat_min_tickets: int = 3
     repeat_top: int = 10
-    lane_precedence: tuple[str, ...] = ("deputy", "enterprise", "tourist")
-    first_contact_hours: int = 24  # 首次联系时限: hours after the sign-off limit
 
     @classmethod
     def load(cls, path: Path = POLICY_FILE) -> KpiPolicy:
@@ -114,13 +113,8 @@ class KpiPolicy:
             places_top=int(places.get("top", 10)),
             repeat_min_tickets=int(rep.get("min_tickets", 3)),
             repeat_top=int(rep.get("top", 10)),
-            lane_precedence=tuple(d.get("lane_precedence", ("deputy", "enterprise", "tourist"))),
-            first_contact_hours=int(d.get("first_contact_hours", 24)),
         )
 
-    def lane(self, tags: Collection[str]) -> str:
-        """One lane per ticket: the first of the precedence list the ticket belongs to."""
-        return next((lane for lane in self.lane_precedence if lane in tags), "normal")
 
 
 # --- measures: which rows count, at which time, in which outcome bucket ---------------------

@@ -10,10 +10,10 @@ from hotline.v1 import services_pb2_grpc
 from services.metrics import store as store_module
 from services.metrics.api import MetricsGrpc, http_routes
 from services.metrics.handlers import KpiProjection, StageCounting, export_forever, export_kpis_forever
+from services.metrics.holidays import holiday_routes
 from services.metrics.knowledge import api as knowledge_api
 from services.metrics.knowledge import service as knowledge
 from services.metrics.knowledge import store as knowledge_store
-from services.metrics.holidays import holiday_routes
 from services.metrics.kpi import KpiPolicy
 from services.metrics.schedule import reports_on_schedule
 from services.metrics.views import Views

@@ -3,10 +3,11 @@ join into :class:`~services.metrics.kpi.CaseFacts` rows.
 
 Facts are kept at three levels, each owned by the events that know them:
 
-* ``ticket`` (key ``<ticket>``): type, address, lane, repeat, received time — TicketReceived;
+* ``ticket`` (key ``<ticket>``): type, address, repeat, received time — TicketReceived;
 * ``dispatch`` (key ``<ticket>|<dispatch round>``): unit, category, list item, street, assigned
-  time — TicketAssigned; sign-off limit — CaseOpened; sign-off, first contact, supervision level,
-  return — the lifecycle events on hotline.cases.v1 and routing's ReturnDecision;
+  time — TicketAssigned; the case's lane and its sign-off and first-contact limits — CaseOpened
+  (the SLA policy decided them once: no lane or limit is worked out again here); sign-off,
+  first contact, supervision level, return — the lifecycle events on hotline.cases.v1 and routing's ReturnDecision;
 * ``handling`` (key ``<ticket>|<dispatch round>|<redo round>``): reply limit, reply, review
   (closure or redo), evaluation — CaseOpened and the lifecycle events.
 
@@ -21,19 +22,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from google.protobuf.message import Message
 
 from hotline import pb
 from hotline.envelope import EventTypes, Record
-from hotline.v1 import case_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2, supervision_pb2, ticket_pb2
+from hotline.v1 import (
+    case_pb2,
+    deputy_escalation_pb2,
+    events_pb2,
+    lifecycle_pb2,
+    park_pb2,
+    supervision_pb2,
+    ticket_pb2,
+)
 from services.metrics.kpi import CaseFacts, KpiPolicy
 from services.metrics.kpi_items import ITEM_EVENTS, item_updates
 
 LEVELS = ("ticket", "dispatch", "handling", "whistle", "recurring")  # the last two: kpi_items.py
-LANE_TAGS = {"人大代表": "deputy", "涉企": "enterprise", "旅游": "tourist"}
+NORMAL_LANE = "normal"  # a case no lane of the SLA policy's case_lanes matched (or not dispatched yet)
 UNIT_TYPES = {events_pb2.UNIT_TYPE_STREET: "street", events_pb2.UNIT_TYPE_DEPARTMENT: "department",
               events_pb2.UNIT_TYPE_SOE: "soe", events_pb2.UNIT_TYPE_MANAGEMENT_COMMITTEE: "management_committee",
               events_pb2.UNIT_TYPE_COMMUNITY: "community"}
@@ -58,6 +67,7 @@ EVENT_TYPES: dict[str, type[Message]] = {m.DESCRIPTOR.full_name: m for m in (
     deputy_escalation_pb2.CaseEscalatedByDeputy,  # raises the supervision level (督办) like any case event
     supervision_pb2.SupervisionRaised,  # any raised level (督办), also of a case closed before it was applied
     *ITEM_EVENTS,  # whistles (吹哨报到) and 屡办不成 items: services/metrics/kpi_items.py
+    park_pb2.CaseResumed,  # a parked case resumed: its reply limit moved by the time parked (issue #22)
 )}
 
 
@@ -100,24 +110,15 @@ def _unit(unit: events_pb2.Unit) -> dict[str, Any]:
     return {"unit_id": unit.unit_id, "unit_name": unit.name, "unit_type": UNIT_TYPES.get(unit.unit_type, "")}
 
 
-def _lane_tags(tags: Iterable[str]) -> list[str]:
-    return sorted({LANE_TAGS[t] for t in tags if t in LANE_TAGS})
-
-
 def updates(event: Message) -> list[FactUpdate]:
     """The fact updates one event makes (see the module doc)."""
     if (items := item_updates(event)) is not None:
         return [FactUpdate(level, key, fields) for level, key, fields in items]
     if isinstance(event, events_pb2.TicketReceived):
         t = event.ticket
-        lanes = set(_lane_tags(t.tags))
-        if t.caller.enterprise:
-            lanes.add("enterprise")
-        if t.source == "deputy":
-            lanes.add("deputy")
         return [FactUpdate("ticket", t.ticket_id, {
             "ticket_type": TICKET_TYPES.get(t.ticket_type, ""), "address": t.address, "reported_street": t.street,
-            "lanes": sorted(lanes), "repeat": bool(t.repeat_of), "received_at": _t(t.received_at)})]
+            "repeat": bool(t.repeat_of), "received_at": _t(t.received_at)})]
     if isinstance(event, events_pb2.TicketAssigned):
         a = event.assignment
         return [FactUpdate("dispatch", _dkey(a.ticket_id, a.dispatch_round), {
@@ -127,7 +128,8 @@ def updates(event: Message) -> list[FactUpdate]:
         c = event.case
         return [
             FactUpdate("dispatch", _dkey(c.ticket_id, c.dispatch_round),
-                       {**_unit(c.primary_unit), "sign_off_due": _t(c.sign_off_due)},
+                       {**_unit(c.primary_unit), "sign_off_due": _t(c.sign_off_due),
+                        "contact_due": _t(c.contact_due), "lane": c.lane or NORMAL_LANE},
                        {"supervision_level": c.supervision_level}),
             FactUpdate("handling", _hkey(c.ticket_id, c.dispatch_round, 0), {}, _later(c.reply_due)),
         ]
@@ -161,7 +163,8 @@ def _lifecycle(event: Message, c: events_pb2.Case) -> list[FactUpdate]:
         r = event.reply
         handling(r.redo_round, {"replied_at": _t(r.replied_at) or at, "reply_result": REPLY_RESULTS.get(r.result, ""),
                                 **({"direct_answer": True} if r.article.article_id else {})})
-    elif isinstance(event, lifecycle_pb2.ExtensionDecided) and event.approved:
+    elif isinstance(event, lifecycle_pb2.ExtensionDecided) and event.approved or \
+            isinstance(event, park_pb2.CaseResumed):
         out.append(FactUpdate("handling", _hkey(tid, dr, c.redo_round), {}, _later(c.reply_due)))
     elif isinstance(event, lifecycle_pb2.ReviewDecided):
         reviewed = event.review.redo_round
@@ -216,16 +219,15 @@ def assemble(tickets: Mapping[str, Mapping[str, Any]], dispatches: Mapping[str, 
     for dkey, handled in sorted(rounds.items()):
         ticket_id, _, dispatch_round = dkey.rpartition("|")
         t, d = tickets.get(ticket_id, {}), dispatches.get(dkey, {})
-        sign_off_due = d.get("sign_off_due")
         common = dict(
             ticket_id=ticket_id, dispatch_round=int(dispatch_round),
             ticket_type=t.get("ticket_type", ""), category=d.get("category", ""), list_item=d.get("list_item", ""),
             street=d.get("street") or t.get("reported_street", ""), address=t.get("address", ""),
-            lane=policy.lane(t.get("lanes", ())), repeat=bool(t.get("repeat", False)), received_at=t.get("received_at"),
+            lane=d.get("lane") or NORMAL_LANE, repeat=bool(t.get("repeat", False)), received_at=t.get("received_at"),
             unit_id=d.get("unit_id", ""), unit_name=d.get("unit_name", ""), unit_type=d.get("unit_type", ""),
             supervision_level=int(d.get("supervision_level", 0)), assigned_at=d.get("assigned_at"),
-            sign_off_due=sign_off_due, signed_off_at=d.get("signed_off_at"),
-            first_contact_due=sign_off_due + timedelta(hours=policy.first_contact_hours) if sign_off_due else None,
+            sign_off_due=d.get("sign_off_due"), signed_off_at=d.get("signed_off_at"),
+            first_contact_due=d.get("contact_due"),  # the case's own 首次联系时限
             first_contact_at=d.get("first_contact_at"), returned=bool(d.get("returned", False)),
         )
         for redo_round, h in sorted(handled, key=lambda x: x[0]) or [(0, {})]:

@@ -27,11 +27,12 @@ from hotline.envelope import Event
 from hotline.settings import REPO_ROOT
 from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, ticket_pb2
 from services.metrics.kpi import CaseFacts, Period
-from services.metrics.projection import LANE_TAGS, REPLY_RESULTS, RESOLUTIONS, SATISFACTIONS, TICKET_TYPES, UNIT_TYPES
+from services.metrics.projection import REPLY_RESULTS, RESOLUTIONS, SATISFACTIONS, TICKET_TYPES, UNIT_TYPES
 
 ROUTING_DATA = REPO_ROOT / "services" / "routing" / "data"
 TYPES = (("complaint", 72.72), ("help", 25.61), ("consultation", 0.9), ("suggestion", 0.5), ("praise", 0.27))
 LANES = (("enterprise", 0.03), ("deputy", 0.01), ("tourist", 0.02))
+LANE_TAGS = {"人大代表": "deputy", "涉企": "enterprise", "旅游": "tourist"}  # tags the simulated tickets carry
 UNIT_TYPE_KEYS = {"UNIT_TYPE_STREET": "street", "UNIT_TYPE_DEPARTMENT": "department", "UNIT_TYPE_SOE": "soe",
                   "UNIT_TYPE_MANAGEMENT_COMMITTEE": "management_committee", "UNIT_TYPE_COMMUNITY": "community"}
 # hotspots of the report weigh more: 消费维权, 物业管理, 停车管理
@@ -224,7 +225,8 @@ def _dispatch_events(handlings: list[CaseFacts], tags: list[str],
     case = events_pb2.Case(ticket_id=d.ticket_id, primary_unit=unit, ticket_type=_enum(TICKET_TYPES, d.ticket_type),
                            category=d.category, received_at=pb.ts(d.received_at), dispatch_round=dr,
                            sign_off_due=pb.ts(d.sign_off_due), reply_due=pb.ts(handlings[0].reply_due),
-                           supervision_level=d.supervision_level)
+                           supervision_level=d.supervision_level, contact_due=pb.ts(d.first_contact_due),
+                           lane=d.lane)
     emit("case_events", f"opened/{dr}", events_pb2.CaseOpened(case=case), d.assigned_at)
     if d.signed_off_at:
         case.signed_off_at.CopyFrom(_ts(d.signed_off_at))

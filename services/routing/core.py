@@ -63,6 +63,7 @@ class Decision:
     model_version: str = ""
     classifier_label: str = ""  # the classifier's own label when it was asked, used or not
     list_version: str = ""  # version of the list the decision followed
+    lane: str = ""  # the list item's limits lane (时限类别), for the SLA policy
 
 
 class Router:
@@ -196,6 +197,7 @@ class Router:
             method,
             confidence,
             rule.rule_id,
+            lane=rule.lane,
         )
 
     def _scores(self, text: str) -> dict[int, tuple[int, int]]:

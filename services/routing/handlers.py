@@ -52,6 +52,7 @@ def assignment_event(
             assigned_at=pb.ts(at),
             classifier_label=decision.classifier_label,
             list_version=decision.list_version,
+            lane=decision.lane,
         ),
         ticket_type=ticket.ticket_type,
         urgency=ticket.urgency,
@@ -60,6 +61,8 @@ def assignment_event(
         time_limit_working_days=ticket.time_limit_working_days,
         street=ticket.street,
         city_ticket_id=ticket.city_ticket_id if ticket.source == "city" else "",
+        enterprise=ticket.caller.enterprise,
+        source=ticket.source,
     )
 
 

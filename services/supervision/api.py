@@ -14,7 +14,15 @@ from hotline.api import as_json, grpc_idempotency_key, grpc_require, idempotency
 from hotline.auth import Principal
 from hotline.commands import Invalid, NotFound
 from hotline.policy import Role
-from hotline.v1 import events_pb2, knowledge_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
+from hotline.v1 import (
+    events_pb2,
+    knowledge_pb2,
+    lifecycle_pb2,
+    park_pb2,
+    park_pb2_grpc,
+    services_pb2,
+    services_pb2_grpc,
+)
 from services.supervision.commands import CaseCommands
 from services.supervision.store import CaseStore, page_token
 
@@ -65,7 +73,12 @@ COMMANDS: list[tuple[str, type[Message], str, str]] = [
                                                    "attachments)"),
     ("extension", lifecycle_pb2.RequestExtensionRequest, "request_extension", "延期申请: once, 1-10 working days"),
     ("extension/decision", lifecycle_pb2.DecideExtensionRequest, "decide_extension", "延期审批 (office)"),
-    ("park", lifecycle_pb2.ParkRequest, "park", "挂账: a plan and a target date; leaves the overdue count"),
+    ("park", lifecycle_pb2.ParkRequest, "park", "挂账申请: a plan and a target date; the office decides (the "
+                                                "clocks run until it approves)"),
+    ("park/decision", park_pb2.DecideParkRequest, "decide_park", "挂账审批 (office): approved, the clocks the SLA "
+                                                                 "policy's park_stops names stop"),
+    ("resume", park_pb2.ResumeRequest, "resume", "恢复办理: a parked case resumes; its stopped limits move by the "
+                                                 "time parked"),
     ("progress", lifecycle_pb2.ReportProgressRequest, "report_progress", "挂账进展: a progress report"),
     ("return", lifecycle_pb2.RequestReturnRequest, "request_return", "退单申请: within the return limit; routing "
                                                                      "decides"),
@@ -103,6 +116,17 @@ def http_routes(store: CaseStore, commands: CaseCommands) -> APIRouter:
                            key: str = Depends(idempotency_key)) -> dict[str, Any]:
         request = parse_body(body, lifecycle_pb2.WaiveAssistRequest, ticket_id=ticket_id, unit_id=unit_id)
         return as_json(await commands.run("waive_assist", request, who, key))
+
+    @api.post("/cases/{ticket_id}/callback", summary="回访 (office) of a deputy's ticket the deputy did not rate "
+                                                     "within the SLA policy's deputy_callback limit")
+    async def office_callback(ticket_id: str, body: dict[str, Any] = Body(default_factory=dict),
+                              who: Principal = Depends(auth.principal),
+                              key: str = Depends(idempotency_key)) -> dict[str, Any]:
+        from services.supervision.deputy_closure import json_body
+
+        request = parse_body(json_body(body), lifecycle_pb2.CityEvaluation)
+        assert isinstance(request, lifecycle_pb2.CityEvaluation)
+        return as_json(await commands.office_callback(ticket_id, request, who, key))
 
     @api.get("/cases/{ticket_id}/history", summary="案件流转记录: every step with its actor and reason")
     async def history(ticket_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
@@ -220,3 +244,16 @@ class SupervisionGrpc(services_pb2_grpc.SupervisionServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad page_token: {exc}")
         token = page_token(cases[-1]) if len(cases) == size else ""
         return services_pb2.ListCasesResponse(cases=cases, next_page_token=token)
+
+
+class ParkGrpc(park_pb2_grpc.ParkServiceServicer):
+    """挂账审批 and 恢复办理 over gRPC (issue #22)."""
+
+    def __init__(self, commands: CaseCommands) -> None:
+        self.commands = commands
+
+    async def DecidePark(self, request: park_pb2.DecideParkRequest, context: Context) -> events_pb2.Case:  # noqa: N802
+        return await self.commands.run("decide_park", request, auth.current(), grpc_idempotency_key(context))
+
+    async def Resume(self, request: park_pb2.ResumeRequest, context: Context) -> events_pb2.Case:  # noqa: N802
+        return await self.commands.run("resume", request, auth.current(), grpc_idempotency_key(context))

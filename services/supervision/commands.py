@@ -80,7 +80,14 @@ class CasePolicies:
             return open_case(assigned, now, current, calendar, assist_days)[0]
 
         most = limits.max_extensions if limits is not None else current.max_extensions
-        return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap, max_extensions=most),
+        stops = limits.park_stops if limits is not None else current.park_stops
+        report_days = self.base.limits.park_report_days
+        progress = (limits.periods if limits is not None else current.defaults).get(SlaClock.PARK_PROGRESS)
+        if progress is not None and progress.unit == Unit.DAYS and progress.amount > 0:
+            report_days = progress.amount  # 挂账进展: the SLA policy's period
+        return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap, max_extensions=most,
+                                                 park_stops=tuple(c.value for c in stops),
+                                                 park_report_days=report_days),
                        open_case=opened)
 
 
@@ -109,6 +116,17 @@ class CaseCommands:
             return lifecycle.decide(case, request, actor, self.clock.now(), policy)
         answer: events_pb2.Case = await self.bus.run(command, repo, decide, self.topic)
         return answer
+
+    async def office_callback(self, ticket_id: str, body: lifecycle_pb2.CityEvaluation, actor: Principal,
+                              key: str) -> events_pb2.Case:
+        """回访 by the office of a deputy's ticket the deputy did not rate within the deputy_callback
+        limit (deputy_closure.py): the evaluation a city callback would be, through the same command."""
+        from services.supervision.deputy_closure import office_callback
+
+        case = await self.store.get(ticket_id)
+        limits = await self.store.limits(ticket_id, self.policies.policies)
+        evaluation = office_callback(case, body, limits, self.policies.calendar, self.clock.now())
+        return await self.run("office_callback", evaluation, actor, key)
 
     async def history(self, ticket_id: str) -> lifecycle_pb2.CaseHistory:
         entries = [history_entry(ticket_id, i, doc) for i, doc in enumerate(await self.store.history(ticket_id))]

@@ -15,7 +15,9 @@ transaction as the transition, so a lifecycle state change arms, moves or stops 
     IN_PROGRESS, SENT_BACK             contact (until the first contact), reply
     EXTENSION_REQUESTED                contact (until made), reply, extension_decision (the office)
     RETURN_REQUESTED                   reply, return_decision (the office); once approved: dispatch
-    PARKED, REPLIED, REPORTED, ...     none (挂账 and the office's or the city's turn leave the count)
+    PARKED                             park_progress (the monthly report), and contact / reply unless the
+                                       SLA policy's park_stops stops them (挂账, approved by the office)
+    REPLIED, REPORTED, ...             none (the office's or the city's turn leave the count)
 
 A fired timer's stage becomes DeadlineDueSoon / DeadlineMissed; the first miss of a case below
 level 1 asks for system supervision (OverdueSupervisionRaised, one event id per case), which the
@@ -27,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from hotline import pb
 from hotline.calendar import WorkCalendar
@@ -36,14 +39,16 @@ from hotline.inbound import (
     parse_json,  # the city's JSON is read one way
 )
 from hotline.timers import Fired, Stage, Timer
-from hotline.v1 import case_pb2, deadlines_pb2, events_pb2, lifecycle_pb2
-from services.supervision.sla import CaseFacts, Limits, Policy, SlaClock, limits_for
+from hotline.v1 import case_pb2, deadlines_pb2, events_pb2, lifecycle_pb2, reminders_pb2
+from services.supervision.sla import CaseFacts, Limits, Policy, SlaClock, clock_of, limits_for, unit_kind
 
 SYSTEM_SUPERVISION = 1  # 系统督办: raised automatically on the first missed deadline
 
 CS = events_pb2
 CONTACT_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PROGRESS, CS.CASE_STATE_SENT_BACK,
                            CS.CASE_STATE_EXTENSION_REQUESTED})
+ASSIST_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PROGRESS, CS.CASE_STATE_SENT_BACK,
+                          CS.CASE_STATE_EXTENSION_REQUESTED, CS.CASE_STATE_PARKED})
 REPLY_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PROGRESS, CS.CASE_STATE_SENT_BACK,
                          CS.CASE_STATE_EXTENSION_REQUESTED, CS.CASE_STATE_RETURN_REQUESTED})
 
@@ -56,7 +61,8 @@ def open_case(
     a = assigned.assignment
     received = pb.dt(assigned.received_at) if assigned.HasField("received_at") else now
     assigned_at = pb.dt(a.assigned_at) if a.HasField("assigned_at") else now
-    limits = limits_for(CaseFacts.of(assigned, received, calendar), policy)
+    facts = CaseFacts.of(assigned, received, calendar)
+    limits = limits_for(facts, policy)
     sign_off_due = limits.due(SlaClock.SIGN_OFF, assigned_at, calendar)
     contact_due = limits.due(SlaClock.CONTACT, assigned_at, calendar)
     start = received if a.dispatch_round <= 1 else assigned_at  # a re-dispatch starts afresh
@@ -85,6 +91,7 @@ def open_case(
         dispatch_round=a.dispatch_round,
         policy_version=limits.policy_version,
         sla_lanes=limits.lanes,
+        lane=policy.case_lane(facts),  # one definition of the case's lane: the figures read it from the case
         city_ticket_id=assigned.city_ticket_id,
         assists=assists,
         return_due=pb.ts(limits.due(SlaClock.RETURN, assigned_at, calendar)),
@@ -97,6 +104,12 @@ def case_timers(case: events_pb2.Case, limits: Limits, calendar: WorkCalendar) -
     timers: list[Timer] = []
     state = case.state
     opened = pb.dt(case.opened_at) if case.HasField("opened_at") else pb.dt(case.received_at)
+    timers.extend(assist_timers(case, limits, opened))
+    if state != CS.CASE_STATE_ARCHIVED and case.supervision_level > 0 and case.HasField("supervision_due"):
+        raised = pb.dt(case.supervision_raised_at) if case.HasField("supervision_raised_at") else opened
+        timers.append(clock_timer(case, SlaClock.SUPERVISION, raised, pb.dt(case.supervision_due), limits))
+    if state == CS.CASE_STATE_PARKED:
+        return timers + parked_timers(case, limits, opened)
     if state == CS.CASE_STATE_AWAITING_SIGN_OFF:
         timers.append(clock_timer(case, SlaClock.SIGN_OFF, opened, pb.dt(case.sign_off_due), limits))
     if state in CONTACT_CLOCK and case.HasField("contact_due") and not case.HasField("first_contact_at"):
@@ -123,20 +136,61 @@ def case_timers(case: events_pb2.Case, limits: Limits, calendar: WorkCalendar) -
     return timers
 
 
-def clock_timer(case: events_pb2.Case, clock: SlaClock, start: datetime, due: datetime, limits: Limits) -> Timer:
+def assist_timers(case: events_pb2.Case, limits: Limits, opened: datetime) -> list[Timer]:
+    """协办: each assisting unit's sign-off (until it signs) and contribution (until it contributes
+    or the office waives it), while the case is with its units."""
+    if case.state not in ASSIST_CLOCK:
+        return []
+    timers = []
+    for task in case.assists:
+        if task.state == case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF and task.HasField("sign_off_due"):
+            timers.append(clock_timer(case, SlaClock.ASSIST_SIGN_OFF, opened, pb.dt(task.sign_off_due), limits,
+                                      unit_kind(SlaClock.ASSIST_SIGN_OFF, task.unit_id)))
+        if task.state in (case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF, case_pb2.ASSIST_STATE_SIGNED_OFF) and \
+                task.HasField("contribution_due"):
+            timers.append(clock_timer(case, SlaClock.ASSIST_CONTRIBUTION, opened, pb.dt(task.contribution_due),
+                                      limits, unit_kind(SlaClock.ASSIST_CONTRIBUTION, task.unit_id)))
+    return timers
+
+
+def parked_timers(case: events_pb2.Case, limits: Limits, opened: datetime) -> list[Timer]:
+    """A parked case (挂账): its monthly progress report, and the clocks the policy does not stop."""
+    stopped = set(case.park.stopped_clocks) if case.park.stopped_clocks else {c.value for c in limits.park_stops}
+    timers = []
+    if case.park.HasField("next_report_due"):
+        last = case.park.last_report_at if case.park.HasField("last_report_at") else case.park.parked_at
+        timers.append(clock_timer(case, SlaClock.PARK_PROGRESS, pb.dt(last), pb.dt(case.park.next_report_due),
+                                  limits))
+    if SlaClock.CONTACT.value not in stopped and case.HasField("contact_due") and not case.HasField("first_contact_at"):
+        timers.append(clock_timer(case, SlaClock.CONTACT, opened, pb.dt(case.contact_due), limits))
+    if SlaClock.REPLY.value not in stopped and case.HasField("reply_due"):
+        start = pb.dt(case.received_at)
+        timers.append(clock_timer(case, SlaClock.REPLY, min(start, pb.dt(case.reply_due)), pb.dt(case.reply_due),
+                                  limits))
+    return timers
+
+
+def clock_timer(case: events_pb2.Case, clock: SlaClock, start: datetime, due: datetime, limits: Limits,
+                kind: str = "") -> Timer:
     """The timer of one clock of a case. It carries nothing else: what its events say (unit,
     round, category) is read from the case when it fires (rare), not stored with every timer
     (every case opening would pay for that)."""
-    return Timer(subject=case.ticket_id, kind=clock.value, due_at=due, warn_at=limits.warn_at(start, due))
+    return Timer(subject=case.ticket_id, kind=kind or clock.value, due_at=due,
+                 warn_at=limits.warn_at(start, due))
 
 
 def deadline_of(fired: Fired, case: events_pb2.Case | None) -> deadlines_pb2.Deadline:
     t = fired.timer
-    d = deadlines_pb2.Deadline(ticket_id=t.subject, clock=SlaClock(t.kind).proto, due_at=pb.ts(t.due_at),
-                               fired_at=pb.ts(fired.fired_at))
+    clock = clock_of(t.kind)
+    d = deadlines_pb2.Deadline(ticket_id=t.subject, clock=clock.proto, due_at=pb.ts(t.due_at),
+                               fired_at=pb.ts(fired.fired_at), clock_key=t.kind)
     if case is not None:
         d.primary_unit.CopyFrom(case.primary_unit)
         d.dispatch_round, d.category, d.policy_version = case.dispatch_round, case.category, case.policy_version
+        task = next((a for a in case.assists if unit_kind(clock, a.unit_id) == t.kind), None)
+        if task is not None:  # an assisting unit's clock runs against that unit
+            d.unit.CopyFrom(next((u for u in case.assisting_units if u.unit_id == task.unit_id),
+                                 events_pb2.Unit(unit_id=task.unit_id, name=task.unit_name)))
     return d
 
 
@@ -151,6 +205,31 @@ def deadline_events(fired: Sequence[Fired], cases: Mapping[str, events_pb2.Case]
             else deadlines_pb2.DeadlineMissed(deadline=d)
         events.append(Event(topic, d.ticket_id, message, event_id, occurred_at=f.fired_at))
     return events
+
+
+CLOCK_NAMES = {SlaClock.DISPATCH: "派单", SlaClock.SIGN_OFF: "签收", SlaClock.CONTACT: "首次联系",
+               SlaClock.REPLY: "办结反馈", SlaClock.EXTENSION_DECISION: "延期审批",
+               SlaClock.RETURN_DECISION: "退单审核", SlaClock.PARK_PROGRESS: "挂账进展报送",
+               SlaClock.ASSIST_SIGN_OFF: "协办签收",
+               SlaClock.ASSIST_CONTRIBUTION: "协办意见", SlaClock.DEPUTY_CALLBACK: "回访",
+               SlaClock.SUPERVISION: "督办办理"}
+
+
+def reminders(fired: Sequence[Fired], cases: Mapping[str, events_pb2.Case], topic: str, tz: Any) -> list[Event]:
+    """事前提醒: one DeadlineReminder per due-soon stage, for the unit the clock runs against, on the
+    notifications topic (same id as its DeadlineDueSoon: a republished one is the same reminder)."""
+    out = []
+    for e in deadline_events([f for f in fired if f.stage == Stage.DUE_SOON], cases, topic):
+        d = e.message.deadline  # type: ignore[attr-defined]
+        unit = d.unit if d.HasField("unit") else d.primary_unit
+        name = CLOCK_NAMES.get(clock_of(d.clock_key or SlaClock.SIGN_OFF.value), "办理")
+        due = pb.dt(d.due_at).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        text = (f"【12345事前提醒】{unit.name or unit.unit_id}：工单 {d.ticket_id} 的{name}时限将于 {due} 到期，"
+                "请及时办理。")
+        out.append(Event(topic, d.ticket_id, reminders_pb2.DeadlineReminder(
+            reminder_id=e.event_id, ticket_id=d.ticket_id, unit=unit, clock=d.clock, due_at=d.due_at, text=text,
+            occurred_at=d.fired_at, clock_key=d.clock_key), f"{e.event_id}/reminder", occurred_at=e.occurred_at))
+    return out
 
 
 def first_missed(fired: Sequence[Fired]) -> dict[str, Fired]:

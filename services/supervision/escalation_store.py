@@ -60,13 +60,16 @@ class SupervisedRepository:
 
     kind = "case_supervision"
 
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], clocks: CaseClocks | None = None) -> None:
         self.db = db
+        self.clocks = clocks  # the case's timers follow its open level's limit (督办 timer, issue #22)
+        self._docs: dict[str, Doc] = {}
 
     async def load(self, target: str, session: AsyncClientSession | None) -> esc.Supervised | None:
         case_doc = await self.db["cases"].find_one({"_id": target}, session=session)
         if case_doc is None:
             return None
+        self._docs[target] = case_doc
         doc = await self.db[SUPERVISIONS].find_one({"_id": target}, session=session)
         supervision = pb.from_doc(doc, sv.CaseSupervision) if doc else sv.CaseSupervision(ticket_id=target)
         return esc.Supervised(pb.from_doc(case_doc, events_pb2.Case), supervision)
@@ -79,7 +82,27 @@ class SupervisedRepository:
         fields: Doc = {"supervision_level": case.supervision_level, "revision": case.revision}
         if case.HasField("updated_at"):
             fields["updated_at"] = pb.dt(case.updated_at)
-        await self.db["cases"].update_one({"_id": s.ticket_id}, {"$set": fields}, session=session)
+        top = max((r for r in s.records if r.state == sv.SUPERVISION_STATE_OPEN and r.HasField("due")),
+                  key=lambda r: (r.level, r.raised_at.seconds), default=None)
+        unset: Doc = {}
+        if case.state == events_pb2.CASE_STATE_ARCHIVED:
+            pass  # an archived case runs no clock: it stays as its last lifecycle event left it (but for the level)
+        elif top is not None:  # the open level's own limit is a clock of the case
+            case.supervision_due.CopyFrom(top.due)
+            case.supervision_raised_at.CopyFrom(top.raised_at)
+            fields["supervision_due"], fields["supervision_raised_at"] = pb.dt(top.due), pb.dt(top.raised_at)
+        else:
+            case.ClearField("supervision_due")
+            case.ClearField("supervision_raised_at")
+            unset = {"supervision_due": "", "supervision_raised_at": ""}
+        doc = self._docs.get(s.ticket_id)
+        if self.clocks is not None and doc is not None:
+            clocks = await self.clocks.fields(case, doc)
+            fields.update(clocks)
+            if not clocks and "timers" in doc:  # no clock runs any more: none is left behind
+                unset["timers"] = ""
+        update: Doc = {"$set": fields, **({"$unset": unset} if unset else {})}
+        await self.db["cases"].update_one({"_id": s.ticket_id}, update, session=session)
         for r in s.records:
             await self.db[RECORDS].replace_one(
                 {"_id": r.record_id}, {"_id": r.record_id, "ticket_id": s.ticket_id, "level": r.level,
@@ -90,8 +113,8 @@ class SupervisedRepository:
 class MergeRepository(SupervisedRepository):
     """The parent's supervision with the named children's (并单)."""
 
-    def __init__(self, db: AsyncDatabase[Doc], children: list[str]) -> None:
-        super().__init__(db)
+    def __init__(self, db: AsyncDatabase[Doc], children: list[str], clocks: CaseClocks | None = None) -> None:
+        super().__init__(db, clocks)
         self.wanted = children
 
     async def load(self, target: str, session: AsyncClientSession | None) -> esc.Supervised | None:
@@ -166,7 +189,8 @@ class EscalationCommands:
             return esc.decide(state, request, actor, now, self.rules)
 
         command = Command(name, ticket_id, actor, key, str(getattr(request, "reason", ""))[:500])
-        answer: sv.CaseSupervision = await self.bus.run(command, SupervisedRepository(self.db), decide, self.topic)
+        repo = SupervisedRepository(self.db, self.clocks)
+        answer: sv.CaseSupervision = await self.bus.run(command, repo, decide, self.topic)
         return answer  # the gauges follow with the next recount (export_forever)
 
     async def raise_supervision(self, ticket_id: str, level: int, reason: str, at: datetime,
@@ -188,7 +212,8 @@ class EscalationCommands:
         command = Command("deputy_escalation", escalated.ticket_id, deputy_escalation.DEPUTY_LIAISON,
                           deputy_escalation.command_key(escalated),
                           escalated.comment[:500] or deputy_escalation.REASON)
-        case: events_pb2.Case = await self.bus.run(command, SupervisedRepository(self.db), decide, self.topic)
+        repo = SupervisedRepository(self.db, self.clocks)
+        case: events_pb2.Case = await self.bus.run(command, repo, decide, self.topic)
         return case
 
     async def merge(self, request: sv.MergeTicketsRequest, actor: Principal, key: str) -> sv.CaseSupervision:
@@ -201,7 +226,7 @@ class EscalationCommands:
             return merging.merge(state, request, actor, now)
 
         command = Command("merge_tickets", request.parent_ticket_id, actor, key, request.reason[:500])
-        repo = MergeRepository(self.db, list(request.ticket_ids)[:merging.MAX_CHILDREN + 1])
+        repo = MergeRepository(self.db, list(request.ticket_ids)[:merging.MAX_CHILDREN + 1], self.clocks)
         answer: sv.CaseSupervision = await self.bus.run(command, repo, decide, self.topic)
         return answer
 
@@ -216,7 +241,7 @@ class EscalationCommands:
             return esc.settle(state, closed, at)
 
         await self.bus.run(Command("settle_supervision", tid, SYSTEM, f"{tid}/supervision/settle/{at.isoformat()}"),
-                           SupervisedRepository(self.db), decide, self.topic)
+                           SupervisedRepository(self.db, self.clocks), decide, self.topic)
         return True
 
     async def close_merged(self, parent: events_pb2.Case, at: datetime) -> int:

@@ -16,6 +16,8 @@ supervision 系统督办).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
 
 from google.protobuf.message import Message
 from prometheus_client import Counter, Gauge, Histogram
@@ -37,6 +39,7 @@ from services.supervision.core import (
     first_missed,
     open_case,
     parse_city_evaluation,
+    reminders,
     supervision_raised,
 )
 from services.supervision.store import CaseStore, sla_extras
@@ -144,13 +147,17 @@ class DeadlineAlarms:
     (OverdueSupervisionRaised, one event id per case); the timers do not write the level: the
     escalation module applies the request (escalation_handlers.py), once per case."""
 
-    def __init__(self, store: CaseStore, out_topic: str) -> None:
+    def __init__(self, store: CaseStore, out_topic: str, notifications_topic: str = "", tz: Any = UTC) -> None:
         self.store = store
         self.out_topic = out_topic
+        self.notifications_topic = notifications_topic  # 事前提醒 (DeadlineReminder), when given
+        self.tz = tz
 
     async def __call__(self, fired: Sequence[Fired], session: AsyncClientSession) -> list[Event]:
         cases = await self.store.get_many(sorted({f.timer.subject for f in fired}), session)
         events = deadline_events(fired, cases, self.out_topic)
+        if self.notifications_topic:
+            events += reminders(fired, cases, self.notifications_topic, self.tz)
         events += [supervision_raised(miss, cases[tid], self.out_topic) for tid, miss in first_missed(fired).items()
                    if tid in cases and cases[tid].supervision_level < SYSTEM_SUPERVISION]
         return events

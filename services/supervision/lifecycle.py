@@ -20,7 +20,10 @@ The transitions (events.proto ``CaseState``; the table :data:`ALLOWED` is the re
     AWAITING_SIGN_OFF, IN_PROGRESS --request_return--> RETURN_REQUESTED
     RETURN_REQUESTED   --refuse_return-->       where it was;  any open state --redispatch--> ARCHIVED + new case
     IN_PROGRESS, SENT_BACK --request_extension--> EXTENSION_REQUESTED --decide_extension--> back (deadline moved)
-    IN_PROGRESS, SENT_BACK --park-->            PARKED (--report_progress--> PARKED)
+    IN_PROGRESS, SENT_BACK --park-->            the same state, a park request (挂账申请; the clocks run)
+    IN_PROGRESS, SENT_BACK --decide_park-->     PARKED when the office approves (the policy's park_stops
+                                                clocks stop), else where it was (--report_progress--> PARKED)
+    PARKED             --resume-->              IN_PROGRESS / SENT_BACK (the stopped limits move by the time parked)
     IN_PROGRESS, SENT_BACK, PARKED --reply-->   REPLIED
     AWAITING_SIGN_OFF, IN_PROGRESS, SENT_BACK, PARKED --direct_answer--> REPLIED (office, consultation, article)
     REPLIED            --review pass-->         REPORTED (CityResult to the city)
@@ -50,7 +53,7 @@ from hotline.commands import Decision, DomainError, Illegal, Invalid, NotFound
 from hotline.envelope import JSON, Event
 from hotline.policy import Role
 from hotline.settings import LimitSettings
-from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, ticket_pb2
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, park_pb2, ticket_pb2
 
 CS = events_pb2  # CaseState values: CS.CASE_STATE_IN_PROGRESS ...
 State: TypeAlias = events_pb2.CaseState.ValueType
@@ -82,7 +85,9 @@ class Action(StrEnum):
     REPLY = "reply"  # 办结反馈
     REQUEST_EXTENSION = "request_extension"  # 延期申请
     DECIDE_EXTENSION = "decide_extension"  # 延期审批 (office)
-    PARK = "park"  # 挂账
+    PARK = "park"  # 挂账申请 (the unit asks; issue #22)
+    DECIDE_PARK = "decide_park"  # 挂账审批 (office)
+    RESUME = "resume"  # 恢复办理 (the unit or the office)
     REPORT_PROGRESS = "report_progress"  # 挂账进展
     REQUEST_RETURN = "request_return"  # 退单申请
     REFUSE_RETURN = "refuse_return"  # routing kept the ticket with the unit
@@ -108,6 +113,8 @@ ALLOWED: dict[Action, frozenset[State]] = {
     Action.REQUEST_EXTENSION: HANDLING,
     Action.DECIDE_EXTENSION: frozenset({EXTENSION_REQUESTED}),
     Action.PARK: HANDLING,
+    Action.DECIDE_PARK: HANDLING,
+    Action.RESUME: frozenset({PARKED}),
     Action.REPORT_PROGRESS: frozenset({PARKED}),
     Action.REQUEST_RETURN: frozenset({AWAITING_SIGN_OFF, IN_PROGRESS}),
     Action.REFUSE_RETURN: frozenset({RETURN_REQUESTED}),
@@ -125,13 +132,21 @@ PRIMARY, ASSISTING, OFFICE, SYSTEM = "primary unit", "assisting unit", "office",
 ACTOR_OF: dict[Action, str] = {
     Action.SIGN_OFF: PRIMARY, Action.ASSIST_SIGN_OFF: ASSISTING, Action.RECORD_CONTACT: PRIMARY,
     Action.REPLY: PRIMARY, Action.REQUEST_EXTENSION: PRIMARY, Action.DECIDE_EXTENSION: OFFICE,
-    Action.PARK: PRIMARY, Action.REPORT_PROGRESS: PRIMARY, Action.REQUEST_RETURN: PRIMARY,
+    Action.PARK: PRIMARY, Action.DECIDE_PARK: OFFICE, Action.RESUME: "primary unit or office",
+    Action.REPORT_PROGRESS: PRIMARY, Action.REQUEST_RETURN: PRIMARY,
     Action.REFUSE_RETURN: SYSTEM, Action.REDISPATCH: SYSTEM, Action.REVIEW: OFFICE, Action.EVALUATE: SYSTEM,
     Action.DECIDE_REDO: OFFICE, Action.CONTRIBUTE: ASSISTING, Action.WAIVE_ASSIST: OFFICE,
     Action.DIRECT_ANSWER: OFFICE,
 }
 OFFICE_ROLES = frozenset({Role.OFFICE, Role.ADMIN})
 CITY = case_pb2.Actor(subject="city:callback-centre", role=str(Role.SYSTEM))  # who evaluates (回访)
+# a deputy's ticket: the deputy's rating, or the office's callback (deputy_closure.py), by evaluation id
+EVALUATORS = {"deputy/": case_pb2.Actor(subject="system:deputy_liaison", role=str(Role.SYSTEM)),
+              "office-callback/": case_pb2.Actor(subject="office:callback", role=str(Role.OFFICE))}
+
+
+def evaluator(evaluation_id: str) -> case_pb2.Actor:
+    return next((actor for prefix, actor in EVALUATORS.items() if evaluation_id.startswith(prefix)), CITY)
 
 
 class Deadlines(Protocol):
@@ -168,7 +183,8 @@ class Limits:
     redo_working_days: int = 5  # 重办: the new limit when none is given
     redo_max_working_days: int = 30
     assist_working_days: int = 3  # 协办: contribution due after the case opened
-    park_report_days: int = 30  # 挂账: a progress report every month
+    park_report_days: int = 30  # 挂账: a progress report every month (the SLA policy's park_progress, in days)
+    park_stops: tuple[str, ...] = ("contact", "reply")  # the clocks a parked case stops (SLA policy park_stops)
     park_max_days: int = 731  # a target date at most two years ahead
     contact_skew: timedelta = timedelta(minutes=5)  # a contact time may be this far ahead of the clock
 
@@ -221,6 +237,10 @@ def check_actor(action: Action, case: events_pb2.Case, actor: Principal) -> None
         if not involved:
             raise NotFound("case", case.ticket_id)
     who = ACTOR_OF[action]
+    if who == "primary unit or office":
+        if actor.role in OFFICE_ROLES:
+            return
+        who = PRIMARY
     if who == SYSTEM:
         if actor.role != Role.SYSTEM:
             raise DomainError("permission_denied", f"{action} is done by the platform, not by a person")
@@ -320,6 +340,9 @@ def validate(action: Action, request: Any, policy: Policy) -> None:
                 date.fromisoformat(request.target_date)
             except ValueError:
                 raise Invalid(f"target_date must be YYYY-MM-DD, not {request.target_date!r}") from None
+        case Action.DECIDE_PARK:
+            if not request.approved:
+                _reason(request.reason, "a reason for the refusal")
         case Action.REPORT_PROGRESS:
             _reason(request.progress, "the progress")
             _attachments(request.attachments)
@@ -534,17 +557,58 @@ def _decide_extension(step: Step, request: lifecycle_pb2.DecideExtensionRequest)
               extension=ext, approved=request.approved)
 
 
+PARK_REQUESTED, PARK_APPROVED, PARK_REFUSED, PARK_RESUMED = "requested", "approved", "refused", "resumed"
+
+
 def _park(step: Step, request: lifecycle_pb2.ParkRequest) -> None:
+    """挂账申请: the unit asks with its plan and target date; only the office parks the case
+    (:func:`_decide_park`), so no unit stops its own clocks."""
     c = step.case
+    if c.park.status == PARK_REQUESTED:
+        raise Illegal("a park request (挂账申请) is already waiting for the office's decision")
     target = date.fromisoformat(request.target_date)
     today = step.now.astimezone(step.policy.tz).date()
     if not today < target <= today + timedelta(days=step.policy.limits.park_max_days):
         raise Invalid(f"target_date must be after today ({today}) and at most "
                       f"{step.policy.limits.park_max_days} days ahead")
-    park = case_pb2.Park(plan=request.plan, target_date=request.target_date, parked_at=pb.ts(step.now),
-                         next_report_due=pb.ts(step.now + timedelta(days=step.policy.limits.park_report_days)))
+    park = case_pb2.Park(plan=request.plan, target_date=request.target_date, status=PARK_REQUESTED,
+                         requested_at=pb.ts(step.now))
     c.park.CopyFrom(park)
-    step.emit(lifecycle_pb2.CaseParked, PARKED, request.reason, f"挂账 至 {request.target_date}", park=park)
+    step.emit(park_pb2.ParkRequested, c.state, request.reason, f"挂账申请 至 {request.target_date}", park=park)
+
+
+def _decide_park(step: Step, request: park_pb2.DecideParkRequest) -> None:
+    """挂账审批 (office): approved, the case is parked and the clocks the SLA policy names stop;
+    refused, the case stays where it was."""
+    c = step.case
+    if c.park.status != PARK_REQUESTED:
+        raise Illegal("there is no park request (挂账申请) to decide")
+    c.park.decided_at.CopyFrom(_ts(step.now))
+    c.park.decision_reason = request.reason
+    if not request.approved:
+        c.park.status = PARK_REFUSED
+        step.emit(park_pb2.ParkDecided, c.state, request.reason, "挂账申请未获批准", park=c.park, approved=False)
+        return
+    c.park.status = PARK_APPROVED
+    c.park.parked_at.CopyFrom(_ts(step.now))
+    c.park.next_report_due.CopyFrom(_ts(step.now + timedelta(days=step.policy.limits.park_report_days)))
+    c.park.ClearField("stopped_clocks")
+    c.park.stopped_clocks.extend(step.policy.limits.park_stops)
+    step.emit(lifecycle_pb2.CaseParked, PARKED, request.reason, f"挂账 至 {c.park.target_date}", park=c.park)
+
+
+def _resume(step: Step, request: park_pb2.ResumeRequest) -> None:
+    """恢复办理: the stopped clocks run again, their limits later by the time the case was parked."""
+    c = step.case
+    parked = step.now - pb.dt(c.park.parked_at) if c.park.HasField("parked_at") else timedelta(0)
+    if "reply" in c.park.stopped_clocks and c.HasField("reply_due"):
+        c.reply_due.CopyFrom(_ts(pb.dt(c.reply_due) + parked))
+    if "contact" in c.park.stopped_clocks and c.HasField("contact_due"):
+        c.contact_due.CopyFrom(_ts(pb.dt(c.contact_due) + parked))
+    c.park.status = PARK_RESUMED
+    c.park.resumed_at.CopyFrom(_ts(step.now))
+    step.emit(park_pb2.CaseResumed, handling_state(c), request.reason,
+              f"恢复办理（挂账 {parked.days} 天，时限顺延）", park=c.park)
 
 
 def _report_progress(step: Step, request: lifecycle_pb2.ReportProgressRequest) -> None:
@@ -786,16 +850,17 @@ def _apply_pending(step: Step) -> None:
     step.emit(lifecycle_pb2.CaseEvaluated, EVALUATED if poor else REPORTED, evaluation.comment,
               f"回访 {case_pb2.Resolution.Name(evaluation.resolution)} "
               f"{case_pb2.Satisfaction.Name(evaluation.satisfaction)}",
-              actor=CITY, evaluation=evaluation, needs_decision=poor)
+              actor=evaluator(evaluation.evaluation_id), evaluation=evaluation, needs_decision=poor)
     if not poor:
-        _close(step, case_pb2.CLOSURE_SATISFIED, "回访满意", actor=CITY)
+        _close(step, case_pb2.CLOSURE_SATISFIED, "回访满意", actor=evaluator(evaluation.evaluation_id))
 
 
 Handler = Callable[[Step, Any], None]
 HANDLERS: dict[Action, Handler] = {
     Action.SIGN_OFF: _sign_off, Action.ASSIST_SIGN_OFF: _assist_sign_off, Action.RECORD_CONTACT: _record_contact,
     Action.REPLY: _reply, Action.REQUEST_EXTENSION: _request_extension, Action.DECIDE_EXTENSION: _decide_extension,
-    Action.PARK: _park, Action.REPORT_PROGRESS: _report_progress, Action.REQUEST_RETURN: _request_return,
+    Action.PARK: _park, Action.DECIDE_PARK: _decide_park, Action.RESUME: _resume,
+    Action.REPORT_PROGRESS: _report_progress, Action.REQUEST_RETURN: _request_return,
     Action.REFUSE_RETURN: _refuse_return, Action.REDISPATCH: _redispatch, Action.REVIEW: _review,
     Action.DECIDE_REDO: _decide_redo, Action.CONTRIBUTE: _contribute, Action.WAIVE_ASSIST: _waive_assist,
     Action.DIRECT_ANSWER: _direct_answer,
@@ -804,6 +869,7 @@ REQUESTS: dict[type[Message], Action] = {
     lifecycle_pb2.RecordContactRequest: Action.RECORD_CONTACT, lifecycle_pb2.ReplyRequest: Action.REPLY,
     lifecycle_pb2.RequestExtensionRequest: Action.REQUEST_EXTENSION,
     lifecycle_pb2.DecideExtensionRequest: Action.DECIDE_EXTENSION, lifecycle_pb2.ParkRequest: Action.PARK,
+    park_pb2.DecideParkRequest: Action.DECIDE_PARK, park_pb2.ResumeRequest: Action.RESUME,
     lifecycle_pb2.ReportProgressRequest: Action.REPORT_PROGRESS,
     lifecycle_pb2.RequestReturnRequest: Action.REQUEST_RETURN, lifecycle_pb2.ReviewRequest: Action.REVIEW,
     lifecycle_pb2.DecideRedoRequest: Action.DECIDE_REDO, lifecycle_pb2.ContributeRequest: Action.CONTRIBUTE,

@@ -14,11 +14,11 @@ from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.timers import Timers
-from hotline.v1 import events_pb2, services_pb2_grpc, supervision_pb2_grpc
+from hotline.v1 import events_pb2, park_pb2_grpc, services_pb2_grpc, supervision_pb2_grpc
 from services.supervision import sla as sla_module
 from services.supervision import store as store_module
 from services.supervision import warning_policy
-from services.supervision.api import SupervisionGrpc, http_routes
+from services.supervision.api import ParkGrpc, SupervisionGrpc, http_routes
 from services.supervision.circulation_store import INDEXES as CIRCULATION_INDEXES
 from services.supervision.circulation_store import Circulation, circulation_routes
 from services.supervision.commands import CaseCommands, CasePolicies
@@ -73,8 +73,8 @@ async def build(rt: Runtime) -> Service:
     current = await sla_policies.current()
     log.info("SLA policy", version=current.version, lanes=[lane.name for lane in current.lanes])
     out_topic = rt.topic("case_events")
-    timers = Timers(rt.db, rt.outbox, rt.clock, DeadlineAlarms(store, out_topic), collection="cases",
-                    batch=sla.scan_batch, embedded=True)
+    alarms = DeadlineAlarms(store, out_topic, rt.topic("notifications"), tz)  # and 事前提醒 to the units
+    timers = Timers(rt.db, rt.outbox, rt.clock, alarms, collection="cases", batch=sla.scan_batch, embedded=True)
     base = Policy(deadlines=PeriodDeadlines(calendar), tz=tz,
                   open_case=_no_policy,  # replaced per command by CasePolicies (the current policy)
                   limits=Limits.of(settings.limits), results_topic=rt.topic("city_results"))
@@ -119,11 +119,13 @@ async def build(rt: Runtime) -> Service:
                                        "时限政策 (SLA policy; new cases take the new version, a case keeps its own)")],
         grpc=[GrpcApi(SupervisionGrpc(store, commands), services_pb2_grpc.add_SupervisionServiceServicer_to_server,
                       "hotline.v1.SupervisionService"),
+              GrpcApi(ParkGrpc(commands), park_pb2_grpc.add_ParkServiceServicer_to_server, "hotline.v1.ParkService"),
               GrpcApi(EscalationGrpc(escalation), supervision_pb2_grpc.add_EscalationServiceServicer_to_server,
                       "hotline.v1.EscalationService")],
         consumers=[ConsumerSpec([rt.topic("assignment_events"), rt.topic("city_evaluations")], rt.group(), inbox),
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox),
-                   ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"), DeputyEscalations(escalation)),
+                   ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"),
+                                 DeputyEscalations(escalation, commands)),  # and deputies' ratings (回访)
                    ConsumerSpec([rt.topic("case_events")], rt.group("escalation"), EscalationInbox(escalation)),
                    ConsumerSpec([rt.topic("ticket_events"), rt.topic("assignment_events")], rt.group("search"),
                                 SearchIndexer(search))],

@@ -19,7 +19,16 @@ Shape of a policy::
 * Lanes apply in file order to the facts of a case; every matching lane overrides the clocks it
   names, so later (more specific) lanes win. A lane's ``when`` lists conditions that must all
   hold: ``ticket_types``, ``categories``, ``items`` (responsibility-list entries, rule_id),
-  ``urgencies`` (any of), ``tags_any``, ``tags_all``, ``tags_none``, ``received_on_rest_day``.
+  ``list_lanes`` / ``list_lanes_none`` (the list item's own ``lane``, carried by the assignment),
+  ``urgencies`` (any of), ``tags_any``, ``tags_all``, ``tags_none``, ``received_on_rest_day``,
+  ``enterprise`` (``caller.enterprise``), ``deputy`` (a deputy's ticket, source ``deputy``).
+  ``when`` may also be a list of such objects: the lane matches when any of them holds.
+* ``park_stops`` (optional, default contact and reply): the clocks that stop while a case is
+  parked (挂账, approved by the office); they resume later by the time parked. ``park_progress``
+  is the period of the progress reports a parked case owes (a timer with due-soon and overdue).
+* ``case_lanes`` (optional) is the one definition of a case's lane for the figures (KPI ``lane``
+  dimension, reports): ``[{"name": "deputy", "label": ..., "when": ...}, ...]``, the first that
+  matches names the case's lane (``Case.lane``), else ``normal``. Metrics reads it from the case.
 * A limit the city sets on the ticket (``time_limit_working_days``) replaces the default reply
   limit, and no lane may make the reply later than it (the city is the superior platform).
 * Clocks: dispatch, sign_off and contact run from the assignment; reply from the city's receipt;
@@ -52,6 +61,11 @@ class SlaClock(StrEnum):
     EXTENSION_DECISION = "extension_decision"  # 延期审批
     RETURN = "return"  # 退单: the window to send a ticket back
     RETURN_DECISION = "return_decision"  # 退单审核
+    DEPUTY_CALLBACK = "deputy_callback"  # 回访: the office may record it when a deputy has not rated by then
+    PARK_PROGRESS = "park_progress"  # 挂账进展: the monthly progress report of a parked case
+    ASSIST_SIGN_OFF = "assist_sign_off"  # 协办签收: an assisting unit signs for its sub-case
+    ASSIST_CONTRIBUTION = "assist_contribution"  # 协办意见: an assisting unit contributes
+    SUPERVISION = "supervision"  # 督办: the open level's own limit (data/supervision_limits.json)
 
     @property
     def proto(self) -> deadlines_pb2.DeadlineClock.ValueType:
@@ -60,7 +74,24 @@ class SlaClock(StrEnum):
 
 # Clocks that run as timers (due-soon and overdue alarms); the other two are windows and caps.
 TIMED_CLOCKS = (SlaClock.DISPATCH, SlaClock.SIGN_OFF, SlaClock.CONTACT, SlaClock.REPLY,
-                SlaClock.EXTENSION_DECISION, SlaClock.RETURN_DECISION)
+                SlaClock.EXTENSION_DECISION, SlaClock.RETURN_DECISION, SlaClock.PARK_PROGRESS,
+                SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION, SlaClock.SUPERVISION)
+PER_UNIT_CLOCKS = (SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION)  # one timer per unit: <clock>_<unit>
+
+
+def clock_of(kind: str) -> SlaClock:
+    """The clock of a timer kind: the clock itself, or a per-unit clock's ``<clock>_<unit>``."""
+    if kind in SlaClock.__members__.values():
+        return SlaClock(kind)
+    for clock in PER_UNIT_CLOCKS:
+        if kind.startswith(clock.value + "_"):
+            return clock
+    raise ValueError(f"no clock for timer kind {kind!r}")
+
+
+def unit_kind(clock: SlaClock, unit_id: str) -> str:
+    """The timer kind of a per-unit clock (a field name: lower case letters, digits, _)."""
+    return f"{clock.value}_{re.sub(r'[^a-z0-9_]', '_', unit_id.lower())}"[:40]
 
 
 class Unit(StrEnum):
@@ -68,6 +99,10 @@ class Unit(StrEnum):
     HOURS = "hours"
     DAYS = "days"
     WORKING_DAYS = "working_days"
+
+
+# Clocks added after the first policy versions: a stored version without them gets these limits.
+LATER_CLOCKS: dict[SlaClock, Period] = {}
 
 
 MAX_AMOUNT = {Unit.MINUTES: 7 * 24 * 60, Unit.HOURS: 31 * 24, Unit.DAYS: 60, Unit.WORKING_DAYS: 60}
@@ -80,6 +115,17 @@ class Period:
 
     def __str__(self) -> str:
         return f"{self.amount} {self.unit.value}"
+
+
+LATER_CLOCKS.update({SlaClock.DEPUTY_CALLBACK: Period(5, Unit.WORKING_DAYS),
+                     SlaClock.PARK_PROGRESS: Period(30, Unit.DAYS),
+                     # informational: an assisting unit's dues are stamped on its sub-case when the case
+                     # opens (sign-off = the primary's, contribution = settings.limits.assist_working_days)
+                     SlaClock.ASSIST_SIGN_OFF: Period(24, Unit.HOURS),
+                     SlaClock.ASSIST_CONTRIBUTION: Period(3, Unit.WORKING_DAYS),
+                     # informational: a level's limit is its record's due (supervision_limits.json: 3/5/5/10)
+                     SlaClock.SUPERVISION: Period(3, Unit.WORKING_DAYS)})
+PARK_STOPPABLE = (SlaClock.CONTACT, SlaClock.REPLY)  # the clocks a parked case may stop (park_stops)
 
 
 class PolicyError(ValueError):
@@ -101,6 +147,9 @@ class CaseFacts:
     tags: frozenset[str] = frozenset()
     received_on_rest_day: bool = False
     city_reply_working_days: int = 0
+    list_lane: str = ""  # the list item's lane (Assignment.lane)
+    enterprise: bool = False  # caller.enterprise (涉企)
+    deputy: bool = False  # a deputy's ticket (人大代表转办, source "deputy")
 
     @classmethod
     def of(cls, assigned: events_pb2.TicketAssigned, received_at: datetime, calendar: WorkCalendar) -> CaseFacts:
@@ -112,6 +161,9 @@ class CaseFacts:
             tags=frozenset(assigned.tags),
             received_on_rest_day=not calendar.is_workday(calendar.local_day(received_at)),
             city_reply_working_days=assigned.time_limit_working_days,
+            list_lane=assigned.assignment.lane,
+            enterprise=assigned.enterprise,
+            deputy=assigned.source == "deputy",
         )
 
 
@@ -124,13 +176,21 @@ class Match:
     tags_any: frozenset[str] = frozenset()
     tags_all: frozenset[str] = frozenset()
     tags_none: frozenset[str] = frozenset()
+    list_lanes: frozenset[str] = frozenset()
+    list_lanes_none: frozenset[str] = frozenset()
     received_on_rest_day: bool | None = None
+    enterprise: bool | None = None
+    deputy: bool | None = None
 
     def matches(self, f: CaseFacts) -> bool:
         return (
             (not self.ticket_types or f.ticket_type in self.ticket_types)
             and (not self.categories or f.category in self.categories)
             and (not self.items or f.item in self.items)
+            and (not self.list_lanes or f.list_lane in self.list_lanes)
+            and f.list_lane not in self.list_lanes_none
+            and (self.enterprise is None or self.enterprise == f.enterprise)
+            and (self.deputy is None or self.deputy == f.deputy)
             and (not self.urgencies or f.urgency in self.urgencies)
             and (not self.tags_any or bool(self.tags_any & f.tags))
             and self.tags_all <= f.tags
@@ -143,8 +203,11 @@ class Match:
 class Lane:
     name: str
     label: str
-    when: Match
+    when: tuple[Match, ...]  # any of
     limits: Mapping[SlaClock, Period]
+
+    def matches(self, f: CaseFacts) -> bool:
+        return any(m.matches(f) for m in self.when)
 
 
 @dataclass(frozen=True)
@@ -155,6 +218,12 @@ class Policy:
     defaults: Mapping[SlaClock, Period]
     lanes: tuple[Lane, ...]
     doc: Mapping[str, Any] = field(compare=False, repr=False)  # the document as stored
+    case_lanes: tuple[Lane, ...] = ()  # the case's lane for the figures: the first that matches
+    park_stops: tuple[SlaClock, ...] = PARK_STOPPABLE  # the clocks that stop while a case is parked (挂账)
+
+    def case_lane(self, facts: CaseFacts) -> str:
+        """The one lane of a case for the figures (Case.lane, the KPI ``lane`` dimension)."""
+        return next((lane.name for lane in self.case_lanes if lane.matches(facts)), NORMAL_LANE)
 
 
 @dataclass(frozen=True)
@@ -167,6 +236,7 @@ class Limits:
     due_soon_fraction: float
     max_extensions: int
     reply_cap: Period | None = None  # the city's own limit: no reply due later than it
+    park_stops: tuple[SlaClock, ...] = PARK_STOPPABLE
 
     def due(self, clock: SlaClock, start: datetime, calendar: WorkCalendar) -> datetime:
         due = deadline(start, self.periods[clock], calendar)
@@ -196,7 +266,7 @@ def deadline(start: datetime, period: Period, calendar: WorkCalendar) -> datetim
 
 def limits_for(facts: CaseFacts, policy: Policy) -> Limits:
     """The limits a case with these facts gets under this policy (pure)."""
-    lanes = [lane.name for lane in policy.lanes if lane.when.matches(facts)]
+    lanes = [lane.name for lane in policy.lanes if lane.matches(facts)]
     return limits_of(policy, lanes, facts.city_reply_working_days)
 
 
@@ -212,7 +282,8 @@ def limits_of(policy: Policy, lanes: Sequence[str], city_reply_working_days: int
         if lane.name in lanes:
             periods.update(lane.limits)
     matched = tuple(lane.name for lane in policy.lanes if lane.name in lanes)
-    return Limits(policy.version, periods, matched, policy.due_soon_fraction, policy.max_extensions, cap)
+    return Limits(policy.version, periods, matched, policy.due_soon_fraction, policy.max_extensions, cap,
+                  policy.park_stops)
 
 
 # -- parsing and validation ----------------------------------------------------------------------
@@ -221,9 +292,12 @@ POLICY_NAME = "sla_policy"  # among the versioned policies (hotline/policies.py)
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 PROBLEM_FIELD = re.compile(r"^([a-z_]+(?:\[\d+\])?)(?: \([^)]*\))?((?:\.[a-z_]+)*)(?::| must)")  # a lane's name aside
 TOP_KEYS = {"version", "name", "effective_from", "source", "due_soon_fraction", "max_extensions", "defaults",
-            "lanes"}
+            "lanes", "case_lanes", "park_stops"}
+NORMAL_LANE = "normal"  # a case no case lane matches
 LANE_KEYS = {"name", "label", "when", "limits"}
-SET_CONDITIONS = ("ticket_types", "categories", "items", "urgencies", "tags_any", "tags_all", "tags_none")
+SET_CONDITIONS = ("ticket_types", "categories", "items", "urgencies", "tags_any", "tags_all", "tags_none",
+                  "list_lanes", "list_lanes_none")
+BOOL_CONDITIONS = ("received_on_rest_day", "enterprise", "deputy")
 ENUMS = {"ticket_types": ("TICKET_TYPE_", ticket_pb2.TicketType), "urgencies": ("URGENCY_", ticket_pb2.Urgency)}
 
 
@@ -249,7 +323,8 @@ def parse_policy(doc: Mapping[str, Any]) -> Policy:
         problems.append("max_extensions must be an integer 0..3")
         max_extensions = 1
     defaults = _limits(doc.get("defaults"), "defaults", problems)
-    missing = [c.value for c in SlaClock if c not in defaults]
+    missing = [c.value for c in SlaClock if c not in defaults and c not in LATER_CLOCKS]
+    defaults = {**LATER_CLOCKS, **defaults}
     if isinstance(doc.get("defaults"), Mapping) and missing:
         problems.append(f"defaults: every clock needs a limit, missing {missing}")
     lanes: list[Lane] = []
@@ -266,9 +341,27 @@ def parse_policy(doc: Mapping[str, Any]) -> Policy:
             problems.append(f"lanes[{i}]: lane name {lane.name!r} is used twice")
         seen.add(lane.name)
         lanes.append(lane)
+    case_lanes: list[Lane] = []
+    raw_case = doc.get("case_lanes", [])
+    if not isinstance(raw_case, list):
+        problems.append("case_lanes must be a list")
+        raw_case = []
+    for i, raw in enumerate(raw_case):
+        lane = _lane(raw, f"case_lanes[{i}]", problems, marker=True)
+        if lane is None:
+            continue
+        if lane.name in {c.name for c in case_lanes} | {NORMAL_LANE}:
+            problems.append(f"case_lanes[{i}]: lane name {lane.name!r} is used twice (or is {NORMAL_LANE!r})")
+        case_lanes.append(lane)
+    raw_stops = doc.get("park_stops", [c.value for c in PARK_STOPPABLE])
+    stoppable = [c.value for c in PARK_STOPPABLE]
+    if not isinstance(raw_stops, list) or not all(isinstance(c, str) and c in stoppable for c in raw_stops):
+        problems.append(f"park_stops must be a list of clocks among {stoppable}")
+        raw_stops = stoppable
     if problems:
         raise PolicyError(problems)
-    return Policy(version, float(fraction), max_extensions, defaults, tuple(lanes), copy.deepcopy(dict(doc)))
+    return Policy(version, float(fraction), max_extensions, defaults, tuple(lanes), copy.deepcopy(dict(doc)),
+                  tuple(case_lanes), tuple(SlaClock(c) for c in dict.fromkeys(raw_stops)))
 
 
 def validate(doc: Any) -> None:
@@ -319,11 +412,12 @@ def _limits(raw: Any, where: str, problems: list[str]) -> dict[SlaClock, Period]
     return out
 
 
-def _lane(raw: Any, where: str, problems: list[str]) -> Lane | None:
+def _lane(raw: Any, where: str, problems: list[str], marker: bool = False) -> Lane | None:
+    """A lane of limits, or (``marker``) a case lane: a name and its conditions, no limits."""
     if not isinstance(raw, Mapping):
         problems.append(f"{where} must be an object")
         return None
-    extra = {k for k in raw if not k.startswith("_")} - LANE_KEYS
+    extra = {k for k in raw if not k.startswith("_")} - (LANE_KEYS - {"limits"} if marker else LANE_KEYS)
     if extra:
         problems.append(f"{where}: unknown keys {sorted(extra)}")
     name = raw.get("name")
@@ -331,18 +425,25 @@ def _lane(raw: Any, where: str, problems: list[str]) -> Lane | None:
         problems.append(f"{where}: name must be lower_snake_case (it becomes a metric label value)")
         name = "?"
     where = f"{where} ({name})"
-    when = _match(raw.get("when", {}), where, problems)
-    limits = _limits(raw.get("limits"), f"{where}.limits", problems)
-    if not limits and isinstance(raw.get("limits"), Mapping):
-        problems.append(f"{where}: a lane must set at least one limit")
-    return Lane(name, str(raw.get("label", "")), when, limits) if when is not None else None
+    raw_when = raw.get("when", {})
+    alternatives = raw_when if isinstance(raw_when, list) and raw_when else [raw_when]
+    matches = [_match(w, where, problems) for w in alternatives]
+    if marker:
+        limits: dict[SlaClock, Period] = {}
+    else:
+        limits = _limits(raw.get("limits"), f"{where}.limits", problems)
+        if not limits and isinstance(raw.get("limits"), Mapping):
+            problems.append(f"{where}: a lane must set at least one limit")
+    if any(m is None for m in matches):
+        return None
+    return Lane(name, str(raw.get("label", "")), tuple(m for m in matches if m is not None), limits)
 
 
 def _match(raw: Any, where: str, problems: list[str]) -> Match | None:
     if not isinstance(raw, Mapping):
         problems.append(f"{where}.when must be an object")
         return None
-    extra = set(raw) - set(SET_CONDITIONS) - {"received_on_rest_day"}
+    extra = set(raw) - set(SET_CONDITIONS) - set(BOOL_CONDITIONS)
     if extra:
         problems.append(f"{where}.when: unknown conditions {sorted(extra)}")
     values: dict[str, Any] = {}
@@ -359,8 +460,10 @@ def _match(raw: Any, where: str, problems: list[str]) -> Match | None:
                 problems.append(f"{where}.when.{key}: unknown values {unknown}")
             items = full
         values[key] = frozenset(items)
-    rest_day = raw.get("received_on_rest_day")
-    if rest_day is not None and not isinstance(rest_day, bool):
-        problems.append(f"{where}.when.received_on_rest_day must be true or false")
-        rest_day = None
-    return Match(**values, received_on_rest_day=rest_day)
+    for key in BOOL_CONDITIONS:
+        flag = raw.get(key)
+        if flag is not None and not isinstance(flag, bool):
+            problems.append(f"{where}.when.{key} must be true or false")
+            flag = None
+        values[key] = flag
+    return Match(**values)

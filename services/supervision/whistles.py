@@ -1,6 +1,8 @@
 """Whistles (吹哨报到): the pure part. No I/O.
 
-A street office (街道) whistles on a ticket or a problem, naming the departments it summons;
+A street office (街道) or a department (部门, issue #22: the district report counts whistles by
+departments too) whistles on a ticket or a problem, naming the units it summons (``street_unit_id``
+names the whistling unit, whichever it is);
 each summoned unit must report in (报到) within the limit of ``data/supervision_limits.json``
 (clock hours); the street office (or the district office) records the outcome and closes it.
 
@@ -27,6 +29,7 @@ from services.supervision.escalation import Rules, actor_of, stamp
 OPEN, REPORTED, CLOSED = sv.WHISTLE_STATE_OPEN, sv.WHISTLE_STATE_REPORTED, sv.WHISTLE_STATE_CLOSED
 MAX_SUMMONED = 20
 MAX_TEXT = 2000
+WHISTLERS = (events_pb2.UNIT_TYPE_STREET, events_pb2.UNIT_TYPE_DEPARTMENT)  # who may blow a whistle (吹哨)
 UnitType = Callable[[str], "events_pb2.UnitType.ValueType | None"]  # a unit's type, None when unknown
 
 
@@ -65,12 +68,13 @@ def blow(existing: sv.Whistle | None, wid: str, r: sv.BlowWhistleRequest, actor:
         raise Invalid(f"unknown units: {', '.join(unknown)}")
     street = actor.unit_id if actor.role == Role.UNIT else r.street_unit_id
     if actor.role == Role.UNIT and r.street_unit_id and r.street_unit_id != actor.unit_id:
-        raise DomainError("permission_denied", "a street office whistles for itself")
-    if unit_type(street) != events_pb2.UNIT_TYPE_STREET:
-        raise (DomainError("permission_denied", "only a street office (街道) whistles") if actor.role == Role.UNIT
-               else Invalid(f"street_unit_id {street!r} is not a street office"))
+        raise DomainError("permission_denied", "a unit whistles for itself")
+    if unit_type(street) not in WHISTLERS:
+        raise (DomainError("permission_denied", "only a street office (街道) or a department (部门) whistles")
+               if actor.role == Role.UNIT
+               else Invalid(f"street_unit_id {street!r} is not a street office or a department"))
     if street in units:
-        raise Invalid("a street office does not summon itself")
+        raise Invalid("a unit does not summon itself")
     due = pb.ts(now + timedelta(hours=rules.report_in_hours))
     whistle = sv.Whistle(
         whistle_id=wid, street_unit_id=street, ticket_id=r.ticket_id.strip(), problem=problem,

@@ -267,7 +267,8 @@ def build(settings: Settings) -> FastAPI:
                 "已提交延期申请，等待区热线办审批"),
             Action.PARK: ("Park", L.ParkRequest(ticket_id=ticket_id, plan=text.get("plan", ""),
                                                 target_date=text.get("target_date", ""),
-                                                reason=text.get("reason", "")), "已挂账"),
+                                                reason=text.get("reason", "")),
+                          "已提交挂账申请，等待区热线办审批"),
             Action.REPORT_PROGRESS: ("ReportProgress", L.ReportProgressRequest(
                 ticket_id=ticket_id, progress=text.get("progress", "")), "已报送挂账进展"),
             Action.REQUEST_RETURN: ("RequestReturn", L.RequestReturnRequest(

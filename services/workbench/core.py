@@ -94,8 +94,8 @@ def actions_any(who: Principal, case: CaseView) -> list[Action]:
             continue
         if actor == OFFICE and who.role not in (Role.OFFICE, Role.ADMIN):
             continue
-        if actor not in (PRIMARY, ASSISTING, OFFICE):
-            continue  # the platform's own (routing, the city)
+        if actor not in (PRIMARY, ASSISTING, OFFICE) or action not in ACTION_LABELS:
+            continue  # the platform's own (routing, the city), or one the workbench has no form for yet
         if case.state not in states:
             continue
         if action == Action.ASSIST_SIGN_OFF and case.assisting.get(who.unit_id) != 1:  # AWAITING_SIGN_OFF

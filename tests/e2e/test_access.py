@@ -26,7 +26,7 @@ from hotline import policy
 from hotline.auth import grpc_channel
 from hotline.policy import PEOPLE, Role
 from hotline.settings import SERVICES, Settings
-from hotline.v1 import services_pb2, supervision_pb2
+from hotline.v1 import park_pb2, services_pb2, supervision_pb2
 from hotline_dev.simulator import generate
 from tests.support import eventually, http, publish_raw, publish_tickets, token
 
@@ -56,7 +56,8 @@ async def http_operations(settings: Settings, service: str) -> list[tuple[str, s
 
 
 # services a service serves beyond its main one, each from its own proto file
-MORE_GRPC = {"supervision": [supervision_pb2.DESCRIPTOR.services_by_name["EscalationService"]]}
+MORE_GRPC = {"supervision": [supervision_pb2.DESCRIPTOR.services_by_name["EscalationService"],
+                              park_pb2.DESCRIPTOR.services_by_name["ParkService"]]}  # 挂账审批 (issue #22)
 
 
 def grpc_methods(service: str) -> list[Any]:

@@ -21,7 +21,7 @@ from google.protobuf import json_format
 
 from hotline.commands import HTTP_STATUS
 from hotline.settings import SERVICES, Settings
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc
+from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, park_pb2, services_pb2, services_pb2_grpc
 from hotline.v1 import supervision_pb2 as sv
 from hotline_dev.launcher import ServiceProcess
 from hotline_dev.lifecycle_sim import Path, Player, _stable, round_robin
@@ -51,7 +51,8 @@ L = lifecycle_pb2
 EVENT_TYPES = {t.DESCRIPTOR.full_name: t for t in (
     S.CaseOpened, L.CaseSignedOff, L.ContactRecorded, L.CaseReplied, L.ExtensionRequested, L.ExtensionDecided,
     L.CaseParked, L.ProgressReported, L.ReturnRequested, L.ReturnRefused, L.ReviewDecided, L.CaseEvaluated,
-    L.RedoDecided, L.CaseClosed, L.AssistContributed, L.AssistWaived)}
+    L.RedoDecided, L.CaseClosed, L.AssistContributed, L.AssistWaived,
+    park_pb2.ParkRequested)}  # 挂账申请: the unit asks, the office parks (issue #22)
 # supervision levels (督办, supervision.proto) on the same topic: level 1 follows a poor evaluation
 SUPERVISION_EVENTS = {t.DESCRIPTOR.full_name for t in (sv.SupervisionRaised, sv.SupervisionClosed,
                                                        sv.SupervisionUpdated)}
@@ -69,7 +70,7 @@ def expected_events(path: Path, assists: int, waived: int) -> collections.Counte
         Path.STRAIGHT: [], Path.EARLY_EVALUATION: [],
         Path.EXTENSION_APPROVED: names(L.ExtensionRequested, L.ExtensionDecided),
         Path.EXTENSION_REJECTED: names(L.ExtensionRequested, L.ExtensionDecided),
-        Path.PARKED: names(L.CaseParked, L.ProgressReported, L.ProgressReported),
+        Path.PARKED: names(park_pb2.ParkRequested, L.CaseParked, L.ProgressReported, L.ProgressReported),
         Path.REVIEW_FAILED: names(L.CaseReplied, L.ReviewDecided),
         Path.UNSATISFIED_REDO: names(L.CaseReplied, L.ReviewDecided, L.CaseEvaluated, L.RedoDecided),
         Path.RETURN_REFUSED: names(L.ReturnRequested, L.ReturnRefused),

@@ -173,7 +173,8 @@ async def test_whistles_within_scope(platform: dict, settings: Settings) -> None
     url = f"{base(settings)}/whistles"
     async with http(settings, "unit", unit_id="ST01") as street, http(settings, "unit", unit_id="DP01") as dp01, \
             http(settings, "unit", unit_id="DP02") as dp02, http(settings, "unit", unit_id="DP09") as dp09:
-        await post(dp01, url, {"problem": "x", "unit_ids": ["DP02"]}, "w-dp", 403)  # a department does not whistle
+        by_dp = await post(dp01, url, {"problem": "执法协同", "unit_ids": ["DP02"]}, "w-dp")  # departments whistle too
+        assert by_dp["street_unit_id"] == "DP01"
         w = await post(street, url, {"problem": "菜场周边占道经营屡禁不止", "unit_ids": ["DP01", "DP02"]}, "w-1")
         wid = w["whistle_id"]
         assert w["state"] == "WHISTLE_STATE_OPEN" and [s["unit_id"] for s in w["summoned"]] == ["DP01", "DP02"]

@@ -247,7 +247,8 @@ def test_whistle_scope_and_refusals() -> None:
     refused("not_found", wh.visible, w, "WH-1", STRANGER)
     refused("not_found", wh.report_in, w, sv.ReportInRequest(whistle_id="WH-1"), STRANGER, NOW)
     refused("permission_denied", wh.report_in, w, sv.ReportInRequest(whistle_id="WH-1"), STREET, NOW)
-    refused("permission_denied", blow, PRIMARY)  # a department does not whistle
+    assert blow(PRIMARY, ("DP02",)).street_unit_id == "DP01"  # a department whistles too (issue #22)
+    refused("permission_denied", blow, Principal("u-cm", Role.UNIT, unit_id="CM0101"))  # a community does not
     refused("invalid_argument", blow, OFFICE)  # the office names the street
     assert blow(OFFICE, street_unit_id="ST02").street_unit_id == "ST02"
     refused("invalid_argument", blow, STREET, ("DP01", "NOPE"))

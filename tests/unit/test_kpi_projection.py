@@ -79,3 +79,26 @@ def test_events_the_projection_does_not_read_are_skipped() -> None:
     e = Event("t", "k", events_pb2.DeputySubmission(submission_id="s"), "k/x")
     with pytest.raises(Skip):
         decode(record(e, 0))
+
+
+def test_the_lane_and_the_first_contact_limit_are_the_cases_own() -> None:
+    """One definition (issue #22): the KPI row's lane and first-contact limit are what the case
+    says (the SLA policy decided them), not the ticket's tags nor sign-off + 24 h."""
+    from hotline import pb
+    from hotline.v1 import ticket_pb2
+
+    received = datetime(2026, 11, 23, 9, tzinfo=TZ)
+    contact_due = datetime(2026, 11, 23, 17, tzinfo=TZ)
+    ticket = ticket_pb2.Ticket(ticket_id="T-1", tags=["人大代表"], received_at=pb.ts(received),
+                               caller=ticket_pb2.Caller(enterprise=True))
+    case = events_pb2.Case(ticket_id="T-1", dispatch_round=1, lane="enterprise", sign_off_due=pb.ts(received),
+                           contact_due=pb.ts(contact_due))
+    docs: dict[str, dict[str, dict[str, Any]]] = {}
+    for message in (events_pb2.TicketReceived(ticket=ticket), events_pb2.CaseOpened(case=case)):
+        for u in updates(message):
+            apply(docs, u)
+    (row,) = facts_of(docs)
+    assert row.lane == "enterprise" and row.first_contact_due == contact_due
+    docs["dispatch"]["T-1|1"].pop("lane")  # a dispatch whose case has not opened yet: normal
+    (row,) = facts_of(docs)
+    assert row.lane == "normal"

@@ -23,7 +23,7 @@ from hotline.commands import Decision, DomainError
 from hotline.envelope import JSON
 from hotline.policy import Role
 from hotline.settings import LimitSettings, Settings
-from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, ticket_pb2
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, park_pb2, ticket_pb2
 from services.supervision import core
 from services.supervision import lifecycle as lc
 from services.supervision.lifecycle import ALLOWED, STATES, Action
@@ -122,9 +122,10 @@ def in_state(state: int) -> events_pb2.Case:
             case = after(opened(), lifecycle_pb2.RequestReturnRequest(ticket_id="C1", reason="不属于本单位职责"))
         case lc.EXTENSION_REQUESTED:
             case = after(case, lifecycle_pb2.RequestExtensionRequest(ticket_id="C1", working_days=5, reason="需协调"))
-        case lc.PARKED:
+        case lc.PARKED:  # the unit asks, the office approves (issue #22)
             case = after(case, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="纳入明年改造计划",
                                                          target_date="2027-06-30", reason="需立项"))
+            case = after(case, park_pb2.DecideParkRequest(ticket_id="C1", approved=True, reason="同意"), OFFICE)
         case lc.REPLIED:
             case = after(case, REPLY)
         case lc.SENT_BACK:
@@ -166,8 +167,14 @@ def prepared(action: Action, case: events_pb2.Case) -> tuple[events_pb2.Case, Me
                 c.extension.CopyFrom(case_pb2.Extension(working_days=3, status=case_pb2.EXTENSION_STATUS_REQUESTED))
             return c, lifecycle_pb2.DecideExtensionRequest(ticket_id="C1", approved=True), OFFICE
         case Action.PARK:
+            c.ClearField("park")
             return c, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="计划", target_date="2027-03-01",
                                                 reason="长期"), UNIT
+        case Action.DECIDE_PARK:
+            c.park.CopyFrom(case_pb2.Park(plan="计划", target_date="2027-03-01", status="requested"))
+            return c, park_pb2.DecideParkRequest(ticket_id="C1", approved=True, reason="同意"), OFFICE
+        case Action.RESUME:
+            return c, park_pb2.ResumeRequest(ticket_id="C1", reason="条件具备"), UNIT
         case Action.REPORT_PROGRESS:
             return c, lifecycle_pb2.ReportProgressRequest(ticket_id="C1", progress="已完成设计"), UNIT
         case Action.REQUEST_RETURN:
@@ -368,9 +375,11 @@ def test_a_parked_case_reports_progress_monthly_and_replies_when_done() -> None:
     assert "after today" in refused("invalid_argument", case, past)
     refused("invalid_argument", case, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="计划", target_date="明年",
                                                                 reason="x"))
-    parked = after(case, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="纳入2027年老旧小区改造",
-                                                   target_date="2027-06-30",
-                                                   reason="需财政立项"))
+    asked = after(case, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="纳入2027年老旧小区改造",
+                                                  target_date="2027-06-30",
+                                                  reason="需财政立项"))
+    assert asked.state == lc.IN_PROGRESS and asked.park.status == "requested"  # the office decides (issue #22)
+    parked = after(asked, park_pb2.DecideParkRequest(ticket_id="C1", approved=True, reason="同意挂账"), OFFICE)
     assert parked.state == lc.PARKED and pb.dt(parked.park.next_report_due) == NOW + timedelta(days=30)
     later = NOW + timedelta(days=29)
     reported = run(parked, lifecycle_pb2.ReportProgressRequest(ticket_id="C1", progress="已完成设计"), now=later)
@@ -547,9 +556,12 @@ def test_the_lifecycle_states_decide_which_clocks_run() -> None:
     assert clocks(granted) == {"reply": datetime(2026, 12, 8, tzinfo=TZ)}  # the reply clock moved
     replied = after(granted, REPLY)
     assert clocks(replied) == {}  # replied: the office's review has no clock of the unit
-    parked = after(contacted, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="改造", target_date="2027-03-01",
-                                                        reason="需立项"))
-    assert clocks(parked) == {}  # 挂账: out of the overdue count
+    asked = after(contacted, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="改造", target_date="2027-03-01",
+                                                       reason="需立项"))
+    assert set(clocks(asked)) == {"reply"}  # only asked: the clocks run (no unit stops its own clock)
+    parked = after(asked, park_pb2.DecideParkRequest(ticket_id="C1", approved=True, reason="同意"), OFFICE)
+    # 挂账 approved: the policy's park_stops (contact, reply) stop; the monthly progress report is timed
+    assert clocks(parked) == {"park_progress": NOW + timedelta(days=30)}
 
 
 def test_a_return_runs_the_offices_clocks_until_the_redispatch() -> None:
@@ -597,3 +609,45 @@ def test_only_the_office_answers_directly_and_only_a_consultation() -> None:
     refused("invalid_argument", consultation(), no_article, OFFICE)
     refused("invalid_argument", consultation(), knowledge_pb2.DirectAnswerRequest(ticket_id="C1", article=ARTICLE),
             OFFICE)
+
+
+def test_a_unit_cannot_park_by_itself_and_the_stopped_clocks_resume_later_by_the_time_parked() -> None:
+    """挂账 (issue #22): the unit asks with plan and target date, the office decides; approved,
+    the clocks the SLA policy's park_stops names stop; resumed, they run again, later by the time
+    the case was parked."""
+    case = after(opened(assisting=()), lifecycle_pb2.SignOffRequest(ticket_id="C1"))
+    ask = lifecycle_pb2.ParkRequest(ticket_id="C1", plan="纳入改造计划", target_date="2027-06-30", reason="需立项")
+    asked = after(case, ask)
+    assert asked.state == lc.IN_PROGRESS and set(clocks(asked)) == {"contact", "reply"}
+    assert "already waiting" in refused("failed_precondition", asked, ask)
+    decide = park_pb2.DecideParkRequest(ticket_id="C1", approved=True, reason="同意")
+    refused("permission_denied", asked, decide, UNIT)  # no unit approves its own parking
+    assert "no park request" in refused("failed_precondition", case, decide, OFFICE)
+    no = after(asked, park_pb2.DecideParkRequest(ticket_id="C1", approved=False, reason="应继续办理"), OFFICE)
+    assert no.state == lc.IN_PROGRESS and no.park.status == "refused" and set(clocks(no)) == {"contact", "reply"}
+
+    parked = after(asked, decide, OFFICE)
+    assert parked.state == lc.PARKED and list(parked.park.stopped_clocks) == ["contact", "reply"]
+    assert set(clocks(parked)) == {"park_progress"}
+    ten_days = NOW + timedelta(days=10)
+    resumed = after(parked, park_pb2.ResumeRequest(ticket_id="C1", reason="资金到位"), UNIT, now=ten_days)
+    assert resumed.state == lc.IN_PROGRESS and resumed.park.status == "resumed"
+    assert pb.dt(resumed.reply_due) == pb.dt(case.reply_due) + timedelta(days=10)
+    assert pb.dt(resumed.contact_due) == pb.dt(case.contact_due) + timedelta(days=10)
+    assert clocks(resumed) == {"contact": pb.dt(resumed.contact_due), "reply": pb.dt(resumed.reply_due)}
+
+
+def test_the_policy_names_the_clocks_a_parked_case_stops() -> None:
+    doc = json.loads(Settings().sla.policy_file.read_text("utf-8"))
+    only_reply = parse_policy({**doc, "park_stops": ["reply"]})
+    case = after(opened(assisting=()), lifecycle_pb2.SignOffRequest(ticket_id="C1"))
+    asked = after(case, lifecycle_pb2.ParkRequest(ticket_id="C1", plan="计划", target_date="2027-06-30", reason="x"))
+    policy = dataclasses.replace(POLICY, limits=dataclasses.replace(POLICY.limits, park_stops=("reply",)))
+    decision = lc.decide(asked, park_pb2.DecideParkRequest(ticket_id="C1", approved=True), OFFICE, NOW, policy)
+    parked = decision.state
+    assert parked is not None and list(parked.park.stopped_clocks) == ["reply"]
+    limits = limits_of(only_reply, parked.sla_lanes)
+    running = {t.kind for t in core.case_timers(parked, limits, CALENDAR)}
+    assert running == {"park_progress", "contact"}  # the contact clock runs on while parked
+    with pytest.raises(ValueError, match="park_stops"):
+        parse_policy({**doc, "park_stops": ["sign_off"]})

@@ -175,3 +175,24 @@ def test_directory_refuses_inconsistent_places() -> None:
         Directory(units, [{"name": "某路", "street": "S9"}])
     directory = Directory(units, [{"name": "某小区", "community": "C1"}])  # the street follows from the community
     assert directory.locate(ticket_pb2.Ticket(address="某小区1栋")) == Location("S1", "C1")
+
+
+@pytest.mark.parametrize(("text", "category", "rule_id", "lane"), [
+    ("电梯困人，一位老人被困在电梯里", "物业管理", "物业管理-08", "emergency"),
+    ("楼道里燃气味很重，怀疑燃气泄漏", "水电气热", "水电气热-04", "emergency"),
+    ("景区游客太多", "文旅与政务服务", "文旅与政务服务-01", "tourism"),
+    ("小区停水了，自来水没有", "水电气热", "水电气热-01", "water_power_gas_heat"),
+])
+def test_the_assignment_carries_the_list_items_lane_and_what_the_clocks_need(
+        router: Router, text: str, category: str, rule_id: str, lane: str) -> None:
+    from datetime import UTC, datetime
+
+    from services.routing.handlers import assignment_event
+
+    t = ticket(content=text, category=category, source="deputy")
+    t.caller.enterprise = True
+    decision = router.decide(t)
+    assert (decision.rule_id, decision.lane) == (rule_id, lane)
+    assigned = assignment_event(t, decision, 1, datetime(2026, 11, 23, tzinfo=UTC))
+    assert (assigned.assignment.rule_id, assigned.assignment.lane) == (rule_id, lane)
+    assert assigned.enterprise and assigned.source == "deputy"

@@ -76,6 +76,36 @@ def test_lanes_set_the_limits(f: CaseFacts, lanes: tuple[str, ...], sign_off: Pe
     assert lanes_and(f, SlaClock.SIGN_OFF, SlaClock.CONTACT, SlaClock.REPLY) == (lanes, (sign_off, contact, reply))
 
 
+@pytest.mark.parametrize(("f", "lanes", "case_lane", "sign_off", "contact", "reply"), [
+    # the responsibility list's own lane reaches the clocks without any tag or urgency (issue #22)
+    (facts(list_lane="emergency", category="物业管理", item="物业管理-08"), ("emergency",), "emergency",
+     Period(2, H), Period(2, H), Period(5, WD)),
+    (facts(list_lane="emergency", category="水电气热", item="水电气热-04"), ("utilities", "emergency"), "emergency",
+     Period(2, H), Period(2, H), Period(24, H)),
+    (facts(list_lane="water_power_gas_heat", category="水电气热"), ("utilities",), "normal",
+     Period(24, H), Period(1, WD), Period(24, H)),
+    (facts(list_lane="complex"), ("complex",), "normal", Period(24, H), Period(1, WD), Period(15, WD)),
+    (facts(list_lane="tourism"), (), "tourist", Period(24, H), Period(1, WD), Period(5, WD)),
+    (facts(list_lane="tourism", received_on_rest_day=True), ("holiday_tourist",), "tourist",
+     Period(24, H), Period(1, WD), Period(0, D)),
+    # caller.enterprise is the enterprise lane, as the 涉企 tag is; a complex item keeps its complex limit
+    (facts(enterprise=True), ("enterprise",), "enterprise", Period(12, H), Period(8, H), Period(3, WD)),
+    (facts(enterprise=True, list_lane="complex"), ("complex",), "enterprise", Period(24, H), Period(1, WD),
+     Period(15, WD)),
+    (facts(tags=["涉企"]), ("enterprise",), "enterprise", Period(12, H), Period(8, H), Period(3, WD)),
+    # a deputy's ticket is the deputy lane by its origin
+    (facts(deputy=True), ("deputy",), "deputy", Period(24, H), Period(1, WD), Period(5, WD)),
+    (facts(deputy=True, list_lane="complex"), ("complex", "deputy", "deputy_complex"), "deputy",
+     Period(24, H), Period(1, WD), Period(10, WD)),
+    (facts(), (), "normal", Period(24, H), Period(1, WD), Period(5, WD)),
+])
+def test_list_lanes_enterprise_and_deputy_origin_decide_limits_and_the_case_lane(
+        f: CaseFacts, lanes: tuple[str, ...], case_lane: str, sign_off: Period, contact: Period,
+        reply: Period) -> None:
+    assert lanes_and(f, SlaClock.SIGN_OFF, SlaClock.CONTACT, SlaClock.REPLY) == (lanes, (sign_off, contact, reply))
+    assert POLICY.case_lane(f) == case_lane
+
+
 @pytest.mark.parametrize("f", [facts(), facts(tags=["人大代表", "复杂"]),
                                facts(city_reply_working_days=3, tags=["涉企"]),
                                facts(tags=["旅游"], received_on_rest_day=True, urgency="URGENCY_URGENT")])
@@ -125,9 +155,12 @@ def test_invalid_policies_are_refused_with_every_reason() -> None:
     assert any("leaves no time" in p for p in bad(lambda d: d["defaults"].update(sign_off={"hours": 0})))
     assert any("between 0 and 1" in p for p in bad(lambda d: d.update(due_soon_fraction=1.5)))
     assert any("used twice" in p for p in bad(lambda d: d["lanes"].append(copy.deepcopy(d["lanes"][0]))))
-    assert any("unknown values" in p for p in bad(lambda d: d["lanes"][5]["when"].update(urgencies=["SOON"])))
-    assert any("unknown conditions" in p for p in bad(lambda d: d["lanes"][0]["when"].update(tag_any=["x"])))
+    assert any("unknown values" in p for p in bad(lambda d: d["lanes"][5]["when"][0].update(urgencies=["SOON"])))
+    assert any("unknown conditions" in p for p in bad(lambda d: d["lanes"][0]["when"][1].update(tag_any=["x"])))
     assert any("unknown keys" in p for p in bad(lambda d: d.update(lane=[])))
+    assert any("enterprise must be true or false" in p
+               for p in bad(lambda d: d["case_lanes"][1]["when"][1].update(enterprise="yes")))
+    assert any("used twice" in p for p in bad(lambda d: d["case_lanes"].append({"name": "normal", "when": {}})))
     assert any("lower_snake_case" in p for p in bad(lambda d: d["lanes"][0].update(name="Complex Lane")))
     both = bad(lambda d: (d.update(version=0), d["defaults"].update(reply={"days": -1})))
     assert both[:2] == ["version must be a positive integer", "defaults.reply: days must be an integer 0..60"]
@@ -147,7 +180,7 @@ def test_a_new_version_is_numbered_by_the_store_and_checked_by_parse_policy() ->
     policy = parse_policy(new.doc)
     assert policy.version == new.version and limits_for(facts(), policy).periods[SlaClock.REPLY] == Period(7, WD)
     assert limits_for(facts(), POLICY).periods[SlaClock.REPLY] == Period(5, WD)  # the old version is unchanged
-    with pytest.raises(DomainError, match="you edited version 1"):  # another change came first
+    with pytest.raises(DomainError, match=f"you edited version {first.version}"):  # another change came first
         new_version(new, {**proposed, "max_extensions": 2}, validate, first.version, ADMIN, AT, "r")
 
 
@@ -169,9 +202,23 @@ def test_a_refused_version_names_the_first_field_and_lists_every_problem() -> No
     assert two.field == "due_soon_fraction"
     assert two.message.startswith("due_soon_fraction must be a number between 0 and 1 (exclusive); "
                                   "defaults.reply: unknown unit 'weeks'")
-    lane = refusal(lambda d: d["lanes"][1]["when"].update(tags_any="复杂"))
+    lane = refusal(lambda d: d["lanes"][1]["when"][0].update(tags_any="复杂"))
     assert lane.field == "lanes[1].when.tags_any" and "lanes[1] (utilities).when.tags_any must be" in lane.message
     assert refusal(lambda d: d.update(lane=[])).field == ""  # "unknown keys ['lane']": no field to name
     with pytest.raises(PolicyInvalid) as caught:
         validate([])
     assert caught.value.field == ""
+
+
+def test_the_desks_dispatch_limit_is_the_sla_policys(tmp_path: Any) -> None:
+    """One definition (issue #22): routing's 派单时限 is the policy's dispatch default."""
+    from datetime import timedelta
+
+    from services.routing.desk import DISPATCH_LIMIT, dispatch_limit
+
+    assert DISPATCH_LIMIT == timedelta(minutes=POLICY.defaults[SlaClock.DISPATCH].amount) == timedelta(minutes=5)
+    doc = copy.deepcopy(DOC)
+    doc["defaults"]["dispatch"] = {"minutes": 10}
+    path = tmp_path / "sla.json"
+    path.write_text(json.dumps(doc), "utf-8")
+    assert dispatch_limit(path) == timedelta(minutes=10)
