@@ -33,6 +33,8 @@ from services.workbench import core
 from services.workbench.clients import Refused, Services, optional
 from services.workbench.names import Names
 
+WHISTLERS = ("UNIT_TYPE_STREET", "UNIT_TYPE_DEPARTMENT")  # as supervision's whistles.WHISTLERS
+
 PAGE_SIZE = 20
 EXPORT_MAX = 500  # tickets one export of a search carries (the export is asked for them by id)
 SEARCH_ROLES = frozenset({Role.OFFICE, Role.ADMIN, Role.UNIT, Role.LEADER})
@@ -334,10 +336,11 @@ def register(app: FastAPI, d: Day) -> None:  # noqa: C901 (one page per function
         token, who = d.session(request)
         answer = (await services.get(token, "supervision", "/whistles", limit=200)).json()
         street = who.unit_id if who.role == Role.UNIT and names.units.get(who.unit_id) and \
-            names.units[who.unit_id].unit_type == "UNIT_TYPE_STREET" else ""
+            names.units[who.unit_id].unit_type in WHISTLERS else ""  # streets and departments blow (吹哨)
         may_blow = who.role in (Role.OFFICE, Role.ADMIN) or bool(street)
         return d.page(request, "whistles.html", who, whistles=answer.get("whistles", []), may_blow=may_blow,
-                      street=street, streets=names.streets(), units=names.handling(), key=uuid.uuid4().hex,
+                      street=street, streets=[u for k in WHISTLERS for u in names.of_type(k)], units=names.handling(),
+                      key=uuid.uuid4().hex,
                       STATES=WHISTLE_STATES, ticket_id=request.query_params.get("ticket_id", ""))
 
     @app.post("/whistles")
