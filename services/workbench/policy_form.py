@@ -32,6 +32,10 @@ LABELS = {
     "red_ratio": "红色倍数", "orange_count": "橙色件数", "min_callers": "最少来电人数",
     "red_callers": "红色来电人数", "text_similarity": "文本相似度", "red": "红色", "orange": "橙色",
     "yellow": "黄色", "blue": "蓝色", "placeholders": "视为无地址的写法", "unit_forms": "楼栋写法统一",
+    "list_lanes": "清单事项通道", "list_lanes_none": "不属清单事项通道", "tags_none": "不含标签",
+    "urgencies": "紧急程度", "enterprise": "企业诉求", "deputy": "人大代表转办", "received_on_rest_day": "休息日受理",
+    "case_lanes": "案件通道认定", "park_stops": "挂账期间停止的时限", "park_progress": "挂账进展报告",
+    "deputy_callback": "代表未评价时的回访",
 }
 SKIPPED = {"_comment", "description", "source", "note"}  # explanations: read in the JSON view
 

@@ -17,8 +17,9 @@ def test_every_value_is_a_labelled_field_and_explanations_are_left_to_the_json_v
     assert by_path["defaults.reply.working_days"].label == "默认时限 · 办理 · 工作日"
     assert by_path["defaults.reply.working_days"].kind == "int"
     assert by_path["due_soon_fraction"].kind == "float"
-    assert by_path["lanes.0.when.tags_any"].label == "特殊通道 · 疑难复杂件 · 适用条件 · 含任一标签"
-    assert by_path["lanes.0.when.tags_any"].value == "复杂、疑难复杂"
+    assert by_path["lanes.0.when.0.tags_any"].label == "特殊通道 · 疑难复杂件 · 适用条件 · 第 1 项 · 含任一标签"
+    assert by_path["lanes.0.when.0.tags_any"].value == "复杂、疑难复杂"
+    assert by_path["lanes.0.when.1.list_lanes"].label == "特殊通道 · 疑难复杂件 · 适用条件 · 第 2 项 · 清单事项通道"
     assert "_comment" not in by_path and "source" not in by_path
     assert set(groups(RULES)) >= {"基本", "突发激增", "重复来电", "舆情关键词"}
 
@@ -26,10 +27,10 @@ def test_every_value_is_a_labelled_field_and_explanations_are_left_to_the_json_v
 def test_a_saved_form_keeps_the_types_and_refuses_what_is_not_a_number() -> None:
     form = {f.name: f.value for f in fields(SLA)}
     form["f:defaults.reply.working_days"] = "7"
-    form["f:lanes.0.when.tags_any"] = "复杂，疑难"
+    form["f:lanes.0.when.0.tags_any"] = "复杂，疑难"
     doc, wrong = rebuild(SLA, form)
     assert wrong == {} and doc["defaults"]["reply"] == {"working_days": 7}
-    assert doc["lanes"][0]["when"]["tags_any"] == ["复杂", "疑难"] and doc["_comment"] == SLA["_comment"]
+    assert doc["lanes"][0]["when"][0]["tags_any"] == ["复杂", "疑难"] and doc["_comment"] == SLA["_comment"]
     assert SLA["defaults"]["reply"] == {"working_days": 5}  # the original is not changed
     form["f:defaults.reply.working_days"] = "五"
     form["f:due_soon_fraction"] = "x"
