@@ -56,6 +56,10 @@ def simulated(test_env: dict[str, str], topics: list[str], log_dir: Path) -> Ite
 
 async def signed_in(base: str, role: str, **scope: str) -> httpx.AsyncClient:
     client = httpx.AsyncClient(base_url=base, timeout=30)
+    page = await client.get("/login")  # the sign-in page sets the browser's CSRF cookie and names its token
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    assert token, page.text
+    client.headers["X-CSRF-Token"] = token.group(1)  # as the workbench's scripts send it (issue #19)
     r = await client.post("/login/dev", data={"role": role, **scope})
     assert r.status_code == 303 and "hotline_session" in r.cookies, r.text
     return client

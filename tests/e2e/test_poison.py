@@ -164,14 +164,15 @@ async def test_a_poison_record_in_any_consumer_is_dead_lettered_and_the_next_pro
         # timeline fail on it, metrics' day cannot hold it; routing assigns nothing, so supervision never sees it
         far: Counter({("routing", "handler_error"): 1, ("deputy_liaison", "decode_error"): 1,
                       ("metrics", "schema"): 1}),
-        # metrics reads each topic in two groups (daily counts and the KPI projection); the deputy
-        # service follows tickets, assignments and cases for its timelines
-        g1: Counter({("routing", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 2,
-                     ("supervision", "malformed_protobuf"): 1, ("deputy_liaison", "malformed_protobuf"): 1}),
-        g2: Counter({("supervision", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 2,
+        # metrics reads each topic in three groups (daily counts, the KPI projection, the knowledge base's
+        # resolved cases); supervision reads tickets for warnings and for the case search, assignments for
+        # cases and for the search; the deputy service follows tickets, assignments and cases for its timelines
+        g1: Counter({("routing", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 3,
+                     ("supervision", "malformed_protobuf"): 2, ("deputy_liaison", "malformed_protobuf"): 1}),
+        g2: Counter({("supervision", "malformed_protobuf"): 2, ("metrics", "malformed_protobuf"): 3,
                      ("intake", "malformed_protobuf"): 1,  # intake follows assignments (handling units)
                      ("deputy_liaison", "malformed_protobuf"): 1}),
-        g3: Counter({("deputy_liaison", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 2}),
+        g3: Counter({("deputy_liaison", "malformed_protobuf"): 1, ("metrics", "malformed_protobuf"): 3}),
     }
     got = await eventually(lambda: dead_letters(settings, set(expected)), lambda d: d == expected, timeout=60)
     assert got == expected

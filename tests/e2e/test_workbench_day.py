@@ -84,6 +84,20 @@ async def bare_ids(page: Page) -> list[str]:
 async def axe_violations(page: Page) -> list[dict[str, Any]]:
     """axe-core's serious and critical violations of WCAG 2 A/AA on the page."""
     assert AXE, "axe-core is missing: scripts/bootstrap.sh fetches it into .tools/axe-core"
+    # The workbench's CSP (script-src 'self') refuses an injected script, as it should: axe runs on the
+    # same page (same session, same URL) opened in a context that lets the test inject it.
+    browser = page.context.browser
+    assert browser is not None
+    context = await browser.new_context(bypass_csp=True, storage_state=await page.context.storage_state(),
+                                        viewport=page.viewport_size, locale="zh-CN")
+    try:
+        return await _axe_on(await context.new_page(), page.url)
+    finally:
+        await context.close()
+
+
+async def _axe_on(page: Page, url: str) -> list[dict[str, Any]]:
+    await page.goto(url)
     await page.add_script_tag(path=str(AXE[-1]))
     found = await page.evaluate("""async () => {
         const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}});

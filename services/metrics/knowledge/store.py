@@ -60,10 +60,25 @@ class KnowledgeStore:
     # ---------------------------------------------------------------- cases (from the consumer)
 
     async def apply(self, updates: Sequence[Update]) -> None:
-        """The consumer's updates, one bulk write per collection (``updated_at``: when written)."""
+        """The consumer's updates, one bulk write per collection (``updated_at``: when last changed).
+
+        An update that changes nothing (a replayed event) is not written, so a replay leaves every
+        document as it was, ``updated_at`` included: one read of the batch's documents per collection."""
         now = datetime.now(UTC)
+        known: dict[str, dict[str, Doc]] = {}
+        for name in {u.collection for u in updates}:
+            coll = self.cases if name == "kb_cases" else self.articles
+            known[name] = {d["_id"]: d for d in await find_in(coll, sorted({u.key for u in updates
+                                                                             if u.collection == name}))}
         by: dict[str, list[UpdateOne]] = {}
         for u in updates:
+            seen = known[u.collection].get(u.key)
+            if seen is not None and _unchanged(seen, u):
+                continue
+            if seen is not None and all(seen.get(k) == v for k, v in u.match.items()):
+                seen.update(u.set)  # later updates of the batch compare with this one's result
+                for k, v in u.add.items():
+                    seen[k] = [*seen.get(k, []), v]
             op: dict[str, Any] = {"$set": {**u.set, "updated_at": now}}
             if u.add:
                 op["$addToSet"] = u.add
@@ -82,3 +97,8 @@ class KnowledgeStore:
         query = {"updated_at": {"$gte": since}} if since is not None else {}
         coll = self.cases if collection == "kb_cases" else self.articles
         return await coll.find(query).sort("updated_at", ASCENDING).limit(limit).to_list()
+
+
+def _unchanged(doc: Doc, u: Update) -> bool:
+    """True when ``u`` would leave ``doc`` as it is (its fields already set, its values already added)."""
+    return all(doc.get(k) == v for k, v in u.set.items()) and all(v in doc.get(k, []) for k, v in u.add.items())
