@@ -28,7 +28,8 @@ from hotline.kafka import producer as kafka_producer
 from hotline.kafka import publish
 from hotline.settings import Settings
 from hotline.v1 import events_pb2, ticket_pb2
-from hotline_dev.launcher import ServiceProcess, settings_for, start_services, stop_services
+from hotline_dev import infra
+from hotline_dev.launcher import ServiceProcess, drop_namespace, settings_for, start_services, stop_services
 from tests.support import eventually, http
 
 pytestmark = pytest.mark.e2e
@@ -41,8 +42,12 @@ def simulated(test_env: dict[str, str], topics: list[str], log_dir: Path) -> Ite
     real_start = datetime.now(UTC)
     env = {**test_env, "HOTLINE_CLOCK__START": real_start.isoformat(), "HOTLINE_CLOCK__SPEED": str(SPEED),
            "HOTLINE_CLOCK__REAL_START": real_start.isoformat(),
-           "HOTLINE_MONGO__DATABASE_PREFIX": test_env["HOTLINE_MONGO__DATABASE_PREFIX"] + "_circ"}
+           "HOTLINE_MONGO__DATABASE_PREFIX": test_env["HOTLINE_MONGO__DATABASE_PREFIX"] + "_circ",
+           # its own topics too: a second supervision on the session's topics would join the session
+           # supervision's consumer groups, take its records and publish accelerated-clock events there
+           "HOTLINE_TOPICS__PREFIX": test_env["HOTLINE_TOPICS__PREFIX"] + "circ."}
     settings = settings_for(env)
+    infra.ensure_topics(settings)
     procs = start_services(["supervision"], settings, env, log_dir)
     workbench = ServiceProcess("workbench", settings, env, log_dir)
     workbench.start()
@@ -52,6 +57,7 @@ def simulated(test_env: dict[str, str], topics: list[str], log_dir: Path) -> Ite
     finally:
         workbench.stop()
         stop_services(procs.values())
+        drop_namespace(settings)
 
 
 async def signed_in(base: str, role: str, **scope: str) -> httpx.AsyncClient:
