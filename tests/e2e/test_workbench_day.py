@@ -201,7 +201,7 @@ async def test_a_working_day_of_a_unit_and_the_office(workbench: str, browser: B
     # a whistle: the office names the street and summons a department, which reports in
     await office.goto(f"{workbench}/whistles?ticket_id={late.city_ticket_id}")
     blow = office.get_by_role("form", name="吹哨")
-    await blow.get_by_label("吹哨街道").select_option(label="洪武路街道")
+    await blow.get_by_label("吹哨单位").select_option(label="洪武路街道")
     await blow.get_by_label("问题描述").fill("商场多起商品质量投诉，需城管、市场监管联合处置")
     await blow.get_by_label("召集的部门（可多选）").select_option(label="区城管委")
     await blow.get_by_role("button", name="吹哨").click()
