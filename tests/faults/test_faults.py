@@ -156,6 +156,8 @@ async def deputy_notices(settings: Settings, tickets: set[str]) -> tuple[int, in
             wanted[m.key.decode()].add(f"{headers['event_id']}/notify")
     got: dict[str, set[str]] = collections.defaultdict(set)
     for m in await read_topic(settings, settings.topics.name("notifications"), expect=10**9, timeout=5):
+        if dict(m.headers)["event_type"] != b"hotline.v1.DeputyNotified":
+            continue  # units' 事前提醒 (DeadlineReminder) share the topic
         note = deputy_pb2.DeputyNotified.FromString(m.value)
         if note.ticket_id in tickets:
             got[note.ticket_id].add(dict(m.headers)["event_id"].decode())
