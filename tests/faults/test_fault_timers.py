@@ -116,8 +116,9 @@ async def test_timers_fire_once_through_sigkills(fault_platform: dict[str, Servi
             continue
         if event_type in DEADLINE_TYPES:
             d = DEADLINE_TYPES[event_type].FromString(r.value).deadline
-            key = (d.ticket_id, deadlines_pb2.DeadlineClock.Name(d.clock), d.dispatch_round,
-                   event_type.removeprefix("hotline.v1."))
+            unit = f"/{d.unit.unit_id}" if d.unit.unit_id else ""  # assisting units' clocks: one per unit
+            clock = deadlines_pb2.DeadlineClock.Name(d.clock) + unit
+            key = (d.ticket_id, clock, d.dispatch_round, event_type.removeprefix("hotline.v1."))
         elif event_type == RAISED:
             raised = deadlines_pb2.OverdueSupervisionRaised.FromString(r.value)
             key = (raised.ticket_id, f"level {raised.level}", 0, "OverdueSupervisionRaised")  # once per level
