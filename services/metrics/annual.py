@@ -32,6 +32,7 @@ from services.metrics.kpi_items import ItemFigures, RecurringFacts, WhistleFacts
 from services.metrics.report import (
     HEADLINE_RATES,
     RANKING_HEADER,
+    _f,
     _figure,
     _num,
     _place,
@@ -401,7 +402,7 @@ def charts(d: AnnualData) -> dict[str, Figure]:
         lanes = list(d.lanes)
         for i, name in enumerate(LANE_RATES):
             ax.bar([x + (i - 1.5) * 0.2 for x in range(len(lanes))],
-                   [_pc(d.lanes[k].current.rate(name, d.policy).value) for k in lanes], width=0.2, label=RATES[name])
+                   [_f(d.lanes[k].current.rate(name, d.policy).value) for k in lanes], width=0.2, label=RATES[name])
         ax.set_xticks(range(len(lanes)), [label("lane", k) for k in lanes])
         ax.set_ylim(0, 110)
         ax.legend(fontsize=7, ncol=4, loc="lower center")
@@ -410,9 +411,6 @@ def charts(d: AnnualData) -> dict[str, Figure]:
         out["lanes"] = fig
         return out
 
-
-def _pc(value: Fraction | None) -> float:
-    return float("nan") if value is None else float(value) * 100
 
 
 # --- renderings -------------------------------------------------------------------------------------

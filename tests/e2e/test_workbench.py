@@ -17,20 +17,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import grpc
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from hotline import pb
 from hotline.settings import REPO_ROOT, Settings
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
-from hotline_dev.launcher import ServiceProcess
 from hotline_dev.simulator import generate
 from services.workbench.names import Names
 from tests.support import channel, eventually, http, publish_tickets, read_topic
@@ -53,27 +49,6 @@ def platform_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     data = write_csv(work / "train.csv", synth_rows(30, seed=5))
     train(data, ["标题", "内容"], "类别", work / "model", config=TrainConfig(cv_folds=0, inner_folds=3))
     return {"HOTLINE_MODEL_DIR": str(work / "model")}
-
-
-@pytest.fixture(scope="module")
-def workbench(platform: dict, settings: Settings, test_env: dict[str, str], log_dir: Path) -> Iterator[str]:
-    proc = ServiceProcess("workbench", settings, test_env, log_dir)
-    proc.start()
-    try:
-        proc.wait_ready(60)
-        yield f"http://{settings.bind_host}:{settings.ports.workbench_http}"
-    finally:
-        proc.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is missing: apt-get install -y chromium (scripts/bootstrap.sh)"
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield b
-        await b.close()
 
 
 async def signed_in(browser: Browser, base: str, role: str, width: int = 1280, **scope: str) -> Page:

@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from hotline import pb
 from hotline.settings import REPO_ROOT, Settings
 from hotline.v1 import events_pb2, services_pb2, services_pb2_grpc, ticket_pb2
-from hotline_dev.launcher import ServiceProcess
 from services.workbench.names import Names
 from tests.e2e.test_workbench import flash, shot, signed_in
 from tests.support import channel, eventually, http, publish_tickets
@@ -40,25 +36,6 @@ KNOWN_ID = re.compile(r"(?<![A-Za-z0-9-])(" + "|".join(sorted(NAMES.units, key=l
                       + r")(?![A-Za-z0-9])")
 
 
-@pytest.fixture(scope="module")
-def workbench(platform: dict, settings: Settings, test_env: dict[str, str], log_dir: Path) -> Iterator[str]:
-    proc = ServiceProcess("workbench", settings, test_env, log_dir)
-    proc.start()
-    try:
-        proc.wait_ready(60)
-        yield f"http://{settings.bind_host}:{settings.ports.workbench_http}"
-    finally:
-        proc.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is missing: apt-get install -y chromium (scripts/bootstrap.sh)"
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield b
-        await b.close()
 
 
 async def get_case(settings: Settings, tid: str) -> events_pb2.Case | None:
