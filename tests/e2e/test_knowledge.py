@@ -29,7 +29,7 @@ from hotline import pb
 from hotline.settings import Settings
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from hotline_dev.simulator import generate
-from tests.e2e.test_workbench import browser, flash, shot, signed_in, workbench  # noqa: F401 - fixtures
+from tests.e2e.test_workbench import flash, shot, signed_in
 from tests.support import channel, eventually, http, publish_raw, publish_tickets, read_topic
 
 pytestmark = pytest.mark.e2e
