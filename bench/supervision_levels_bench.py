@@ -37,11 +37,11 @@ from hotline.policy import Role  # noqa: E402
 from hotline.settings import get_settings  # noqa: E402
 from hotline.v1 import events_pb2  # noqa: E402
 from hotline.v1 import supervision_pb2 as sv  # noqa: E402
-from services.supervision import escalation as esc  # noqa: E402
-from services.supervision import merging  # noqa: E402
-from services.supervision.escalation_store import INDEXES, EscalationCommands  # noqa: E402
-from services.supervision.lifecycle import PeriodDeadlines  # noqa: E402
-from services.supervision.warnings import Fact  # noqa: E402
+from services.supervision.cases.lifecycle import PeriodDeadlines  # noqa: E402
+from services.supervision.levels import escalation as esc  # noqa: E402
+from services.supervision.levels import merging  # noqa: E402
+from services.supervision.levels.escalation_store import INDEXES, EscalationCommands  # noqa: E402
+from services.supervision.warnings.warnings import Fact  # noqa: E402
 
 OFFICE = Principal("bench-office", Role.OFFICE)
 TEXTS = ["门口占道经营堵塞交通", "夜间施工噪音扰民", "小区垃圾清运不及时", "路灯不亮存在安全隐患", "楼上漏水无人处理"]

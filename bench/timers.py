@@ -53,10 +53,10 @@ from hotline.settings import SlaSettings, get_settings  # noqa: E402
 from hotline.timers import Timer, Timers  # noqa: E402
 from hotline.v1 import events_pb2, ticket_pb2  # noqa: E402
 from hotline_dev import infra  # noqa: E402
-from services.supervision.core import case_timers, open_case  # noqa: E402
-from services.supervision.handlers import DeadlineAlarms  # noqa: E402
-from services.supervision.sla import parse_policy  # noqa: E402
-from services.supervision.store import INDEXES, CaseStore, next_deadline, sla_extras  # noqa: E402
+from services.supervision.cases.core import case_timers, open_case  # noqa: E402
+from services.supervision.cases.handlers import DeadlineAlarms  # noqa: E402
+from services.supervision.cases.sla import parse_policy  # noqa: E402
+from services.supervision.cases.store import INDEXES, CaseStore, next_deadline, sla_extras  # noqa: E402
 
 console = Console(width=160)
 NOW = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)

@@ -88,7 +88,7 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "ListCases": frozenset({OFFICE, UNIT}),
         "GET /case-search": frozenset({OFFICE, UNIT, LEADER}),  # 案件查询 (search.py): a unit its own cases
         # The case lifecycle (issue 8). Which unit may do what (the primary replies, an assisting unit
-        # contributes) is checked by the state machine (services/supervision/lifecycle.py).
+        # contributes) is checked by the state machine (services/supervision/cases/lifecycle.py).
         "GET /cases/{ticket_id}/history": frozenset({OFFICE, UNIT}),
         "GetCaseHistory": frozenset({OFFICE, UNIT, LEADER}),
         **{f"POST /cases/{{ticket_id}}/{path}": frozenset({UNIT}) for path in (
@@ -118,7 +118,7 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /policies/warning_rules/versions": frozenset({OFFICE, ADMIN, LEADER}),
         "GET /policies/warning_rules/versions/{version}": frozenset({OFFICE, ADMIN, LEADER}),
         "PUT /policies/warning_rules": frozenset({OFFICE, ADMIN}),
-        # 督办 levels, meetings, merges and whistles (services/supervision/escalation*.py, whistles.py, merging.py);
+        # 督办 levels, meetings, merges and whistles (services/supervision/levels/: escalation*, whistles, merging);
         # level 1 is the system's; a unit sees the supervision of its cases and the whistles it raised or is
         # summoned to; the pure modules check which unit may do what.
         "GET /cases/{ticket_id}/supervision": frozenset({OFFICE, LEADER, UNIT}),
@@ -150,7 +150,7 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GET /whistles": frozenset({OFFICE, LEADER, UNIT}),
         "GET /whistles/{whistle_id}": frozenset({OFFICE, LEADER, UNIT}),
         **dict.fromkeys(("GetWhistle", "ListWhistles"), frozenset({OFFICE, LEADER, UNIT})),
-        # 公文流转 (services/supervision/circulation*.py): the office sends, the addressee unit acknowledges
+        # 公文流转 (services/supervision/levels/circulation*.py): the office sends, the addressee unit acknowledges
         # and answers; a unit sees only its own letters
         "POST /letters": frozenset({OFFICE}),
         "GET /letters": frozenset({OFFICE, LEADER, UNIT}),
@@ -159,7 +159,7 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "POST /letters/{letter_id}/acknowledgement": frozenset({UNIT}),
         "POST /letters/{letter_id}/answer": frozenset({UNIT}),
         "GET /warnings/{warning_id}/special-report": frozenset({OFFICE, LEADER}),  # 舆情预警专报
-        # 约谈 (services/supervision/talks.py): the office records; a unit reads its own
+        # 约谈 (services/supervision/levels/talks.py): the office records; a unit reads its own
         "POST /talks": frozenset({OFFICE}),
         "POST /talks/{talk_id}/follow-up": frozenset({OFFICE}),
         "GET /talks": frozenset({OFFICE, LEADER, UNIT}),

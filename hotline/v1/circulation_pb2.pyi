@@ -39,7 +39,7 @@ class LetterState(_LetterState, metaclass=_LetterStateEnumTypeWrapper):
     """------------------------------------------------------------------ circulation (公文流转, issue 24)
     Warning letters (预警函), 督办函, the 屡办不成 list, deputies' monthly lists and 舆情预警专报 are sent
     to a unit (addressee), numbered in a register (登记号), and answered by the unit before a deadline.
-    services/supervision/circulation.py
+    services/supervision/levels/circulation.py
     """
 
 LETTER_STATE_UNSPECIFIED: LetterState.ValueType  # 0

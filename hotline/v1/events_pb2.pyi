@@ -343,7 +343,7 @@ class Case(_message.Message):
     """0 none, 1 system, 2 OA, 3 conduct supervisor, 4 leader"""
     dispatch_round: _builtins.int
     city_ticket_id: _builtins.str
-    """The lifecycle (issue 8, services/supervision/lifecycle.py); fields 30-59 are its own.
+    """The lifecycle (issue 8, services/supervision/cases/lifecycle.py); fields 30-59 are its own.
     results (回传) go to the city under it; empty: not a city ticket
     """
     contacts: _builtins.int
@@ -358,7 +358,7 @@ class Case(_message.Message):
     revision: _builtins.int
     """transitions since the case opened"""
     policy_version: _builtins.int
-    """Deadlines (SLA, services/supervision/sla.py); fields 60-69 are theirs.
+    """Deadlines (SLA, services/supervision/cases/sla.py); fields 60-69 are theirs.
     SLA policy version the case started with (kept for life)
     """
     lane: _builtins.str

@@ -7,7 +7,7 @@ requests of SupervisionService's lifecycle methods.
 
 Every event carries the Case snapshot AFTER the transition, who made it (Actor), the reason
 given and when it happened, then the transition's own fields from 10 on. Events are keyed by
-ticket id; their event ids are deterministic (see services/supervision/lifecycle.py).
+ticket id; their event ids are deterministic (see services/supervision/cases/lifecycle.py).
 """
 
 from collections import abc as _abc

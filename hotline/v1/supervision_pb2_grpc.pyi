@@ -3,7 +3,7 @@
 isort:skip_file
 Four-level supervision (督办), whistles (吹哨报到), on-site meetings (有请诉求人到场), merged
 tickets (并单) and the monthly list of recurring unresolved problems (屡办不成): issue 10 items 4,
-5 and 7, owned by supervision (services/supervision/escalation.py, whistles.py, merging.py,
+5 and 7, owned by supervision (services/supervision/levels/escalation.py, whistles.py, merging.py,
 recurring.py). Events go to hotline.cases.v1: a case's keyed by its ticket id, a whistle's by its id.
 """
 

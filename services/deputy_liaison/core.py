@@ -152,7 +152,7 @@ def submission_id_of(ticket_id: str) -> str | None:
 def rate(submission: Doc | None, rating: str, comment: str, at: datetime, resolution: str = "") -> Decision[Doc]:
     """The deputy rates the outcome once the unit has replied (满意/基本满意/不满意). The rating is
     the case's evaluation (回访): supervision applies DeputyRated as it does a city evaluation, so
-    a satisfied or basically satisfied rating closes the case (services/supervision/deputy_closure.py)."""
+    a satisfied or basically satisfied rating closes the case (services/supervision/cases/deputy_closure.py)."""
     if submission is None:
         raise Invalid("问题不存在")
     if submission.get("status") not in REPLIED:

@@ -42,7 +42,7 @@ def dispatch_limit(policy_file: Path | None = None) -> timedelta:
     policy file, services/supervision/data/sla_policy.json), not a constant of its own (issue #22);
     5 minutes when the policy names it in days (a desk limit is clock time)."""
     from hotline.settings import SlaSettings
-    from services.supervision.sla import SlaClock, Unit, parse_policy
+    from services.supervision.cases.sla import SlaClock, Unit, parse_policy
 
     policy = parse_policy(json.loads((policy_file or SlaSettings().policy_file).read_text("utf-8")))
     period = policy.defaults[SlaClock.DISPATCH]

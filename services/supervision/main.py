@@ -15,31 +15,31 @@ from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.timers import Timers
 from hotline.v1 import events_pb2, park_pb2_grpc, services_pb2_grpc, supervision_pb2_grpc
-from services.supervision import sla as sla_module
-from services.supervision import store as store_module
-from services.supervision import warning_policy
-from services.supervision.api import ParkGrpc, SupervisionGrpc, http_routes
-from services.supervision.circulation_store import INDEXES as CIRCULATION_INDEXES
-from services.supervision.circulation_store import Circulation, circulation_routes
-from services.supervision.commands import CaseCommands, CasePolicies
-from services.supervision.deputy_escalation_handlers import DeputyEscalations
-from services.supervision.escalation import Rules as EscalationRules
-from services.supervision.escalation_api import EscalationGrpc, escalation_routes
-from services.supervision.escalation_handlers import EscalationInbox
-from services.supervision.escalation_store import INDEXES as ESCALATION_INDEXES
-from services.supervision.escalation_store import EscalationCommands, unit_types
-from services.supervision.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
-from services.supervision.lifecycle import Limits, PeriodDeadlines, Policy
-from services.supervision.search import COLLECTION as COLLECTION_SEARCH
-from services.supervision.search import INDEXES as SEARCH_INDEXES
-from services.supervision.search import CaseSearch, SearchIndexer
-from services.supervision.search_api import search_routes
-from services.supervision.sla_metrics import SlaGauges
-from services.supervision.warning_api import warning_routes
-from services.supervision.warning_handlers import WarningInbox
-from services.supervision.warning_store import INDEXES as WARNING_INDEXES
-from services.supervision.warning_store import WarningStore
-from services.supervision.warnings import RULES_FILE, Rules, street_finder
+from services.supervision.cases import sla as sla_module
+from services.supervision.cases import store as store_module
+from services.supervision.cases.api import ParkGrpc, SupervisionGrpc, http_routes
+from services.supervision.cases.commands import CaseCommands, CasePolicies
+from services.supervision.cases.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
+from services.supervision.cases.lifecycle import Limits, PeriodDeadlines, Policy
+from services.supervision.cases.search import COLLECTION as COLLECTION_SEARCH
+from services.supervision.cases.search import INDEXES as SEARCH_INDEXES
+from services.supervision.cases.search import CaseSearch, SearchIndexer
+from services.supervision.cases.search_api import search_routes
+from services.supervision.cases.sla_metrics import SlaGauges
+from services.supervision.levels.circulation_store import INDEXES as CIRCULATION_INDEXES
+from services.supervision.levels.circulation_store import Circulation, circulation_routes
+from services.supervision.levels.deputy_escalation_handlers import DeputyEscalations
+from services.supervision.levels.escalation import Rules as EscalationRules
+from services.supervision.levels.escalation_api import EscalationGrpc, escalation_routes
+from services.supervision.levels.escalation_handlers import EscalationInbox
+from services.supervision.levels.escalation_store import INDEXES as ESCALATION_INDEXES
+from services.supervision.levels.escalation_store import EscalationCommands, unit_types
+from services.supervision.warnings import warning_policy
+from services.supervision.warnings.warning_api import warning_routes
+from services.supervision.warnings.warning_handlers import WarningInbox
+from services.supervision.warnings.warning_store import INDEXES as WARNING_INDEXES
+from services.supervision.warnings.warning_store import WarningStore
+from services.supervision.warnings.warnings import RULES_FILE, Rules, street_finder
 
 NAME = "supervision"
 log = get_logger(__name__)

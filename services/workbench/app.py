@@ -25,7 +25,7 @@ from hotline.policy import SCOPE_CLAIM, Role
 from hotline.security import limit_bodies
 from hotline.settings import Settings
 from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, kpis_pb2, lifecycle_pb2, services_pb2, ticket_pb2
-from services.supervision.lifecycle import Action
+from services.supervision.cases.lifecycle import Action
 from services.workbench import charts, core, day, knowledge, letters, office
 from services.workbench import security as csrf
 from services.workbench.clients import Refused, Services, optional

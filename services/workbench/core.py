@@ -17,7 +17,7 @@ import grpc
 from hotline.auth import Principal
 from hotline.policy import Role
 from hotline.policy import roles as policy_roles
-from services.supervision.lifecycle import ACTOR_OF, ALLOWED, ASSISTING, LABELS, OFFICE, PRIMARY, Action
+from services.supervision.cases.lifecycle import ACTOR_OF, ALLOWED, ASSISTING, LABELS, OFFICE, PRIMARY, Action
 
 ROLE_LABELS = {
     Role.UNIT: "承办单位", Role.OFFICE: "区热线办", Role.DEPUTY: "人大代表", Role.LIAISON: "人大联络员",

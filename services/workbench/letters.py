@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from hotline.policy import Role
 from hotline.v1 import circulation_pb2 as cp
-from services.supervision.circulation import KINDS, STATE_NAMES
+from services.supervision.levels.circulation import KINDS, STATE_NAMES
 from services.workbench.clients import Refused
 from services.workbench.office import Pages
 

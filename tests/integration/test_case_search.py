@@ -1,4 +1,4 @@
-"""Case search (services/supervision/search.py) against the real store: Chinese words over title,
+"""Case search (services/supervision/cases/search.py) against the real store: Chinese words over title,
 content and address, the filters, sort and paging on the server, and a unit's scope."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from hotline.commands import DomainError
 from hotline.directory import DIRECTORY_FILE, Directory
 from hotline.policy import Role
 from hotline.v1 import case_pb2, events_pb2, ticket_pb2
-from services.supervision.search import INDEXES, CaseSearch, Query, query_terms, terms
-from services.supervision.store import INDEXES as CASE_INDEXES
-from services.supervision.store import CaseStore
+from services.supervision.cases.search import INDEXES, CaseSearch, Query, query_terms, terms
+from services.supervision.cases.store import INDEXES as CASE_INDEXES
+from services.supervision.cases.store import CaseStore
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 12, 7, 2, tzinfo=UTC)

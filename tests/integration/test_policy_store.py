@@ -20,10 +20,11 @@ from hotline.outbox import Outbox
 from hotline.policies import INDEXES, LivePolicy, PolicyStore, PolicyVersion, new_version
 from hotline.policy import Role
 from hotline.settings import Settings, SlaSettings
-from services.supervision import sla, warning_policy
-from services.supervision.sla import Period, SlaClock, Unit, parse_policy
-from services.supervision.store import limits_of_doc
-from services.supervision.warnings import RULES_FILE
+from services.supervision.cases import sla
+from services.supervision.cases.sla import Period, SlaClock, Unit, parse_policy
+from services.supervision.cases.store import limits_of_doc
+from services.supervision.warnings import warning_policy
+from services.supervision.warnings.warnings import RULES_FILE
 from tests.integration.test_kit import kit  # noqa: F401 (fixture)
 
 AT = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

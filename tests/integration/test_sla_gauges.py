@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY
 from hotline import pb
 from hotline.clock import ManualClock
 from hotline.v1 import lifecycle_pb2
-from services.supervision.sla_metrics import SlaGauges
-from services.supervision.store import INBOX, CaseStore
+from services.supervision.cases.sla_metrics import SlaGauges
+from services.supervision.cases.store import INBOX, CaseStore
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 12, 7, 2, tzinfo=UTC)

@@ -17,8 +17,8 @@ from hotline import mongo, pb
 from hotline.policies import LivePolicy, PolicyStore
 from hotline.settings import Settings, SlaSettings
 from hotline.v1 import events_pb2
-from services.supervision.sla import POLICY_NAME, CaseFacts, limits_for, parse_policy
-from services.supervision.store import CaseStore, sla_extras
+from services.supervision.cases.sla import POLICY_NAME, CaseFacts, limits_for, parse_policy
+from services.supervision.cases.store import CaseStore, sla_extras
 
 pytestmark = pytest.mark.integration
 DOC: dict[str, Any] = json.loads(SlaSettings().policy_file.read_text("utf-8"))

@@ -13,7 +13,7 @@ from hotline import pb
 from hotline.auth import Principal
 from hotline.commands import DomainError, as_doc
 from hotline.policy import Role
-from services.supervision import circulation as circ
+from services.supervision.levels import circulation as circ
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=TZ)

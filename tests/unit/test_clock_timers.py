@@ -11,9 +11,9 @@ import pytest
 from hotline import pb
 from hotline.timers import Fired, Stage
 from hotline.v1 import deadlines_pb2, events_pb2, lifecycle_pb2, reminders_pb2
-from services.supervision import core
-from services.supervision import lifecycle as lc
-from services.supervision.sla import SlaClock, clock_of, limits_of, unit_kind
+from services.supervision.cases import core
+from services.supervision.cases import lifecycle as lc
+from services.supervision.cases.sla import SlaClock, clock_of, limits_of, unit_kind
 from tests.unit.test_lifecycle import CALENDAR, HELPER, NOW, OFFICE, SLA, TZ, UNIT, after, opened
 
 

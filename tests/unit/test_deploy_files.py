@@ -70,7 +70,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "hotline_kpi_denominator": ("gauge", ("rate", "dimension", "value")),
     "hotline_deputy_closed_on_time_ratio": ("gauge", ("level", "street")),
     "hotline_deputy_satisfaction_ratio": ("gauge", ("level", "street")),
-    # deadlines and supervision (services/supervision/sla_metrics.py, handlers.py, hotline/timers.py)
+    # deadlines and supervision (services/supervision/cases/sla_metrics.py, handlers.py, hotline/timers.py)
     "hotline_cases_overdue": ("gauge", ("unit_type", "category")),
     "hotline_cases_due_within_24h": ("gauge", ("unit_type", "category")),
     "hotline_case_backlog": ("gauge", ("age",)),

@@ -14,9 +14,9 @@ from hotline.commands import DomainError
 from hotline.v1 import case_pb2, deputy_pb2, events_pb2, lifecycle_pb2
 from services.deputy_liaison import core as deputy_core
 from services.metrics.kpi import Figures, KpiPolicy
-from services.supervision import deputy_closure as dc
-from services.supervision import lifecycle as lc
-from services.supervision.sla import SlaClock, limits_of
+from services.supervision.cases import deputy_closure as dc
+from services.supervision.cases import lifecycle as lc
+from services.supervision.cases.sla import SlaClock, limits_of
 from tests.unit.test_lifecycle import CALENDAR, CONTACT, NOW, OFFICE, PASS, REPLY, SLA, after, assigned, open_case
 
 

@@ -19,9 +19,9 @@ from hotline.v1 import case_pb2, deputy_escalation_pb2, deputy_pb2, events_pb2
 from hotline.v1 import supervision_pb2 as sv
 from services.deputy_liaison.handlers import EVENTS, status_of
 from services.metrics import projection
-from services.supervision import deputy_escalation as escalation
-from services.supervision import escalation as esc
-from services.supervision.lifecycle import PeriodDeadlines
+from services.supervision.cases.lifecycle import PeriodDeadlines
+from services.supervision.levels import deputy_escalation as escalation
+from services.supervision.levels import escalation as esc
 
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 RULES = esc.Rules.load(PeriodDeadlines(WorkCalendar()), ZoneInfo("Asia/Shanghai"))
@@ -90,7 +90,7 @@ def record(message: object, event_type: str) -> Record:
 
 
 def test_the_consumer_dispatches_on_the_type_and_skips_other_deputy_events() -> None:
-    from services.supervision.deputy_escalation_handlers import DeputyEscalations
+    from services.supervision.levels.deputy_escalation_handlers import DeputyEscalations
 
     handler = DeputyEscalations(commands=None)  # type: ignore[arg-type]  # decoding needs no store
     assert handler.decode(record(ESCALATED, "hotline.v1.DeputyEscalated")) == ESCALATED

@@ -1,5 +1,5 @@
 """Supervision levels (督办), whistles (吹哨报到), on-site meetings and merges (并单): the pure
-modules (services/supervision/escalation.py, whistles.py, merging.py), without I/O."""
+modules (services/supervision/levels/escalation.py, whistles.py, merging.py), without I/O."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from hotline.policy import Role
 from hotline.v1 import case_pb2, deadlines_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2
 from hotline.v1 import supervision_pb2 as sv
 from services.metrics import projection
-from services.supervision import escalation as esc
-from services.supervision import merging, recurring
-from services.supervision import whistles as wh
-from services.supervision.escalation_handlers import EscalationInbox
-from services.supervision.escalation_store import unit_types
-from services.supervision.lifecycle import PeriodDeadlines
-from services.supervision.warnings import Fact
+from services.supervision.cases.lifecycle import PeriodDeadlines
+from services.supervision.levels import escalation as esc
+from services.supervision.levels import merging, recurring
+from services.supervision.levels import whistles as wh
+from services.supervision.levels.escalation_handlers import EscalationInbox
+from services.supervision.levels.escalation_store import unit_types
+from services.supervision.warnings.warnings import Fact
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # Thursday 10:00 in the district

@@ -1,4 +1,4 @@
-"""The case lifecycle's state machine (services/supervision/lifecycle.py), without I/O.
+"""The case lifecycle's state machine (services/supervision/cases/lifecycle.py), without I/O.
 
 The first test walks every state x action: allowed exactly where the table says, and refused
 elsewhere with a reason that names the states allowing it. The others pin each rule.
@@ -24,10 +24,10 @@ from hotline.envelope import JSON
 from hotline.policy import Role
 from hotline.settings import LimitSettings, Settings
 from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, park_pb2, ticket_pb2
-from services.supervision import core
-from services.supervision import lifecycle as lc
-from services.supervision.lifecycle import ALLOWED, STATES, Action
-from services.supervision.sla import SlaClock, limits_of, parse_policy
+from services.supervision.cases import core
+from services.supervision.cases import lifecycle as lc
+from services.supervision.cases.lifecycle import ALLOWED, STATES, Action
+from services.supervision.cases.sla import SlaClock, limits_of, parse_policy
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in the district

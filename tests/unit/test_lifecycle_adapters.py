@@ -17,8 +17,8 @@ from hotline.envelope import PermanentError, Record, Skip
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from services.deputy_liaison.handlers import CaseFollowing
 from services.metrics.core import stage_of
-from services.supervision.commands import history_entry, reason_of
-from services.supervision.core import parse_city_evaluation
+from services.supervision.cases.commands import history_entry, reason_of
+from services.supervision.cases.core import parse_city_evaluation
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
@@ -152,9 +152,9 @@ async def test_a_replayed_first_assignment_republishes_the_case_as_it_was_opened
     from hotline.calendar import WorkCalendar
     from hotline.clock import ManualClock
     from hotline.settings import SlaSettings
-    from services.supervision.handlers import CaseInbox
-    from services.supervision.lifecycle import Limits
-    from services.supervision.sla import parse_policy
+    from services.supervision.cases.handlers import CaseInbox
+    from services.supervision.cases.lifecycle import Limits
+    from services.supervision.cases.sla import parse_policy
 
     sla = parse_policy(json.loads(SlaSettings().policy_file.read_text("utf-8")))
 

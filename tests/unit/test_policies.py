@@ -15,8 +15,8 @@ from hotline.auth import Principal
 from hotline.commands import DomainError
 from hotline.policies import LivePolicy, Num, PolicyInvalid, PolicyVersion, Table, Text, Words, check, new_version
 from hotline.policy import Role
-from services.supervision import warning_policy
-from services.supervision.warnings import RULES_FILE, Rules
+from services.supervision.warnings import warning_policy
+from services.supervision.warnings.warnings import RULES_FILE, Rules
 
 AT = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 OFFICE = Principal("office:li", Role.OFFICE)

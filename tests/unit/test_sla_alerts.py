@@ -1,6 +1,6 @@
 """The SLA and supervision alert rules (deploy/prometheus/alerts.yml, group hotline-sla) fire on
 synthetic series and stay quiet otherwise (``promtool test rules``); the SLA figures behind the
-gauges are counted right (services/supervision/sla_metrics.py)."""
+gauges are counted right (services/supervision/cases/sla_metrics.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.supervision import sla_metrics
-from services.supervision.sla_metrics import figures
+from services.supervision.cases import sla_metrics
+from services.supervision.cases.sla_metrics import figures
 from tests.unit.test_deploy_files import ALERTS_YML, NO_PROMTOOL, PROMTOOL, _promtool, _target
 
 SUP = _target("supervision")

@@ -17,7 +17,7 @@ from hotline.commands import DomainError
 from hotline.policies import PolicyInvalid, PolicyVersion, new_version
 from hotline.policy import Role
 from hotline.settings import SlaSettings
-from services.supervision.sla import (
+from services.supervision.cases.sla import (
     CaseFacts,
     Period,
     PolicyError,

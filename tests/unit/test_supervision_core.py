@@ -12,9 +12,9 @@ from hotline.calendar import WorkCalendar
 from hotline.settings import SlaSettings
 from hotline.timers import Fired, Stage, Timer
 from hotline.v1 import deadlines_pb2, events_pb2, ticket_pb2
-from services.supervision import core
-from services.supervision.core import deadline_events, first_missed, supervision_raised
-from services.supervision.sla import Limits, Policy, limits_of, parse_policy
+from services.supervision.cases import core
+from services.supervision.cases.core import deadline_events, first_missed, supervision_raised
+from services.supervision.cases.sla import Limits, Policy, limits_of, parse_policy
 
 TZ = ZoneInfo("Asia/Shanghai")
 POLICY = parse_policy(json.loads(SlaSettings().policy_file.read_text("utf-8")))
@@ -118,7 +118,7 @@ def test_the_first_miss_of_each_case_is_the_supervision_candidate() -> None:
 
 
 async def test_the_timers_ask_for_level_one_and_leave_the_level_to_the_escalation_module() -> None:
-    from services.supervision.handlers import DeadlineAlarms
+    from services.supervision.cases.handlers import DeadlineAlarms
 
     supervised = events_pb2.Case()
     supervised.CopyFrom(CASE)

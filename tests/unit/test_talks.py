@@ -11,7 +11,7 @@ import pytest
 from hotline.auth import Principal
 from hotline.commands import DomainError
 from hotline.policy import Role
-from services.supervision import talks
+from services.supervision.levels import talks
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=TZ)

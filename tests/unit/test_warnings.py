@@ -13,7 +13,7 @@ from hotline.directory import DIRECTORY_FILE
 from hotline.v1 import ticket_pb2
 from hotline_dev.simulator import generate
 from services.intake.core import to_ticket, without_contact
-from services.supervision import warnings as w
+from services.supervision.warnings import warnings as w
 
 RULES = w.Rules.load()
 SECRET = "test-secret"

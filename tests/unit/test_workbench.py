@@ -11,7 +11,7 @@ from hotline.auth import Principal, Verifier
 from hotline.policy import Role
 from hotline.settings import Settings
 from hotline.v1 import events_pb2
-from services.supervision.lifecycle import ALLOWED, Action
+from services.supervision.cases.lifecycle import ALLOWED, Action
 from services.workbench import core
 from services.workbench.app import COOKIE, build
 from tests.support import browser_client

@@ -1,5 +1,5 @@
 """Supervision's early-warning consumer: intake's TicketReceived events -> facts -> the pure
-detectors (services/supervision/warnings.py) with the history loaded from the store -> stored
+detectors (services/supervision/warnings/warnings.py) with the history loaded from the store -> stored
 warnings and WarningRaised events on hotline.warnings.v1 (keyed by warning id; the ids are
 deterministic, so a replay stores nothing twice and republishes the same event ids)."""
 
@@ -13,8 +13,8 @@ from prometheus_client import Counter
 from hotline import observability as obs
 from hotline.envelope import Event, EventTypes, Record
 from hotline.v1 import events_pb2, warnings_pb2
-from services.supervision import warnings as w
-from services.supervision.warning_store import WarningStore
+from services.supervision.warnings import warnings as w
+from services.supervision.warnings.warning_store import WarningStore
 
 RAISED = Counter("hotline_warnings_raised_total", "Early warnings (预警) raised, by kind and level.",
                  ["kind", "level"])

@@ -45,7 +45,7 @@ INDEXES = {
         IndexModel([("community", ASCENDING)], sparse=True),
         IndexModel([("rule_id", ASCENDING)], sparse=True),
     ],
-    # the case filters not served by the case store's own indexes (services/supervision/store.py)
+    # the case filters not served by the case store's own indexes (services/supervision/cases/store.py)
     "cases": [IndexModel([("received_at", DESCENDING)]), IndexModel([("supervision_level", ASCENDING)])],
 }
 SORTS = {  # sort key -> the case document field

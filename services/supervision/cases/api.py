@@ -23,8 +23,8 @@ from hotline.v1 import (
     services_pb2,
     services_pb2_grpc,
 )
-from services.supervision.commands import CaseCommands
-from services.supervision.store import CaseStore, page_token
+from services.supervision.cases.commands import CaseCommands
+from services.supervision.cases.store import CaseStore, page_token
 
 MAX_PAGE = 500
 
@@ -122,7 +122,7 @@ def http_routes(store: CaseStore, commands: CaseCommands) -> APIRouter:
     async def office_callback(ticket_id: str, body: dict[str, Any] = Body(default_factory=dict),
                               who: Principal = Depends(auth.principal),
                               key: str = Depends(idempotency_key)) -> dict[str, Any]:
-        from services.supervision.deputy_closure import json_body
+        from services.supervision.cases.deputy_closure import json_body
 
         request = parse_body(json_body(body), lifecycle_pb2.CityEvaluation)
         assert isinstance(request, lifecycle_pb2.CityEvaluation)

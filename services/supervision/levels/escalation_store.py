@@ -36,11 +36,11 @@ from hotline.mongo import Doc
 from hotline.policy import Role
 from hotline.v1 import deputy_pb2, events_pb2
 from hotline.v1 import supervision_pb2 as sv
-from services.supervision import deputy_escalation, merging, recurring
-from services.supervision import escalation as esc
-from services.supervision import whistles as wh
-from services.supervision.store import CaseClocks, CaseRepository, CaseStore
-from services.supervision.warning_store import fact_of_doc
+from services.supervision.cases.store import CaseClocks, CaseRepository, CaseStore
+from services.supervision.levels import deputy_escalation, merging, recurring
+from services.supervision.levels import escalation as esc
+from services.supervision.levels import whistles as wh
+from services.supervision.warnings.warning_store import fact_of_doc
 
 SUPERVISIONS, RECORDS, WHISTLES, RECURRING = "case_supervision", "supervision_records", "whistles", "recurring_lists"
 INDEXES = {

@@ -5,7 +5,7 @@
   transaction as the letter it numbers.
 
 Every write is a kit Command through the CommandBus (idempotency, audit, outbox); roles are in
-hotline/policy.py, scope (a unit: its own letters) in services/supervision/circulation.py.
+hotline/policy.py, scope (a unit: its own letters) in services/supervision/levels/circulation.py.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from hotline.commands import Command, CommandBus, Decision, Illegal, Invalid, No
 from hotline.mongo import Doc
 from hotline.policy import Role
 from hotline.v1 import circulation_pb2 as cp
-from services.supervision import circulation as circ
-from services.supervision import talks
-from services.supervision import warnings as w
-from services.supervision.warning_store import WarningStore
+from services.supervision.levels import circulation as circ
+from services.supervision.levels import talks
+from services.supervision.warnings import warnings as w
+from services.supervision.warnings.warning_store import WarningStore
 
 LETTERS, REGISTER, TALKS = "letters", "letter_register", "talks"
 INDEXES = {LETTERS: [IndexModel([("unit_id", ASCENDING), ("sent_at", ASCENDING)]),

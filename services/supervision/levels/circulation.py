@@ -28,7 +28,7 @@ from hotline.policy import Role
 from hotline.text import ATTACHMENT_URI, MAX_ATTACHMENT_NAME_CHARS, MAX_ATTACHMENTS, clean_text
 from hotline.v1 import case_pb2
 from hotline.v1 import circulation_pb2 as cp
-from services.supervision.escalation import actor_of, stamp
+from services.supervision.levels.escalation import actor_of, stamp
 
 # kind -> (name, register prefix, days to answer)
 KINDS: dict[str, tuple[str, str, int]] = {

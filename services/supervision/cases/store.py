@@ -37,9 +37,9 @@ from hotline.mongo import Doc, find_in, insert_missing
 from hotline.policies import LivePolicy
 from hotline.timers import Timers
 from hotline.v1 import events_pb2, lifecycle_pb2
-from services.supervision.core import case_timers
-from services.supervision.lifecycle import evaluation_of
-from services.supervision.sla import Limits, Policy, limits_of
+from services.supervision.cases.core import case_timers
+from services.supervision.cases.lifecycle import evaluation_of
+from services.supervision.cases.sla import Limits, Policy, limits_of
 
 INBOX = "evaluation_inbox"
 INDEXES = {

@@ -176,7 +176,7 @@ class PeriodDeadlines:
 @dataclass(frozen=True)
 class Limits:
     """The lifecycle's limits: the extension cap comes from the case's SLA policy
-    (services/supervision/sla.py), the rest from settings.limits."""
+    (services/supervision/cases/sla.py), the rest from settings.limits."""
 
     extension_max_working_days: int = 10  # 延期: at most 10 working days each
     max_extensions: int = 1  # 延期: how many a dispatch round may ask (the SLA policy's max_extensions)

@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hotline import pb
 from hotline.mongo import IN_CHUNK, Doc, insert_missing
 from hotline.v1 import warnings_pb2
-from services.supervision.warnings import Fact
+from services.supervision.warnings.warnings import Fact
 
 INDEXES = {
     "warning_facts": [

@@ -32,8 +32,8 @@ from hotline.logging import get_logger
 from hotline.policy import Role
 from hotline.timers import Fired
 from hotline.v1 import events_pb2, lifecycle_pb2
-from services.supervision.commands import CaseCommands
-from services.supervision.core import (
+from services.supervision.cases.commands import CaseCommands
+from services.supervision.cases.core import (
     SYSTEM_SUPERVISION,
     deadline_events,
     first_missed,
@@ -42,7 +42,7 @@ from services.supervision.core import (
     reminders,
     supervision_raised,
 )
-from services.supervision.store import CaseStore, sla_extras
+from services.supervision.cases.store import CaseStore, sla_extras
 
 log = get_logger(__name__)
 

@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline.mongo import Doc
 from hotline.policies import LivePolicy, Num, PolicyInvalid, PolicyStore, Schema, Table, Text, Words, check
-from services.supervision import warnings as w
+from services.supervision.warnings import warnings as w
 
 NAME = "warning_rules"
 

@@ -12,8 +12,8 @@ from hotline import masking
 from hotline.api import as_json
 from hotline.commands import Invalid, NotFound
 from hotline.v1 import warnings_pb2
-from services.supervision import warnings as w
-from services.supervision.warning_store import WarningStore
+from services.supervision.warnings import warnings as w
+from services.supervision.warnings.warning_store import WarningStore
 
 
 def warning_routes(store: WarningStore, tz: ZoneInfo) -> APIRouter:

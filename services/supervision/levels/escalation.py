@@ -43,9 +43,9 @@ from hotline.commands import Decision, DomainError, Illegal, Invalid, NotFound
 from hotline.policy import Role
 from hotline.v1 import case_pb2, events_pb2
 from hotline.v1 import supervision_pb2 as sv
-from services.supervision.lifecycle import Deadlines
+from services.supervision.cases.lifecycle import Deadlines
 
-LIMITS_FILE = Path(__file__).parent / "data" / "supervision_limits.json"
+LIMITS_FILE = Path(__file__).parent.parent / "data" / "supervision_limits.json"
 LEVELS = (1, 2, 3, 4)
 LEVEL_NAMES = {1: "系统督办", 2: "督办函督办", 3: "作风监督员明察暗访", 4: "领导领办督办"}
 OPEN, RESOLVED, UNRESOLVED = sv.SUPERVISION_STATE_OPEN, sv.SUPERVISION_STATE_RESOLVED, sv.SUPERVISION_STATE_UNRESOLVED

@@ -25,7 +25,7 @@ from hotline.commands import DomainError
 from hotline.envelope import Event, EventTypes, Record
 from hotline.logging import get_logger
 from hotline.v1 import case_pb2, deadlines_pb2, lifecycle_pb2
-from services.supervision.escalation_store import EscalationCommands
+from services.supervision.levels.escalation_store import EscalationCommands
 
 log = get_logger(__name__)
 AUTOMATIC = Counter("hotline_supervision_automatic_total",

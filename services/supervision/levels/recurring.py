@@ -25,10 +25,10 @@ from hotline.auth import Principal
 from hotline.commands import Decision, Illegal, Invalid, NotFound
 from hotline.v1 import case_pb2, events_pb2
 from hotline.v1 import supervision_pb2 as sv
-from services.supervision.escalation import actor_of, stamp
-from services.supervision.warnings import Fact
+from services.supervision.levels.escalation import actor_of, stamp
+from services.supervision.warnings.warnings import Fact
 
-RULES_FILE = Path(__file__).parent / "data" / "recurring_rules.json"
+RULES_FILE = Path(__file__).parent.parent / "data" / "recurring_rules.json"
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 SOLVED = {case_pb2.CLOSURE_SATISFIED, case_pb2.CLOSURE_MERGED}
 

@@ -19,9 +19,9 @@ from hotline.commands import DomainError
 from hotline.envelope import Event, EventTypes, Record
 from hotline.logging import get_logger
 from hotline.v1 import deputy_pb2, events_pb2
-from services.supervision.commands import CaseCommands
-from services.supervision.deputy_closure import rating_evaluation
-from services.supervision.escalation_store import EscalationCommands
+from services.supervision.cases.commands import CaseCommands
+from services.supervision.cases.deputy_closure import rating_evaluation
+from services.supervision.levels.escalation_store import EscalationCommands
 
 log = get_logger(__name__)
 

@@ -19,9 +19,9 @@ from hotline.commands import Decision, Illegal, Invalid, NotFound
 from hotline.envelope import JSON, Event
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from hotline.v1 import supervision_pb2 as sv
-from services.supervision.escalation import ARCHIVED, Supervised, actor_of, stamp
-from services.supervision.lifecycle import city_result, result_id
-from services.supervision.warnings import Fact, similarity
+from services.supervision.cases.lifecycle import city_result, result_id
+from services.supervision.levels.escalation import ARCHIVED, Supervised, actor_of, stamp
+from services.supervision.warnings.warnings import Fact, similarity
 
 MAX_CHILDREN = 50
 SUGGEST_DAYS = 7  # tickets within a week of each other

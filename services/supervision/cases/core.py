@@ -40,7 +40,7 @@ from hotline.inbound import (
 )
 from hotline.timers import Fired, Stage, Timer
 from hotline.v1 import case_pb2, deadlines_pb2, events_pb2, lifecycle_pb2, reminders_pb2
-from services.supervision.sla import CaseFacts, Limits, Policy, SlaClock, clock_of, limits_for, unit_kind
+from services.supervision.cases.sla import CaseFacts, Limits, Policy, SlaClock, clock_of, limits_for, unit_kind
 
 SYSTEM_SUPERVISION = 1  # 系统督办: raised automatically on the first missed deadline
 

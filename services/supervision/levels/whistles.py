@@ -24,7 +24,7 @@ from hotline.commands import Decision, DomainError, Illegal, Invalid, NotFound
 from hotline.policy import Role
 from hotline.v1 import events_pb2
 from hotline.v1 import supervision_pb2 as sv
-from services.supervision.escalation import Rules, actor_of, stamp
+from services.supervision.levels.escalation import Rules, actor_of, stamp
 
 OPEN, REPORTED, CLOSED = sv.WHISTLE_STATE_OPEN, sv.WHISTLE_STATE_REPORTED, sv.WHISTLE_STATE_CLOSED
 MAX_SUMMONED = 20

@@ -19,7 +19,7 @@ from hotline.auth import Principal
 from hotline.commands import Decision, NotFound
 from hotline.v1 import deputy_escalation_pb2, deputy_pb2
 from hotline.v1 import supervision_pb2 as sv
-from services.supervision import escalation as esc
+from services.supervision.levels import escalation as esc
 
 DEPUTY_ESCALATION_LEVEL = 1  # 系统督办: the level a deputy's escalation raises
 REASON = "deputy escalation"

@@ -20,10 +20,10 @@ from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, Invalid
 from hotline.mongo import Doc
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
-from services.supervision import lifecycle
-from services.supervision.core import open_case
-from services.supervision.sla import Limits, SlaClock, Unit
-from services.supervision.store import CaseClocks, CaseRepository, CaseStore, SlaPolicies, limits_of_doc
+from services.supervision.cases import lifecycle
+from services.supervision.cases.core import open_case
+from services.supervision.cases.sla import Limits, SlaClock, Unit
+from services.supervision.cases.store import CaseClocks, CaseRepository, CaseStore, SlaPolicies, limits_of_doc
 
 MAX_KEY = 200
 
@@ -121,7 +121,7 @@ class CaseCommands:
                               key: str) -> events_pb2.Case:
         """回访 by the office of a deputy's ticket the deputy did not rate within the deputy_callback
         limit (deputy_closure.py): the evaluation a city callback would be, through the same command."""
-        from services.supervision.deputy_closure import office_callback
+        from services.supervision.cases.deputy_closure import office_callback
 
         case = await self.store.get(ticket_id)
         limits = await self.store.limits(ticket_id, self.policies.policies)

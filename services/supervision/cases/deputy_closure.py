@@ -16,7 +16,7 @@ from hotline import pb
 from hotline.calendar import WorkCalendar
 from hotline.commands import Illegal, Invalid
 from hotline.v1 import case_pb2, deputy_pb2, events_pb2, lifecycle_pb2
-from services.supervision.sla import Limits, SlaClock
+from services.supervision.cases.sla import Limits, SlaClock
 
 DEPUTY_PREFIX = "RD-"  # deputy liaison's ticket ids (services/deputy_liaison/core.py TICKET_PREFIX)
 RATINGS = {"满意": case_pb2.SATISFACTION_SATISFIED, "基本满意": case_pb2.SATISFACTION_BASICALLY_SATISFIED,

@@ -19,9 +19,9 @@ from hotline.auth import Principal
 from hotline.commands import Illegal
 from hotline.v1 import supervision_pb2 as sv
 from hotline.v1 import supervision_pb2_grpc
-from services.supervision import escalation as esc
-from services.supervision import whistles as wh
-from services.supervision.escalation_store import EscalationCommands
+from services.supervision.levels import escalation as esc
+from services.supervision.levels import whistles as wh
+from services.supervision.levels.escalation_store import EscalationCommands
 
 MAX_PAGE = 500
 Context = grpc.aio.ServicerContext[Any, Any]

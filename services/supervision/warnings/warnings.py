@@ -35,7 +35,7 @@ from typing import Any
 from hotline import pb
 from hotline.v1 import ticket_pb2, warnings_pb2
 
-RULES_FILE = Path(__file__).parent / "data" / "warning_rules.json"
+RULES_FILE = Path(__file__).parent.parent / "data" / "warning_rules.json"
 LEVELS = ("blue", "yellow", "orange", "red")
 LEVEL_NAMES = {"blue": "蓝色", "yellow": "黄色", "orange": "橙色", "red": "红色"}
 KINDS = ("burst", "repeat_caller", "repeat_address", "mass_incident", "keyword")

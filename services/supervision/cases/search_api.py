@@ -1,4 +1,4 @@
-"""HTTP adapter of case search (services/supervision/search.py): ``GET /case-search``.
+"""HTTP adapter of case search (services/supervision/cases/search.py): ``GET /case-search``.
 
 Every case list of the workbench is this query: words, filters, sort and page on the server. The
 office and leaders search all cases, a unit its own (primary or assisting)."""
@@ -16,9 +16,9 @@ from hotline.api import as_json
 from hotline.auth import Principal
 from hotline.clock import Clock
 from hotline.commands import Invalid
-from services.supervision.api import state_name
-from services.supervision.search import MAX_PAGE, CaseSearch
-from services.supervision.search import Query as Search
+from services.supervision.cases.api import state_name
+from services.supervision.cases.search import MAX_PAGE, CaseSearch
+from services.supervision.cases.search import Query as Search
 
 
 def _day(text: str, tz: ZoneInfo, field: str) -> datetime | None:

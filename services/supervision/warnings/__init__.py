@@ -1,0 +1,1 @@
+"""Warnings (预警): rules over open cases and their store and API. Imports nothing from cases' siblings (levels)."""
