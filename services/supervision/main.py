@@ -21,10 +21,10 @@ from services.supervision.cases.api import ParkGrpc, SupervisionGrpc, http_route
 from services.supervision.cases.commands import CaseCommands, CasePolicies
 from services.supervision.cases.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
 from services.supervision.cases.lifecycle import Limits, PeriodDeadlines, Policy
+from services.supervision.cases.reminder_board import reminder_routes
 from services.supervision.cases.search import COLLECTION as COLLECTION_SEARCH
 from services.supervision.cases.search import INDEXES as SEARCH_INDEXES
 from services.supervision.cases.search import CaseSearch, SearchIndexer
-from services.supervision.cases.reminder_board import reminder_routes
 from services.supervision.cases.search_api import search_routes
 from services.supervision.cases.sla_metrics import SlaGauges
 from services.supervision.levels.circulation_store import INDEXES as CIRCULATION_INDEXES

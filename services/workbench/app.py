@@ -79,7 +79,8 @@ def build(settings: Settings) -> FastAPI:
     templates.env.filters["local"] = local
     templates.env.filters["role_label"] = lambda role: core.ROLE_LABELS.get(role, role)
     templates.env.globals.update(when=when, deadline=deadline, STATE_LABELS=core.STATE_LABELS,
-                                 ROLE_LABELS=core.ROLE_LABELS, ACTION_LABELS={**core.ACTION_LABELS, **park_forms.LABELS}, Action=Action,
+                                 ROLE_LABELS=core.ROLE_LABELS, Action=Action,
+                                 ACTION_LABELS=park_forms.labels(core.ACTION_LABELS),  # forms by action name
                                  case_pb2=case_pb2, ticket_pb2=ticket_pb2, TICKET_TYPES=TICKET_TYPES,
                                  development_sign_in=dev_sign_in)
     names = Names()  # units, streets, communities by name (the directory); ids only as secondary text
@@ -236,7 +237,8 @@ def build(settings: Settings) -> FastAPI:
             case.ticket_type == ticket_pb2.TICKET_TYPE_CONSULTATION
         key = uuid.uuid4().hex
         return page(request, "case.html", who, case=case, ticket=ticket, history=history.entries,
-                    actions=[*core.actions(who, view), *park_forms.actions(who, case)], key=key, due_of=due_of, similar=similar,
+                    actions=[*core.actions(who, view), *park_forms.actions(who, case)], key=key, due_of=due_of,
+                    similar=similar,
                     direct=f"{key}-direct" if direct else "",
                     **await workday.case_extras(token, who, ticket_id))
 

@@ -10,6 +10,7 @@ answers the allowed actions itself: then :func:`actions` goes)."""
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from hotline.auth import Principal
@@ -21,6 +22,11 @@ DECIDE_PARK, RESUME = "decide_park", "resume"
 LABELS = {DECIDE_PARK: "挂账审批", RESUME: "恢复办理"}
 REQUESTED = "requested"  # Park.status of a 挂账申请 waiting for the office
 HANDLING = (events_pb2.CASE_STATE_IN_PROGRESS, events_pb2.CASE_STATE_SENT_BACK)
+
+
+def labels(lifecycle: Mapping[Any, str]) -> dict[str, str]:
+    """Action name -> Chinese label of every form the case page renders (the lifecycle's and these)."""
+    return {**{str(k): v for k, v in lifecycle.items()}, **LABELS}
 
 
 def actions(who: Principal, case: events_pb2.Case) -> list[str]:
