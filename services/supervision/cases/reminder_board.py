@@ -23,6 +23,7 @@ from hotline.api import as_json
 from hotline.auth import Principal
 from hotline.clock import Clock
 from hotline.mongo import Doc
+from hotline.policy import Role
 from hotline.timers import Fired, Stage, Timer
 from hotline.v1 import events_pb2, reminders_pb2
 from services.supervision.cases.api import unit_filter
@@ -68,6 +69,8 @@ def reminder_routes(db: AsyncDatabase[Doc], clock: Clock, tz: ZoneInfo) -> APIRo
     async def list_reminders(unit_id: str = Query("", description="the office: one unit's (empty: all)"),
                              who: Principal = Depends(auth.principal)) -> dict[str, Any]:
         unit = unit_filter(who, unit_id)
+        if who.role == Role.UNIT and not unit:  # a unit token without its unit sees nothing, never all
+            return {"reminders": []}
         query: dict[str, Any] = {"state": {"$ne": CLOSED}, timers_module.FIELD: {"$exists": True}}
         if unit:
             query["$or"] = [{"primary_unit.unit_id": unit}, {"assists.unit_id": unit}]
