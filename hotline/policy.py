@@ -87,6 +87,7 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         "GetCase": frozenset({OFFICE, UNIT, LEADER}),  # leader: reads the cases the search finds
         "ListCases": frozenset({OFFICE, UNIT}),
         "GET /case-search": frozenset({OFFICE, UNIT, LEADER}),  # 案件查询 (search.py): a unit its own cases
+        "GET /reminders": frozenset({OFFICE, UNIT}),  # 事前提醒 (reminder_board.py): a unit its own (issue #22)
         # The case lifecycle (issue 8). Which unit may do what (the primary replies, an assisting unit
         # contributes) is checked by the state machine (services/supervision/cases/lifecycle.py).
         "GET /cases/{ticket_id}/history": frozenset({OFFICE, UNIT}),

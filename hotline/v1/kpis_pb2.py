@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15hotline/v1/kpis.proto\x12\nhotline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\tKpiFilter\x12\x11\n\tdimension\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"~\n\x0eGetKpisRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x11\n\tfrom_date\x18\x02 \x01(\t\x12\x0f\n\x07to_date\x18\x03 \x01(\t\x12\x10\n\x08group_by\x18\x04 \x03(\t\x12&\n\x07\x66ilters\x18\x05 \x03(\x0b\x32\x15.hotline.v1.KpiFilter\"\xca\x01\n\x04Rate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x11\n\thas_value\x18\x03 \x01(\x08\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x11\n\tnumerator\x18\x05 \x01(\x01\x12\x13\n\x0b\x64\x65nominator\x18\x06 \x01(\x03\x12,\n\x06\x63ounts\x18\x07 \x03(\x0b\x32\x1c.hotline.v1.Rate.CountsEntry\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xf8\x01\n\x08KpiGroup\x12*\n\x03key\x18\x01 \x03(\x0b\x32\x1d.hotline.v1.KpiGroup.KeyEntry\x12\x0f\n\x07tickets\x18\x02 \x01(\x03\x12\x12\n\ndispatches\x18\x03 \x01(\x03\x12\x14\n\x0cticket_share\x18\x04 \x01(\x01\x12\x16\n\x0e\x64ispatch_share\x18\x05 \x01(\x01\x12\x1f\n\x05rates\x18\x06 \x03(\x0b\x32\x10.hotline.v1.Rate\x12\x11\n\thas_score\x18\x07 \x01(\x08\x12\r\n\x05score\x18\x08 \x01(\x01\x1a*\n\x08KeyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa1\x02\n\tKpiResult\x12#\n\x05total\x18\x01 \x01(\x0b\x32\x14.hotline.v1.KpiGroup\x12$\n\x06groups\x18\x02 \x03(\x0b\x32\x14.hotline.v1.KpiGroup\x12\x16\n\x0epolicy_version\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x0fprevious_period\x18\xc8\x01 \x01(\t\x12(\n\x08previous\x18\xc9\x01 \x01(\x0b\x32\x15.hotline.v1.KpiResult\x12\x18\n\x0fyear_ago_period\x18\xca\x01 \x01(\t\x12(\n\x08year_ago\x18\xcb\x01 \x01(\x0b\x32\x15.hotline.v1.KpiResult\"\"\n\x12ListReportsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"\x98\x02\n\nReportInfo\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07tickets\x18\x07 \x01(\x03\x12\x30\n\x05sizes\x18\x08 \x03(\x0b\x32!.hotline.v1.ReportInfo.SizesEntry\x1a,\n\nSizesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\">\n\x13ListReportsResponse\x12\'\n\x07reports\x18\x01 \x03(\x0b\x32\x16.hotline.v1.ReportInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15hotline/v1/kpis.proto\x12\nhotline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\tKpiFilter\x12\x11\n\tdimension\x18\x01 \x01(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\"~\n\x0eGetKpisRequest\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x11\n\tfrom_date\x18\x02 \x01(\t\x12\x0f\n\x07to_date\x18\x03 \x01(\t\x12\x10\n\x08group_by\x18\x04 \x03(\t\x12&\n\x07\x66ilters\x18\x05 \x03(\x0b\x32\x15.hotline.v1.KpiFilter\"\xca\x01\n\x04Rate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x11\n\thas_value\x18\x03 \x01(\x08\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x11\n\tnumerator\x18\x05 \x01(\x01\x12\x13\n\x0b\x64\x65nominator\x18\x06 \x01(\x03\x12,\n\x06\x63ounts\x18\x07 \x03(\x0b\x32\x1c.hotline.v1.Rate.CountsEntry\x1a-\n\x0b\x43ountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xf8\x01\n\x08KpiGroup\x12*\n\x03key\x18\x01 \x03(\x0b\x32\x1d.hotline.v1.KpiGroup.KeyEntry\x12\x0f\n\x07tickets\x18\x02 \x01(\x03\x12\x12\n\ndispatches\x18\x03 \x01(\x03\x12\x14\n\x0cticket_share\x18\x04 \x01(\x01\x12\x16\n\x0e\x64ispatch_share\x18\x05 \x01(\x01\x12\x1f\n\x05rates\x18\x06 \x03(\x0b\x32\x10.hotline.v1.Rate\x12\x11\n\thas_score\x18\x07 \x01(\x08\x12\r\n\x05score\x18\x08 \x01(\x01\x1a*\n\x08KeyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xfd\x02\n\tKpiResult\x12#\n\x05total\x18\x01 \x01(\x0b\x32\x14.hotline.v1.KpiGroup\x12$\n\x06groups\x18\x02 \x03(\x0b\x32\x14.hotline.v1.KpiGroup\x12\x16\n\x0epolicy_version\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x0fprevious_period\x18\xc8\x01 \x01(\t\x12(\n\x08previous\x18\xc9\x01 \x01(\x0b\x32\x15.hotline.v1.KpiResult\x12\x18\n\x0fyear_ago_period\x18\xca\x01 \x01(\t\x12(\n\x08year_ago\x18\xcb\x01 \x01(\x0b\x32\x15.hotline.v1.KpiResult\x12\x31\n\x12supervision_levels\x18\xa4\x03 \x03(\x0b\x32\x14.hotline.v1.ItemKpis\x12\'\n\x08whistles\x18\xa5\x03 \x03(\x0b\x32\x14.hotline.v1.ItemKpis\"\xba\x01\n\x08ItemKpis\x12*\n\x03key\x18\x01 \x03(\x0b\x32\x1d.hotline.v1.ItemKpis.KeyEntry\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12!\n\x07on_time\x18\x03 \x01(\x0b\x32\x10.hotline.v1.Rate\x12$\n\nresolution\x18\x04 \x01(\x0b\x32\x10.hotline.v1.Rate\x1a*\n\x08KeyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\"\n\x12ListReportsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"\x98\x02\n\nReportInfo\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05\x61s_of\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07tickets\x18\x07 \x01(\x03\x12\x30\n\x05sizes\x18\x08 \x03(\x0b\x32!.hotline.v1.ReportInfo.SizesEntry\x1a,\n\nSizesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\">\n\x13ListReportsResponse\x12\'\n\x07reports\x18\x01 \x03(\x0b\x32\x16.hotline.v1.ReportInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RATE_COUNTSENTRY']._serialized_options = b'8\001'
   _globals['_KPIGROUP_KEYENTRY']._loaded_options = None
   _globals['_KPIGROUP_KEYENTRY']._serialized_options = b'8\001'
+  _globals['_ITEMKPIS_KEYENTRY']._loaded_options = None
+  _globals['_ITEMKPIS_KEYENTRY']._serialized_options = b'8\001'
   _globals['_REPORTINFO_SIZESENTRY']._loaded_options = None
   _globals['_REPORTINFO_SIZESENTRY']._serialized_options = b'8\001'
   _globals['_KPIFILTER']._serialized_start=70
@@ -51,13 +53,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KPIGROUP_KEYENTRY']._serialized_start=658
   _globals['_KPIGROUP_KEYENTRY']._serialized_end=700
   _globals['_KPIRESULT']._serialized_start=703
-  _globals['_KPIRESULT']._serialized_end=992
-  _globals['_LISTREPORTSREQUEST']._serialized_start=994
-  _globals['_LISTREPORTSREQUEST']._serialized_end=1028
-  _globals['_REPORTINFO']._serialized_start=1031
-  _globals['_REPORTINFO']._serialized_end=1311
-  _globals['_REPORTINFO_SIZESENTRY']._serialized_start=1267
-  _globals['_REPORTINFO_SIZESENTRY']._serialized_end=1311
-  _globals['_LISTREPORTSRESPONSE']._serialized_start=1313
-  _globals['_LISTREPORTSRESPONSE']._serialized_end=1375
+  _globals['_KPIRESULT']._serialized_end=1084
+  _globals['_ITEMKPIS']._serialized_start=1087
+  _globals['_ITEMKPIS']._serialized_end=1273
+  _globals['_ITEMKPIS_KEYENTRY']._serialized_start=658
+  _globals['_ITEMKPIS_KEYENTRY']._serialized_end=700
+  _globals['_LISTREPORTSREQUEST']._serialized_start=1275
+  _globals['_LISTREPORTSREQUEST']._serialized_end=1309
+  _globals['_REPORTINFO']._serialized_start=1312
+  _globals['_REPORTINFO']._serialized_end=1592
+  _globals['_REPORTINFO_SIZESENTRY']._serialized_start=1548
+  _globals['_REPORTINFO_SIZESENTRY']._serialized_end=1592
+  _globals['_LISTREPORTSRESPONSE']._serialized_start=1594
+  _globals['_LISTREPORTSRESPONSE']._serialized_end=1656
 # @@protoc_insertion_point(module_scope)

@@ -228,6 +228,8 @@ class KpiResult(_message.Message):
     PREVIOUS_FIELD_NUMBER: _builtins.int
     YEAR_AGO_PERIOD_FIELD_NUMBER: _builtins.int
     YEAR_AGO_FIELD_NUMBER: _builtins.int
+    SUPERVISION_LEVELS_FIELD_NUMBER: _builtins.int
+    WHISTLES_FIELD_NUMBER: _builtins.int
     policy_version: _builtins.str
     previous_period: _builtins.str
     """#24: with a period, the same figures of the period before (环比) and a year earlier (同比);
@@ -244,6 +246,18 @@ class KpiResult(_message.Message):
     def previous(self) -> Global___KpiResult: ...
     @_builtins.property
     def year_ago(self) -> Global___KpiResult: ...
+    @_builtins.property
+    def supervision_levels(self) -> _containers.RepeatedCompositeFieldContainer[Global___ItemKpis]:
+        """#22: 督办 records per level and whistles (吹哨) per whistling unit type, in the window (the
+        definitions: services/metrics/data/kpi_policy.json "item_figures"). The first row of each is the
+        total (empty key); group_by does not apply, filters do (docs/kpis.md).
+        key {"level": "1".."4"}
+        """
+
+    @_builtins.property
+    def whistles(self) -> _containers.RepeatedCompositeFieldContainer[Global___ItemKpis]:
+        """key {"unit_type": "street" | "department"}"""
+
     def __init__(
         self,
         *,
@@ -255,14 +269,74 @@ class KpiResult(_message.Message):
         previous: Global___KpiResult | None = ...,
         year_ago_period: _builtins.str = ...,
         year_ago: Global___KpiResult | None = ...,
+        supervision_levels: _abc.Iterable[Global___ItemKpis] | None = ...,
+        whistles: _abc.Iterable[Global___ItemKpis] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "previous", b"previous", "total", b"total", "year_ago", b"year_ago"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "groups", b"groups", "policy_version", b"policy_version", "previous", b"previous", "previous_period", b"previous_period", "total", b"total", "year_ago", b"year_ago", "year_ago_period", b"year_ago_period"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "groups", b"groups", "policy_version", b"policy_version", "previous", b"previous", "previous_period", b"previous_period", "supervision_levels", b"supervision_levels", "total", b"total", "whistles", b"whistles", "year_ago", b"year_ago", "year_ago_period", b"year_ago_period"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___KpiResult: _TypeAlias = KpiResult  # noqa: Y015
+
+@_typing.final
+class ItemKpis(_message.Message):
+    """Counts, on-time and resolution of one group of 督办 records or whistles (#22)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class KeyEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    KEY_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    ON_TIME_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """raised (督办) / blown (吹哨) in the window"""
+    @_builtins.property
+    def key(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def on_time(self) -> Global___Rate:
+        """on_time / (on_time + late); counts: on_time, late, pending"""
+
+    @_builtins.property
+    def resolution(self) -> Global___Rate:
+        """resolved / (resolved + unresolved); counts: resolved, unresolved, open"""
+
+    def __init__(
+        self,
+        *,
+        key: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        count: _builtins.int = ...,
+        on_time: Global___Rate | None = ...,
+        resolution: Global___Rate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["on_time", b"on_time", "resolution", b"resolution"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "key", b"key", "on_time", b"on_time", "resolution", b"resolution"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ItemKpis: _TypeAlias = ItemKpis  # noqa: Y015
 
 @_typing.final
 class ListReportsRequest(_message.Message):

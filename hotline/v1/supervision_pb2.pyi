@@ -717,6 +717,7 @@ class Whistle(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     CLOSED_AT_FIELD_NUMBER: _builtins.int
     LIMITS_VERSION_FIELD_NUMBER: _builtins.int
+    WHISTLER_TYPE_FIELD_NUMBER: _builtins.int
     whistle_id: _builtins.str
     street_unit_id: _builtins.str
     """the street office that whistled"""
@@ -727,6 +728,8 @@ class Whistle(_message.Message):
     resolved: _builtins.bool
     outcome: _builtins.str
     limits_version: _builtins.str
+    whistler_type: _events_pb2.UnitType.ValueType
+    """the whistling unit's type: street office or department (#22 figures)"""
     @_builtins.property
     def summoned(self) -> _containers.RepeatedCompositeFieldContainer[Global___Summons]: ...
     @_builtins.property
@@ -750,10 +753,11 @@ class Whistle(_message.Message):
         outcome: _builtins.str = ...,
         closed_at: _timestamp_pb2.Timestamp | None = ...,
         limits_version: _builtins.str = ...,
+        whistler_type: _events_pb2.UnitType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["blown_at", b"blown_at", "blown_by", b"blown_by", "closed_at", b"closed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blown_at", b"blown_at", "blown_by", b"blown_by", "closed_at", b"closed_at", "limits_version", b"limits_version", "outcome", b"outcome", "problem", b"problem", "resolved", b"resolved", "state", b"state", "street_unit_id", b"street_unit_id", "summoned", b"summoned", "ticket_id", b"ticket_id", "whistle_id", b"whistle_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blown_at", b"blown_at", "blown_by", b"blown_by", "closed_at", b"closed_at", "limits_version", b"limits_version", "outcome", b"outcome", "problem", b"problem", "resolved", b"resolved", "state", b"state", "street_unit_id", b"street_unit_id", "summoned", b"summoned", "ticket_id", b"ticket_id", "whistle_id", b"whistle_id", "whistler_type", b"whistler_type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
@@ -31,6 +31,7 @@ from services.metrics.kpi import RATES, SUPERVISION_LEVELS, CaseFacts, Change, F
 from services.metrics.kpi_items import ItemFigures, RecurringFacts, WhistleFacts
 from services.metrics.report import (
     HEADLINE_RATES,
+    ITEM_HEADER,
     RANKING_HEADER,
     _f,
     _figure,
@@ -41,6 +42,8 @@ from services.metrics.report import (
     _style,
     _table,
     _wrap,
+    item_rows,
+    items_of,
     label,
     pct,
     points,
@@ -110,6 +113,8 @@ class AnnualData:
     red: list[RankedUnit]
     black: list[RankedUnit]
     unit_names: dict[str, str]
+    # issue #22: 督办 records by level and whistles by whistling unit type (report.items_of, as GetKpis)
+    items: dict[str, dict[str, kpi_items.ItemKpi]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -181,7 +186,8 @@ def cohort(facts: Sequence[CaseFacts], days: Sequence[date], policy: KpiPolicy, 
 
 
 def build(facts: Sequence[CaseFacts], whistles: Sequence[WhistleFacts], items: Sequence[RecurringFacts],
-          policy: KpiPolicy, period: Period, as_of: datetime) -> AnnualData:
+          policy: KpiPolicy, period: Period, as_of: datetime,
+          records: Sequence[kpi_items.SupervisionFacts] = ()) -> AnnualData:
     if period.kind not in KINDS:
         raise ValueError(f"annual reports are for a half-year or a year, not {period.kind}")
     tz = period.tz
@@ -227,6 +233,7 @@ def build(facts: Sequence[CaseFacts], whistles: Sequence[WhistleFacts], items: S
         lanes={lane: compared(lane=[lane])[""] for lane in LANE_SECTIONS},
         holidays=holidays, recurring=(r[0][0], r[1][0], r[2][0]), recurring_streets=r[0][1],
         ranking=ranking, red=red, black=black, unit_names=names,
+        items=items_of(records, whistles, policy, period.start, period.end, as_of),
     )
 
 
@@ -258,7 +265,8 @@ def summary(d: AnnualData) -> list[str]:
         f"诉求类型：{types}。承办单位类型：{units}。热点诉求：{hot}。",
         f"响应率{pct(d.rate('response'))}，解决率{pct(d.rate('resolution'))}，满意率{pct(d.rate('satisfaction'))}，"
         f"按时办结率{pct(d.rate('on_time_close'))}。",
-        f"督办{sup:,}件次；街道吹哨{wh.n:,}次，解决{wh.counts['resolved']:,}次（解决率{pct(wh.share('resolved'))}）。",
+        f"督办{sup:,}件次；吹哨{wh.n:,}次，解决{wh.counts['resolved']:,}次（吹哨解决率"
+        f"{pct(wh.resolution())}）。",
         f"人大代表诉求{dep.tickets:,}件，按时办结率{pct(dep.rate('on_time_close', d.policy).value)}，"
         f"满意率{pct(dep.rate('satisfaction', d.policy).value)}；涉企诉求{ent.tickets:,}件，"
         f"满意率{pct(ent.rate('satisfaction', d.policy).value)}。",
@@ -301,12 +309,12 @@ def supervision_rows(d: AnnualData) -> list[list[str]]:
 
 
 def whistle_rows(d: AnnualData) -> list[list[str]]:
-    return [[d.name(s), str(f.n), str(f.counts["resolved"]), pct(f.share("resolved"))]
+    return [[d.name(s), str(f.n), str(f.counts["resolved"]), pct(f.resolution())]
             for s, f in sorted(d.whistle_streets.items(), key=lambda x: (-x[1].n, x[0]))]
 
 
 def department_rows(d: AnnualData) -> list[list[str]]:
-    return [[d.name(u), str(s.n), pct(s.share("on_time")), str(o.counts["resolved"]), pct(o.share("resolved"))]
+    return [[d.name(u), str(s.n), pct(s.share("on_time")), str(o.counts["resolved"]), pct(o.resolution())]
             for u, (s, o) in sorted(d.whistle_departments.items(), key=lambda x: (-x[1][0].n, x[0]))]
 
 
@@ -399,6 +407,23 @@ def charts(d: AnnualData) -> dict[str, Figure]:
 
         fig = _figure(7, 2.8)
         ax = fig.add_subplot()
+        rows = [(names[key], f) for kind in ("supervision", "whistle") for key, f in d.items.get(kind, {}).items()
+                if key and (names := d.policy.item_groups(kind))]
+        xs = range(len(rows))
+        ax.bar([x - 0.2 for x in xs], [_f(f.value(f.on_time_rate())) for _, f in rows], width=0.4, label="按时率",
+               color="#2980b9")
+        ax.bar([x + 0.2 for x in xs], [_f(f.value(f.resolution_rate())) for _, f in rows], width=0.4, label="解决率",
+               color="#27ae60")
+        ax.set_xticks(list(xs), [n for n, _ in rows], fontsize=7)
+        ax.set_ylim(0, 110)
+        ax.set_ylabel("%")
+        ax.legend(fontsize=7)
+        ax.set_title("督办（分级）与吹哨（分单位类型）按时率、解决率")
+        fig.tight_layout()
+        out["items"] = fig
+
+        fig = _figure(7, 2.8)
+        ax = fig.add_subplot()
         lanes = list(d.lanes)
         for i, name in enumerate(LANE_RATES):
             ax.bar([x + (i - 1.5) * 0.2 for x in range(len(lanes))],
@@ -441,7 +466,10 @@ th{background:#eef}h1{font-size:22px}h2{font-size:17px;border-bottom:2px solid #
 {% if loop.index == 2 %}<img alt="诉求类型与承办单位类型占比" src="data:image/png;base64,{{ charts.shares }}">
 <img alt="热点诉求占比" src="data:image/png;base64,{{ charts.hotspots }}">{% endif %}{% endfor %}
 <h2>九、承办单位红黑榜</h2><h3>红榜</h3>{{ ranking(red) }}<h3>黑榜</h3>{{ ranking(black) }}
+<h2>{{ items_title }}</h2>{{ items }}
+<img alt="{{ items_title }}" src="data:image/png;base64,{{ charts['items'] }}">
 </body></html>""")
+ITEMS_TITLE = "十、督办与吹哨（件次、按时率、解决率）"
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> markupsafe.Markup:
@@ -456,6 +484,7 @@ def render_html(d: AnnualData, figures: dict[str, Figure]) -> str:
         sections=[(t, _html_table(h, fn(d)), c) for t, h, fn, c in SECTIONS],
         red=d.red, black=d.black,
         ranking=lambda units: _html_table(RANKING_HEADER, ranking_rows(units, d.policy)),
+        items_title=ITEMS_TITLE, items=_html_table(ITEM_HEADER, item_rows(d.items, d.policy)),
     )
 
 
@@ -507,6 +536,12 @@ def render_pdf(d: AnnualData, figures: dict[str, Figure]) -> bytes:
         page.text(0.07, 0.66, "黑榜", fontsize=11)
         _table(page, (0.05, 0.43, 0.9, 0.22), RANKING_HEADER, ranking_rows(d.black, d.policy))
         pdf.savefig(page)
+
+        page = _figure()
+        page.text(0.07, 0.96, ITEMS_TITLE, fontsize=12)
+        _table(page, (0.05, 0.6, 0.9, 0.34), ITEM_HEADER, item_rows(d.items, d.policy))
+        _place(page, figures["items"], (0.05, 0.25, 0.9, 0.33))
+        pdf.savefig(page)
     return buf.getvalue()
 
 
@@ -549,9 +584,15 @@ def render_xlsx(d: AnnualData) -> bytes:
             for k, cmp in sorted(d.supervision.items()) for which in COMPARE])
     _sheet(wb, "街道吹哨", ["街道编码", "街道", "吹哨", "解决", "未解决", "未办结", "解决率"],
            [["all", "全区", f.n, f.counts["resolved"], f.counts["unresolved"], f.counts["open"],
-             _num(f.share("resolved"))] for f in d.whistles[:1]]
+             _num(f.resolution())] for f in d.whistles[:1]]
            + [[s, d.name(s), f.n, f.counts["resolved"], f.counts["unresolved"], f.counts["open"],
-               _num(f.share("resolved"))] for s, f in sorted(d.whistle_streets.items())])
+               _num(f.resolution())] for s, f in sorted(d.whistle_streets.items())])
+    _sheet(wb, "督办与吹哨", ["类别", "分组", "件次", "按时", "超时", "待到期", "按时率", "已解决", "未解决", "未办结",
+                         "解决率"],
+           [[kind, key or "all", f.count, f.on_time["on_time"], f.on_time["late"], f.on_time["pending"],
+             _num(f.value(f.on_time_rate())), f.resolution["resolved"], f.resolution["unresolved"],
+             f.resolution["open"], _num(f.value(f.resolution_rate()))]
+            for kind, groups in d.items.items() for key, f in groups.items()])
     _sheet(wb, "部门报到", ["部门编码", "部门", "被召", "按时报到", "逾期报到", "未报到", "所涉吹哨解决"],
            [[u, d.name(u), s.n, s.counts["on_time"], s.counts["late"], s.counts["pending"], o.counts["resolved"]]
             for u, (s, o) in sorted(d.whistle_departments.items())])

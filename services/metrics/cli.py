@@ -18,7 +18,7 @@ from hotline.clock import SystemClock
 from hotline.settings import get_settings
 from services.metrics import annual, report
 from services.metrics.kpi import CaseFacts, KpiPolicy, Period
-from services.metrics.kpi_items import RecurringFacts, WhistleFacts
+from services.metrics.kpi_items import RecurringFacts, SupervisionFacts, WhistleFacts
 from services.metrics.simulate import lifecycles, supervision_items
 from services.metrics.store import KpiStore
 from services.metrics.views import REPORT_PERIODS
@@ -89,10 +89,12 @@ def _annual(args: argparse.Namespace, period: Period, policy: KpiPolicy) -> int:
                  for f in lifecycles(Period.parse(str(y), period.tz), max(1, round(args.per_day * 1.2 ** (i - 2))),
                                      seed=i, as_of=as_of, lead_days=0)]
         whistles, items = supervision_items(facts, seed=7, whistle_share=0.02, as_of=as_of)
+        records: list[SupervisionFacts] = []  # the simulation raises no 督办 records
     else:
         as_of = SystemClock().now()
         facts, (whistles, items) = asyncio.run(_stored_facts(policy)), asyncio.run(_stored_items())
-    data = annual.build(facts, whistles, items, policy, period, as_of)
+        records = asyncio.run(_stored_records())
+    data = annual.build(facts, whistles, items, policy, period, as_of, records)
     files = annual.render(data)
     args.out.mkdir(parents=True, exist_ok=True)
     for fmt, content in files.items():
@@ -108,6 +110,15 @@ async def _stored_items() -> tuple[list[WhistleFacts], list[RecurringFacts]]:
     client = mongo.client(settings)
     try:
         return await KpiStore(mongo.database(client, settings, "metrics")).items()
+    finally:
+        await client.close()
+
+
+async def _stored_records() -> list[SupervisionFacts]:
+    settings = get_settings()
+    client = mongo.client(settings)
+    try:
+        return await KpiStore(mongo.database(client, settings, "metrics")).records()
     finally:
         await client.close()
 

@@ -32,6 +32,13 @@ REPLY_RESULTS = {"resolved": "已解决", "partly": "部分解决", "not_resolva
 RESOLUTIONS = {"resolved": "解决", "partly": "部分解决", "unresolved": "未解决", "not_reached": "未联系上"}
 SATISFACTIONS = {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意", "not_evaluated": "未评价"}
 SUPERVISION_LEVELS = {"0": "未督办", "1": "系统督办", "2": "OA督办", "3": "作风监督员督办", "4": "领导督办"}
+# the defaults of the KPI policy's item_figures (督办 records by level, whistles by whistling unit type)
+ITEM_FIGURES: dict[str, dict[str, Any]] = {
+    "supervision": {"by": "level", "groups": {k: v for k, v in SUPERVISION_LEVELS.items() if k != "0"},
+                    "on_time_title": "督办按时办结率", "resolution_title": "督办解决率"},
+    "whistle": {"by": "unit_type", "groups": {"street": "街道吹哨", "department": "部门吹哨"},
+                "on_time_title": "按时报到率", "resolution_title": "吹哨解决率"},
+}
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,8 @@ class KpiPolicy:
     places_top: int = 10
     repeat_min_tickets: int = 3
     repeat_top: int = 10
+    # 督办 / 吹哨 figures (issue #22): kind (supervision | whistle) -> by, groups {key: name}, titles
+    item_figures: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: dict(ITEM_FIGURES))
 
     @classmethod
     def load(cls, path: Path = POLICY_FILE) -> KpiPolicy:
@@ -113,7 +122,16 @@ class KpiPolicy:
             places_top=int(places.get("top", 10)),
             repeat_min_tickets=int(rep.get("min_tickets", 3)),
             repeat_top=int(rep.get("top", 10)),
+            item_figures={kind: {**ITEM_FIGURES[kind], **d.get("item_figures", {}).get(kind, {})}
+                          for kind in ITEM_FIGURES},
         )
+
+    def item_groups(self, kind: str) -> dict[str, str]:
+        """The groups a kind of item figures always shows (key -> Chinese name)."""
+        return {str(k): str(v) for k, v in self.item_figures[kind]["groups"].items()}
+
+    def item_title(self, kind: str, rate: str) -> str:
+        return str(self.item_figures[kind][f"{rate}_title"])
 
 
 

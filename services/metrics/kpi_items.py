@@ -10,6 +10,18 @@ Definitions (docs/kpis.md, "Whistles and 屡办不成"):
 * a **屡办不成 item** counts in the window of its list's month (the month's first instant);
   outcome ``solved`` (resolved by ``as_of``) or ``open``; 销号率 = solved / items.
 
+Issue #22 adds the figures ``GetKpis`` and the reports show for **督办 records** (one per level
+raised on a case) per level and for **whistles** per whistling unit type (street office /
+department): count, on-time and resolution, defined once here (:class:`ItemKpi`) and named in the
+KPI policy's ``item_figures`` (services/metrics/data/kpi_policy.json):
+
+* count: raised (督办, its ``raised_at``) / blown (吹哨, ``blown_at``) in the window;
+* on-time: ``on_time`` = settled within its limit (a 督办 closed by its due; a whistle whose
+  summoned units all reported in by the report-in limit), ``late`` = settled after it or still
+  open past it at ``as_of``, ``pending`` = open and not yet due; 按时率 = on_time / (on_time + late);
+* resolution: ``resolved`` / ``unresolved`` = closed (by ``as_of``) as resolved or not, ``open``;
+  解决率 = resolved / (resolved + unresolved), the share settled as resolved.
+
 The projection (:func:`updates`) keeps one document per whistle and per item from the
 supervision events on ``hotline.cases.v1``; each event carries the whole snapshot.
 """
@@ -17,7 +29,7 @@ supervision events on ``hotline.cases.v1``; each event carries the whole snapsho
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -27,22 +39,63 @@ from zoneinfo import ZoneInfo
 from google.protobuf.message import Message
 
 from hotline import pb
+from hotline.v1 import events_pb2
 from hotline.v1 import supervision_pb2 as sv
+
+WHISTLER_TYPES = {events_pb2.UNIT_TYPE_STREET: "street", events_pb2.UNIT_TYPE_DEPARTMENT: "department"}
 
 
 @dataclass(frozen=True)
 class WhistleFacts:
     whistle_id: str
-    street_unit_id: str  # the street office that whistled (街道吹哨)
+    street_unit_id: str  # the unit that whistled: a street office (街道吹哨) or a department
     blown_at: datetime | None
     summoned: tuple[tuple[str, str], ...] = ()  # (department unit id, on_time | late | pending)
     closed_at: datetime | None = None
     resolved: bool = False
+    unit_type: str = ""  # the whistling unit's: street | department ("" for a whistle of before #22)
+    report_due: datetime | None = None  # the summoned units' report-in limit (报到时限)
+    ticket_id: str = ""  # the ticket whistled on, if any (the KPI filters reach it through the case)
 
     def outcome(self, as_of: datetime | None) -> str:
         if self.closed_at is None or (as_of is not None and self.closed_at >= as_of):
             return "open"
         return "resolved" if self.resolved else "unresolved"
+
+    def timeliness(self, as_of: datetime | None) -> str:
+        """on_time: every summoned unit reported in within the limit; late: one reported in late or
+        has not by a limit passed at ``as_of``; pending: still within the limit."""
+        reports = {report for _, report in self.summoned}
+        if "late" in reports:
+            return "late"
+        if "pending" in reports or not reports:
+            passed = self.report_due is not None and as_of is not None and self.report_due < as_of
+            return "late" if passed and reports else "pending"
+        return "on_time"
+
+
+@dataclass(frozen=True)
+class SupervisionFacts:
+    """One 督办 record: a level raised on a case (``<ticket>/L<level>/<n>``)."""
+
+    record_id: str
+    ticket_id: str
+    level: int
+    raised_at: datetime | None
+    due: datetime | None = None  # the level's own limit (3/5/5/10 working days)
+    closed_at: datetime | None = None
+    resolved: bool = False
+    on_time: bool = False  # closed by its due (the record says)
+
+    def outcome(self, as_of: datetime | None) -> str:
+        if self.closed_at is None or (as_of is not None and self.closed_at >= as_of):
+            return "open"
+        return "resolved" if self.resolved else "unresolved"
+
+    def timeliness(self, as_of: datetime | None) -> str:
+        if self.outcome(as_of) != "open":
+            return "on_time" if self.on_time else "late"
+        return "late" if self.due is not None and as_of is not None and self.due < as_of else "pending"
 
 
 @dataclass(frozen=True)
@@ -72,6 +125,68 @@ class ItemFigures:
 
     def share(self, bucket: str) -> Fraction | None:
         return Fraction(self.counts[bucket], self.n) if self.n else None
+
+    def resolution(self) -> Fraction | None:
+        """解决率 of whistles: resolved of those settled (closed), as :class:`ItemKpi` defines it."""
+        settled = self.counts["resolved"] + self.counts["unresolved"]
+        return Fraction(self.counts["resolved"], settled) if settled else None
+
+
+@dataclass
+class ItemKpi:
+    """Count, on-time and resolution of one group of 督办 records or whistles (see the module doc)."""
+
+    on_time: Counter[str] = field(default_factory=Counter)  # on_time | late | pending
+    resolution: Counter[str] = field(default_factory=Counter)  # resolved | unresolved | open
+
+    @property
+    def count(self) -> int:
+        return sum(self.resolution.values())
+
+    def add(self, timeliness: str, outcome: str) -> None:
+        self.on_time[timeliness] += 1
+        self.resolution[outcome] += 1
+
+    def on_time_rate(self) -> tuple[int, int]:
+        """(numerator, denominator): settled within the limit of those settled or past it."""
+        return self.on_time["on_time"], self.on_time["on_time"] + self.on_time["late"]
+
+    def resolution_rate(self) -> tuple[int, int]:
+        """(numerator, denominator): resolved of those settled."""
+        return self.resolution["resolved"], self.resolution["resolved"] + self.resolution["unresolved"]
+
+    @staticmethod
+    def value(rate: tuple[int, int]) -> Fraction | None:
+        return Fraction(*rate) if rate[1] else None
+
+
+ItemKey = Callable[[Any], str]
+
+
+def item_kpis(facts: Iterable[SupervisionFacts] | Iterable[WhistleFacts], anchor: Callable[[Any], datetime | None],
+              key: ItemKey, groups: Iterable[str], start: datetime | None, end: datetime | None,
+              as_of: datetime | None) -> dict[str, ItemKpi]:
+    """"" (all) and each group's figures of the items whose anchor lies in the window; every group
+    of ``groups`` is there, counted or not."""
+    out = {"": ItemKpi(), **{g: ItemKpi() for g in groups}}
+    for item in facts:
+        if _inside(anchor(item), start, end, as_of):
+            timeliness, outcome = item.timeliness(as_of), item.outcome(as_of)
+            out[""].add(timeliness, outcome)
+            out.setdefault(key(item), ItemKpi()).add(timeliness, outcome)
+    return out
+
+
+def supervision_kpis(records: Iterable[SupervisionFacts], start: datetime | None, end: datetime | None,
+                     as_of: datetime | None, levels: Iterable[str] = ("1", "2", "3", "4")) -> dict[str, ItemKpi]:
+    """督办 records raised in the window, all and per level ("1".."4")."""
+    return item_kpis(records, lambda r: r.raised_at, lambda r: str(r.level), levels, start, end, as_of)
+
+
+def whistle_kpis(whistles: Iterable[WhistleFacts], start: datetime | None, end: datetime | None,
+                 as_of: datetime | None, unit_types: Iterable[str] = ("street", "department")) -> dict[str, ItemKpi]:
+    """Whistles blown in the window, all and per whistling unit type (street / department)."""
+    return item_kpis(whistles, lambda w: w.blown_at, lambda w: w.unit_type, unit_types, start, end, as_of)
 
 
 def _inside(at: datetime | None, start: datetime | None, end: datetime | None, as_of: datetime | None) -> bool:
@@ -122,6 +237,7 @@ def recurring(items: Iterable[RecurringFacts], tz: ZoneInfo, start: datetime | N
 
 ITEM_EVENTS: tuple[Any, ...] = (sv.WhistleBlown, sv.WhistleReportedIn, sv.WhistleClosed,
                                           sv.RecurringListed, sv.RecurringResolved)
+RECORD_EVENTS: tuple[Any, ...] = (sv.SupervisionRaised, sv.SupervisionClosed, sv.SupervisionUpdated)
 
 
 def _t(stamp: Any) -> datetime | None:
@@ -141,6 +257,12 @@ def item_updates(event: Message) -> list[tuple[str, str, dict[str, Any]]] | None
         w = event.whistle
         fields: dict[str, Any] = {"street_unit_id": w.street_unit_id, "blown_at": _t(w.blown_at),
                                   "summoned": [[s.unit_id, _report(s)] for s in w.summoned]}
+        if w.whistler_type in WHISTLER_TYPES:
+            fields["unit_type"] = WHISTLER_TYPES[w.whistler_type]
+        if dues := [d for s in w.summoned if (d := _t(s.due)) is not None]:
+            fields["report_due"] = min(dues)
+        if w.ticket_id:
+            fields["ticket_id"] = w.ticket_id
         if w.state == sv.WHISTLE_STATE_CLOSED:
             fields |= {"closed_at": _t(w.closed_at) or _t(event.occurred_at), "resolved": w.resolved}
         return [("whistle", w.whistle_id, fields)]
@@ -155,10 +277,34 @@ def item_updates(event: Message) -> list[tuple[str, str, dict[str, Any]]] | None
     return None
 
 
+def record_updates(event: Message) -> list[tuple[str, str, dict[str, Any]]]:
+    """(level, key, fields to $set) of each 督办 record in a supervision event's snapshot (every
+    SupervisionRaised / SupervisionClosed / SupervisionUpdated carries the case's records)."""
+    if not isinstance(event, RECORD_EVENTS):
+        return []
+    s = event.supervision
+    out = []
+    for r in s.records:
+        fields: dict[str, Any] = {"ticket_id": s.ticket_id or r.record_id.split("/L")[0], "level": r.level,
+                                  "raised_at": _t(r.raised_at), "due": _t(r.due)}
+        if r.state in (sv.SUPERVISION_STATE_RESOLVED, sv.SUPERVISION_STATE_UNRESOLVED):
+            fields |= {"closed_at": _t(r.closed_at) or _t(event.occurred_at),
+                       "resolved": r.state == sv.SUPERVISION_STATE_RESOLVED, "on_time": r.on_time}
+        out.append(("supervision", r.record_id, fields))
+    return out
+
+
+def assemble_records(records: Mapping[str, Mapping[str, Any]]) -> list[SupervisionFacts]:
+    return [SupervisionFacts(key, str(d.get("ticket_id", "")), int(d.get("level", 0)), d.get("raised_at"),
+                             d.get("due"), d.get("closed_at"), bool(d.get("resolved", False)),
+                             bool(d.get("on_time", False))) for key, d in sorted(records.items())]
+
+
 def assemble(whistles: Mapping[str, Mapping[str, Any]],
              items: Mapping[str, Mapping[str, Any]]) -> tuple[list[WhistleFacts], list[RecurringFacts]]:
     return ([WhistleFacts(key, d.get("street_unit_id", ""), d.get("blown_at"),
                           tuple((str(u), str(r)) for u, r in d.get("summoned", [])), d.get("closed_at"),
-                          bool(d.get("resolved", False))) for key, d in sorted(whistles.items())],
+                          bool(d.get("resolved", False)), str(d.get("unit_type", "")), d.get("report_due"),
+                          str(d.get("ticket_id", ""))) for key, d in sorted(whistles.items())],
             [RecurringFacts(key, d.get("month", ""), d.get("street", ""), d.get("category", ""), d.get("address", ""),
                             d.get("resolved_at")) for key, d in sorted(items.items()) if d.get("month")])

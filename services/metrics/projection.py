@@ -39,9 +39,9 @@ from hotline.v1 import (
     ticket_pb2,
 )
 from services.metrics.kpi import CaseFacts, KpiPolicy
-from services.metrics.kpi_items import ITEM_EVENTS, item_updates
+from services.metrics.kpi_items import ITEM_EVENTS, RECORD_EVENTS, item_updates, record_updates
 
-LEVELS = ("ticket", "dispatch", "handling", "whistle", "recurring")  # the last two: kpi_items.py
+LEVELS = ("ticket", "dispatch", "handling", "whistle", "recurring", "supervision")  # the last three: kpi_items.py
 NORMAL_LANE = "normal"  # a case no lane of the SLA policy's case_lanes matched (or not dispatched yet)
 UNIT_TYPES = {events_pb2.UNIT_TYPE_STREET: "street", events_pb2.UNIT_TYPE_DEPARTMENT: "department",
               events_pb2.UNIT_TYPE_SOE: "soe", events_pb2.UNIT_TYPE_MANAGEMENT_COMMITTEE: "management_committee",
@@ -67,6 +67,7 @@ EVENT_TYPES: dict[str, type[Message]] = {m.DESCRIPTOR.full_name: m for m in (
     deputy_escalation_pb2.CaseEscalatedByDeputy,  # raises the supervision level (督办) like any case event
     supervision_pb2.SupervisionRaised,  # any raised level (督办), also of a case closed before it was applied
     *ITEM_EVENTS,  # whistles (吹哨报到) and 屡办不成 items: services/metrics/kpi_items.py
+    *RECORD_EVENTS,  # each 督办 record of the case's supervision snapshot (issue #22 figures)
     park_pb2.CaseResumed,  # a parked case resumed: its reply limit moved by the time parked (issue #22)
 )}
 
@@ -112,6 +113,11 @@ def _unit(unit: events_pb2.Unit) -> dict[str, Any]:
 
 def updates(event: Message) -> list[FactUpdate]:
     """The fact updates one event makes (see the module doc)."""
+    records = [FactUpdate(level, key, fields) for level, key, fields in record_updates(event)]
+    return [*_updates(event), *records]
+
+
+def _updates(event: Message) -> list[FactUpdate]:
     if (items := item_updates(event)) is not None:
         return [FactUpdate(level, key, fields) for level, key, fields in items]
     if isinstance(event, events_pb2.TicketReceived):

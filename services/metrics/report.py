@@ -13,7 +13,7 @@ import dataclasses
 import io
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 from functools import lru_cache
@@ -31,7 +31,7 @@ from openpyxl.styles import Font
 
 from hotline import masking
 from hotline.security import text_cells
-from services.metrics import kpi
+from services.metrics import kpi, kpi_items
 from services.metrics.kpi import (
     LANES,
     RATES,
@@ -76,6 +76,8 @@ class ReportData:
     ranking: list[RankedUnit]
     red: list[RankedUnit]
     black: list[RankedUnit]
+    # issue #22: 督办 records by level and whistles by whistling unit type ("" = all; kpi_items.py)
+    items: dict[str, dict[str, kpi_items.ItemKpi]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -94,7 +96,32 @@ class ReportData:
         return self.figures.rate(name, self.policy).value
 
 
-def build(facts: Sequence[CaseFacts], policy: KpiPolicy, period: Period, as_of: datetime) -> ReportData:
+def items_of(records: Sequence[kpi_items.SupervisionFacts], whistles: Sequence[kpi_items.WhistleFacts],
+             policy: KpiPolicy, start: datetime, end: datetime,
+             as_of: datetime) -> dict[str, dict[str, kpi_items.ItemKpi]]:
+    """The 督办 and 吹哨 figures of a period, by the KPI policy's item_figures (what GetKpis gives)."""
+    return {"supervision": kpi_items.supervision_kpis(records, start, end, as_of, policy.item_groups("supervision")),
+            "whistle": kpi_items.whistle_kpis(whistles, start, end, as_of, policy.item_groups("whistle"))}
+
+
+def item_rows(items: dict[str, dict[str, kpi_items.ItemKpi]], policy: KpiPolicy) -> list[list[str]]:
+    """[项目, 件次, 按时, 超时, 按时率, 已解决, 未解决, 解决率] per 督办 level and whistling unit type."""
+    out = []
+    for kind, total in (("supervision", "督办合计"), ("whistle", "吹哨合计")):
+        names = {"": total, **policy.item_groups(kind)}
+        for key, f in items.get(kind, {}).items():
+            out.append([names.get(key, key or "未知"), str(f.count), str(f.on_time["on_time"]), str(f.on_time["late"]),
+                        pct(f.value(f.on_time_rate())), str(f.resolution["resolved"]),
+                        str(f.resolution["unresolved"]), pct(f.value(f.resolution_rate()))])
+    return out
+
+
+ITEM_HEADER = ["项目", "件次", "按时", "超时", "按时率", "已解决", "未解决", "解决率"]
+
+
+def build(facts: Sequence[CaseFacts], policy: KpiPolicy, period: Period, as_of: datetime,
+          records: Sequence[kpi_items.SupervisionFacts] = (),
+          whistles: Sequence[kpi_items.WhistleFacts] = ()) -> ReportData:
     if period.kind not in KINDS:
         raise ValueError(f"reports are weekly or monthly, not {period.kind}")
     tz = period.tz
@@ -124,6 +151,7 @@ def build(facts: Sequence[CaseFacts], policy: KpiPolicy, period: Period, as_of: 
                        for a, n, x in kpi.top_places(current, policy, period, "address")],
         repeats=repeats, repeated=[dataclasses.replace(r, address=masking.mask_value("address", r.address, None))
                                    for r in repeated], ranking=ranking, red=red, black=black,
+        items=items_of(records, whistles, policy, period.start, period.end, as_of),
     )
 
 
@@ -166,9 +194,21 @@ def summary(d: ReportData) -> list[str]:
         f"按时办结率{pct(d.rate('on_time_close'))}，回退率{pct(d.rate('return'))}，重办率{pct(d.rate('redo'))}，"
         f"咨询直接答复率{pct(d.rate('direct_answer'))}。",
         f"热点诉求：{hot}。重复诉求{d.repeats:,}件。",
+        *_item_summary(d),
         f"数据截至{d.as_of.astimezone(d.period.tz):%Y年%m月%d日 %H:%M}；"
         f"口径见 docs/kpis.md（政策版本 {d.policy.version}）。",
     ]
+
+
+def _item_summary(d: ReportData) -> list[str]:
+    if not d.items:
+        return []
+    sup, wh = d.items["supervision"][""], d.items["whistle"][""]
+    by_type = "，".join(f"{d.policy.item_groups('whistle').get(k, k)}{f.count:,}次"
+                       for k, f in d.items["whistle"].items() if k)
+    return [f"督办{sup.count:,}件次，按时办结率{pct(sup.value(sup.on_time_rate()))}，"
+            f"解决率{pct(sup.value(sup.resolution_rate()))}；吹哨{wh.count:,}次（{by_type}），"
+            f"按时报到率{pct(wh.value(wh.on_time_rate()))}，解决率{pct(wh.value(wh.resolution_rate()))}。"]
 
 
 def _trend(relative: Fraction | None) -> str:
@@ -353,6 +393,9 @@ th{background:#eef}h1{font-size:22px}h2{font-size:17px;border-bottom:2px solid #
 <h2>五、承办单位红黑榜（考核得分）</h2>
 <h3>红榜</h3>{{ ranking_table(red) }}<h3>黑榜</h3>{{ ranking_table(black) }}
 <h3>全部排名</h3>{{ ranking_table(ranking) }}
+<h2>六、督办与吹哨</h2>
+<table><tr>{% for h in item_header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for r in items %}<tr>{% for c in r %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
 </body></html>""")
 RANKING_HEADER = ["名次", "单位", "类型", "派单", "得分", "响应率", "解决率", "满意率"]
 
@@ -372,6 +415,7 @@ def render_html(d: ReportData, figures: dict[str, Figure]) -> str:
         streets=[[s, n, pct(share)] for s, n, share in d.top_streets],
         repeated=[[r.category, r.address, r.tickets, r.unresolved] for r in d.repeated],
         red=d.red, black=d.black, ranking=d.ranking, ranking_table=ranking_table,
+        item_header=ITEM_HEADER, items=item_rows(d.items, d.policy),
     )
 
 
@@ -421,6 +465,11 @@ def render_pdf(d: ReportData, figures: dict[str, Figure]) -> bytes:
         page.text(0.07, 0.2, "工单量居前的街道", fontsize=11)
         _table(page, (0.05, 0.03, 0.9, 0.16), ["街道", "工单量", "占比"],
                [[s, str(n), pct(share)] for s, n, share in d.top_streets[:6]] or [["—"] * 3])
+        pdf.savefig(page)
+
+        page = _figure()
+        page.text(0.07, 0.96, "六、督办与吹哨", fontsize=12)
+        _table(page, (0.05, 0.55, 0.9, 0.38), ITEM_HEADER, item_rows(d.items, d.policy))
         pdf.savefig(page)
     return buf.getvalue()
 
@@ -506,6 +555,12 @@ def render_xlsx(d: ReportData) -> bytes:
     _sheet(wb, "地址", ["地址", "工单量", "占比"], [[s, n, _num(x)] for s, n, x in d.top_addresses])
     _sheet(wb, "屡诉问题", ["分类", "地址", "工单量", "未解决"],
            [[r.category, r.address, r.tickets, r.unresolved] for r in d.repeated])
+    _sheet(wb, "督办与吹哨", ["类别", "分组", "件次", "按时", "超时", "待到期", "按时率", "已解决", "未解决", "未办结",
+                         "解决率"],
+           [[kind, key or "all", f.count, f.on_time["on_time"], f.on_time["late"], f.on_time["pending"],
+             _num(f.value(f.on_time_rate())), f.resolution["resolved"], f.resolution["unresolved"],
+             f.resolution["open"], _num(f.value(f.resolution_rate()))]
+            for kind, groups in d.items.items() for key, f in groups.items()])
     text_cells(wb)  # citizen text that looks like a formula opens as text (issue #19)
     buf = io.BytesIO()
     wb.save(buf)

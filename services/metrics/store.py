@@ -22,7 +22,7 @@ from hotline.mongo import Doc, find_in, insert_missing
 from services.metrics import kpi_items
 from services.metrics.core import STAGES, StageReached
 from services.metrics.kpi import CaseFacts, KpiPolicy
-from services.metrics.kpi_items import RecurringFacts, WhistleFacts
+from services.metrics.kpi_items import RecurringFacts, SupervisionFacts, WhistleFacts
 from services.metrics.projection import FactUpdate, assemble, fold
 
 INDEXES = {"rollups": [IndexModel([("dim", ASCENDING), ("day", ASCENDING)])],
@@ -89,7 +89,8 @@ class KpiStore:
     services/metrics/projection.py) and the generated reports (``reports``)."""
 
     COLLECTIONS = {"ticket": "kpi_tickets", "dispatch": "kpi_dispatches", "handling": "kpi_handlings",
-                   "whistle": "kpi_whistles", "recurring": "kpi_recurring"}  # the last two: kpi_items.py
+                   "whistle": "kpi_whistles", "recurring": "kpi_recurring",  # these: kpi_items.py
+                   "supervision": "kpi_supervision"}
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
@@ -137,6 +138,11 @@ class KpiStore:
         docs = {level: {d.pop("_id"): d async for d in self.db[self.COLLECTIONS[level]].find({})}
                 for level in ("whistle", "recurring")}
         return kpi_items.assemble(docs["whistle"], docs["recurring"])
+
+    async def records(self) -> list[SupervisionFacts]:
+        """督办 records, one per level raised on a case (services/metrics/kpi_items.py)."""
+        docs = {d.pop("_id"): d async for d in self.db[self.COLLECTIONS["supervision"]].find({})}
+        return kpi_items.assemble_records(docs)
 
     async def save_report(self, meta: Doc, files: Mapping[str, bytes]) -> None:
         doc = {**meta, "files": {fmt: Binary(data) for fmt, data in files.items()}}

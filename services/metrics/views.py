@@ -22,8 +22,9 @@ from hotline.policy import Role
 from hotline.privacy import mask_address
 from hotline.security import cell_text, text_cells
 from hotline.v1 import kpis_pb2
-from services.metrics import annual, bulletin, kpi, report
+from services.metrics import annual, bulletin, kpi, kpi_items, report
 from services.metrics.kpi import RATES, CaseFacts, Figures, KpiPolicy, Period
+from services.metrics.kpi_items import ItemKpi, SupervisionFacts, WhistleFacts
 from services.metrics.store import KpiStore
 
 REPORT_PERIODS = {"weekly": "week", "monthly": "month", "half_yearly": "half", "annual": "year"}  # kind -> period
@@ -98,6 +99,65 @@ def _group(figs: Figures, key: Mapping[str, str], total: Figures, policy: KpiPol
     return g
 
 
+def _item_rate(name: str, title: str, rate: tuple[int, int], counts: Mapping[str, int]) -> kpis_pb2.Rate:
+    value = ItemKpi.value(rate)
+    return kpis_pb2.Rate(name=name, title=title, has_value=value is not None, value=float(value or 0),
+                         numerator=float(rate[0]), denominator=rate[1], counts=dict(counts))
+
+
+def item_rows(figures: Mapping[str, ItemKpi], dimension: str, kind: str,
+              policy: KpiPolicy) -> list[kpis_pb2.ItemKpis]:
+    """The total (empty key) then each group of one kind of item figures (督办 or 吹哨), as GetKpis answers them."""
+    out = []
+    for value, f in figures.items():
+        out.append(kpis_pb2.ItemKpis(
+            key={dimension: value} if value else {}, count=f.count,
+            on_time=_item_rate("on_time", policy.item_title(kind, "on_time"), f.on_time_rate(), f.on_time),
+            resolution=_item_rate("resolution", policy.item_title(kind, "resolution"), f.resolution_rate(),
+                                  f.resolution)))
+    return out
+
+
+@dataclass(frozen=True)
+class Items:
+    """督办 records and whistles with GetKpis' filters applied (through each one's case)."""
+
+    records: Sequence[SupervisionFacts]
+    whistles: Sequence[WhistleFacts]
+
+    @classmethod
+    def filtered(cls, facts: Sequence[CaseFacts], records: Sequence[SupervisionFacts],
+                 whistles: Sequence[WhistleFacts], filters: Mapping[str, Sequence[str]]) -> Items:
+        if not filters:
+            return cls(records, whistles)
+        wanted = {d: set(v) for d, v in filters.items()}
+        case: dict[str, CaseFacts] = {}  # a ticket's latest dispatch: what its filters read
+        for f in sorted(facts, key=lambda f: (f.dispatch_round, -f.redo_round)):
+            case[f.ticket_id] = f
+
+        def through_case(ticket_id: str, dimension: str, values: set[str]) -> bool:
+            f = case.get(ticket_id)
+            return f is not None and kpi.DIMENSIONS[dimension](f) in values
+
+        def record_ok(r: SupervisionFacts) -> bool:
+            return all(str(r.level) in v if d == "supervision_level" else through_case(r.ticket_id, d, v)
+                       for d, v in wanted.items())
+
+        def whistle_ok(w: WhistleFacts) -> bool:
+            for d, v in wanted.items():
+                if d == "unit":
+                    ok = bool(v & {w.street_unit_id, *(u for u, _ in w.summoned)})
+                elif d == "unit_type":
+                    ok = w.unit_type in v
+                else:
+                    ok = through_case(w.ticket_id, d, v)
+                if not ok:
+                    return False
+            return True
+
+        return cls([r for r in records if record_ok(r)], [w for w in whistles if whistle_ok(w)])
+
+
 class Views:
     def __init__(self, store: KpiStore, policy: KpiPolicy, tz: ZoneInfo, clock: Clock) -> None:
         self.store, self.policy, self.tz, self.clock = store, policy, tz, clock
@@ -113,15 +173,17 @@ class Views:
             filters["unit"] = [who.unit_id]
         now = self.clock.now()
         facts = await self.facts()
-        result = self._kpis(facts, w.start, w.end, group_by, filters, now)
+        whistles, _ = await self.store.items()
+        items = Items.filtered(facts, await self.store.records(), whistles, filters)
+        result = self._kpis(facts, items, w.start, w.end, group_by, filters, now)
         if w.period is not None:  # the same figures before (环比) and a year earlier (同比)
             for label_field, field, p in (("previous_period", "previous", w.period.previous()),
                                           ("year_ago_period", "year_ago", w.period.year_ago())):
                 setattr(result, label_field, p.label)
-                getattr(result, field).CopyFrom(self._kpis(facts, p.start, p.end, group_by, filters, now))
+                getattr(result, field).CopyFrom(self._kpis(facts, items, p.start, p.end, group_by, filters, now))
         return result
 
-    def _kpis(self, facts: Sequence[CaseFacts], start: datetime | None, end: datetime | None,
+    def _kpis(self, facts: Sequence[CaseFacts], items: Items, start: datetime | None, end: datetime | None,
               group_by: Sequence[str], filters: Mapping[str, Sequence[str]], now: datetime) -> kpis_pb2.KpiResult:
         table = kpi.compute(facts, self.policy, self.tz, start, end, group_by, filters, as_of=now)
         result = kpis_pb2.KpiResult(total=_group(table.total, {}, table.total, self.policy),
@@ -129,6 +191,11 @@ class Views:
         for key in sorted(table.groups):
             result.groups.append(_group(table.groups[key], dict(zip(group_by, key, strict=True)), table.total,
                                         self.policy))
+        p = self.policy
+        result.supervision_levels.extend(item_rows(kpi_items.supervision_kpis(
+            items.records, start, end, now, p.item_groups("supervision")), "level", "supervision", p))
+        result.whistles.extend(item_rows(kpi_items.whistle_kpis(
+            items.whistles, start, end, now, p.item_groups("whistle")), "unit_type", "whistle", p))
         return result
 
     async def generate(self, kind: str, period: str) -> dict[str, Any]:
@@ -147,9 +214,10 @@ class Views:
         now = self.clock.now()
         if kind in annual.KINDS_BY_NAME:  # 半年报, 年度报告: also whistles and 屡办不成 items
             whistles, items = await self.store.items()
+            records = await self.store.records()
 
             def yearly() -> dict[str, Any]:
-                data = annual.build(facts, whistles, items, self.policy, p, now)
+                data = annual.build(facts, whistles, items, self.policy, p, now, records)
                 files = annual.render(data)
                 return {"meta": annual.meta(data, files, now), "files": files}
 
@@ -157,8 +225,11 @@ class Views:
             await self.store.save_report(made["meta"], made["files"])
             return dict(made["meta"])
 
+        whistles, _ = await self.store.items()
+        records = await self.store.records()
+
         def work() -> tuple[report.ReportData, dict[str, bytes]]:
-            data = report.build(facts, self.policy, p, now)
+            data = report.build(facts, self.policy, p, now, records, whistles)
             return data, report.render(data)
 
         data, files = await asyncio.to_thread(work)

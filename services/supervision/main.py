@@ -21,6 +21,7 @@ from services.supervision.cases.api import ParkGrpc, SupervisionGrpc, http_route
 from services.supervision.cases.commands import CaseCommands, CasePolicies
 from services.supervision.cases.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
 from services.supervision.cases.lifecycle import Limits, PeriodDeadlines, Policy
+from services.supervision.cases.reminder_board import reminder_routes
 from services.supervision.cases.search import COLLECTION as COLLECTION_SEARCH
 from services.supervision.cases.search import INDEXES as SEARCH_INDEXES
 from services.supervision.cases.search import CaseSearch, SearchIndexer
@@ -113,6 +114,7 @@ async def build(rt: Runtime) -> Service:
         routes=[http_routes(store, commands), warning_routes(warning_store, tz),
                 escalation_routes(escalation, tz), circulation_routes(circulation),
                 search_routes(search, rt.clock, tz),
+                reminder_routes(rt.db, rt.clock, tz),  # 事前提醒 of a unit's due-soon clocks (workbench)
                 policies.policy_routes(rules_store, warning_policy.validate, rt.commands, rt.clock,
                                        rt.topic("warning_events"), "预警规则 (early-warning rules)"),
                 policies.policy_routes(sla_store, sla_module.validate, rt.commands, rt.clock, out_topic,

@@ -26,7 +26,7 @@ from hotline.security import limit_bodies
 from hotline.settings import Settings
 from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, kpis_pb2, lifecycle_pb2, services_pb2, ticket_pb2
 from services.supervision.cases.lifecycle import Action
-from services.workbench import charts, core, day, knowledge, letters, office
+from services.workbench import charts, core, day, knowledge, letters, office, park_forms
 from services.workbench import security as csrf
 from services.workbench.clients import Refused, Services, optional
 from services.workbench.names import Names
@@ -79,7 +79,8 @@ def build(settings: Settings) -> FastAPI:
     templates.env.filters["local"] = local
     templates.env.filters["role_label"] = lambda role: core.ROLE_LABELS.get(role, role)
     templates.env.globals.update(when=when, deadline=deadline, STATE_LABELS=core.STATE_LABELS,
-                                 ROLE_LABELS=core.ROLE_LABELS, ACTION_LABELS=core.ACTION_LABELS, Action=Action,
+                                 ROLE_LABELS=core.ROLE_LABELS, Action=Action,
+                                 ACTION_LABELS=park_forms.labels(core.ACTION_LABELS),  # forms by action name
                                  case_pb2=case_pb2, ticket_pb2=ticket_pb2, TICKET_TYPES=TICKET_TYPES,
                                  development_sign_in=dev_sign_in)
     names = Names()  # units, streets, communities by name (the directory); ids only as secondary text
@@ -218,7 +219,9 @@ def build(settings: Settings) -> FastAPI:
         mine = await workday.find(token, "/inbox", open_only=True, primary=True, sort=sort, desc=desc,
                                   page=int(number) if number.isdigit() and int(number) > 0 else 1)
         assisting = await workday.find(token, "/inbox", size=50, open_only=True, assisting=True, unit_id=who.unit_id)
-        return page(request, "inbox.html", who, due=due, mine=mine, assisting=assisting, due_of=due_of)
+        reminders = await park_forms.reminders(services, token)  # 事前提醒 (issue #22)
+        return page(request, "inbox.html", who, due=due, mine=mine, assisting=assisting, due_of=due_of,
+                    reminders=reminders)
 
     @app.get("/cases/{ticket_id}", response_class=HTMLResponse)
     async def case_page(request: Request, ticket_id: str) -> Response:
@@ -234,7 +237,8 @@ def build(settings: Settings) -> FastAPI:
             case.ticket_type == ticket_pb2.TICKET_TYPE_CONSULTATION
         key = uuid.uuid4().hex
         return page(request, "case.html", who, case=case, ticket=ticket, history=history.entries,
-                    actions=core.actions(who, view), key=key, due_of=due_of, similar=similar,
+                    actions=[*core.actions(who, view), *park_forms.actions(who, case)], key=key, due_of=due_of,
+                    similar=similar,
                     direct=f"{key}-direct" if direct else "",
                     **await workday.case_extras(token, who, ticket_id))
 
@@ -250,6 +254,8 @@ def build(settings: Settings) -> FastAPI:
         form = await request.form()
         text = {k: str(v).strip() for k, v in form.items()}
         key, back = text.get("key", ""), f"/cases/{urllib.parse.quote(ticket_id)}"
+        if action in park_forms.LABELS:  # 挂账审批, 恢复办理 (issue #22)
+            return go(back, *await park_forms.act(services, token, ticket_id, action, text))
         L = lifecycle_pb2  # noqa: N806
         requests: dict[str, tuple[str, Any, str]] = {
             Action.SIGN_OFF: ("SignOff", L.SignOffRequest(ticket_id=ticket_id, note=text.get("note", "")), "已签收"),

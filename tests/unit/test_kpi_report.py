@@ -40,7 +40,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_the_pdf_opens_and_its_chart_pages_are_not_blank(files: dict[str, Path]) -> None:
     info = subprocess.run(["pdfinfo", str(files["pdf"])], capture_output=True, text=True, check=True).stdout
-    assert re.search(r"^Pages:\s+4$", info, re.M), info
+    assert re.search(r"^Pages:\s+5$", info, re.M), info
     for page in (1, 2, 3):
         prefix = files["pdf"].parent / f"page{page}"
         subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", str(page), "-l", str(page), "-singlefile",

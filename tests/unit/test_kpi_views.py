@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,6 +29,12 @@ FACTS = list(lifecycles(MONTH, per_day=10, seed=4, as_of=NOW))
 class FactsOnly:
     async def facts(self, policy: KpiPolicy) -> list[CaseFacts]:
         return FACTS
+
+    async def items(self) -> tuple[list[Any], list[Any]]:  # no whistles, no 屡办不成 items
+        return [], []
+
+    async def records(self) -> list[Any]:  # no 督办 records
+        return []
 
 
 VIEWS = Views(FactsOnly(), POLICY, TZ, ManualClock(NOW))  # type: ignore[arg-type]

@@ -79,7 +79,8 @@ def blow(existing: sv.Whistle | None, wid: str, r: sv.BlowWhistleRequest, actor:
     whistle = sv.Whistle(
         whistle_id=wid, street_unit_id=street, ticket_id=r.ticket_id.strip(), problem=problem,
         summoned=[sv.Summons(unit_id=u, due=due) for u in units], state=OPEN, blown_at=pb.ts(now),
-        blown_by=actor_of(actor), limits_version=rules.version)
+        blown_by=actor_of(actor), limits_version=rules.version,
+        whistler_type=unit_type(street) or events_pb2.UNIT_TYPE_UNSPECIFIED)  # the figures count by it
     return Decision(whistle, events=[sv.WhistleBlown(whistle=_copy(whistle), occurred_at=pb.ts(now))],
                     audit={"detail": f"吹哨 {street} -> {', '.join(units)}"})
 
