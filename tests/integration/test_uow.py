@@ -80,3 +80,47 @@ async def test_a_batch_is_one_transaction_of_four_round_trips(settings: Settings
         assert sent.names.count("commitTransaction") == 2
     finally:
         await client.close()
+
+
+async def test_a_batch_of_case_openings_is_four_round_trips(settings: Settings, kit: dict) -> None:  # noqa: F811
+    """Supervision's consumer: 20 assignments (round 1) open 20 cases, each with its clocks, its
+    CaseOpened in the outbox, its audit entry and its answer, in one transaction of four round
+    trips (before: an insert of the cases and one of the audit entries, then the events to
+    Kafka; and every re-dispatch four round trips of its own)."""
+    from hotline.timers import Timers
+    from services.supervision.cases import commands as cc
+    from services.supervision.cases import lifecycle as lc
+    from services.supervision.cases.handlers import CaseInbox
+    from services.supervision.cases.store import CaseClocks, CaseStore
+    from tests.unit.test_handlers_inmemory import Policies
+    from tests.unit.test_lifecycle import CALENDAR, LIMITS, TZ, assigned
+
+    sent = Sent()
+    client = mongo.client(settings, event_listeners=[sent])
+    try:
+        db = client[kit["db"].name]
+        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+        outbox = Outbox(db, kit["producer"], "kit")
+        clock = SystemClock()
+        timers = Timers(db, outbox, clock, None, collection="cases", embedded=True)  # type: ignore[arg-type]
+        base = lc.Policy(deadlines=lc.PeriodDeadlines(CALENDAR), tz=TZ, open_case=lambda a, now: events_pb2.Case(),
+                         limits=lc.Limits.of(LIMITS))
+        policies = cc.CasePolicies(base, CaseStore(db), CaseClocks(Policies(), CALENDAR, timers))  # type: ignore[arg-type]
+        bus = MessageBus(MongoUnitOfWork(client, db, outbox, "supervision", clock))
+        cc.register(bus, cc.CaseHandlers(CaseStore(db), policies, clock, kit["out"]))
+        batch = []
+        for i in range(20):
+            a = assigned()
+            a.assignment.ticket_id = f"OC{i}"
+            batch.append(CaseInbox.command(a))
+        await bus.handle(CaseInbox.command(assigned()))  # connects (C1)
+        sent.names.clear()
+        results = await bus.handle_many(batch)
+        assert sent.names == ["find", "find", "bulkWrite", "commitTransaction"]
+        assert all(isinstance(r, events_pb2.Case) for r in results)
+        stored = await db["cases"].find_one({"_id": "OC7"})
+        assert stored is not None and stored["next_deadline"] is not None and stored.get("timers")
+        assert [e["action"] for e in await audit.query(db, "OC7", "", 10)] == ["open_case"]
+        assert await db["outbox"].count_documents({"key": "OC7"}) == 1
+    finally:
+        await client.close()
