@@ -24,7 +24,7 @@ from services.supervision.cases.deputy_closure import callback_due
 from services.supervision.cases.handlers import CITY, ROUTING, CaseInbox
 from services.supervision.cases.sla import limits_of
 from services.supervision.cases.store import CaseClocks
-from tests.unit.test_deputy_closure import reported_deputy_case
+from tests.unit.test_deputy_closure import rated, reported_deputy_case
 from tests.unit.test_lifecycle import (
     CALENDAR,
     CONTACT,
@@ -60,6 +60,7 @@ class Env:
     uow: InMemoryUnitOfWork
     clock: ManualClock
     opened: list[events_pb2.Case]
+    policies: cc.CasePolicies
 
     def case(self, ticket_id: str = "C1") -> events_pb2.Case:
         case: events_pb2.Case = self.uow.state("case", ticket_id)
@@ -82,7 +83,7 @@ def environment() -> Env:
     bus = MessageBus(uow)
     opened: list[events_pb2.Case] = []
     cc.register(bus, cc.CaseHandlers(None, policies, clock, "t.cases", opened=opened.append))  # type: ignore[arg-type]
-    return Env(bus, uow, clock, opened)
+    return Env(bus, uow, clock, opened, policies)
 
 
 def key(n: int = 0) -> str:
@@ -321,6 +322,19 @@ async def test_the_office_calls_back_a_deputys_ticket_after_the_limit() -> None:
     closed = await env.run(cc.OfficeCallback(body, OFFICE, "cb"))
     assert closed.state == S.CASE_STATE_ARCHIVED
     assert env.actions(case.ticket_id) == ["office_callback"]
+
+
+async def test_a_deputys_rating_is_the_evaluate_command() -> None:
+    from services.supervision.levels.deputy_escalation_handlers import DeputyEscalations
+
+    env = environment()
+    case = reported_deputy_case()
+    env.uow.states["case", case.ticket_id] = case
+    cases = cc.CaseCommands(env.bus, None, env.policies, env.clock, "t.cases")  # type: ignore[arg-type]
+    closed = await DeputyEscalations(None, cases).evaluate(rated("满意"))  # type: ignore[arg-type]
+    assert closed is not None and closed.state == S.CASE_STATE_ARCHIVED
+    assert env.actions(case.ticket_id) == ["evaluate"]
+    assert env.uow.audit[0]["actor"]["subject"] == "service:deputy_liaison"
 
 
 # ---------------------------------------------------------------------------------------- the consumer

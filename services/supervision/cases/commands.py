@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 from google.protobuf.message import Message
 
 from hotline import pb
-from hotline.auth import Principal
 from hotline.bus import MessageBus, Request
 from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
@@ -301,8 +300,7 @@ def register(bus: MessageBus, handlers: CaseHandlers) -> None:
 
 
 class CaseCommands:
-    """The case side of the bus for its readers: ``handle`` a typed command, ``history``; and
-    ``run(name, ...)`` for the callers that still name a command (levels' deputy ratings)."""
+    """The case side of the bus for its adapters: ``handle`` a typed command; ``history``."""
 
     def __init__(self, bus: MessageBus, store: CaseStore, policies: CasePolicies, clock: Clock, topic: str) -> None:
         self.bus = bus
@@ -315,10 +313,6 @@ class CaseCommands:
     async def handle(self, command: CaseCommand) -> events_pb2.Case:
         answer: events_pb2.Case = await self.bus.handle(command)
         return answer
-
-    async def run(self, name: str, request: Message, actor: Principal, key: str) -> events_pb2.Case:
-        """Run one lifecycle command named ``name``; raises DomainError when the machine refuses it."""
-        return await self.handle(self.bus.registered(name)(request, actor, key))
 
     async def history(self, ticket_id: str) -> lifecycle_pb2.CaseHistory:
         entries = [history_entry(ticket_id, i, doc) for i, doc in enumerate(await self.store.history(ticket_id))]
