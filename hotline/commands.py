@@ -2,8 +2,9 @@
 
 A request becomes a typed :class:`Command` (name, target, actor, idempotency key, reason).
 The service's pure ``decide(state) -> Decision`` (in its ``core``) returns the new state, the
-typed events and the answer, or raises a :class:`DomainError`. :meth:`CommandBus.run` applies
-it in ONE store transaction:
+typed events and the answer, or raises a :class:`DomainError`. The unit of work
+(hotline/uow.py; :meth:`CommandBus.run` for one command, hotline/bus.py's ``MessageBus`` for
+typed commands and a consumer's batch) applies it in ONE store transaction:
 
 1. look up the idempotency key (per actor): a retried request gets the first answer back and
    changes and emits nothing;
@@ -23,25 +24,21 @@ errors map to status codes once, here (:data:`HTTP_STATUS`, :data:`GRPC_STATUS`)
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
-from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
-from pymongo import AsyncMongoClient, InsertOne
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, PyMongoError
 
-from hotline import audit, pb
+from hotline import pb
 from hotline.auth import Principal
-from hotline.clock import Clock, SystemClock
-from hotline.envelope import Event, event_id
-from hotline.mongo import DUPLICATE_KEY, Doc, insert_missing
+from hotline.clock import Clock
+from hotline.envelope import Event
+from hotline.mongo import Doc
 from hotline.outbox import Outbox
 
 S = TypeVar("S")
@@ -158,137 +155,36 @@ def as_doc(state: Any) -> Doc | None:
 
 
 class CommandBus:
+    """``run(command, repo, decide, topic)``: one command through the service's unit of work
+    (hotline/uow.py, :class:`~hotline.uow.MongoUnitOfWork`). Typed commands go through the
+    message bus (hotline/bus.py), which uses the same unit of work (``uow``)."""
+
     def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], outbox: Outbox, service: str,
                  clock: Clock | None = None, combined_read: bool = False) -> None:
+        from hotline.uow import MongoUnitOfWork  # the unit of work builds on this module's types
+
+        self.uow = MongoUnitOfWork(client, db, outbox, service, clock, combined_read)
         self.client = client
         self.db = db
         self.outbox = outbox
         self.service = service
-        self.clock = clock or SystemClock()
-        self.answers = db[IDEMPOTENCY]
-        # the answer and the state in ONE aggregation ($unionWith): 3 round trips instead of 4, but
-        # the development store (SecantusDB) spends ~3 ms more CPU on that aggregation than on the
-        # two finds (bench/README.md), so it is off by default; on MongoDB it is the cheaper one
-        self.combined_read = combined_read
-        self.audit_namespace = db[audit.COLLECTION].full_name
+        self.clock = self.uow.clock
 
-    async def _answer_and_state(self, digest: str, where: tuple[str, Doc], session: AsyncClientSession,
-                                ) -> tuple[Doc | None, Doc | None]:
-        """The stored answer of ``digest`` and the state document ``where`` names (collection,
-        filter), in one aggregation (``$unionWith``)."""
-        collection, query = where
-        cursor = await self.answers.aggregate([
-            {"$match": {"_id": digest}}, {"$addFields": {_OF: "answer"}},
-            {"$unionWith": {"coll": collection, "pipeline": [{"$match": query}, {"$limit": 1},
-                                                               {"$addFields": {_OF: "state"}}]}},
-        ], session=session)
-        found: dict[str, Doc] = {}
-        async for doc in cursor:
-            found.setdefault(doc.pop(_OF, ""), doc)
-        return found.get("answer"), found.get("state")
+    @property
+    def combined_read(self) -> bool:
+        return self.uow.combined_read
+
+    @combined_read.setter
+    def combined_read(self, value: bool) -> None:
+        self.uow.combined_read = value
 
     async def run(self, command: Command, repo: Repository[S],
                   decide: Callable[[S | None], Decision[S] | Awaitable[Decision[S]]], topic: str) -> Any:
         """Apply ``command`` once: see the module doc. Returns the answer (the first one again
         for a retried idempotency key). Raises DomainError when ``decide`` refuses."""
-        if not command.idempotency_key or len(command.idempotency_key) > 200:
-            raise Invalid("an idempotency key of 1-200 characters is required (header Idempotency-Key, "
-                          "gRPC metadata idempotency-key)")
-        digest = hashlib.sha256(
-            f"{self.service}|{command.actor.subject}|{command.idempotency_key}".encode()).hexdigest()[:32]
+        from hotline.uow import Work
 
-        async def transaction(session: AsyncClientSession) -> Any:
-            source = getattr(repo, "source", None)
-            where = source(command.target) if source is not None else None
-            doc: Doc | None = None
-            if where is not None and self.combined_read:  # one round trip: the stored answer and the state
-                stored, doc = await self._answer_and_state(digest, where, session)
-            else:
-                stored = await self.answers.find_one({"_id": digest}, session=session)
-                if stored is None and where is not None:
-                    doc = await self.db[where[0]].find_one(where[1], session=session)
-            if stored is not None:
-                if stored["command"] != command.name:
-                    raise Invalid(f"idempotency key {command.idempotency_key!r} was used for "
-                                  f"{stored['command']}, not {command.name}")
-                return _answer(stored)
-            if where is not None:
-                before = await repo.loaded(doc, session)  # type: ignore[attr-defined]
-            else:
-                before = await repo.load(command.target, session)
-            decision = decide(before)
-            if inspect.isawaitable(decision):
-                decision = await decision
-            if decision.unchanged:
-                if decision.state is not None or decision.events or decision.outbound:
-                    raise TypeError("an unchanged decision saves and emits nothing")
-                return decision.answer if decision.answer is not None else before
-            writes: list[Any] = []
-            if decision.state is not None:
-                write_ops = getattr(repo, "write_ops", None)
-                if write_ops is not None:  # the save joins the one bulk write below
-                    writes += await write_ops(decision.state, session)
-                else:
-                    await repo.save(decision.state, session)
-            key = decision.key or command.target
-            now = self.clock.now()
-            events = [
-                Event(topic, key, message,
-                      event_id(key, message.DESCRIPTOR.name, digest[:16], *([str(i)] if i else [])),
-                      correlation_id=key, occurred_at=now)
-                for i, message in enumerate(decision.events)
-            ]
-            staged = self.outbox.documents([*events, *decision.outbound])  # ids in publishing order
-            if decision.outbound:  # ready-made event ids: one staged before is kept, not an error
-                await insert_missing(self.outbox.collection, staged[len(events):], session)
-            outbox = self.outbox.collection.full_name
-            writes += [InsertOne(d, namespace=outbox) for d in staged[:len(events)]]
-            answer = decision.answer if decision.answer is not None else decision.state
-            writes.append(InsertOne(audit.entry(
-                at=now, actor=command.actor.as_doc(), action=command.name, kind=repo.kind, target_id=command.target,
-                ticket_id=key, reason=command.reason, before=as_doc(before), after=as_doc(decision.state),
-            ) | decision.audit, namespace=self.audit_namespace))
-            writes.append(InsertOne({
-                "_id": digest, "command": command.name, "target": command.target, "at": now, **_stored(answer),
-            }, namespace=self.answers.full_name))
-            # state, events, audit entry and answer: ONE round trip (MongoDB 8's bulkWrite; SecantusDB has it)
-            try:
-                await self.client.bulk_write(writes, session=session, ordered=True)
-            except ClientBulkWriteException as exc:
-                raise _unwrapped(exc) from exc
-            if staged:
-                self.outbox.staged()
-            return answer
-
-        async with self.client.start_session() as session:
-            return await session.with_transaction(transaction)
-
-
-def _unwrapped(exc: ClientBulkWriteException) -> PyMongoError:
-    """The error a client bulk write wraps, as the single write would have raised it: a write
-    conflict keeps its TransientTransactionError label (``with_transaction`` retries it), a
-    duplicate key is a DuplicateKeyError."""
-    if isinstance(exc.error, PyMongoError):
-        return exc.error
-    errors: Any = exc.details.get("writeErrors") or []  # documents, whatever the annotation says
-    for error in errors:
-        if isinstance(error, dict) and error.get("code") == DUPLICATE_KEY:
-            return DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY, error)
-    return exc
-
-
-def _stored(answer: Any) -> Doc:
-    if isinstance(answer, Message):
-        return {"answer_type": answer.DESCRIPTOR.full_name, "answer": answer.SerializeToString()}
-    if isinstance(answer, dict):
-        return {"answer_type": "", "answer": answer}
-    raise TypeError(f"a command's answer is a protobuf message or a document, not {type(answer).__name__}")
-
-
-def _answer(stored: Doc) -> Any:
-    if not stored["answer_type"]:
-        return stored["answer"]
-    cls = message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(stored["answer_type"]))
-    message = cls()
-    message.ParseFromString(stored["answer"])
-    return message
+        (result,) = await self.uow.run([Work(command, repo, decide, topic)])
+        if isinstance(result, DomainError):
+            raise result
+        return result

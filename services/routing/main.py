@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from hotline.bus import MessageBus
 from hotline.calendar import WorkCalendar
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
@@ -14,7 +15,7 @@ from hotline.settings import Settings
 from hotline.v1 import services_pb2_grpc
 from services.routing import store as store_module
 from services.routing.api import RoutingGrpc, http_routes
-from services.routing.commands import DeskCommands, LiveRouter
+from services.routing.commands import DeskCommands, DeskHandlers, LiveRouter, register
 from services.routing.core import DATA_DIR, Directory, Prediction, Router
 from services.routing.handlers import Classify, ReturnIntake, TicketRouting
 from services.routing.responsibility import load_listing
@@ -52,8 +53,9 @@ async def build(rt: Runtime) -> Service:
     def add_working_days(at: datetime, days: int) -> datetime:  # the rule for periods (24:00 of the N-th day)
         return calendar.working_days_end(at, days)
 
-    commands = DeskCommands(rt.commands, desk, lists, live, rt.clock, rt.topic("assignment_events"),
-                            add_working_days)
+    bus = MessageBus(rt.commands.uow)  # the desk commands' one handler each (commands.py)
+    register(bus, DeskHandlers(desk, lists, live, rt.clock, rt.topic("assignment_events"), add_working_days))
+    commands = DeskCommands(bus, desk, lists, live, rt.clock)
     classify = load_classifier(rt.settings)
     app = http_app("routing", "Dispatch of tickets to handling units (派单): responsibility list, units, gazetteer, "
                               "the office's desk (queue, returns, joint review, recategorisation)")

@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from hotline import policies
+from hotline.bus import MessageBus
 from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
 from hotline.directory import DIRECTORY_FILE, Directory
@@ -18,8 +19,8 @@ from hotline.v1 import events_pb2, park_pb2_grpc, services_pb2_grpc, supervision
 from services.supervision.cases import sla as sla_module
 from services.supervision.cases import store as store_module
 from services.supervision.cases.api import ParkGrpc, SupervisionGrpc, http_routes
-from services.supervision.cases.commands import CaseCommands, CasePolicies
-from services.supervision.cases.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms
+from services.supervision.cases.commands import CaseCommands, CaseHandlers, CasePolicies, register
+from services.supervision.cases.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms, count_opened
 from services.supervision.cases.lifecycle import Limits, PeriodDeadlines, Policy
 from services.supervision.cases.reminder_board import reminder_routes
 from services.supervision.cases.search import COLLECTION as COLLECTION_SEARCH
@@ -80,7 +81,10 @@ async def build(rt: Runtime) -> Service:
                   open_case=_no_policy,  # replaced per command by CasePolicies (the current policy)
                   limits=Limits.of(settings.limits), results_topic=rt.topic("city_results"))
     case_policies = CasePolicies(base, store, store_module.CaseClocks(sla_policies, calendar, timers))
-    commands = CaseCommands(rt.commands, store, case_policies, rt.clock, out_topic)
+    bus = MessageBus(rt.commands.uow)  # the case commands' one handler each (cases/commands.py)
+    register(bus, CaseHandlers(store, case_policies, rt.clock, out_topic,
+                               opened=lambda case: count_opened(case, rt.clock.now())))
+    commands = CaseCommands(bus, store, case_policies, rt.clock, out_topic)
     app = http_app("supervision", "Case clocks, deadlines, the case lifecycle of handling units and the "
                                   "district office's review (督办)")
     inbox = CaseInbox(store, commands, out_topic, rt.topic("city_evaluations"))

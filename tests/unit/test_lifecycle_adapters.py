@@ -143,61 +143,6 @@ def test_the_player_draws_paths_by_share_and_round_robin_gives_every_path() -> N
     assert set(round_robin(ids[:len(Path)]).values()) == set(Path)
 
 
-async def test_a_replayed_first_assignment_republishes_the_case_as_it_was_opened() -> None:
-    """The case moves on after opening; a replay must publish the same CaseOpened, not the
-    current case under the opening's event id (projections would take later deadlines)."""
-    import json
-    from types import SimpleNamespace
-
-    from hotline.calendar import WorkCalendar
-    from hotline.clock import ManualClock
-    from hotline.settings import SlaSettings
-    from services.supervision.cases.handlers import CaseInbox
-    from services.supervision.cases.lifecycle import Limits
-    from services.supervision.cases.sla import parse_policy
-
-    sla = parse_policy(json.loads(SlaSettings().policy_file.read_text("utf-8")))
-
-    class Policies:
-        async def current(self) -> object:
-            return sla
-
-        async def get(self, version: int) -> object:
-            return sla
-
-    class Clocks:
-        async def fields(self, case: events_pb2.Case, doc: object) -> dict[str, object]:
-            return {}
-
-    class Store:
-        def __init__(self) -> None:
-            self.cases: dict[str, events_pb2.Case] = {}
-
-        async def insert_new(self, cases: list[events_pb2.Case], extras: object = None) -> set[str]:
-            existed = {c.ticket_id for c in cases if c.ticket_id in self.cases}
-            self.cases.update({c.ticket_id: c for c in cases if c.ticket_id not in existed})
-            return existed
-
-        async def get_many(self, ids: list[str]) -> dict[str, events_pb2.Case]:
-            return {i: self.cases[i] for i in ids}
-
-    store = Store()
-    commands = SimpleNamespace(clock=ManualClock(NOW), policy=SimpleNamespace(limits=Limits()),
-                               policies=SimpleNamespace(policies=Policies(), calendar=WorkCalendar(), clocks=Clocks()))
-    inbox = CaseInbox(store, commands=commands, out_topic="cases", evaluations_topic="evals")  # type: ignore[arg-type]
-    assigned = events_pb2.TicketAssigned(
-        assignment=events_pb2.Assignment(ticket_id="C1", primary_unit=events_pb2.Unit(unit_id="ST01"),
-                                         dispatch_round=1, assigned_at=pb.ts(NOW)), received_at=pb.ts(NOW))
-    item = (record(assigned, event_id="C1/assigned/1"), assigned)
-    (first,) = await inbox.apply([item])
-    moved = store.cases["C1"]
-    moved.state, moved.revision, moved.redo_round = events_pb2.CASE_STATE_SENT_BACK, 9, 1
-    moved.reply_due.CopyFrom(pb.ts(NOW + timedelta(days=20)))
-    (again,) = await inbox.apply([item])
-    assert again.event_id == first.event_id == "C1/opened/1"
-    assert again.message == first.message
-
-
 def test_a_case_opened_delivered_again_after_an_extension_leaves_the_kpi_reply_limit_extended() -> None:
     from services.metrics import projection
 

@@ -23,6 +23,7 @@ from hotline.v1 import (
     services_pb2,
     services_pb2_grpc,
 )
+from services.supervision.cases import commands as cc
 from services.supervision.cases.commands import CaseCommands
 from services.supervision.cases.store import CaseStore, page_token
 
@@ -63,51 +64,48 @@ def unit_filter(who: Principal, unit_id: str) -> str | None:
     return unit_id or None
 
 
-# The lifecycle's HTTP commands: path (under /cases/{ticket_id}), request message, command name, summary.
-# The JSON body is the request message's JSON mapping (either name style); ticket_id comes from the path.
-COMMANDS: list[tuple[str, type[Message], str, str]] = [
-    ("sign-off", lifecycle_pb2.SignOffRequest, "sign_off", "签收: the primary unit signs off the case, an assisting "
-                                                           "unit its sub-case"),
-    ("contacts", lifecycle_pb2.RecordContactRequest, "record_contact", "联系: record a contact with the citizen"),
-    ("reply", lifecycle_pb2.ReplyRequest, "reply", "办结反馈: the primary unit replies (result, text, explanation, "
-                                                   "attachments)"),
-    ("extension", lifecycle_pb2.RequestExtensionRequest, "request_extension", "延期申请: once, 1-10 working days"),
-    ("extension/decision", lifecycle_pb2.DecideExtensionRequest, "decide_extension", "延期审批 (office)"),
-    ("park", lifecycle_pb2.ParkRequest, "park", "挂账申请: a plan and a target date; the office decides (the "
-                                                "clocks run until it approves)"),
-    ("park/decision", park_pb2.DecideParkRequest, "decide_park", "挂账审批 (office): approved, the clocks the SLA "
-                                                                 "policy's park_stops names stop"),
-    ("resume", park_pb2.ResumeRequest, "resume", "恢复办理: a parked case resumes; its stopped limits move by the "
-                                                 "time parked"),
-    ("progress", lifecycle_pb2.ReportProgressRequest, "report_progress", "挂账进展: a progress report"),
-    ("return", lifecycle_pb2.RequestReturnRequest, "request_return", "退单申请: within the return limit; routing "
-                                                                     "decides"),
-    ("review", lifecycle_pb2.ReviewRequest, "review", "审核 (office): pass sends the result to the city, fail "
-                                                      "sends the case back to redo"),
-    ("redo-decision", lifecycle_pb2.DecideRedoRequest, "decide_redo", "重办或结案 after a poor evaluation (office)"),
-    ("contribution", lifecycle_pb2.ContributeRequest, "contribute", "协办意见: an assisting unit contributes"),
-    ("direct-answer", knowledge_pb2.DirectAnswerRequest, "direct_answer", "直接答复 (office): a consultation (咨询) "
-                                                                          "answered with a knowledge article; "
-                                                                          "reviewed like any reply"),
+# The lifecycle's HTTP commands: path (under /cases/{ticket_id}), command type (its request message and
+# its name), summary. The JSON body is the request message's JSON mapping (either name style); ticket_id
+# comes from the path.
+COMMANDS: list[tuple[str, type[cc.CaseCommand], str]] = [
+    ("sign-off", cc.SignOff, "签收: the primary unit signs off the case, an assisting unit its sub-case"),
+    ("contacts", cc.RecordContact, "联系: record a contact with the citizen"),
+    ("reply", cc.Reply, "办结反馈: the primary unit replies (result, text, explanation, attachments)"),
+    ("extension", cc.RequestExtension, "延期申请: once, 1-10 working days"),
+    ("extension/decision", cc.DecideExtension, "延期审批 (office)"),
+    ("park", cc.Park, "挂账申请: a plan and a target date; the office decides (the clocks run until it approves)"),
+    ("park/decision", cc.DecidePark, "挂账审批 (office): approved, the clocks the SLA policy's park_stops names "
+                                     "stop"),
+    ("resume", cc.Resume, "恢复办理: a parked case resumes; its stopped limits move by the time parked"),
+    ("progress", cc.ReportProgress, "挂账进展: a progress report"),
+    ("return", cc.RequestReturn, "退单申请: within the return limit; routing decides"),
+    ("review", cc.Review, "审核 (office): pass sends the result to the city, fail sends the case back to redo"),
+    ("redo-decision", cc.DecideRedo, "重办或结案 after a poor evaluation (office)"),
+    ("contribution", cc.Contribute, "协办意见: an assisting unit contributes"),
+    ("direct-answer", cc.DirectAnswer, "直接答复 (office): a consultation (咨询) answered with a knowledge article; "
+                                       "reviewed like any reply"),
 ]
 
 
-def _command_route(api: APIRouter, commands: CaseCommands, path: str, message_type: type[Message], name: str,
+def _command_route(api: APIRouter, commands: CaseCommands, path: str, command_type: type[cc.CaseCommand],
                    summary: str) -> None:
+    message_type = command_type.message
+
     async def route(ticket_id: str, body: dict[str, Any] = Body(default_factory=dict),
                     who: Principal = Depends(auth.principal), key: str = Depends(idempotency_key)) -> dict[str, Any]:
-        return as_json(await commands.run(name, parse_body(body, message_type, ticket_id=ticket_id), who, key))
+        return as_json(await commands.handle(command_type(parse_body(body, message_type, ticket_id=ticket_id),
+                                                          who, key)))
 
     proto_file = message_type.DESCRIPTOR.file.name.rsplit("/", 1)[-1]
-    api.post(f"/cases/{{ticket_id}}/{path}", summary=summary, name=name,
+    api.post(f"/cases/{{ticket_id}}/{path}", summary=summary, name=command_type.name,
              description=f"Body: the JSON of `hotline.v1.{message_type.DESCRIPTOR.name}` ({proto_file}). "
                          "Header Idempotency-Key is required. Answers the case after the transition.")(route)
 
 
 def http_routes(store: CaseStore, commands: CaseCommands) -> APIRouter:
     api = APIRouter(tags=["cases"])
-    for path, message_type, name, summary in COMMANDS:
-        _command_route(api, commands, path, message_type, name, summary)
+    for path, command_type, summary in COMMANDS:
+        _command_route(api, commands, path, command_type, summary)
 
     @api.post("/cases/{ticket_id}/assists/{unit_id}/waive", summary="免于协办 (office): the primary may reply "
                                                                      "without this assisting unit")
@@ -115,7 +113,7 @@ def http_routes(store: CaseStore, commands: CaseCommands) -> APIRouter:
                            who: Principal = Depends(auth.principal),
                            key: str = Depends(idempotency_key)) -> dict[str, Any]:
         request = parse_body(body, lifecycle_pb2.WaiveAssistRequest, ticket_id=ticket_id, unit_id=unit_id)
-        return as_json(await commands.run("waive_assist", request, who, key))
+        return as_json(await commands.handle(cc.WaiveAssist(request, who, key)))
 
     @api.post("/cases/{ticket_id}/callback", summary="回访 (office) of a deputy's ticket the deputy did not rate "
                                                      "within the SLA policy's deputy_callback limit")
@@ -124,9 +122,8 @@ def http_routes(store: CaseStore, commands: CaseCommands) -> APIRouter:
                               key: str = Depends(idempotency_key)) -> dict[str, Any]:
         from services.supervision.cases.deputy_closure import json_body
 
-        request = parse_body(json_body(body), lifecycle_pb2.CityEvaluation)
-        assert isinstance(request, lifecycle_pb2.CityEvaluation)
-        return as_json(await commands.office_callback(ticket_id, request, who, key))
+        request = parse_body(json_body(body), lifecycle_pb2.CityEvaluation, city_ticket_id=ticket_id)
+        return as_json(await commands.handle(cc.OfficeCallback(request, who, key)))
 
     @api.get("/cases/{ticket_id}/history", summary="案件流转记录: every step with its actor and reason")
     async def history(ticket_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
@@ -165,59 +162,59 @@ class SupervisionGrpc(services_pb2_grpc.SupervisionServiceServicer):
         self.store = store
         self.commands = commands
 
-    def _run(self, name: str) -> Callable[[Message, Context], Awaitable[events_pb2.Case]]:
+    def _run(self, command_type: type[cc.CaseCommand]) -> Callable[[Message, Context], Awaitable[events_pb2.Case]]:
         async def call(request: Message, context: Context) -> events_pb2.Case:
-            return await self.commands.run(name, request, auth.current(), grpc_idempotency_key(context))
+            return await self.commands.handle(command_type(request, auth.current(), grpc_idempotency_key(context)))
 
         return call
 
     async def SignOff(self, request: lifecycle_pb2.SignOffRequest, context: Context) -> events_pb2.Case:  # noqa: N802
-        return await self._run("sign_off")(request, context)
+        return await self._run(cc.SignOff)(request, context)
 
     async def RecordContact(  # noqa: N802
             self, request: lifecycle_pb2.RecordContactRequest, context: Context) -> events_pb2.Case:
-        return await self._run("record_contact")(request, context)
+        return await self._run(cc.RecordContact)(request, context)
 
     async def Reply(self, request: lifecycle_pb2.ReplyRequest, context: Context) -> events_pb2.Case:  # noqa: N802
-        return await self._run("reply")(request, context)
+        return await self._run(cc.Reply)(request, context)
 
     async def RequestExtension(  # noqa: N802
             self, request: lifecycle_pb2.RequestExtensionRequest, context: Context) -> events_pb2.Case:
-        return await self._run("request_extension")(request, context)
+        return await self._run(cc.RequestExtension)(request, context)
 
     async def DecideExtension(  # noqa: N802
             self, request: lifecycle_pb2.DecideExtensionRequest, context: Context) -> events_pb2.Case:
-        return await self._run("decide_extension")(request, context)
+        return await self._run(cc.DecideExtension)(request, context)
 
     async def Park(self, request: lifecycle_pb2.ParkRequest, context: Context) -> events_pb2.Case:  # noqa: N802
-        return await self._run("park")(request, context)
+        return await self._run(cc.Park)(request, context)
 
     async def ReportProgress(  # noqa: N802
             self, request: lifecycle_pb2.ReportProgressRequest, context: Context) -> events_pb2.Case:
-        return await self._run("report_progress")(request, context)
+        return await self._run(cc.ReportProgress)(request, context)
 
     async def RequestReturn(  # noqa: N802
             self, request: lifecycle_pb2.RequestReturnRequest, context: Context) -> events_pb2.Case:
-        return await self._run("request_return")(request, context)
+        return await self._run(cc.RequestReturn)(request, context)
 
     async def Review(self, request: lifecycle_pb2.ReviewRequest, context: Context) -> events_pb2.Case:  # noqa: N802
-        return await self._run("review")(request, context)
+        return await self._run(cc.Review)(request, context)
 
     async def DecideRedo(  # noqa: N802
             self, request: lifecycle_pb2.DecideRedoRequest, context: Context) -> events_pb2.Case:
-        return await self._run("decide_redo")(request, context)
+        return await self._run(cc.DecideRedo)(request, context)
 
     async def Contribute(  # noqa: N802
             self, request: lifecycle_pb2.ContributeRequest, context: Context) -> events_pb2.Case:
-        return await self._run("contribute")(request, context)
+        return await self._run(cc.Contribute)(request, context)
 
     async def WaiveAssist(  # noqa: N802
             self, request: lifecycle_pb2.WaiveAssistRequest, context: Context) -> events_pb2.Case:
-        return await self._run("waive_assist")(request, context)
+        return await self._run(cc.WaiveAssist)(request, context)
 
     async def DirectAnswer(  # noqa: N802
             self, request: knowledge_pb2.DirectAnswerRequest, context: Context) -> events_pb2.Case:
-        return await self._run("direct_answer")(request, context)
+        return await self._run(cc.DirectAnswer)(request, context)
 
     async def GetCaseHistory(  # noqa: N802
             self, request: lifecycle_pb2.GetCaseHistoryRequest, context: Context) -> lifecycle_pb2.CaseHistory:
@@ -253,7 +250,7 @@ class ParkGrpc(park_pb2_grpc.ParkServiceServicer):
         self.commands = commands
 
     async def DecidePark(self, request: park_pb2.DecideParkRequest, context: Context) -> events_pb2.Case:  # noqa: N802
-        return await self.commands.run("decide_park", request, auth.current(), grpc_idempotency_key(context))
+        return await self.commands.handle(cc.DecidePark(request, auth.current(), grpc_idempotency_key(context)))
 
     async def Resume(self, request: park_pb2.ResumeRequest, context: Context) -> events_pb2.Case:  # noqa: N802
-        return await self.commands.run("resume", request, auth.current(), grpc_idempotency_key(context))
+        return await self.commands.handle(cc.Resume(request, auth.current(), grpc_idempotency_key(context)))

@@ -1,29 +1,44 @@
 """The lifecycle's command side: every transition, whoever asks (a unit or the office through
-HTTP or gRPC, routing or the city through a consumer), becomes a kit Command run through the
-CommandBus: one transaction saves the case, stages its events (and the city's result) in the
-outbox, writes the audit entry that is the case history, and stores the answer under the
-idempotency key.
+HTTP or gRPC, routing or the city through a consumer), is a typed command (:class:`SignOff`,
+:class:`Reply`, ..., :class:`OpenCase`) through the service's message bus (hotline/bus.py) to
+its one handler (:class:`CaseHandlers`, registered in main by :func:`register`): one
+transaction saves the case, stages its events (and the city's result) in the outbox, writes
+the audit entry that is the case history, and stores the answer under the idempotency key.
+
+Opening a case is one command in every round: :class:`OpenCase` (routing's TicketAssigned)
+opens round 1 and re-dispatches round >= 2 (lifecycle's redispatch) through the same handler;
+the consumer sends a batch with ``handle_many`` (one transaction per batch).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from google.protobuf.message import Message
 
 from hotline import pb
-from hotline.auth import Principal
+from hotline.bus import MessageBus, Request
 from hotline.calendar import WorkCalendar
 from hotline.clock import Clock
-from hotline.commands import Command, CommandBus, Invalid
+from hotline.commands import Command, Decision, DomainError, Invalid
 from hotline.mongo import Doc
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
+from hotline.policy import Role
+from hotline.uow import Work
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, park_pb2
 from services.supervision.cases import lifecycle
 from services.supervision.cases.core import open_case
 from services.supervision.cases.sla import Limits, SlaClock, Unit
-from services.supervision.cases.store import CaseClocks, CaseRepository, CaseStore, SlaPolicies, limits_of_doc
+from services.supervision.cases.store import (
+    CaseClocks,
+    CaseRepository,
+    CaseStore,
+    SlaPolicies,
+    limits_of_doc,
+    sla_extras,
+)
 
 MAX_KEY = 200
 
@@ -91,8 +106,203 @@ class CasePolicies:
                        open_case=opened)
 
 
+class CaseCommand(Request[Message]):
+    """A lifecycle command: its body is the request message, its target the ticket id."""
+
+    inbox: ClassVar[bool] = False  # evaluations waiting in the inbox may apply (a review, an evaluation)
+
+    @property
+    def ticket_id(self) -> str:
+        return target_of(self.body)
+
+
+class SignOff(CaseCommand, message=lifecycle_pb2.SignOffRequest):
+    """签收 (primary unit) / 协办签收 (assisting unit)"""
+
+
+class RecordContact(CaseCommand, message=lifecycle_pb2.RecordContactRequest):
+    """联系诉求人"""
+
+
+class Reply(CaseCommand, message=lifecycle_pb2.ReplyRequest):
+    """办结反馈"""
+
+
+class RequestExtension(CaseCommand, message=lifecycle_pb2.RequestExtensionRequest):
+    """延期申请"""
+
+
+class DecideExtension(CaseCommand, message=lifecycle_pb2.DecideExtensionRequest):
+    """延期审批 (office)"""
+
+
+class Park(CaseCommand, message=lifecycle_pb2.ParkRequest):
+    """挂账申请"""
+
+
+class DecidePark(CaseCommand, message=park_pb2.DecideParkRequest):
+    """挂账审批 (office)"""
+
+
+class Resume(CaseCommand, message=park_pb2.ResumeRequest):
+    """恢复办理"""
+
+
+class ReportProgress(CaseCommand, message=lifecycle_pb2.ReportProgressRequest):
+    """挂账进展"""
+
+
+class RequestReturn(CaseCommand, message=lifecycle_pb2.RequestReturnRequest):
+    """退单申请"""
+
+
+class Review(CaseCommand, message=lifecycle_pb2.ReviewRequest):
+    """审核 (office)"""
+
+    inbox = True
+
+
+class DecideRedo(CaseCommand, message=lifecycle_pb2.DecideRedoRequest):
+    """重办或结案 (office)"""
+
+
+class Contribute(CaseCommand, message=lifecycle_pb2.ContributeRequest):
+    """协办意见"""
+
+
+class WaiveAssist(CaseCommand, message=lifecycle_pb2.WaiveAssistRequest):
+    """免于协办 (office)"""
+
+
+class DirectAnswer(CaseCommand, message=knowledge_pb2.DirectAnswerRequest):
+    """直接答复 (office)"""
+
+
+class ReturnDecision(CaseCommand, message=lifecycle_pb2.ReturnDecision):
+    """routing kept or re-dispatched"""
+
+
+class Evaluate(CaseCommand, message=lifecycle_pb2.CityEvaluation):
+    """回访 (the city, a deputy)"""
+
+    inbox = True
+
+
+class OfficeCallback(CaseCommand, message=lifecycle_pb2.CityEvaluation):
+    """回访 by the office (deputy_closure)"""
+
+    inbox = True
+
+
+class OpenCase(CaseCommand, message=events_pb2.TicketAssigned):
+    """派单: round 1 opens, round >= 2 re-dispatches"""
+
+
+LIFECYCLE: tuple[type[CaseCommand], ...] = (
+    SignOff, RecordContact, Reply, RequestExtension, DecideExtension, Park, DecidePark, Resume, ReportProgress,
+    RequestReturn, Review, DecideRedo, Contribute, WaiveAssist, DirectAnswer, ReturnDecision, Evaluate)
+
+
+class CaseHandlers:
+    """The one handler of each case command (see :func:`register`). ``done`` hooks run after
+    the commit of a case that opened (the open counters)."""
+
+    def __init__(self, store: CaseStore, policies: CasePolicies, clock: Clock, topic: str,
+                 opened: Callable[[events_pb2.Case], None] | None = None) -> None:
+        self.store = store
+        self.policies = policies
+        self.clock = clock
+        self.topic = topic
+        self.opened = opened
+
+    def _work(self, command: CaseCommand, request: Message, decide: Any, repo: CaseRepository,
+              done: Callable[[Any], None] | None = None) -> Work[events_pb2.Case]:
+        ticket_id = command.ticket_id
+        if not ticket_id:
+            raise Invalid("ticket_id is required")
+        reason = reason_of(request)
+        if isinstance(request, events_pb2.TicketAssigned) and not reason:
+            reason = f"assigned to {request.assignment.primary_unit.unit_id}"
+        envelope = Command(command.name, ticket_id, command.actor, command.idempotency_key, reason)
+        return Work(envelope, repo, decide, self.topic, done)
+
+    async def _policy(self, repo: CaseRepository, case: events_pb2.Case | None) -> lifecycle.Policy:
+        # a case's policy version never changes: its limits come from the document just loaded
+        doc = repo.doc(case.ticket_id) if case is not None else None
+        if doc is None and case is not None:  # a state without its document (the in-memory unit of work)
+            doc = {"policy_version": case.policy_version, "sla_lanes": list(case.sla_lanes)}
+        return await self.policies.for_doc(doc)
+
+    async def lifecycle(self, command: CaseCommand) -> Work[events_pb2.Case]:
+        """A unit's, the office's, routing's or the city's transition: lifecycle.decide."""
+        repo = CaseRepository(self.store, self.policies.clocks, command.inbox)
+
+        async def decide(case: events_pb2.Case | None) -> Decision[events_pb2.Case]:
+            return lifecycle.decide(case, command.body, command.actor, self.clock.now(), await self._policy(repo, case))
+        return self._work(command, command.body, decide, repo)
+
+    async def office_callback(self, command: OfficeCallback) -> Work[events_pb2.Case]:
+        """回访 by the office of a deputy's ticket the deputy did not rate within the deputy_callback
+        limit (deputy_closure.py): the evaluation a city callback would be, decided on the case loaded."""
+        from services.supervision.cases.deputy_closure import office_callback
+
+        repo = CaseRepository(self.store, self.policies.clocks, inbox=True)
+
+        async def decide(case: events_pb2.Case | None) -> Decision[events_pb2.Case]:
+            now = self.clock.now()
+            doc = repo.doc(command.ticket_id) if case is not None else None
+            if doc is None and case is not None:
+                doc = {"policy_version": case.policy_version, "sla_lanes": list(case.sla_lanes)}
+            limits = await limits_of_doc(self.policies.policies, doc) if doc is not None else None
+            assert isinstance(command.body, lifecycle_pb2.CityEvaluation)
+            evaluation = office_callback(case, command.body, limits, self.policies.calendar, now)
+            return lifecycle.decide(case, evaluation, command.actor, now, await self._policy(repo, case))
+        return self._work(command, command.body, decide, repo)
+
+    async def open_case(self, command: OpenCase) -> Work[events_pb2.Case]:
+        """Routing assigned the ticket: round 1 opens its case under the current SLA policy with
+        its clocks; a later round closes this unit's case and opens the next (lifecycle's
+        redispatch). A round already opened changes nothing."""
+        assigned = command.body
+        assert isinstance(assigned, events_pb2.TicketAssigned)  # checked when the command was built
+        repo = CaseRepository(self.store, self.policies.clocks)
+        now = self.clock.now()
+
+        async def decide(case: events_pb2.Case | None) -> Decision[events_pb2.Case]:
+            dispatch_round = assigned.assignment.dispatch_round
+            if command.actor.role != Role.SYSTEM:
+                raise DomainError("permission_denied", "cases open when routing assigns a ticket, not by a person")
+            if case is not None and dispatch_round <= case.dispatch_round:
+                return Decision(None, answer=case, unchanged=True)
+            if case is not None or dispatch_round > 1:  # re-dispatch (or NotFound: no round to close)
+                decision = lifecycle.decide(case, assigned, command.actor, now, await self._policy(repo, case))
+                return replace(decision, audit={**decision.audit, "action": "redispatch"})  # 重新派单 in the history
+            policy = await self.policies.policies.current()
+            opened, limits = open_case(assigned, now, policy, self.policies.calendar,
+                                       self.policies.base.limits.assist_working_days)
+            repo.opening = sla_extras(limits)  # the city's limit, kept beside the case
+            return Decision(opened, events=[events_pb2.CaseOpened(case=opened)], answer=opened,
+                            audit={"detail": f"派单 round {dispatch_round}",
+                                   "events": [events_pb2.CaseOpened.DESCRIPTOR.full_name]})
+
+        def done(case: Any) -> None:
+            if self.opened is not None and isinstance(case, events_pb2.Case):
+                self.opened(case)
+        return self._work(command, assigned, decide, repo, done)
+
+
+def register(bus: MessageBus, handlers: CaseHandlers) -> None:
+    """Supervision's case commands, one handler each (called from main)."""
+    for command_type in LIFECYCLE:
+        bus.register(command_type, handlers.lifecycle)
+    bus.register(OfficeCallback, handlers.office_callback)
+    bus.register(OpenCase, handlers.open_case)
+
+
 class CaseCommands:
-    def __init__(self, bus: CommandBus, store: CaseStore, policies: CasePolicies, clock: Clock, topic: str) -> None:
+    """The case side of the bus for its adapters: ``handle`` a typed command; ``history``."""
+
+    def __init__(self, bus: MessageBus, store: CaseStore, policies: CasePolicies, clock: Clock, topic: str) -> None:
         self.bus = bus
         self.store = store
         self.policies = policies
@@ -100,33 +310,9 @@ class CaseCommands:
         self.clock = clock
         self.topic = topic
 
-    async def run(self, name: str, request: Message, actor: Principal, key: str) -> events_pb2.Case:
-        """Run one lifecycle command; raises DomainError when the machine refuses it."""
-        ticket_id = target_of(request)
-        if not ticket_id:
-            raise Invalid("ticket_id is required")
-        command = Command(name, ticket_id, actor, key, reason_of(request))
-        # evaluations waiting in the inbox can only apply when a review passes (or another evaluation comes)
-        inbox = isinstance(request, lifecycle_pb2.ReviewRequest | lifecycle_pb2.CityEvaluation)
-        repo = CaseRepository(self.store, self.policies.clocks, inbox)
-
-        async def decide(case: events_pb2.Case | None) -> Any:
-            # a case's policy version never changes: its limits come from the document just loaded
-            policy = await self.policies.for_doc(repo.doc(ticket_id))
-            return lifecycle.decide(case, request, actor, self.clock.now(), policy)
-        answer: events_pb2.Case = await self.bus.run(command, repo, decide, self.topic)
+    async def handle(self, command: CaseCommand) -> events_pb2.Case:
+        answer: events_pb2.Case = await self.bus.handle(command)
         return answer
-
-    async def office_callback(self, ticket_id: str, body: lifecycle_pb2.CityEvaluation, actor: Principal,
-                              key: str) -> events_pb2.Case:
-        """回访 by the office of a deputy's ticket the deputy did not rate within the deputy_callback
-        limit (deputy_closure.py): the evaluation a city callback would be, through the same command."""
-        from services.supervision.cases.deputy_closure import office_callback
-
-        case = await self.store.get(ticket_id)
-        limits = await self.store.limits(ticket_id, self.policies.policies)
-        evaluation = office_callback(case, body, limits, self.policies.calendar, self.clock.now())
-        return await self.run("office_callback", evaluation, actor, key)
 
     async def history(self, ticket_id: str) -> lifecycle_pb2.CaseHistory:
         entries = [history_entry(ticket_id, i, doc) for i, doc in enumerate(await self.store.history(ticket_id))]
@@ -147,10 +333,7 @@ def history_entry(ticket_id: str, seq: int, doc: dict[str, Any]) -> lifecycle_pb
     opened = doc.get("action") == "open_case"
     to_state = events_pb2.CASE_STATE_AWAITING_SIGN_OFF if opened else _state(after or before)
     latest = after or before
-    dispatch_round = int(latest.get("dispatch_round", 0) or 0)
-    if opened:  # the consumer's entry id is "<ticket>/opened/<round>"
-        dispatch_round = int(str(doc.get("_id", "")).rsplit("/", 1)[-1] or 1) if "/opened/" in str(doc.get("_id")) \
-            else 1
+    dispatch_round = int(latest.get("dispatch_round", 0) or 0) or (1 if opened else 0)
     at: datetime | None = doc.get("at")
     return lifecycle_pb2.CaseHistoryEntry(
         ticket_id=ticket_id, seq=seq, at=pb.ts(at) if at else None, action=str(doc.get("action", "")),

@@ -2,13 +2,12 @@
 timer handler (a fired clock -> DeadlineDueSoon / DeadlineMissed, and on the first miss system
 supervision 系统督办).
 
-* A first assignment (dispatch round 1) opens a case with its deadlines under the current SLA
-  policy and the timers of its clocks, in one write per case: batched, insert first, so a
-  replay inserts nothing and republishes the stored case (the hot path).
-* A re-dispatch (round + 1) and routing's decision on a return, and every city evaluation
-  (回访) are lifecycle commands through the kit's command path, with the inbound record as
-  the idempotency key: a replay finds the stored answer and changes and emits nothing. Their
-  events go through the outbox.
+* An assignment in any round (OpenCase: round 1 opens a case with its deadlines under the
+  current SLA policy and the timers of its clocks, a later round re-dispatches), routing's
+  decision on a return and every city evaluation (回访) are typed commands through the
+  service's message bus, the consumed batch in one ``handle_many`` (one transaction), with
+  what happened as the idempotency key: a replay finds the stored answer and changes and
+  emits nothing. Their events go through the outbox.
 * An evaluation whose case does not exist yet waits in the inbox (store.keep_evaluation) and
   joins the case the next time a command loads it.
 """
@@ -16,7 +15,7 @@ supervision 系统督办).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.message import Message
@@ -32,17 +31,16 @@ from hotline.logging import get_logger
 from hotline.policy import Role
 from hotline.timers import Fired
 from hotline.v1 import events_pb2, lifecycle_pb2
-from services.supervision.cases.commands import CaseCommands
+from services.supervision.cases.commands import CaseCommand, CaseCommands, Evaluate, OpenCase, ReturnDecision
 from services.supervision.cases.core import (
     SYSTEM_SUPERVISION,
     deadline_events,
     first_missed,
-    open_case,
     parse_city_evaluation,
     reminders,
     supervision_raised,
 )
-from services.supervision.cases.store import CaseStore, sla_extras
+from services.supervision.cases.store import CaseStore
 
 log = get_logger(__name__)
 
@@ -57,15 +55,26 @@ INBOUND_COMMANDS = Counter(
     "Lifecycle commands from routing and the city, by command and outcome (applied, refused, kept).",
     ["command", "outcome"],
 )
-COMMAND_OF = {events_pb2.TicketAssigned: "redispatch", lifecycle_pb2.ReturnDecision: "return_decision",
-              lifecycle_pb2.CityEvaluation: "evaluate"}
+COMMAND_OF = {events_pb2.TicketAssigned: OpenCase.name, lifecycle_pb2.ReturnDecision: ReturnDecision.name,
+              lifecycle_pb2.CityEvaluation: Evaluate.name}
 CALENDAR_AHEAD = Gauge("hotline_calendar_known_days_ahead",
                        "Days from today to the last day of the working-day calendar known from official data.")
 ROUTING = Principal.system("routing")
 CITY = Principal("city:callback-centre", Role.SYSTEM)
 
 
+def count_opened(case: events_pb2.Case, now: datetime) -> None:
+    """The open counters, after the commit of a case that opened (CaseHandlers' ``opened``)."""
+    if case.dispatch_round <= 1:
+        OPENED.labels(events_pb2.UnitType.Name(case.primary_unit.unit_type)).inc()
+        RECEIVED_TO_OPENED.observe(max(0.0, (now - pb.dt(case.received_at)).total_seconds()))
+
+
 class CaseInbox:
+    """Routing's assignments (any round: :class:`OpenCase`), its decisions on returns and the
+    city's evaluations, a consumed batch as typed commands through ``bus.handle_many``: one
+    transaction per batch; their events go through the outbox."""
+
     def __init__(self, store: CaseStore, commands: CaseCommands, out_topic: str, evaluations_topic: str) -> None:
         self.store = store
         self.commands = commands
@@ -81,64 +90,33 @@ class CaseInbox:
             return parse_city_evaluation(record.value, self.clock.now() + self.commands.policy.limits.contact_skew)
         return self.types.decode(record)
 
-    async def apply(self, items: list[tuple[Record, Message]]) -> list[Event]:
-        first = [(r, m) for r, m in items
-                 if isinstance(m, events_pb2.TicketAssigned) and m.assignment.dispatch_round <= 1]
-        events = await self._open(first) if first else []
-        for record, message in items:
-            if not (isinstance(message, events_pb2.TicketAssigned) and message.assignment.dispatch_round <= 1):
-                await self._command(record, message)
-        return events
-
-    async def _open(self, items: list[tuple[Record, events_pb2.TicketAssigned]]) -> list[Event]:
-        batch = {a.assignment.ticket_id: (r, a) for r, a in reversed(items)}
-        now = self.clock.now()
-        sla = self.commands.policies
-        policy, calendar, assist_days = await sla.policies.current(), sla.calendar, \
-            self.commands.policy.limits.assist_working_days
-        opened = {tid: open_case(a, now, policy, calendar, assist_days) for tid, (_, a) in batch.items()}
-        cases = {tid: case for tid, (case, _) in opened.items()}
-        extras = {tid: {**sla_extras(limits), **await sla.clocks.fields(case, sla_extras(limits))}
-                  for tid, (case, limits) in opened.items()}
-        existed = await self.store.insert_new(list(cases.values()), extras)  # insert first: a replay inserts nothing
-        if existed:  # opened before: publish the case as it was opened then (it may have moved on since)
-            stored = await self.store.get_many(sorted(existed))
-            for tid, case in stored.items():
-                then = await sla.policies.get(case.policy_version) or policy
-                cases[tid] = case if case.dispatch_round > 1 else \
-                    open_case(batch[tid][1], pb.dt(case.opened_at), then, calendar, assist_days)[0]
-        for tid, case in cases.items():
-            if tid not in existed:
-                OPENED.labels(events_pb2.UnitType.Name(case.primary_unit.unit_type)).inc()
-                RECEIVED_TO_OPENED.observe(max(0.0, (now - pb.dt(case.received_at)).total_seconds()))
-        return [
-            Event(self.out_topic, tid, events_pb2.CaseOpened(case=cases[tid]), f"{tid}/opened/1",
-                  record.correlation_id)
-            for tid, (record, _) in batch.items()
-            if cases[tid].dispatch_round <= 1  # a later round was opened by its re-dispatch (outbox)
-        ]
-
-    async def _command(self, record: Record, message: Message) -> None:
-        name = COMMAND_OF[type(message)]
-        # the key names what happened, not which record said it: routing republishes a stored assignment
-        # under its own id on a replay, and the same decision must find the first answer
+    @staticmethod
+    def command(message: Message) -> CaseCommand:
+        """The command a consumed message is. The key names what happened, not which record said it:
+        routing republishes a stored assignment under its own id on a replay, and the same decision
+        must find the first answer."""
         if isinstance(message, lifecycle_pb2.CityEvaluation):
-            actor, key = CITY, f"evaluation/{message.evaluation_id}"
-        elif isinstance(message, events_pb2.TicketAssigned):
-            actor, key = ROUTING, f"{message.assignment.ticket_id}/assigned/{message.assignment.dispatch_round}"
-        else:
-            assert isinstance(message, lifecycle_pb2.ReturnDecision)
-            actor, key = ROUTING, f"{message.ticket_id}/return-decision/{message.dispatch_round}"
-        try:
-            await self.commands.run(name, message, actor, key)
-            INBOUND_COMMANDS.labels(name, "applied").inc()
-        except DomainError as exc:
-            if isinstance(message, lifecycle_pb2.CityEvaluation) and exc.code == "not_found":
+            return Evaluate(message, CITY, f"evaluation/{message.evaluation_id}")
+        if isinstance(message, events_pb2.TicketAssigned):
+            a = message.assignment
+            return OpenCase(message, ROUTING, f"{a.ticket_id}/assigned/{a.dispatch_round}")
+        assert isinstance(message, lifecycle_pb2.ReturnDecision)
+        return ReturnDecision(message, ROUTING, f"{message.ticket_id}/return-decision/{message.dispatch_round}")
+
+    async def apply(self, items: list[tuple[Record, Message]]) -> list[Event]:
+        commands = [self.command(m) for _, m in items]
+        results = await self.commands.bus.handle_many(commands)
+        for (record, message), command, result in zip(items, commands, results, strict=True):
+            name = command.name
+            if not isinstance(result, DomainError):
+                INBOUND_COMMANDS.labels(name, "applied").inc()
+            elif isinstance(message, lifecycle_pb2.CityEvaluation) and result.code == "not_found":
                 await self.store.keep_evaluation(message)  # its case comes later: applied when it is reported
                 INBOUND_COMMANDS.labels(name, "kept").inc()
-                return
-            INBOUND_COMMANDS.labels(name, "refused").inc()
-            log.warning("lifecycle command refused", command=name, ticket_id=record.key, reason=exc.message)
+            else:
+                INBOUND_COMMANDS.labels(name, "refused").inc()
+                log.warning("lifecycle command refused", command=name, ticket_id=record.key, reason=result.message)
+        return []  # the events are in the outbox, staged with the cases
 
 
 class DeadlineAlarms:

@@ -180,6 +180,7 @@ class CaseRepository:
         self.inbox = inbox
         self._merged = False
         self._docs: dict[str, Doc] = {}
+        self.opening: Doc = {}  # a new case's fields beside the Case (the city's limit: sla_extras)
 
     async def load(self, target: str, session: AsyncClientSession | None) -> events_pb2.Case | None:
         doc = await self.store.cases.find_one({"_id": target}, session=session)
@@ -225,7 +226,7 @@ class CaseRepository:
         return ops
 
     async def _doc(self, case: events_pb2.Case) -> Doc:
-        stored = self._docs.get(case.ticket_id, {})
+        stored = self._docs.get(case.ticket_id) or self.opening
         kept = {CITY_DAYS: stored[CITY_DAYS]} if CITY_DAYS in stored else {}  # the ticket's, every round
         return {"_id": case.ticket_id, **pb.to_doc(case), "next_deadline": next_deadline(case), **kept,
                 **(await self.clocks.fields(case, stored) if self.clocks else {})}

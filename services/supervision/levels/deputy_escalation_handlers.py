@@ -19,7 +19,7 @@ from hotline.commands import DomainError
 from hotline.envelope import Event, EventTypes, Record
 from hotline.logging import get_logger
 from hotline.v1 import deputy_pb2, events_pb2
-from services.supervision.cases.commands import CaseCommands
+from services.supervision.cases.commands import CaseCommands, Evaluate
 from services.supervision.cases.deputy_closure import rating_evaluation
 from services.supervision.levels.escalation_store import EscalationCommands
 
@@ -62,7 +62,7 @@ class DeputyEscalations:
             RATINGS.labels("ignored").inc()
             return None
         try:
-            case = await self.cases.run("evaluate", evaluation, DEPUTY, f"evaluation/{evaluation.evaluation_id}")
+            case = await self.cases.handle(Evaluate(evaluation, DEPUTY, f"evaluation/{evaluation.evaluation_id}"))
         except DomainError as exc:
             RATINGS.labels("refused").inc()
             log.warning("deputy rating not applied", ticket_id=rated.ticket_id, reason=exc.message)

@@ -1,0 +1,399 @@
+"""The unit of work: where the command path's one transaction happens (cosmicpython's UoW).
+
+A :class:`Work` is what a command handler asks for (hotline/bus.py): the command's envelope
+(name, target, actor, idempotency key, reason), the repository of its aggregate, the pure
+``decide`` and the topic of its events. A unit of work applies a list of them, the steps of
+hotline/commands.py once for both stores:
+
+1. the stored answers of the commands' idempotency keys (per actor): a retried command gets
+   the first answer back and changes and emits nothing;
+2. the states of the others, by repository kind and target; ``decide``; a refusal
+   (:class:`DomainError`) is that command's result and the others go on;
+3. stage the new states, the events (deterministic ids), the audit entries and the answers;
+4. commit.
+
+:class:`MongoUnitOfWork` does that in ONE store transaction per batch: the answers' find, the
+states' find (one per collection), one client bulk write (states, outbox, audit, answers) and
+the commit, whatever the batch's size (a single command: 4 round trips, 3 with
+``combined_read``, as before). :class:`InMemoryUnitOfWork` keeps everything in dicts and lists,
+for the unit tests of the handlers (no Kafka, no store).
+
+A batch never holds the same target or the same idempotency key twice: such a command starts
+the next transaction, so it sees what the one before it committed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import Message
+from pymongo import AsyncMongoClient, InsertOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, PyMongoError
+
+from hotline import audit
+from hotline.clock import Clock, SystemClock
+from hotline.commands import IDEMPOTENCY, Command, Decision, DomainError, Invalid, Repository, as_doc
+from hotline.envelope import Event, event_id
+from hotline.mongo import DUPLICATE_KEY, Doc, find_in, insert_missing
+from hotline.outbox import Outbox
+
+S = TypeVar("S")
+_OF = "_hotline_of"  # marks which document of the combined read is which
+_MISSING = object()
+
+
+@dataclass
+class Work(Generic[S]):
+    """One command as a unit of work applies it (a handler's answer, hotline/bus.py)."""
+
+    command: Command
+    repo: Repository[S]
+    decide: Callable[[S | None], Decision[S] | Awaitable[Decision[S]]]
+    topic: str
+    # after the commit, with the answer, when this command changed something (not for a retried key)
+    done: Callable[[Any], None] | None = None
+
+
+@dataclass
+class _Applied:
+    """What one command staged (the store-independent part)."""
+
+    work: Work[Any]
+    digest: str
+    before: Any
+    decision: Decision[Any]
+    events: list[Event] = field(default_factory=list)
+    audit: Doc = field(default_factory=dict)
+    answer: Doc = field(default_factory=dict)
+    result: Any = None
+
+
+def digest_of(service: str, command: Command) -> str:
+    if not command.idempotency_key or len(command.idempotency_key) > 200:
+        raise Invalid("an idempotency key of 1-200 characters is required (header Idempotency-Key, "
+                      "gRPC metadata idempotency-key)")
+    return hashlib.sha256(
+        f"{service}|{command.actor.subject}|{command.idempotency_key}".encode()).hexdigest()[:32]
+
+
+def batches(works: Sequence[Work[Any]], service: str) -> list[list[Work[Any]]]:
+    """Consecutive runs of ``works`` with no target and no idempotency key twice."""
+    out: list[list[Work[Any]]] = []
+    seen: set[Any] = set()
+    for work in works:
+        keys = {("target", work.repo.kind, work.command.target),
+                ("key", work.command.actor.subject, work.command.idempotency_key)}
+        if not out or keys & seen:
+            out.append([])
+            seen = set()
+        out[-1].append(work)
+        seen |= keys
+    return out
+
+
+class UnitOfWork(ABC):
+    """Applies commands (see the module doc). ``run`` answers one result per work, in order:
+    the answer, or the DomainError that refused it."""
+
+    def __init__(self, service: str, clock: Clock | None = None) -> None:
+        self.service = service
+        self.clock = clock or SystemClock()
+
+    async def run(self, works: Sequence[Work[Any]]) -> list[Any]:
+        results: list[Any] = []
+        for batch in batches(works, self.service):
+            digests: list[str | DomainError] = []
+            for work in batch:
+                try:
+                    digests.append(digest_of(self.service, work.command))
+                except DomainError as exc:
+                    digests.append(exc)
+            applied = await self._transaction(batch, digests)
+            results += applied
+        return results
+
+    @abstractmethod
+    async def _transaction(self, works: list[Work[Any]], digests: list[str | DomainError]) -> list[Any]:
+        """One transaction: :meth:`_apply` then the commit (retried whole on a transient error)."""
+
+    # the store's part -------------------------------------------------------------------------
+    @abstractmethod
+    async def answers(self, digests: list[str], tx: Any) -> dict[str, Doc]:
+        """The stored answers of ``digests`` (``{"command", "answer_type", "answer", ...}``)."""
+
+    @abstractmethod
+    async def load(self, works: list[Work[Any]], tx: Any) -> list[Any]:
+        """The current states of the works' targets (None: there is none)."""
+
+    @abstractmethod
+    async def stage(self, applied: list[_Applied], tx: Any) -> None:
+        """Write the staged states, events, audit entries and answers (inside ``tx``)."""
+
+    # the one algorithm ------------------------------------------------------------------------
+    async def _apply(self, works: list[Work[Any]], digests: list[str | DomainError], tx: Any,
+                     answers_first: dict[str, Doc] | None = None, states_first: list[Any] | None = None,
+                     ) -> tuple[list[Any], list[_Applied]]:
+        valid = [d for d in digests if isinstance(d, str)]
+        stored = answers_first if answers_first is not None else (await self.answers(valid, tx) if valid else {})
+        results: list[Any] = [d if isinstance(d, DomainError) else _MISSING for d in digests]
+        todo = []
+        for i, (work, digest) in enumerate(zip(works, digests, strict=True)):
+            if isinstance(digest, DomainError):
+                continue
+            if digest in stored:
+                first = stored[digest]
+                if first["command"] != work.command.name:
+                    results[i] = Invalid(f"idempotency key {work.command.idempotency_key!r} was used for "
+                                         f"{first['command']}, not {work.command.name}")
+                else:
+                    results[i] = answer_of(first)
+                continue
+            todo.append(i)
+        states = states_first if states_first is not None else \
+            (await self.load([works[i] for i in todo], tx) if todo else [])
+        applied: list[_Applied] = []
+        now = self.clock.now()
+        for i, before in zip(todo, states, strict=True):
+            work, digest = works[i], digests[i]
+            assert isinstance(digest, str)
+            try:
+                decision = work.decide(before)
+                if inspect.isawaitable(decision):
+                    decision = await decision
+            except DomainError as exc:
+                results[i] = exc
+                continue
+            if decision.unchanged:
+                if decision.state is not None or decision.events or decision.outbound:
+                    raise TypeError("an unchanged decision saves and emits nothing")
+                results[i] = decision.answer if decision.answer is not None else before
+                continue
+            command = work.command
+            key = decision.key or command.target
+            events = [
+                Event(work.topic, key, message,
+                      event_id(key, message.DESCRIPTOR.name, digest[:16], *([str(n)] if n else [])),
+                      correlation_id=key, occurred_at=now)
+                for n, message in enumerate(decision.events)
+            ]
+            answer = decision.answer if decision.answer is not None else decision.state
+            entry = audit.entry(
+                at=now, actor=command.actor.as_doc(), action=command.name, kind=work.repo.kind,
+                target_id=command.target, ticket_id=key, reason=command.reason, before=as_doc(before),
+                after=as_doc(decision.state)) | decision.audit
+            stored_answer = {"_id": digest, "command": command.name, "target": command.target, "at": now,
+                             **stored_form(answer)}
+            applied.append(_Applied(work, digest, before, decision, events, entry, stored_answer, answer))
+            results[i] = answer
+        if applied:
+            await self.stage(applied, tx)
+        return results, applied
+
+
+def stored_form(answer: Any) -> Doc:
+    if isinstance(answer, Message):
+        return {"answer_type": answer.DESCRIPTOR.full_name, "answer": answer.SerializeToString()}
+    if isinstance(answer, dict):
+        return {"answer_type": "", "answer": answer}
+    raise TypeError(f"a command's answer is a protobuf message or a document, not {type(answer).__name__}")
+
+
+def answer_of(stored: Doc) -> Any:
+    if not stored["answer_type"]:
+        return stored["answer"]
+    cls = message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(stored["answer_type"]))
+    message = cls()
+    message.ParseFromString(stored["answer"])
+    return message
+
+
+class MongoUnitOfWork(UnitOfWork):
+    """The store's unit of work: one transaction per batch (see the module doc)."""
+
+    def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], outbox: Outbox, service: str,
+                 clock: Clock | None = None, combined_read: bool = False) -> None:
+        super().__init__(service, clock)
+        self.client = client
+        self.db = db
+        self.outbox = outbox
+        self.answers_collection = db[IDEMPOTENCY]
+        # the answer and the state in ONE aggregation ($unionWith) for a single command: 3 round trips
+        # instead of 4, but the development store (SecantusDB) spends ~3 ms more CPU on that aggregation
+        # than on the two finds (bench/README.md), so it is off by default; on MongoDB it is the cheaper one
+        self.combined_read = combined_read
+        self.audit_namespace = db[audit.COLLECTION].full_name
+
+    async def _transaction(self, works: list[Work[Any]], digests: list[str | DomainError]) -> list[Any]:
+        done: list[_Applied] = []
+
+        async def transaction(session: AsyncClientSession) -> list[Any]:
+            nonlocal done
+            first: tuple[dict[str, Doc], list[Any]] | None = None
+            single = len(works) == 1 and isinstance(digests[0], str)
+            where = _source(works[0]) if single else None
+            if single and where is not None and self.combined_read:  # one round trip: answer and state
+                assert isinstance(digests[0], str)
+                stored, doc = await self._answer_and_state(digests[0], where, session)
+                first = ({digests[0]: stored} if stored else {},
+                         [] if stored else [await works[0].repo.loaded(doc, session)])  # type: ignore[attr-defined]
+            results, done = await self._apply(works, digests, session, *(first or (None, None)))
+            return results
+
+        async with self.client.start_session() as session:
+            results: list[Any] = await session.with_transaction(transaction)
+        if any(a.events or a.decision.outbound for a in done):
+            self.outbox.staged()
+        for applied in done:
+            if applied.work.done is not None:
+                applied.work.done(applied.result)
+        return results
+
+    async def _answer_and_state(self, digest: str, where: tuple[str, Doc], session: AsyncClientSession,
+                                ) -> tuple[Doc | None, Doc | None]:
+        """The stored answer of ``digest`` and the state document ``where`` names (collection,
+        filter), in one aggregation (``$unionWith``)."""
+        collection, query = where
+        cursor = await self.answers_collection.aggregate([
+            {"$match": {"_id": digest}}, {"$addFields": {_OF: "answer"}},
+            {"$unionWith": {"coll": collection, "pipeline": [{"$match": query}, {"$limit": 1},
+                                                               {"$addFields": {_OF: "state"}}]}},
+        ], session=session)
+        found: dict[str, Doc] = {}
+        async for doc in cursor:
+            found.setdefault(doc.pop(_OF, ""), doc)
+        return found.get("answer"), found.get("state")
+
+    async def answers(self, digests: list[str], tx: Any) -> dict[str, Doc]:
+        if len(digests) == 1:
+            doc = await self.answers_collection.find_one({"_id": digests[0]}, session=tx)
+            return {digests[0]: doc} if doc is not None else {}
+        return {d["_id"]: d for d in await find_in(self.answers_collection, digests, session=tx)}
+
+    async def load(self, works: list[Work[Any]], tx: Any) -> list[Any]:
+        """Works whose repository names its document (``source``) by ``_id`` are read with one
+        find per collection; the others through their repository's ``load``."""
+        docs: dict[int, Doc | None] = {}
+        by_collection: dict[str, list[tuple[int, Any]]] = {}
+        for i, work in enumerate(works):
+            where = _source(work)
+            if where is None:
+                continue
+            collection, query = where
+            if len(works) > 1 and set(query) == {"_id"} and not isinstance(query["_id"], dict):
+                by_collection.setdefault(collection, []).append((i, query["_id"]))
+            else:
+                docs[i] = await self.db[collection].find_one(query, session=tx)
+        for collection, wanted in by_collection.items():
+            found = {d["_id"]: d for d in await find_in(self.db[collection], [v for _, v in wanted], session=tx)}
+            docs.update({i: found.get(v) for i, v in wanted})
+        states = []
+        for i, work in enumerate(works):
+            if i in docs:
+                states.append(await work.repo.loaded(docs[i], tx))  # type: ignore[attr-defined]
+            else:
+                states.append(await work.repo.load(work.command.target, tx))
+        return states
+
+    async def stage(self, applied: list[_Applied], tx: Any) -> None:
+        writes: list[Any] = []
+        outbox = self.outbox.collection.full_name
+        for a in applied:
+            if a.decision.state is not None:
+                write_ops = getattr(a.work.repo, "write_ops", None)
+                if write_ops is not None:  # the save joins the one bulk write below
+                    writes += await write_ops(a.decision.state, tx)
+                else:
+                    await a.work.repo.save(a.decision.state, tx)
+            staged = self.outbox.documents([*a.events, *a.decision.outbound])  # ids in publishing order
+            if a.decision.outbound:  # ready-made event ids: one staged before is kept, not an error
+                await insert_missing(self.outbox.collection, staged[len(a.events):], tx)
+            writes += [InsertOne(d, namespace=outbox) for d in staged[:len(a.events)]]
+            writes.append(InsertOne(a.audit, namespace=self.audit_namespace))
+            writes.append(InsertOne(a.answer, namespace=self.answers_collection.full_name))
+        # states, events, audit entries and answers: ONE round trip (MongoDB 8's bulkWrite; SecantusDB has it)
+        try:
+            await self.client.bulk_write(writes, session=tx, ordered=True)
+        except ClientBulkWriteException as exc:
+            raise _unwrapped(exc) from exc
+
+
+def _source(work: Work[Any]) -> tuple[str, Doc] | None:
+    source = getattr(work.repo, "source", None)
+    return source(work.command.target) if source is not None else None
+
+
+def _unwrapped(exc: ClientBulkWriteException) -> PyMongoError:
+    """The error a client bulk write wraps, as the single write would have raised it: a write
+    conflict keeps its TransientTransactionError label (``with_transaction`` retries it), a
+    duplicate key is a DuplicateKeyError."""
+    if isinstance(exc.error, PyMongoError):
+        return exc.error
+    errors: Any = exc.details.get("writeErrors") or []  # documents, whatever the annotation says
+    for error in errors:
+        if isinstance(error, dict) and error.get("code") == DUPLICATE_KEY:
+            return DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY, error)
+    return exc
+
+
+def _copied(state: Any) -> Any:
+    if isinstance(state, Message):
+        fresh = type(state)()
+        fresh.CopyFrom(state)
+        return fresh
+    return copy.deepcopy(state)
+
+
+class InMemoryUnitOfWork(UnitOfWork):
+    """The fake for unit tests: states by (repository kind, target), and what was committed.
+
+    ``states`` may be seeded (``uow.states["case", "T1"] = case``); after ``run`` it holds the
+    committed states; ``events`` (the events and outbound events, in staging order), ``audit``
+    (the audit entries) and ``answers`` (by digest) are what the Mongo unit of work would have
+    written. A failing batch commits nothing. ``commits`` counts the transactions."""
+
+    def __init__(self, service: str = "test", clock: Clock | None = None) -> None:
+        super().__init__(service, clock)
+        self.states: dict[tuple[str, str], Any] = {}
+        self.events: list[Event] = []
+        self.audit: list[Doc] = []
+        self.stored: dict[str, Doc] = {}
+        self.commits = 0
+
+    def published(self, message_type: type[Message] | None = None) -> list[Message]:
+        """The committed events' messages (of ``message_type`` when given)."""
+        return [e.message for e in self.events if message_type is None or isinstance(e.message, message_type)]
+
+    def state(self, kind: str, target: str) -> Any:
+        return self.states.get((kind, target))
+
+    async def _transaction(self, works: list[Work[Any]], digests: list[str | DomainError]) -> list[Any]:
+        results, applied = await self._apply(works, digests, None)
+        for a in applied:  # the commit
+            if a.decision.state is not None:
+                self.states[a.work.repo.kind, a.work.command.target] = _copied(a.decision.state)
+            self.events += [*a.events, *a.decision.outbound]
+            self.audit.append(a.audit)
+            self.stored[a.digest] = a.answer
+        self.commits += 1
+        for a in applied:
+            if a.work.done is not None:
+                a.work.done(a.result)
+        return results
+
+    async def answers(self, digests: list[str], tx: Any) -> dict[str, Doc]:
+        return {d: self.stored[d] for d in digests if d in self.stored}
+
+    async def load(self, works: list[Work[Any]], tx: Any) -> list[Any]:
+        return [_copied(self.states.get((w.repo.kind, w.command.target))) for w in works]
+
+    async def stage(self, applied: list[_Applied], tx: Any) -> None:
+        pass  # kept by _transaction, which commits them

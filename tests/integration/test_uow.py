@@ -1,0 +1,126 @@
+"""The Mongo unit of work (hotline/uow.py) behind the message bus (hotline/bus.py): a consumer's
+batch in one transaction, in a fixed number of store round trips whatever its size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from hotline import audit, mongo
+from hotline.bus import MessageBus, Request
+from hotline.clock import SystemClock
+from hotline.commands import Command, Decision, DomainError, Illegal
+from hotline.outbox import INDEXES as OUTBOX_INDEXES
+from hotline.outbox import Outbox
+from hotline.settings import Settings
+from hotline.uow import MongoUnitOfWork, Work
+from hotline.v1 import events_pb2
+from tests.integration.test_commands import UNIT, CountingUnits, Sent
+from tests.integration.test_kit import kit  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Rename(Request[events_pb2.Unit], message=events_pb2.Unit):
+    """Name a unit (the test's command)."""
+
+
+def handler(db: Any, topic: str) -> Any:
+    async def rename(command: Rename) -> Work[Any]:
+        wanted = command.body
+
+        def decide(unit: events_pb2.Unit | None) -> Decision[events_pb2.Unit]:
+            if unit is not None and unit.name == wanted.name:
+                raise Illegal(f"already named {wanted.name}")
+            return Decision(wanted, events=[wanted])
+        return Work(Command(Rename.name, wanted.unit_id, command.actor, command.idempotency_key), CountingUnits(db),
+                    decide, topic)
+    return rename
+
+
+async def test_a_batch_is_one_transaction_of_four_round_trips(settings: Settings, kit: dict) -> None:  # noqa: F811
+    sent = Sent()
+    client = mongo.client(settings, event_listeners=[sent])
+    try:
+        db = client[kit["db"].name]
+        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+        bus = MessageBus(MongoUnitOfWork(client, db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock()))
+        bus.register(Rename, handler(db, kit["out"]))
+        with pytest.raises(ValueError):
+            bus.register(Rename, handler(db, kit["out"]))
+        await bus.handle(Rename(events_pb2.Unit(unit_id="B0", name="一"), UNIT, "warm-up"))  # connects
+
+        sent.names.clear()  # one command: as CommandBus.run (answer, state, bulk write, commit)
+        await bus.handle(Rename(events_pb2.Unit(unit_id="B0", name="二"), UNIT, "one"))
+        assert sent.names == ["find", "find", "bulkWrite", "commitTransaction"]
+
+        batch = [Rename(events_pb2.Unit(unit_id=f"B{i}", name=f"名{i}"), UNIT, f"batch-{i}") for i in range(1, 21)]
+        batch.append(Rename(events_pb2.Unit(unit_id="B0", name="二"), UNIT, "refused"))  # already so named
+        sent.names.clear()
+        results = await bus.handle_many(batch)
+        assert sent.names == ["find", "find", "bulkWrite", "commitTransaction"]  # 21 commands, 4 round trips
+        assert [r.name for r in results[:20]] == [f"名{i}" for i in range(1, 21)]
+        assert isinstance(results[20], DomainError) and results[20].code == "failed_precondition"
+        assert await db["units_counted"].count_documents({}) == 21
+        assert len(await audit.query(db, "B7", "", 10)) == 1
+
+        sent.names.clear()  # delivered again: the first answers from one read, nothing written
+        again = await bus.handle_many(batch[:20])
+        assert again == results[:20]
+        assert sent.names == ["find", "commitTransaction"]
+        assert len(await audit.query(db, "B7", "", 10)) == 1
+
+        sent.names.clear()  # the same target twice: the second sees the first (two transactions)
+        twice = await bus.handle_many([Rename(events_pb2.Unit(unit_id="B1", name="甲"), UNIT, "t-1"),
+                                       Rename(events_pb2.Unit(unit_id="B1", name="甲"), UNIT, "t-2")])
+        assert twice[0].name == "甲" and isinstance(twice[1], DomainError)
+        assert sent.names.count("commitTransaction") == 2
+    finally:
+        await client.close()
+
+
+async def test_a_batch_of_case_openings_is_four_round_trips(settings: Settings, kit: dict) -> None:  # noqa: F811
+    """Supervision's consumer: 20 assignments (round 1) open 20 cases, each with its clocks, its
+    CaseOpened in the outbox, its audit entry and its answer, in one transaction of four round
+    trips (before: an insert of the cases and one of the audit entries, then the events to
+    Kafka; and every re-dispatch four round trips of its own)."""
+    from hotline.timers import Timers
+    from services.supervision.cases import commands as cc
+    from services.supervision.cases import lifecycle as lc
+    from services.supervision.cases.handlers import CaseInbox
+    from services.supervision.cases.store import CaseClocks, CaseStore
+    from tests.unit.test_handlers_inmemory import Policies
+    from tests.unit.test_lifecycle import CALENDAR, LIMITS, TZ, assigned
+
+    sent = Sent()
+    client = mongo.client(settings, event_listeners=[sent])
+    try:
+        db = client[kit["db"].name]
+        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+        outbox = Outbox(db, kit["producer"], "kit")
+        clock = SystemClock()
+        timers = Timers(db, outbox, clock, None, collection="cases", embedded=True)  # type: ignore[arg-type]
+        base = lc.Policy(deadlines=lc.PeriodDeadlines(CALENDAR), tz=TZ, open_case=lambda a, now: events_pb2.Case(),
+                         limits=lc.Limits.of(LIMITS))
+        policies = cc.CasePolicies(base, CaseStore(db), CaseClocks(Policies(), CALENDAR, timers))  # type: ignore[arg-type]
+        bus = MessageBus(MongoUnitOfWork(client, db, outbox, "supervision", clock))
+        cc.register(bus, cc.CaseHandlers(CaseStore(db), policies, clock, kit["out"]))
+        batch = []
+        for i in range(20):
+            a = assigned()
+            a.assignment.ticket_id = f"OC{i}"
+            batch.append(CaseInbox.command(a))
+        await bus.handle(CaseInbox.command(assigned()))  # connects (C1)
+        sent.names.clear()
+        results = await bus.handle_many(batch)
+        assert sent.names == ["find", "find", "bulkWrite", "commitTransaction"]
+        assert all(isinstance(r, events_pb2.Case) for r in results)
+        stored = await db["cases"].find_one({"_id": "OC7"})
+        assert stored is not None and stored["next_deadline"] is not None and stored.get("timers")
+        assert [e["action"] for e in await audit.query(db, "OC7", "", 10)] == ["open_case"]
+        assert await db["outbox"].count_documents({"key": "OC7"}) == 1
+    finally:
+        await client.close()
