@@ -12,7 +12,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-
 from hotline import masking, pb
 from hotline.auth import Principal
 from hotline.clock import Clock
