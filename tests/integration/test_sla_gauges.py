@@ -57,12 +57,12 @@ async def test_gauges_read_the_open_cases_once_then_follow_the_case_writes(scrat
     try:
         assert (await gauges.refresh()).backlog["lt_1d"] == 0 and gauges.scans == 1
 
-        def case(i: int, state: int, due_hours: int) -> events_pb2.Case:
+        def case(i: int, state: events_pb2.CaseState.ValueType, due_hours: int) -> events_pb2.Case:
             c = events_pb2.Case(ticket_id=f"T{i}", state=state, category=f"类{i % 3}", dispatch_round=1,
                                 received_at=pb.ts(NOW - timedelta(hours=30 * i)), opened_at=pb.ts(NOW))
             c.primary_unit.unit_id, c.primary_unit.unit_type = "U1", events_pb2.UNIT_TYPE_STREET
-            c.sign_off_due.CopyFrom(pb.ts(NOW + timedelta(hours=due_hours)))
-            c.reply_due.CopyFrom(pb.ts(NOW + timedelta(hours=due_hours)))
+            c.sign_off_due.FromDatetime(NOW + timedelta(hours=due_hours))
+            c.reply_due.FromDatetime(NOW + timedelta(hours=due_hours))
             return c
 
         await store.insert_new([case(i, events_pb2.CASE_STATE_AWAITING_SIGN_OFF, 10 - 6 * i) for i in range(6)])
