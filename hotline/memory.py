@@ -2,9 +2,10 @@
 
 glibc's malloc gives every thread that allocates under contention an arena of its own, up to
 8 per core; a service runs a dozen threads (gRPC, the PyMongo monitors, asyncio's executor, the
-Kafka client), and each arena keeps the pages its batches once touched. Measured under
-``bench/pipeline.py --only max`` (1,000 tickets): intake 178 -> 105 MB, routing 186 -> 108 MB with
-two arenas, no measurable change in CPU per ticket (the services' threads hold the GIL anyway).
+Kafka client), and each arena keeps the pages its batches once touched. Measured under ``max``
+(2,000 tickets, ``bench/compare.py 1d3fa02``): intake 177 -> 107 MB, routing 182 -> 110 MB with two
+arenas (and the lazy imports); CPU-ms per ticket stayed within this shared machine's noise (0.5-1.1 ms
+per service across three runs: the threads mostly wait on the GIL and the store).
 """
 
 from __future__ import annotations
