@@ -28,6 +28,7 @@ from hotline.clock import Clock
 from hotline.clock import from_settings as clock_from_settings
 from hotline.commands import HTTP_STATUS, CommandBus, DomainError, grpc_status
 from hotline.kafka import ConsumerLoop, ConsumerSpec
+from hotline.memory import limit_malloc_arenas
 from hotline.mongo import Doc
 from hotline.outbox import INDEXES as OUTBOX_INDEXES
 from hotline.outbox import Outbox
@@ -128,6 +129,7 @@ async def _serve_grpc(
 async def run(name: str, build: Callable[[Runtime], Awaitable[Service]], settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     security.check_startup(settings, name)
+    limit_malloc_arenas()  # before the clients start their threads (hotline/memory.py)
     logging.configure(name, settings.log_level, settings.log_json)
     mongo_client = mongo.client(settings)
     db = mongo.database(mongo_client, settings, name)

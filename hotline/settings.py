@@ -96,6 +96,8 @@ class SlaSettings(BaseModel):
     policy_refresh_seconds: float = 5  # how long a replica trusts its copy of the current policy
     calendar_warn_days: int = 60  # warn (loudly) when the working-day calendar is known fewer days ahead
     gauge_seconds: float = 30  # how often the SLA gauges (overdue, due soon, backlog, levels...) are recomputed
+    # the SLA gauges count incrementally; a full read of the open cases reconciles them this often (issue 21)
+    gauge_reconcile_seconds: float = 3600
     level_gauge_seconds: float = 60  # how often the supervision-record gauges (open, resolution ratio) are recounted
 
 

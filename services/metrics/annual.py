@@ -16,15 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import chinese_calendar
 import jinja2
 import markupsafe
-import matplotlib
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
-from openpyxl import Workbook
 
 from services.metrics import kpi, kpi_items
 from services.metrics.kpi import RATES, SUPERVISION_LEVELS, CaseFacts, Change, Figures, KpiPolicy, Period, RankedUnit
@@ -50,6 +46,9 @@ from services.metrics.report import (
     ranking_rows,
     signed_pct,
 )
+
+if TYPE_CHECKING:  # imported by the functions that render (issue 21: memory)
+    from matplotlib.figure import Figure
 
 KINDS = {"half": ("half_yearly", "半年工作报告"), "year": ("annual", "年度工作报告")}
 KINDS_BY_NAME = {name: kind for kind, (name, _) in KINDS.items()}
@@ -347,6 +346,7 @@ def recurring_rows(d: AnnualData) -> list[list[str]]:
 
 
 def charts(d: AnnualData) -> dict[str, Figure]:
+    import matplotlib  # (imported when a report is rendered, issue 21)
     with matplotlib.rc_context(_style()):
         out: dict[str, Figure] = {}
         labels = [p.label for p in d.series]
@@ -490,6 +490,8 @@ def render_html(d: AnnualData, figures: dict[str, Figure]) -> str:
 
 def render_pdf(d: AnnualData, figures: dict[str, Figure]) -> bytes:
     buf = io.BytesIO()
+    import matplotlib
+    from matplotlib.backends.backend_pdf import PdfPages
     with matplotlib.rc_context(_style()), PdfPages(buf, metadata={"Title": d.title, "Creator": "hotline"}) as pdf:
         page = _figure()
         page.text(0.5, 0.955, d.title, ha="center", fontsize=15)
@@ -547,6 +549,7 @@ def render_pdf(d: AnnualData, figures: dict[str, Figure]) -> bytes:
 
 def render_xlsx(d: AnnualData) -> bytes:
     """Every figure behind the report, as numbers (rates and shares as fractions of 1)."""
+    from openpyxl import Workbook
     wb = Workbook()
     ws = wb.active
     assert ws is not None

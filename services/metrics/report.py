@@ -18,16 +18,10 @@ from datetime import datetime
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import markupsafe
-import matplotlib
-from matplotlib import font_manager
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
-from openpyxl import Workbook
-from openpyxl.styles import Font
 
 from hotline import masking
 from hotline.security import text_cells
@@ -46,6 +40,10 @@ from services.metrics.kpi import (
     RankedUnit,
     RepeatedProblem,
 )
+
+if TYPE_CHECKING:  # matplotlib and openpyxl are imported by the functions that render (issue 21: memory)
+    from matplotlib.figure import Figure
+    from openpyxl import Workbook
 
 KINDS = {"week": ("weekly", "周报"), "month": ("monthly", "月报")}
 FORMATS = {"html": "text/html; charset=utf-8", "pdf": "application/pdf",
@@ -246,6 +244,7 @@ def cjk_font() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     files += [f for f in CJK_FONT_FILES if Path(f).exists()]
+    from matplotlib import font_manager  # (imported when a report is rendered: ~50 MB a service keeps otherwise)
     for file in sorted(set(files), key=lambda f: ("wqy" not in f, f)):
         try:
             font_manager.fontManager.addfont(file)
@@ -260,11 +259,13 @@ def _style() -> Any:
 
 
 def _figure(w: float = 8.27, h: float = 11.69) -> Figure:
+    from matplotlib.figure import Figure
     return Figure(figsize=(w, h))
 
 
 def charts(d: ReportData) -> dict[str, Figure]:
     """One figure per chart (the HTML shows each; the PDF lays them out on pages)."""
+    import matplotlib
     with matplotlib.rc_context(_style()):
         out = {}
         fig = _figure(7, 2.6)
@@ -422,6 +423,8 @@ def render_html(d: ReportData, figures: dict[str, Figure]) -> str:
 def render_pdf(d: ReportData, figures: dict[str, Figure]) -> bytes:
     buf = io.BytesIO()
     info = {"Title": d.title, "Creator": "hotline metrics"}
+    import matplotlib
+    from matplotlib.backends.backend_pdf import PdfPages
     with matplotlib.rc_context(_style()), PdfPages(buf, metadata=info) as pdf:
         page = _figure()
         page.text(0.5, 0.955, d.title, ha="center", fontsize=15)
@@ -502,6 +505,7 @@ def _place(page: Figure, chart: Figure, rect: tuple[float, float, float, float])
     buf = io.BytesIO()
     chart.savefig(buf, format="png", dpi=150)
     buf.seek(0)
+    import matplotlib.image
     image = matplotlib.image.imread(buf)
     ax = page.add_axes(rect)
     ax.imshow(image)
@@ -510,6 +514,7 @@ def _place(page: Figure, chart: Figure, rect: tuple[float, float, float, float])
 
 def render_xlsx(d: ReportData) -> bytes:
     """Every figure behind the report, as numbers (rates as fractions of 1)."""
+    from openpyxl import Workbook
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -572,6 +577,7 @@ def _num(value: Fraction | None) -> float | None:
 
 
 def _sheet(wb: Workbook, title: str, header: list[str], rows: list[list[Any]]) -> None:
+    from openpyxl.styles import Font
     ws = wb.create_sheet(title)
     ws.append(header)
     for cell in ws[1]:

@@ -12,8 +12,6 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-
 from hotline import masking, pb
 from hotline.auth import Principal
 from hotline.clock import Clock
@@ -280,6 +278,8 @@ class Views:
             writer.writerows([cell_text(c) for c in row] for row in table)  # formulas as text (issue #19)
             return ("\ufeff" + buf.getvalue()).encode()  # BOM: spreadsheet programs read it as UTF-8
         if fmt == "xlsx":
+            from openpyxl import Workbook  # (imported when an export is asked for, issue 21)
+
             wb = Workbook()
             ws = wb.active
             ws.title = "cases"

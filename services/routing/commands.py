@@ -236,7 +236,7 @@ class DeskCommands:
             self.live.rebuild(current.listing)
 
     async def update_gauges(self) -> None:
-        length, self._oldest = await self.store.queue_stats()
+        length, self._oldest = await self.store.queue_gauges()  # (no store round trip: the desk's ledger)
         QUEUE_LENGTH.set(length)
 
     def _oldest_age(self) -> float:

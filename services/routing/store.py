@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import bisect
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import DESCENDING, IndexModel
@@ -75,15 +77,19 @@ class DeskStore:
         self.assignments = db["assignments"]
         self.examples = db["examples"]
         self.lists = lists
+        self.waiting = QueueLedger()  # the queue gauges' counts, kept by this store's writes (issue 21)
 
     async def insert_new(self, tickets: Sequence[ticket_pb2.Ticket],
                          queued: Sequence[routing_pb2.QueueEntry]) -> None:
         """The tickets routing decided (and the queue entries of those it could not)."""
         entries = {q.ticket_id: q for q in queued}
-        await insert_missing(self.desk, [
+        existed = await insert_missing(self.desk, [
             {"_id": t.ticket_id, "ticket": pb.to_doc(t),
              **({"queue": pb.to_doc(entries[t.ticket_id])} if t.ticket_id in entries else {})}
             for t in tickets])
+        for tid, q in entries.items():
+            if tid not in existed:
+                self.waiting.note(tid, pb.dt(q.arrived_at))
 
     async def load(self, target: str, session: Any = None) -> Desk | None:
         doc = await self.desk.find_one({"_id": target}, session=session)
@@ -110,6 +116,7 @@ class DeskStore:
                 doc[name] = pb.to_doc(value)
         await self.desk.update_one({"_id": tid}, {"$set": doc, **({"$unset": unset} if unset else {})},
                                    upsert=True, session=session)
+        self.waiting.note(tid, pb.dt(state.queue.arrived_at) if state.queue is not None else None)
         await self.assignments.replace_one({"_id": tid}, {"_id": tid, **pb.to_doc(state.assigned)}, upsert=True,
                                            session=session)
         if state.list_after is not None:
@@ -127,6 +134,16 @@ class DeskStore:
         length = await self.desk.count_documents({"queue": {"$exists": True}})
         oldest = await self.queue(1)
         return length, (pb.dt(oldest[0].arrived_at) if oldest else None)
+
+    async def queue_gauges(self, reconcile_seconds: float = 3600.0) -> tuple[int, datetime | None]:
+        """The queue's length and oldest arrival for the gauges, from the ledger this store's writes
+        keep (no store round trip); read in full first and every ``reconcile_seconds`` (the writes of
+        another replica, a command whose transaction failed after it saved)."""
+        if self.waiting.stale(reconcile_seconds):
+            self.waiting.begin_reconcile()
+            docs = await self.desk.find({"queue": {"$exists": True}}, {"queue.arrived_at": 1}).to_list()
+            self.waiting.reconcile((d["_id"], d["queue"].get("arrived_at")) for d in docs)
+        return self.waiting.figures()
 
     async def returns(self, unit_id: str = "", pending_only: bool = False,
                       limit: int = 200) -> list[routing_pb2.PendingReturn]:
@@ -233,3 +250,47 @@ def _to_doc(state: ListVersion) -> Doc:
 
 def _from_doc(doc: Doc) -> ListVersion:
     return ListVersion(Listing.from_doc(doc["listing"]), LogEntry.from_doc(doc["change"]))
+
+
+class QueueLedger:
+    """Tickets waiting for manual dispatch (人工派单) and when each arrived, kept from the desk's
+    writes (issue 21: the queue gauges were a count and a sorted read of the desk per batch of
+    tickets). ``note`` is idempotent: a ticket's entry is replaced; None takes it off the queue."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, datetime] = {}
+        self._sorted: list[datetime] = []
+        self._during: list[tuple[str, datetime | None]] | None = None
+        self.reconciled_at: float | None = None  # monotonic seconds
+
+    def note(self, ticket_id: str, arrived_at: datetime | None) -> None:
+        if self._during is not None:
+            self._during.append((ticket_id, arrived_at))
+        old = self.arrived.pop(ticket_id, None)
+        if old is not None:
+            i = bisect.bisect_left(self._sorted, old)
+            if i < len(self._sorted) and self._sorted[i] == old:
+                del self._sorted[i]
+        if arrived_at is not None:
+            arrived_at = arrived_at if arrived_at.tzinfo else arrived_at.replace(tzinfo=UTC)
+            self.arrived[ticket_id] = arrived_at
+            bisect.insort(self._sorted, arrived_at)
+
+    def stale(self, reconcile_seconds: float) -> bool:
+        return self.reconciled_at is None or time.monotonic() - self.reconciled_at >= reconcile_seconds
+
+    def begin_reconcile(self) -> None:
+        self._during = []
+
+    def reconcile(self, entries: Iterable[tuple[str, datetime | None]]) -> None:
+        """Start again from a full read; the notes made while it read are applied again over it."""
+        during, self._during = self._during or [], None
+        self.arrived, self._sorted = {}, []
+        for tid, at in entries:
+            self.note(tid, at if isinstance(at, datetime) else None)
+        for tid, at in during:
+            self.note(tid, at)
+        self.reconciled_at = time.monotonic()
+
+    def figures(self) -> tuple[int, datetime | None]:
+        return len(self.arrived), (self._sorted[0] if self._sorted else None)

@@ -102,7 +102,7 @@ async def build(rt: Runtime) -> Service:
     units = {u["unit_id"] for u in directory["units"]}  # letters (公文流转) go to units of the directory
     circulation = Circulation(rt.commands, rt.db, rt.clock, out_topic, tz, warning_store, units.__contains__)
     search = CaseSearch(rt.db, Directory.from_file(DIRECTORY_FILE))  # 案件查询 (search.py)
-    gauges = SlaGauges(store.cases, store.db[store_module.INBOX], rt.clock)
+    gauges = SlaGauges(store.cases, store.db[store_module.INBOX], rt.clock, sla.gauge_reconcile_seconds)
 
     async def deadline_timers() -> None:
         await timers.run_forever(sla.scan_seconds)

@@ -121,3 +121,35 @@ async def test_joint_reviews_are_listed_by_state_oldest_first(db: AsyncDatabase[
         with pytest.raises(DomainError) as refused:
             await joint_reviews(store, status, size)
         assert refused.value.code == "invalid_argument"
+
+
+async def test_queue_gauges_follow_the_desk_writes_and_equal_a_full_count(db: AsyncDatabase[mongo.Doc]) -> None:
+    """Issue 21: the queue gauges come from a ledger the desk's writes keep (read in full once),
+    not from a count and a sorted read per batch of tickets; they equal the store's own count."""
+    from hotline import pb
+    from hotline.v1 import events_pb2, routing_pb2, ticket_pb2
+    from services.routing.desk import Desk
+    from services.routing.store import DeskStore
+
+    store = DeskStore(db, ResponsibilityStore(db))
+    await db["desk"].insert_one({"_id": "OLD", "queue": pb.to_doc(routing_pb2.QueueEntry(
+        ticket_id="OLD", arrived_at=pb.ts(AT - timedelta(days=1))))})  # queued before this process started
+    assert await store.queue_gauges() == (1, AT - timedelta(days=1))  # the full read (reconcile)
+    await db["desk"].delete_one({"_id": "OLD"})  # a write it does not see: until the next reconcile
+
+    def entry(tid: str, hours: int) -> routing_pb2.QueueEntry:
+        return routing_pb2.QueueEntry(ticket_id=tid, arrived_at=pb.ts(AT + timedelta(hours=hours)))
+
+    tickets = [ticket_pb2.Ticket(ticket_id=f"Q{i}") for i in range(5)]
+    await store.insert_new(tickets, [entry("Q1", 3), entry("Q2", 1), entry("Q3", 2)])
+    await store.insert_new(tickets[:2], [entry("Q1", -9)])  # a replay inserts nothing: nothing changes
+    assert await store.queue_gauges() == (4, AT - timedelta(days=1))
+    assigned = events_pb2.TicketAssigned()
+    await store.save(Desk(ticket=tickets[2], assigned=assigned))  # dispatched by the office: off the queue
+    await store.save(Desk(ticket=tickets[4], assigned=assigned, queue=entry("Q4", 5)))  # recategorised to manual
+    store.waiting.reconciled_at = None  # (an hour later) the next refresh reconciles from a full read
+    length, oldest = await store.queue_gauges()
+    assert (length, oldest) == (await db["desk"].count_documents({"queue": {"$exists": True}}), AT + timedelta(
+        hours=2)) == (3, AT + timedelta(hours=2))
+    await store.save(Desk(ticket=tickets[3], assigned=assigned, queue=entry("Q3", 2)))  # the same write again
+    assert await store.queue_gauges() == await store.queue_stats() == (3, AT + timedelta(hours=2))

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from services.routing.classifier.errors import DataError
-from services.routing.classifier.text import title_of
+from services.routing.classifier.strings import title_of
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "label_map.json"
 

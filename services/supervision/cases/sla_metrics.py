@@ -5,8 +5,10 @@ district would wait for good: the oldest one's age is alerted on).
 
 Labels are bounded: unit types are an enum, categories the first-level list (at most
 ``MAX_CATEGORIES``, the rest counted as ``other``), age bands and levels fixed sets; never a
-ticket id. Supervision recomputes them from the case documents every ``sla.gauge_seconds``
-(one pass over the open cases: the pure :func:`figures` does the counting).
+ticket id. The pure :func:`figures` counts them over the open cases' documents; supervision keeps
+them incrementally (gauge_ledger.py: every case write of the process updates a ledger, a refresh
+every ``sla.gauge_seconds`` costs O(changes), and the ledger is reconciled from one pass over the
+open cases at start and every ``sla.gauge_reconcile_seconds``).
 """
 
 from __future__ import annotations
@@ -72,13 +74,20 @@ def age_band(age: timedelta) -> str:
     raise AssertionError("the last band is open-ended")
 
 
+def kept_categories(by_category: Mapping[str, int]) -> set[str]:
+    """The ``MAX_CATEGORIES`` categories with the most open cases (ties by name: the same set
+    whichever order the cases come in); the others are counted as ``other``."""
+    ranked = sorted((c for c, n in by_category.items() if n > 0), key=lambda c: (-by_category[c], c))
+    return set(ranked[:MAX_CATEGORIES])
+
+
 def figures(cases: Iterable[Mapping[str, Any]], now: datetime, horizon: timedelta = timedelta(hours=24),
             waiting_since: Iterable[datetime] = ()) -> Figures:
     """Count open cases (documents with the ``FIELDS`` above) and the evaluations waiting for
     their case (when the city evaluated each) as of ``now`` (pure)."""
     docs = list(cases)
     by_category = Tally(str(d.get("category") or "") for d in docs)
-    kept = {c for c, _ in by_category.most_common(MAX_CATEGORIES)}
+    kept = kept_categories(by_category)
     out = Figures()
     for d in docs:
         category = str(d.get("category") or "")
@@ -116,19 +125,44 @@ def publish(f: Figures) -> None:
 
 
 class SlaGauges:
-    def __init__(self, cases: Any, inbox: Any, clock: Clock) -> None:  # the AsyncCollections of cases and the inbox
+    def __init__(self, cases: Any, inbox: Any, clock: Clock, reconcile_seconds: float | None = 3600.0) -> None:
+        """``cases`` and ``inbox``: the AsyncCollections. With ``reconcile_seconds`` (None: scan at
+        every refresh, as before issue 21) the figures come from the database's ledger, which the
+        case writers of this process keep current, read in full at the first refresh and then
+        every ``reconcile_seconds``."""
+        from services.supervision.cases import gauge_ledger
+
         self.cases = cases
         self.inbox = inbox
         self.clock = clock
+        self.reconcile_seconds = reconcile_seconds
+        self.ledger = gauge_ledger.ledger_for(cases.database.name) if reconcile_seconds is not None else None
+        self.reconciled_at: datetime | None = None
+        self.scans = 0  # full reads of the open cases
         publish(Figures())  # every band and level at zero from the start
 
     async def refresh(self) -> Figures:
-        docs: list[Doc] = await self.cases.find(OPEN, FIELDS).to_list()
+        now = self.clock.now()
         waiting: list[Doc] = await self.inbox.find({}, {"_id": 0, "evaluated_at": 1}).to_list()
         since = [d["evaluated_at"] for d in waiting if isinstance(d.get("evaluated_at"), datetime)]  # (tz-aware)
-        result = figures(docs, self.clock.now(), waiting_since=since)
+        if self.ledger is None:
+            self.scans += 1
+            result = figures(await self.cases.find(OPEN, FIELDS).to_list(), now, waiting_since=since)
+        else:
+            assert self.reconcile_seconds is not None
+            if self.reconciled_at is None or now - self.reconciled_at >= timedelta(seconds=self.reconcile_seconds):
+                await self.reconcile()
+                self.reconciled_at = now
+            result = self.ledger.figures(now, waiting_since=since)
         publish(result)
         return result
+
+    async def reconcile(self) -> None:
+        """The ledger from one pass over the open cases (start, then every ``reconcile_seconds``)."""
+        assert self.ledger is not None
+        self.scans += 1
+        self.ledger.begin_reconcile()
+        self.ledger.reconcile(await self.cases.find(OPEN, {**FIELDS, "_id": 1}).to_list())
 
     async def run_forever(self, interval_seconds: float) -> None:
         while True:

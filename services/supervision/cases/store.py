@@ -37,6 +37,7 @@ from hotline.mongo import Doc, find_in, insert_missing
 from hotline.policies import LivePolicy
 from hotline.timers import Timers
 from hotline.v1 import events_pb2, lifecycle_pb2
+from services.supervision.cases import gauge_ledger
 from services.supervision.cases.core import case_timers
 from services.supervision.cases.lifecycle import evaluation_of
 from services.supervision.cases.sla import Limits, Policy, limits_of
@@ -107,6 +108,7 @@ class CaseStore:
         docs = [{"_id": c.ticket_id, **pb.to_doc(c), "next_deadline": next_deadline(c), **extras.get(c.ticket_id, {})}
                 for c in cases]
         existed = await insert_missing(self.cases, docs)
+        gauge_ledger.note(self.db.name, (d for d in docs if d["_id"] not in existed))  # the SLA gauges' counts
         await audit.record(self.db, [audit.entry(
             at=pb.dt(c.opened_at), actor=audit.system_actor("supervision"), action="open_case", kind="case",
             target_id=c.ticket_id, entry_id=f"{c.ticket_id}/opened/{c.dispatch_round}",
@@ -198,8 +200,9 @@ class CaseRepository:
         return case
 
     async def save(self, case: events_pb2.Case, session: AsyncClientSession | None) -> None:
-        await self.store.cases.replace_one({"_id": case.ticket_id}, await self._doc(case), upsert=True,
-                                           session=session)
+        doc = await self._doc(case)
+        await self.store.cases.replace_one({"_id": case.ticket_id}, doc, upsert=True, session=session)
+        gauge_ledger.note(self.store.db.name, [doc])  # the SLA gauges' counts (idempotent: a retry notes it again)
         if self._merged:  # they live in the case now
             await self.store.db[INBOX].delete_many({"ticket_id": case.ticket_id}, session=session)
 
@@ -219,8 +222,9 @@ class CaseRepository:
         return pb.from_doc(doc, events_pb2.Case)
 
     async def write_ops(self, case: events_pb2.Case, session: AsyncClientSession | None) -> list[Any]:
-        ops: list[Any] = [ReplaceOne({"_id": case.ticket_id}, await self._doc(case), upsert=True,
-                                     namespace=self.store.cases.full_name)]
+        doc = await self._doc(case)
+        ops: list[Any] = [ReplaceOne({"_id": case.ticket_id}, doc, upsert=True, namespace=self.store.cases.full_name)]
+        gauge_ledger.note(self.store.db.name, [doc])  # the SLA gauges' counts (idempotent: a retry notes it again)
         if self._merged:
             ops.append(DeleteMany({"ticket_id": case.ticket_id}, namespace=self.store.db[INBOX].full_name))
         return ops

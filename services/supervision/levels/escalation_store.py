@@ -36,6 +36,7 @@ from hotline.mongo import Doc
 from hotline.policy import Role
 from hotline.v1 import deputy_pb2, events_pb2
 from hotline.v1 import supervision_pb2 as sv
+from services.supervision.cases import gauge_ledger
 from services.supervision.cases.store import CaseClocks, CaseRepository, CaseStore
 from services.supervision.levels import deputy_escalation, merging, recurring
 from services.supervision.levels import escalation as esc
@@ -103,6 +104,7 @@ class SupervisedRepository:
                 unset["timers"] = ""
         update: Doc = {"$set": fields, **({"$unset": unset} if unset else {})}
         await self.db["cases"].update_one({"_id": s.ticket_id}, update, session=session)
+        gauge_ledger.note_level(self.db.name, s.ticket_id, case.supervision_level)  # the SLA gauges' counts
         for r in s.records:
             await self.db[RECORDS].replace_one(
                 {"_id": r.record_id}, {"_id": r.record_id, "ticket_id": s.ticket_id, "level": r.level,
