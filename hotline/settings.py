@@ -89,8 +89,10 @@ class SlaSettings(BaseModel):
     """Where supervision's deadline data lives and how often its timers are scanned. The limits
     themselves (时限) are the versioned SLA policy file, not settings."""
 
-    policy_file: Path = REPO_ROOT / "services" / "supervision" / "data" / "sla_policy.json"
-    calendar_file: Path = REPO_ROOT / "services" / "supervision" / "data" / "calendar_overrides.json"
+    # the district's SLA policy and working-day calendar: kit data (hotline/data/), shared by supervision (every
+    # clock), routing (the dispatch limit), metrics (case lanes) and the workbench (the policy page)
+    policy_file: Path = REPO_ROOT / "hotline" / "data" / "sla_policy.json"
+    calendar_file: Path = REPO_ROOT / "hotline" / "data" / "calendar_overrides.json"
     scan_seconds: float = 5  # how often due timers (due-soon, overdue) are looked for
     scan_batch: int = 500  # timers fired per store transaction
     policy_refresh_seconds: float = 5  # how long a replica trusts its copy of the current policy
@@ -111,7 +113,7 @@ class ClockSettings(BaseModel):
 
 class LimitSettings(BaseModel):
     """The lifecycle's own limits beyond the SLA policy (sign-off, contact, reply, extension,
-    return and dispatch limits are the policy's: services/supervision/data/sla_policy.json)."""
+    return and dispatch limits are the policy's: hotline/data/sla_policy.json)."""
 
     redo_working_days: int = 5  # 重办: the new limit when the office gives none
     assist_working_days: int = 3  # 协办: assisting units contribute within this many working days

@@ -26,7 +26,7 @@ POLICY_FILE = Path(__file__).parent / "data" / "kpi_policy.json"
 UNIT_TYPES = {"street": "街道", "department": "部门", "soe": "国企", "management_committee": "管委会",
               "community": "社区"}
 TICKET_TYPES = {"complaint": "投诉", "help": "求助", "consultation": "咨询", "suggestion": "建议", "praise": "表扬"}
-# the case's lane, decided by the SLA policy's case_lanes (services/supervision/data/sla_policy.json)
+# the case's lane, decided by the SLA policy's case_lanes (hotline/data/sla_policy.json)
 LANES = {"deputy": "人大代表", "enterprise": "涉企", "tourist": "旅游", "emergency": "紧急", "normal": "普通"}
 REPLY_RESULTS = {"resolved": "已解决", "partly": "部分解决", "not_resolvable": "无法解决"}
 RESOLUTIONS = {"resolved": "解决", "partly": "部分解决", "unresolved": "未解决", "not_reached": "未联系上"}

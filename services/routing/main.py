@@ -15,7 +15,7 @@ from hotline.v1 import services_pb2_grpc
 from services.routing import store as store_module
 from services.routing.api import RoutingGrpc, http_routes
 from services.routing.commands import DeskCommands, LiveRouter
-from services.routing.core import DATA_DIR, Directory, Prediction, Router
+from services.routing.core import DATA_DIR, DIRECTORY_FILE, Directory, Prediction, Router
 from services.routing.handlers import Classify, ReturnIntake, TicketRouting
 from services.routing.responsibility import load_listing
 
@@ -40,7 +40,7 @@ def load_classifier(settings: Settings) -> Classify | None:
 
 
 async def build(rt: Runtime) -> Service:
-    directory = Directory.from_file(DATA_DIR / "directory.json")
+    directory = Directory.from_file(DIRECTORY_FILE)
     lists = store_module.ResponsibilityStore(rt.db)
     current = await lists.ensure(load_listing(DATA_DIR / "responsibilities.json"), f"system:{NAME}", rt.clock.now())
     live = LiveRouter(Router.from_listing(directory, current.listing))

@@ -181,14 +181,14 @@ class EditablePolicy:
 EDITABLE_POLICIES = {p.name: p for p in (
     EditablePolicy("warning_rules", "supervision", "预警规则", "services/supervision/data/warning_rules.json",
                    OFFICE_ROLES, "新规则即时生效"),
-    EditablePolicy("sla_policy", "supervision", "时限政策", "services/supervision/data/sla_policy.json",
+    EditablePolicy("sla_policy", "supervision", "时限政策", "hotline/data/sla_policy.json",
                    OFFICE_ROLES | {Role.LEADER}, "此后新立案件按新版本计时，已立案件仍按其立案时的版本"),
 )}
 POLICY_FILES = (
-    ("时限政策（签收、联系、办理、延期、退单、派单）", "services/supervision/data/sla_policy.json"),
+    ("时限政策（签收、联系、办理、延期、退单、派单）", "hotline/data/sla_policy.json"),
     ("预警规则", "services/supervision/data/warning_rules.json"),
     ("考核口径", "services/metrics/data/kpi_policy.json"),
-    ("节假日调整（时限日历）", "services/supervision/data/calendar_overrides.json"),
+    ("节假日调整（时限日历）", "hotline/data/calendar_overrides.json"),
     ("分类标签映射", "services/routing/data/label_map.json"),
     ("数据保留期限", "services/intake/data/retention.json"),
 )

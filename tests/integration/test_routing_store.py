@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import mongo
 from hotline.settings import Settings
-from services.routing.core import DATA_DIR, Directory
+from services.routing.core import DATA_DIR, DIRECTORY_FILE, Directory
 from services.routing.responsibility import Change, Listing, apply_change, load_listing
 from services.routing.store import ListConflict, ResponsibilityStore
 
@@ -31,7 +31,7 @@ def shipped() -> Listing:
     return load_listing(DATA_DIR / "responsibilities.json")
 
 
-UNITS = Directory.from_file(DATA_DIR / "directory.json").units
+UNITS = Directory.from_file(DIRECTORY_FILE).units
 
 
 async def test_versions_are_stored_with_who_when_and_why(db: AsyncDatabase[mongo.Doc], shipped: Listing) -> None:

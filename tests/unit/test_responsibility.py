@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.routing.core import DATA_DIR
+from services.routing.core import DATA_DIR, DIRECTORY_FILE
 from services.routing.responsibility import (
     Change,
     ListChangeError,
@@ -28,8 +28,8 @@ from services.routing.responsibility import (
 )
 
 AT = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
-UNITS = {u["unit_id"] for u in json.loads((DATA_DIR / "directory.json").read_text("utf-8"))["units"]}
-NAMES = {u["unit_id"]: u["name"] for u in json.loads((DATA_DIR / "directory.json").read_text("utf-8"))["units"]}
+UNITS = {u["unit_id"] for u in json.loads((DIRECTORY_FILE).read_text("utf-8"))["units"]}
+NAMES = {u["unit_id"]: u["name"] for u in json.loads((DIRECTORY_FILE).read_text("utf-8"))["units"]}
 
 
 @pytest.fixture(scope="module")

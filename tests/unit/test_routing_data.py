@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from hotline.v1 import events_pb2, ticket_pb2
-from services.routing.core import DATA_DIR, MANUAL_UNIT, Directory, Router
+from services.routing.core import DATA_DIR, DIRECTORY_FILE, MANUAL_UNIT, Directory, Router
 from services.routing.responsibility import PLACE_RULES, Listing, load_listing, validate
 
 CATEGORIES = ("消费维权", "城市管理", "水电气热", "社会保障与就业", "文旅与政务服务", "物业管理", "停车管理",
@@ -37,12 +37,12 @@ def listing() -> Listing:
 
 @pytest.fixture(scope="module")
 def directory_doc() -> dict:
-    return json.loads((DATA_DIR / "directory.json").read_text("utf-8"))
+    return json.loads((DIRECTORY_FILE).read_text("utf-8"))
 
 
 @pytest.fixture(scope="module")
 def directory() -> Directory:
-    return Directory.from_file(DATA_DIR / "directory.json")
+    return Directory.from_file(DIRECTORY_FILE)
 
 
 def test_the_list_has_ten_categories_and_153_items(listing: Listing) -> None:

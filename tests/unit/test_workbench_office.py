@@ -255,7 +255,7 @@ def test_a_refused_policy_stays_in_the_editor_with_the_precise_reason(monkeypatc
 
 # ---------------------------------------------------------------- 时限政策 (the SLA policy, a versioned policy)
 
-SLA_DOC = json.loads((REPO_ROOT / "services/supervision/data/sla_policy.json").read_text(encoding="utf-8"))
+SLA_DOC = json.loads((REPO_ROOT / "hotline/data/sla_policy.json").read_text(encoding="utf-8"))
 
 
 def sla_editor_with(monkeypatch: pytest.MonkeyPatch, put: Any, role: str = "admin",
