@@ -148,7 +148,7 @@ class PrivacySettings(BaseModel):
     # fills in DEV_PII_KEY when empty, production refuses to start without a real one
     hash_secret: str = ""
     # Callers' names and phone numbers are anonymised this many days after the ticket was received
-    # (0: the district's policy, services/intake/data/retention.json, 180 days); tickets and figures are kept.
+    # (0: the district's policy, hotline/data/retention.json, 180 days); tickets and figures are kept.
     retention_days: NonNegativeInt = 0
     retention_interval_seconds: float = 3600  # how often intake's retention job looks for tickets past the period
     retention_batch: int = 500  # tickets anonymised per store write (one audit entry each)
@@ -163,7 +163,7 @@ class IntakeSettings(BaseModel):
 class MetricsSettings(BaseModel):
     """The KPI engine and the reports (docs/kpis.md)."""
 
-    kpi_policy: Path = REPO_ROOT / "services" / "metrics" / "data" / "kpi_policy.json"  # weights, thresholds
+    kpi_policy: Path = REPO_ROOT / "hotline" / "data" / "kpi_policy.json"  # weights, thresholds (hotline/kpi_rates.py)
     gauge_seconds: float = 60  # how often the KPI gauges are recomputed
     reports_scan_seconds: float = 600  # how often the scheduler looks for a finished week or month to report
     scheduled_reports: bool = True  # weekly report each Monday, monthly on the 1st (for the period just ended)
@@ -173,7 +173,8 @@ class DeputySettings(BaseModel):
     """Deputy liaison (人大代表联络)."""
 
     # thresholds of monthly lists (concentrated, repeated, hard), versioned; each list records the version
-    monthly_list_policy: Path = REPO_ROOT / "services" / "deputy_liaison" / "data" / "monthly_list_policy.json"
+    # (None: the service's own, services/deputy_liaison/data/monthly_list_policy.json)
+    monthly_list_policy: Path | None = None
 
 
 class WorkbenchSettings(BaseModel):

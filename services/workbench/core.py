@@ -187,10 +187,10 @@ EDITABLE_POLICIES = {p.name: p for p in (
 POLICY_FILES = (
     ("时限政策（签收、联系、办理、延期、退单、派单）", "hotline/data/sla_policy.json"),
     ("预警规则", "services/supervision/data/warning_rules.json"),
-    ("考核口径", "services/metrics/data/kpi_policy.json"),
+    ("考核口径", "hotline/data/kpi_policy.json"),
     ("节假日调整（时限日历）", "hotline/data/calendar_overrides.json"),
     ("分类标签映射", "services/routing/data/label_map.json"),
-    ("数据保留期限", "services/intake/data/retention.json"),
+    ("数据保留期限", "hotline/data/retention.json"),
 )
 LIMIT_LABELS = {  # hotline.settings.LimitSettings: the limits beyond the SLA policy file (时限政策)
     "redo_working_days": "重办时限（工作日，热线办未给时）", "assist_working_days": "协办时限（工作日）",
