@@ -121,3 +121,23 @@ async def test_joint_reviews_are_listed_by_state_oldest_first(db: AsyncDatabase[
         with pytest.raises(DomainError) as refused:
             await joint_reviews(store, status, size)
         assert refused.value.code == "invalid_argument"
+
+
+async def test_the_list_lives_in_the_kits_policy_store_and_an_old_store_is_adopted(
+    db: AsyncDatabase[mongo.Doc], shipped: Listing
+) -> None:
+    """Issue #20: the list's versions are the kit's versioned policy ``responsibility_list``
+    (hotline/policies.py); a store written before (``responsibility_versions``) is copied in with its history."""
+    from hotline.policies import PolicyStore
+    from services.routing.responsibility import seed
+    from services.routing.store import LEGACY_VERSIONS, _to_doc
+
+    first = seed(shipped, "system:routing", AT)
+    edited = apply_change(shipped, Change("remove", "并入", rule_id="消费维权-06"), "office:li", AT, UNITS)
+    await db[LEGACY_VERSIONS].insert_many([{"_id": v.listing.version, **_to_doc(v)} for v in (first, edited)])
+    store = ResponsibilityStore(db)
+    assert await store.ensure(shipped, "system:routing", AT + timedelta(days=1)) == edited  # not re-seeded
+    assert [(e.version, e.actor) for e in await store.history()] == [(2, "office:li"), (1, "system:routing")]
+    stored = await PolicyStore(db, "responsibility_list").load()
+    assert stored is not None and (stored.version, stored.actor, stored.reason) == (2, "office:li", "并入")
+    assert (await ResponsibilityStore(db).ensure(shipped, "system:routing", AT)) == edited  # copied once
