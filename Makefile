@@ -36,8 +36,8 @@ bench: setup
 	@$(PY) bench/pipeline.py $(BENCH_ARGS)
 
 lint:
-	@.venv/bin/ruff check hotline hotline_dev services tests bench
-	@.venv/bin/mypy hotline hotline_dev services
+	@.venv/bin/ruff check hotline hotline_dev services cli tests bench
+	@.venv/bin/mypy hotline hotline_dev services cli
 
 protos:
 	@scripts/gen_protos.sh

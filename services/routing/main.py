@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from hotline.calendar import WorkCalendar
+from hotline.directory import DIRECTORY_FILE
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
@@ -15,7 +16,7 @@ from hotline.v1 import services_pb2_grpc
 from services.routing import store as store_module
 from services.routing.api import RoutingGrpc, http_routes
 from services.routing.commands import DeskCommands, LiveRouter
-from services.routing.core import DATA_DIR, DIRECTORY_FILE, Directory, Prediction, Router
+from services.routing.core import DATA_DIR, Directory, Prediction, Router
 from services.routing.handlers import Classify, ReturnIntake, TicketRouting
 from services.routing.responsibility import load_listing
 

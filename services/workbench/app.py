@@ -27,7 +27,7 @@ from hotline.settings import Settings
 from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, kpis_pb2, lifecycle_pb2, services_pb2, ticket_pb2
 from services.workbench import charts, core, day, knowledge, letters, office
 from services.workbench import security as csrf
-from services.workbench.clients import Refused, Services, optional
+from services.workbench.clients import Refused, Services, optional, similar_panel
 from services.workbench.core import Action
 from services.workbench.names import Names
 from services.workbench.security import secure_cookies
@@ -231,7 +231,7 @@ def build(settings: Settings) -> FastAPI:
         # 可办理的操作: supervision answers which actions this person may take now (its lifecycle decides)
         offered = core.Offered.of((await services.get(
             token, "supervision", f"/cases/{urllib.parse.quote(ticket_id, safe='')}/actions")).json())
-        similar = await knowledge.similar_panel(services, token, ticket_id)  # 相似办结案例与知识库
+        similar = await similar_panel(services, token, ticket_id)  # 相似办结案例与知识库
         direct = Action.DIRECT_ANSWER in offered.names and case.ticket_type == ticket_pb2.TICKET_TYPE_CONSULTATION
         key = uuid.uuid4().hex
         return page(request, "case.html", who, case=case, ticket=ticket, history=history.entries,

@@ -121,7 +121,7 @@ class Offered:
         return self.labels.get(name) or ACTION_LABELS.get(name, name)
 
 
-ACTION_LABELS = {
+ACTION_LABELS: dict[str, str] = {
     Action.SIGN_OFF: "签收", Action.ASSIST_SIGN_OFF: "协办签收", Action.RECORD_CONTACT: "联系诉求人",
     Action.REPLY: "办结反馈", Action.REQUEST_EXTENSION: "申请延期", Action.DECIDE_EXTENSION: "延期审批",
     Action.PARK: "挂账", Action.REPORT_PROGRESS: "挂账进展", Action.REQUEST_RETURN: "申请退单",

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hotline.policy import Role
-from services.workbench.clients import Refused, Services, optional, similar_panel  # noqa: F401 (app.py uses it here)
+from services.workbench.clients import Refused
 from services.workbench.office import Pages
 
 LINK_KINDS = {"link": "链接", "qr": "二维码", "sms": "短信链接"}

@@ -11,8 +11,9 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import mongo
+from hotline.directory import DIRECTORY_FILE
 from hotline.settings import Settings
-from services.routing.core import DATA_DIR, DIRECTORY_FILE, Directory
+from services.routing.core import DATA_DIR, Directory
 from services.routing.responsibility import Change, Listing, apply_change, load_listing
 from services.routing.store import ListConflict, ResponsibilityStore
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.routing.core import DATA_DIR, DIRECTORY_FILE
+from hotline.directory import DIRECTORY_FILE
+from services.routing.core import DATA_DIR
 from services.routing.responsibility import (
     Change,
     ListChangeError,

@@ -7,8 +7,9 @@ from collections import Counter
 
 import pytest
 
+from hotline.directory import DIRECTORY_FILE
 from hotline.v1 import events_pb2, ticket_pb2
-from services.routing.core import DATA_DIR, DIRECTORY_FILE, MANUAL_UNIT, Directory, Router
+from services.routing.core import DATA_DIR, MANUAL_UNIT, Directory, Router
 from services.routing.responsibility import PLACE_RULES, Listing, load_listing, validate
 
 CATEGORIES = ("消费维权", "城市管理", "水电气热", "社会保障与就业", "文旅与政务服务", "物业管理", "停车管理",
