@@ -40,7 +40,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 
 # 2) the project itself: only the runtime kit, the services and the `hotline` command (cli/). It is
 #    installed editable (uv's default) on purpose: the services read data files next to their modules
-#    (services/routing/data, services/supervision/data) and settings derive REPO_ROOT (models/,
+#    (hotline/data, services/routing/data, services/supervision/data) and settings derive REPO_ROOT (models/,
 #    .run/) from the source location, i.e. /app.
 COPY README.md ./
 COPY hotline ./hotline
