@@ -38,16 +38,17 @@ COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
 
-# 2) the project itself: only the runtime kit and the services. It is installed editable (uv's
-#    default) on purpose: the services read data files next to their modules
-#    (services/routing/data, services/supervision/data) and settings derive REPO_ROOT (models/,
+# 2) the project itself: only the runtime kit, the services and the `hotline` command (cli/). It is
+#    installed editable (uv's default) on purpose: the services read data files next to their modules
+#    (hotline/data, services/routing/data, services/supervision/data) and settings derive REPO_ROOT (models/,
 #    .run/) from the source location, i.e. /app.
 COPY README.md ./
 COPY hotline ./hotline
 COPY services ./services
+COPY cli ./cli
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev \
-    && /app/.venv/bin/python -m compileall -q hotline services
+    && /app/.venv/bin/python -m compileall -q hotline services cli
 
 # Runtime user: owns nothing under /app (code and venv stay read-only for it).
 RUN groupadd --system --gid 10001 hotline \

@@ -13,7 +13,7 @@ setup:
 	@bash scripts/bootstrap.sh
 
 run: setup model
-	@$(PY) -m hotline.cli run
+	@$(PY) -m cli run
 
 test: setup
 	@$(PY) -m pytest -ra $(PYTEST_ARGS)
@@ -28,7 +28,7 @@ test-unit: setup
 # Trains the ticket classifier routing uses, when labelled history is at hand and no model exists yet.
 model:
 	@if [ -f models/classifier/metadata.json ]; then echo "model: models/classifier present"; \
-	elif [ -f "$(TRAINING_DATA)" ]; then $(PY) -m hotline.cli classify train --data "$(TRAINING_DATA)" \
+	elif [ -f "$(TRAINING_DATA)" ]; then $(PY) -m cli classify train --data "$(TRAINING_DATA)" \
 	    --text-columns 留言主题,留言详情 --label-column 一级标签 --out models/classifier; \
 	else echo "model: no training data at $(TRAINING_DATA); routing runs without the classifier"; fi
 
@@ -36,17 +36,17 @@ bench: setup
 	@$(PY) bench/pipeline.py $(BENCH_ARGS)
 
 lint:
-	@.venv/bin/ruff check hotline hotline_dev services tests bench
-	@.venv/bin/mypy hotline hotline_dev services
+	@.venv/bin/ruff check hotline hotline_dev services cli tests bench
+	@.venv/bin/mypy hotline hotline_dev services cli
 
 protos:
 	@scripts/gen_protos.sh
 
 status:
-	@$(PY) -m hotline.cli infra status
+	@$(PY) -m cli infra status
 
 stop:
-	@$(PY) -m hotline.cli infra stop
+	@$(PY) -m cli infra stop
 
 # The working tree against a git ref, scenario by scenario, alternating (bench/compare.py): make bench-compare REF=main
 bench-compare: setup

@@ -1,6 +1,6 @@
 """The statutory working-day calendar (法定工作日, 调休 included) and the rule for periods.
 
-Working days come from ``data/calendar_overrides.json`` where it lists a date, else from the
+Working days come from ``hotline/data/calendar_overrides.json`` where it lists a date, else from the
 ``chinesecalendar`` package for the years it knows, else from plain weekdays. A year in the file
 is ``official`` once the State Council's notice (国务院办公厅关于X年部分节假日安排的通知) is
 entered, or ``provisional`` while only the statutory holidays themselves are known (the
@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-OVERRIDES = Path(__file__).resolve().parent.parent / "services" / "supervision" / "data" / "calendar_overrides.json"
+OVERRIDES = Path(__file__).resolve().parent / "data" / "calendar_overrides.json"  # kit data, shared by the services
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PACKAGE_LAST_YEAR = max(d.year for d in (*chinese_calendar.holidays, *chinese_calendar.workdays))
 MAX_SPAN_DAYS = 366 * 2  # a period longer than this is a bad limit, not a long wait

@@ -1,7 +1,7 @@
 """The district's units (承办单位) and its jurisdiction gazetteer (属地: place name -> street office
 and community), shared by routing (who handles a ticket), supervision (the street of a warning)
-and deputy liaison (a deputy's area). The data is one file, kept with routing's list:
-``services/routing/data/directory.json`` (:data:`DIRECTORY_FILE`)."""
+and deputy liaison (a deputy's area). The data is one file, kit data beside the calendar and the SLA policy:
+``hotline/data/directory.json`` (:data:`DIRECTORY_FILE`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 from hotline.settings import REPO_ROOT
 from hotline.v1 import events_pb2, ticket_pb2
 
-DIRECTORY_FILE = REPO_ROOT / "services" / "routing" / "data" / "directory.json"
+DIRECTORY_FILE = REPO_ROOT / "hotline" / "data" / "directory.json"
 
 
 @dataclass(frozen=True)

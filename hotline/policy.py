@@ -91,6 +91,8 @@ POLICY: dict[str, dict[str, frozenset[Role]]] = {
         # The case lifecycle (issue 8). Which unit may do what (the primary replies, an assisting unit
         # contributes) is checked by the state machine (services/supervision/cases/lifecycle.py).
         "GET /cases/{ticket_id}/history": frozenset({OFFICE, UNIT}),
+        # the actions the caller may take now (services/supervision/cases/actions.py): what the workbench renders
+        "GET /cases/{ticket_id}/actions": frozenset({OFFICE, UNIT, LEADER}),
         "GetCaseHistory": frozenset({OFFICE, UNIT, LEADER}),
         **{f"POST /cases/{{ticket_id}}/{path}": frozenset({UNIT}) for path in (
             "sign-off", "contacts", "reply", "extension", "park", "progress", "return", "contribution")},

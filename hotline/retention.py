@@ -1,7 +1,7 @@
 """Retention of personal data in every store (issue #19), beyond intake's tickets
 (services/intake/retention.py): each service names the collections of its own database that
 hold a caller's or citizen's contact, and this job erases those fields once past the period
-(the district's policy, services/intake/data/retention.json: 180 days; setting
+(the district's policy, hotline/data/retention.json: 180 days; setting
 ``privacy.retention_days`` overrides it). The records themselves, and every figure, are kept.
 
 | store                                   | personal fields erased            | after        |
@@ -17,9 +17,11 @@ hold a caller's or citizen's contact, and this job erases those fields once past
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -30,6 +32,22 @@ from hotline.logging import get_logger
 from hotline.mongo import Doc
 
 log = get_logger(__name__)
+POLICY_FILE = Path(__file__).resolve().parent / "data" / "retention.json"  # the district's period, every service's
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    version: str
+    days: int
+
+
+def policy(days_setting: int = 0, path: Path = POLICY_FILE) -> RetentionPolicy:
+    """The period in force: the setting when given (> 0), else the district's policy file (shared by intake's
+    tickets and the other stores' personal fields, so one period holds everywhere)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if days_setting > 0:
+        return RetentionPolicy(f"setting:{days_setting}d", days_setting)
+    return RetentionPolicy(str(data["version"]), int(data["caller_contact_days"]))
 AUDIT_CONTACT = tuple(f"{side}.{key}" for side in ("before", "after")
                       for key in ("caller", "citizen", "caller_name", "caller_phone", "phone"))
 

@@ -89,8 +89,10 @@ class SlaSettings(BaseModel):
     """Where supervision's deadline data lives and how often its timers are scanned. The limits
     themselves (时限) are the versioned SLA policy file, not settings."""
 
-    policy_file: Path = REPO_ROOT / "services" / "supervision" / "data" / "sla_policy.json"
-    calendar_file: Path = REPO_ROOT / "services" / "supervision" / "data" / "calendar_overrides.json"
+    # the district's SLA policy and working-day calendar: kit data (hotline/data/), shared by supervision (every
+    # clock), routing (the dispatch limit), metrics (case lanes) and the workbench (the policy page)
+    policy_file: Path = REPO_ROOT / "hotline" / "data" / "sla_policy.json"
+    calendar_file: Path = REPO_ROOT / "hotline" / "data" / "calendar_overrides.json"
     scan_seconds: float = 5  # how often due timers (due-soon, overdue) are looked for
     scan_batch: int = 500  # timers fired per store transaction
     policy_refresh_seconds: float = 5  # how long a replica trusts its copy of the current policy
@@ -113,7 +115,7 @@ class ClockSettings(BaseModel):
 
 class LimitSettings(BaseModel):
     """The lifecycle's own limits beyond the SLA policy (sign-off, contact, reply, extension,
-    return and dispatch limits are the policy's: services/supervision/data/sla_policy.json)."""
+    return and dispatch limits are the policy's: hotline/data/sla_policy.json)."""
 
     redo_working_days: int = 5  # 重办: the new limit when the office gives none
     assist_working_days: int = 3  # 协办: assisting units contribute within this many working days
@@ -148,7 +150,7 @@ class PrivacySettings(BaseModel):
     # fills in DEV_PII_KEY when empty, production refuses to start without a real one
     hash_secret: str = ""
     # Callers' names and phone numbers are anonymised this many days after the ticket was received
-    # (0: the district's policy, services/intake/data/retention.json, 180 days); tickets and figures are kept.
+    # (0: the district's policy, hotline/data/retention.json, 180 days); tickets and figures are kept.
     retention_days: NonNegativeInt = 0
     retention_interval_seconds: float = 3600  # how often intake's retention job looks for tickets past the period
     retention_batch: int = 500  # tickets anonymised per store write (one audit entry each)
@@ -163,7 +165,7 @@ class IntakeSettings(BaseModel):
 class MetricsSettings(BaseModel):
     """The KPI engine and the reports (docs/kpis.md)."""
 
-    kpi_policy: Path = REPO_ROOT / "services" / "metrics" / "data" / "kpi_policy.json"  # weights, thresholds
+    kpi_policy: Path = REPO_ROOT / "hotline" / "data" / "kpi_policy.json"  # weights, thresholds (hotline/kpi_rates.py)
     gauge_seconds: float = 60  # how often the KPI gauges are recomputed
     reports_scan_seconds: float = 600  # how often the scheduler looks for a finished week or month to report
     scheduled_reports: bool = True  # weekly report each Monday, monthly on the 1st (for the period just ended)
@@ -173,7 +175,8 @@ class DeputySettings(BaseModel):
     """Deputy liaison (人大代表联络)."""
 
     # thresholds of monthly lists (concentrated, repeated, hard), versioned; each list records the version
-    monthly_list_policy: Path = REPO_ROOT / "services" / "deputy_liaison" / "data" / "monthly_list_policy.json"
+    # (None: the service's own, services/deputy_liaison/data/monthly_list_policy.json)
+    monthly_list_policy: Path | None = None
 
 
 class WorkbenchSettings(BaseModel):

@@ -30,7 +30,7 @@ console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 @dataclass
 class ServiceProcess:
-    """One service running as a child process (``python -m hotline.cli serve NAME``)."""
+    """One service running as a child process (``python -m cli serve NAME``)."""
 
     name: str
     settings: Settings
@@ -52,7 +52,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [self.python or sys.executable, "-m", "hotline.cli", "serve", self.name],
+            [self.python or sys.executable, "-m", "cli", "serve", self.name],
             env={**os.environ, **self.env},
             cwd=self.cwd,
             stdout=log,

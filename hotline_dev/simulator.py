@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from google.protobuf import json_format
 
+from hotline.directory import DIRECTORY_FILE
 from hotline.settings import REPO_ROOT, Settings, get_settings
 from hotline.v1 import ticket_pb2
 
@@ -573,7 +574,7 @@ class _Meta:
 
 @lru_cache
 def _gazetteer(data_dir: Path = ROUTING_DATA) -> tuple[_Street, ...]:
-    directory = json.loads((data_dir / "directory.json").read_text("utf-8"))
+    directory = json.loads((DIRECTORY_FILE).read_text("utf-8"))
     streets = {u["unit_id"]: _Street(u["unit_id"], u["name"]) for u in directory["units"]
                if u["unit_type"] == "UNIT_TYPE_STREET"}
     for place in directory["gazetteer"]:

@@ -61,7 +61,7 @@ class DeputyProblemDetails(_message.Message):
     CITIZEN_FIELD_NUMBER: _builtins.int
     ATTACHMENTS_FIELD_NUMBER: _builtins.int
     street: _builtins.str
-    """street office unit id (services/routing/data/directory.json), optional"""
+    """street office unit id (hotline/data/directory.json), optional"""
     community: _builtins.str
     """community unit id, optional"""
     @_builtins.property

@@ -154,7 +154,7 @@ class Liaison:
     # ------------------------------------------------------------ registry
 
     def check_area(self, street: str, community: str, what: str = "") -> None:
-        """Street and community are unit ids of the directory (services/routing/data/directory.json)."""
+        """Street and community are unit ids of the directory (hotline/data/directory.json)."""
         streets = set(self.directory.parents.values())
         if street and street not in streets:
             raise Invalid(f"{what}街道编号 {street} 不在单位目录中")

@@ -19,9 +19,9 @@ from typing import Any
 
 from hotline import pb
 from hotline.commands import Decision, Exists, Illegal, Invalid
+from hotline.kpi_rates import Figures, KpiPolicy  # one definition of the rates (docs/kpis.md), the kit's
 from hotline.mongo import Doc
 from hotline.v1 import case_pb2, deputy_pb2, events_pb2, services_pb2, ticket_pb2
-from services.metrics.kpi import Figures, KpiPolicy  # one definition of the rates (docs/kpis.md)
 
 TICKET_PREFIX = "RD-"  # ticket ids of deputy submissions (intake uses the same prefix)
 LEVELS = {"national": "全国人大代表", "provincial": "省人大代表", "municipal": "市人大代表", "district": "区人大代表"}
@@ -211,8 +211,9 @@ class ListPolicy:
     hard_when: frozenset[str] = frozenset(HARD_FLAGS)
 
     @classmethod
-    def load(cls, path: Path = POLICY_FILE) -> ListPolicy:
-        return cls.from_dict(json.loads(path.read_text("utf-8")))
+    def load(cls, path: Path | None = None) -> ListPolicy:
+        """The policy file (None: the service's own, :data:`POLICY_FILE`; settings.deputy.monthly_list_policy)."""
+        return cls.from_dict(json.loads((path or POLICY_FILE).read_text("utf-8")))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ListPolicy:
@@ -329,7 +330,7 @@ def figures(submissions: Iterable[Mapping[str, Any]], deputies: Mapping[str, Map
             policy: KpiPolicy | None = None) -> list[Doc]:
     """Deputy work by level and street: submissions, closed, closed on time, on-time rate,
     rated, satisfied (满意 or 基本满意), satisfaction rate. The satisfaction rate is the KPI
-    engine's (services/metrics/kpi.py, docs/kpis.md): (满意 + m x 基本满意) / rated, with the
+    engine's (hotline/kpi_rates.py, docs/kpis.md): (满意 + m x 基本满意) / rated, with the
     weight m of the KPI policy (0.8), not 1."""
     policy = policy or KpiPolicy.load()
     rows: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)

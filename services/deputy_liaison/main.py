@@ -8,13 +8,13 @@ import contextlib
 from hotline.directory import DIRECTORY_FILE, Directory
 from hotline.kafka import ConsumerSpec
 from hotline.retention import Scrub, StoreRetention, audit_scrub
+from hotline.retention import policy as retention_policy
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
 from services.deputy_liaison import store as store_module
 from services.deputy_liaison.api import DeputyGrpc, Liaison, http_routes
 from services.deputy_liaison.core import ListPolicy
 from services.deputy_liaison.handlers import CaseFollowing, TicketFacts
-from services.intake.retention import policy as retention_policy
 
 NAME = "deputy_liaison"
 FIGURES_EVERY_SECONDS = 30.0  # how often the Prometheus figures of deputy work are refreshed

@@ -1,6 +1,6 @@
 """Retention of personal data (个人信息保存期限): callers' names and phone numbers are
 anonymised once a ticket is older than the period (setting ``privacy.retention_days``; 0 takes
-the district's policy, ``data/retention.json``: 180 days from receipt). The ticket itself, its
+the district's policy, ``hotline/data/retention.json``: 180 days from receipt). The ticket itself, its
 case and every figure are kept; the repeat index already keys on an HMAC, never on a number.
 
 A background job of intake, on the injected clock (``rt.clock``): every
@@ -13,10 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -25,25 +22,13 @@ from hotline import audit, pb, privacy
 from hotline.clock import Clock
 from hotline.logging import get_logger
 from hotline.mongo import Doc
+from hotline.retention import POLICY_FILE as POLICY_FILE  # the district's period: the kit's, shared with deputy liaison
+from hotline.retention import RetentionPolicy as RetentionPolicy
+from hotline.retention import policy as policy
 from hotline.v1 import ticket_pb2
 from services.intake.store import TicketStore
 
 log = get_logger(__name__)
-POLICY_FILE = Path(__file__).parent / "data" / "retention.json"
-
-
-@dataclass(frozen=True)
-class RetentionPolicy:
-    version: str
-    days: int
-
-
-def policy(days_setting: int = 0, path: Path = POLICY_FILE) -> RetentionPolicy:
-    """The period in force: the setting when given (> 0), else the district's policy file."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if days_setting > 0:
-        return RetentionPolicy(f"setting:{days_setting}d", days_setting)
-    return RetentionPolicy(str(data["version"]), int(data["caller_contact_days"]))
 
 
 def cutoff(now: datetime, days: int) -> datetime:

@@ -5,40 +5,38 @@ handling unit (派单), and each redo (重办) of it. Every figure is a count of
 *anchor* time (a different one per measure) falls in a window, bucketed by outcome; a rate is
 a ratio of those integer counts, kept as an exact :class:`~fractions.Fraction`. The
 definitions, anchors and exclusions are documented once, in ``docs/kpis.md``; weights and
-thresholds are the versioned policy file ``data/kpi_policy.json``.
+thresholds are the versioned policy file ``hotline/data/kpi_policy.json`` (the rates and the policy
+are the kit's, hotline/kpi_rates.py: deputy liaison computes its satisfaction rate with them).
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from fractions import Fraction
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
-POLICY_FILE = Path(__file__).parent / "data" / "kpi_policy.json"
+# One definition of the rates, shared with deputy liaison: the kit (hotline/kpi_rates.py) holds it and the
+# KPI policy file (hotline/data/kpi_policy.json); the names stay importable from here.
+from hotline.kpi_rates import ITEM_FIGURES as ITEM_FIGURES
+from hotline.kpi_rates import POLICY_FILE as POLICY_FILE
+from hotline.kpi_rates import RATES as RATES
+from hotline.kpi_rates import Figures as Figures
+from hotline.kpi_rates import KpiPolicy as KpiPolicy
+from hotline.kpi_rates import Rate as Rate
 
 # Bounded vocabularies (keys stored in facts, Chinese labels for people).
 UNIT_TYPES = {"street": "街道", "department": "部门", "soe": "国企", "management_committee": "管委会",
               "community": "社区"}
 TICKET_TYPES = {"complaint": "投诉", "help": "求助", "consultation": "咨询", "suggestion": "建议", "praise": "表扬"}
-# the case's lane, decided by the SLA policy's case_lanes (services/supervision/data/sla_policy.json)
+# the case's lane, decided by the SLA policy's case_lanes (hotline/data/sla_policy.json)
 LANES = {"deputy": "人大代表", "enterprise": "涉企", "tourist": "旅游", "emergency": "紧急", "normal": "普通"}
 REPLY_RESULTS = {"resolved": "已解决", "partly": "部分解决", "not_resolvable": "无法解决"}
 RESOLUTIONS = {"resolved": "解决", "partly": "部分解决", "unresolved": "未解决", "not_reached": "未联系上"}
 SATISFACTIONS = {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意", "not_evaluated": "未评价"}
 SUPERVISION_LEVELS = {"0": "未督办", "1": "系统督办", "2": "OA督办", "3": "作风监督员督办", "4": "领导督办"}
-# the defaults of the KPI policy's item_figures (督办 records by level, whistles by whistling unit type)
-ITEM_FIGURES: dict[str, dict[str, Any]] = {
-    "supervision": {"by": "level", "groups": {k: v for k, v in SUPERVISION_LEVELS.items() if k != "0"},
-                    "on_time_title": "督办按时办结率", "resolution_title": "督办解决率"},
-    "whistle": {"by": "unit_type", "groups": {"street": "街道吹哨", "department": "部门吹哨"},
-                "on_time_title": "按时报到率", "resolution_title": "吹哨解决率"},
-}
 
 
 @dataclass(frozen=True)
@@ -85,56 +83,6 @@ class CaseFacts:
         return f"{self.ticket_id}|{self.dispatch_round}|{self.redo_round}"
 
 
-@dataclass(frozen=True)
-class KpiPolicy:
-    version: str
-    partly_resolved_weight: Fraction  # k in 解决率
-    basically_satisfied_weight: Fraction  # m in 满意率
-    score_weights: Mapping[str, int]  # rate -> weight in the assessment score (考核得分)
-    min_dispatches: int = 5  # a unit is ranked with at least this many dispatches in the period
-    red_list: int = 5
-    black_list: int = 5
-    hotspot_top: int = 10
-    trend_periods: int = 12
-    places_top: int = 10
-    repeat_min_tickets: int = 3
-    repeat_top: int = 10
-    # 督办 / 吹哨 figures (issue #22): kind (supervision | whistle) -> by, groups {key: name}, titles
-    item_figures: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: dict(ITEM_FIGURES))
-
-    @classmethod
-    def load(cls, path: Path = POLICY_FILE) -> KpiPolicy:
-        return cls.from_dict(json.loads(path.read_text("utf-8")))
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> KpiPolicy:
-        ranking, hot, places, rep = (d.get(k, {}) for k in ("ranking", "hotspots", "places", "repeated_problems"))
-        return cls(
-            version=str(d.get("version", "")),
-            partly_resolved_weight=Fraction(str(d["partly_resolved_weight"])),
-            basically_satisfied_weight=Fraction(str(d["basically_satisfied_weight"])),
-            score_weights={str(k): int(v) for k, v in d["score_weights"].items()},
-            min_dispatches=int(ranking.get("min_dispatches", 5)),
-            red_list=int(ranking.get("red_list", 5)),
-            black_list=int(ranking.get("black_list", 5)),
-            hotspot_top=int(hot.get("top", 10)),
-            trend_periods=int(hot.get("trend_periods", 12)),
-            places_top=int(places.get("top", 10)),
-            repeat_min_tickets=int(rep.get("min_tickets", 3)),
-            repeat_top=int(rep.get("top", 10)),
-            item_figures={kind: {**ITEM_FIGURES[kind], **d.get("item_figures", {}).get(kind, {})}
-                          for kind in ITEM_FIGURES},
-        )
-
-    def item_groups(self, kind: str) -> dict[str, str]:
-        """The groups a kind of item figures always shows (key -> Chinese name)."""
-        return {str(k): str(v) for k, v in self.item_figures[kind]["groups"].items()}
-
-    def item_title(self, kind: str, rate: str) -> str:
-        return str(self.item_figures[kind][f"{rate}_title"])
-
-
-
 # --- measures: which rows count, at which time, in which outcome bucket ---------------------
 
 
@@ -179,79 +127,6 @@ MEASURES: dict[str, Measure] = {m.name: m for m in (
             lambda f: "direct" if f.direct_answer else "handled"),
 )}
 
-# rate -> (measure, Chinese name)
-RATES = {
-    "response": "响应率",
-    "resolution": "解决率",
-    "satisfaction": "满意率",
-    "on_time_close": "按时办结率",
-    "return": "回退率",
-    "redo": "重办率",
-    "direct_answer": "直接答复率",
-}
-
-
-@dataclass(frozen=True)
-class Rate:
-    numerator: Fraction
-    denominator: int
-
-    @property
-    def value(self) -> Fraction | None:
-        return self.numerator / self.denominator if self.denominator else None
-
-
-@dataclass
-class Figures:
-    """Counts of one group: measure -> outcome bucket -> rows."""
-
-    counts: dict[str, Counter[str]] = field(default_factory=dict)
-
-    def add(self, measure: str, bucket: str) -> None:
-        self.counts.setdefault(measure, Counter())[bucket] += 1
-
-    def n(self, measure: str, bucket: str | None = None) -> int:
-        c = self.counts.get(measure, Counter())
-        return sum(c.values()) if bucket is None else c[bucket]
-
-    @property
-    def tickets(self) -> int:
-        return self.n("tickets")
-
-    @property
-    def dispatches(self) -> int:
-        return self.n("dispatches")
-
-    def rate(self, name: str, policy: KpiPolicy) -> Rate:
-        n = self.n
-        if name == "resolution":
-            return Rate(n(name, "resolved") + policy.partly_resolved_weight * n(name, "partly"),
-                        n(name, "resolved") + n(name, "partly") + n(name, "unresolved"))
-        if name == "satisfaction":
-            return Rate(n(name, "satisfied") + policy.basically_satisfied_weight * n(name, "basic"),
-                        n(name, "satisfied") + n(name, "basic") + n(name, "unsatisfied"))
-        hit = {"response": "on_time", "on_time_close": "on_time", "return": "returned", "redo": "redone",
-               "direct_answer": "direct"}[name]
-        return Rate(Fraction(n(name, hit)), n(name))
-
-    def rates(self, policy: KpiPolicy) -> dict[str, Rate]:
-        return {name: self.rate(name, policy) for name in RATES}
-
-    def score(self, policy: KpiPolicy) -> Fraction | None:
-        """考核得分 out of 100: the weighted rates; a rate without denominator drops out and the
-        others' weights are scaled up to 100."""
-        total = Fraction(0)
-        weights = 0
-        for name, weight in policy.score_weights.items():
-            value = self.rate(name, policy).value
-            if value is not None and weight:
-                total += weight * value
-                weights += weight
-        return 100 * total / weights if weights else None
-
-
-# --- dimensions and periods ----------------------------------------------------------------
-
 DIMENSIONS: dict[str, Callable[[CaseFacts], str]] = {
     "unit": lambda f: f.unit_id,
     "unit_type": lambda f: f.unit_type,
@@ -263,6 +138,8 @@ DIMENSIONS: dict[str, Callable[[CaseFacts], str]] = {
     "supervision_level": lambda f: str(f.supervision_level),
     "address": lambda f: f.address,
 }
+
+
 PERIOD_KINDS = ("day", "week", "month", "half", "year")
 
 

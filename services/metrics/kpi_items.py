@@ -13,7 +13,7 @@ Definitions (docs/kpis.md, "Whistles and 屡办不成"):
 Issue #22 adds the figures ``GetKpis`` and the reports show for **督办 records** (one per level
 raised on a case) per level and for **whistles** per whistling unit type (street office /
 department): count, on-time and resolution, defined once here (:class:`ItemKpi`) and named in the
-KPI policy's ``item_figures`` (services/metrics/data/kpi_policy.json):
+KPI policy's ``item_figures`` (hotline/data/kpi_policy.json):
 
 * count: raised (督办, its ``raised_at``) / blown (吹哨, ``blown_at``) in the window;
 * on-time: ``on_time`` = settled within its limit (a 督办 closed by its due; a whistle whose

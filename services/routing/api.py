@@ -17,9 +17,9 @@ from hotline.mongo import utcnow
 from hotline.policy import Role
 from hotline.v1 import events_pb2, routing_pb2, services_pb2, services_pb2_grpc, ticket_pb2
 from services.routing.commands import DeskCommands, LiveRouter
-from services.routing.core import Router, classifier_text
+from services.routing.core import Router, assignment_event, classifier_text
 from services.routing.desk import list_item
-from services.routing.handlers import Classify, assignment_event
+from services.routing.handlers import Classify
 from services.routing.store import AssignmentStore, DeskStore
 
 Context = grpc.aio.ServicerContext[Any, Any]

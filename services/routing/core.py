@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from hotline.directory import Directory, Location, Place
+from hotline import pb
+from hotline.directory import DIRECTORY_FILE, Directory, Location, Place
 from hotline.v1 import events_pb2, ticket_pb2
 from services.routing.classifier.label_map import LabelMap
 from services.routing.responsibility import COMMUNITY, STREET, Listing, Rule, load_listing
@@ -95,8 +97,8 @@ class Router:
         return cls(directory, listing.items, listing.category_aliases, listing.list_version, label_map)
 
     @classmethod
-    def from_files(cls, data_dir: Path = DATA_DIR) -> Router:
-        directory = Directory.from_file(data_dir / "directory.json")
+    def from_files(cls, data_dir: Path = DATA_DIR, directory_file: Path = DIRECTORY_FILE) -> Router:
+        directory = Directory.from_file(directory_file)  # the district's directory: kit data (hotline/data/)
         listing = load_listing(data_dir / "responsibilities.json")
         label_map = LabelMap.load(data_dir / "label_map.json")
         label_map.check({r.category for r in listing.items})  # every category it names must be on the list
@@ -229,3 +231,34 @@ class Router:
     @staticmethod
     def _text(ticket: ticket_pb2.Ticket) -> str:
         return f"{ticket.title} {ticket.content}"
+
+
+def assignment_event(
+    ticket: ticket_pb2.Ticket, decision: Decision, dispatch_round: int, at: datetime
+) -> events_pb2.TicketAssigned:
+    return events_pb2.TicketAssigned(
+        assignment=events_pb2.Assignment(
+            ticket_id=ticket.ticket_id,
+            primary_unit=decision.primary,
+            assisting_units=decision.assisting,
+            category=decision.category,
+            method=decision.method,
+            confidence=decision.confidence,
+            model_version=decision.model_version,
+            rule_id=decision.rule_id,
+            dispatch_round=dispatch_round,
+            assigned_at=pb.ts(at),
+            classifier_label=decision.classifier_label,
+            list_version=decision.list_version,
+            lane=decision.lane,
+        ),
+        ticket_type=ticket.ticket_type,
+        urgency=ticket.urgency,
+        received_at=ticket.received_at,
+        tags=list(ticket.tags),
+        time_limit_working_days=ticket.time_limit_working_days,
+        street=ticket.street,
+        city_ticket_id=ticket.city_ticket_id if ticket.source == "city" else "",
+        enterprise=ticket.caller.enterprise,
+        source=ticket.source,
+    )

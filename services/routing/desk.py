@@ -21,14 +21,13 @@ and recategorisations are kept as labelled examples for ``hotline classify retra
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hotline import pb
+from hotline import pb, sla_defaults
 from hotline.auth import Principal
 from hotline.commands import Decision, DomainError, Illegal, Invalid, NotFound
 from hotline.policy import Role
@@ -39,18 +38,10 @@ from services.routing.responsibility import Change, Listing, ListVersion, Rule, 
 
 def dispatch_limit(policy_file: Path | None = None) -> timedelta:
     """派单时限, from arrival in the district: the SLA policy's ``dispatch`` default (the shipped
-    policy file, services/supervision/data/sla_policy.json), not a constant of its own (issue #22);
-    5 minutes when the policy names it in days (a desk limit is clock time)."""
-    from hotline.settings import SlaSettings
-    from services.supervision.cases.sla import SlaClock, Unit, parse_policy
-
-    policy = parse_policy(json.loads((policy_file or SlaSettings().policy_file).read_text("utf-8")))
-    period = policy.defaults[SlaClock.DISPATCH]
-    if period.unit == Unit.MINUTES:
-        return timedelta(minutes=period.amount)
-    if period.unit == Unit.HOURS:
-        return timedelta(hours=period.amount)
-    return timedelta(minutes=5)
+    policy file, hotline/data/sla_policy.json), not a constant of its own (issue #22);
+    5 minutes when the policy names it in days (a desk limit is clock time). The kit reads the figure
+    (hotline/sla_defaults.py): routing imports nothing of supervision's."""
+    return sla_defaults.clock_time(sla_defaults.load(policy_file), "dispatch") or timedelta(minutes=5)
 
 
 DISPATCH_LIMIT = dispatch_limit()
@@ -136,9 +127,7 @@ def _units(router: core.Router, primary: str, assisting: Sequence[str]) -> tuple
 
 
 def _reassign(state: Desk, decision: core.Decision, now: datetime) -> events_pb2.TicketAssigned:
-    from services.routing.handlers import assignment_event
-
-    return assignment_event(state.ticket, decision, state.round + 1, now)
+    return core.assignment_event(state.ticket, decision, state.round + 1, now)
 
 
 def _example(state: Desk, category: str, kind: str, now: datetime) -> dict[str, Any]:

@@ -11,14 +11,22 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter
 
 from hotline import observability as obs
-from hotline import pb
 from hotline.auth import Principal
 from hotline.commands import DomainError
 from hotline.envelope import Event, EventTypes, Record
 from hotline.logging import get_logger
 from hotline.mongo import utcnow
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, routing_pb2, ticket_pb2
-from services.routing.core import COMMUNITY, METHODS, STREET, Decision, Prediction, Router, Rule, classifier_text
+from services.routing.core import (  # assignment_event: core.py, so desk.py need not import this module
+    COMMUNITY,
+    METHODS,
+    STREET,
+    Prediction,
+    Router,
+    Rule,
+    assignment_event,
+    classifier_text,
+)
 from services.routing.store import AssignmentStore, DeskStore
 
 if TYPE_CHECKING:
@@ -33,37 +41,6 @@ RETURNS = Counter("hotline_routing_returns_total", "Return requests (退单) rou
                   ["outcome"])
 Classify = Callable[[Sequence[str]], Sequence[Prediction]]
 log = get_logger(__name__)
-
-
-def assignment_event(
-    ticket: ticket_pb2.Ticket, decision: Decision, dispatch_round: int, at: datetime
-) -> events_pb2.TicketAssigned:
-    return events_pb2.TicketAssigned(
-        assignment=events_pb2.Assignment(
-            ticket_id=ticket.ticket_id,
-            primary_unit=decision.primary,
-            assisting_units=decision.assisting,
-            category=decision.category,
-            method=decision.method,
-            confidence=decision.confidence,
-            model_version=decision.model_version,
-            rule_id=decision.rule_id,
-            dispatch_round=dispatch_round,
-            assigned_at=pb.ts(at),
-            classifier_label=decision.classifier_label,
-            list_version=decision.list_version,
-            lane=decision.lane,
-        ),
-        ticket_type=ticket.ticket_type,
-        urgency=ticket.urgency,
-        received_at=ticket.received_at,
-        tags=list(ticket.tags),
-        time_limit_working_days=ticket.time_limit_working_days,
-        street=ticket.street,
-        city_ticket_id=ticket.city_ticket_id if ticket.source == "city" else "",
-        enterprise=ticket.caller.enterprise,
-        source=ticket.source,
-    )
 
 
 class TicketRouting:

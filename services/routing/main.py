@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from hotline.bus import MessageBus
 from hotline.calendar import WorkCalendar
+from hotline.directory import DIRECTORY_FILE
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
@@ -41,7 +42,7 @@ def load_classifier(settings: Settings) -> Classify | None:
 
 
 async def build(rt: Runtime) -> Service:
-    directory = Directory.from_file(DATA_DIR / "directory.json")
+    directory = Directory.from_file(DIRECTORY_FILE)
     lists = store_module.ResponsibilityStore(rt.db)
     current = await lists.ensure(load_listing(DATA_DIR / "responsibilities.json"), f"system:{NAME}", rt.clock.now())
     live = LiveRouter(Router.from_listing(directory, current.listing))

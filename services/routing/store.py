@@ -2,9 +2,10 @@
 
 * ``assignments``: one assignment record per ticket, kept as the TicketAssigned event it
   published, so a replay republishes exactly the same event.
-* ``responsibility_list``: the current version of the first-responsible list (one document,
-  ``_id`` "current"); ``responsibility_versions``: every version with the change-log entry that
-  made it (``_id`` = version number), so who changed what, when and why is never lost.
+* the first-responsible list: the kit's versioned-policy store (hotline/policies.py, ``policy_versions``,
+  policy ``responsibility_list``): every version with the change-log entry that made it, the newest
+  the current one, so who changed what, when and why is never lost (``responsibility_versions``, the
+  store before issue #20, is copied in once).
 * ``desk``: per ticket, what the office's desk needs (services/routing/desk.py): the ticket,
   its queue entry while it waits for manual dispatch, its return, its joint review, its sub-dispatches.
 * ``examples``: labelled examples from the office's decisions (dispatch, redispatch,
@@ -14,31 +15,34 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import DESCENDING, IndexModel
+from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from hotline import audit, pb
 from hotline.commands import DomainError
 from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
+from hotline.policies import INDEXES as POLICY_INDEXES
+from hotline.policies import PolicyStore, PolicyVersion
 from hotline.v1 import events_pb2, routing_pb2, ticket_pb2
 from services.routing.desk import Desk
 from services.routing.responsibility import Listing, ListVersion, LogEntry, seed
 
-# assignments and the current list are looked up by _id only; versions by _id, newest first
+# assignments are looked up by _id only; the list's versions by name and version (the kit's policy store)
 INDEXES: dict[str, list[IndexModel]] = {
-    "assignments": [], "responsibility_list": [], "responsibility_versions": [],
+    "assignments": [], **POLICY_INDEXES,
     "desk": [IndexModel([("queue.arrived_at", 1)], sparse=True), IndexModel([("ret.status", 1), ("ret.unit_id", 1)]),
              IndexModel([("review.status", 1), ("review.opened_at", 1)], sparse=True)],
     "examples": [IndexModel([("decided_at", 1)])],
 }
 CURRENT = "current"
+LEGACY_VERSIONS = "responsibility_versions"
 log = get_logger(__name__)
 
 
@@ -178,42 +182,42 @@ class ListConflict(DomainError):
 
 
 class ResponsibilityStore:
-    """Versions of the first-responsible list (a repository: load the current, save the next)."""
+    """Versions of the first-responsible list (a repository: load the current, save the next), kept in the
+    kit's versioned-policy store (hotline/policies.py, policy ``responsibility_list``): the newest version is
+    the current list, every version keeps the change-log entry that made it."""
 
     kind = "responsibility_list"
+    name = "responsibility_list"  # the policy's name in the kit's store
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.current = db["responsibility_list"]
-        self.versions = db["responsibility_versions"]
+        self.policies = PolicyStore(db, self.name)
+        self.legacy = db[LEGACY_VERSIONS]  # before issue #20: copied into the policy store once (ensure)
 
     async def load(self, target: str = CURRENT, session: Any = None) -> ListVersion | None:
-        doc = await self.current.find_one({"_id": CURRENT}, session=session)
-        return _from_doc(doc) if doc else None
+        found = await self.policies.load(session=session)
+        return _from_doc(found.doc) if found else None
 
     async def save(self, state: ListVersion, session: Any = None) -> None:
         """Store ``state`` as the current version, if the current one is still the version it was
         made from (``entry.previous_version``); else :class:`ListConflict`. Adds it to the history."""
         listing, entry = state.listing, state.entry
-        doc = _to_doc(state)
-        if not entry.previous_version:
-            try:
-                await self.current.insert_one({"_id": CURRENT, **doc}, session=session)
-            except DuplicateKeyError as exc:
-                raise ListConflict("the list is stored already") from exc
-        else:
-            done = await self.current.update_one({"_id": CURRENT, "list_version": entry.previous_version},
-                                                 {"$set": doc}, session=session)
-            if done.matched_count == 0:
-                raise ListConflict(f"the list is no longer at version {entry.previous_version}")
+        current = await self.policies.load(session=session)
+        if current is not None and not entry.previous_version:
+            raise ListConflict("the list is stored already")
+        if entry.previous_version and (current is None or current.doc["list_version"] != entry.previous_version):
+            raise ListConflict(f"the list is no longer at version {entry.previous_version}")
+        if current is not None and listing.version <= current.version:
+            raise ListConflict(f"version {listing.version} is stored already")
+        version = PolicyVersion(self.name, listing.version, _to_doc(state), entry.actor, entry.at, entry.reason)
         try:
-            await self.versions.insert_one({"_id": listing.version, **doc}, session=session)
-        except DuplicateKeyError as exc:
+            await self.policies.save(version, session=session)
+        except DomainError as exc:  # a concurrent save of the same version number
             raise ListConflict(f"version {listing.version} is stored already") from exc
 
     async def ensure(self, shipped: Listing, actor: str, at: datetime) -> ListVersion:
         """The current list, seeded from the shipped file when the store has none, or when the
         file carries a higher version than the store (a new list shipped with a release)."""
-        current = await self.load()
+        current = await self.load() or await self._adopt_legacy()
         if current is not None and current.listing.version >= shipped.version:
             if current.listing.version == shipped.version and current.listing.list_version != shipped.list_version:
                 log.warning("the shipped list differs from the stored one at the same version; keeping the stored",
@@ -231,15 +235,24 @@ class ResponsibilityStore:
             return stored
         return first
 
+    async def _adopt_legacy(self) -> ListVersion | None:
+        """A store written before the list moved to the policy store: its versions, oldest first, become the
+        policy's versions (history kept); None when there are none."""
+        for doc in await self.legacy.find({}).sort("_id", 1).to_list():
+            state = _from_doc(doc)
+            version = PolicyVersion(self.name, state.listing.version, _to_doc(state), state.entry.actor,
+                                    state.entry.at, state.entry.reason)
+            with contextlib.suppress(DomainError):  # another replica copied it first
+                await self.policies.save(version)
+        return await self.load()
+
     async def version(self, number: int, session: Any = None) -> ListVersion | None:
-        doc = await self.versions.find_one({"_id": number}, session=session)
-        return _from_doc(doc) if doc else None
+        found = await self.policies.get(number)
+        return _from_doc(found.doc) if found else None
 
     async def history(self, limit: int = 50, session: Any = None) -> list[LogEntry]:
         """The change log, newest first."""
-        docs = await self.versions.find({}, {"change": 1}, session=session).sort(
-            "_id", DESCENDING).limit(limit).to_list()
-        return [LogEntry.from_doc(d["change"]) for d in docs]
+        return [LogEntry.from_doc(v.doc["change"]) for v in await self.policies.history(limit)]
 
 
 def _to_doc(state: ListVersion) -> Doc:

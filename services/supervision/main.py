@@ -20,6 +20,7 @@ from services.supervision.cases import sla as sla_module
 from services.supervision.cases import store as store_module
 from services.supervision.cases.api import ParkGrpc, SupervisionGrpc, http_routes
 from services.supervision.cases.commands import CaseCommands, CaseHandlers, CasePolicies, register
+from services.supervision.cases.gauge_ledger import SlaGauges
 from services.supervision.cases.handlers import CALENDAR_AHEAD, CaseInbox, DeadlineAlarms, count_opened
 from services.supervision.cases.lifecycle import Limits, PeriodDeadlines, Policy
 from services.supervision.cases.reminder_board import reminder_routes
@@ -27,7 +28,6 @@ from services.supervision.cases.search import COLLECTION as COLLECTION_SEARCH
 from services.supervision.cases.search import INDEXES as SEARCH_INDEXES
 from services.supervision.cases.search import CaseSearch, SearchIndexer
 from services.supervision.cases.search_api import search_routes
-from services.supervision.cases.sla_metrics import SlaGauges
 from services.supervision.levels.circulation_store import INDEXES as CIRCULATION_INDEXES
 from services.supervision.levels.circulation_store import Circulation, circulation_routes
 from services.supervision.levels.deputy_escalation_handlers import DeputyEscalations

@@ -25,10 +25,10 @@ from hotline.policy import SCOPE_CLAIM, Role
 from hotline.security import limit_bodies
 from hotline.settings import Settings
 from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, kpis_pb2, lifecycle_pb2, services_pb2, ticket_pb2
-from services.supervision.cases.lifecycle import Action
 from services.workbench import charts, core, day, knowledge, letters, office, park_forms
 from services.workbench import security as csrf
-from services.workbench.clients import Refused, Services, optional
+from services.workbench.clients import Refused, Services, optional, similar_panel
+from services.workbench.core import Action
 from services.workbench.names import Names
 from services.workbench.security import secure_cookies
 
@@ -80,7 +80,6 @@ def build(settings: Settings) -> FastAPI:
     templates.env.filters["role_label"] = lambda role: core.ROLE_LABELS.get(role, role)
     templates.env.globals.update(when=when, deadline=deadline, STATE_LABELS=core.STATE_LABELS,
                                  ROLE_LABELS=core.ROLE_LABELS, Action=Action,
-                                 ACTION_LABELS=park_forms.labels(core.ACTION_LABELS),  # forms by action name
                                  case_pb2=case_pb2, ticket_pb2=ticket_pb2, TICKET_TYPES=TICKET_TYPES,
                                  development_sign_in=dev_sign_in)
     names = Names()  # units, streets, communities by name (the directory); ids only as secondary text
@@ -231,14 +230,14 @@ def build(settings: Settings) -> FastAPI:
                                                       services_pb2.GetTicketRequest(ticket_id=ticket_id)))
         history = await services.call(token, "supervision", "GetCaseHistory",
                                       lifecycle_pb2.GetCaseHistoryRequest(ticket_id=ticket_id))
-        view = core.CaseView(case.state, case.primary_unit.unit_id, {a.unit_id: a.state for a in case.assists})
-        similar = await knowledge.similar_panel(services, token, ticket_id)  # 相似办结案例与知识库
-        direct = Action.DIRECT_ANSWER in core.actions_any(who, view) and \
-            case.ticket_type == ticket_pb2.TICKET_TYPE_CONSULTATION
+        # 可办理的操作: supervision answers which actions this person may take now (its lifecycle decides)
+        offered = core.Offered.of((await services.get(
+            token, "supervision", f"/cases/{urllib.parse.quote(ticket_id, safe='')}/actions")).json())
+        similar = await similar_panel(services, token, ticket_id)  # 相似办结案例与知识库
+        direct = Action.DIRECT_ANSWER in offered.names and case.ticket_type == ticket_pb2.TICKET_TYPE_CONSULTATION
         key = uuid.uuid4().hex
         return page(request, "case.html", who, case=case, ticket=ticket, history=history.entries,
-                    actions=[*core.actions(who, view), *park_forms.actions(who, case)], key=key, due_of=due_of,
-                    similar=similar,
+                    actions=offered.forms, action_label=offered.label, key=key, due_of=due_of, similar=similar,
                     direct=f"{key}-direct" if direct else "",
                     **await workday.case_extras(token, who, ticket_id))
 
@@ -307,7 +306,7 @@ def build(settings: Settings) -> FastAPI:
         try:
             case = await services.call(token, "supervision", method, message, key=key)
         except Refused as exc:
-            return go(back, False, f"{core.ACTION_LABELS[Action(action)]}未成功。{names.humanize(exc.message)}")
+            return go(back, False, f"{core.ACTION_LABELS.get(action, action)}未成功。{names.humanize(exc.message)}")
         return go(back, True, f"{done}（工单 {ticket_id}，当前状态：{core.STATE_LABELS.get(case.state, '')}）")
 
     # ------------------------------------------------------------ district office

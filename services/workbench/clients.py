@@ -4,6 +4,7 @@ idempotency key for commands), HTTP for the read models only served over HTTP. R
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -83,6 +84,14 @@ class Services:
             code = HTTP_STATUS.get(response.status_code, grpc.StatusCode.UNKNOWN)
             raise Refused(code, http_detail(detail))
         return response
+
+
+async def similar_panel(services: Services, token: str, ticket_id: str) -> dict[str, Any] | None:
+    """The similar resolved cases and matching articles of a case (None: not available to this person);
+    shown on the case page (app.py) and the dispatch queue (office.py)."""
+    found = await optional(lambda: services.get(
+        token, "metrics", f"/knowledge/cases/{urllib.parse.quote(ticket_id, safe='')}/similar"))
+    return found.json() if found is not None else None
 
 
 async def optional(call: Callable[[], Awaitable[T]]) -> T | None:

@@ -1,6 +1,6 @@
-"""The workbench's pure logic (no I/O): signed session cookies, countdowns, which actions a
-signed-in person may take on a case in its state (from the lifecycle's own table), and gRPC
-errors as precise Chinese messages."""
+"""The workbench's pure logic (no I/O): signed session cookies, countdowns, the case actions the
+case API offers (supervision decides which a person may take: GET /cases/{ticket_id}/actions) and
+gRPC errors as precise Chinese messages. The workbench imports nothing from the services."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import grpc
@@ -17,13 +19,21 @@ import grpc
 from hotline.auth import Principal
 from hotline.policy import Role
 from hotline.policy import roles as policy_roles
-from services.supervision.cases.lifecycle import ACTOR_OF, ALLOWED, ASSISTING, LABELS, OFFICE, PRIMARY, Action
+from hotline.v1 import events_pb2
 
 ROLE_LABELS = {
     Role.UNIT: "承办单位", Role.OFFICE: "区热线办", Role.DEPUTY: "人大代表", Role.LIAISON: "人大联络员",
     Role.LEADER: "领导", Role.VIEWER: "查看", Role.ADMIN: "管理员",
 }
-STATE_LABELS = LABELS
+_S = events_pb2
+# The case states as the workbench shows them (display text is the workbench's own; a test keeps the states
+# equal to the lifecycle's: tests/unit/test_workbench_display_names.py).
+STATE_LABELS = {
+    _S.CASE_STATE_AWAITING_SIGN_OFF: "待签收", _S.CASE_STATE_IN_PROGRESS: "办理中",
+    _S.CASE_STATE_RETURN_REQUESTED: "退单申请中", _S.CASE_STATE_EXTENSION_REQUESTED: "延期申请中",
+    _S.CASE_STATE_PARKED: "挂账", _S.CASE_STATE_REPLIED: "已反馈待审核", _S.CASE_STATE_SENT_BACK: "重办",
+    _S.CASE_STATE_REPORTED: "已回传待回访", _S.CASE_STATE_EVALUATED: "已回访待决定", _S.CASE_STATE_ARCHIVED: "已归档",
+}
 
 
 # ---------------------------------------------------------------- session cookie
@@ -68,53 +78,57 @@ def countdown(due: datetime | None, now: datetime) -> tuple[str, bool]:
 # ---------------------------------------------------------------- actions
 
 
+class Action(StrEnum):
+    """The case actions by the names the case API answers with (supervision's lifecycle names them); the
+    case page has a form for each, keyed by name. Which of them a person may take now is the API's answer."""
+
+    SIGN_OFF = "sign_off"  # 签收
+    ASSIST_SIGN_OFF = "assist_sign_off"  # 协办签收
+    RECORD_CONTACT = "record_contact"  # 联系诉求人
+    REPLY = "reply"  # 办结反馈
+    REQUEST_EXTENSION = "request_extension"  # 申请延期
+    DECIDE_EXTENSION = "decide_extension"  # 延期审批
+    PARK = "park"  # 挂账申请
+    DECIDE_PARK = "decide_park"  # 挂账审批 (the office)
+    RESUME = "resume"  # 恢复办理
+    REPORT_PROGRESS = "report_progress"  # 挂账进展
+    REQUEST_RETURN = "request_return"  # 申请退单
+    REVIEW = "review"  # 审核
+    DECIDE_REDO = "decide_redo"  # 重办或结案
+    CONTRIBUTE = "contribute"  # 协办意见
+    WAIVE_ASSIST = "waive_assist"  # 免于协办
+    DIRECT_ANSWER = "direct_answer"  # 直接答复 (offered with the matching articles, not as a form)
+
+
 @dataclass(frozen=True)
-class CaseView:
-    """What decides the actions offered: the case's state, its units, its assisting sub-cases."""
+class Offered:
+    """The case API's answer: the actions the signed-in person may take now, and their labels."""
 
-    state: int
-    primary_unit: str
-    assisting: dict[str, int]  # unit id -> AssistState value
+    names: tuple[str, ...]
+    labels: Mapping[str, str]
 
+    @classmethod
+    def of(cls, answer: Mapping[str, Any]) -> Offered:
+        items = [a for a in answer.get("actions", ()) if isinstance(a, Mapping) and a.get("name")]
+        return cls(tuple(str(a["name"]) for a in items), {str(a["name"]): str(a.get("label", "")) for a in items})
 
-def actions(who: Principal, case: CaseView) -> list[Action]:
-    """The lifecycle actions ``who`` may take on ``case`` now (lifecycle.ALLOWED and ACTOR_OF), as forms
-    of the case page (直接答复 is offered with the matching articles instead)."""
-    return [a for a in actions_any(who, case) if a != Action.DIRECT_ANSWER]
+    @property
+    def forms(self) -> list[str]:
+        """The actions shown as forms of the case page (直接答复 is offered with the matching articles instead)."""
+        return [a for a in self.names if a != Action.DIRECT_ANSWER]
 
-
-def actions_any(who: Principal, case: CaseView) -> list[Action]:
-    """Every lifecycle action ``who`` may take on ``case`` now."""
-    out: list[Action] = []
-    for action, states in ALLOWED.items():
-        actor = ACTOR_OF[action]
-        if actor == PRIMARY and not (who.role == Role.UNIT and who.unit_id == case.primary_unit):
-            continue
-        if actor == ASSISTING and not (who.role == Role.UNIT and who.unit_id in case.assisting):
-            continue
-        if actor == OFFICE and who.role not in (Role.OFFICE, Role.ADMIN):
-            continue
-        if actor not in (PRIMARY, ASSISTING, OFFICE) or action not in ACTION_LABELS:
-            continue  # the platform's own (routing, the city), or one the workbench has no form for yet
-        if case.state not in states:
-            continue
-        if action == Action.ASSIST_SIGN_OFF and case.assisting.get(who.unit_id) != 1:  # AWAITING_SIGN_OFF
-            continue
-        if action == Action.CONTRIBUTE and case.assisting.get(who.unit_id) != 2:  # SIGNED_OFF
-            continue
-        if action == Action.WAIVE_ASSIST and not any(s in (1, 2) for s in case.assisting.values()):
-            continue
-        out.append(action)
-    return out
+    def label(self, name: str) -> str:
+        return self.labels.get(name) or ACTION_LABELS.get(name, name)
 
 
-ACTION_LABELS = {
+ACTION_LABELS: dict[str, str] = {
     Action.SIGN_OFF: "签收", Action.ASSIST_SIGN_OFF: "协办签收", Action.RECORD_CONTACT: "联系诉求人",
     Action.REPLY: "办结反馈", Action.REQUEST_EXTENSION: "申请延期", Action.DECIDE_EXTENSION: "延期审批",
     Action.PARK: "挂账", Action.REPORT_PROGRESS: "挂账进展", Action.REQUEST_RETURN: "申请退单",
     Action.REVIEW: "审核", Action.DECIDE_REDO: "重办或结案", Action.CONTRIBUTE: "提交协办意见",
-    Action.WAIVE_ASSIST: "免于协办", Action.DIRECT_ANSWER: "直接答复",
-}
+    Action.WAIVE_ASSIST: "免于协办", Action.DIRECT_ANSWER: "直接答复", Action.DECIDE_PARK: "挂账审批",
+    Action.RESUME: "恢复办理",
+}  # the workbench's own text, for its messages; the case page shows the API's labels
 
 
 # ---------------------------------------------------------------- errors
@@ -181,16 +195,16 @@ class EditablePolicy:
 EDITABLE_POLICIES = {p.name: p for p in (
     EditablePolicy("warning_rules", "supervision", "预警规则", "services/supervision/data/warning_rules.json",
                    OFFICE_ROLES, "新规则即时生效"),
-    EditablePolicy("sla_policy", "supervision", "时限政策", "services/supervision/data/sla_policy.json",
+    EditablePolicy("sla_policy", "supervision", "时限政策", "hotline/data/sla_policy.json",
                    OFFICE_ROLES | {Role.LEADER}, "此后新立案件按新版本计时，已立案件仍按其立案时的版本"),
 )}
 POLICY_FILES = (
-    ("时限政策（签收、联系、办理、延期、退单、派单）", "services/supervision/data/sla_policy.json"),
+    ("时限政策（签收、联系、办理、延期、退单、派单）", "hotline/data/sla_policy.json"),
     ("预警规则", "services/supervision/data/warning_rules.json"),
-    ("考核口径", "services/metrics/data/kpi_policy.json"),
-    ("节假日调整（时限日历）", "services/supervision/data/calendar_overrides.json"),
+    ("考核口径", "hotline/data/kpi_policy.json"),
+    ("节假日调整（时限日历）", "hotline/data/calendar_overrides.json"),
     ("分类标签映射", "services/routing/data/label_map.json"),
-    ("数据保留期限", "services/intake/data/retention.json"),
+    ("数据保留期限", "hotline/data/retention.json"),
 )
 LIMIT_LABELS = {  # hotline.settings.LimitSettings: the limits beyond the SLA policy file (时限政策)
     "redo_working_days": "重办时限（工作日，热线办未给时）", "assist_working_days": "协办时限（工作日）",

@@ -52,7 +52,7 @@ SUPERVISION_STATES = {"SUPERVISION_STATE_OPEN": "督办中", "SUPERVISION_STATE_
 def lanes() -> dict[str, str]:
     """The SLA policy's lanes (通道) by name, with their Chinese labels (the shipped policy file)."""
     try:
-        doc = json.loads((REPO_ROOT / "services/supervision/data/sla_policy.json").read_text("utf-8"))
+        doc = json.loads((REPO_ROOT / "hotline/data/sla_policy.json").read_text("utf-8"))
     except (OSError, ValueError):
         return {}
     return {lane["name"]: lane.get("label", lane["name"]) for lane in doc.get("lanes", []) if "name" in lane}

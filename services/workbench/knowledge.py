@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hotline.policy import Role
-from services.workbench.clients import Refused, Services, optional
+from services.workbench.clients import Refused
 from services.workbench.office import Pages
 
 LINK_KINDS = {"link": "链接", "qr": "二维码", "sms": "短信链接"}
@@ -25,13 +25,6 @@ READERS = (Role.OFFICE, Role.ADMIN, Role.UNIT)
 EMPTY: dict[str, Any] = {"article_id": "", "version": 0, "title": "", "question": "", "answer": "", "where": "",
                          "hours": "", "materials": [], "links": [], "category": "", "unit_id": "", "unit_name": "",
                          "review_on": "", "status": "active"}
-
-
-async def similar_panel(services: Services, token: str, ticket_id: str) -> dict[str, Any] | None:
-    """The similar resolved cases and matching articles of a case (None: not available to this person)."""
-    found = await optional(lambda: services.get(
-        token, "metrics", f"/knowledge/cases/{urllib.parse.quote(ticket_id, safe='')}/similar"))
-    return found.json() if found is not None else None
 
 
 def _refuse(who: Any, roles: tuple[Role, ...], what: str) -> None:

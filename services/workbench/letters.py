@@ -15,11 +15,16 @@ from fastapi.responses import HTMLResponse, Response
 
 from hotline.policy import Role
 from hotline.v1 import circulation_pb2 as cp
-from services.supervision.levels.circulation import KINDS, STATE_NAMES
 from services.workbench.clients import Refused
 from services.workbench.office import Pages
 
 READERS = frozenset({Role.UNIT, Role.OFFICE, Role.ADMIN, Role.LEADER})
+# Display names are the workbench's own (it imports nothing from supervision); the kinds are supervision's
+# (services/supervision/levels/circulation.py KINDS: tests/unit/test_workbench_display_names.py keeps them equal).
+KINDS = {"warning_letter": "预警函", "supervision_letter": "督办函", "recurring_list": "屡办不成问题清单",
+         "deputy_monthly_list": "代表每月问题清单", "sentiment_report": "舆情预警专报"}
+STATE_NAMES = {cp.LETTER_STATE_SENT: "待签收", cp.LETTER_STATE_ACKNOWLEDGED: "已签收待回复",
+               cp.LETTER_STATE_ANSWERED: "已回复"}
 STATE_NAMES_BY_KEY = {cp.LetterState.Name(k): v for k, v in STATE_NAMES.items()}
 
 

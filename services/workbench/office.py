@@ -26,7 +26,7 @@ from hotline.auth import Principal
 from hotline.settings import REPO_ROOT, Settings
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, routing_pb2, services_pb2
 from services.workbench import core, policy_form
-from services.workbench.clients import Refused, Services, optional
+from services.workbench.clients import Refused, Services, optional, similar_panel
 from services.workbench.security import relative
 
 RETURN_STATUS = {case_pb2.RETURN_STATUS_REQUESTED: "待审核", case_pb2.RETURN_STATUS_REFUSED: "已驳回（退回原单位）",
@@ -97,8 +97,6 @@ def register(app: FastAPI, p: Pages) -> None:
         token, who = office(request)
         answer = await services.call(token, "routing", "ListQueue", routing_pb2.ListQueueRequest(page_size=200))
         listing = await list_items(token)
-        from services.workbench.knowledge import similar_panel  # (that module builds on this one's Pages)
-
         similar = {e.ticket_id: await similar_panel(services, token, e.ticket_id)  # 相似办结案例, the first ones
                    for e in answer.entries[:QUEUE_SIMILAR]}
         return p.page(request, "office_queue.html", who, entries=answer.entries, length=answer.length,

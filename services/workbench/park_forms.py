@@ -4,42 +4,17 @@ supervision's HTTP API: ``POST /cases/{id}/park/decision`` (the office approves 
 ``GET /reminders`` (the unit's due-soon clocks). Nothing of services.* is imported.
 
 The actions are named as the case API names them (``decide_park``, ``resume``); the case page
-renders a form per action name, whoever decided the action is offered (here, until the case API
-answers the allowed actions itself: then :func:`actions` goes)."""
+renders a form per action name; the case API (``GET /cases/{id}/actions``) decides which are offered."""
 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Mapping
 from typing import Any
 
-from hotline.auth import Principal
-from hotline.policy import Role
-from hotline.v1 import events_pb2
 from services.workbench.clients import Refused, Services
 
 DECIDE_PARK, RESUME = "decide_park", "resume"
 LABELS = {DECIDE_PARK: "挂账审批", RESUME: "恢复办理"}
-REQUESTED = "requested"  # Park.status of a 挂账申请 waiting for the office
-HANDLING = (events_pb2.CASE_STATE_IN_PROGRESS, events_pb2.CASE_STATE_SENT_BACK)
-
-
-def labels(lifecycle: Mapping[Any, str]) -> dict[str, str]:
-    """Action name -> Chinese label of every form the case page renders (the lifecycle's and these)."""
-    return {**{str(k): v for k, v in lifecycle.items()}, **LABELS}
-
-
-def actions(who: Principal, case: events_pb2.Case) -> list[str]:
-    """挂账审批 for the office while a unit's request waits; 恢复办理 of a parked case for the office
-    or its primary unit."""
-    office = who.role in (Role.OFFICE, Role.ADMIN)
-    out = []
-    if office and case.state in HANDLING and case.park.status == REQUESTED:
-        out.append(DECIDE_PARK)
-    if case.state == events_pb2.CASE_STATE_PARKED and (
-            office or (who.role == Role.UNIT and who.unit_id == case.primary_unit.unit_id)):
-        out.append(RESUME)
-    return out
 
 
 async def act(services: Services, token: str, ticket_id: str, action: str, form: dict[str, str]) -> tuple[bool, str]:

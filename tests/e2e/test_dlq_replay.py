@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 
+from cli.main import main as hotline_main
 from hotline import kafka, mongo
 from hotline import settings as settings_module
-from hotline.cli import main as hotline_main
 from hotline.settings import Settings
 from hotline_dev import dlq, infra
 from hotline_dev.launcher import (

@@ -11,6 +11,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import mongo
+from hotline.directory import DIRECTORY_FILE
 from hotline.settings import Settings
 from services.routing.core import DATA_DIR, Directory
 from services.routing.responsibility import Change, Listing, apply_change, load_listing
@@ -31,7 +32,7 @@ def shipped() -> Listing:
     return load_listing(DATA_DIR / "responsibilities.json")
 
 
-UNITS = Directory.from_file(DATA_DIR / "directory.json").units
+UNITS = Directory.from_file(DIRECTORY_FILE).units
 
 
 async def test_versions_are_stored_with_who_when_and_why(db: AsyncDatabase[mongo.Doc], shipped: Listing) -> None:
@@ -153,3 +154,23 @@ async def test_queue_gauges_follow_the_desk_writes_and_equal_a_full_count(db: As
         hours=2)) == (3, AT + timedelta(hours=2))
     await store.save(Desk(ticket=tickets[3], assigned=assigned, queue=entry("Q3", 2)))  # the same write again
     assert await store.queue_gauges() == await store.queue_stats() == (3, AT + timedelta(hours=2))
+
+
+async def test_the_list_lives_in_the_kits_policy_store_and_an_old_store_is_adopted(
+    db: AsyncDatabase[mongo.Doc], shipped: Listing
+) -> None:
+    """Issue #20: the list's versions are the kit's versioned policy ``responsibility_list``
+    (hotline/policies.py); a store written before (``responsibility_versions``) is copied in with its history."""
+    from hotline.policies import PolicyStore
+    from services.routing.responsibility import seed
+    from services.routing.store import LEGACY_VERSIONS, _to_doc
+
+    first = seed(shipped, "system:routing", AT)
+    edited = apply_change(shipped, Change("remove", "并入", rule_id="消费维权-06"), "office:li", AT, UNITS)
+    await db[LEGACY_VERSIONS].insert_many([{"_id": v.listing.version, **_to_doc(v)} for v in (first, edited)])
+    store = ResponsibilityStore(db)
+    assert await store.ensure(shipped, "system:routing", AT + timedelta(days=1)) == edited  # not re-seeded
+    assert [(e.version, e.actor) for e in await store.history()] == [(2, "office:li"), (1, "system:routing")]
+    stored = await PolicyStore(db, "responsibility_list").load()
+    assert stored is not None and (stored.version, stored.actor, stored.reason) == (2, "office:li", "并入")
+    assert (await ResponsibilityStore(db).ensure(shipped, "system:routing", AT)) == edited  # copied once

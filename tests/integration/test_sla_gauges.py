@@ -13,7 +13,7 @@ from hotline import pb
 from hotline.clock import ManualClock
 from hotline.v1 import events_pb2, lifecycle_pb2
 from services.supervision.cases import gauge_ledger
-from services.supervision.cases.sla_metrics import SlaGauges
+from services.supervision.cases.gauge_ledger import SlaGauges
 from services.supervision.cases.store import INBOX, CaseStore
 
 pytestmark = pytest.mark.integration

@@ -351,8 +351,8 @@ def _dockerfile_stages(text: str) -> tuple[list[tuple[str, str, list[str]]], str
 
 def test_service_image_carries_only_the_kit_and_the_services() -> None:
     """The default target (what compose runs the services from) copies pyproject/lock/README,
-    hotline/ and services/ only; hotline_dev/ (infrastructure, launcher, simulator) is in the tools
-    stage alone."""
+    hotline/, services/ and cli/ (the program's entry) only; hotline_dev/ (infrastructure, launcher,
+    simulator) is in the tools stage alone."""
     stages, default = _dockerfile_stages(DOCKERFILE.read_text(encoding="utf-8"))
     by_name = {name: (base, copies) for name, base, copies in stages}
     chain, name = [], default
@@ -360,7 +360,7 @@ def test_service_image_carries_only_the_kit_and_the_services() -> None:
         chain.append(name)
         name = by_name[name][0]
     copied = {src.rstrip("/") for stage in chain for src in by_name[stage][1]}
-    assert copied == {"pyproject.toml", "uv.lock", "README.md", "hotline", "services"}, copied
+    assert copied == {"pyproject.toml", "uv.lock", "README.md", "hotline", "services", "cli"}, copied
     assert any("hotline_dev" in copies for _, _, copies in stages), "the tools stage should add hotline_dev"
     compose = load_yaml(COMPOSE)
     for name in (*SERVICES, "topics"):

@@ -167,7 +167,8 @@ def test_monthly_list_names_the_injected_problems_of_each_area() -> None:
 
 def test_monthly_list_thresholds_are_the_versioned_policy_file(tmp_path: Path) -> None:
     assert POLICY.version and (POLICY.concentrated_at, POLICY.repeated_at, POLICY.hard_at) == (5, 3, 1)
-    assert Settings().deputy.monthly_list_policy == core.POLICY_FILE
+    assert Settings().deputy.monthly_list_policy is None  # unset: the service's own file
+    assert core.ListPolicy.load(Settings().deputy.monthly_list_policy) == core.ListPolicy.load(core.POLICY_FILE)
     tickets, _ = simulated_month()
     stricter = core.ListPolicy.from_dict({"version": "test-2", "concentrated": {"min_tickets": 20},
                                           "repeated": {"min_tickets_same_place": 5},

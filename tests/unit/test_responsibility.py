@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hotline.directory import DIRECTORY_FILE
 from services.routing.core import DATA_DIR
 from services.routing.responsibility import (
     Change,
@@ -28,8 +29,8 @@ from services.routing.responsibility import (
 )
 
 AT = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
-UNITS = {u["unit_id"] for u in json.loads((DATA_DIR / "directory.json").read_text("utf-8"))["units"]}
-NAMES = {u["unit_id"]: u["name"] for u in json.loads((DATA_DIR / "directory.json").read_text("utf-8"))["units"]}
+UNITS = {u["unit_id"] for u in json.loads((DIRECTORY_FILE).read_text("utf-8"))["units"]}
+NAMES = {u["unit_id"]: u["name"] for u in json.loads((DIRECTORY_FILE).read_text("utf-8"))["units"]}
 
 
 @pytest.fixture(scope="module")

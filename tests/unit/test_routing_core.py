@@ -152,7 +152,7 @@ def test_the_more_specific_keywords_win_a_tie(router: Router) -> None:
 def test_decisions_carry_the_list_version(router: Router) -> None:
     from datetime import UTC, datetime
 
-    from services.routing.handlers import assignment_event
+    from services.routing.core import assignment_event
 
     t = ticket(title="停水", content="家里停水了,自来水没水", address="中华路1号")
     d = router.decide(t)
@@ -187,7 +187,7 @@ def test_the_assignment_carries_the_list_items_lane_and_what_the_clocks_need(
         router: Router, text: str, category: str, rule_id: str, lane: str) -> None:
     from datetime import UTC, datetime
 
-    from services.routing.handlers import assignment_event
+    from services.routing.core import assignment_event
 
     t = ticket(content=text, category=category, source="deputy")
     t.caller.enterprise = True

@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from hotline.directory import DIRECTORY_FILE
 from hotline.v1 import events_pb2, ticket_pb2
 from services.routing.core import DATA_DIR, MANUAL_UNIT, Directory, Router
 from services.routing.responsibility import PLACE_RULES, Listing, load_listing, validate
@@ -37,12 +38,12 @@ def listing() -> Listing:
 
 @pytest.fixture(scope="module")
 def directory_doc() -> dict:
-    return json.loads((DATA_DIR / "directory.json").read_text("utf-8"))
+    return json.loads((DIRECTORY_FILE).read_text("utf-8"))
 
 
 @pytest.fixture(scope="module")
 def directory() -> Directory:
-    return Directory.from_file(DATA_DIR / "directory.json")
+    return Directory.from_file(DIRECTORY_FILE)
 
 
 def test_the_list_has_ten_categories_and_153_items(listing: Listing) -> None:

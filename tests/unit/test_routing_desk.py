@@ -13,8 +13,8 @@ from hotline.commands import DomainError
 from hotline.policy import Role
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, routing_pb2, ticket_pb2
 from services.routing import desk
-from services.routing.core import DATA_DIR, Router
-from services.routing.handlers import assignment_event, queue_entry_of
+from services.routing.core import DATA_DIR, Router, assignment_event
+from services.routing.handlers import queue_entry_of
 from services.routing.responsibility import load_listing, seed
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -10,8 +10,6 @@ import grpc
 from hotline.auth import Principal, Verifier
 from hotline.policy import Role
 from hotline.settings import Settings
-from hotline.v1 import events_pb2
-from services.supervision.cases.lifecycle import ALLOWED, Action
 from services.workbench import core
 from services.workbench.app import COOKIE, build
 from tests.support import browser_client
@@ -36,26 +34,14 @@ def test_countdown_marks_overdue() -> None:
     assert core.countdown(None, NOW) == ("—", False)
 
 
-def view(state: int, assists: dict[str, int] | None = None) -> core.CaseView:
-    return core.CaseView(state, "DP01", assists or {})
-
-
-def test_actions_follow_the_lifecycle_table_and_who_acts() -> None:
-    awaiting, handling, replied = (events_pb2.CASE_STATE_AWAITING_SIGN_OFF, events_pb2.CASE_STATE_IN_PROGRESS,
-                                   events_pb2.CASE_STATE_REPLIED)
-    assert core.actions(UNIT, view(awaiting)) == [Action.SIGN_OFF, Action.REQUEST_RETURN]
-    assert set(core.actions(UNIT, view(handling))) == {Action.RECORD_CONTACT, Action.REPLY, Action.REQUEST_EXTENSION,
-                                                       Action.PARK, Action.REQUEST_RETURN}
-    assert core.actions(UNIT, view(replied)) == [] and core.actions(OFFICE, view(replied)) == [Action.REVIEW]
-    assert core.actions(OFFICE, view(awaiting)) == []  # nothing of the unit's is offered to the office
-    # an assisting unit: sign off its sub-case, then contribute; the office may waive it
-    assert core.actions(HELPER, view(handling, {"DP12": 1})) == [Action.ASSIST_SIGN_OFF]
-    assert core.actions(HELPER, view(handling, {"DP12": 2})) == [Action.CONTRIBUTE]
-    assert core.actions(OFFICE, view(handling, {"DP12": 2})) == [Action.WAIVE_ASSIST]
-    assert core.actions(Principal("x", Role.UNIT, unit_id="DP99"), view(handling)) == []
-    for who in (UNIT, OFFICE):  # never an action the table forbids in the state
-        for state in ALLOWED[Action.REVIEW] | ALLOWED[Action.SIGN_OFF] | {handling}:
-            assert all(state in ALLOWED[a] for a in core.actions(who, view(state)))
+def test_the_case_apis_answer_becomes_the_case_pages_forms() -> None:
+    """Which actions: the case API's answer (tests/unit/test_case_actions.py); the workbench only shows them."""
+    offered = core.Offered.of({"actions": [{"name": "sign_off", "label": "签收"}, {"name": "direct_answer"},
+                                           {"name": "resume", "label": "恢复办理"}, {"label": "no name"}]})
+    assert offered.names == ("sign_off", "direct_answer", "resume")
+    assert offered.forms == ["sign_off", "resume"]  # 直接答复 comes with the matching articles, not as a form
+    assert offered.label("resume") == "恢复办理" and offered.label("direct_answer") == "直接答复"  # its own text
+    assert core.Offered.of({}).names == () and core.Action.DECIDE_PARK == "decide_park"
 
 
 def test_errors_become_precise_chinese_messages() -> None:

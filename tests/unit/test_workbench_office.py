@@ -99,6 +99,9 @@ class FakeServices:
         return answer
 
     async def get(self, token: str, service: str, path: str, **params: Any) -> Any:
+        if service == "supervision" and path.endswith("/actions"):  # the case API's 可办理的操作
+            self.calls.append((service, path, params, ""))
+            return FakeResponse(self.answers.get("actions", {"actions": []}))
         raise Refused(grpc.StatusCode.UNAVAILABLE, "not in this test")
 
 
@@ -255,7 +258,7 @@ def test_a_refused_policy_stays_in_the_editor_with_the_precise_reason(monkeypatc
 
 # ---------------------------------------------------------------- 时限政策 (the SLA policy, a versioned policy)
 
-SLA_DOC = json.loads((REPO_ROOT / "services/supervision/data/sla_policy.json").read_text(encoding="utf-8"))
+SLA_DOC = json.loads((REPO_ROOT / "hotline/data/sla_policy.json").read_text(encoding="utf-8"))
 
 
 def sla_editor_with(monkeypatch: pytest.MonkeyPatch, put: Any, role: str = "admin",
@@ -370,3 +373,24 @@ def test_the_case_page_links_a_deputys_attachments(monkeypatch: pytest.MonkeyPat
     assert page.status_code == 200, page.text
     assert '<a href="https://files.example/deputy/1.jpg" target="_blank" rel="noopener noreferrer">照片.jpg</a>' \
         in page.text
+
+
+def test_the_case_page_renders_the_forms_the_case_api_offers_and_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workbench decides nothing about who may act (issue #20): it shows a form for each action the case
+    API answers with, under the API's label, and none for an action it was not offered."""
+    client, fake = office_with(monkeypatch, {
+        "GetCase": events_pb2.Case(ticket_id="RD-2", state=events_pb2.CASE_STATE_IN_PROGRESS),
+        "GetTicket": ticket_pb2.Ticket(ticket_id="RD-2", title="占道经营"),
+        "GetCaseHistory": lifecycle_pb2.CaseHistory(),
+        "actions": {"ticket_id": "RD-2", "state": "CASE_STATE_IN_PROGRESS", "actions": [
+            {"name": "waive_assist", "label": "免于协办"}, {"name": "decide_park", "label": "挂账审批（API）"},
+            {"name": "direct_answer", "label": "直接答复"}]}})
+    page = client.get("/cases/RD-2")
+    assert page.status_code == 200, page.text
+    assert ("supervision", "/cases/RD-2/actions", {}, "") in fake.calls
+    assert 'action="/cases/RD-2/waive_assist"' in page.text and '挂账审批（API）' in page.text
+    for absent in ("review", "reply", "sign_off", "decide_extension", "direct_answer"):  # not offered: no form
+        assert f'action="/cases/RD-2/{absent}"' not in page.text
+    fake.answers["actions"] = {"actions": []}
+    page = client.get("/cases/RD-2")
+    assert "当前状态下您没有可进行的操作" in page.text and 'action="/cases/RD-2/waive_assist"' not in page.text

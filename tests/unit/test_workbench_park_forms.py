@@ -1,6 +1,6 @@
-"""The workbench's 挂账 forms and 事前提醒 (issue #22): which park actions a person is offered on a
-case (named as the case API names them), the supervision calls the forms make, and the reminders a
-unit's home page reads (a refusal leaves the card empty, not the page broken)."""
+"""The workbench's 挂账 forms and 事前提醒 (issue #22): the supervision calls the forms make, and the
+reminders a unit's home page reads (a refusal leaves the card empty, not the page broken). Which park
+actions are offered is the case API's (tests/unit/test_case_actions.py)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,8 @@ from typing import Any
 import grpc
 import httpx
 
-from hotline.auth import Principal
-from hotline.policy import Role
-from hotline.v1 import case_pb2, events_pb2
 from services.workbench import park_forms
 from services.workbench.clients import Refused
-
-OFFICE, UNIT, OTHER = Principal("o", Role.OFFICE), Principal("u", Role.UNIT, unit_id="ST01"), \
-    Principal("x", Role.UNIT, unit_id="ST02")
-
-
-def case(state: int, status: str = "") -> events_pb2.Case:
-    return events_pb2.Case(ticket_id="T1", state=state, primary_unit=events_pb2.Unit(unit_id="ST01"),
-                           park=case_pb2.Park(status=status, plan="纳入计划", target_date="2027-01-31"))
-
-
-def test_the_office_decides_a_requested_park_and_the_unit_or_office_resumes() -> None:
-    asked = case(events_pb2.CASE_STATE_IN_PROGRESS, "requested")
-    assert park_forms.actions(OFFICE, asked) == ["decide_park"]
-    assert park_forms.actions(UNIT, asked) == []  # a unit never approves its own 挂账
-    assert park_forms.actions(OFFICE, case(events_pb2.CASE_STATE_IN_PROGRESS)) == []  # nothing asked
-    assert park_forms.actions(OFFICE, case(events_pb2.CASE_STATE_IN_PROGRESS, "refused")) == []
-    parked = case(events_pb2.CASE_STATE_PARKED, "approved")
-    assert park_forms.actions(UNIT, parked) == ["resume"] and park_forms.actions(OFFICE, parked) == ["resume"]
-    assert park_forms.actions(OTHER, parked) == []
-    labels = park_forms.labels({"sign_off": "签收"})
-    assert labels == {"sign_off": "签收", "decide_park": "挂账审批", "resume": "恢复办理"}
 
 
 class Supervision:

@@ -8,7 +8,7 @@ import json
 from hotline.settings import REPO_ROOT
 from services.workbench.policy_form import fields, groups, rebuild, refused_paths
 
-SLA = json.loads((REPO_ROOT / "services/supervision/data/sla_policy.json").read_text("utf-8"))
+SLA = json.loads((REPO_ROOT / "hotline/data/sla_policy.json").read_text("utf-8"))
 RULES = json.loads((REPO_ROOT / "services/supervision/data/warning_rules.json").read_text("utf-8"))
 
 

@@ -23,6 +23,7 @@ from hotline.v1 import (
     services_pb2,
     services_pb2_grpc,
 )
+from services.supervision.cases import actions
 from services.supervision.cases import commands as cc
 from services.supervision.cases.commands import CaseCommands
 from services.supervision.cases.store import CaseStore, page_token
@@ -129,6 +130,13 @@ def http_routes(store: CaseStore, commands: CaseCommands) -> APIRouter:
     async def history(ticket_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
         await visible_case(store, ticket_id, who)
         return as_json(await commands.history(ticket_id))
+
+    @api.get("/cases/{ticket_id}/actions",
+             summary="可办理的操作: the actions the caller may take on the case now (state, role, unit), with labels")
+    async def case_actions(ticket_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
+        case = await visible_case(store, ticket_id, who)
+        return {"ticket_id": case.ticket_id, "state": events_pb2.CaseState.Name(case.state),
+                "actions": [offered.as_json() for offered in actions.allowed(case, who)]}
 
     @api.get("/cases/{ticket_id}", summary="One case (案件) with its deadlines")
     async def get_case(ticket_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:

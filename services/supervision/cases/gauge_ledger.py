@@ -19,6 +19,7 @@ The ledger holds a small tuple per open case (about 200 bytes): 20 MB at 100,000
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_right, insort
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hotline.clock import Clock
+from hotline.mongo import Doc
 from services.supervision.cases import sla_metrics as m
 
 ARCHIVED = "CASE_STATE_ARCHIVED"
@@ -195,3 +198,50 @@ def note_level(db_name: str, ticket_id: str, level: int) -> None:
 
 def forget(db_name: str) -> None:
     _LEDGERS.pop(db_name, None)
+
+
+class SlaGauges:
+    def __init__(self, cases: Any, inbox: Any, clock: Clock, reconcile_seconds: float | None = 3600.0) -> None:
+        """``cases`` and ``inbox``: the AsyncCollections. With ``reconcile_seconds`` (None: scan at
+        every refresh, as before issue 21) the figures come from the database's ledger, which the
+        case writers of this process keep current, read in full at the first refresh and then
+        every ``reconcile_seconds``."""
+        self.cases = cases
+        self.inbox = inbox
+        self.clock = clock
+        self.reconcile_seconds = reconcile_seconds
+        self.ledger = ledger_for(cases.database.name) if reconcile_seconds is not None else None
+        self.reconciled_at: datetime | None = None
+        self.scans = 0  # full reads of the open cases
+        m.publish(m.Figures())  # every band and level at zero from the start
+
+    async def refresh(self) -> m.Figures:
+        now = self.clock.now()
+        waiting: list[Doc] = await self.inbox.find({}, {"_id": 0, "evaluated_at": 1}).to_list()
+        since = [d["evaluated_at"] for d in waiting if isinstance(d.get("evaluated_at"), datetime)]  # (tz-aware)
+        if self.ledger is None:
+            self.scans += 1
+            result = m.figures(await self.cases.find(m.OPEN, m.FIELDS).to_list(), now, waiting_since=since)
+        else:
+            assert self.reconcile_seconds is not None
+            if self.reconciled_at is None or now - self.reconciled_at >= timedelta(seconds=self.reconcile_seconds):
+                await self.reconcile()
+                self.reconciled_at = now
+            result = self.ledger.figures(now, waiting_since=since)
+        m.publish(result)
+        return result
+
+    async def reconcile(self) -> None:
+        """The ledger from one pass over the open cases (start, then every ``reconcile_seconds``)."""
+        assert self.ledger is not None
+        self.scans += 1
+        self.ledger.begin_reconcile()
+        self.ledger.reconcile(await self.cases.find(m.OPEN, {**m.FIELDS, "_id": 1}).to_list())
+
+    async def run_forever(self, interval_seconds: float) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception as exc:  # store away: try again at the next interval
+                m.log.warning("SLA gauges not refreshed", error=repr(exc))
+            await asyncio.sleep(interval_seconds)

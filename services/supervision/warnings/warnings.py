@@ -99,7 +99,7 @@ def normalise_address(address: str, rules: Rules) -> str:
 
 def street_finder(directory: dict[str, Any]) -> Callable[[str], str]:
     """The street (街道 name) an address lies in, by the longest place of routing's jurisdiction
-    gazetteer (services/routing/data/directory.json) it names; "" when it names none."""
+    gazetteer (hotline/data/directory.json) it names; "" when it names none."""
     names = {u["unit_id"]: u["name"] for u in directory["units"] if u["unit_type"] == "UNIT_TYPE_STREET"}
     places = {p["name"]: names[p["street"]] for p in directory["gazetteer"] if p["street"] in names}
     places.update({name: name for name in names.values()})
