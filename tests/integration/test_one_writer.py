@@ -102,7 +102,7 @@ async def parts(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
     install(monkeypatch, guard, db.name)
     clock = ManualClock(T0)
     published: list[dict[str, Any]] = []
-    outbox = Outbox(db, Producer(published), "supervision")  # type: ignore[arg-type]
+    outbox = Outbox(db, Producer(published), "supervision")
     bus = CommandBus(client, db, outbox, "supervision", clock)
     shipped = json.loads(SlaSettings().policy_file.read_text("utf-8"))
     sla_store = policies.PolicyStore(db, sla_module.POLICY_NAME)
@@ -222,7 +222,7 @@ async def trail(parts: dict[str, Any]) -> int:
     return count
 
 
-async def test_only_the_case_repository_writes_cases_and_the_follow_ups_run_once_in_process(parts: dict) -> None:
+async def test_only_the_repository_writes_cases_and_the_follow_ups_run_once_in_process(parts: dict[str, Any]) -> None:
     guard: Guard = parts["guard"]
     store: CaseStore = parts["store"]
     escalation: EscalationCommands = parts["escalation"]

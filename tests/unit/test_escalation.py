@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -372,7 +373,7 @@ class FakeCommands:
         self.calls.append(("close_merged", parent.ticket_id, 0, ""))
 
 
-def staged(message: object, topic: str = "t.cases") -> dict:
+def staged(message: object, topic: str = "t.cases") -> dict[str, Any]:
     """An outbox document as hotline/outbox.py stages it."""
     event = Event(topic, "C1", message, f"C1/{type(message).__name__}")  # type: ignore[arg-type]
     return {"topic": topic, "key": "C1", "value": event.value(), "headers": [[k, v] for k, v in event.headers("sv")]}
