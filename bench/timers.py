@@ -106,8 +106,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     producer = kafka.producer(settings)  # staging only: never started
     clock = ManualClock(NOW)
     store = CaseStore(db)
-    timers = Timers(db, Outbox(db, producer, "bench"), clock, DeadlineAlarms(store, "hotline.cases.v1"),
-                    collection="cases", batch=args.batch, embedded=True)
+    timers = store.clock_timers(Outbox(db, producer, "bench"), clock, DeadlineAlarms(store, "hotline.cases.v1"),
+                                batch=args.batch)  # as supervision runs them: the stages written by cases/store.py
     factory = CaseFactory(timers)
     rows: list[dict[str, Any]] = []
     try:

@@ -5,12 +5,20 @@ A consumer needs no outbox: the offset it has not yet committed is its durable t
 writes its state change and its events in one MongoDB transaction (``stage``), and the
 relay publishes what is staged, in order, then deletes it. A crash between publishing and
 deleting republishes the same event ids, which consumers drop as duplicates.
+
+Follow-ups inside the service (:meth:`Outbox.follow`): a service's own reaction to its staged
+events (supervision: a case closed -> settle its 督办 and close the cases merged under it; a first
+overdue -> level 1) runs in process from the outbox, before the events are published and
+deleted, instead of reading its own events back from Kafka. A crash before the delete runs a
+follower again on the same events (another replica's relay may too), so a follower's effect
+must be idempotent: a command keyed by the event. A follower that raises stops the relay until
+it succeeds (nothing is published past a follow-up not done).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -27,6 +35,7 @@ from hotline.mongo import Doc, insert_missing
 log = get_logger(__name__)
 
 COLLECTION = "outbox"
+Follower = Callable[[Sequence[Doc]], Awaitable[None]]  # the staged documents, in order (see the module doc)
 INDEXES = {COLLECTION: [IndexModel([("event_id", ASCENDING)], unique=True)]}
 
 
@@ -36,6 +45,11 @@ class Outbox:
         self.kafka = kafka
         self.service = service
         self._wake = asyncio.Event()
+        self.followers: list[Follower] = []
+
+    def follow(self, follower: Follower) -> None:
+        """Run ``follower`` on the staged events before they are published (module doc)."""
+        self.followers.append(follower)
 
     def documents(self, events: Sequence[Event]) -> list[dict[str, Any]]:
         """The outbox documents of ``events`` (for a caller that writes them in its own bulk write,
@@ -81,6 +95,8 @@ class Outbox:
         obs.OUTBOX_PENDING.labels(self.service).set(len(docs))
         if not docs:
             return 0
+        for follower in self.followers:
+            await follower(docs)
         futures = [
             await self.kafka.send(
                 d["topic"], value=d["value"], key=d["key"].encode(), headers=[(k, bytes(v)) for k, v in d["headers"]]

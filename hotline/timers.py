@@ -53,6 +53,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from pymongo import ASCENDING, DeleteOne, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.results import BulkWriteResult
 
 from hotline.clock import Clock
 from hotline.envelope import Event
@@ -111,6 +112,9 @@ class Fired:
 
 
 OnFire = Callable[[Sequence[Fired], AsyncClientSession], Awaitable[Sequence[Event]]]
+# who executes the timers' own writes (conditional updates of the timer sub-document): by default the
+# collection; an aggregate with one writer of its documents (supervision's cases/store.py) passes its own
+Writer = Callable[[list[UpdateOne | DeleteOne], AsyncClientSession | None], Awaitable[BulkWriteResult]]
 
 
 class Lost(Exception):
@@ -119,7 +123,8 @@ class Lost(Exception):
 
 class Timers:
     def __init__(self, db: AsyncDatabase[Doc], outbox: Outbox, clock: Clock, on_fire: OnFire,
-                 collection: str = COLLECTION, batch: int = 500, embedded: bool = False) -> None:
+                 collection: str = COLLECTION, batch: int = 500, embedded: bool = False,
+                 writer: Writer | None = None) -> None:
         self.client = db.client
         self.collection = db[collection]
         self.outbox = outbox
@@ -128,6 +133,8 @@ class Timers:
         self.batch = batch
         self.embedded = embedded  # clocks inside the aggregate's own documents (never delete those)
         self.service = outbox.service
+        self._bulk_write: Writer = writer or (
+            lambda ops, session: self.collection.bulk_write(ops, ordered=False, session=session))
 
     # -- the state side: inside the caller's transaction ------------------------------------------
 
@@ -220,7 +227,7 @@ class Timers:
                     ops.append(self._write(subject, version, clocks, exists=doc is not None))
             if not ops:
                 return
-            result = await self.collection.bulk_write(ops, ordered=False, session=session)
+            result = await self._bulk_write(ops, session)
             if result.deleted_count + result.modified_count + result.upserted_count == len(ops):
                 return
             if session is not None and session.in_transaction:
@@ -275,7 +282,7 @@ class Timers:
                 else:
                     clocks[kind] = {**clock, "stage": Stage.DUE.value}
             ops.append(self._write(subject, version, clocks, exists=True))
-        result = await self.collection.bulk_write(ops, ordered=False, session=session)
+        result = await self._bulk_write(ops, session)
         if result.deleted_count + result.modified_count != len(ops):
             raise Lost("another scanner claimed some of these timers")
         in_order = [f for _, f in sorted(fired, key=lambda pair: pair[0])]

@@ -14,7 +14,6 @@ from hotline.directory import DIRECTORY_FILE, Directory
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
-from hotline.timers import Timers
 from hotline.v1 import events_pb2, park_pb2_grpc, services_pb2_grpc, supervision_pb2_grpc
 from services.supervision.cases import sla as sla_module
 from services.supervision.cases import store as store_module
@@ -33,7 +32,7 @@ from services.supervision.levels.circulation_store import Circulation, circulati
 from services.supervision.levels.deputy_escalation_handlers import DeputyEscalations
 from services.supervision.levels.escalation import Rules as EscalationRules
 from services.supervision.levels.escalation_api import EscalationGrpc, escalation_routes
-from services.supervision.levels.escalation_handlers import EscalationInbox
+from services.supervision.levels.escalation_handlers import EscalationFollowUps
 from services.supervision.levels.escalation_store import INDEXES as ESCALATION_INDEXES
 from services.supervision.levels.escalation_store import EscalationCommands, unit_types
 from services.supervision.warnings import warning_policy
@@ -76,7 +75,7 @@ async def build(rt: Runtime) -> Service:
     log.info("SLA policy", version=current.version, lanes=[lane.name for lane in current.lanes])
     out_topic = rt.topic("case_events")
     alarms = DeadlineAlarms(store, out_topic, rt.topic("notifications"), tz)  # and 事前提醒 to the units
-    timers = Timers(rt.db, rt.outbox, rt.clock, alarms, collection="cases", batch=sla.scan_batch, embedded=True)
+    timers = store.clock_timers(rt.outbox, rt.clock, alarms, batch=sla.scan_batch)  # in the cases: store.py writes
     base = Policy(deadlines=PeriodDeadlines(calendar), tz=tz,
                   open_case=_no_policy,  # replaced per command by CasePolicies (the current policy)
                   limits=Limits.of(settings.limits), results_topic=rt.topic("city_results"))
@@ -97,7 +96,9 @@ async def build(rt: Runtime) -> Service:
     # 督办 levels, whistles, meetings, merges (escalation*.py): the one writer of a case's supervision level
     escalation = EscalationCommands(rt.commands, rt.db, EscalationRules.load(base.deadlines, tz), rt.clock,
                                     out_topic, unit_types(directory), rt.topic("city_results"),
-                                    clocks=case_policies.clocks)
+                                    clocks=case_policies.clocks, cases=commands)
+    # its follow-ups of the case decisions (settle, close merged cases, level 1) run in process from the outbox
+    rt.outbox.follow(EscalationFollowUps(escalation, out_topic).follow)
 
     units = {u["unit_id"] for u in directory["units"]}  # letters (公文流转) go to units of the directory
     circulation = Circulation(rt.commands, rt.db, rt.clock, out_topic, tz, warning_store, units.__contains__)
@@ -132,7 +133,6 @@ async def build(rt: Runtime) -> Service:
                    ConsumerSpec([rt.topic("ticket_events")], rt.group("warnings"), warning_inbox),
                    ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"),
                                  DeputyEscalations(escalation, commands)),  # and deputies' ratings (回访)
-                   ConsumerSpec([rt.topic("case_events")], rt.group("escalation"), EscalationInbox(escalation)),
                    ConsumerSpec([rt.topic("ticket_events"), rt.topic("assignment_events")], rt.group("search"),
                                 SearchIndexer(search))],
         indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES, **policies.INDEXES,

@@ -22,6 +22,7 @@ STEPS = {
     "report_progress": "报送挂账进展", "request_return": "申请退单", "refuse_return": "退单被驳回",
     "redispatch": "重新派单", "review": "审核", "evaluate": "回访评价", "decide_redo": "重办或结案",
     "contribute": "提交协办意见", "waive_assist": "免于协办", "close_with_parent": "随主单结案",
+    "close_merged": "随主单结案",
     "raise_supervision": "督办", "close_supervision": "督办办结", "record_visit": "明察暗访",
     "set_joint_supervision": "联合督办", "schedule_meeting": "有请诉求人到场", "record_meeting": "到场会商结果",
     "merge": "并单", "merge_tickets": "并单", "blow_whistle": "吹哨", "report_in": "报到", "close_whistle": "吹哨办结",

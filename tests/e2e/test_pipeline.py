@@ -39,7 +39,7 @@ CONSUMED_TOPICS = {
 # the services' other consumer groups (rt.group("<purpose>")): drained too before a snapshot
 SIDE_GROUPS = {
     "intake.units": ["assignment_events"],
-    "supervision.escalation": ["case_events"],  # 督办 level 1 on poor evaluations, merged cases closing
+    # (no supervision.escalation: supervision's follow-ups of its own case events run in process, issue #20)
     "metrics.kpi": ["ticket_events", "assignment_events", "case_events"],
     "deputy_liaison.facts": ["ticket_events", "assignment_events", "case_events"],
     "routing.returns": ["case_events"],

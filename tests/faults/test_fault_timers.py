@@ -11,8 +11,9 @@ by distinct event ids, so a record republished by an outbox (same id) is one eve
 fired twice (two ids) is a duplicate — and each event id names one logical key. Every unsigned
 ticket's sign-off was missed, and every case with a missed deadline has exactly one level-1
 OverdueSupervisionRaised and exactly one level-1 record in its supervision (EscalationService
-GetSupervision): also a played case closed before supervision's escalation consumer read its
-OverdueSupervisionRaised (the record of an automatic raise is written on a closed case too).
+GetSupervision): also a played case closed before supervision's follow-ups (in process, from its
+outbox) applied its OverdueSupervisionRaised (the record of an automatic raise is written on a
+closed case too).
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ async def test_timers_fire_once_through_sigkills(fault_platform: dict[str, Servi
                                        lambda s: all(any(r.level == 1 for r in c.records) for c in s.values()),
                                        timeout=60))
     level_1 = {t: [r for r in s.records if r.level == 1] for t, s in supervised.items()}
-    # every overdue case has its one level-1 record, also one the player closed before supervision's escalation
-    # consumer read its OverdueSupervisionRaised (escalation.py records an automatic raise on a closed case; the
+    # every overdue case has its one level-1 record, also one the player closed before supervision's follow-ups
+    # applied its OverdueSupervisionRaised (escalation.py records an automatic raise on a closed case; the
     # trigger came first, so the record closed with the case)
     settled = {t for t in missed - set(unsigned) if any(r.state != supervision_pb2.SUPERVISION_STATE_OPEN
                                                          for r in level_1[t])}

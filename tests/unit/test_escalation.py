@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,7 +15,7 @@ from hotline.auth import Principal
 from hotline.calendar import WorkCalendar
 from hotline.commands import DomainError
 from hotline.directory import DIRECTORY_FILE
-from hotline.envelope import Record, Skip
+from hotline.envelope import Event
 from hotline.policy import Role
 from hotline.v1 import case_pb2, deadlines_pb2, deputy_escalation_pb2, events_pb2, lifecycle_pb2
 from hotline.v1 import supervision_pb2 as sv
@@ -23,7 +24,7 @@ from services.supervision.cases.lifecycle import PeriodDeadlines
 from services.supervision.levels import escalation as esc
 from services.supervision.levels import merging, recurring
 from services.supervision.levels import whistles as wh
-from services.supervision.levels.escalation_handlers import EscalationInbox
+from services.supervision.levels.escalation_handlers import EscalationFollowUps
 from services.supervision.levels.escalation_store import unit_types
 from services.supervision.warnings.warnings import Fact
 
@@ -282,20 +283,7 @@ def test_merge_and_close_with_the_parent() -> None:
     refused("invalid_argument", merging.merge, case("P1"),
             sv.MergeTicketsRequest(parent_ticket_id="P1", ticket_ids=["P1"], reason="x"), OFFICE, NOW)
 
-    closed_parent = events_pb2.Case(ticket_id="P1", state=events_pb2.CASE_STATE_ARCHIVED,
-                                    reply=case_pb2.Reply(text="已清理占道摊点"))
-    child = merging.close_with_parent(case("C2").case, closed_parent, NOW, SYSTEM)
-    assert child.state is not None and child.state.state == events_pb2.CASE_STATE_ARCHIVED
-    assert child.state.closure == case_pb2.CLOSURE_MERGED and child.state.reply.text == "已清理占道摊点"
-    assert [type(e) for e in child.events] == [lifecycle_pb2.CaseClosed]
-    twice = merging.close_with_parent(child.state, closed_parent, NOW, SYSTEM)
-    assert twice.state is None and not twice.events  # exactly once
-    city_child = case("C3").case
-    city_child.city_ticket_id = "CITY-3"
-    reported = merging.close_with_parent(city_child, closed_parent, NOW, SYSTEM, "t.city.results.v1")
-    (result,) = reported.outbound  # the city hears the parent's result for its ticket (回传)
-    assert result.topic == "t.city.results.v1" and result.key == "CITY-3" and result.event_id == "C3/result/0/0"
-    assert isinstance(result.message, lifecycle_pb2.CityResult) and result.message.text == "已清理占道摊点"
+    # a merged case closes with its parent through the lifecycle (tests/unit/test_lifecycle.py, CLOSE_MERGED)
 
 
 def test_merge_suggestions_rank_by_text_and_place() -> None:
@@ -385,24 +373,28 @@ class FakeCommands:
         self.calls.append(("close_merged", parent.ticket_id, 0, ""))
 
 
-async def test_the_consumer_raises_level_one_and_settles_on_closing() -> None:
+def staged(message: object, topic: str = "t.cases") -> dict[str, Any]:
+    """An outbox document as hotline/outbox.py stages it."""
+    event = Event(topic, "C1", message, f"C1/{type(message).__name__}")  # type: ignore[arg-type]
+    return {"topic": topic, "key": "C1", "value": event.value(), "headers": [[k, v] for k, v in event.headers("sv")]}
+
+
+async def test_the_follow_ups_raise_level_one_and_settle_on_closing_from_the_outbox() -> None:
     fake = FakeCommands()
-    inbox = EscalationInbox(fake)  # type: ignore[arg-type]
+    follow_ups = EscalationFollowUps(fake, "t.cases")  # type: ignore[arg-type]
     c = events_pb2.Case(ticket_id="C1")
     poor = lifecycle_pb2.CaseEvaluated(case=c, needs_decision=True, occurred_at=pb.ts(NOW),
                                        evaluation=case_pb2.Evaluation(evaluation_id="EV1",
                                                                       satisfaction=case_pb2.SATISFACTION_UNSATISFIED))
     fine = lifecycle_pb2.CaseEvaluated(case=c, needs_decision=False, occurred_at=pb.ts(NOW))
     deputy = deputy_escalation_pb2.CaseEscalatedByDeputy(case=c, submission_id="S1", occurred_at=pb.ts(NOW))
-    with pytest.raises(Skip):  # the result of a deputy's escalation (deputy_escalation_handlers.py), not read back
-        inbox.decode(Record(topic="cases", partition=0, offset=0, key="C1", value=deputy.SerializeToString(),
-                            headers={"event_type": "hotline.v1.CaseEscalatedByDeputy", "event_id": "x"},
-                            timestamp_ms=0))
     closed = lifecycle_pb2.CaseClosed(case=c, closure=case_pb2.CLOSURE_SATISFIED, occurred_at=pb.ts(NOW))
     moved = lifecycle_pb2.CaseClosed(case=c, closure=case_pb2.CLOSURE_REDISPATCHED, occurred_at=pb.ts(NOW))
     overdue = deadlines_pb2.OverdueSupervisionRaised(ticket_id="C1", level=1, raised_at=pb.ts(NOW),
                                                      clock=deadlines_pb2.DEADLINE_CLOCK_SIGN_OFF)
-    assert await inbox.apply([(None, m) for m in (poor, fine, overdue, closed, moved)]) == []  # type: ignore[misc]
+    # the result of a deputy's escalation (deputy_escalation_handlers.py) and other topics are not followed
+    assert follow_ups.decode(staged(deputy)) is None and follow_ups.decode(staged(closed, "t.city.results")) is None
+    await follow_ups.follow([staged(m) for m in (poor, fine, deputy, overdue, closed, moved)])
     assert fake.calls == [("raise", "C1", 1, "C1/supervision/L1/evaluation/EV1"),
                           ("raise", "C1", 1, "C1/supervision/L1/overdue"),
                           ("settle", "C1", 0, ""), ("close_merged", "C1", 0, "")]

@@ -23,7 +23,7 @@ from hotline.commands import Decision, DomainError
 from hotline.envelope import JSON
 from hotline.policy import Role
 from hotline.settings import LimitSettings, Settings
-from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, park_pb2, ticket_pb2
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, merging_pb2, park_pb2, ticket_pb2
 from services.supervision.cases import core
 from services.supervision.cases import lifecycle as lc
 from services.supervision.cases.lifecycle import ALLOWED, STATES, Action
@@ -200,10 +200,15 @@ def prepared(action: Action, case: events_pb2.Case) -> tuple[events_pb2.Case, Me
             for task in c.assists:
                 task.state = case_pb2.ASSIST_STATE_WAIVED
             return c, DIRECT, OFFICE
+        case Action.CLOSE_MERGED:
+            return c, CLOSE_MERGED, SYSTEM
     raise AssertionError(action)
 
 
 CASES_BY_STATE = {s: in_state(s) for s in STATES}
+PARENT = events_pb2.Case(ticket_id="P1", state=events_pb2.CASE_STATE_ARCHIVED,
+                         reply=case_pb2.Reply(text="已清理占道摊点"))
+CLOSE_MERGED = merging_pb2.CloseMergedRequest(ticket_id="C1", parent=PARENT)
 ARTICLE = knowledge_pb2.ArticleRef(article_id="KA-1", version=2, title="居住证办理指南", unit_id="D03")
 DIRECT = knowledge_pb2.DirectAnswerRequest(ticket_id="C1", article=ARTICLE, text="持身份证到街道便民服务中心办理")
 
@@ -465,6 +470,34 @@ def test_a_passed_review_sends_one_result_to_the_city_as_json() -> None:
     not_city.CopyFrom(replied)
     not_city.city_ticket_id = ""
     assert not run(not_city, PASS, OFFICE).outbound  # a deputy's ticket is not the city's
+
+
+def test_a_merged_case_closes_with_its_parent_through_the_lifecycle() -> None:
+    """并单: CLOSE_MERGED (the platform's) archives the case with the parent's reply, its closure
+    CLOSURE_MERGED, and sends the city the parent's result for its own ticket (回传); once."""
+    decision = run(opened(), CLOSE_MERGED, SYSTEM)
+    child = decision.state
+    assert child is not None and child.state == lc.ARCHIVED and child.closure == case_pb2.CLOSURE_MERGED
+    assert child.reply.text == "已清理占道摊点" and child.closing_explanation.startswith("并单至 P1")
+    (closed,) = decision.events
+    assert isinstance(closed, lifecycle_pb2.CaseClosed) and closed.closure == case_pb2.CLOSURE_MERGED
+    assert closed.actor.subject == SYSTEM.subject and closed.case == child
+    (result,) = decision.outbound  # the city hears the parent's result for its ticket (回传)
+    assert (result.topic, result.key, result.event_id) == ("t.city.results.v1", "C1", "C1/result/1/0")
+    assert isinstance(result.message, lifecycle_pb2.CityResult) and result.message.text == "已清理占道摊点"
+    assert "failed_precondition" == refused_code(child, CLOSE_MERGED, SYSTEM)  # an archived case stays as it is
+    refused("permission_denied", opened(), CLOSE_MERGED, OFFICE)  # the platform's, not a person's
+    no_reply = merging_pb2.CloseMergedRequest(ticket_id="C1", parent=events_pb2.Case(
+        ticket_id="P1", state=events_pb2.CASE_STATE_ARCHIVED, closing_explanation="不再重办：已解释"))
+    explained = run(opened(), no_reply, SYSTEM)
+    assert explained.state is not None and "已解释" in explained.state.closing_explanation
+    assert not explained.outbound  # no reply of the parent: nothing to report to the city
+
+
+def refused_code(case: events_pb2.Case, request: Message, actor: Principal) -> str:
+    with pytest.raises(DomainError) as caught:
+        run(case, request, actor)
+    return caught.value.code
 
 
 def test_evaluations_close_or_wait_for_the_office() -> None:

@@ -27,7 +27,7 @@ from hotline.commands import Command, Decision, DomainError, Invalid
 from hotline.mongo import Doc
 from hotline.policy import Role
 from hotline.uow import Work
-from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, park_pb2
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, merging_pb2, park_pb2
 from services.supervision.cases import lifecycle
 from services.supervision.cases.core import open_case
 from services.supervision.cases.sla import Limits, SlaClock, Unit
@@ -194,13 +194,18 @@ class OfficeCallback(CaseCommand, message=lifecycle_pb2.CityEvaluation):
     inbox = True
 
 
+class CloseMerged(CaseCommand, message=merging_pb2.CloseMergedRequest):
+    """随主单结案: a case merged (并单) under a parent closes with the parent's result (the levels wing asks)"""
+
+
 class OpenCase(CaseCommand, message=events_pb2.TicketAssigned):
     """派单: round 1 opens, round >= 2 re-dispatches"""
 
 
 LIFECYCLE: tuple[type[CaseCommand], ...] = (
     SignOff, RecordContact, Reply, RequestExtension, DecideExtension, Park, DecidePark, Resume, ReportProgress,
-    RequestReturn, Review, DecideRedo, Contribute, WaiveAssist, DirectAnswer, ReturnDecision, Evaluate)
+    RequestReturn, Review, DecideRedo, Contribute, WaiveAssist, DirectAnswer, ReturnDecision, Evaluate,
+    CloseMerged)
 
 
 class CaseHandlers:

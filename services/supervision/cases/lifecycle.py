@@ -30,6 +30,7 @@ The transitions (events.proto ``CaseState``; the table :data:`ALLOWED` is the re
     REPLIED            --review fail-->         SENT_BACK (redo_round + 1, new limit)
     REPORTED           --evaluate-->            ARCHIVED (satisfied) or EVALUATED (unresolved / unsatisfied)
     EVALUATED          --decide_redo-->         SENT_BACK (redo) or ARCHIVED (closed with an explanation)
+    any open state     --close_merged-->        ARCHIVED (并单: closes with its parent's result, CLOSURE_MERGED)
 
 Deadlines in working days go through :class:`Deadlines` only (one call into the calendar).
 """
@@ -53,7 +54,7 @@ from hotline.commands import Decision, DomainError, Illegal, Invalid, NotFound
 from hotline.envelope import JSON, Event
 from hotline.policy import Role
 from hotline.settings import LimitSettings
-from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, park_pb2, ticket_pb2
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, merging_pb2, park_pb2, ticket_pb2
 
 CS = events_pb2  # CaseState values: CS.CASE_STATE_IN_PROGRESS ...
 State: TypeAlias = events_pb2.CaseState.ValueType
@@ -98,6 +99,7 @@ class Action(StrEnum):
     CONTRIBUTE = "contribute"  # 协办意见 (assisting unit)
     WAIVE_ASSIST = "waive_assist"  # 免于协办 (office)
     DIRECT_ANSWER = "direct_answer"  # 直接答复: the office answers a consultation with a knowledge article
+    CLOSE_MERGED = "close_merged"  # 随主单结案: a merged case (并单) closes with its parent (the levels wing asks)
 
 
 HANDLING = frozenset({IN_PROGRESS, SENT_BACK})
@@ -125,6 +127,7 @@ ALLOWED: dict[Action, frozenset[State]] = {
     Action.CONTRIBUTE: ASSIST_OPEN,
     Action.WAIVE_ASSIST: ASSIST_OPEN,
     Action.DIRECT_ANSWER: frozenset({AWAITING_SIGN_OFF, IN_PROGRESS, SENT_BACK, PARKED}),
+    Action.CLOSE_MERGED: OPEN,
 }
 
 # Who acts: the primary unit, an assisting unit, the office, or the platform (consumers).
@@ -136,7 +139,7 @@ ACTOR_OF: dict[Action, str] = {
     Action.REPORT_PROGRESS: PRIMARY, Action.REQUEST_RETURN: PRIMARY,
     Action.REFUSE_RETURN: SYSTEM, Action.REDISPATCH: SYSTEM, Action.REVIEW: OFFICE, Action.EVALUATE: SYSTEM,
     Action.DECIDE_REDO: OFFICE, Action.CONTRIBUTE: ASSISTING, Action.WAIVE_ASSIST: OFFICE,
-    Action.DIRECT_ANSWER: OFFICE,
+    Action.DIRECT_ANSWER: OFFICE, Action.CLOSE_MERGED: SYSTEM,
 }
 OFFICE_ROLES = frozenset({Role.OFFICE, Role.ADMIN})
 CITY = case_pb2.Actor(subject="city:callback-centre", role=str(Role.SYSTEM))  # who evaluates (回访)
@@ -733,6 +736,23 @@ def _close(step: Step, closure: case_pb2.Closure.ValueType, reason: str, actor: 
               closure=closure)
 
 
+def _close_merged(step: Step, request: merging_pb2.CloseMergedRequest) -> None:
+    """并单: the merged case closes with its parent's result (its reply, or its closing
+    explanation); a city ticket's result goes to the city (回传) like any passed reply."""
+    c, parent = step.case, request.parent
+    if parent.HasField("reply"):
+        c.reply.CopyFrom(parent.reply)
+    result = parent.reply.text or parent.closing_explanation
+    c.closing_explanation = f"并单至 {parent.ticket_id}，随主件办结：{result}"[:2000]
+    if c.city_ticket_id and parent.HasField("reply") and step.policy.results_topic:
+        c.result_id = result_id(c)
+        c.reported_at.CopyFrom(_ts(step.now))
+        step.outbound.append(Event(step.policy.results_topic, c.city_ticket_id, city_result(c, step.now), c.result_id,
+                                   correlation_id=c.ticket_id, occurred_at=step.now, content_type=JSON))
+    step.details.append(f"closed with {parent.ticket_id}")
+    _close(step, case_pb2.CLOSURE_MERGED, c.closing_explanation)
+
+
 def _contribute(step: Step, request: lifecycle_pb2.ContributeRequest) -> None:
     task = _assist(step.case, step.actor.unit_id)
     assert task is not None
@@ -863,7 +883,7 @@ HANDLERS: dict[Action, Handler] = {
     Action.REPORT_PROGRESS: _report_progress, Action.REQUEST_RETURN: _request_return,
     Action.REFUSE_RETURN: _refuse_return, Action.REDISPATCH: _redispatch, Action.REVIEW: _review,
     Action.DECIDE_REDO: _decide_redo, Action.CONTRIBUTE: _contribute, Action.WAIVE_ASSIST: _waive_assist,
-    Action.DIRECT_ANSWER: _direct_answer,
+    Action.DIRECT_ANSWER: _direct_answer, Action.CLOSE_MERGED: _close_merged,
 }
 REQUESTS: dict[type[Message], Action] = {
     lifecycle_pb2.RecordContactRequest: Action.RECORD_CONTACT, lifecycle_pb2.ReplyRequest: Action.REPLY,
@@ -875,4 +895,5 @@ REQUESTS: dict[type[Message], Action] = {
     lifecycle_pb2.DecideRedoRequest: Action.DECIDE_REDO, lifecycle_pb2.ContributeRequest: Action.CONTRIBUTE,
     lifecycle_pb2.WaiveAssistRequest: Action.WAIVE_ASSIST, events_pb2.TicketAssigned: Action.REDISPATCH,
     lifecycle_pb2.CityEvaluation: Action.EVALUATE, knowledge_pb2.DirectAnswerRequest: Action.DIRECT_ANSWER,
+    merging_pb2.CloseMergedRequest: Action.CLOSE_MERGED,
 }

@@ -12,6 +12,14 @@ the timer scan, and a sparse one for assisting units' sub-cases (only cases with
 units pay for it). (Each secondary index entry costs ~0.1 ms per insert in the development
 store, so there are no more than needed.)
 
+ONE WRITER: this module is the only code that writes the ``cases`` collection (issue #20;
+tests/unit/test_one_writer.py checks the source, tests/integration/test_one_writer.py the
+writes at run time). A first round's cases open through :meth:`CaseStore.insert_new`; the
+lifecycle's commands (and the levels wing's close of a merged case, lifecycle.CLOSE_MERGED)
+save through :class:`CaseRepository`; the levels wing's 督办 fields go through
+:meth:`CaseRepository.save_supervision`; the timers' stage bookkeeping (a fired stage claimed)
+through :meth:`CaseStore.write_clocks`, which lets them touch the ``timers`` sub-document only.
+
 The lifecycle's commands load and save cases through :class:`CaseRepository` inside the
 command path's transaction; every save gives the case exactly the clocks its new state runs
 (core.case_timers), so a transition arms, moves or stops its timers in the same write.
@@ -26,29 +34,34 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DeleteMany, IndexModel, ReplaceOne
+from google.protobuf.timestamp_pb2 import Timestamp
+from pymongo import ASCENDING, DeleteMany, DeleteOne, IndexModel, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.results import BulkWriteResult
 
 from hotline import audit, pb
 from hotline import timers as timers_module
 from hotline.calendar import WorkCalendar
+from hotline.clock import Clock
 from hotline.mongo import Doc, find_in, insert_missing
+from hotline.outbox import Outbox
 from hotline.policies import LivePolicy
-from hotline.timers import Timers
+from hotline.timers import OnFire, Timers
 from hotline.v1 import events_pb2, lifecycle_pb2
 from services.supervision.cases import gauge_ledger
 from services.supervision.cases.core import case_timers
 from services.supervision.cases.lifecycle import evaluation_of
 from services.supervision.cases.sla import Limits, Policy, limits_of
 
+COLLECTION = "cases"  # written by this module only
 INBOX = "evaluation_inbox"
 INDEXES = {
-    "cases": [
+    COLLECTION: [
         IndexModel([("state", ASCENDING), ("next_deadline", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("primary_unit.unit_id", ASCENDING), ("next_deadline", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("assists.unit_id", ASCENDING), ("next_deadline", ASCENDING)], sparse=True),
-        *timers_module.indexes("cases")["cases"],  # the case clocks live in the case documents
+        *timers_module.indexes(COLLECTION)[COLLECTION],  # the case clocks live in the case documents
     ],
     INBOX: [IndexModel([("ticket_id", ASCENDING)])],
 }
@@ -89,7 +102,25 @@ def page_token(case: events_pb2.Case) -> str:
 class CaseStore:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self.db = db
-        self.cases = db["cases"]
+        self.cases = db[COLLECTION]
+
+    def clock_timers(self, outbox: Outbox, clock: Clock, on_fire: OnFire, batch: int = 500) -> Timers:
+        """The case clocks (hotline/timers.py), embedded in the case documents: they are set by
+        every save (:class:`CaseClocks`), and the timer scan's own writes (a stage claimed) come
+        back here (:meth:`write_clocks`)."""
+        return Timers(self.db, outbox, clock, on_fire, collection=COLLECTION, batch=batch, embedded=True,
+                      writer=self.write_clocks)
+
+    async def write_clocks(self, ops: Sequence[UpdateOne | DeleteOne],
+                           session: AsyncClientSession | None) -> BulkWriteResult:
+        """The timers' bookkeeping writes: conditional updates of the ``timers`` sub-document of
+        existing cases, nothing else (no insert, no delete, no other field)."""
+        for op in ops:
+            update = getattr(op, "_doc", None)
+            if not isinstance(op, UpdateOne) or getattr(op, "_upsert", False) or not isinstance(update, dict) or \
+                    any(set(fields) != {timers_module.FIELD} for fields in update.values()):
+                raise ValueError(f"the timers may only rewrite a case's {timers_module.FIELD!r}, not {op!r}")
+        return await self.cases.bulk_write(list(ops), ordered=False, session=session)
 
     async def get_many(self, ticket_ids: Sequence[str], session: AsyncClientSession | None = None,
                        ) -> dict[str, events_pb2.Case]:
@@ -220,6 +251,37 @@ class CaseRepository:
             return None
         self._docs[doc["_id"]] = doc
         return pb.from_doc(doc, events_pb2.Case)
+
+    async def save_supervision(self, case: events_pb2.Case, limit: tuple[Timestamp, Timestamp] | None,
+                               session: AsyncClientSession | None) -> None:
+        """The levels wing's part of a loaded case (services/supervision/levels asks; it writes no
+        case itself): its 督办 level, revision and update time, and the open level's own limit
+        (``limit``: due, raised at; None: no level open) as a clock of the case. An archived case
+        runs no clock: it stays as its last lifecycle event left it (but for the level)."""
+        fields: Doc = {"supervision_level": case.supervision_level, "revision": case.revision}
+        if case.HasField("updated_at"):
+            fields["updated_at"] = pb.dt(case.updated_at)
+        unset: Doc = {}
+        if case.state == events_pb2.CASE_STATE_ARCHIVED:
+            pass
+        elif limit is not None:
+            due, raised_at = limit
+            case.supervision_due.CopyFrom(due)
+            case.supervision_raised_at.CopyFrom(raised_at)
+            fields["supervision_due"], fields["supervision_raised_at"] = pb.dt(due), pb.dt(raised_at)
+        else:
+            case.ClearField("supervision_due")
+            case.ClearField("supervision_raised_at")
+            unset = {"supervision_due": "", "supervision_raised_at": ""}
+        doc = self._docs.get(case.ticket_id)
+        if self.clocks is not None and doc is not None:
+            clocks = await self.clocks.fields(case, doc)
+            fields.update(clocks)
+            if not clocks and timers_module.FIELD in doc:  # no clock runs any more: none is left behind
+                unset[timers_module.FIELD] = ""
+        update: Doc = {"$set": fields, **({"$unset": unset} if unset else {})}
+        await self.store.cases.update_one({"_id": case.ticket_id}, update, session=session)
+        gauge_ledger.note_level(self.store.db.name, case.ticket_id, case.supervision_level)  # the SLA gauges' counts
 
     async def write_ops(self, case: events_pb2.Case, session: AsyncClientSession | None) -> list[Any]:
         doc = await self._doc(case)

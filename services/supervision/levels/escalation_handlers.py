@@ -1,4 +1,8 @@
-"""Supervision's own case events, read back (group ``<service>-escalation``):
+"""Supervision's follow-ups of its own case decisions, run IN PROCESS from the outbox (issue #20:
+hotline/outbox.py ``Outbox.follow``; supervision no longer reads its own events back from Kafka,
+which carries only what crosses services). Each runs before the decision's events are published,
+at least once, as a command keyed by the event (so exactly once in effect, also after a crash
+between the follow-up and the outbox's delete):
 
 * a poor evaluation (``CaseEvaluated`` with needs_decision: unresolved or unsatisfied) raises
   level 1 (系统督办) on the case, keyed by the evaluation, so a replay raises nothing twice;
@@ -16,14 +20,17 @@ same module: its ``CaseEscalatedByDeputy`` is the result, not read back here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from google.protobuf.message import Message
 from prometheus_client import Counter
 
 from hotline import observability as obs
 from hotline import pb
 from hotline.commands import DomainError
-from hotline.envelope import Event, EventTypes, Record
+from hotline.envelope import EventTypes, Record
 from hotline.logging import get_logger
+from hotline.mongo import Doc
 from hotline.v1 import case_pb2, deadlines_pb2, lifecycle_pb2
 from services.supervision.levels.escalation_store import EscalationCommands
 
@@ -38,18 +45,31 @@ CLOCK_NAMES = {deadlines_pb2.DEADLINE_CLOCK_DISPATCH: "派单", deadlines_pb2.DE
                deadlines_pb2.DEADLINE_CLOCK_RETURN_DECISION: "退单审核"}
 
 
-class EscalationInbox:
-    def __init__(self, commands: EscalationCommands) -> None:
+class EscalationFollowUps:
+    """The levels wing's reactions to the case events supervision stages (``topic``: its case
+    events), registered on the service's outbox in ``main``."""
+
+    def __init__(self, commands: EscalationCommands, topic: str) -> None:
         self.commands = commands
+        self.topic = topic
         self.types = EventTypes(lifecycle_pb2.CaseEvaluated, lifecycle_pb2.CaseClosed,
                                 deadlines_pb2.OverdueSupervisionRaised)
         obs.at_zero(AUTOMATIC, ["evaluation", "overdue", "case_closed"], ["applied", "refused"])
 
-    def decode(self, record: Record) -> Message:
-        return self.types.decode(record)
+    def decode(self, doc: Doc) -> Message | None:
+        """The event of a staged outbox document, if it is one this follows (None: not ours)."""
+        headers = {k: bytes(v).decode() for k, v in doc.get("headers", [])}
+        if doc.get("topic") != self.topic or headers.get("event_type") not in self.types.by_name:
+            return None
+        return self.types.decode(Record(topic=doc["topic"], partition=0, offset=0, key=doc.get("key", ""),
+                                        value=bytes(doc["value"]), headers=headers, timestamp_ms=0))
 
-    async def apply(self, items: list[tuple[Record, Message]]) -> list[Event]:
-        for _, message in items:
+    async def follow(self, docs: Sequence[Doc]) -> None:
+        """The outbox's follower: the events of the staged documents, in order."""
+        await self.apply([m for m in map(self.decode, docs) if m is not None])
+
+    async def apply(self, messages: Sequence[Message]) -> None:
+        for message in messages:
             if isinstance(message, lifecycle_pb2.CaseEvaluated) and message.needs_decision:
                 await self._evaluated(message)
             elif isinstance(message, deadlines_pb2.OverdueSupervisionRaised):
@@ -57,7 +77,6 @@ class EscalationInbox:
             elif isinstance(message, lifecycle_pb2.CaseClosed) and \
                     message.closure != case_pb2.CLOSURE_REDISPATCHED:
                 await self._closed(message)
-        return []  # the commands' events go through the outbox
 
     async def _evaluated(self, m: lifecycle_pb2.CaseEvaluated) -> None:
         e, tid = m.evaluation, m.case.ticket_id

@@ -7,11 +7,13 @@
 * ``whistles``: one document per whistle, found by street and by summoned unit.
 
 Every write is a kit Command through the CommandBus (idempotency, audit, outbox). This module
-is the one writer of the case's ``supervision_level``: an overdue deadline (the timers'
-OverdueSupervisionRaised) and a poor evaluation reach it through escalation_handlers.py
-(:meth:`EscalationCommands.raise_supervision`), a deputy's escalation through
-:meth:`EscalationCommands.deputy_escalation`. The gauges are recounted by a background loop
-(:meth:`EscalationCommands.export_forever`), not by the commands.
+decides the case's ``supervision_level`` (the case repository, cases/store.py, writes it: the one
+writer of the case document): an overdue deadline (the timers' OverdueSupervisionRaised) and a
+poor evaluation reach it in process through escalation_handlers.py (the outbox's follow-ups,
+:meth:`EscalationCommands.raise_supervision`), a deputy's escalation through
+:meth:`EscalationCommands.deputy_escalation`. A merged case closes with its parent through the
+lifecycle (:meth:`EscalationCommands.close_merged`, lifecycle.CLOSE_MERGED). The gauges are
+recounted by a background loop (:meth:`EscalationCommands.export_forever`), not by the commands.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hotline import pb
 from hotline.auth import Principal
 from hotline.clock import Clock
-from hotline.commands import Command, CommandBus, Invalid, NotFound
+from hotline.commands import Command, CommandBus, DomainError, Invalid, NotFound
+from hotline.logging import get_logger
 from hotline.mongo import Doc
 from hotline.policy import Role
-from hotline.v1 import deputy_pb2, events_pb2
+from hotline.v1 import deputy_pb2, events_pb2, merging_pb2
 from hotline.v1 import supervision_pb2 as sv
-from services.supervision.cases import gauge_ledger
+from services.supervision.cases.commands import CaseCommands, CloseMerged
 from services.supervision.cases.store import CaseClocks, CaseRepository, CaseStore
 from services.supervision.levels import deputy_escalation, merging, recurring
 from services.supervision.levels import escalation as esc
@@ -54,6 +57,7 @@ RESOLUTION = Gauge("hotline_supervision_resolution_ratio",
                    "3 conduct supervisors, 4 leader).", ["level"])
 OPEN = Gauge("hotline_supervision_open", "Open supervisions (督办中) by level.", ["level"])
 SYSTEM = Principal.system("supervision")
+log = get_logger(__name__)
 
 
 class SupervisedRepository:
@@ -64,47 +68,25 @@ class SupervisedRepository:
     def __init__(self, db: AsyncDatabase[Doc], clocks: CaseClocks | None = None) -> None:
         self.db = db
         self.clocks = clocks  # the case's timers follow its open level's limit (督办 timer, issue #22)
-        self._docs: dict[str, Doc] = {}
+        self.cases = CaseRepository(CaseStore(db), clocks)  # reads and writes the case (the one writer)
 
     async def load(self, target: str, session: AsyncClientSession | None) -> esc.Supervised | None:
-        case_doc = await self.db["cases"].find_one({"_id": target}, session=session)
-        if case_doc is None:
+        case = await self.cases.load(target, session)
+        if case is None:
             return None
-        self._docs[target] = case_doc
         doc = await self.db[SUPERVISIONS].find_one({"_id": target}, session=session)
         supervision = pb.from_doc(doc, sv.CaseSupervision) if doc else sv.CaseSupervision(ticket_id=target)
-        return esc.Supervised(pb.from_doc(case_doc, events_pb2.Case), supervision)
+        return esc.Supervised(case, supervision)
 
     async def save(self, state: esc.Supervised, session: AsyncClientSession | None) -> None:
         s = state.supervision
         await self.db[SUPERVISIONS].replace_one({"_id": s.ticket_id}, {"_id": s.ticket_id, **pb.to_doc(s)},
                                                 upsert=True, session=session)
-        case = state.case  # the one writer of the case's level (a deputy's escalation also moves its revision)
-        fields: Doc = {"supervision_level": case.supervision_level, "revision": case.revision}
-        if case.HasField("updated_at"):
-            fields["updated_at"] = pb.dt(case.updated_at)
         top = max((r for r in s.records if r.state == sv.SUPERVISION_STATE_OPEN and r.HasField("due")),
                   key=lambda r: (r.level, r.raised_at.seconds), default=None)
-        unset: Doc = {}
-        if case.state == events_pb2.CASE_STATE_ARCHIVED:
-            pass  # an archived case runs no clock: it stays as its last lifecycle event left it (but for the level)
-        elif top is not None:  # the open level's own limit is a clock of the case
-            case.supervision_due.CopyFrom(top.due)
-            case.supervision_raised_at.CopyFrom(top.raised_at)
-            fields["supervision_due"], fields["supervision_raised_at"] = pb.dt(top.due), pb.dt(top.raised_at)
-        else:
-            case.ClearField("supervision_due")
-            case.ClearField("supervision_raised_at")
-            unset = {"supervision_due": "", "supervision_raised_at": ""}
-        doc = self._docs.get(s.ticket_id)
-        if self.clocks is not None and doc is not None:
-            clocks = await self.clocks.fields(case, doc)
-            fields.update(clocks)
-            if not clocks and "timers" in doc:  # no clock runs any more: none is left behind
-                unset["timers"] = ""
-        update: Doc = {"$set": fields, **({"$unset": unset} if unset else {})}
-        await self.db["cases"].update_one({"_id": s.ticket_id}, update, session=session)
-        gauge_ledger.note_level(self.db.name, s.ticket_id, case.supervision_level)  # the SLA gauges' counts
+        # the case's level (a deputy's escalation also moves its revision) and the open level's limit as a
+        # clock: written by the case repository, the one writer of the case document
+        await self.cases.save_supervision(state.case, (top.due, top.raised_at) if top is not None else None, session)
         for r in s.records:
             await self.db[RECORDS].replace_one(
                 {"_id": r.record_id}, {"_id": r.record_id, "ticket_id": s.ticket_id, "level": r.level,
@@ -168,10 +150,12 @@ class WhistleRepository:
 class EscalationCommands:
     def __init__(self, bus: CommandBus, db: AsyncDatabase[Doc], rules: esc.Rules, clock: Clock, topic: str,
                  unit_type: wh.UnitType, results_topic: str = "",
-                 recurring_rules: recurring.Rules | None = None, clocks: CaseClocks | None = None) -> None:
+                 recurring_rules: recurring.Rules | None = None, clocks: CaseClocks | None = None,
+                 cases: CaseCommands | None = None) -> None:
+        self.cases = cases  # the lifecycle's commands: a merged case closes through them (CLOSE_MERGED)
         self.clocks = clocks  # a merged child's clocks stop as it closes (None: cases without clocks, e.g. a bench)
         self.recurring_rules = recurring_rules or recurring.Rules.load()
-        self.results_topic = results_topic  # city.results.v1: merged children's results (回传)
+        self.results_topic = results_topic  # city.results.v1 (the lifecycle's policy sends merged children's results)
         self.bus = bus
         self.db = db
         self.rules = rules
@@ -247,17 +231,21 @@ class EscalationCommands:
         return True
 
     async def close_merged(self, parent: events_pb2.Case, at: datetime) -> int:
-        """The parent closed: each case merged under it closes with its result, once (keyed by
-        child and parent). Returns how many were merged under it."""
+        """The parent closed: each case merged under it closes with its result through the case
+        lifecycle (lifecycle.CLOSE_MERGED, a command keyed by child and parent: once). A child
+        archived on its own before keeps its own closing. Returns how many were merged under it."""
+        if self.cases is None:
+            raise RuntimeError("closing merged cases needs the case commands (EscalationCommands(cases=...))")
         doc = await self.db[SUPERVISIONS].find_one({"_id": parent.ticket_id}, {"merged": 1})
         children = list((doc or {}).get("merged", []))
         for child in children:
-            def decide(case: events_pb2.Case | None) -> Any:
-                return merging.close_with_parent(case, parent, at, SYSTEM, self.results_topic)
-
-            command = Command("close_merged", child, SYSTEM, f"{child}/merged-close/{parent.ticket_id}",
-                              f"并单至 {parent.ticket_id}")
-            await self.bus.run(command, CaseRepository(CaseStore(self.db), self.clocks), decide, self.topic)
+            request = merging_pb2.CloseMergedRequest(ticket_id=child, parent=parent)
+            try:
+                await self.cases.handle(CloseMerged(request, SYSTEM, f"{child}/merged-close/{parent.ticket_id}"))
+            except DomainError as exc:
+                if exc.code != "failed_precondition":
+                    raise
+                log.info("merged case not closed with its parent", ticket_id=child, reason=exc.message)
         return len(children)
 
     async def suggestions(self, ticket_id: str, limit: int) -> list[merging.Suggestion]:

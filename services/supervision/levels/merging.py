@@ -1,10 +1,11 @@
 """Duplicate merging (并单): the pure part. No I/O.
 
 The office merges tickets about one event under one parent case (:func:`merge`); when the
-parent closes, each merged case closes with the parent's result (:func:`close_with_parent`,
-closure ``CLOSURE_MERGED``; run once per child and parent, and a no-op for a case already
-archived, so a replay closes nothing twice). Suggestions (:func:`suggest`) rank the tickets
-of the same street near in time by text similarity (the early warnings' measure) and place.
+parent closes, each merged case closes with the parent's result through the case lifecycle
+(cases/lifecycle.py ``Action.CLOSE_MERGED``, closure ``CLOSURE_MERGED``; a command keyed by
+child and parent, escalation_store.py, so a replay closes nothing twice). Suggestions
+(:func:`suggest`) rank the tickets of the same street near in time by text similarity (the
+early warnings' measure) and place.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ from datetime import datetime
 from hotline import pb
 from hotline.auth import Principal
 from hotline.commands import Decision, Illegal, Invalid, NotFound
-from hotline.envelope import JSON, Event
-from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
+from hotline.v1 import events_pb2
 from hotline.v1 import supervision_pb2 as sv
-from services.supervision.cases.lifecycle import city_result, result_id
-from services.supervision.levels.escalation import ARCHIVED, Supervised, actor_of, stamp
+from services.supervision.levels.escalation import ARCHIVED, Supervised, actor_of
 from services.supervision.warnings.warnings import Fact, similarity
 
 MAX_CHILDREN = 50
@@ -76,39 +75,6 @@ def merge(state: Supervised | None, r: sv.MergeTicketsRequest, actor: Principal,
     snapshot.CopyFrom(out.supervision)
     event = sv.SupervisionUpdated(supervision=snapshot, change="merged", actor=actor_of(actor), occurred_at=pb.ts(now))
     return Decision(out, events=[event], answer=snapshot, audit={"detail": f"并单 {', '.join(added)}"})
-
-
-def close_with_parent(child: events_pb2.Case | None, parent: events_pb2.Case, now: datetime,
-                      actor: Principal, results_topic: str = "") -> Decision[events_pb2.Case]:
-    """A merged case closes with its parent's result (once: an archived case stays as it is);
-    a city ticket's result goes to the city (回传) like any passed reply (with ``results_topic``)."""
-    if child is None:
-        raise NotFound("case", "merged")
-    if child.state == ARCHIVED:
-        return Decision(None, answer=child, audit={"detail": "already archived"})
-    c = events_pb2.Case()
-    c.CopyFrom(child)
-    c.state = ARCHIVED
-    c.closure = case_pb2.CLOSURE_MERGED
-    c.closed_at.CopyFrom(stamp(now))
-    c.updated_at.CopyFrom(stamp(now))
-    c.revision += 1
-    if parent.HasField("reply"):
-        c.reply.CopyFrom(parent.reply)
-    result = parent.reply.text or parent.closing_explanation
-    c.closing_explanation = f"并单至 {parent.ticket_id}，随主件办结：{result}"[:2000]
-    outbound = []
-    if results_topic and c.city_ticket_id and parent.HasField("reply"):
-        c.result_id = result_id(c)
-        c.reported_at.CopyFrom(stamp(now))
-        outbound.append(Event(results_topic, c.city_ticket_id, city_result(c, now), c.result_id,
-                              correlation_id=c.ticket_id, occurred_at=now, content_type=JSON))
-    snapshot = events_pb2.Case()
-    snapshot.CopyFrom(c)
-    event = lifecycle_pb2.CaseClosed(case=snapshot, actor=actor_of(actor), reason=c.closing_explanation,
-                                     occurred_at=pb.ts(now), closure=case_pb2.CLOSURE_MERGED)
-    return Decision(c, events=[event], outbound=outbound, audit={"detail": f"closed with {parent.ticket_id}",
-                                                                 "events": [event.DESCRIPTOR.full_name]})
 
 
 @dataclass(frozen=True)
