@@ -26,8 +26,9 @@ from hotline.settings import SERVICES, Settings
 # process (Settings() of a test) as in the services they start (hotline_dev.launcher.isolated_env sets it too).
 os.environ.setdefault("HOTLINE_ENV", "development")
 
-# 28101..29105: below the ephemeral port range (32768+), so no client socket takes them. Two suites on one
-# machine (e.g. two checkouts) set HOTLINE_TEST_PORT_OFFSET apart by at least 1,100.
+# 28100..28125: hotline_dev.launcher.isolated_env packs a namespace's ports from 8100 + offset; the
+# tests' own brokers take 8120..8125. Below the ephemeral port range (32768+), so no client socket takes
+# them. Two suites on one machine (e.g. two checkouts) set HOTLINE_TEST_PORT_OFFSET apart by at least 100.
 PORT_OFFSET = int(os.environ.get("HOTLINE_TEST_PORT_OFFSET", "20000"))
 
 

@@ -30,7 +30,7 @@ from hotline_dev.launcher import (
 from tests.conftest import PORT_OFFSET
 
 # inside this suite's port range, used by no service and by no other test's own servers
-KAFKA_PORT, CONTROLLER_PORT, STORE_PORT = PORT_OFFSET + 9192, PORT_OFFSET + 9194, PORT_OFFSET + 9117
+KAFKA_PORT, CONTROLLER_PORT, STORE_PORT = PORT_OFFSET + 8120, PORT_OFFSET + 8121, PORT_OFFSET + 8122
 
 
 @pytest.fixture(scope="module")

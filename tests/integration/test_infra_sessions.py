@@ -22,7 +22,7 @@ from tests.conftest import PORT_OFFSET
 
 pytestmark = pytest.mark.integration
 
-PORT = PORT_OFFSET + 9017  # inside this suite's port range, used by no service
+PORT = PORT_OFFSET + 8123  # inside this suite's port range, used by no service
 
 
 def store_settings(run_dir: Path) -> Settings:

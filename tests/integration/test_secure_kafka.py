@@ -32,7 +32,7 @@ from tests.support import eventually, group_lag, publish_raw, read_topic
 
 pytestmark = pytest.mark.integration
 
-PORT, CONTROLLER = PORT_OFFSET + 9092, PORT_OFFSET + 9094  # inside this suite's port range, used by no service
+PORT, CONTROLLER = PORT_OFFSET + 8124, PORT_OFFSET + 8125  # inside this suite's port range, used by no service
 
 
 @pytest.fixture(scope="module")

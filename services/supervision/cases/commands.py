@@ -22,7 +22,7 @@ from hotline.mongo import Doc
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2
 from services.supervision.cases import lifecycle
 from services.supervision.cases.core import open_case
-from services.supervision.cases.sla import Limits, SlaClock, Unit
+from services.supervision.cases.sla import Limits, SlaClock, Unit, limits_of
 from services.supervision.cases.store import CaseClocks, CaseRepository, CaseStore, SlaPolicies, limits_of_doc
 
 MAX_KEY = 200
@@ -74,10 +74,10 @@ class CasePolicies:
         if limits is not None and (period := limits.periods.get(SlaClock.EXTENSION)) and \
                 period.unit == Unit.WORKING_DAYS:
             cap = period.amount
-        assist_days, calendar = self.base.limits.assist_working_days, self.calendar
+        calendar = self.calendar
 
         def opened(assigned: events_pb2.TicketAssigned, now: datetime) -> events_pb2.Case:
-            return open_case(assigned, now, current, calendar, assist_days)[0]
+            return open_case(assigned, now, current, calendar)[0]
 
         most = limits.max_extensions if limits is not None else current.max_extensions
         stops = limits.park_stops if limits is not None else current.park_stops
@@ -85,9 +85,14 @@ class CasePolicies:
         progress = (limits.periods if limits is not None else current.defaults).get(SlaClock.PARK_PROGRESS)
         if progress is not None and progress.unit == Unit.DAYS and progress.amount > 0:
             report_days = progress.amount  # 挂账进展: the SLA policy's period
+        periods = limits if limits is not None else limits_of(current, [])
+
+        def sub_dispatch_due(start: datetime) -> datetime:  # 加派: the policy's limit for the community
+            return periods.due(SlaClock.SUB_DISPATCH, start, calendar)
+
         return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap, max_extensions=most,
                                                  park_stops=tuple(c.value for c in stops),
-                                                 park_report_days=report_days),
+                                                 park_report_days=report_days, sub_dispatch_due=sub_dispatch_due),
                        open_case=opened)
 
 

@@ -31,7 +31,7 @@ from hotline.envelope import Event, EventTypes, Record
 from hotline.logging import get_logger
 from hotline.policy import Role
 from hotline.timers import Fired
-from hotline.v1 import events_pb2, lifecycle_pb2
+from hotline.v1 import events_pb2, lifecycle_pb2, routing_pb2
 from services.supervision.cases.commands import CaseCommands
 from services.supervision.cases.core import (
     SYSTEM_SUPERVISION,
@@ -58,7 +58,7 @@ INBOUND_COMMANDS = Counter(
     ["command", "outcome"],
 )
 COMMAND_OF = {events_pb2.TicketAssigned: "redispatch", lifecycle_pb2.ReturnDecision: "return_decision",
-              lifecycle_pb2.CityEvaluation: "evaluate"}
+              lifecycle_pb2.CityEvaluation: "evaluate", routing_pb2.SubDispatched: "sub_dispatch"}
 CALENDAR_AHEAD = Gauge("hotline_calendar_known_days_ahead",
                        "Days from today to the last day of the working-day calendar known from official data.")
 ROUTING = Principal.system("routing")
@@ -72,7 +72,8 @@ class CaseInbox:
         self.out_topic = out_topic
         self.evaluations_topic = evaluations_topic
         self.clock = commands.clock
-        self.types = EventTypes(events_pb2.TicketAssigned, lifecycle_pb2.ReturnDecision)
+        self.types = EventTypes(events_pb2.TicketAssigned, lifecycle_pb2.ReturnDecision,
+                                routing_pb2.SubDispatched)  # 加派: the community's limit is a clock of the case
         obs.at_zero(OPENED, [n for n in events_pb2.UnitType.keys() if n != "UNIT_TYPE_UNSPECIFIED"])
         obs.at_zero(INBOUND_COMMANDS, COMMAND_OF.values(), ["applied", "refused", "kept"])
 
@@ -94,9 +95,8 @@ class CaseInbox:
         batch = {a.assignment.ticket_id: (r, a) for r, a in reversed(items)}
         now = self.clock.now()
         sla = self.commands.policies
-        policy, calendar, assist_days = await sla.policies.current(), sla.calendar, \
-            self.commands.policy.limits.assist_working_days
-        opened = {tid: open_case(a, now, policy, calendar, assist_days) for tid, (_, a) in batch.items()}
+        policy, calendar = await sla.policies.current(), sla.calendar
+        opened = {tid: open_case(a, now, policy, calendar) for tid, (_, a) in batch.items()}
         cases = {tid: case for tid, (case, _) in opened.items()}
         extras = {tid: {**sla_extras(limits), **await sla.clocks.fields(case, sla_extras(limits))}
                   for tid, (case, limits) in opened.items()}
@@ -106,7 +106,7 @@ class CaseInbox:
             for tid, case in stored.items():
                 then = await sla.policies.get(case.policy_version) or policy
                 cases[tid] = case if case.dispatch_round > 1 else \
-                    open_case(batch[tid][1], pb.dt(case.opened_at), then, calendar, assist_days)[0]
+                    open_case(batch[tid][1], pb.dt(case.opened_at), then, calendar)[0]
         for tid, case in cases.items():
             if tid not in existed:
                 OPENED.labels(events_pb2.UnitType.Name(case.primary_unit.unit_type)).inc()
@@ -126,6 +126,9 @@ class CaseInbox:
             actor, key = CITY, f"evaluation/{message.evaluation_id}"
         elif isinstance(message, events_pb2.TicketAssigned):
             actor, key = ROUTING, f"{message.assignment.ticket_id}/assigned/{message.assignment.dispatch_round}"
+        elif isinstance(message, routing_pb2.SubDispatched):
+            actor = ROUTING
+            key = f"{message.ticket_id}/sub-dispatched/{message.dispatch_round}/{message.community_unit.unit_id}"
         else:
             assert isinstance(message, lifecycle_pb2.ReturnDecision)
             actor, key = ROUTING, f"{message.ticket_id}/return-decision/{message.dispatch_round}"
