@@ -144,3 +144,45 @@ def test_overdue_levels_are_checked() -> None:
     doc["overdue_levels"] = {"sub_dispatch": 0}
     limits = limits_of(parse_policy(doc), [])
     assert limits.overdue_level(SlaClock.SUB_DISPATCH) == 0 and limits.overdue_level(SlaClock.REPLY) == 1
+
+
+# ------------------------------------------------------------------------------ 吹哨报到
+
+
+def test_a_whistle_runs_each_summoned_units_report_in_limit_until_it_reports_in() -> None:
+    from hotline.v1 import supervision_pb2 as sv
+    from services.supervision.levels import whistle_clocks as wc
+    from services.supervision.levels import whistles as wh
+    from tests.unit.test_escalation import PRIMARY, RULES, STREET, blow
+
+    w = blow(ticket_id="C9")  # ST01 summons DP01 and DP02, 24 h (supervision_limits.json)
+    running = {t.kind: t for t in wc.whistle_timers(w, SLA.due_soon_fraction)}
+    assert set(running) == {"whistle_report_in_dp01", "whistle_report_in_dp02"}
+    blown = pb.dt(w.blown_at)
+    timer = running["whistle_report_in_dp02"]
+    assert timer.due_at == blown + timedelta(hours=RULES.report_in_hours)
+    assert timer.warn_at == blown + timedelta(hours=RULES.report_in_hours) * SLA.due_soon_fraction
+    assert clock_of(timer.kind) == SlaClock.WHISTLE_REPORT_IN
+    reported = wh.report_in(w, sv.ReportInRequest(whistle_id="WH-1"), PRIMARY, blown + timedelta(hours=1)).state
+    assert reported is not None
+    assert [t.kind for t in wc.whistle_timers(reported, 0.8)] == ["whistle_report_in_dp02"]  # DP01 reported in
+    closed = wh.close(reported, sv.CloseWhistleRequest(whistle_id="WH-1", outcome="已处置"), STREET, blown).state
+    assert closed is not None and wc.whistle_timers(closed, 0.8) == []  # closed: no clock runs
+
+    soon, due = Fired(timer, Stage.DUE_SOON, timer.warn_at), Fired(timer, Stage.DUE, timer.due_at)
+    names = {"DP02": "区城管局"}.get
+    events = wc.whistle_events([soon, due], {"WH-1": w}, "cases", "notes", TZ, lambda u: names(u) or "")
+    deadline_events = [e for e in events if e.topic == "cases"]
+    assert [type(e.message).__name__ for e in deadline_events] == ["DeadlineDueSoon", "DeadlineMissed"]
+    for e in deadline_events:
+        d = e.message.deadline  # type: ignore[attr-defined]
+        assert d.clock == deadlines_pb2.DEADLINE_CLOCK_WHISTLE_REPORT_IN and d.whistle_id == "WH-1"
+        assert d.unit.unit_id == "DP02" and d.unit.name == "区城管局" and d.primary_unit.unit_id == "ST01"
+        assert e.key == "C9" and d.ticket_id == "C9"
+    (reminder,) = [e for e in events if e.topic == "notes"]
+    assert reminder.message.unit.unit_id == "DP02"  # type: ignore[attr-defined]
+    assert "区城管局" in reminder.message.text and "吹哨报到时限" in reminder.message.text  # type: ignore[attr-defined]
+    again = wc.whistle_events([soon, due], {"WH-1": w}, "cases", "notes", TZ, lambda u: "")
+    assert [e.event_id for e in again] == [e.event_id for e in events]  # deterministic ids: a rescan is the same
+    loose = wc.whistle_events([due], {}, "cases", "", TZ, lambda u: "")  # a whistle without a ticket: keyed by it
+    assert loose[0].key == "WH-1" and len(loose) == 1
