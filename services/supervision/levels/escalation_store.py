@@ -179,8 +179,8 @@ class EscalationCommands:
                  unit_type: wh.UnitType, results_topic: str = "",
                  recurring_rules: recurring.Rules | None = None, clocks: CaseClocks | None = None,
                  whistle_clocks: WhistleClocks | None = None) -> None:
-        self.clocks = clocks
-        self.whistle_clocks = whistle_clocks  # 吹哨报到: each summons' report-in limit is a timer  # a merged child's clocks stop as it closes (None: cases without clocks, e.g. a bench)
+        self.clocks = clocks  # a merged child's clocks stop as it closes (None: cases without clocks, e.g. a bench)
+        self.whistle_clocks = whistle_clocks  # 吹哨报到: each summons' report-in limit is a timer
         self.recurring_rules = recurring_rules or recurring.Rules.load()
         self.results_topic = results_topic  # city.results.v1: merged children's results (回传)
         self.bus = bus

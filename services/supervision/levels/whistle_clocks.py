@@ -20,9 +20,9 @@ from typing import Any
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from hotline import pb
+from hotline import timers as timers_module
 from hotline.envelope import Event
 from hotline.mongo import Doc, find_in
-from hotline import timers as timers_module
 from hotline.timers import Fired, Stage, Timer, Timers
 from hotline.v1 import deadlines_pb2, events_pb2, reminders_pb2
 from hotline.v1 import supervision_pb2 as sv
