@@ -29,6 +29,10 @@ Shape of a policy::
 * ``case_lanes`` (optional) is the one definition of a case's lane for the figures (KPI ``lane``
   dimension, reports): ``[{"name": "deputy", "label": ..., "when": ...}, ...]``, the first that
   matches names the case's lane (``Case.lane``), else ``normal``. Metrics reads it from the case.
+* ``overdue_levels`` (optional): ``{clock: 0 or 1}``, what a missed clock raises: 1 = system
+  supervision (系统督办, the default for every clock), 0 = the alarm on the board only (the shipped
+  policy: the office's own ``deputy_callback``). ``sub_dispatch`` is a community's 加派 limit (the
+  street may name a shorter one), ``assist_contribution`` an assisting unit's, from the receipt.
 * A limit the city sets on the ticket (``time_limit_working_days``) replaces the default reply
   limit, and no lane may make the reply later than it (the city is the superior platform).
 * Clocks: dispatch, sign_off and contact run from the assignment; reply from the city's receipt;
