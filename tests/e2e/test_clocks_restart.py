@@ -1,7 +1,9 @@
 """The clocks issue #22 added, on the accelerated clock and through supervision restarts (SIGKILL,
 then SIGTERM): an unsigned assisting unit, an overdue 加派, an unreported 挂账 month and an overdue
 level-2 督办 each fire due-soon and overdue exactly once (counted per clock as DeadlineDueSoon /
-DeadlineMissed on the case topic); so does a summoned department that never reports in (吹哨报到).
+DeadlineMissed on the case topic); so do a summoned department that never reports in (吹哨报到) and
+the office's callback clock of a deputy's reported ticket the deputy never rates (回访, which by the
+SLA policy's overdue_levels raises no 督办).
 
 Follows tests/e2e/test_timers_restart.py: supervision alone as a process on the accelerated clock
 with topics and a database of its own; assignments and the 加派 are published straight to its
@@ -74,6 +76,15 @@ async def until(clock: SimulatedClock, when: datetime) -> None:
     await asyncio.sleep(max(0.0, clock.real_seconds(when - clock.now())))
 
 
+async def publish_all(settings: Settings, events: list[Event]) -> None:
+    producer = kafka_producer(settings)
+    await producer.start()
+    try:
+        await publish(producer, events, "test")
+    finally:
+        await producer.stop()
+
+
 async def deadline_events(settings: Settings) -> dict[tuple[str, str, str], dict[str, Any]]:
     """(record key, clock key, stage) -> {event id: Deadline}, from the case topic."""
     records = await read_topic(settings, settings.topics.name("case_events"), expect=10**9, timeout=5)
@@ -93,26 +104,17 @@ async def test_the_new_clocks_fire_due_soon_and_overdue_once_through_restarts(
 ) -> None:
     supervision, clock, settings = simulated
     tag = uuid.uuid4().hex[:6]
-    # the assisting and 加派 cases start four simulated days ahead: their first alarms come after the kill below
-    ahead = clock.now() + timedelta(days=4)
     now = clock.now()
     tid = {name: f"CK-{tag}-{name}" for name in ("assist", "sub", "park", "level2")}
-    tickets = {tid["assist"]: assignment(tid["assist"], ahead, (HELPER,)),
-               tid["sub"]: assignment(tid["sub"], ahead),
-               tid["park"]: assignment(tid["park"], now), tid["level2"]: assignment(tid["level2"], now)}
-    sub = routing_pb2.SubDispatched(ticket_id=tid["sub"], dispatch_round=1, street_unit=STREET,
-                                    community_unit=COMMUNITY, reason="社区先行处置", dispatched_at=pb.ts(ahead),
-                                    due=pb.ts(ahead + timedelta(days=20)))  # the street asked more: the policy caps it
+    tid["deputy"] = f"RD-CK-{tag}"  # a deputy's ticket (人大代表): no city ticket, the deputy rates (回访)
+    first = {tid["park"]: assignment(tid["park"], now), tid["level2"]: assignment(tid["level2"], now),
+             tid["deputy"]: assignment(tid["deputy"], now)}
+    first[tid["deputy"]].source = "deputy"
+    # its unit's sign-off and contact run from an assignment two days ahead: none runs out before the reply
+    first[tid["deputy"]].assignment.assigned_at.CopyFrom(pb.ts(now + timedelta(days=2)))
     topic = settings.topics.name("assignment_events")
-    producer = kafka_producer(settings)
-    await producer.start()
-    try:
-        await publish(producer, [Event(topic, t, a, f"{t}/assigned/1") for t, a in tickets.items()]
-                      + [Event(topic, tid["sub"], sub, f"{tid['sub']}/sub-dispatch/{COMMUNITY.unit_id}")], "test")
-    finally:
-        await producer.stop()
-    ids = sorted(tickets)
-    await eventually(lambda: get_cases(settings, ids), lambda found: len(found) == len(ids), timeout=60)
+    await publish_all(settings, [Event(topic, t, a, f"{t}/assigned/1") for t, a in first.items()])
+    await eventually(lambda: get_cases(settings, sorted(first)), lambda found: len(found) == len(first), timeout=60)
 
     base = f"http://{settings.bind_host}:{settings.ports.supervision_http}"
 
@@ -127,17 +129,37 @@ async def test_the_new_clocks_fire_due_soon_and_overdue_once_through_restarts(
         assert r.status_code == 200, r.text
         r = await office.post(f"{park}/park/decision", json={"approved": True, "reason": "同意挂账"}, headers=key("d"))
         assert r.status_code == 200 and r.json()["state"] == "CASE_STATE_PARKED", r.text
-        r = await office.post(f"{base}/cases/{tid['level2']}/supervision", json={"level": 2, "reason": "督办函"},
-                              headers=key("l2"))
-        assert r.status_code == 200, r.text
         r = await unit.post(f"{base}/whistles", json={"ticket_id": tid["level2"], "problem": "违建整治需住建到场",
                                                       "unit_ids": [SUMMONED]}, headers=key("w"))
         assert r.status_code == 200, r.text
         whistle_id = r.json()["whistle_id"]
+        deputy = f"{base}/cases/{tid['deputy']}"
+        for path, body in (("sign-off", {"note": "收到"}),
+                           ("contacts", {"channel": "CONTACT_CHANNEL_PHONE", "outcome": "CONTACT_OUTCOME_REACHED"}),
+                           ("reply", {"result": "REPLY_RESULT_RESOLVED", "text": "已处理"})):
+            r = await unit.post(f"{deputy}/{path}", json=body, headers=key(f"rd-{path}"))
+            assert r.status_code == 200, r.text
+        r = await office.post(f"{deputy}/review", json={"passed": True}, headers=key("rd-review"))
+        assert r.status_code == 200 and r.json()["state"] == "CASE_STATE_REPORTED", r.text
+        r = await office.post(f"{base}/cases/{tid['level2']}/supervision", json={"level": 2, "reason": "督办函"},
+                              headers=key("l2"))
+        assert r.status_code == 200, r.text
 
+    # the assisting and 加派 cases start four simulated days ahead: their first alarms come after the kill below
+    ahead = clock.now() + timedelta(days=4)
+    later = {tid["assist"]: assignment(tid["assist"], ahead, (HELPER,)), tid["sub"]: assignment(tid["sub"], ahead)}
+    sub = routing_pb2.SubDispatched(ticket_id=tid["sub"], dispatch_round=1, street_unit=STREET,
+                                    community_unit=COMMUNITY, reason="社区先行处置", dispatched_at=pb.ts(ahead),
+                                    due=pb.ts(ahead + timedelta(days=20)))  # the street asked more: the policy caps it
+    await publish_all(settings, [Event(topic, t, a, f"{t}/assigned/1") for t, a in later.items()]
+                      + [Event(topic, tid["sub"], sub, f"{tid['sub']}/sub-dispatch/{COMMUNITY.unit_id}")])
+    ids = sorted({**first, **later})
     cases = await eventually(lambda: get_cases(settings, ids),
-                             lambda found: len(found[tid["sub"]].sub_dispatches) == 1
-                             and found[tid["level2"]].HasField("supervision_due"), timeout=30)
+                             lambda found: len(found) == len(ids) and len(found[tid["sub"]].sub_dispatches) == 1
+                             and found[tid["level2"]].HasField("supervision_due"), timeout=30, every=0.1)
+    killed_at = clock.now()
+    supervision.kill()  # SIGKILL, with every alarm below still ahead (but the whistle's 24 h, maybe)
+
     # what must fire, per clock: (record key, clock key) -> its due time
     level2_due = pb.dt(cases[tid["level2"]].supervision_due)
     (task,) = cases[tid["assist"]].assists
@@ -147,17 +169,16 @@ async def test_the_new_clocks_fire_due_soon_and_overdue_once_through_restarts(
         (tid["park"], "park_progress"): pb.dt(cases[tid["park"]].park.next_report_due),
         (tid["level2"], "supervision"): level2_due,
         (tid["level2"], f"whistle_report_in_{SUMMONED.lower()}"): None,  # due 24 h after the whistle
+        (tid["deputy"], "deputy_callback"): None,  # 5 working days after reporting
     }
     assert pb.dt(cases[tid["sub"]].sub_dispatches[0].due) < ahead + timedelta(days=5)  # the policy's 2 working days
-    assert level2_due - now > timedelta(days=5)  # 5 working days
+    assert level2_due - pb.dt(cases[tid["level2"]].supervision_raised_at) >= timedelta(days=5)  # 5 working days
     assert pb.dt(cases[tid["park"]].park.next_report_due) - now >= timedelta(days=29)  # the monthly report
 
-    killed_at = clock.now()
-    supervision.kill()  # SIGKILL: no goodbye
-    await asyncio.sleep(10)  # ~4.6 simulated days of downtime: the assisting and 加派 alarms fall due meanwhile
+    await until(clock, ahead + timedelta(days=2))  # downtime: the assisting unit's sign-off falls due meanwhile
     supervision.start()
     await asyncio.to_thread(supervision.wait_ready, 90)
-    await until(clock, killed_at + timedelta(days=20))  # before the 挂账 month's due-soon alarm
+    await until(clock, killed_at + timedelta(days=18))  # before the 挂账 month's due-soon alarm
     supervision.stop()  # SIGTERM, and straight back
     supervision.start()
     await asyncio.to_thread(supervision.wait_ready, 90)
@@ -193,9 +214,18 @@ async def test_the_new_clocks_fire_due_soon_and_overdue_once_through_restarts(
     report_in = by_clock[f"whistle_report_in_{SUMMONED.lower()}"]
     assert report_in.whistle_id == whistle_id and report_in.unit.unit_id == SUMMONED
     assert report_in.clock == deadlines_pb2.DEADLINE_CLOCK_WHISTLE_REPORT_IN
+    callback = by_clock["deputy_callback"]
+    assert callback.clock == deadlines_pb2.DEADLINE_CLOCK_DEPUTY_CALLBACK and callback.unit.unit_id == "office"
     # the downtime was caught up: an alarm that fell due while supervision was down fired after it came back
     lateness = [pb.dt(d.fired_at) - pb.dt(d.due_at) for d in by_clock.values()]
     assert max(lateness) > timedelta(hours=12)
     # an overdue 加派 raised level 1 like every other miss, once
-    sub_case = (await get_cases(settings, [tid["sub"]]))[tid["sub"]]
-    assert sub_case.supervision_level >= 1
+    final = await get_cases(settings, [tid["sub"], tid["deputy"]])
+    assert final[tid["sub"]].supervision_level >= 1
+    # the deputy callback's miss is the office's alarm only (overdue_levels): no 督办 of the unit that replied
+    records = await read_topic(settings, settings.topics.name("case_events"), expect=10**9, timeout=5)
+    raised = [deadlines_pb2.OverdueSupervisionRaised.FromString(r.value).reason for r in records
+              if r.key.decode() == tid["deputy"] and dict(r.headers).get("event_type") ==
+              b"hotline.v1.OverdueSupervisionRaised"]
+    assert not raised, raised
+    assert final[tid["deputy"]].supervision_level == 0 and final[tid["deputy"]].state == events_pb2.CASE_STATE_REPORTED
