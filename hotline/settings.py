@@ -118,7 +118,7 @@ class LimitSettings(BaseModel):
     return and dispatch limits are the policy's: hotline/data/sla_policy.json)."""
 
     redo_working_days: int = 5  # 重办: the new limit when the office gives none
-    assist_working_days: int = 3  # 协办: assisting units contribute within this many working days
+    assist_working_days: int = 3  # no longer read (issue #22): the SLA policy's assist_contribution limit
     park_report_days: int = 30  # 挂账: a progress report at least this often
 
 

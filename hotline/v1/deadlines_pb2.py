@@ -26,21 +26,21 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from hotline.v1 import events_pb2 as hotline_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahotline/v1/deadlines.proto\x12\nhotline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hotline/v1/events.proto\"\xbe\x02\n\x08\x44\x65\x61\x64line\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12(\n\x05\x63lock\x18\x02 \x01(\x0e\x32\x19.hotline.v1.DeadlineClock\x12*\n\x06\x64ue_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x64ispatch_round\x18\x04 \x01(\x05\x12&\n\x0cprimary_unit\x18\x05 \x01(\x0b\x32\x10.hotline.v1.Unit\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12,\n\x08\x66ired_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x05\x12\x1e\n\x04unit\x18\x64 \x01(\x0b\x32\x10.hotline.v1.Unit\x12\x11\n\tclock_key\x18\x65 \x01(\t\"9\n\x0f\x44\x65\x61\x64lineDueSoon\x12&\n\x08\x64\x65\x61\x64line\x18\x01 \x01(\x0b\x32\x14.hotline.v1.Deadline\"8\n\x0e\x44\x65\x61\x64lineMissed\x12&\n\x08\x64\x65\x61\x64line\x18\x01 \x01(\x0b\x32\x14.hotline.v1.Deadline\"\xbd\x01\n\x18OverdueSupervisionRaised\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12(\n\x05\x63lock\x18\x04 \x01(\x0e\x32\x19.hotline.v1.DeadlineClock\x12-\n\traised_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x64ispatch_round\x18\x06 \x01(\x05*\xe3\x03\n\rDeadlineClock\x12\x1e\n\x1a\x44\x45\x41\x44LINE_CLOCK_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45\x41\x44LINE_CLOCK_DISPATCH\x10\x01\x12\x1b\n\x17\x44\x45\x41\x44LINE_CLOCK_SIGN_OFF\x10\x02\x12\x1a\n\x16\x44\x45\x41\x44LINE_CLOCK_CONTACT\x10\x03\x12\x18\n\x14\x44\x45\x41\x44LINE_CLOCK_REPLY\x10\x04\x12%\n!DEADLINE_CLOCK_EXTENSION_DECISION\x10\x05\x12\"\n\x1e\x44\x45\x41\x44LINE_CLOCK_RETURN_DECISION\x10\x06\x12\"\n\x1e\x44\x45\x41\x44LINE_CLOCK_DEPUTY_CALLBACK\x10\x64\x12\"\n\x1e\x44\x45\x41\x44LINE_CLOCK_ASSIST_SIGN_OFF\x10\x65\x12&\n\"DEADLINE_CLOCK_ASSIST_CONTRIBUTION\x10\x66\x12\x1f\n\x1b\x44\x45\x41\x44LINE_CLOCK_SUB_DISPATCH\x10g\x12 \n\x1c\x44\x45\x41\x44LINE_CLOCK_PARK_PROGRESS\x10h\x12\x1e\n\x1a\x44\x45\x41\x44LINE_CLOCK_SUPERVISION\x10i\x12$\n DEADLINE_CLOCK_WHISTLE_REPORT_IN\x10jb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahotline/v1/deadlines.proto\x12\nhotline.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hotline/v1/events.proto\"\xd3\x02\n\x08\x44\x65\x61\x64line\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12(\n\x05\x63lock\x18\x02 \x01(\x0e\x32\x19.hotline.v1.DeadlineClock\x12*\n\x06\x64ue_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x64ispatch_round\x18\x04 \x01(\x05\x12&\n\x0cprimary_unit\x18\x05 \x01(\x0b\x32\x10.hotline.v1.Unit\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12,\n\x08\x66ired_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x05\x12\x1e\n\x04unit\x18\x64 \x01(\x0b\x32\x10.hotline.v1.Unit\x12\x11\n\tclock_key\x18\x65 \x01(\t\x12\x13\n\nwhistle_id\x18\x90\x03 \x01(\t\"9\n\x0f\x44\x65\x61\x64lineDueSoon\x12&\n\x08\x64\x65\x61\x64line\x18\x01 \x01(\x0b\x32\x14.hotline.v1.Deadline\"8\n\x0e\x44\x65\x61\x64lineMissed\x12&\n\x08\x64\x65\x61\x64line\x18\x01 \x01(\x0b\x32\x14.hotline.v1.Deadline\"\xbd\x01\n\x18OverdueSupervisionRaised\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12(\n\x05\x63lock\x18\x04 \x01(\x0e\x32\x19.hotline.v1.DeadlineClock\x12-\n\traised_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x64ispatch_round\x18\x06 \x01(\x05*\xe3\x03\n\rDeadlineClock\x12\x1e\n\x1a\x44\x45\x41\x44LINE_CLOCK_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45\x41\x44LINE_CLOCK_DISPATCH\x10\x01\x12\x1b\n\x17\x44\x45\x41\x44LINE_CLOCK_SIGN_OFF\x10\x02\x12\x1a\n\x16\x44\x45\x41\x44LINE_CLOCK_CONTACT\x10\x03\x12\x18\n\x14\x44\x45\x41\x44LINE_CLOCK_REPLY\x10\x04\x12%\n!DEADLINE_CLOCK_EXTENSION_DECISION\x10\x05\x12\"\n\x1e\x44\x45\x41\x44LINE_CLOCK_RETURN_DECISION\x10\x06\x12\"\n\x1e\x44\x45\x41\x44LINE_CLOCK_DEPUTY_CALLBACK\x10\x64\x12\"\n\x1e\x44\x45\x41\x44LINE_CLOCK_ASSIST_SIGN_OFF\x10\x65\x12&\n\"DEADLINE_CLOCK_ASSIST_CONTRIBUTION\x10\x66\x12\x1f\n\x1b\x44\x45\x41\x44LINE_CLOCK_SUB_DISPATCH\x10g\x12 \n\x1c\x44\x45\x41\x44LINE_CLOCK_PARK_PROGRESS\x10h\x12\x1e\n\x1a\x44\x45\x41\x44LINE_CLOCK_SUPERVISION\x10i\x12$\n DEADLINE_CLOCK_WHISTLE_REPORT_IN\x10jb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hotline.v1.deadlines_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEADLINECLOCK']._serialized_start=731
-  _globals['_DEADLINECLOCK']._serialized_end=1214
+  _globals['_DEADLINECLOCK']._serialized_start=752
+  _globals['_DEADLINECLOCK']._serialized_end=1235
   _globals['_DEADLINE']._serialized_start=101
-  _globals['_DEADLINE']._serialized_end=419
-  _globals['_DEADLINEDUESOON']._serialized_start=421
-  _globals['_DEADLINEDUESOON']._serialized_end=478
-  _globals['_DEADLINEMISSED']._serialized_start=480
-  _globals['_DEADLINEMISSED']._serialized_end=536
-  _globals['_OVERDUESUPERVISIONRAISED']._serialized_start=539
-  _globals['_OVERDUESUPERVISIONRAISED']._serialized_end=728
+  _globals['_DEADLINE']._serialized_end=440
+  _globals['_DEADLINEDUESOON']._serialized_start=442
+  _globals['_DEADLINEDUESOON']._serialized_end=499
+  _globals['_DEADLINEMISSED']._serialized_start=501
+  _globals['_DEADLINEMISSED']._serialized_end=557
+  _globals['_OVERDUESUPERVISIONRAISED']._serialized_start=560
+  _globals['_OVERDUESUPERVISIONRAISED']._serialized_end=749
 # @@protoc_insertion_point(module_scope)

@@ -107,6 +107,7 @@ class Deadline(_message.Message):
     POLICY_VERSION_FIELD_NUMBER: _builtins.int
     UNIT_FIELD_NUMBER: _builtins.int
     CLOCK_KEY_FIELD_NUMBER: _builtins.int
+    WHISTLE_ID_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     clock: Global___DeadlineClock.ValueType
     dispatch_round: _builtins.int
@@ -114,6 +115,8 @@ class Deadline(_message.Message):
     policy_version: _builtins.int
     clock_key: _builtins.str
     """the timer's own key, e.g. assist_sign_off_d07"""
+    whistle_id: _builtins.str
+    """吹哨报到: the whistle whose report-in limit it is (ticket_id may be empty)"""
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp:
         """end of the period (24:00 local for day limits)"""
@@ -143,10 +146,11 @@ class Deadline(_message.Message):
         policy_version: _builtins.int = ...,
         unit: _events_pb2.Unit | None = ...,
         clock_key: _builtins.str = ...,
+        whistle_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "fired_at", b"fired_at", "primary_unit", b"primary_unit", "unit", b"unit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "clock", b"clock", "clock_key", b"clock_key", "dispatch_round", b"dispatch_round", "due_at", b"due_at", "fired_at", b"fired_at", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "ticket_id", b"ticket_id", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "clock", b"clock", "clock_key", b"clock_key", "dispatch_round", b"dispatch_round", "due_at", b"due_at", "fired_at", b"fired_at", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "ticket_id", b"ticket_id", "unit", b"unit", "whistle_id", b"whistle_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

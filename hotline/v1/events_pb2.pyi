@@ -13,6 +13,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from hotline.v1 import case_pb2 as _case_pb2
+from hotline.v1 import clocks_pb2 as _clocks_pb2
 from hotline.v1 import ticket_pb2 as _ticket_pb2
 import builtins as _builtins
 import sys
@@ -334,6 +335,7 @@ class Case(_message.Message):
     LANE_FIELD_NUMBER: _builtins.int
     SUPERVISION_DUE_FIELD_NUMBER: _builtins.int
     SUPERVISION_RAISED_AT_FIELD_NUMBER: _builtins.int
+    SUB_DISPATCHES_FIELD_NUMBER: _builtins.int
     ticket_id: _builtins.str
     state: Global___CaseState.ValueType
     ticket_type: _ticket_pb2.TicketType.ValueType
@@ -457,6 +459,10 @@ class Case(_message.Message):
     def supervision_raised_at(self) -> _timestamp_pb2.Timestamp:
         """when that level was raised"""
 
+    @_builtins.property
+    def sub_dispatches(self) -> _containers.RepeatedCompositeFieldContainer[_clocks_pb2.SubDispatchTask]:
+        """加派: communities the street sent it on to (this round)"""
+
     def __init__(
         self,
         *,
@@ -503,10 +509,11 @@ class Case(_message.Message):
         lane: _builtins.str = ...,
         supervision_due: _timestamp_pb2.Timestamp | None = ...,
         supervision_raised_at: _timestamp_pb2.Timestamp | None = ...,
+        sub_dispatches: _abc.Iterable[_clocks_pb2.SubDispatchTask] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "contact_due", b"contact_due", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "primary_unit", b"primary_unit", "received_at", b"received_at", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "supervision_due", b"supervision_due", "supervision_raised_at", b"supervision_raised_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "assists", b"assists", "category", b"category", "city_ticket_id", b"city_ticket_id", "closed_at", b"closed_at", "closing_explanation", b"closing_explanation", "closure", b"closure", "contact_due", b"contact_due", "contacts", b"contacts", "dispatch_round", b"dispatch_round", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "lane", b"lane", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "pending_evaluations", b"pending_evaluations", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "received_at", b"received_at", "redo_round", b"redo_round", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "result_id", b"result_id", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "revision", b"revision", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "sla_lanes", b"sla_lanes", "state", b"state", "supervision_due", b"supervision_due", "supervision_level", b"supervision_level", "supervision_raised_at", b"supervision_raised_at", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "updated_at", b"updated_at", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assisting_units", b"assisting_units", "assists", b"assists", "category", b"category", "city_ticket_id", b"city_ticket_id", "closed_at", b"closed_at", "closing_explanation", b"closing_explanation", "closure", b"closure", "contact_due", b"contact_due", "contacts", b"contacts", "dispatch_round", b"dispatch_round", "evaluation", b"evaluation", "extension", b"extension", "first_contact", b"first_contact", "first_contact_at", b"first_contact_at", "lane", b"lane", "last_contact", b"last_contact", "opened_at", b"opened_at", "park", b"park", "pending_evaluations", b"pending_evaluations", "policy_version", b"policy_version", "primary_unit", b"primary_unit", "received_at", b"received_at", "redo_round", b"redo_round", "replied_at", b"replied_at", "reply", b"reply", "reply_due", b"reply_due", "reported_at", b"reported_at", "result_id", b"result_id", "return_due", b"return_due", "return_request", b"return_request", "review", b"review", "revision", b"revision", "sign_off_due", b"sign_off_due", "signed_off_at", b"signed_off_at", "sla_lanes", b"sla_lanes", "state", b"state", "sub_dispatches", b"sub_dispatches", "supervision_due", b"supervision_due", "supervision_level", b"supervision_level", "supervision_raised_at", b"supervision_raised_at", "ticket_id", b"ticket_id", "ticket_type", b"ticket_type", "updated_at", b"updated_at", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,6 +14,7 @@ from hotline.directory import DIRECTORY_FILE, Directory
 from hotline.kafka import ConsumerSpec
 from hotline.logging import get_logger
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
+from hotline.timers import Timers
 from hotline.v1 import events_pb2, park_pb2_grpc, services_pb2_grpc, supervision_pb2_grpc
 from services.supervision.cases import sla as sla_module
 from services.supervision.cases import store as store_module
@@ -34,7 +35,8 @@ from services.supervision.levels.escalation import Rules as EscalationRules
 from services.supervision.levels.escalation_api import EscalationGrpc, escalation_routes
 from services.supervision.levels.escalation_handlers import EscalationFollowUps
 from services.supervision.levels.escalation_store import INDEXES as ESCALATION_INDEXES
-from services.supervision.levels.escalation_store import EscalationCommands, unit_types
+from services.supervision.levels.escalation_store import WHISTLES, EscalationCommands, unit_types
+from services.supervision.levels.whistle_clocks import WhistleAlarms, WhistleClocks
 from services.supervision.warnings import warning_policy
 from services.supervision.warnings.warning_api import warning_routes
 from services.supervision.warnings.warning_handlers import WarningInbox
@@ -94,9 +96,19 @@ async def build(rt: Runtime) -> Service:
     warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(directory),
                                  rt.topic("warning_events"), newest=warning_policy.live(rules_store).current)
     # 督办 levels, whistles, meetings, merges (escalation*.py): the one writer of a case's supervision level
+    # 吹哨报到: each summons' report-in limit is a timer in its whistle's document (whistle_clocks.py)
+    whistle_alarms = WhistleAlarms(rt.db, WHISTLES, out_topic, rt.topic("notifications"), tz,
+                                   {u["unit_id"]: u.get("name", "") for u in directory["units"]})
+    whistle_timers = Timers(rt.db, rt.outbox, rt.clock, whistle_alarms, collection=WHISTLES, batch=sla.scan_batch,
+                            embedded=True)
+
+    async def due_soon_fraction() -> float:
+        return (await sla_policies.current()).due_soon_fraction
+
     escalation = EscalationCommands(rt.commands, rt.db, EscalationRules.load(base.deadlines, tz), rt.clock,
                                     out_topic, unit_types(directory), rt.topic("city_results"),
-                                    clocks=case_policies.clocks, cases=commands)
+                                    clocks=case_policies.clocks, cases=commands,
+                                    whistle_clocks=WhistleClocks(whistle_timers, due_soon_fraction))
     # its follow-ups of the case decisions (settle, close merged cases, level 1) run in process from the outbox
     rt.outbox.follow(EscalationFollowUps(escalation, out_topic).follow)
 
@@ -107,6 +119,9 @@ async def build(rt: Runtime) -> Service:
 
     async def deadline_timers() -> None:
         await timers.run_forever(sla.scan_seconds)
+
+    async def report_in_timers() -> None:  # 吹哨报到
+        await whistle_timers.run_forever(sla.scan_seconds)
 
     async def sla_gauges() -> None:
         await gauges.run_forever(sla.gauge_seconds)
@@ -138,7 +153,7 @@ async def build(rt: Runtime) -> Service:
         indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES, **policies.INDEXES,
                  **CIRCULATION_INDEXES, COLLECTION_SEARCH: SEARCH_INDEXES[COLLECTION_SEARCH],
                  "cases": [*store_module.INDEXES["cases"], *SEARCH_INDEXES["cases"]]},
-        background=[deadline_timers, sla_gauges, level_gauges],
+        background=[deadline_timers, sla_gauges, level_gauges, report_in_timers],
     )
 
 

@@ -207,7 +207,7 @@ POLICY_FILES = (
     ("数据保留期限", "hotline/data/retention.json"),
 )
 LIMIT_LABELS = {  # hotline.settings.LimitSettings: the limits beyond the SLA policy file (时限政策)
-    "redo_working_days": "重办时限（工作日，热线办未给时）", "assist_working_days": "协办时限（工作日）",
+    "redo_working_days": "重办时限（工作日，热线办未给时）",  # 协办时限: the SLA policy's assist_contribution
     "park_report_days": "挂账进展报告周期（天）",
 }
 

@@ -23,7 +23,16 @@ from hotline.commands import Decision, DomainError
 from hotline.envelope import JSON
 from hotline.policy import Role
 from hotline.settings import LimitSettings, Settings
-from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, merging_pb2, park_pb2, ticket_pb2
+from hotline.v1 import (
+    case_pb2,
+    events_pb2,
+    knowledge_pb2,
+    lifecycle_pb2,
+    merging_pb2,
+    park_pb2,
+    routing_pb2,
+    ticket_pb2,
+)
 from services.supervision.cases import core
 from services.supervision.cases import lifecycle as lc
 from services.supervision.cases.lifecycle import ALLOWED, STATES, Action
@@ -38,7 +47,7 @@ SLA = parse_policy(json.loads(Settings().sla.policy_file.read_text("utf-8")))
 
 
 def open_case(request: events_pb2.TicketAssigned, now: datetime) -> events_pb2.Case:
-    return core.open_case(request, now, SLA, CALENDAR, LIMITS.assist_working_days)[0]
+    return core.open_case(request, now, SLA, CALENDAR)[0]
 
 
 POLICY = lc.Policy(
@@ -202,6 +211,10 @@ def prepared(action: Action, case: events_pb2.Case) -> tuple[events_pb2.Case, Me
             return c, DIRECT, OFFICE
         case Action.CLOSE_MERGED:
             return c, CLOSE_MERGED, SYSTEM
+        case Action.SUB_DISPATCH:  # 加派 (routing's SubDispatched): the community's clock (s2-22-clocks)
+            return c, routing_pb2.SubDispatched(
+                ticket_id="C1", dispatch_round=c.dispatch_round, street_unit=c.primary_unit,
+                community_unit=events_pb2.Unit(unit_id="CM0101", name="社区"), dispatched_at=pb.ts(NOW)), SYSTEM
     raise AssertionError(action)
 
 

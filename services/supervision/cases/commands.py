@@ -27,10 +27,10 @@ from hotline.commands import Command, Decision, DomainError, Invalid
 from hotline.mongo import Doc
 from hotline.policy import Role
 from hotline.uow import Work
-from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, merging_pb2, park_pb2
+from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, merging_pb2, park_pb2, routing_pb2
 from services.supervision.cases import lifecycle
 from services.supervision.cases.core import open_case
-from services.supervision.cases.sla import Limits, SlaClock, Unit
+from services.supervision.cases.sla import Limits, SlaClock, Unit, limits_of
 from services.supervision.cases.store import (
     CaseClocks,
     CaseRepository,
@@ -89,10 +89,10 @@ class CasePolicies:
         if limits is not None and (period := limits.periods.get(SlaClock.EXTENSION)) and \
                 period.unit == Unit.WORKING_DAYS:
             cap = period.amount
-        assist_days, calendar = self.base.limits.assist_working_days, self.calendar
+        calendar = self.calendar
 
         def opened(assigned: events_pb2.TicketAssigned, now: datetime) -> events_pb2.Case:
-            return open_case(assigned, now, current, calendar, assist_days)[0]
+            return open_case(assigned, now, current, calendar)[0]
 
         most = limits.max_extensions if limits is not None else current.max_extensions
         stops = limits.park_stops if limits is not None else current.park_stops
@@ -100,9 +100,14 @@ class CasePolicies:
         progress = (limits.periods if limits is not None else current.defaults).get(SlaClock.PARK_PROGRESS)
         if progress is not None and progress.unit == Unit.DAYS and progress.amount > 0:
             report_days = progress.amount  # 挂账进展: the SLA policy's period
+        periods = limits if limits is not None else limits_of(current, [])
+
+        def sub_dispatch_due(start: datetime) -> datetime:  # 加派: the policy's limit for the community
+            return periods.due(SlaClock.SUB_DISPATCH, start, calendar)
+
         return replace(self.base, limits=replace(self.base.limits, extension_max_working_days=cap, max_extensions=most,
                                                  park_stops=tuple(c.value for c in stops),
-                                                 park_report_days=report_days),
+                                                 park_report_days=report_days, sub_dispatch_due=sub_dispatch_due),
                        open_case=opened)
 
 
@@ -198,6 +203,10 @@ class CloseMerged(CaseCommand, message=merging_pb2.CloseMergedRequest):
     """随主单结案: a case merged (并单) under a parent closes with the parent's result (the levels wing asks)"""
 
 
+class SubDispatch(CaseCommand, message=routing_pb2.SubDispatched):
+    """加派: the street sent a task to a community (routing); its limit is a clock of the case"""
+
+
 class OpenCase(CaseCommand, message=events_pb2.TicketAssigned):
     """派单: round 1 opens, round >= 2 re-dispatches"""
 
@@ -205,7 +214,7 @@ class OpenCase(CaseCommand, message=events_pb2.TicketAssigned):
 LIFECYCLE: tuple[type[CaseCommand], ...] = (
     SignOff, RecordContact, Reply, RequestExtension, DecideExtension, Park, DecidePark, Resume, ReportProgress,
     RequestReturn, Review, DecideRedo, Contribute, WaiveAssist, DirectAnswer, ReturnDecision, Evaluate,
-    CloseMerged)
+    CloseMerged, SubDispatch)
 
 
 class CaseHandlers:
@@ -283,8 +292,7 @@ class CaseHandlers:
                 decision = lifecycle.decide(case, assigned, command.actor, now, await self._policy(repo, case))
                 return replace(decision, audit={**decision.audit, "action": "redispatch"})  # 重新派单 in the history
             policy = await self.policies.policies.current()
-            opened, limits = open_case(assigned, now, policy, self.policies.calendar,
-                                       self.policies.base.limits.assist_working_days)
+            opened, limits = open_case(assigned, now, policy, self.policies.calendar)
             repo.opening = sla_extras(limits)  # the city's limit, kept beside the case
             return Decision(opened, events=[events_pb2.CaseOpened(case=opened)], answer=opened,
                             audit={"detail": f"派单 round {dispatch_round}",

@@ -17,7 +17,13 @@ transaction as the transition, so a lifecycle state change arms, moves or stops 
     RETURN_REQUESTED                   reply, return_decision (the office); once approved: dispatch
     PARKED                             park_progress (the monthly report), and contact / reply unless the
                                        SLA policy's park_stops stops them (挂账, approved by the office)
+    REPORTED (a deputy's ticket)       deputy_callback (the office's: it may call back when the deputy has
+                                       not rated the result by then)
     REPLIED, REPORTED, ...             none (the office's or the city's turn leave the count)
+
+Beside those, while the case is with its units: each assisting unit's sign-off and contribution
+(``assist_sign_off_<unit>``, ``assist_contribution_<unit>``), each community's 加派 limit of this
+round (``sub_dispatch_<unit>``), and the open 督办 level's own limit (``supervision``).
 
 A fired timer's stage becomes DeadlineDueSoon / DeadlineMissed; the first miss of a case below
 level 1 asks for system supervision (OverdueSupervisionRaised, one event id per case), which the
@@ -40,6 +46,7 @@ from hotline.inbound import (
 )
 from hotline.timers import Fired, Stage, Timer
 from hotline.v1 import case_pb2, deadlines_pb2, events_pb2, lifecycle_pb2, reminders_pb2
+from services.supervision.cases.deputy_closure import is_deputy_ticket
 from services.supervision.cases.sla import CaseFacts, Limits, Policy, SlaClock, clock_of, limits_for, unit_kind
 
 SYSTEM_SUPERVISION = 1  # 系统督办: raised automatically on the first missed deadline
@@ -49,13 +56,13 @@ CONTACT_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PRO
                            CS.CASE_STATE_EXTENSION_REQUESTED})
 ASSIST_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PROGRESS, CS.CASE_STATE_SENT_BACK,
                           CS.CASE_STATE_EXTENSION_REQUESTED, CS.CASE_STATE_PARKED})
+OFFICE_UNIT = events_pb2.Unit(unit_id="office", name="区12345热线办")  # who the office's own clocks run against
 REPLY_CLOCK = frozenset({CS.CASE_STATE_AWAITING_SIGN_OFF, CS.CASE_STATE_IN_PROGRESS, CS.CASE_STATE_SENT_BACK,
                          CS.CASE_STATE_EXTENSION_REQUESTED, CS.CASE_STATE_RETURN_REQUESTED})
 
 
 def open_case(
     assigned: events_pb2.TicketAssigned, now: datetime, policy: Policy, calendar: WorkCalendar,
-    assist_working_days: int = 3,
 ) -> tuple[events_pb2.Case, Limits]:
     """The case a new assignment (or a re-dispatch) opens, and its limits."""
     a = assigned.assignment
@@ -68,8 +75,8 @@ def open_case(
     start = received if a.dispatch_round <= 1 else assigned_at  # a re-dispatch starts afresh
     reply_due = limits.due(SlaClock.REPLY, start, calendar)
     assists = []
-    if a.assisting_units:  # 协办 sub-cases: sign off like the primary, contribute within their own limit
-        contribution_due = pb.ts(min(calendar.working_days_end(received, assist_working_days).astimezone(UTC),
+    if a.assisting_units:  # 协办 sub-cases: sign off like the primary, contribute within the policy's limit
+        contribution_due = pb.ts(min(limits.due(SlaClock.ASSIST_CONTRIBUTION, received, calendar).astimezone(UTC),
                                      reply_due))
         waiting = case_pb2.ASSIST_STATE_AWAITING_SIGN_OFF
         assists = [case_pb2.AssistTask(unit_id=u.unit_id, unit_name=u.name, state=waiting,
@@ -110,6 +117,10 @@ def case_timers(case: events_pb2.Case, limits: Limits, calendar: WorkCalendar) -
         timers.append(clock_timer(case, SlaClock.SUPERVISION, raised, pb.dt(case.supervision_due), limits))
     if state == CS.CASE_STATE_PARKED:
         return timers + parked_timers(case, limits, opened)
+    if state == CS.CASE_STATE_REPORTED and is_deputy_ticket(case) and case.HasField("reported_at"):
+        reported = pb.dt(case.reported_at)  # 回访: the deputy rates, else the office calls back (deputy_closure.py)
+        timers.append(clock_timer(case, SlaClock.DEPUTY_CALLBACK, reported,
+                                  limits.due(SlaClock.DEPUTY_CALLBACK, reported, calendar), limits))
     if state == CS.CASE_STATE_AWAITING_SIGN_OFF:
         timers.append(clock_timer(case, SlaClock.SIGN_OFF, opened, pb.dt(case.sign_off_due), limits))
     if state in CONTACT_CLOCK and case.HasField("contact_due") and not case.HasField("first_contact_at"):
@@ -150,6 +161,10 @@ def assist_timers(case: events_pb2.Case, limits: Limits, opened: datetime) -> li
                 task.HasField("contribution_due"):
             timers.append(clock_timer(case, SlaClock.ASSIST_CONTRIBUTION, opened, pb.dt(task.contribution_due),
                                       limits, unit_kind(SlaClock.ASSIST_CONTRIBUTION, task.unit_id)))
+    for sub in case.sub_dispatches:  # 加派: the community's limit, while this round is with the units
+        if sub.dispatch_round == case.dispatch_round and sub.HasField("due") and sub.HasField("dispatched_at"):
+            timers.append(clock_timer(case, SlaClock.SUB_DISPATCH, pb.dt(sub.dispatched_at), pb.dt(sub.due), limits,
+                                      unit_kind(SlaClock.SUB_DISPATCH, sub.community_unit_id)))
     return timers
 
 
@@ -174,9 +189,11 @@ def clock_timer(case: events_pb2.Case, clock: SlaClock, start: datetime, due: da
                 kind: str = "") -> Timer:
     """The timer of one clock of a case. It carries nothing else: what its events say (unit,
     round, category) is read from the case when it fires (rare), not stored with every timer
-    (every case opening would pay for that)."""
+    (every case opening would pay for that); only a clock whose miss raises no 督办 (the SLA
+    policy's ``overdue_levels``) says so (``{"level": 0}``)."""
+    level = limits.overdue_level(clock)
     return Timer(subject=case.ticket_id, kind=kind or clock.value, due_at=due,
-                 warn_at=limits.warn_at(start, due))
+                 warn_at=limits.warn_at(start, due), data={} if level == SYSTEM_SUPERVISION else {"level": level})
 
 
 def deadline_of(fired: Fired, case: events_pb2.Case | None) -> deadlines_pb2.Deadline:
@@ -188,9 +205,15 @@ def deadline_of(fired: Fired, case: events_pb2.Case | None) -> deadlines_pb2.Dea
         d.primary_unit.CopyFrom(case.primary_unit)
         d.dispatch_round, d.category, d.policy_version = case.dispatch_round, case.category, case.policy_version
         task = next((a for a in case.assists if unit_kind(clock, a.unit_id) == t.kind), None)
+        sub = next((s for s in case.sub_dispatches if unit_kind(clock, s.community_unit_id) == t.kind), None)
         if task is not None:  # an assisting unit's clock runs against that unit
             d.unit.CopyFrom(next((u for u in case.assisting_units if u.unit_id == task.unit_id),
                                  events_pb2.Unit(unit_id=task.unit_id, name=task.unit_name)))
+        elif sub is not None:  # 加派: against the community
+            d.unit.CopyFrom(events_pb2.Unit(unit_id=sub.community_unit_id, name=sub.community_name,
+                                            unit_type=events_pb2.UNIT_TYPE_COMMUNITY))
+        elif clock == SlaClock.DEPUTY_CALLBACK:  # the office's own clock
+            d.unit.CopyFrom(OFFICE_UNIT)
     return d
 
 
@@ -212,7 +235,8 @@ CLOCK_NAMES = {SlaClock.DISPATCH: "派单", SlaClock.SIGN_OFF: "签收", SlaCloc
                SlaClock.RETURN_DECISION: "退单审核", SlaClock.PARK_PROGRESS: "挂账进展报送",
                SlaClock.ASSIST_SIGN_OFF: "协办签收",
                SlaClock.ASSIST_CONTRIBUTION: "协办意见", SlaClock.DEPUTY_CALLBACK: "回访",
-               SlaClock.SUPERVISION: "督办办理"}
+               SlaClock.SUPERVISION: "督办办理", SlaClock.SUB_DISPATCH: "加派办理",
+               SlaClock.WHISTLE_REPORT_IN: "吹哨报到"}
 
 
 def reminders(fired: Sequence[Fired], cases: Mapping[str, events_pb2.Case], topic: str, tz: Any) -> list[Event]:
@@ -233,10 +257,12 @@ def reminders(fired: Sequence[Fired], cases: Mapping[str, events_pb2.Case], topi
 
 
 def first_missed(fired: Sequence[Fired]) -> dict[str, Fired]:
-    """Per case, the first missed deadline of this batch: the candidate for system supervision."""
+    """Per case, the first missed deadline of this batch that raises a level (the SLA policy's
+    ``overdue_levels``: the timer says ``level`` 0 when it raises none): the candidate for system
+    supervision."""
     out: dict[str, Fired] = {}
     for f in fired:
-        if f.stage == Stage.DUE:
+        if f.stage == Stage.DUE and f.timer.data.get("level", SYSTEM_SUPERVISION) >= SYSTEM_SUPERVISION:
             out.setdefault(f.timer.subject, f)
     return out
 

@@ -30,8 +30,15 @@ from hotline.envelope import Event, EventTypes, Record
 from hotline.logging import get_logger
 from hotline.policy import Role
 from hotline.timers import Fired
-from hotline.v1 import events_pb2, lifecycle_pb2
-from services.supervision.cases.commands import CaseCommand, CaseCommands, Evaluate, OpenCase, ReturnDecision
+from hotline.v1 import events_pb2, lifecycle_pb2, routing_pb2
+from services.supervision.cases.commands import (
+    CaseCommand,
+    CaseCommands,
+    Evaluate,
+    OpenCase,
+    ReturnDecision,
+    SubDispatch,
+)
 from services.supervision.cases.core import (
     SYSTEM_SUPERVISION,
     deadline_events,
@@ -56,7 +63,7 @@ INBOUND_COMMANDS = Counter(
     ["command", "outcome"],
 )
 COMMAND_OF = {events_pb2.TicketAssigned: OpenCase.name, lifecycle_pb2.ReturnDecision: ReturnDecision.name,
-              lifecycle_pb2.CityEvaluation: Evaluate.name}
+              lifecycle_pb2.CityEvaluation: Evaluate.name, routing_pb2.SubDispatched: SubDispatch.name}
 CALENDAR_AHEAD = Gauge("hotline_calendar_known_days_ahead",
                        "Days from today to the last day of the working-day calendar known from official data.")
 ROUTING = Principal.system("routing")
@@ -81,7 +88,8 @@ class CaseInbox:
         self.out_topic = out_topic
         self.evaluations_topic = evaluations_topic
         self.clock = commands.clock
-        self.types = EventTypes(events_pb2.TicketAssigned, lifecycle_pb2.ReturnDecision)
+        self.types = EventTypes(events_pb2.TicketAssigned, lifecycle_pb2.ReturnDecision,
+                                routing_pb2.SubDispatched)  # 加派: the community's limit is a clock of the case
         obs.at_zero(OPENED, [n for n in events_pb2.UnitType.keys() if n != "UNIT_TYPE_UNSPECIFIED"])
         obs.at_zero(INBOUND_COMMANDS, COMMAND_OF.values(), ["applied", "refused", "kept"])
 
@@ -100,6 +108,9 @@ class CaseInbox:
         if isinstance(message, events_pb2.TicketAssigned):
             a = message.assignment
             return OpenCase(message, ROUTING, f"{a.ticket_id}/assigned/{a.dispatch_round}")
+        if isinstance(message, routing_pb2.SubDispatched):  # 加派: the community's limit is a clock of the case
+            return SubDispatch(message, ROUTING, f"{message.ticket_id}/sub-dispatched/{message.dispatch_round}/"
+                                                 f"{message.community_unit.unit_id}")
         assert isinstance(message, lifecycle_pb2.ReturnDecision)
         return ReturnDecision(message, ROUTING, f"{message.ticket_id}/return-decision/{message.dispatch_round}")
 

@@ -54,7 +54,17 @@ from hotline.commands import Decision, DomainError, Illegal, Invalid, NotFound
 from hotline.envelope import JSON, Event
 from hotline.policy import Role
 from hotline.settings import LimitSettings
-from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, merging_pb2, park_pb2, ticket_pb2
+from hotline.v1 import (
+    case_pb2,
+    clock_events_pb2,
+    events_pb2,
+    knowledge_pb2,
+    lifecycle_pb2,
+    merging_pb2,
+    park_pb2,
+    routing_pb2,
+    ticket_pb2,
+)
 
 CS = events_pb2  # CaseState values: CS.CASE_STATE_IN_PROGRESS ...
 State: TypeAlias = events_pb2.CaseState.ValueType
@@ -100,6 +110,7 @@ class Action(StrEnum):
     WAIVE_ASSIST = "waive_assist"  # 免于协办 (office)
     DIRECT_ANSWER = "direct_answer"  # 直接答复: the office answers a consultation with a knowledge article
     CLOSE_MERGED = "close_merged"  # 随主单结案: a merged case (并单) closes with its parent (the levels wing asks)
+    SUB_DISPATCH = "sub_dispatch"  # 加派: routing's SubDispatched; the community's limit becomes a clock of the case
 
 
 HANDLING = frozenset({IN_PROGRESS, SENT_BACK})
@@ -128,6 +139,7 @@ ALLOWED: dict[Action, frozenset[State]] = {
     Action.WAIVE_ASSIST: ASSIST_OPEN,
     Action.DIRECT_ANSWER: frozenset({AWAITING_SIGN_OFF, IN_PROGRESS, SENT_BACK, PARKED}),
     Action.CLOSE_MERGED: OPEN,
+    Action.SUB_DISPATCH: ASSIST_OPEN,
 }
 
 # Who acts: the primary unit, an assisting unit, the office, or the platform (consumers).
@@ -139,7 +151,7 @@ ACTOR_OF: dict[Action, str] = {
     Action.REPORT_PROGRESS: PRIMARY, Action.REQUEST_RETURN: PRIMARY,
     Action.REFUSE_RETURN: SYSTEM, Action.REDISPATCH: SYSTEM, Action.REVIEW: OFFICE, Action.EVALUATE: SYSTEM,
     Action.DECIDE_REDO: OFFICE, Action.CONTRIBUTE: ASSISTING, Action.WAIVE_ASSIST: OFFICE,
-    Action.DIRECT_ANSWER: OFFICE, Action.CLOSE_MERGED: SYSTEM,
+    Action.DIRECT_ANSWER: OFFICE, Action.CLOSE_MERGED: SYSTEM, Action.SUB_DISPATCH: SYSTEM,
 }
 OFFICE_ROLES = frozenset({Role.OFFICE, Role.ADMIN})
 CITY = case_pb2.Actor(subject="city:callback-centre", role=str(Role.SYSTEM))  # who evaluates (回访)
@@ -185,17 +197,18 @@ class Limits:
     max_extensions: int = 1  # 延期: how many a dispatch round may ask (the SLA policy's max_extensions)
     redo_working_days: int = 5  # 重办: the new limit when none is given
     redo_max_working_days: int = 30
-    assist_working_days: int = 3  # 协办: contribution due after the case opened
     park_report_days: int = 30  # 挂账: a progress report every month (the SLA policy's park_progress, in days)
     park_stops: tuple[str, ...] = ("contact", "reply")  # the clocks a parked case stops (SLA policy park_stops)
     park_max_days: int = 731  # a target date at most two years ahead
+    # 加派: the community's limit from the sub-dispatch (the SLA policy's sub_dispatch); None: 2 working days
+    sub_dispatch_due: Callable[[datetime], datetime] | None = None
     contact_skew: timedelta = timedelta(minutes=5)  # a contact time may be this far ahead of the clock
 
     @classmethod
     def of(cls, settings: LimitSettings, extension_max_working_days: int = 10) -> Limits:
         return cls(extension_max_working_days=extension_max_working_days,
                    redo_working_days=settings.redo_working_days,
-                   assist_working_days=settings.assist_working_days, park_report_days=settings.park_report_days)
+                   park_report_days=settings.park_report_days)
 
 
 @dataclass(frozen=True)
@@ -413,6 +426,7 @@ class Step:
         self.events: list[Message] = []
         self.outbound: list[Event] = []  # for other topics: the city's result
         self.details: list[str] = []
+        self.changed = True
 
     def emit(self, event_type: type[Message], state: State, reason: str = "", detail: str = "",
              actor: case_pb2.Actor | None = None, **fields: Any) -> Message:
@@ -434,6 +448,8 @@ class Step:
         return self.policy.deadlines.working_days_after(start or self.now, days)
 
     def decision(self) -> Decision[events_pb2.Case]:
+        if not self.changed:  # nothing to save (e.g. a stale or repeated 加派)
+            return Decision(None, answer=self.case, audit={"detail": "; ".join(self.details)})
         return Decision(self.case, events=list(self.events), answer=self.case, outbound=list(self.outbound),
                         audit={"detail": "; ".join(self.details),
                                "events": [e.DESCRIPTOR.full_name for e in self.events]})
@@ -778,6 +794,35 @@ def _waive_assist(step: Step, request: lifecycle_pb2.WaiveAssistRequest) -> None
     step.emit(lifecycle_pb2.AssistWaived, step.case.state, request.reason, f"免于协办 {task.unit_id}", assist=task)
 
 
+def _sub_dispatch(step: Step, request: routing_pb2.SubDispatched) -> None:
+    """加派 (routing's SubDispatched): the street office sent the ticket on to a community; the
+    community's limit is a clock of the case (core.case_timers) until the case leaves its units.
+    The limit is the SLA policy's ``sub_dispatch`` from the sub-dispatch, or the street's own when
+    shorter. Once per community and round (CaseSubDispatched; a stale or repeated one changes nothing)."""
+    c = step.case
+    if request.dispatch_round and request.dispatch_round != c.dispatch_round:
+        step.details.append(f"加派 of round {request.dispatch_round} ignored: the case is in round {c.dispatch_round}")
+        step.changed = False
+        return
+    community = request.community_unit.unit_id
+    if not community:
+        raise Invalid("the sub-dispatch names no community")
+    if any(s.community_unit_id == community and s.dispatch_round == c.dispatch_round for s in c.sub_dispatches):
+        step.details.append(f"加派 to {community} already recorded")
+        step.changed = False
+        return
+    at = pb.dt(request.dispatched_at) if request.HasField("dispatched_at") else step.now
+    limit = step.policy.limits.sub_dispatch_due
+    due = limit(at) if limit is not None else step.working_days(2, at)
+    if request.HasField("due"):
+        due = min(due, pb.dt(request.due))
+    task = c.sub_dispatches.add(community_unit_id=community, community_name=request.community_unit.name,
+                                street_unit_id=request.street_unit.unit_id, dispatched_at=_ts(at), due=_ts(due),
+                                reason=request.reason, dispatch_round=c.dispatch_round)
+    step.emit(clock_events_pb2.CaseSubDispatched, c.state, request.reason,
+              f"加派 {request.street_unit.unit_id} -> {community}, due {due.isoformat()}", task=task)
+
+
 def _redispatch(step: Step, request: events_pb2.TicketAssigned) -> None:
     """Routing dispatched the ticket again: this unit's case closes, the next round's opens."""
     c = step.case
@@ -883,7 +928,7 @@ HANDLERS: dict[Action, Handler] = {
     Action.REPORT_PROGRESS: _report_progress, Action.REQUEST_RETURN: _request_return,
     Action.REFUSE_RETURN: _refuse_return, Action.REDISPATCH: _redispatch, Action.REVIEW: _review,
     Action.DECIDE_REDO: _decide_redo, Action.CONTRIBUTE: _contribute, Action.WAIVE_ASSIST: _waive_assist,
-    Action.DIRECT_ANSWER: _direct_answer, Action.CLOSE_MERGED: _close_merged,
+    Action.DIRECT_ANSWER: _direct_answer, Action.CLOSE_MERGED: _close_merged, Action.SUB_DISPATCH: _sub_dispatch,
 }
 REQUESTS: dict[type[Message], Action] = {
     lifecycle_pb2.RecordContactRequest: Action.RECORD_CONTACT, lifecycle_pb2.ReplyRequest: Action.REPLY,
@@ -895,5 +940,5 @@ REQUESTS: dict[type[Message], Action] = {
     lifecycle_pb2.DecideRedoRequest: Action.DECIDE_REDO, lifecycle_pb2.ContributeRequest: Action.CONTRIBUTE,
     lifecycle_pb2.WaiveAssistRequest: Action.WAIVE_ASSIST, events_pb2.TicketAssigned: Action.REDISPATCH,
     lifecycle_pb2.CityEvaluation: Action.EVALUATE, knowledge_pb2.DirectAnswerRequest: Action.DIRECT_ANSWER,
-    merging_pb2.CloseMergedRequest: Action.CLOSE_MERGED,
+    merging_pb2.CloseMergedRequest: Action.CLOSE_MERGED, routing_pb2.SubDispatched: Action.SUB_DISPATCH,
 }

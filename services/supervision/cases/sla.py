@@ -29,6 +29,10 @@ Shape of a policy::
 * ``case_lanes`` (optional) is the one definition of a case's lane for the figures (KPI ``lane``
   dimension, reports): ``[{"name": "deputy", "label": ..., "when": ...}, ...]``, the first that
   matches names the case's lane (``Case.lane``), else ``normal``. Metrics reads it from the case.
+* ``overdue_levels`` (optional): ``{clock: 0 or 1}``, what a missed clock raises: 1 = system
+  supervision (系统督办, the default for every clock), 0 = the alarm on the board only (the shipped
+  policy: the office's own ``deputy_callback``). ``sub_dispatch`` is a community's 加派 limit (the
+  street may name a shorter one), ``assist_contribution`` an assisting unit's, from the receipt.
 * A limit the city sets on the ticket (``time_limit_working_days``) replaces the default reply
   limit, and no lane may make the reply later than it (the city is the superior platform).
 * Clocks: dispatch, sign_off and contact run from the assignment; reply from the city's receipt;
@@ -66,6 +70,8 @@ class SlaClock(StrEnum):
     ASSIST_SIGN_OFF = "assist_sign_off"  # 协办签收: an assisting unit signs for its sub-case
     ASSIST_CONTRIBUTION = "assist_contribution"  # 协办意见: an assisting unit contributes
     SUPERVISION = "supervision"  # 督办: the open level's own limit (data/supervision_limits.json)
+    SUB_DISPATCH = "sub_dispatch"  # 加派: a community handles what its street sent on (routing's SubDispatched)
+    WHISTLE_REPORT_IN = "whistle_report_in"  # 吹哨报到: a summoned unit reports in (supervision_limits.json)
 
     @property
     def proto(self) -> deadlines_pb2.DeadlineClock.ValueType:
@@ -75,15 +81,17 @@ class SlaClock(StrEnum):
 # Clocks that run as timers (due-soon and overdue alarms); the other two are windows and caps.
 TIMED_CLOCKS = (SlaClock.DISPATCH, SlaClock.SIGN_OFF, SlaClock.CONTACT, SlaClock.REPLY,
                 SlaClock.EXTENSION_DECISION, SlaClock.RETURN_DECISION, SlaClock.PARK_PROGRESS,
-                SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION, SlaClock.SUPERVISION)
-PER_UNIT_CLOCKS = (SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION)  # one timer per unit: <clock>_<unit>
+                SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION, SlaClock.SUPERVISION,
+                SlaClock.DEPUTY_CALLBACK, SlaClock.SUB_DISPATCH, SlaClock.WHISTLE_REPORT_IN)
+PER_UNIT_CLOCKS = (SlaClock.ASSIST_SIGN_OFF, SlaClock.ASSIST_CONTRIBUTION,  # one timer per unit: <clock>_<unit>
+                   SlaClock.SUB_DISPATCH, SlaClock.WHISTLE_REPORT_IN)
 
 
 def clock_of(kind: str) -> SlaClock:
     """The clock of a timer kind: the clock itself, or a per-unit clock's ``<clock>_<unit>``."""
     if kind in SlaClock.__members__.values():
         return SlaClock(kind)
-    for clock in PER_UNIT_CLOCKS:
+    for clock in sorted(PER_UNIT_CLOCKS, key=lambda c: -len(c.value)):  # the longest name first
         if kind.startswith(clock.value + "_"):
             return clock
     raise ValueError(f"no clock for timer kind {kind!r}")
@@ -119,12 +127,17 @@ class Period:
 
 LATER_CLOCKS.update({SlaClock.DEPUTY_CALLBACK: Period(5, Unit.WORKING_DAYS),
                      SlaClock.PARK_PROGRESS: Period(30, Unit.DAYS),
-                     # informational: an assisting unit's dues are stamped on its sub-case when the case
-                     # opens (sign-off = the primary's, contribution = settings.limits.assist_working_days)
+                     # informational: an assisting unit's sign-off due is the primary's (stamped on its
+                     # sub-case when the case opens); its contribution due is this policy's
+                     # assist_contribution from the city's receipt (never after the reply's)
                      SlaClock.ASSIST_SIGN_OFF: Period(24, Unit.HOURS),
                      SlaClock.ASSIST_CONTRIBUTION: Period(3, Unit.WORKING_DAYS),
                      # informational: a level's limit is its record's due (supervision_limits.json: 3/5/5/10)
-                     SlaClock.SUPERVISION: Period(3, Unit.WORKING_DAYS)})
+                     SlaClock.SUPERVISION: Period(3, Unit.WORKING_DAYS),
+                     # 加派: the community's limit from the sub-dispatch (the street may name a shorter one)
+                     SlaClock.SUB_DISPATCH: Period(2, Unit.WORKING_DAYS),
+                     # informational: a summons' due is set when the whistle is blown (supervision_limits.json)
+                     SlaClock.WHISTLE_REPORT_IN: Period(24, Unit.HOURS)})
 PARK_STOPPABLE = (SlaClock.CONTACT, SlaClock.REPLY)  # the clocks a parked case may stop (park_stops)
 
 
@@ -220,6 +233,7 @@ class Policy:
     doc: Mapping[str, Any] = field(compare=False, repr=False)  # the document as stored
     case_lanes: tuple[Lane, ...] = ()  # the case's lane for the figures: the first that matches
     park_stops: tuple[SlaClock, ...] = PARK_STOPPABLE  # the clocks that stop while a case is parked (挂账)
+    overdue_levels: Mapping[SlaClock, int] = field(default_factory=dict)  # what a miss raises; default level 1
 
     def case_lane(self, facts: CaseFacts) -> str:
         """The one lane of a case for the figures (Case.lane, the KPI ``lane`` dimension)."""
@@ -237,6 +251,12 @@ class Limits:
     max_extensions: int
     reply_cap: Period | None = None  # the city's own limit: no reply due later than it
     park_stops: tuple[SlaClock, ...] = PARK_STOPPABLE
+    overdue_levels: Mapping[SlaClock, int] = field(default_factory=dict)
+
+    def overdue_level(self, clock: SlaClock) -> int:
+        """The supervision level a miss of ``clock`` raises: 1 (系统督办) unless the policy's
+        ``overdue_levels`` says 0 (an alarm on the board only, e.g. the office's own callback)."""
+        return self.overdue_levels.get(clock, OVERDUE_LEVEL)
 
     def due(self, clock: SlaClock, start: datetime, calendar: WorkCalendar) -> datetime:
         due = deadline(start, self.periods[clock], calendar)
@@ -283,7 +303,7 @@ def limits_of(policy: Policy, lanes: Sequence[str], city_reply_working_days: int
             periods.update(lane.limits)
     matched = tuple(lane.name for lane in policy.lanes if lane.name in lanes)
     return Limits(policy.version, periods, matched, policy.due_soon_fraction, policy.max_extensions, cap,
-                  policy.park_stops)
+                  policy.park_stops, policy.overdue_levels)
 
 
 # -- parsing and validation ----------------------------------------------------------------------
@@ -292,7 +312,8 @@ POLICY_NAME = "sla_policy"  # among the versioned policies (hotline/policies.py)
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 PROBLEM_FIELD = re.compile(r"^([a-z_]+(?:\[\d+\])?)(?: \([^)]*\))?((?:\.[a-z_]+)*)(?::| must)")  # a lane's name aside
 TOP_KEYS = {"version", "name", "effective_from", "source", "due_soon_fraction", "max_extensions", "defaults",
-            "lanes", "case_lanes", "park_stops"}
+            "lanes", "case_lanes", "park_stops", "overdue_levels"}
+OVERDUE_LEVEL = 1  # a missed clock raises system supervision (系统督办) unless overdue_levels says 0
 NORMAL_LANE = "normal"  # a case no case lane matches
 LANE_KEYS = {"name", "label", "when", "limits"}
 SET_CONDITIONS = ("ticket_types", "categories", "items", "urgencies", "tags_any", "tags_all", "tags_none",
@@ -358,10 +379,21 @@ def parse_policy(doc: Mapping[str, Any]) -> Policy:
     if not isinstance(raw_stops, list) or not all(isinstance(c, str) and c in stoppable for c in raw_stops):
         problems.append(f"park_stops must be a list of clocks among {stoppable}")
         raw_stops = stoppable
+    overdue_levels = _overdue_levels(doc.get("overdue_levels", {}), problems)
     if problems:
         raise PolicyError(problems)
     return Policy(version, float(fraction), max_extensions, defaults, tuple(lanes), copy.deepcopy(dict(doc)),
-                  tuple(case_lanes), tuple(SlaClock(c) for c in dict.fromkeys(raw_stops)))
+                  tuple(case_lanes), tuple(SlaClock(c) for c in dict.fromkeys(raw_stops)), overdue_levels)
+
+
+def _overdue_levels(raw: Any, problems: list[str]) -> dict[SlaClock, int]:
+    """``overdue_levels``: {clock: 0 or 1}, what a missed clock raises (1 = 系统督办, 0 = the alarm only)."""
+    clocks = [c.value for c in TIMED_CLOCKS]
+    if not isinstance(raw, Mapping) or not all(
+            k in clocks and isinstance(v, int) and not isinstance(v, bool) and v in (0, 1) for k, v in raw.items()):
+        problems.append(f"overdue_levels must map clocks among {clocks} to 0 (alarm only) or 1 (系统督办)")
+        return {}
+    return {SlaClock(k): int(v) for k, v in raw.items()}
 
 
 def validate(doc: Any) -> None:

@@ -31,6 +31,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import pb
+from hotline import timers as timers_module
 from hotline.auth import Principal
 from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, DomainError, Invalid, NotFound
@@ -44,13 +45,15 @@ from services.supervision.cases.store import CaseClocks, CaseRepository, CaseSto
 from services.supervision.levels import deputy_escalation, merging, recurring
 from services.supervision.levels import escalation as esc
 from services.supervision.levels import whistles as wh
+from services.supervision.levels.whistle_clocks import WhistleClocks
 from services.supervision.warnings.warning_store import fact_of_doc
 
 SUPERVISIONS, RECORDS, WHISTLES, RECURRING = "case_supervision", "supervision_records", "whistles", "recurring_lists"
 INDEXES = {
     RECORDS: [IndexModel([("level", ASCENDING), ("state", ASCENDING)])],
     WHISTLES: [IndexModel([("street_unit_id", ASCENDING), ("blown_at", DESCENDING)]),
-               IndexModel([("summoned.unit_id", ASCENDING), ("blown_at", DESCENDING)])],
+               IndexModel([("summoned.unit_id", ASCENDING), ("blown_at", DESCENDING)]),
+               *timers_module.indexes(WHISTLES)[WHISTLES]],  # 吹哨报到: report-in clocks (whistle_clocks.py)
 }
 RESOLUTION = Gauge("hotline_supervision_resolution_ratio",
                    "Supervisions (督办) closed as resolved, of those closed, by level (1 system, 2 letter, "
@@ -133,27 +136,36 @@ class RecurringRepository:
 
 
 class WhistleRepository:
+    """A whistle; every save gives it the report-in clocks it runs now (``clocks``, whistle_clocks.py)."""
+
     kind = "whistle"
 
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], clocks: WhistleClocks | None = None) -> None:
         self.whistles = db[WHISTLES]
+        self.clocks = clocks
+        self._docs: dict[str, Doc] = {}
 
     async def load(self, target: str, session: AsyncClientSession | None) -> sv.Whistle | None:
         doc = await self.whistles.find_one({"_id": target}, session=session)
+        if doc:
+            self._docs[target] = doc
         return pb.from_doc(doc, sv.Whistle) if doc else None
 
     async def save(self, whistle: sv.Whistle, session: AsyncClientSession | None) -> None:
-        await self.whistles.replace_one({"_id": whistle.whistle_id}, {"_id": whistle.whistle_id, **pb.to_doc(whistle)},
-                                        upsert=True, session=session)
+        doc = {"_id": whistle.whistle_id, **pb.to_doc(whistle)}
+        if self.clocks is not None:
+            doc |= await self.clocks.fields(whistle, self._docs.get(whistle.whistle_id))
+        await self.whistles.replace_one({"_id": whistle.whistle_id}, doc, upsert=True, session=session)
 
 
 class EscalationCommands:
     def __init__(self, bus: CommandBus, db: AsyncDatabase[Doc], rules: esc.Rules, clock: Clock, topic: str,
                  unit_type: wh.UnitType, results_topic: str = "",
                  recurring_rules: recurring.Rules | None = None, clocks: CaseClocks | None = None,
-                 cases: CaseCommands | None = None) -> None:
+                 cases: CaseCommands | None = None, whistle_clocks: WhistleClocks | None = None) -> None:
         self.cases = cases  # the lifecycle's commands: a merged case closes through them (CLOSE_MERGED)
         self.clocks = clocks  # a merged child's clocks stop as it closes (None: cases without clocks, e.g. a bench)
+        self.whistle_clocks = whistle_clocks  # 吹哨报到: each summons' report-in limit is a timer
         self.recurring_rules = recurring_rules or recurring.Rules.load()
         self.results_topic = results_topic  # city.results.v1 (the lifecycle's policy sends merged children's results)
         self.bus = bus
@@ -313,8 +325,8 @@ class EscalationCommands:
         def decide(before: sv.Whistle | None) -> Any:
             return wh.decide(before, wid, request, actor, now, self.rules, self.unit_type)
 
-        answer: sv.Whistle = await self.bus.run(Command(name, wid, actor, key), WhistleRepository(self.db), decide,
-                                                self.topic)
+        answer: sv.Whistle = await self.bus.run(Command(name, wid, actor, key),
+                                                WhistleRepository(self.db, self.whistle_clocks), decide, self.topic)
         return answer
 
     async def get_whistle(self, wid: str, who: Principal) -> sv.Whistle:
