@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -13,8 +16,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf import json_format
 
 from hotline import kafka, mongo
+from hotline.clock import SimulatedClock
 from hotline.settings import Settings
 from hotline.v1 import ticket_pb2
+from hotline_dev import infra
+from hotline_dev.launcher import ServiceProcess, drop_namespace, settings_for, start_services, stop_services
 
 T = TypeVar("T")
 
@@ -160,3 +166,25 @@ def browser_client(app: Any, base_url: str = "http://testserver") -> Any:
     assert found, "the sign-in page carries no CSRF token"
     client.headers["X-CSRF-Token"] = found.group(1)
     return client
+
+
+@contextmanager
+def accelerated_supervision(test_env: dict[str, str], log_dir: Path, tag: str, start: datetime, speed: float,
+                            ) -> Iterator[tuple[ServiceProcess, SimulatedClock, Settings]]:
+    """Supervision alone on the accelerated clock (``start`` + ``speed`` x real time), with a database
+    and topics of its own (suffix ``tag``): cases other modules opened on the real clock would all be
+    overdue in simulated time, and on the session's topics it would join the session supervision's
+    consumer groups and publish accelerated-clock events where other modules read."""
+    real_start = datetime.now(UTC)
+    env = {**test_env, "HOTLINE_CLOCK__START": start.isoformat(), "HOTLINE_CLOCK__SPEED": str(speed),
+           "HOTLINE_CLOCK__REAL_START": real_start.isoformat(), "HOTLINE_SLA__SCAN_SECONDS": "0.2",
+           "HOTLINE_MONGO__DATABASE_PREFIX": f"{test_env['HOTLINE_MONGO__DATABASE_PREFIX']}_{tag}",
+           "HOTLINE_TOPICS__PREFIX": f"{test_env['HOTLINE_TOPICS__PREFIX']}{tag}."}
+    settings = settings_for(env)
+    infra.ensure_topics(settings)
+    procs = start_services(["supervision"], settings, env, log_dir)
+    try:
+        yield procs["supervision"], SimulatedClock(start, speed, real_start), settings
+    finally:
+        stop_services(procs.values())
+        drop_namespace(settings)

@@ -29,10 +29,9 @@ from hotline.kafka import producer as kafka_producer
 from hotline.kafka import publish
 from hotline.settings import Settings
 from hotline.v1 import deadlines_pb2, events_pb2, routing_pb2, ticket_pb2
-from hotline_dev import infra
-from hotline_dev.launcher import ServiceProcess, drop_namespace, settings_for, start_services, stop_services
+from hotline_dev.launcher import ServiceProcess
 from tests.e2e.test_pipeline import cases_of as get_cases
-from tests.support import eventually, http, read_topic
+from tests.support import accelerated_supervision, eventually, http, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -51,17 +50,8 @@ def simulated(test_env: dict[str, str], topics: list[str], log_dir: Path,
               ) -> Iterator[tuple[ServiceProcess, SimulatedClock, Settings]]:
     """Supervision on the accelerated clock, with a database and topics of its own (as in
     test_timers_restart.py, under other prefixes so the two modules never share them)."""
-    real_start = datetime.now(UTC)
-    env = {**test_env, "HOTLINE_CLOCK__START": SIM_START.isoformat(), "HOTLINE_CLOCK__SPEED": str(SPEED),
-           "HOTLINE_CLOCK__REAL_START": real_start.isoformat(), "HOTLINE_SLA__SCAN_SECONDS": "0.2",
-           "HOTLINE_MONGO__DATABASE_PREFIX": test_env["HOTLINE_MONGO__DATABASE_PREFIX"] + "_clk",
-           "HOTLINE_TOPICS__PREFIX": test_env["HOTLINE_TOPICS__PREFIX"] + "clk."}
-    settings = settings_for(env)
-    infra.ensure_topics(settings)
-    procs = start_services(["supervision"], settings, env, log_dir)
-    yield procs["supervision"], SimulatedClock(SIM_START, SPEED, real_start), settings
-    stop_services(procs.values())
-    drop_namespace(settings)
+    with accelerated_supervision(test_env, log_dir, "clk", SIM_START, SPEED) as running:
+        yield running
 
 
 def assignment(ticket_id: str, at: datetime, assisting: tuple[events_pb2.Unit, ...] = ()) -> events_pb2.TicketAssigned:

@@ -24,10 +24,9 @@ from hotline.kafka import producer as kafka_producer
 from hotline.kafka import publish
 from hotline.settings import Settings
 from hotline.v1 import deadlines_pb2, events_pb2, ticket_pb2
-from hotline_dev import infra
-from hotline_dev.launcher import ServiceProcess, drop_namespace, settings_for, start_services, stop_services
+from hotline_dev.launcher import ServiceProcess
 from tests.e2e.test_pipeline import cases_of as get_cases
-from tests.support import eventually, read_topic
+from tests.support import accelerated_supervision, eventually, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -41,19 +40,8 @@ def simulated(test_env: dict[str, str], topics: list[str], log_dir: Path,
               ) -> Iterator[tuple[ServiceProcess, SimulatedClock, Settings]]:
     """Supervision on the accelerated clock, with a database of its own: cases other modules
     opened on the real clock would all be overdue in simulated December (dropped with the session)."""
-    real_start = datetime.now(UTC)
-    env = {**test_env, "HOTLINE_CLOCK__START": SIM_START.isoformat(), "HOTLINE_CLOCK__SPEED": str(SPEED),
-           "HOTLINE_CLOCK__REAL_START": real_start.isoformat(), "HOTLINE_SLA__SCAN_SECONDS": "0.2",
-           "HOTLINE_MONGO__DATABASE_PREFIX": test_env["HOTLINE_MONGO__DATABASE_PREFIX"] + "_sim",
-           # and topics of its own: on the session's topics it would join the session supervision's
-           # consumer groups and publish accelerated-clock events where other modules read
-           "HOTLINE_TOPICS__PREFIX": test_env["HOTLINE_TOPICS__PREFIX"] + "sim."}
-    settings = settings_for(env)
-    infra.ensure_topics(settings)
-    procs = start_services(["supervision"], settings, env, log_dir)
-    yield procs["supervision"], SimulatedClock(SIM_START, SPEED, real_start), settings
-    stop_services(procs.values())
-    drop_namespace(settings)
+    with accelerated_supervision(test_env, log_dir, "sim", SIM_START, SPEED) as running:
+        yield running
 
 
 def assignment(ticket_id: str, at: datetime, urgency: int, tags: list[str]) -> events_pb2.TicketAssigned:
