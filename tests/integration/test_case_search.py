@@ -52,10 +52,11 @@ def received(tid: str, title: str, content: str, address: str) -> events_pb2.Tic
 
 
 def test_words_are_segmented() -> None:
-    assert "电饭煲" in terms("电饭煲质量问题商家拒绝退货")
-    assert {"退货", "质量"} <= set(terms("电饭煲质量问题商家拒绝退货"))
-    assert query_terms("电饭煲的退货") == ["电饭", "饭煲", "退货"]  # Chinese words as character pairs
-    assert set(query_terms("路灯 不亮")) <= set(terms("路灯不亮"))  # jieba cuts it 路 / 灯不亮: the pairs match
+    assert {"电饭", "饭煲", "退货", "质量"} <= set(terms("电饭煲质量问题商家拒绝退货"))  # character pairs
+    assert query_terms("电饭煲的退货") == ["电饭", "饭煲", "退货"]  # the pairs holding a stop word dropped
+    assert query_terms("现在") == ["现在"]  # unless nothing else is left
+    assert set(query_terms("路灯 不亮")) <= set(terms("路灯不亮"))
+    assert terms("12号楼 No.3") == ["12", "号楼", "no", "3"] and query_terms("NO 12") == ["no", "12"]
 
 
 async def test_search_filters_sorts_pages_and_scopes(db: AsyncDatabase[mongo.Doc]) -> None:

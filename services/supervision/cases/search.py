@@ -4,8 +4,9 @@ Supervision owns the cases; what a case list also needs of its ticket (title, ad
 community, the list item it was dispatched by) is kept beside them in ``case_search``, one
 document per ticket, filled by a consumer of intake's TicketReceived and routing's
 TicketAssigned (upserts of disjoint fields, so either may come first and a replay rewrites the
-same values). Full text is Chinese word segmentation (jieba, search mode) of title, content and
-address into ``terms``, a multikey index: a query's words must all be among a ticket's terms.
+same values). Full text is the character pairs of title, content and address (the CJK bigrams a
+search engine indexes Chinese by, no dictionary: jieba's took ~96 MB of supervision's memory, issue #21)
+into ``terms``, a multikey index: a query's pairs must all be among a ticket's terms.
 
 Every query is served by an index: words, street, community or list item select ticket ids in
 ``case_search`` first (each an index); the case filters (state, unit, category, lane, level,
@@ -15,7 +16,6 @@ and paged there (skip/limit, with the total). A unit sees only its cases (primar
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,49 +52,39 @@ SORTS = {  # sort key -> the case document field
     "due": "next_deadline", "received": "received_at", "level": "supervision_level", "state": "state",
     "updated": "updated_at", "ticket": "_id",
 }
-_WORD = re.compile(r"\w", re.UNICODE)
-_CJK = re.compile(r"[\u4e00-\u9fff]{2,}")
-_CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
+# a run of Chinese characters, or a run of other word characters (letters, digits)
+_TOKEN = re.compile(r"[\u4e00-\u9fff]+|[^\W\u4e00-\u9fff]+")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 STOP = frozenset("的 了 和 与 在 是 有 我 你 他 她 也 就 都 而 及 或 被 把 对 从 向 到 为 之 其 这 那 个 一".split())
 
 
-def _jieba() -> Any:
-    import jieba  # type: ignore[import-untyped, unused-ignore]
-
-    jieba.setLogLevel(logging.WARNING)
-    return jieba
-
-
-def _bigrams(word: str) -> list[str]:
-    """A Chinese word's character pairs ("灯不亮" -> 灯不, 不亮): what the segmenter split otherwise."""
-    return [word[i:i + 2] for i in range(len(word) - 1)] if _CJK.fullmatch(word) else []
+def _bigrams(run: str) -> list[str]:
+    """A Chinese run's character pairs ("路灯不亮" -> 路灯, 灯不, 不亮); a lone character stands for itself."""
+    return [run[i:i + 2] for i in range(len(run) - 1)] if len(run) > 1 else [run]
 
 
 def terms(*texts: str) -> list[str]:
-    """The index terms of a ticket's texts: jieba's search-mode words (the words and their
-    shorter parts) and the character pairs of every Chinese run, lower case, without
-    punctuation; each once. (jieba cuts "路灯不亮" as 路 / 灯不亮: the pairs still find 路灯.)"""
-    jieba = _jieba()
+    """The index terms of a ticket's texts: the character pairs of every Chinese run (a lone
+    Chinese character as itself) and every other word (letters, digits) in lower case; each once."""
     out: dict[str, None] = {}
     for text in texts:
-        for word in jieba.lcut_for_search(text or ""):
-            word = word.strip().lower()
-            if word and _WORD.search(word):
-                out[word] = None
-        for run in _CJK_RUN.findall(text or ""):
-            out.update(dict.fromkeys(_bigrams(run)))
+        for token in _TOKEN.findall(text or ""):
+            out.update(dict.fromkeys(_bigrams(token) if _CJK.match(token) else [token.lower()]))
     return list(out)
 
 
 def query_terms(text: str) -> list[str]:
-    """The terms a ticket must all have: each query word (jieba's precise mode, stop words
-    dropped) as its character pairs when Chinese, else as itself."""
-    jieba = _jieba()
+    """The terms a ticket must all have: the query's Chinese runs as character pairs, without the
+    pairs that hold a stop word ("电饭煲的退货" -> 电饭, 饭煲, 退货) unless nothing else is left
+    ("现在"), and its other words as themselves."""
     words: dict[str, None] = {}
-    for word in jieba.lcut(text or ""):
-        word = word.strip().lower()
-        if word and _WORD.search(word) and word not in STOP:
-            words.update(dict.fromkeys(_bigrams(word) or [word]))
+    for token in _TOKEN.findall(text or ""):
+        if not _CJK.match(token):
+            words[token.lower()] = None
+            continue
+        pairs = _bigrams(token)
+        kept = [pair for pair in pairs if not STOP.intersection(pair)]
+        words.update(dict.fromkeys(kept or pairs))
     return list(words)
 
 
