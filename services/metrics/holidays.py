@@ -3,7 +3,7 @@ same holiday, and the duty roster of district, street and community with phone d
 holiday's own report (its figures, compared with last year's same holiday). Figures from the KPI
 engine over the holiday's cohort (services/metrics/annual.py, docs/kpis.md "Holidays").
 
-The roster is written through the kit's CommandBus (``holiday_rosters``, one document per year
+The roster is written by a typed command (commands.py SaveHolidayRoster) (``holiday_rosters``, one document per year
 and holiday); the rest is pure.
 """
 
