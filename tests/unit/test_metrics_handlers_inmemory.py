@@ -67,3 +67,33 @@ async def test_one_handler_each() -> None:
     assert set(bus.handlers) == {mc.SaveHolidayRoster, mc.SaveArticle}
     with pytest.raises(ValueError, match="one handler per command type"):
         mc.register(bus, mc.MetricsHandlers(NoStore(), KnowledgeStore(NoStore()), ManualClock(NOW), "t"))  # type: ignore[arg-type]
+
+
+def test_the_routes_save_through_the_typed_commands() -> None:
+    """PUT /knowledge/articles/{id} and POST /holidays/{year}/{name}/roster hand the bus their commands."""
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from hotline import auth
+    from hotline.api import idempotency_key
+    from services.metrics.holidays import holiday_routes
+    from services.metrics.knowledge import api as knowledge_api
+
+    bus, uow = environment()
+    app = FastAPI()
+    db: Any = NoStore()
+    app.include_router(knowledge_api.http_routes(KnowledgeStore(db), None, bus, ManualClock(NOW)))  # type: ignore[arg-type]
+    app.include_router(holiday_routes(SimpleNamespace(tz=ZoneInfo("Asia/Shanghai")), db, bus))  # type: ignore[arg-type]
+    app.dependency_overrides[auth.principal] = lambda: OFFICE
+    keys = iter(["k-article", "k-roster"])
+    app.dependency_overrides[idempotency_key] = lambda: next(keys)
+    client = TestClient(app)
+    saved = client.put("/knowledge/articles/KA-9", json={"article": ARTICLE, "reason": "新建", "expected_version": 0})
+    assert saved.status_code == 200, saved.text
+    roster = client.post("/holidays/2026/国庆节/roster", json={"entries": [
+        {"level": "district", "unit": "区热线办", "day": "2026-10-01", "name": "李", "phone": "1"}]})
+    assert roster.status_code == 200, roster.text
+    assert [e["action"] for e in uow.audit] == ["save_article", "save_holiday_roster"]

@@ -77,3 +77,24 @@ async def test_one_handler_per_policy_bus() -> None:
     with pytest.raises(DomainError) as err:  # this bus saves its own policy only
         await bus.handle(policies.SavePolicy({"limit": 1}, OFFICE, "k", policy="other", reason="x"))
     assert err.value.code == "invalid_argument"
+
+
+def test_the_route_saves_through_the_typed_command() -> None:
+    """PUT /policies/<name> (policy_routes) hands the bus a SavePolicy: the in-memory unit of work sees it."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from hotline import auth
+    from hotline.api import idempotency_key
+
+    _, uow, store = environment()
+    app = FastAPI()
+    app.include_router(policies.policy_routes(store, validate, MessageBus(uow), ManualClock(NOW), "t.cases", "demo"))
+    app.dependency_overrides[auth.principal] = lambda: OFFICE
+    app.dependency_overrides[idempotency_key] = lambda: "k-route"
+    answer = TestClient(app).put("/policies/demo_policy", json={"doc": {"version": 1, "limit": 6}, "reason": "放宽"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["version"] == 2 and store.saves == 1
+    assert [(e["action"], e["reason"]) for e in uow.audit] == [("save_demo_policy", "放宽")]
+    refused = TestClient(app).put("/policies/demo_policy", json={"doc": {"limit": "x"}, "reason": "坏"})
+    assert refused.status_code == 422 and refused.json()["field"] == "limit"
