@@ -1,4 +1,4 @@
-"""Supervision levels, meetings, merges and whistles: stores and the command side.
+"""Supervision levels, meetings, merges and whistles: the queries and the adapters' command side.
 
 * ``case_supervision``: one document per case (CaseSupervision), written with the case's
   ``supervision_level`` (the highest open level) in the same transaction;
@@ -6,9 +6,10 @@
   resolution-rate gauge counts through an index;
 * ``whistles``: one document per whistle, found by street and by summoned unit.
 
-Every write is a kit Command through the CommandBus (idempotency, audit, outbox). This module
-decides the case's ``supervision_level`` (the case repository, cases/store.py, writes it: the one
-writer of the case document): an overdue deadline (the timers' OverdueSupervisionRaised) and a
+Every write is a typed command (commands.py: one handler each, on supervision's message bus;
+idempotency, audit, outbox); :class:`EscalationCommands` builds them. The levels decide the case's
+``supervision_level`` (the case repository, cases/store.py, writes it: the one writer of the case
+document): an overdue deadline (the timers' OverdueSupervisionRaised) and a
 poor evaluation reach it in process through escalation_handlers.py (the outbox's follow-ups,
 :meth:`EscalationCommands.raise_supervision`), a deputy's escalation through
 :meth:`EscalationCommands.deputy_escalation`. A merged case closes with its parent through the
