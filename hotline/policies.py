@@ -33,10 +33,12 @@ from pymongo.errors import DuplicateKeyError
 from hotline import auth
 from hotline.api import idempotency_key
 from hotline.auth import Principal
+from hotline.bus import MessageBus, Request
 from hotline.clock import Clock
 from hotline.commands import Command, CommandBus, Decision, DomainError, Illegal, Invalid, NotFound
 from hotline.logging import get_logger
 from hotline.mongo import Doc
+from hotline.uow import Work
 
 log = get_logger(__name__)
 
@@ -298,6 +300,41 @@ class LivePolicy(Generic[T]):
         return found.version
 
 
+# ------------------------------------------------------------------ the command
+
+@dataclass(frozen=True)
+class SavePolicy(Request[Any]):
+    """A new version of a policy (body: the document); its audit action and stored answers keep the
+    policy's name (``save_<policy>``, e.g. ``save_sla_policy``)."""
+
+    policy: str = ""
+    reason: str = ""
+    expected_version: int = 0
+
+
+class PolicyHandler:
+    """The one handler of :class:`SavePolicy` for one policy's store (see :func:`register`)."""
+
+    def __init__(self, store: PolicyStore, validate: Validate, clock: Clock, topic: str) -> None:
+        self.store, self.validate, self.clock, self.topic = store, validate, clock, topic
+
+    async def save(self, command: SavePolicy) -> Work[PolicyVersion]:
+        if command.policy != self.store.name:
+            raise Invalid(f"this bus saves the policy {self.store.name}, not {command.policy!r}")
+        document: Doc = command.body if isinstance(command.body, dict) else {}
+        envelope = Command(f"save_{self.store.name}", self.store.name, command.actor, command.idempotency_key,
+                           command.reason)
+        now = self.clock.now()
+        return Work(envelope, self.store, lambda newest: new_version(
+            newest, document, self.validate, command.expected_version, command.actor, now, command.reason),
+            self.topic)
+
+
+def register(bus: MessageBus, handler: PolicyHandler) -> None:
+    """One policy's SavePolicy on its bus (one handler per command type: a bus per policy)."""
+    bus.register(SavePolicy, handler.save)
+
+
 # ------------------------------------------------------------------ HTTP
 
 class Refusal(BaseModel):
@@ -309,10 +346,13 @@ class Refusal(BaseModel):
     code: str = ""
 
 
-def policy_routes(store: PolicyStore, validate: Validate, bus: CommandBus, clock: Clock, topic: str,
+def policy_routes(store: PolicyStore, validate: Validate, bus: CommandBus | MessageBus, clock: Clock, topic: str,
                   title: str) -> APIRouter:
-    """The HTTP API of one policy (see the module doc); ``title`` names it in the docs."""
+    """The HTTP API of one policy (see the module doc); ``title`` names it in the docs. Its saves are
+    :class:`SavePolicy` commands on a message bus of its own (over ``bus``'s unit of work)."""
     name = store.name
+    saves = MessageBus(bus.uow)
+    register(saves, PolicyHandler(store, validate, clock, topic))
     api = APIRouter(tags=["policies"])
 
     async def current() -> PolicyVersion:
@@ -352,10 +392,8 @@ def policy_routes(store: PolicyStore, validate: Validate, bus: CommandBus, clock
             validate(doc)  # here first, so a refused document is a 422 naming its field
         except PolicyInvalid as exc:
             return JSONResponse({"detail": exc.message, "field": exc.field, "code": exc.code}, status_code=422)
-        document: Doc = doc if isinstance(doc, dict) else {}
-        answer = await bus.run(
-            Command(f"save_{name}", name, who, key, reason), store,
-            lambda newest: new_version(newest, document, validate, expected, who, clock.now(), reason), topic)
+        answer = await saves.handle(SavePolicy(doc, who, key, policy=name, reason=reason,
+                                               expected_version=expected))
         store.saves += 1  # committed: this replica's LivePolicy takes it at its next use
         return answer
 

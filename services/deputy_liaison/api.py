@@ -17,19 +17,20 @@ from fastapi import APIRouter, Depends, Query, UploadFile
 from fastapi.responses import HTMLResponse
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 
-from hotline import auth, masking, pb
+from hotline import auth, masking
 from hotline.api import grpc_idempotency_key, idempotency_key
 from hotline.auth import Principal
+from hotline.bus import MessageBus
 from hotline.clock import Clock
-from hotline.commands import Command, CommandBus, Decision, DomainError, Illegal, Invalid, NotFound
+from hotline.commands import DomainError, Invalid, NotFound
 from hotline.directory import Directory
-from hotline.envelope import Event
 from hotline.mongo import Doc
 from hotline.policy import Role
 from hotline.text import ATTACHMENT_URI, MAX_ATTACHMENT_NAME_CHARS, MAX_ATTACHMENTS, TEXT_LIMITS, clean_text
-from hotline.v1 import deputy_pb2, services_pb2, services_pb2_grpc, ticket_pb2
+from hotline.v1 import services_pb2, services_pb2_grpc, ticket_pb2
+from services.deputy_liaison import commands as lc
 from services.deputy_liaison import core, documents
-from services.deputy_liaison.store import DeputyRepository, DeputyStore, DocRepository, SubmissionRepository
+from services.deputy_liaison.store import DeputyStore
 
 ID = r"^[A-Za-z0-9_\-]{1,32}$"
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -140,16 +141,11 @@ def may_see_deputy(who: Principal, deputy: Doc) -> bool:
 class Liaison:
     """The use cases of deputy liaison, shared by the HTTP and gRPC adapters."""
 
-    def __init__(self, store: DeputyStore, commands: CommandBus, topics: dict[str, str], clock: Clock,
-                 directory: Directory, list_policy: core.ListPolicy | None = None) -> None:
-        self.store, self.commands, self.clock, self.directory = store, commands, clock, directory
+    def __init__(self, store: DeputyStore, bus: MessageBus, clock: Clock, directory: Directory,
+                 list_policy: core.ListPolicy | None = None) -> None:
+        """``bus``: the service's MessageBus with the handlers of commands.py (main registers them)."""
+        self.store, self.bus, self.clock, self.directory = store, bus, clock, directory
         self.list_policy = list_policy or core.ListPolicy.load()
-        self.topic, self.events_topic = topics["deputy_submissions"], topics["deputy_events"]
-        self.notifications_topic = topics["notifications"]
-
-    def notify(self, deputy: Doc, message: deputy_pb2.DeputyNotified) -> Event:
-        """A notification for the deputy's channel, on the notifications topic."""
-        return Event(self.notifications_topic, deputy["deputy_id"], message, message.notification_id)
 
     # ------------------------------------------------------------ registry
 
@@ -172,18 +168,13 @@ class Liaison:
         doc = deputy.model_dump()
         if who.role == Role.LIAISON:
             doc["liaison_officer_id"] = who.officer_id  # a liaison officer registers the deputies it manages
-        command = Command("register_deputy", deputy.deputy_id, who, key)
-        answer: Doc = await self.commands.run(command, DeputyRepository(self.store), lambda existing:
-                                              core.register(existing, doc), self.events_topic)
+        answer: Doc = await self.bus.handle(lc.RegisterDeputy(doc, who, key, ref=deputy.deputy_id))
         return answer
 
     async def register_officer(self, officer: OfficerIn, who: Principal, key: str) -> Doc:
         self.check_area(officer.street, "")
         doc = officer.model_dump()
-        command = Command("register_liaison_officer", officer.officer_id, who, key)
-        answer: Doc = await self.commands.run(command, DocRepository(self.store.officers, "liaison_officer",
-                                                                     "officer_id"),
-                                              lambda existing: core.register_officer(existing, doc), self.events_topic)
+        answer: Doc = await self.bus.handle(lc.RegisterLiaisonOfficer(doc, who, key, ref=officer.officer_id))
         return answer
 
     async def officers(self) -> list[Doc]:
@@ -224,9 +215,7 @@ class Liaison:
         import_id = "IMP-" + hashlib.sha1(data).hexdigest()[:16]
         batch = {"import_id": import_id, "filename": filename, "deputies": deputies, "at": self.clock.now(),
                  "by": who.subject}
-        command = Command("import_deputies", import_id, who, key)
-        answer: Doc = await self.commands.run(command, ImportRepository(self.store),
-                                              lambda existing: core.imported(existing, batch), self.events_topic)
+        answer: Doc = await self.bus.handle(lc.ImportDeputies(batch, who, key, ref=import_id))
         return answer
 
     async def refuse_others_deputies(self, ids: list[str], row_of: dict[str, int], who: Principal) -> None:
@@ -262,10 +251,8 @@ class Liaison:
         street = problem.street or self.directory.parents.get(problem.community, "")
         fields = problem.model_dump() | {"deputy_id": who.deputy_id, "street": street,
                                          "street_name": self.name_of(street)}
-        command = Command("submit_problem", submission_id, who, key)
-        answer: services_pb2.SubmitProblemResponse = await self.commands.run(
-            command, SubmissionRepository(self.store),
-            lambda _: core.submit(submission_id, fields, ticket_type, now), self.topic)
+        answer: services_pb2.SubmitProblemResponse = await self.bus.handle(
+            lc.SubmitProblem(fields, who, key, ref=submission_id, at=now, ticket_type=ticket_type))
         return answer
 
     async def submission(self, submission_id: str, who: Principal) -> Doc:
@@ -289,19 +276,13 @@ class Liaison:
 
     async def rate(self, submission_id: str, rating: RatingIn, who: Principal, key: str) -> Doc:
         await self._own_submission(submission_id, who)
-        now = self.clock.now()
-        command = Command("rate_outcome", submission_id, who, key, reason=rating.comment)
-        answer: Doc = await self.commands.run(
-            command, SubmissionRepository(self.store),
-            lambda s: core.rate(s, rating.rating, rating.comment, now, rating.resolution), self.events_topic)
+        body = {"rating": rating.rating, "comment": rating.comment, "resolution": rating.resolution}
+        answer: Doc = await self.bus.handle(lc.RateOutcome(body, who, key, ref=submission_id))
         return answer
 
     async def escalate(self, submission_id: str, body: EscalationIn, who: Principal, key: str) -> Doc:
         await self._own_submission(submission_id, who)
-        now = self.clock.now()
-        command = Command("escalate_outcome", submission_id, who, key, reason=body.reason)
-        answer: Doc = await self.commands.run(command, SubmissionRepository(self.store),
-                                              lambda s: core.escalate(s, body.reason, now), self.events_topic)
+        answer: Doc = await self.bus.handle(lc.EscalateOutcome({"reason": body.reason}, who, key, ref=submission_id))
         return answer
 
     async def _may_see_submissions_of(self, deputy_id: str, who: Principal) -> bool:
@@ -320,28 +301,8 @@ class Liaison:
         policy = self.list_policy
         items = core.monthly_items(await self.store.facts_of_month(month), month, policy)
         deputies = [d for d in await self.store.all_deputies() if d.get("street")]
-        now = self.clock.now()
-
-        def decide(existing: Doc | None) -> Decision[Doc]:
-            if existing is not None:
-                raise Illegal(f"{month} 的问题清单已发布")
-            lists = [{"list_id": f"{month}/{d['deputy_id']}", "month": month, "deputy_id": d["deputy_id"],
-                      "street": d["street"], "community": d.get("community", ""),
-                      "items": core.items_for(d, items), "adopted": [], "published_at": now,
-                      "policy_version": policy.version} for d in deputies]
-            events = [core.list_event(x, now) for x in lists]
-            notes = [self.notify(d, core.notification(d, "", "", "monthly_list",
-                                                      f"{month} 问题清单已发布，共 {len(x['items'])} 项", now,
-                                                      f"{x['list_id']}/notify"))
-                     for d, x in zip(deputies, lists, strict=True)]
-            return Decision(state={"month": month, "lists": lists, "items": len(items),
-                                   "policy_version": policy.version}, events=events,
-                            outbound=notes,
-                            answer={"month": month, "items": len(items), "deputies": len(lists),
-                                    "policy_version": policy.version,
-                                    "message": f"已向 {len(lists)} 位代表推送 {month} 问题清单"})
-        command = Command("publish_monthly_lists", month, who, key)
-        answer: Doc = await self.commands.run(command, MonthRepository(self.store), decide, self.events_topic)
+        answer: Doc = await self.bus.handle(lc.PublishMonthlyLists({"items": items, "deputies": deputies}, who, key,
+                                                                   ref=month))
         return answer
 
     async def monthly_list(self, deputy_id: str, month: str, who: Principal) -> Doc:
@@ -357,19 +318,8 @@ class Liaison:
         found = await self.monthly_list(deputy_id, month, who)
         if item_id not in {i["item_id"] for i in found["items"]}:
             raise NotFound("清单事项", item_id)
-        now = self.clock.now()
-
-        def decide(existing: Doc | None) -> Decision[Doc]:
-            assert existing is not None
-            if item_id in existing["adopted"]:
-                raise Illegal("该事项已领办")
-            event = deputy_pb2.MonthlyItemAdopted(list_id=existing["list_id"], item_id=item_id, deputy_id=deputy_id,
-                                                  occurred_at=pb.ts(now))
-            return Decision(state={**existing, "adopted": [*existing["adopted"], item_id]}, events=[event],
-                            answer={"item_id": item_id, "message": "已领办，将跟踪该事项的办理"})
-        command = Command("adopt_list_item", found["list_id"], who, key)
-        answer: Doc = await self.commands.run(command, DocRepository(self.store.monthly_lists, "monthly_list",
-                                                                     "list_id"), decide, self.events_topic)
+        answer: Doc = await self.bus.handle(lc.AdoptListItem({"deputy_id": deputy_id, "item_id": item_id}, who, key,
+                                                             ref=found["list_id"]))
         return answer
 
     async def invite(self, body: InvitationIn, who: Principal, key: str) -> Doc:
@@ -381,21 +331,8 @@ class Liaison:
         invitation_id = f"{found['list_id']}/{body.item_id}/{body.meeting_at:%Y%m%d%H%M}"
         doc = {**body.model_dump(), "invitation_id": invitation_id, "list_id": found["list_id"], "invited_at": now,
                "invited_by": who.subject}
-
-        def decide(existing: Doc | None) -> Decision[Doc]:
-            if existing is not None:
-                raise Illegal("已邀请该代表参加此次会议")
-            event = deputy_pb2.WhistleMeetingInvited(
-                invitation_id=invitation_id, deputy_id=body.deputy_id, list_id=found["list_id"], item_id=body.item_id,
-                meeting_at=body.meeting_at.isoformat(), place=body.place, topic=body.topic,
-                invited_at=pb.ts(now))
-            text = f"邀请您于 {body.meeting_at:%Y-%m-%d %H:%M} 在{body.place}参加吹哨会议：{body.topic}"
-            note = core.notification(deputy, "", "", "whistle_meeting", text, now, f"{invitation_id}/notify")
-            return Decision(state=doc, events=[event], outbound=[self.notify(deputy, note)],
-                            answer={"invitation_id": invitation_id, "message": "已邀请代表参加吹哨会议"})
-        command = Command("invite_to_whistle_meeting", invitation_id, who, key)
-        answer: Doc = await self.commands.run(command, DocRepository(self.store.invitations, "invitation",
-                                                                     "invitation_id"), decide, self.events_topic)
+        answer: Doc = await self.bus.handle(lc.InviteToWhistleMeeting({"invitation": doc, "deputy": deputy}, who, key,
+                                                                      ref=invitation_id, at=now))
         return answer
 
     async def invitations(self, deputy_id: str, who: Principal) -> list[Doc]:
@@ -419,47 +356,6 @@ def shown(submission: Doc, who: Principal) -> Doc:
     if not (who.role == Role.DEPUTY and masking.clear(masking.CONTACT, who.role, own=True)):
         submission.pop("citizen", None)
     return submission
-
-
-class ImportRepository:
-    """An import batch and the deputies it brings, saved together (one command)."""
-
-    kind = "deputy_import"
-
-    def __init__(self, store: DeputyStore) -> None:
-        self.store = store
-
-    async def load(self, target: str, session: Any) -> Doc | None:
-        found: Doc | None = await self.store.imports.find_one({"_id": target}, {"_id": 0}, session=session)
-        return found
-
-    async def save(self, state: Doc, session: Any) -> None:
-        await self.store.imports.replace_one({"_id": state["import_id"]}, state, upsert=True, session=session)
-        for deputy in state["deputies"]:
-            await self.store.deputies.replace_one({"_id": deputy["deputy_id"]}, deputy, upsert=True, session=session)
-
-
-class MonthRepository:
-    """A month's lists: one document per deputy (read by the deputy), one marker per month."""
-
-    kind = "monthly_lists"
-
-    def __init__(self, store: DeputyStore) -> None:
-        self.store = store
-
-    async def load(self, target: str, session: Any) -> Doc | None:
-        found: Doc | None = await self.store.monthly_lists.find_one({"_id": f"month/{target}"}, {"_id": 0},
-                                                                    session=session)
-        return found
-
-    async def save(self, state: Doc, session: Any) -> None:
-        for x in state["lists"]:
-            await self.store.monthly_lists.replace_one({"_id": x["list_id"]}, x, upsert=True, session=session)
-        await self.store.monthly_lists.replace_one(
-            {"_id": f"month/{state['month']}"}, {"month": state["month"], "marker": True, "items": state["items"],
-                                                 "deputies": len(state["lists"]),
-                                                 "policy_version": state.get("policy_version", "")},
-            upsert=True, session=session)
 
 
 def http_routes(liaison: Liaison) -> APIRouter:

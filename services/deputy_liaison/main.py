@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from hotline.bus import MessageBus
 from hotline.directory import DIRECTORY_FILE, Directory
 from hotline.kafka import ConsumerSpec
 from hotline.retention import Scrub, StoreRetention, audit_scrub
@@ -13,6 +14,7 @@ from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
 from services.deputy_liaison import store as store_module
 from services.deputy_liaison.api import DeputyGrpc, Liaison, http_routes
+from services.deputy_liaison.commands import LiaisonHandlers, register
 from services.deputy_liaison.core import ListPolicy
 from services.deputy_liaison.handlers import CaseFollowing, TicketFacts
 
@@ -24,8 +26,10 @@ async def build(rt: Runtime) -> Service:
     store = store_module.DeputyStore(rt.db)
     directory = Directory.from_file(DIRECTORY_FILE)
     topics = {t: rt.topic(t) for t in ("deputy_submissions", "deputy_events", "notifications")}
-    liaison = Liaison(store, rt.commands, topics, rt.clock, directory,
-                      ListPolicy.load(rt.settings.deputy.monthly_list_policy))
+    list_policy = ListPolicy.load(rt.settings.deputy.monthly_list_policy)
+    bus = MessageBus(rt.commands.uow)  # deputy liaison's commands, one handler each (commands.py)
+    register(bus, LiaisonHandlers(store, topics, rt.clock, list_policy))
+    liaison = Liaison(store, bus, rt.clock, directory, list_policy)
 
     async def refresh_figures() -> None:
         while True:

@@ -130,3 +130,44 @@ class DocRepository:
 
     async def save(self, state: Doc, session: AsyncClientSession | None) -> None:
         await self.collection.replace_one({"_id": state[self.id_field]}, state, upsert=True, session=session)
+
+
+class ImportRepository:
+    """An import batch and the deputies it brings, saved together (one command)."""
+
+    kind = "deputy_import"
+
+    def __init__(self, store: DeputyStore) -> None:
+        self.store = store
+
+    async def load(self, target: str, session: Any) -> Doc | None:
+        found: Doc | None = await self.store.imports.find_one({"_id": target}, {"_id": 0}, session=session)
+        return found
+
+    async def save(self, state: Doc, session: Any) -> None:
+        await self.store.imports.replace_one({"_id": state["import_id"]}, state, upsert=True, session=session)
+        for deputy in state["deputies"]:
+            await self.store.deputies.replace_one({"_id": deputy["deputy_id"]}, deputy, upsert=True, session=session)
+
+
+class MonthRepository:
+    """A month's lists: one document per deputy (read by the deputy), one marker per month."""
+
+    kind = "monthly_lists"
+
+    def __init__(self, store: DeputyStore) -> None:
+        self.store = store
+
+    async def load(self, target: str, session: Any) -> Doc | None:
+        found: Doc | None = await self.store.monthly_lists.find_one({"_id": f"month/{target}"}, {"_id": 0},
+                                                                    session=session)
+        return found
+
+    async def save(self, state: Doc, session: Any) -> None:
+        for x in state["lists"]:
+            await self.store.monthly_lists.replace_one({"_id": x["list_id"]}, x, upsert=True, session=session)
+        await self.store.monthly_lists.replace_one(
+            {"_id": f"month/{state['month']}"}, {"month": state["month"], "marker": True, "items": state["items"],
+                                                 "deputies": len(state["lists"]),
+                                                 "policy_version": state.get("policy_version", "")},
+            upsert=True, session=session)

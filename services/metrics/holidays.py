@@ -3,7 +3,7 @@ same holiday, and the duty roster of district, street and community with phone d
 holiday's own report (its figures, compared with last year's same holiday). Figures from the KPI
 engine over the holiday's cohort (services/metrics/annual.py, docs/kpis.md "Holidays").
 
-The roster is written through the kit's CommandBus (``holiday_rosters``, one document per year
+The roster is written by a typed command (commands.py SaveHolidayRoster) (``holiday_rosters``, one document per year
 and holiday); the rest is pure.
 """
 
@@ -18,21 +18,22 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import HTMLResponse
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import auth
 from hotline.api import idempotency_key
 from hotline.auth import Principal
-from hotline.commands import Command, CommandBus, Decision, Invalid, NotFound
+from hotline.bus import MessageBus
+from hotline.commands import Invalid, NotFound
 from hotline.mongo import Doc
 from hotline.text import clean_text
 from services.metrics import annual
+from services.metrics.commands import SaveHolidayRoster
 from services.metrics.kpi import CaseFacts, KpiPolicy
+from services.metrics.rosters import ROSTERS, RosterRepository  # noqa: F401 (as before)
 from services.metrics.views import Views
 
 LEVELS = {"district": "区", "street": "街道", "community": "社区"}
-ROSTERS = "holiday_rosters"
 MAX_ENTRIES = 500
 
 
@@ -106,21 +107,6 @@ def check_roster(entries: Any) -> list[dict[str, str]]:
     return out
 
 
-class RosterRepository:
-    kind = "holiday_roster"
-
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.db = db
-
-    async def load(self, target: str, session: AsyncClientSession | None) -> dict[str, Any] | None:
-        doc = await self.db[ROSTERS].find_one({"_id": target}, session=session)
-        return {k: v for k, v in doc.items() if k != "_id"} if doc else None
-
-    async def save(self, state: dict[str, Any], session: AsyncClientSession | None) -> None:
-        await self.db[ROSTERS].replace_one({"_id": state["key"]}, {"_id": state["key"], **state}, upsert=True,
-                                           session=session)
-
-
 def _value(x: Any) -> str:
     return "—" if x is None else (f"{x * 100:.2f}%" if isinstance(x, float) else str(x))
 
@@ -141,7 +127,8 @@ def _html(title: str, data: dict[str, Any]) -> str:
             f"<body><h1>{e(title)}</h1><table>{rows}</table></body></html>")
 
 
-def holiday_routes(views: Views, db: AsyncDatabase[Doc], bus: CommandBus, topic: str) -> APIRouter:
+def holiday_routes(views: Views, db: AsyncDatabase[Doc], bus: MessageBus) -> APIRouter:
+    """节假日 routes; ``bus``: metrics' MessageBus (SaveHolidayRoster, commands.py)."""
     api = APIRouter(tags=["holidays"])
     rosters = RosterRepository(db)
 
@@ -150,15 +137,9 @@ def holiday_routes(views: Views, db: AsyncDatabase[Doc], bus: CommandBus, topic:
     async def save_roster(year: int, name: str, body: dict[str, Any] = Body(default_factory=dict),
                           who: Principal = Depends(auth.principal), key: str = Depends(idempotency_key)) -> Doc:
         title, _ = holiday(year, name, views.tz)
-        entries, now = check_roster(body.get("entries")), views.clock.now()
-
-        def decide(before: dict[str, Any] | None) -> Decision[dict[str, Any]]:
-            state = {"key": f"{year}/{title}", "year": year, "holiday": title, "entries": entries,
-                     "saved_by": who.subject, "saved_at": now}
-            return Decision(state, answer={k: v for k, v in state.items() if k != "saved_at"})
-
-        answer: Doc = await bus.run(Command("save_holiday_roster", f"{year}/{title}", who, key), rosters, decide,
-                                    topic)
+        entries = check_roster(body.get("entries"))
+        answer: Doc = await bus.handle(SaveHolidayRoster({"entries": entries}, who, key, ref=f"{year}/{title}",
+                                                         year=year, holiday=title))
         return answer
 
     @api.get("/holidays/{year}/{name}/plan", response_class=HTMLResponse,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+from hotline.bus import MessageBus
 from hotline.kafka import ConsumerSpec
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
 from services.metrics import store as store_module
 from services.metrics.api import MetricsGrpc, http_routes
+from services.metrics.commands import MetricsHandlers, register
 from services.metrics.handlers import KpiProjection, StageCounting, export_forever, export_kpis_forever
 from services.metrics.holidays import holiday_routes
 from services.metrics.knowledge import api as knowledge_api
@@ -30,11 +32,13 @@ async def build(rt: Runtime) -> Service:
     topics = [rt.topic("ticket_events"), rt.topic("assignment_events"), rt.topic("case_events")]
     kb_store = knowledge_store.KnowledgeStore(rt.db)  # 知识库 and similar cases (docs/knowledge.md)
     indexer = knowledge.Indexer(kb_store)
+    bus = MessageBus(rt.commands.uow)  # metrics' commands, one handler each (commands.py)
+    register(bus, MetricsHandlers(rt.db, kb_store, rt.clock, rt.topic("case_events")))
     return Service(
         http=app,
         routes=[http_routes(store, views),
-                knowledge_api.http_routes(kb_store, knowledge.Knowledge(kb_store, indexer), rt.commands, rt.clock),
-                holiday_routes(views, rt.db, rt.commands, rt.topic("case_events"))],  # 节假日预案 (holidays.py)
+                knowledge_api.http_routes(kb_store, knowledge.Knowledge(kb_store, indexer), bus, rt.clock),
+                holiday_routes(views, rt.db, bus)],  # 节假日预案 (holidays.py)
         grpc=[GrpcApi(MetricsGrpc(store, views), services_pb2_grpc.add_MetricsServiceServicer_to_server,
                       "hotline.v1.MetricsService")],
         consumers=[ConsumerSpec(topics, rt.group(), StageCounting(store, rt.settings.timezone),

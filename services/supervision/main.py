@@ -30,12 +30,14 @@ from services.supervision.cases.search import CaseSearch, SearchIndexer
 from services.supervision.cases.search_api import search_routes
 from services.supervision.levels.circulation_store import INDEXES as CIRCULATION_INDEXES
 from services.supervision.levels.circulation_store import Circulation, circulation_routes
+from services.supervision.levels.commands import register as register_levels
 from services.supervision.levels.deputy_escalation_handlers import DeputyEscalations
 from services.supervision.levels.escalation import Rules as EscalationRules
 from services.supervision.levels.escalation_api import EscalationGrpc, escalation_routes
 from services.supervision.levels.escalation_handlers import EscalationFollowUps
 from services.supervision.levels.escalation_store import INDEXES as ESCALATION_INDEXES
-from services.supervision.levels.escalation_store import WHISTLES, EscalationCommands, unit_types
+from services.supervision.levels.escalation_store import EscalationCommands, unit_types
+from services.supervision.levels.repositories import WHISTLES
 from services.supervision.levels.whistle_clocks import WhistleAlarms, WhistleClocks
 from services.supervision.warnings import warning_policy
 from services.supervision.warnings.warning_api import warning_routes
@@ -105,15 +107,17 @@ async def build(rt: Runtime) -> Service:
     async def due_soon_fraction() -> float:
         return (await sla_policies.current()).due_soon_fraction
 
-    escalation = EscalationCommands(rt.commands, rt.db, EscalationRules.load(base.deadlines, tz), rt.clock,
+    escalation = EscalationCommands(bus, rt.db, EscalationRules.load(base.deadlines, tz), rt.clock,
                                     out_topic, unit_types(directory), rt.topic("city_results"),
                                     clocks=case_policies.clocks, cases=commands,
                                     whistle_clocks=WhistleClocks(whistle_timers, due_soon_fraction))
+    units = {u["unit_id"] for u in directory["units"]}  # letters (公文流转) go to units of the directory
+    escalation.handlers.known_unit = units.__contains__
+    register_levels(bus, escalation.handlers)  # the levels wing's commands on the same bus (levels/commands.py)
     # its follow-ups of the case decisions (settle, close merged cases, level 1) run in process from the outbox
     rt.outbox.follow(EscalationFollowUps(escalation, out_topic).follow)
 
-    units = {u["unit_id"] for u in directory["units"]}  # letters (公文流转) go to units of the directory
-    circulation = Circulation(rt.commands, rt.db, rt.clock, out_topic, tz, warning_store, units.__contains__)
+    circulation = Circulation(bus, rt.db, rt.clock, out_topic, tz, warning_store, units.__contains__)
     search = CaseSearch(rt.db, Directory.from_file(DIRECTORY_FILE))  # 案件查询 (search.py)
     gauges = SlaGauges(store.cases, store.db[store_module.INBOX], rt.clock, sla.gauge_reconcile_seconds)
 

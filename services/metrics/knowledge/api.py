@@ -11,9 +11,11 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from hotline import auth
 from hotline.api import idempotency_key
 from hotline.auth import Principal
+from hotline.bus import MessageBus
 from hotline.clock import Clock
-from hotline.commands import Command, CommandBus, Invalid, NotFound
+from hotline.commands import Invalid, NotFound
 from hotline.policy import Role
+from services.metrics.commands import SaveArticle
 from services.metrics.knowledge import articles
 from services.metrics.knowledge.service import Knowledge, case_view
 from services.metrics.knowledge.store import KnowledgeStore
@@ -21,7 +23,8 @@ from services.metrics.knowledge.store import KnowledgeStore
 KINDS = ("case", "article")
 
 
-def http_routes(store: KnowledgeStore, knowledge: Knowledge, bus: CommandBus, clock: Clock) -> APIRouter:
+def http_routes(store: KnowledgeStore, knowledge: Knowledge, bus: MessageBus, clock: Clock) -> APIRouter:
+    """``bus``: metrics' MessageBus (SaveArticle, services/metrics/commands.py)."""
     api = APIRouter(tags=["knowledge"])
 
     @api.get("/knowledge/articles", summary="知识库: articles, filtered (q searches title, question and answer)")
@@ -76,10 +79,8 @@ def http_routes(store: KnowledgeStore, knowledge: Knowledge, bus: CommandBus, cl
         article = body.get("article", body)
         if not isinstance(article, dict):
             raise Invalid("article must be an object (title, answer, unit_id, review_on, ...)")
-        answer: dict[str, Any] = await bus.run(
-            Command("save_article", article_id, who, key, reason), store,
-            lambda current: articles.save(current, article_id, article, expected, who,
-                                          clock.now(), reason or "编辑"), "")
+        answer: dict[str, Any] = await bus.handle(SaveArticle(article, who, key, ref=article_id, reason=reason,
+                                                              expected_version=expected))
         return answer
 
     @api.get("/knowledge/search", summary="Search resolved cases or articles in Chinese (jieba words, BM25), "

@@ -4,8 +4,8 @@
 * ``letter_register``: the next number of each year's register (登记簿), moved in the same
   transaction as the letter it numbers.
 
-Every write is a kit Command through the CommandBus (idempotency, audit, outbox); roles are in
-hotline/policy.py, scope (a unit: its own letters) in services/supervision/levels/circulation.py.
+Every write is a typed command (commands.py) through the service's message bus (idempotency, audit, outbox);
+roles are in hotline/policy.py, scope (a unit: its own letters) in services/supervision/levels/circulation.py.
 """
 
 from __future__ import annotations
@@ -18,81 +18,41 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import HTMLResponse
 from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import auth, pb
 from hotline.api import as_json, idempotency_key
 from hotline.auth import Principal
+from hotline.bus import MessageBus
 from hotline.clock import Clock
-from hotline.commands import Command, CommandBus, Decision, Illegal, Invalid, NotFound
+from hotline.commands import Illegal, Invalid, NotFound
 from hotline.mongo import Doc
 from hotline.policy import Role
 from hotline.v1 import circulation_pb2 as cp
 from services.supervision.levels import circulation as circ
+from services.supervision.levels import commands as lc
 from services.supervision.levels import talks
+from services.supervision.levels.repositories import (  # noqa: F401 (the repositories and collections, as before)
+    LETTERS,
+    REGISTER,
+    TALKS,
+    LetterRepository,
+    RegisterRepository,
+    TalkRepository,
+)
 from services.supervision.warnings import warnings as w
 from services.supervision.warnings.warning_store import WarningStore
 
-LETTERS, REGISTER, TALKS = "letters", "letter_register", "talks"
 INDEXES = {LETTERS: [IndexModel([("unit_id", ASCENDING), ("sent_at", ASCENDING)]),
                      IndexModel([("state", ASCENDING), ("answer_due", ASCENDING)])],
            TALKS: [IndexModel([("unit_id", ASCENDING), ("held_at", ASCENDING)])]}
 MAX_LIST = 500
 
 
-class LetterRepository:
-    kind = "letter"
-
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.db = db
-
-    async def load(self, target: str, session: AsyncClientSession | None) -> cp.Letter | None:
-        doc = await self.db[LETTERS].find_one({"_id": target}, session=session)
-        return pb.from_doc(doc, cp.Letter) if doc else None
-
-    async def save(self, state: cp.Letter, session: AsyncClientSession | None) -> None:
-        await self.db[LETTERS].replace_one({"_id": state.letter_id}, {"_id": state.letter_id, **pb.to_doc(state)},
-                                           upsert=True, session=session)
-
-
-class RegisterRepository:
-    """A letter to send with the register of the year it is sent in."""
-
-    kind = "letter"
-
-    def __init__(self, db: AsyncDatabase[Doc], year: int) -> None:
-        self.db, self.year, self.letters = db, year, LetterRepository(db)
-
-    async def load(self, target: str, session: AsyncClientSession | None) -> circ.Registered:
-        register = await self.db[REGISTER].find_one({"_id": str(self.year)}, session=session)
-        return circ.Registered(await self.letters.load(target, session), self.year,
-                               int((register or {}).get("next", 1)))
-
-    async def save(self, state: circ.Registered, session: AsyncClientSession | None) -> None:
-        assert state.letter is not None
-        await self.letters.save(state.letter, session)
-        await self.db[REGISTER].update_one({"_id": str(state.year)}, {"$max": {"next": state.next_sequence}},
-                                           upsert=True, session=session)
-
-
-class TalkRepository:
-    kind = "talk"  # 约谈
-
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.db = db
-
-    async def load(self, target: str, session: AsyncClientSession | None) -> dict[str, Any] | None:
-        doc = await self.db[TALKS].find_one({"_id": target}, session=session)
-        return {k: v for k, v in doc.items() if k != "_id"} if doc else None
-
-    async def save(self, state: dict[str, Any], session: AsyncClientSession | None) -> None:
-        await self.db[TALKS].replace_one({"_id": state["talk_id"]}, {"_id": state["talk_id"], **state}, upsert=True,
-                                         session=session)
-
-
 class Circulation:
-    def __init__(self, bus: CommandBus, db: AsyncDatabase[Doc], clock: Clock, topic: str, tz: ZoneInfo,
+    """公文流转 and 约谈 for the routes: build the typed command (commands.py), ``bus.handle`` it."""
+
+    def __init__(self, bus: MessageBus, db: AsyncDatabase[Doc], clock: Clock, topic: str, tz: ZoneInfo,
                  warnings: WarningStore, known_unit: Callable[[str], bool]) -> None:
         self.bus, self.db, self.clock, self.topic, self.tz = bus, db, clock, topic, tz
         self.warnings, self.known_unit = warnings, known_unit
@@ -100,21 +60,17 @@ class Circulation:
         self.talks = TalkRepository(db)
 
     async def record_talk(self, request: dict[str, Any], who: Principal, key: str) -> dict[str, Any]:
-        now = self.clock.now()
         try:
             held = datetime.fromisoformat(str(request.get("held_at", ""))).isoformat()
         except ValueError:
             held = ""
         tid = talks.talk_id(str(request.get("unit_id", "")).strip(), held)
-        answer: dict[str, Any] = await self.bus.run(
-            Command("record_talk", tid, who, key), self.talks,
-            lambda s: talks.record(s, request, who, now, self.known_unit), self.topic)
+        answer: dict[str, Any] = await self.bus.handle(lc.RecordTalk(request, who, key, ref=tid))
         return answer
 
     async def talk_follow_up(self, tid: str, request: dict[str, Any], who: Principal, key: str) -> dict[str, Any]:
-        now = self.clock.now()
-        answer: dict[str, Any] = await self.bus.run(Command("record_talk_follow_up", tid, who, key), self.talks,
-                                                    lambda s: talks.follow_up(s, tid, request, who, now), self.topic)
+        answer: dict[str, Any] = await self.bus.handle(
+            lc.RecordTalkFollowUp(request, who, key, ref=tid))
         return answer
 
     async def list_talks(self, who: Principal, unit_id: str = "", limit: int = 100) -> list[dict[str, Any]]:
@@ -132,27 +88,16 @@ class Circulation:
                 raise Illegal(f"a 舆情预警专报 is about a 舆情 (keyword) warning; {ref} is a {warning.kind} warning")
             request = {"title": f"{w.KIND_NAMES.get(warning.kind, warning.kind)}（{warning.street or '全区'}）",
                        "body": warning.explanation, **request}
-        now = self.clock.now()
         lid = circ.letter_id(kind, ref, unit)
-        repo = RegisterRepository(self.db, now.astimezone(self.tz).year)
-
-        def decide(state: circ.Registered | None) -> Decision[circ.Registered]:
-            assert state is not None
-            return circ.send(state, request, who, now, self.tz, self.known_unit)
-
-        answer: cp.Letter = await self.bus.run(Command("send_letter", lid, who, key), repo, decide, self.topic)
+        answer: cp.Letter = await self.bus.handle(lc.SendLetter(request, who, key, ref=lid))
         return answer
 
     async def acknowledge(self, lid: str, who: Principal, key: str) -> cp.Letter:
-        now = self.clock.now()
-        answer: cp.Letter = await self.bus.run(Command("acknowledge_letter", lid, who, key), self.letters,
-                                               lambda s: circ.acknowledge(s, lid, who, now), self.topic)
+        answer: cp.Letter = await self.bus.handle(lc.AcknowledgeLetter({}, who, key, ref=lid))
         return answer
 
     async def answer(self, lid: str, request: dict[str, Any], who: Principal, key: str) -> cp.Letter:
-        now = self.clock.now()
-        answer: cp.Letter = await self.bus.run(Command("answer_letter", lid, who, key), self.letters,
-                                               lambda s: circ.answer(s, lid, request, who, now), self.topic)
+        answer: cp.Letter = await self.bus.handle(lc.AnswerLetter(request, who, key, ref=lid))
         return answer
 
     async def get(self, lid: str, who: Principal) -> cp.Letter:

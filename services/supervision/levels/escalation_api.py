@@ -1,5 +1,5 @@
 """HTTP and gRPC adapters of supervision levels (督办), on-site meetings, merges and whistles
-(吹哨报到). Thin: build the request, run the command, return the answer; roles are in
+(吹哨报到). Thin: build the typed command (commands.py), ``handle`` it, return the answer; roles are in
 hotline/policy.py, scope (a unit: its cases, its whistles) in the pure modules."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hotline.auth import Principal
 from hotline.commands import Illegal
 from hotline.v1 import supervision_pb2 as sv
 from hotline.v1 import supervision_pb2_grpc
+from services.supervision.levels import commands as lc
 from services.supervision.levels import escalation as esc
 from services.supervision.levels import whistles as wh
 from services.supervision.levels.escalation_store import EscalationCommands
@@ -26,40 +27,46 @@ from services.supervision.levels.escalation_store import EscalationCommands
 MAX_PAGE = 500
 Context = grpc.aio.ServicerContext[Any, Any]
 
-# POST /cases/{ticket_id}/<path>: request message, command name, summary
-CASE_COMMANDS: list[tuple[str, type[Message], str, str]] = [
-    ("supervision", sv.RaiseSupervisionRequest, "raise_supervision",
+# POST /cases/{ticket_id}/<path>: the typed command (its message is the body's), summary
+CASE_COMMANDS: list[tuple[str, type[lc.SupervisionCommand], str]] = [
+    ("supervision", lc.RaiseSupervision,
      "督办: raise a level (2 督办函, 3 作风监督员明察暗访, 4 领导领办; level 1 is the system's)"),
-    ("supervision/close", sv.CloseSupervisionRequest, "close_supervision", "督办办结: close a level with its outcome"),
-    ("supervision/visits", sv.RecordVisitRequest, "record_visit", "明察暗访记录 on an open level 3"),
-    ("supervision/joint", sv.SetJointSupervisionRequest, "set_joint_supervision", "联合纪委监委督办 flag"),
-    ("meeting", sv.ScheduleMeetingRequest, "schedule_meeting", "有请诉求人到场: flag the case with date and place"),
-    ("meeting/outcome", sv.RecordMeetingRequest, "record_meeting", "到场会商结果"),
+    ("supervision/close", lc.CloseSupervision, "督办办结: close a level with its outcome"),
+    ("supervision/visits", lc.RecordVisit, "明察暗访记录 on an open level 3"),
+    ("supervision/joint", lc.SetJointSupervision, "联合纪委监委督办 flag"),
+    ("meeting", lc.ScheduleMeeting, "有请诉求人到场: flag the case with date and place"),
+    ("meeting/outcome", lc.RecordMeeting, "到场会商结果"),
 ]
-WHISTLE_COMMANDS: list[tuple[str, type[Message], str, str]] = [
-    ("/whistles/{whistle_id}/report-in", sv.ReportInRequest, "report_in", "报到: a summoned unit reports in"),
-    ("/whistles/{whistle_id}/close", sv.CloseWhistleRequest, "close_whistle", "The street office records the outcome"),
+WHISTLE_COMMANDS: list[tuple[str, type[lc.WhistleCommand], str]] = [
+    ("/whistles/{whistle_id}/report-in", lc.ReportIn, "报到: a summoned unit reports in"),
+    ("/whistles/{whistle_id}/close", lc.CloseWhistle, "The street office records the outcome"),
 ]
 
 
-def _case_route(api: APIRouter, commands: EscalationCommands, path: str, message_type: type[Message], name: str,
+def _case_route(api: APIRouter, commands: EscalationCommands, path: str, command_type: type[lc.SupervisionCommand],
                 summary: str) -> None:
+    message_type = command_type.message
+
     async def route(ticket_id: str, body: dict[str, Any] = Body(default_factory=dict),
                     who: Principal = Depends(auth.principal), key: str = Depends(idempotency_key)) -> dict[str, Any]:
-        return as_json(await commands.run(name, parse_body(body, message_type, ticket_id=ticket_id), who, key))
+        request = parse_body(body, message_type, ticket_id=ticket_id)
+        return as_json(await commands.handle(command_type(request, who, key)))
 
-    api.post(f"/cases/{{ticket_id}}/{path}", summary=summary, name=name,
+    api.post(f"/cases/{{ticket_id}}/{path}", summary=summary, name=command_type.name,
              description=f"Body: the JSON of `hotline.v1.{message_type.DESCRIPTOR.name}` (supervision.proto). "
                          "Header Idempotency-Key is required. Answers the case's supervision.")(route)
 
 
-def _whistle_route(api: APIRouter, commands: EscalationCommands, path: str, message_type: type[Message], name: str,
+def _whistle_route(api: APIRouter, commands: EscalationCommands, path: str, command_type: type[lc.WhistleCommand],
                    summary: str) -> None:
+    message_type = command_type.message
+
     async def route(whistle_id: str, body: dict[str, Any] = Body(default_factory=dict),
                     who: Principal = Depends(auth.principal), key: str = Depends(idempotency_key)) -> dict[str, Any]:
-        return as_json(await commands.whistle(name, parse_body(body, message_type, whistle_id=whistle_id), who, key))
+        request = parse_body(body, message_type, whistle_id=whistle_id)
+        return as_json(await commands.handle(command_type(request, who, key)))
 
-    api.post(path, summary=summary, name=name)(route)
+    api.post(path, summary=summary, name=command_type.name)(route)
 
 
 def shown(whistle: sv.Whistle, now: datetime) -> dict[str, Any]:
@@ -69,10 +76,10 @@ def shown(whistle: sv.Whistle, now: datetime) -> dict[str, Any]:
 
 def escalation_routes(commands: EscalationCommands, tz: ZoneInfo) -> APIRouter:
     api = APIRouter(tags=["supervision levels", "whistles"])
-    for path, message_type, name, summary in CASE_COMMANDS:
-        _case_route(api, commands, path, message_type, name, summary)
-    for path, message_type, name, summary in WHISTLE_COMMANDS:
-        _whistle_route(api, commands, path, message_type, name, summary)
+    for path, command_type, summary in CASE_COMMANDS:
+        _case_route(api, commands, path, command_type, summary)
+    for path, whistle_type, summary in WHISTLE_COMMANDS:
+        _whistle_route(api, commands, path, whistle_type, summary)
 
     @api.get("/cases/{ticket_id}/supervision", summary="督办: the case's supervision records, flags and merges")
     async def get_supervision(ticket_id: str, who: Principal = Depends(auth.principal)) -> dict[str, Any]:
@@ -124,7 +131,7 @@ def escalation_routes(commands: EscalationCommands, tz: ZoneInfo) -> APIRouter:
     @api.post("/whistles", summary="吹哨: a street office summons departments (body: BlowWhistleRequest)")
     async def blow_whistle(body: dict[str, Any] = Body(default_factory=dict), who: Principal = Depends(auth.principal),
                            key: str = Depends(idempotency_key)) -> dict[str, Any]:
-        return as_json(await commands.whistle("blow_whistle", parse_body(body, sv.BlowWhistleRequest), who, key))
+        return as_json(await commands.handle(lc.BlowWhistle(parse_body(body, sv.BlowWhistleRequest), who, key)))
 
     @api.get("/whistles", summary="Whistles, newest first: a unit those it raised or is summoned to; "
                                   "overdue_units: summoned units late to report in")
@@ -144,34 +151,39 @@ class EscalationGrpc(supervision_pb2_grpc.EscalationServiceServicer):
     def __init__(self, commands: EscalationCommands) -> None:
         self.commands = commands
 
-    async def _case(self, name: str, request: Message, context: Context) -> sv.CaseSupervision:
-        return await self.commands.run(name, request, auth.current(), grpc_idempotency_key(context))
+    async def _case(self, command_type: type[lc.SupervisionCommand], request: Message,
+                    context: Context) -> sv.CaseSupervision:
+        answer: sv.CaseSupervision = await self.commands.handle(
+            command_type(request, auth.current(), grpc_idempotency_key(context)))
+        return answer
 
-    async def _whistle(self, name: str, request: Message, context: Context) -> sv.Whistle:
-        return await self.commands.whistle(name, request, auth.current(), grpc_idempotency_key(context))
+    async def _whistle(self, command_type: type[lc.WhistleCommand], request: Message, context: Context) -> sv.Whistle:
+        answer: sv.Whistle = await self.commands.handle(
+            command_type(request, auth.current(), grpc_idempotency_key(context)))
+        return answer
 
     async def RaiseSupervision(  # noqa: N802
             self, request: sv.RaiseSupervisionRequest, context: Context) -> sv.CaseSupervision:
-        return await self._case("raise_supervision", request, context)
+        return await self._case(lc.RaiseSupervision, request, context)
 
     async def CloseSupervision(  # noqa: N802
             self, request: sv.CloseSupervisionRequest, context: Context) -> sv.CaseSupervision:
-        return await self._case("close_supervision", request, context)
+        return await self._case(lc.CloseSupervision, request, context)
 
     async def RecordVisit(self, request: sv.RecordVisitRequest, context: Context) -> sv.CaseSupervision:  # noqa: N802
-        return await self._case("record_visit", request, context)
+        return await self._case(lc.RecordVisit, request, context)
 
     async def SetJointSupervision(  # noqa: N802
             self, request: sv.SetJointSupervisionRequest, context: Context) -> sv.CaseSupervision:
-        return await self._case("set_joint_supervision", request, context)
+        return await self._case(lc.SetJointSupervision, request, context)
 
     async def ScheduleMeeting(  # noqa: N802
             self, request: sv.ScheduleMeetingRequest, context: Context) -> sv.CaseSupervision:
-        return await self._case("schedule_meeting", request, context)
+        return await self._case(lc.ScheduleMeeting, request, context)
 
     async def RecordMeeting(  # noqa: N802
             self, request: sv.RecordMeetingRequest, context: Context) -> sv.CaseSupervision:
-        return await self._case("record_meeting", request, context)
+        return await self._case(lc.RecordMeeting, request, context)
 
     async def MergeTickets(  # noqa: N802
             self, request: sv.MergeTicketsRequest, context: Context) -> sv.CaseSupervision:
@@ -195,13 +207,13 @@ class EscalationGrpc(supervision_pb2_grpc.EscalationServiceServicer):
         return await self.commands.resolve_recurring(request, auth.current(), grpc_idempotency_key(context))
 
     async def BlowWhistle(self, request: sv.BlowWhistleRequest, context: Context) -> sv.Whistle:  # noqa: N802
-        return await self._whistle("blow_whistle", request, context)
+        return await self._whistle(lc.BlowWhistle, request, context)
 
     async def ReportIn(self, request: sv.ReportInRequest, context: Context) -> sv.Whistle:  # noqa: N802
-        return await self._whistle("report_in", request, context)
+        return await self._whistle(lc.ReportIn, request, context)
 
     async def CloseWhistle(self, request: sv.CloseWhistleRequest, context: Context) -> sv.Whistle:  # noqa: N802
-        return await self._whistle("close_whistle", request, context)
+        return await self._whistle(lc.CloseWhistle, request, context)
 
     async def GetWhistle(self, request: sv.GetWhistleRequest, context: Context) -> sv.Whistle:  # noqa: N802
         await grpc_require(context, bool(request.whistle_id), "whistle_id is required")

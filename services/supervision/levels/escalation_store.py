@@ -1,4 +1,4 @@
-"""Supervision levels, meetings, merges and whistles: stores and the command side.
+"""Supervision levels, meetings, merges and whistles: the queries and the adapters' command side.
 
 * ``case_supervision``: one document per case (CaseSupervision), written with the case's
   ``supervision_level`` (the highest open level) in the same transaction;
@@ -6,9 +6,10 @@
   resolution-rate gauge counts through an index;
 * ``whistles``: one document per whistle, found by street and by summoned unit.
 
-Every write is a kit Command through the CommandBus (idempotency, audit, outbox). This module
-decides the case's ``supervision_level`` (the case repository, cases/store.py, writes it: the one
-writer of the case document): an overdue deadline (the timers' OverdueSupervisionRaised) and a
+Every write is a typed command (commands.py: one handler each, on supervision's message bus;
+idempotency, audit, outbox); :class:`EscalationCommands` builds them. The levels decide the case's
+``supervision_level`` (the case repository, cases/store.py, writes it: the one writer of the case
+document): an overdue deadline (the timers' OverdueSupervisionRaised) and a
 poor evaluation reach it in process through escalation_handlers.py (the outbox's follow-ups,
 :meth:`EscalationCommands.raise_supervision`), a deputy's escalation through
 :meth:`EscalationCommands.deputy_escalation`. A merged case closes with its parent through the
@@ -27,28 +28,38 @@ from typing import Any
 from google.protobuf.message import Message
 from prometheus_client import Gauge
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from hotline import pb
 from hotline import timers as timers_module
 from hotline.auth import Principal
+from hotline.bus import MessageBus
 from hotline.clock import Clock
-from hotline.commands import Command, CommandBus, DomainError, Invalid, NotFound
+from hotline.commands import CommandBus, DomainError, Invalid, NotFound
 from hotline.logging import get_logger
 from hotline.mongo import Doc
 from hotline.policy import Role
 from hotline.v1 import deputy_pb2, events_pb2, merging_pb2
 from hotline.v1 import supervision_pb2 as sv
 from services.supervision.cases.commands import CaseCommands, CloseMerged
-from services.supervision.cases.store import CaseClocks, CaseRepository, CaseStore
+from services.supervision.cases.store import CaseClocks, CaseStore
+from services.supervision.levels import commands as lc
 from services.supervision.levels import deputy_escalation, merging, recurring
 from services.supervision.levels import escalation as esc
 from services.supervision.levels import whistles as wh
+from services.supervision.levels.repositories import (  # noqa: F401 (the repositories and collections, as before)
+    RECORDS,
+    RECURRING,
+    SUPERVISIONS,
+    WHISTLES,
+    MergeRepository,
+    RecurringRepository,
+    SupervisedRepository,
+    WhistleRepository,
+)
 from services.supervision.levels.whistle_clocks import WhistleClocks
 from services.supervision.warnings.warning_store import fact_of_doc
 
-SUPERVISIONS, RECORDS, WHISTLES, RECURRING = "case_supervision", "supervision_records", "whistles", "recurring_lists"
 INDEXES = {
     RECORDS: [IndexModel([("level", ASCENDING), ("state", ASCENDING)])],
     WHISTLES: [IndexModel([("street_unit_id", ASCENDING), ("blown_at", DESCENDING)]),
@@ -63,104 +74,15 @@ SYSTEM = Principal.system("supervision")
 log = get_logger(__name__)
 
 
-class SupervisedRepository:
-    """A case's supervision with its case (the case must exist; its level is mirrored)."""
-
-    kind = "case_supervision"
-
-    def __init__(self, db: AsyncDatabase[Doc], clocks: CaseClocks | None = None) -> None:
-        self.db = db
-        self.clocks = clocks  # the case's timers follow its open level's limit (督办 timer, issue #22)
-        self.cases = CaseRepository(CaseStore(db), clocks)  # reads and writes the case (the one writer)
-
-    async def load(self, target: str, session: AsyncClientSession | None) -> esc.Supervised | None:
-        case = await self.cases.load(target, session)
-        if case is None:
-            return None
-        doc = await self.db[SUPERVISIONS].find_one({"_id": target}, session=session)
-        supervision = pb.from_doc(doc, sv.CaseSupervision) if doc else sv.CaseSupervision(ticket_id=target)
-        return esc.Supervised(case, supervision)
-
-    async def save(self, state: esc.Supervised, session: AsyncClientSession | None) -> None:
-        s = state.supervision
-        await self.db[SUPERVISIONS].replace_one({"_id": s.ticket_id}, {"_id": s.ticket_id, **pb.to_doc(s)},
-                                                upsert=True, session=session)
-        top = max((r for r in s.records if r.state == sv.SUPERVISION_STATE_OPEN and r.HasField("due")),
-                  key=lambda r: (r.level, r.raised_at.seconds), default=None)
-        # the case's level (a deputy's escalation also moves its revision) and the open level's limit as a
-        # clock: written by the case repository, the one writer of the case document
-        await self.cases.save_supervision(state.case, (top.due, top.raised_at) if top is not None else None, session)
-        for r in s.records:
-            await self.db[RECORDS].replace_one(
-                {"_id": r.record_id}, {"_id": r.record_id, "ticket_id": s.ticket_id, "level": r.level,
-                                       "state": sv.SupervisionState.Name(r.state), "due": pb.dt(r.due)},
-                upsert=True, session=session)
-
-
-class MergeRepository(SupervisedRepository):
-    """The parent's supervision with the named children's (并单)."""
-
-    def __init__(self, db: AsyncDatabase[Doc], children: list[str], clocks: CaseClocks | None = None) -> None:
-        super().__init__(db, clocks)
-        self.wanted = children
-
-    async def load(self, target: str, session: AsyncClientSession | None) -> esc.Supervised | None:
-        parent = await super().load(target, session)
-        if parent is not None:
-            for tid in self.wanted:
-                if tid != target and (child := await super().load(tid, session)) is not None:
-                    parent.children[tid] = child
-        return parent
-
-    async def save(self, state: esc.Supervised, session: AsyncClientSession | None) -> None:
-        await super().save(state, session)
-        for child in state.children.values():
-            await super().save(child, session)
-
-
-class RecurringRepository:
-    """A month's 屡办不成 list (one document per month)."""
-
-    kind = "recurring_list"
-
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self.lists = db[RECURRING]
-
-    async def load(self, target: str, session: AsyncClientSession | None) -> sv.RecurringList | None:
-        doc = await self.lists.find_one({"_id": target}, session=session)
-        return pb.from_doc(doc, sv.RecurringList) if doc else None
-
-    async def save(self, state: sv.RecurringList, session: AsyncClientSession | None) -> None:
-        await self.lists.replace_one({"_id": state.month}, {"_id": state.month, **pb.to_doc(state)}, upsert=True,
-                                     session=session)
-
-
-class WhistleRepository:
-    """A whistle; every save gives it the report-in clocks it runs now (``clocks``, whistle_clocks.py)."""
-
-    kind = "whistle"
-
-    def __init__(self, db: AsyncDatabase[Doc], clocks: WhistleClocks | None = None) -> None:
-        self.whistles = db[WHISTLES]
-        self.clocks = clocks
-        self._docs: dict[str, Doc] = {}
-
-    async def load(self, target: str, session: AsyncClientSession | None) -> sv.Whistle | None:
-        doc = await self.whistles.find_one({"_id": target}, session=session)
-        if doc:
-            self._docs[target] = doc
-        return pb.from_doc(doc, sv.Whistle) if doc else None
-
-    async def save(self, whistle: sv.Whistle, session: AsyncClientSession | None) -> None:
-        doc = {"_id": whistle.whistle_id, **pb.to_doc(whistle)}
-        if self.clocks is not None:
-            doc |= await self.clocks.fields(whistle, self._docs.get(whistle.whistle_id))
-        await self.whistles.replace_one({"_id": whistle.whistle_id}, doc, upsert=True, session=session)
-
-
 class EscalationCommands:
-    def __init__(self, bus: CommandBus, db: AsyncDatabase[Doc], rules: esc.Rules, clock: Clock, topic: str,
-                 unit_type: wh.UnitType, results_topic: str = "",
+    """The levels wing's adapters' side: build the typed command (commands.py), ``bus.handle`` it.
+
+    ``bus``: the service's MessageBus, on which main registered the levels handlers
+    (``commands.register(bus, escalation.handlers)``); a CommandBus (a bench, a test) gets its own
+    MessageBus with them."""
+
+    def __init__(self, bus: MessageBus | CommandBus, db: AsyncDatabase[Doc], rules: esc.Rules, clock: Clock,
+                 topic: str, unit_type: wh.UnitType, results_topic: str = "",
                  recurring_rules: recurring.Rules | None = None, clocks: CaseClocks | None = None,
                  cases: CaseCommands | None = None, whistle_clocks: WhistleClocks | None = None) -> None:
         self.cases = cases  # the lifecycle's commands: a merged case closes through them (CLOSE_MERGED)
@@ -168,27 +90,25 @@ class EscalationCommands:
         self.whistle_clocks = whistle_clocks  # 吹哨报到: each summons' report-in limit is a timer
         self.recurring_rules = recurring_rules or recurring.Rules.load()
         self.results_topic = results_topic  # city.results.v1 (the lifecycle's policy sends merged children's results)
-        self.bus = bus
         self.db = db
         self.rules = rules
         self.clock = clock
         self.topic = topic
         self.unit_type = unit_type
+        self.handlers = lc.LevelHandlers(db, rules, clock, topic, unit_type, clocks, whistle_clocks,
+                                         self.find_recurring)
+        if not isinstance(bus, MessageBus):
+            bus = MessageBus(bus.uow)
+            lc.register(bus, self.handlers)
+        self.bus = bus
+
+    async def handle(self, command: lc.LevelCommand) -> Any:
+        return await self.bus.handle(command)
 
     async def run(self, name: str, request: Message, actor: Principal, key: str,
                   at: datetime | None = None) -> sv.CaseSupervision:
-        """Run one supervision command on the case ``request.ticket_id``."""
-        ticket_id = str(getattr(request, "ticket_id", ""))
-        if not ticket_id:
-            raise Invalid("ticket_id is required")
-        now = at or self.clock.now()
-
-        def decide(state: esc.Supervised | None) -> Any:
-            return esc.decide(state, request, actor, now, self.rules)
-
-        command = Command(name, ticket_id, actor, key, str(getattr(request, "reason", ""))[:500])
-        repo = SupervisedRepository(self.db, self.clocks)
-        answer: sv.CaseSupervision = await self.bus.run(command, repo, decide, self.topic)
+        """Run one supervision command (by its name, e.g. ``raise_supervision``) on ``request.ticket_id``."""
+        answer: sv.CaseSupervision = await self.bus.handle(lc.BY_NAME[name](request, actor, key, at))
         return answer  # the gauges follow with the next recount (export_forever)
 
     async def raise_supervision(self, ticket_id: str, level: int, reason: str, at: datetime,
@@ -197,35 +117,21 @@ class EscalationCommands:
         same (ticket, level, time) or key again changes nothing, and a level already open
         stays as it is. For the escalation consumer (overdue requests, poor evaluations)."""
         request = sv.RaiseSupervisionRequest(ticket_id=ticket_id, level=level, reason=reason)
-        return await self.run("raise_supervision", request, SYSTEM,
-                              key or f"{ticket_id}/supervision/L{level}/{at.isoformat()}", at)
+        answer: sv.CaseSupervision = await self.bus.handle(lc.RaiseSupervision(
+            request, SYSTEM, key or f"{ticket_id}/supervision/L{level}/{at.isoformat()}", at))
+        return answer
 
     async def deputy_escalation(self, escalated: deputy_pb2.DeputyEscalated) -> events_pb2.Case:
         """代表提请督办: level 1 on the deputy's case, once per submission (deputy_escalation.py)."""
-        now = self.clock.now()
-
-        def decide(state: esc.Supervised | None) -> Any:
-            return deputy_escalation.decide(state, escalated, now, self.rules)
-
-        command = Command("deputy_escalation", escalated.ticket_id, deputy_escalation.DEPUTY_LIAISON,
-                          deputy_escalation.command_key(escalated),
-                          escalated.comment[:500] or deputy_escalation.REASON)
-        repo = SupervisedRepository(self.db, self.clocks)
-        case: events_pb2.Case = await self.bus.run(command, repo, decide, self.topic)
+        case: events_pb2.Case = await self.bus.handle(lc.DeputyEscalation(
+            escalated, deputy_escalation.DEPUTY_LIAISON, deputy_escalation.command_key(escalated)))
         return case
 
     async def merge(self, request: sv.MergeTicketsRequest, actor: Principal, key: str) -> sv.CaseSupervision:
         """并单: the office merges tickets under a parent case."""
         if not request.parent_ticket_id:
             raise Invalid("parent_ticket_id is required")
-        now = self.clock.now()
-
-        def decide(state: esc.Supervised | None) -> Any:
-            return merging.merge(state, request, actor, now)
-
-        command = Command("merge_tickets", request.parent_ticket_id, actor, key, request.reason[:500])
-        repo = MergeRepository(self.db, list(request.ticket_ids)[:merging.MAX_CHILDREN + 1], self.clocks)
-        answer: sv.CaseSupervision = await self.bus.run(command, repo, decide, self.topic)
+        answer: sv.CaseSupervision = await self.bus.handle(lc.MergeTickets(request, actor, key))
         return answer
 
     async def settle(self, closed: events_pb2.Case, at: datetime) -> bool:
@@ -234,12 +140,7 @@ class EscalationCommands:
         if await self.db[SUPERVISIONS].find_one({"_id": tid, "records.state": "SUPERVISION_STATE_OPEN"},
                                                 {"_id": 1}) is None:
             return False
-
-        def decide(state: esc.Supervised | None) -> Any:
-            return esc.settle(state, closed, at)
-
-        await self.bus.run(Command("settle_supervision", tid, SYSTEM, f"{tid}/supervision/settle/{at.isoformat()}"),
-                           SupervisedRepository(self.db, self.clocks), decide, self.topic)
+        await self.bus.handle(lc.SettleSupervision(closed, SYSTEM, f"{tid}/supervision/settle/{at.isoformat()}", at))
         return True
 
     async def close_merged(self, parent: events_pb2.Case, at: datetime) -> int:
@@ -274,8 +175,8 @@ class EscalationCommands:
         open_cases = await CaseStore(self.db).get_many([s.ticket_id for s in found])
         return [s for s in found if s.ticket_id in open_cases and open_cases[s.ticket_id].state != esc.ARCHIVED][:limit]
 
-    async def generate_recurring(self, month: str, actor: Principal, key: str) -> sv.RecurringList:
-        """屡办不成: find the month's recurring unresolved problems and add them to its list."""
+    async def find_recurring(self, month: str) -> list[sv.RecurringItem]:
+        """The month's 屡办不成 items from the stored ticket facts and cases (read before the command)."""
         start, end = recurring.month_span(month, self.rules.tz)
         since = end - timedelta(days=self.recurring_rules.lookback_days)
         cursor = self.db["warning_facts"].find({"at": {"$gte": since, "$lt": end}, "address": {"$exists": True}})
@@ -285,27 +186,17 @@ class EscalationCommands:
             per_problem[(f.address, f.category)] = per_problem.get((f.address, f.category), 0) + 1
         facts = [f for f in facts if per_problem[(f.address, f.category)] >= self.recurring_rules.min_tickets]
         cases = await CaseStore(self.db).get_many([f.ticket_id for f in facts])
-        found = recurring.find(month, facts, cases, self.recurring_rules, self.rules.tz)
-        now = self.clock.now()
+        return list(recurring.find(month, facts, cases, self.recurring_rules, self.rules.tz))
 
-        def decide(existing: sv.RecurringList | None) -> Any:
-            return recurring.generate(existing, month, found, now)
-
-        answer: sv.RecurringList = await self.bus.run(Command("generate_recurring_list", month, actor, key),
-                                                      RecurringRepository(self.db), decide, self.topic)
+    async def generate_recurring(self, month: str, actor: Principal, key: str) -> sv.RecurringList:
+        """屡办不成: find the month's recurring unresolved problems and add them to its list."""
+        answer: sv.RecurringList = await self.bus.handle(
+            lc.GenerateRecurringList(sv.GenerateRecurringListRequest(month=month), actor, key))
         return answer
 
     async def resolve_recurring(self, request: sv.ResolveRecurringItemRequest, actor: Principal,
                                 key: str) -> sv.RecurringItem:
-        month = request.item_id.partition("/")[0]
-        now = self.clock.now()
-
-        def decide(existing: sv.RecurringList | None) -> Any:
-            return recurring.resolve(existing, request, actor, now)
-
-        answer: sv.RecurringItem = await self.bus.run(
-            Command("resolve_recurring_item", month, actor, key, request.outcome[:500]), RecurringRepository(self.db),
-            decide, self.topic)
+        answer: sv.RecurringItem = await self.bus.handle(lc.ResolveRecurringItem(request, actor, key))
         return answer
 
     async def recurring_list(self, month: str) -> sv.RecurringList:
@@ -316,17 +207,8 @@ class EscalationCommands:
         return esc.visible(await SupervisedRepository(self.db).load(ticket_id, None), ticket_id, who)
 
     async def whistle(self, name: str, request: Message, actor: Principal, key: str) -> sv.Whistle:
-        wid = wh.whistle_id(actor, key) if isinstance(request, sv.BlowWhistleRequest) else \
-            str(getattr(request, "whistle_id", ""))
-        if not wid:
-            raise Invalid("whistle_id is required")
-        now = self.clock.now()
-
-        def decide(before: sv.Whistle | None) -> Any:
-            return wh.decide(before, wid, request, actor, now, self.rules, self.unit_type)
-
-        answer: sv.Whistle = await self.bus.run(Command(name, wid, actor, key),
-                                                WhistleRepository(self.db, self.whistle_clocks), decide, self.topic)
+        """吹哨报到 by the command's name (blow_whistle, report_in, close_whistle)."""
+        answer: sv.Whistle = await self.bus.handle(lc.BY_NAME[name](request, actor, key))
         return answer
 
     async def get_whistle(self, wid: str, who: Principal) -> sv.Whistle:
