@@ -25,7 +25,7 @@ API (all writes take the caller's session, so a timer changes with the state it 
     await timers.fire_due(limit)                         # one scan: claim <= limit due subjects
     await timers.run_forever(interval_seconds)           # the service's background task
 
-Storage: a subject's clocks live in one sub-document ``timers: {v, fire_at, clocks: {kind: ...}}``
+Storage: a subject's clocks live in one sub-document ``timers: {v, fire_at, [warned,] clocks: {kind: ...}}``
 where ``fire_at`` is the earliest pending stage of any clock, indexed (:func:`indexes`). The scan
 reads that index up to now, so it costs O(due), not O(pending) (bench/timers.py measures it over
 1,000,000 pending subjects). The sub-document lives either in a collection of its own (default
@@ -320,7 +320,13 @@ def _next(clock: Doc) -> datetime:
 
 
 def _sub_doc(clocks: Mapping[str, Doc], version: int) -> Doc:
-    return {"v": version, "fire_at": min(_next(c) for c in clocks.values()), "clocks": dict(clocks)}
+    doc: Doc = {"v": version, "fire_at": min(_next(c) for c in clocks.values()), "clocks": dict(clocks)}
+    # the due times of the clocks whose due-soon stage fired (warned, not due yet): a query finds the
+    # subjects with a running warning ({"timers.warned": {"$gt": now}}) without reading every subject
+    warned = sorted(c["due"] for c in clocks.values() if c["stage"] == Stage.DUE.value and "warn" in c)
+    if warned:
+        doc["warned"] = warned
+    return doc
 
 
 def _timer(subject: str, kind: str, clock: Doc) -> Timer:

@@ -64,8 +64,11 @@ async def publish_tickets(settings: Settings, tickets: Iterable[ticket_pb2.CityT
     return [t.city_ticket_id for t in tickets]
 
 
-async def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 30) -> list[Any]:
-    """Read a topic from the beginning until ``expect`` records arrived (no group, no commits)."""
+async def read_topic(settings: Settings, topic: str, expect: int | None, timeout: float = 30) -> list[Any]:
+    """Read a topic from the beginning (no group, no commits): until ``expect`` records arrived, or, with
+    ``expect`` None, everything it holds: at least ``timeout`` seconds (for events still on their way, e.g.
+    in an outbox) and then on to the end offsets of that moment, however long the topic (a 5 s read of a
+    session's whole case topic once stopped short of its end)."""
     consumer = kafka.consumer(settings, enable_auto_commit=False, auto_offset_reset="earliest",
                               max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
@@ -75,11 +78,20 @@ async def read_topic(settings: Settings, topic: str, expect: int, timeout: float
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         records: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while len(records) < expect and time.monotonic() < deadline:
+        started = time.monotonic()
+        deadline = started + timeout + (120 if expect is None else 0)
+        end: dict[TopicPartition, int] | None = None
+        while time.monotonic() < deadline:
+            if expect is not None and len(records) >= expect:
+                break
             batch = await consumer.getmany(timeout_ms=500)
             for messages in batch.values():
                 records += messages
+            if expect is None and time.monotonic() >= started + timeout:
+                end = end or await consumer.end_offsets(partitions)
+                positions = [await consumer.position(tp) for tp in end]
+                if all(at >= end[tp] for tp, at in zip(end, positions, strict=True)):
+                    break
         return records
     finally:
         await consumer.stop()

@@ -122,7 +122,7 @@ def test_a_fixed_dead_letter_replayed_reaches_one_case_once(
         code, out = hotline("dlq", "replay", dead.id, "--yes")  # again: nothing is published
         assert code == 0 and json.loads(out) == {"replayed": [], "would_replay": [], "already": [dead.id]}
 
-        city = asyncio.run(read_topic(settings, settings.topics.name("city_tickets"), expect=10**6, timeout=3))
+        city = asyncio.run(read_topic(settings, settings.topics.name("city_tickets"), expect=None, timeout=3))
         replays = [m for m in city if (dlq.REPLAYED_FROM, f"{settings.topics.name('dead_letters')}:{dead.id}"
                                        .encode()) in list(m.headers)]
         assert len(city) == 2 and len(replays) == 1 and replays[0].value == value

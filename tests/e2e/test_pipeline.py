@@ -139,7 +139,7 @@ async def test_bad_input_is_dead_lettered_and_nothing_valid_is_lost(platform: di
     await all_cases(settings, [t.city_ticket_id for t in good])
 
     async def ours() -> dict[str, Any]:
-        found = await read_topic(settings, dlq_topic, expect=10**9, timeout=3)
+        found = await read_topic(settings, dlq_topic, expect=None, timeout=3)
         return {m.key.decode(): m for m in found if m.key and m.key.decode() in bad}
 
     by_key = await eventually(ours, lambda got: len(got) == len(bad), timeout=60)

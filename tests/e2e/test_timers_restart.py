@@ -109,7 +109,7 @@ async def test_a_simulated_week_with_restarts_loses_and_repeats_no_timer(
     cases = await eventually(lambda: get_cases(settings, ids),
                              lambda found: all(c.supervision_level == 1 for c in found.values()), timeout=30)
 
-    records = await read_topic(settings, settings.topics.name("case_events"), expect=10**9, timeout=5)
+    records = await read_topic(settings, settings.topics.name("case_events"), expect=None, timeout=5)
     stages: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     raised: dict[str, set[str]] = defaultdict(set)
     levels: dict[tuple[str, str, str], set[str]] = defaultdict(set)

@@ -99,7 +99,7 @@ async def test_timers_fire_once_through_sigkills(fault_platform: dict[str, Servi
     ran_s = time.monotonic() - started
 
     # the case topic: deadline events per logical key, by distinct event id
-    records = await read_topic(settings, settings.topics.name("case_events"), expect=10**9, timeout=5)
+    records = await read_topic(settings, settings.topics.name("case_events"), expect=None, timeout=5)
     by_key: dict[tuple[str, str, int, str], set[str]] = collections.defaultdict(set)
     key_of: dict[str, set[tuple[str, str, int, str]]] = collections.defaultdict(set)
     republished = 0

@@ -150,12 +150,12 @@ async def deputy_notices(settings: Settings, tickets: set[str]) -> tuple[int, in
     the event's id: (checked, lost, duplicated, problems). A record republished by an outbox keeps
     its id and is one notification."""
     wanted: dict[str, set[str]] = collections.defaultdict(set)
-    for m in await read_topic(settings, settings.topics.name("case_events"), expect=10**9, timeout=5):
+    for m in await read_topic(settings, settings.topics.name("case_events"), expect=None, timeout=5):
         headers = {k: v.decode() for k, v in m.headers}
         if m.key.decode() in tickets and headers["event_type"] in FOLLOWED:
             wanted[m.key.decode()].add(f"{headers['event_id']}/notify")
     got: dict[str, set[str]] = collections.defaultdict(set)
-    for m in await read_topic(settings, settings.topics.name("notifications"), expect=10**9, timeout=5):
+    for m in await read_topic(settings, settings.topics.name("notifications"), expect=None, timeout=5):
         if dict(m.headers)["event_type"] != b"hotline.v1.DeputyNotified":
             continue  # units' 事前提醒 (DeadlineReminder) share the topic
         note = deputy_pb2.DeputyNotified.FromString(m.value)

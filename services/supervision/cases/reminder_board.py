@@ -71,7 +71,9 @@ def reminder_routes(db: AsyncDatabase[Doc], clock: Clock, tz: ZoneInfo) -> APIRo
         unit = unit_filter(who, unit_id)
         if who.role == Role.UNIT and not unit:  # a unit token without its unit sees nothing, never all
             return {"reminders": []}
-        query: dict[str, Any] = {"state": {"$ne": CLOSED}, timers_module.FIELD: {"$exists": True}}
+        # only the cases with a warning running (hotline/timers.py ``warned``): a unit's hundreds of open
+        # cases are not read, and none with a reminder is cut off by the page limit
+        query: dict[str, Any] = {"state": {"$ne": CLOSED}, f"{timers_module.FIELD}.warned": {"$gt": clock.now()}}
         if unit:
             query["$or"] = [{"primary_unit.unit_id": unit}, {"assists.unit_id": unit}]
         docs = await cases.find(query).limit(MAX_CASES).to_list()
