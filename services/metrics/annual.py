@@ -45,6 +45,7 @@ from services.metrics.report import (
     points,
     ranking_rows,
     signed_pct,
+    xlsx_overview,
 )
 
 if TYPE_CHECKING:  # imported by the functions that render (issue 21: memory)
@@ -549,16 +550,7 @@ def render_pdf(d: AnnualData, figures: dict[str, Figure]) -> bytes:
 
 def render_xlsx(d: AnnualData) -> bytes:
     """Every figure behind the report, as numbers (rates and shares as fractions of 1)."""
-    from openpyxl import Workbook
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "概况"
-    ws.append([d.title])
-    ws.append(["统计期", d.period.label, "数据截至", d.as_of.astimezone(d.period.tz).strftime("%Y-%m-%d %H:%M"),
-               "政策版本", d.policy.version])
-    ws.append([])
-    ws.append(["指标", "代码", "本期", "分子", "分母", "环比(上期值)", "同比(去年同期值)"])
+    wb, ws = xlsx_overview(d)
     c = d.compared
     for name in ("tickets", "dispatches"):
         ws.append([{"tickets": "工单量", "dispatches": "派单量"}[name], name, c.current.n(name), None, None,

@@ -512,8 +512,9 @@ def _place(page: Figure, chart: Figure, rect: tuple[float, float, float, float])
     ax.axis("off")
 
 
-def render_xlsx(d: ReportData) -> bytes:
-    """Every figure behind the report, as numbers (rates as fractions of 1)."""
+def xlsx_overview(d: Any) -> tuple[Any, Any]:
+    """A report's workbook and its 概况 sheet with the heading rows (title, period, as of, policy
+    version, the columns of the figures): the same for the monthly and the annual report."""
     from openpyxl import Workbook
     wb = Workbook()
     ws = wb.active
@@ -524,6 +525,12 @@ def render_xlsx(d: ReportData) -> bytes:
                "政策版本", d.policy.version])
     ws.append([])
     ws.append(["指标", "代码", "本期", "分子", "分母", "环比(上期值)", "同比(去年同期值)"])
+    return wb, ws
+
+
+def render_xlsx(d: ReportData) -> bytes:
+    """Every figure behind the report, as numbers (rates as fractions of 1)."""
+    wb, ws = xlsx_overview(d)
     for name in ("tickets", "dispatches"):
         ch = d.changes[name]
         ws.append([{"tickets": "工单量", "dispatches": "派单量"}[name], name, d.figures.n(name), None, None,
