@@ -77,7 +77,8 @@ class Namespace:
     partitions: int = 4
     tag: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:6]}")
     procs: list[ServiceProcess] = field(default_factory=list)
-    port_offset: int = 10_000  # added to every default port (set apart from other runs on the machine)
+    # added to every default port (set apart from other runs on the machine; HOTLINE_BENCH_PORT_OFFSET moves it)
+    port_offset: int = field(default_factory=lambda: int(os.environ.get("HOTLINE_BENCH_PORT_OFFSET", "10000")))
     root: Path = ROOT  # the checkout whose services run (bench/compare.py: a git ref's worktree)
     python: str = ""  # its interpreter (default: this one)
     extra_env: dict[str, str] = field(default_factory=dict)
