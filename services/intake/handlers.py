@@ -1,19 +1,28 @@
-"""Intake's inbound adapter: the consumer of the city's ticket topic and of deputy submissions."""
+"""Intake's inbound adapter: the consumer of the city's ticket topic and of deputy submissions.
+
+A batch of parsed tickets goes through the service's message bus as ReceiveTicket commands
+(commands.py) in one ``handle_many``; records that do not parse are dead-lettered by the
+consumer loop (``decode`` raises)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
 
 from hotline import observability as obs
+from hotline.bus import MessageBus
 from hotline.clock import Clock, SystemClock
+from hotline.commands import DomainError
 from hotline.envelope import Event, EventTypes, PermanentError, Record
 from hotline.inbound import TICKET_ID
+from hotline.logging import get_logger
 from hotline.v1 import events_pb2, ticket_pb2
 from services.intake import core
-from services.intake.store import MAX_REPEAT_LINKS, TicketStore
+from services.intake.commands import receive
+from services.intake.store import TicketStore
+
+log = get_logger(__name__)
 
 RECEIVED = Counter(
     "hotline_tickets_received_total", "New tickets stored by intake.", ["ticket_type", "source"]
@@ -26,8 +35,10 @@ DUPLICATES = Counter(
 class TicketIntake:
     def __init__(self, store: TicketStore, city_topic: str, deputy_topic: str, out_topic: str,
                  hash_secret: str, clock: Clock | None = None,
-                 future_tolerance: timedelta = timedelta(minutes=10)) -> None:
+                 future_tolerance: timedelta = timedelta(minutes=10), bus: MessageBus | None = None) -> None:
         self.store = store
+        self.bus = bus  # ReceiveTicket's handler registered (commands.py)
+        self._stored_now: set[str] = set()
         self.hash_secret = hash_secret
         self.city_topic = city_topic
         self.deputy_topic = deputy_topic
@@ -64,55 +75,28 @@ class TicketIntake:
         published_ms = min(now_ms, record.timestamp_ms) if record.timestamp_ms > 0 else now_ms
         return datetime.fromtimestamp(published_ms / 1000, UTC) + self.future_tolerance
 
-    async def apply(self, items: list[tuple[Record, ticket_pb2.Ticket]]) -> list[Event]:
-        batch: dict[str, tuple[Record, ticket_pb2.Ticket]] = {}
-        for record, ticket in items:
-            batch.setdefault(ticket.ticket_id, (record, ticket))  # the same id twice in a batch: keep the first
-        tickets = [t for _, t in batch.values()]
-        # Tickets stored before (a replay) are not linked or remembered again: their ids may have
-        # left a key's capped list since, and adding them back would change the index on replay.
-        already = await self.store.existing_ids([t.ticket_id for t in tickets])
-        remember, known = await self._link_repeats([t for t in tickets if t.ticket_id not in already])
-        _, existed = await asyncio.gather(self.store.remember_keys(remember, known), self.store.insert_new(tickets))
-        await self.store.audit_received([t for t in tickets if t.ticket_id not in existed])
-        stored = await self.store.get_many(sorted(existed)) if existed else {}
-        events = []
-        for record, ticket in batch.values():
-            if ticket.ticket_id in existed:
-                DUPLICATES.labels(ticket.source).inc()
-                ticket = stored[ticket.ticket_id]  # publish what we stored, so a replay is identical
-            else:
-                RECEIVED.labels(ticket_pb2.TicketType.Name(ticket.ticket_type), ticket.source).inc()
-            events.append(
-                Event(
-                    topic=self.out_topic,
-                    key=ticket.ticket_id,
-                    message=events_pb2.TicketReceived(ticket=core.without_contact(ticket, self.hash_secret)),
-                    event_id=f"{ticket.ticket_id}/received",
-                    correlation_id=record.correlation_id,
-                )
-            )
-        return events
+    def counted(self, ticket: ticket_pb2.Ticket) -> None:
+        """After the commit of a ticket stored (IntakeHandlers' ``received``)."""
+        RECEIVED.labels(ticket_pb2.TicketType.Name(ticket.ticket_type), ticket.source).inc()
+        self._stored_now.add(ticket.ticket_id)
 
-    async def _link_repeats(self, tickets: list[ticket_pb2.Ticket]) -> tuple[dict[str, list[str]], set[str]]:
-        """Link each ticket to the latest earlier ones with the same caller phone or address
-        (重复诉求); returns the ids to remember under each key and the keys already stored.
-        A replayed batch finds itself in the index already, so it neither links to itself nor
-        is added twice."""
-        keys = {t.ticket_id: core.repeat_keys(t, self.hash_secret) for t in tickets}
-        known = await self.store.earlier_by_keys(sorted({k for ks in keys.values() for k in ks}))
-        stored_keys = set(known)
-        additions: dict[str, list[str]] = {}
-        for ticket in tickets:
-            links: list[str] = []
-            for key in keys[ticket.ticket_id]:
-                earlier = known.setdefault(key, [])
-                links += [i for i in earlier if i != ticket.ticket_id and i not in links]
-                if ticket.ticket_id not in earlier:
-                    earlier.insert(0, ticket.ticket_id)
-                    additions.setdefault(key, []).append(ticket.ticket_id)
-            ticket.repeat_of[:] = links[:MAX_REPEAT_LINKS]
-        return additions, stored_keys
+    async def apply(self, items: list[tuple[Record, ticket_pb2.Ticket]]) -> list[Event]:
+        """The batch as :class:`ReceiveTicket` commands through ``bus.handle_many``: one
+        transaction; TicketReceived is staged in the outbox with each new ticket. A ticket seen
+        before (a replay, or the same id twice) gets its first answer and changes nothing."""
+        if self.bus is None:
+            raise RuntimeError("TicketIntake needs the service's message bus to apply a batch")
+        commands = [receive(ticket) for _, ticket in items]
+        self._stored_now.clear()
+        results = await self.bus.handle_many(commands)
+        for (record, ticket), result in zip(items, results, strict=True):
+            if isinstance(result, DomainError):
+                log.warning("ticket refused", ticket_id=record.key, reason=result.message)
+            elif ticket.ticket_id in self._stored_now:
+                self._stored_now.discard(ticket.ticket_id)  # the same id again in the batch is a duplicate
+            else:
+                DUPLICATES.labels(ticket.source).inc()
+        return []  # the events are in the outbox, staged with the tickets
 
 
 class HandlingUnits:

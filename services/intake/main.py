@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from hotline.bus import MessageBus
 from hotline.kafka import ConsumerSpec
 from hotline.retention import StoreRetention, audit_scrub
 from hotline.runtime import GrpcApi, Runtime, Service, http_app
 from hotline.v1 import services_pb2_grpc
 from services.intake import store as store_module
 from services.intake.api import IntakeGrpc, http_routes
+from services.intake.commands import IntakeHandlers, StoredRepeats, TicketRepository, register
 from services.intake.handlers import HandlingUnits, TicketIntake
 from services.intake.retention import Retention, policy
 
@@ -21,7 +23,10 @@ async def build(rt: Runtime) -> Service:
     app = http_app("intake", "Tickets as received from the city 12345 platform and NPC deputies (工单受理)")
     handler = TicketIntake(store, rt.topic("city_tickets"), rt.topic("deputy_submissions"), rt.topic("ticket_events"),
                            rt.settings.privacy.hash_secret, rt.clock,
-                           timedelta(seconds=rt.settings.intake.future_tolerance_seconds))
+                           timedelta(seconds=rt.settings.intake.future_tolerance_seconds),
+                           bus := MessageBus(rt.commands.uow))
+    register(bus, IntakeHandlers(TicketRepository(rt.db), StoredRepeats(rt.db), rt.topic("ticket_events"),
+                                 rt.settings.privacy.hash_secret, handler.counted))  # ReceiveTicket (commands.py)
     p = rt.settings.privacy
     retention = Retention(store, rt.mongo_client, rt.clock, policy(p.retention_days), p.retention_interval_seconds,
                           p.retention_batch)

@@ -1,4 +1,5 @@
-"""Routing's consumers: ticket received -> assignment decided and published (a ticket routing
+"""Routing's consumers: ticket received -> assignment decided and published (RouteTicket through
+the message bus, routed.py) (a ticket routing
 cannot decide also waits in the manual dispatch queue); a unit's return request (退单申请, from
 hotline.cases.v1) -> kept for the office's decision."""
 
@@ -11,11 +12,12 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter
 
 from hotline import observability as obs
+from hotline import pb
 from hotline.auth import Principal
+from hotline.bus import MessageBus
 from hotline.commands import DomainError
 from hotline.envelope import Event, EventTypes, Record
 from hotline.logging import get_logger
-from hotline.mongo import utcnow
 from hotline.v1 import case_pb2, events_pb2, lifecycle_pb2, routing_pb2, ticket_pb2
 from services.routing.core import (  # assignment_event: core.py, so desk.py need not import this module
     COMMUNITY,
@@ -24,13 +26,14 @@ from services.routing.core import (  # assignment_event: core.py, so desk.py nee
     Prediction,
     Router,
     Rule,
-    assignment_event,
     classifier_text,
 )
+from services.routing.routed import route
 from services.routing.store import AssignmentStore, DeskStore
 
 if TYPE_CHECKING:
     from services.routing.commands import DeskCommands, LiveRouter
+    from services.routing.desk import Desk
 
 ASSIGNED = Counter(
     "hotline_assignments_total", "Tickets assigned to a primary unit, by unit type and decision method.",
@@ -45,8 +48,10 @@ log = get_logger(__name__)
 
 class TicketRouting:
     def __init__(self, live: LiveRouter, store: AssignmentStore, out_topic: str, classify: Classify | None,
-                 desk: DeskStore | None = None, commands: DeskCommands | None = None) -> None:
+                 desk: DeskStore | None = None, commands: DeskCommands | None = None,
+                 bus: MessageBus | None = None) -> None:
         self.live = live
+        self.bus = bus  # RouteTicket's handler registered (routed.py)
         self.store = store
         self.desk = desk
         self.commands = commands
@@ -62,32 +67,29 @@ class TicketRouting:
     def router(self) -> Router:
         return self.live.router
 
+    def counted(self, routed: Desk) -> None:
+        """After the commit of a ticket routed (RoutingHandlers' ``assigned``)."""
+        a = routed.assigned.assignment
+        ASSIGNED.labels(events_pb2.UnitType.Name(a.primary_unit.unit_type), a.method).inc()
+        if routed.queue is not None and self.desk is not None:
+            self.desk.waiting.note(a.ticket_id, pb.dt(routed.queue.arrived_at))  # the queue gauges' ledger
+
     async def apply(self, items: list[tuple[Record, ticket_pb2.Ticket]]) -> list[Event]:
-        batch = {t.ticket_id: (r, t) for r, t in reversed(items)}  # first occurrence wins
-        tickets = [t for _, t in batch.values()]
-        predictions = self._predict(tickets)
-        now = utcnow()
-        router = self.router
-        decided = {t.ticket_id: assignment_event(t, router.decide(t, predictions.get(t.ticket_id)), 1, now)
-                   for t in tickets}
-        if self.desk is not None:  # the desk's record first: an assignment stored always has one
-            queued = [queue_entry_of(router, t, predictions.get(t.ticket_id), now)
-                      for t in tickets if decided[t.ticket_id].assignment.method == "manual"]
-            await self.desk.insert_new(tickets, queued)
-        existed = await self.store.insert_new(list(decided.values()))  # insert first: a replay inserts nothing
-        if existed:  # decided before: publish the stored decision, not today's
-            decided.update(await self.store.get_many(sorted(existed)))
+        """The batch as :class:`RouteTicket` commands (the classifier's predictions made for the
+        batch first) through ``bus.handle_many``: one transaction; TicketAssigned is staged in
+        the outbox with each desk record and assignment. A ticket routed before gets its first
+        answer and changes nothing."""
+        if self.bus is None:
+            raise RuntimeError("TicketRouting needs the service's message bus to apply a batch")
+        first = {t.ticket_id: t for _, t in reversed(items)}  # the same id twice: predict once
+        predictions = self._predict(list(first.values()))
+        results = await self.bus.handle_many([route(t, predictions.get(t.ticket_id)) for _, t in items])
+        for (record, _), result in zip(items, results, strict=True):
+            if isinstance(result, DomainError):
+                log.warning("ticket not routed", ticket_id=record.key, reason=result.message)
         if self.commands is not None:
             await self.commands.update_gauges()
-        for ticket_id, a in decided.items():
-            if ticket_id not in existed:
-                unit_type = events_pb2.UnitType.Name(a.assignment.primary_unit.unit_type)
-                ASSIGNED.labels(unit_type, a.assignment.method).inc()
-        return [
-            Event(self.out_topic, tid, decided[tid], f"{tid}/assigned/{decided[tid].assignment.dispatch_round}",
-                  record.correlation_id)
-            for tid, (record, _) in batch.items()
-        ]
+        return []  # the events are in the outbox, staged with the assignments
 
     def _predict(self, tickets: list[ticket_pb2.Ticket]) -> dict[str, Prediction]:
         if not self.classify:

@@ -18,8 +18,10 @@ from services.routing import store as store_module
 from services.routing.api import RoutingGrpc, http_routes
 from services.routing.commands import DeskCommands, DeskHandlers, LiveRouter, register
 from services.routing.core import DATA_DIR, Directory, Prediction, Router
-from services.routing.handlers import Classify, ReturnIntake, TicketRouting
+from services.routing.handlers import Classify, ReturnIntake, TicketRouting, queue_entry_of
 from services.routing.responsibility import load_listing
+from services.routing.routed import RoutedTickets, RoutingHandlers
+from services.routing.routed import register as register_route
 
 NAME = "routing"
 log = get_logger(__name__)
@@ -60,7 +62,10 @@ async def build(rt: Runtime) -> Service:
     classify = load_classifier(rt.settings)
     app = http_app("routing", "Dispatch of tickets to handling units (派单): responsibility list, units, gazetteer, "
                               "the office's desk (queue, returns, joint review, recategorisation)")
-    handler = TicketRouting(live, store, rt.topic("assignment_events"), classify, desk, commands)
+    handler = TicketRouting(live, store, rt.topic("assignment_events"), classify, desk, commands, bus)
+    register_route(bus, RoutingHandlers(  # RouteTicket, the consumed tickets' one handler (routed.py)
+        RoutedTickets(rt.db), lambda: live.router, rt.clock, rt.topic("assignment_events"),
+        lambda t, p, now: queue_entry_of(live.router, t, p, now), handler.counted))
     return Service(
         http=app,
         routes=[http_routes(live, store, classify, desk, commands)],

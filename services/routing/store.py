@@ -24,7 +24,7 @@ from typing import Any
 from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline import audit, pb
+from hotline import pb
 from hotline.commands import DomainError
 from hotline.logging import get_logger
 from hotline.mongo import Doc, find_in, insert_missing
@@ -57,17 +57,6 @@ class AssignmentStore:
 
     async def get(self, ticket_id: str) -> events_pb2.TicketAssigned | None:
         return (await self.get_many([ticket_id])).get(ticket_id)
-
-    async def insert_new(self, assigned: Sequence[events_pb2.TicketAssigned]) -> set[str]:
-        """Insert; returns the ticket ids that were stored already (by another attempt)."""
-        docs = [{"_id": a.assignment.ticket_id, **pb.to_doc(a)} for a in assigned]
-        existed = await insert_missing(self.assignments, docs)
-        await audit.record(self.db, [audit.entry(
-            at=pb.dt(a.assignment.assigned_at), actor=audit.system_actor("routing"), action="assign",
-            kind="assignment", target_id=a.assignment.ticket_id, reason=f"method {a.assignment.method}",
-            after=doc, entry_id=f"{a.assignment.ticket_id}/assigned/{a.assignment.dispatch_round}",
-        ) for a, doc in zip(assigned, docs, strict=True) if a.assignment.ticket_id not in existed])
-        return existed
 
 
 class DeskStore:
