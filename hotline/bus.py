@@ -16,6 +16,10 @@ and the bus's unit of work applies it (hotline/uow.py: the Mongo one in a servic
   or the DomainError: one refused command does not stop the others.
 
 Adapters stay thin: build the command, ``bus.handle``, return the answer.
+
+A command type marked ``by_state = True`` (a consumed record whose effect the state shows: intake's
+ReceiveTicket, routing's RouteTicket, supervision's OpenCase) is applied without a stored answer:
+its ``decide`` answers "changes nothing" when the state already holds its effect.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class Request(Generic[M]):
     idempotency_key: str
     name: ClassVar[str] = ""
     message: ClassVar[type[Message]] = Message
+    # True for a command whose decision is idempotent on the state (a consumed record applied
+    # again finds its effect there and changes nothing: a ticket received, routed, a round opened):
+    # the unit of work keeps no idempotent answer for it (hotline/uow.py ``Work.by_state``)
+    by_state: ClassVar[bool] = False
 
     def __init_subclass__(cls, message: type[Message] | None = None, name: str = "", **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -91,7 +99,10 @@ class MessageBus:
             handler = self.handlers[type(command)]
         except KeyError:
             raise TypeError(f"no handler for {type(command).__name__}") from None
-        return await handler(command)
+        work = await handler(command)
+        if getattr(type(command), "by_state", False):
+            work.by_state = True
+        return work
 
     async def handle(self, command: Any) -> Any:
         (result,) = await self.uow.run([await self._work(command)])

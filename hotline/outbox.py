@@ -36,6 +36,7 @@ log = get_logger(__name__)
 
 COLLECTION = "outbox"
 Follower = Callable[[Sequence[Doc]], Awaitable[None]]  # the staged documents, in order (see the module doc)
+BATCH_BYTES = 4_000_000  # a batch document's events, at most (a store document holds 16 MB)
 INDEXES = {COLLECTION: [IndexModel([("event_id", ASCENDING)], unique=True)]}
 
 
@@ -66,6 +67,33 @@ class Outbox:
             for e in events
         ]
 
+    def batched(self, events: Sequence[Event]) -> list[dict[str, Any]]:
+        """The outbox documents of one transaction's ``events``: ONE document carrying them all
+        (``events``: the documents :meth:`documents` would write, in order), split only past
+        :data:`BATCH_BYTES`; a single event is a document of its own, as :meth:`documents` makes it.
+        The relay publishes a batch document's events in order and deletes it once; a crash
+        before the delete republishes all of them, with their ids (consumers drop duplicates)."""
+        docs = self.documents(events)
+        if len(docs) <= 1:
+            return docs
+        out: list[dict[str, Any]] = []
+        chunk: list[dict[str, Any]] = []
+        size = 0
+        for d in docs:
+            d.pop("_id")
+            length = len(d["value"]) + len(d["key"]) + 200
+            if chunk and size + length > BATCH_BYTES:
+                out.append(_batch(chunk))
+                chunk, size = [], 0
+            chunk.append(d)
+            size += length
+        out.append(_batch(chunk))
+        return out
+
+    async def pending(self, limit: int = 0) -> list[Doc]:
+        """The staged events (a batch document's one by one), in publishing order."""
+        return unbatched(await self.collection.find({}).sort("_id", ASCENDING).limit(limit).to_list())
+
     def staged(self) -> None:
         """Events were written: the relay has work."""
         self._wake.set()
@@ -91,20 +119,39 @@ class Outbox:
                     pass
 
     async def relay_once(self, limit: int = 500) -> int:
-        docs = await self.collection.find({}).sort("_id", ASCENDING).limit(limit).to_list()
-        obs.OUTBOX_PENDING.labels(self.service).set(len(docs))
-        if not docs:
+        """Publish up to about ``limit`` staged events (whole documents), in order, then delete
+        their documents; returns the number of events published."""
+        found = await self.collection.find({}).sort("_id", ASCENDING).limit(limit).to_list()
+        obs.OUTBOX_PENDING.labels(self.service).set(len(found))
+        docs: list[Doc] = []
+        events: list[Doc] = []
+        for doc in found:  # a batch document is published whole
+            if events and len(events) + len(doc.get("events") or [doc]) > limit:
+                break
+            docs.append(doc)
+            events += unbatched([doc])
+        if not events:
             return 0
         for follower in self.followers:
-            await follower(docs)
+            await follower(events)
         futures = [
             await self.kafka.send(
                 d["topic"], value=d["value"], key=d["key"].encode(), headers=[(k, bytes(v)) for k, v in d["headers"]]
             )
-            for d in docs
+            for d in events
         ]
         await asyncio.gather(*futures)
         await self.collection.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
-        for d in docs:
+        for d in events:
             obs.PUBLISHED.labels(self.service, d["topic"]).inc()
-        return len(docs)
+        return len(events)
+
+
+def _batch(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    # its own event id (the unique index): the first event's, marked, so it never collides with it
+    return {"_id": ObjectId(), "event_id": f"batch/{docs[0]['event_id']}", "events": docs}
+
+
+def unbatched(docs: Sequence[Doc]) -> list[Doc]:
+    """The events of outbox documents: a batch document's, in order, each one's own otherwise."""
+    return [e for d in docs for e in (d.get("events") or [d])]

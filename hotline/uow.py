@@ -61,6 +61,10 @@ class Work(Generic[S]):
     topic: str
     # after the commit, with the answer, when this command changed something (not for a retried key)
     done: Callable[[Any], None] | None = None
+    # the decision is idempotent on the state (a consumed record applied again finds its effect in
+    # the state and changes nothing): no stored answer is read or written for it (the bus sets it
+    # from the command type's ``by_state``; hotline/bus.py)
+    by_state: bool = False
 
 
 @dataclass
@@ -142,14 +146,14 @@ class UnitOfWork(ABC):
     async def _apply(self, works: list[Work[Any]], digests: list[str | DomainError], tx: Any,
                      answers_first: dict[str, Doc] | None = None, states_first: list[Any] | None = None,
                      ) -> tuple[list[Any], list[_Applied]]:
-        valid = [d for d in digests if isinstance(d, str)]
+        valid = [d for d, w in zip(digests, works, strict=True) if isinstance(d, str) and not w.by_state]
         stored = answers_first if answers_first is not None else (await self.answers(valid, tx) if valid else {})
         results: list[Any] = [d if isinstance(d, DomainError) else _MISSING for d in digests]
         todo = []
         for i, (work, digest) in enumerate(zip(works, digests, strict=True)):
             if isinstance(digest, DomainError):
                 continue
-            if digest in stored:
+            if digest in stored and not work.by_state:
                 first = stored[digest]
                 if first["command"] != work.command.name:
                     results[i] = Invalid(f"idempotency key {work.command.idempotency_key!r} was used for "
@@ -190,8 +194,8 @@ class UnitOfWork(ABC):
                 at=now, actor=command.actor.as_doc(), action=command.name, kind=work.repo.kind,
                 target_id=command.target, ticket_id=key, reason=command.reason, before=as_doc(before),
                 after=as_doc(decision.state)) | decision.audit
-            stored_answer = {"_id": digest, "command": command.name, "target": command.target, "at": now,
-                             **stored_form(answer)}
+            stored_answer = {} if work.by_state else {
+                "_id": digest, "command": command.name, "target": command.target, "at": now, **stored_form(answer)}
             applied.append(_Applied(work, digest, before, decision, events, entry, stored_answer, answer))
             results[i] = answer
         if applied:
@@ -305,6 +309,7 @@ class MongoUnitOfWork(UnitOfWork):
 
     async def stage(self, applied: list[_Applied], tx: Any) -> None:
         writes: list[Any] = []
+        events: list[Event] = []
         outbox = self.outbox.collection.full_name
         for a in applied:
             if a.decision.state is not None:
@@ -313,12 +318,19 @@ class MongoUnitOfWork(UnitOfWork):
                     writes += await write_ops(a.decision.state, tx)
                 else:
                     await a.work.repo.save(a.decision.state, tx)
-            staged = self.outbox.documents([*a.events, *a.decision.outbound])  # ids in publishing order
-            if a.decision.outbound:  # ready-made event ids: one staged before is kept, not an error
-                await insert_missing(self.outbox.collection, staged[len(a.events):], tx)
-            writes += [InsertOne(d, namespace=outbox) for d in staged[:len(a.events)]]
+            events += a.events
+            if a.decision.outbound:  # ready-made event ids: one staged before is kept, not an error,
+                # so they are documents of their own (the outbox's unique event id drops a second one);
+                # publishing order is the outbox's _id order: the events decided so far come first
+                writes += [InsertOne(d, namespace=outbox) for d in self.outbox.batched(events)]
+                events = []
+                await insert_missing(self.outbox.collection, self.outbox.documents(a.decision.outbound), tx)
             writes.append(InsertOne(a.audit, namespace=self.audit_namespace))
-            writes.append(InsertOne(a.answer, namespace=self.answers_collection.full_name))
+            if a.answer:  # none for a command idempotent on its state (Work.by_state)
+                writes.append(InsertOne(a.answer, namespace=self.answers_collection.full_name))
+        # the batch's events in as few outbox documents as possible (one, unless very large:
+        # hotline/outbox.py ``batched``), in publishing order
+        writes += [InsertOne(d, namespace=outbox) for d in self.outbox.batched(events)]
         # states, events, audit entries and answers: ONE round trip (MongoDB 8's bulkWrite; SecantusDB has it)
         try:
             await self.client.bulk_write(writes, session=tx, ordered=True)
@@ -382,7 +394,8 @@ class InMemoryUnitOfWork(UnitOfWork):
                 self.states[a.work.repo.kind, a.work.command.target] = _copied(a.decision.state)
             self.events += [*a.events, *a.decision.outbound]
             self.audit.append(a.audit)
-            self.stored[a.digest] = a.answer
+            if a.answer:
+                self.stored[a.digest] = a.answer
         self.commits += 1
         for a in applied:
             if a.work.done is not None:

@@ -2,10 +2,10 @@
 
 The consumer (handlers.py TicketIntake) sends its batch as :class:`ReceiveTicket` commands through
 the service's message bus (hotline/bus.py ``handle_many``): one transaction per batch, in which the
-tickets, the repeat index's additions (重复诉求), TicketReceived in the outbox, the audit entries
-and the stored answers are one bulk write. The idempotency key is what happened,
-``<ticket_id>/received``: a replayed record finds the first answer and changes and emits nothing.
-A ticket already stored without an answer (another replica won a race) is left as it is.
+tickets, the repeat index's additions (重复诉求), the batch's TicketReceived events (ONE outbox
+document) and the audit entries are one bulk write. ReceiveTicket is idempotent on the state
+(``by_state``): no answer is stored; a replayed record (key ``<ticket_id>/received``) finds its
+ticket stored and changes and emits nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ INTAKE = Principal.system("intake")
 
 
 class ReceiveTicket(Request[ticket_pb2.Ticket], message=ticket_pb2.Ticket, name="receive"):
-    """A parsed ticket (handlers.py ``decode``), to store and announce once."""
+    """A parsed ticket (handlers.py ``decode``), to store and announce once. Idempotent on the
+    state (a ticket stored already changes nothing): no stored answer (hotline/bus.py ``by_state``)."""
+
+    by_state = True
 
 
 def receive(ticket: ticket_pb2.Ticket) -> ReceiveTicket:
@@ -154,8 +157,9 @@ class IntakeHandlers:
         batch = self._joined(keys)
 
         async def decide(before: Received | None) -> Decision[Received]:
-            if before is not None:  # stored already (another replica, or before answers were kept)
-                return Decision(None, unchanged=True)
+            if before is not None:  # stored already (a replay, or another replica): the first answer again
+                return Decision(None, answer=events_pb2.TicketReceived(
+                    ticket=core.without_contact(before.ticket, self.hash_secret)), unchanged=True)
             links, added = await batch.link(ticket.ticket_id, keys)
             ticket.repeat_of[:] = links
             announced = events_pb2.TicketReceived(ticket=core.without_contact(ticket, self.hash_secret))

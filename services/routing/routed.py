@@ -2,11 +2,11 @@
 handler, the consumer's batch (handlers.py TicketRouting) in one ``bus.handle_many``.
 
 One transaction per batch: the desk's record (with its queue entry when routing cannot decide:
-人工派单), the assignment, TicketAssigned in the outbox, the audit entry and the stored answer
-are one bulk write. The idempotency key is what happened, ``<ticket_id>/routed``: a replayed
-record finds the first answer and changes and emits nothing; a ticket whose assignment is
-stored already (before answers were kept, or another replica) is left as it is. The classifier
-runs for the batch in the consumer, before the transaction; its prediction rides on the command.
+人工派单), the assignment, the audit entry, and the batch's TicketAssigned events (ONE outbox
+document) are one bulk write. RouteTicket is idempotent on the state (``by_state``): no answer is
+stored; a replayed record (key ``<ticket_id>/routed``) finds the ticket's assignment stored and
+changes and emits nothing. The classifier runs for the batch in the consumer, before the
+transaction; its prediction rides on the command.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ ROUTING = Principal.system("routing")
 @dataclass(frozen=True)
 class RouteTicket(Request[ticket_pb2.Ticket], message=ticket_pb2.Ticket, name="assign"):
     """A ticket to assign to its first-responsible unit (round 1), with the classifier's
-    prediction when the router needs one."""
+    prediction when the router needs one. Idempotent on the state (a ticket whose assignment is
+    stored changes nothing): no stored answer (hotline/bus.py ``by_state``)."""
+
+    by_state = True
 
     prediction: Prediction | None = None
 
@@ -111,8 +114,8 @@ class RoutingHandlers:
         made: list[Desk] = []
 
         def decide(before: Desk | None) -> Decision[Desk]:
-            if before is not None:  # routed already: the stored decision stands
-                return Decision(None, unchanged=True)
+            if before is not None:  # routed already: the stored decision stands, and is the answer
+                return Decision(None, answer=before.assigned, unchanged=True)
             router, now = self.router(), self.clock.now()
             decided = assignment_event(ticket, router.decide(ticket, command.prediction), 1, now)
             queued = self.queue_entry(ticket, command.prediction, now) \

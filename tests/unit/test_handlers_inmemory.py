@@ -185,8 +185,9 @@ async def test_open_case_opens_round_one_once() -> None:
 
     env.clock.advance(timedelta(hours=1))
     await env.run(cc.SignOff(lifecycle_pb2.SignOffRequest(ticket_id="C1"), UNIT, "sign"))
-    again = await opened_case(env)  # routing's assignment delivered again: the case as it was opened
-    assert again == case and len(env.uow.events) == 2 and len(env.uow.audit) == 2
+    again = await opened_case(env)  # routing's assignment delivered again: the round is open, nothing changes
+    assert again == env.case() and len(env.uow.events) == 2 and len(env.uow.audit) == 2
+    assert [a["command"] for a in env.uow.stored.values()] == ["sign_off"]  # OpenCase (by_state) stores none
     assert env.opened == [case]  # counted once
     assert env.case().state == S.CASE_STATE_IN_PROGRESS
 
@@ -358,8 +359,8 @@ async def test_a_consumed_batch_is_one_transaction_and_a_refusal_stops_nothing()
     assert [c.ticket_id for c in env.opened] == ["C1", "C2", "C3"]
     assert len(env.case("C1").pending_evaluations) == 1  # not reported yet: kept with the case
 
-    again = await env.bus.handle_many(batch[:3])  # the batch delivered again: the first answers, nothing new
-    assert again == results[:3] and len(env.opened) == 3
+    again = await env.bus.handle_many(batch[:3])  # the batch delivered again: the cases as they are, nothing new
+    assert again == [env.case(t) for t in ("C1", "C2", "C3")] and len(env.opened) == 3
     assert sum(isinstance(e.message, S.CaseOpened) for e in env.uow.events) == 3
 
 

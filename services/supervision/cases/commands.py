@@ -210,6 +210,8 @@ class SubDispatch(CaseCommand, message=routing_pb2.SubDispatched):
 class OpenCase(CaseCommand, message=events_pb2.TicketAssigned):
     """派单: round 1 opens, round >= 2 re-dispatches"""
 
+    by_state = True  # a round already opened changes nothing: no stored answer (hotline/bus.py)
+
 
 LIFECYCLE: tuple[type[CaseCommand], ...] = (
     SignOff, RecordContact, Reply, RequestExtension, DecideExtension, Park, DecidePark, Resume, ReportProgress,
