@@ -40,8 +40,8 @@ def ticket_events(i: int) -> list[Message]:
         events_pb2.TicketReceived(ticket=ticket_pb2.Ticket(
             ticket_id=tid, address=f"长干桥小区{i % 3}号", received_at=pb.ts(RECEIVED), street="ST01",
             repeat_of="X" if i % 4 == 0 else "")),
-        events_pb2.TicketAssigned(assignment=events_pb2.Assignment(ticket_id=tid, category="环境卫生", dispatch_round=1),
-                                  received_at=pb.ts(RECEIVED)),
+        events_pb2.TicketAssigned(assignment=events_pb2.Assignment(
+            ticket_id=tid, category="环境卫生", dispatch_round=1), received_at=pb.ts(RECEIVED)),
     ]
     if i % 3 == 0:  # re-dispatched: the second round's category is the ticket's
         out.append(events_pb2.TicketAssigned(assignment=events_pb2.Assignment(
