@@ -100,28 +100,38 @@ class CaseFollowing:
 class TicketFacts:
     """What monthly lists need per ticket (every ticket, not only deputies'): month, street,
     community, category, place, repeat flag; from cases whether it was overdue, redone or
-    evaluated unsatisfied. No caller contact is kept."""
+    evaluated unsatisfied. No caller contact is kept.
+
+    Each event makes one insert-only fact (DeputyStore.merge_facts): the receipt's under the ticket
+    id, the others under ``<ticket>|<fact>`` with the month the ticket was received in, merged when a
+    month's list is made (DeputyStore.facts_of_month). No read and no update per ticket."""
 
     def __init__(self, store: DeputyStore, directory: Directory, timezone: str = "Asia/Shanghai") -> None:
         self.store, self.directory, self.zone = store, directory, ZoneInfo(timezone)  # months are local
+
+    def _month(self, received_at: Any) -> str:
+        return pb.dt(received_at).astimezone(self.zone).strftime("%Y-%m")
 
     def decode(self, record: Record) -> Doc | None:
         event = FACT_EVENTS.decode(record)
         match event:
             case events_pb2.TicketReceived(ticket=t):
                 where = self.directory.locate(t)
-                month = pb.dt(t.received_at).astimezone(self.zone).strftime("%Y-%m")
-                return {"ticket_id": t.ticket_id, "received_month": month,
+                return {"ticket_id": t.ticket_id, "received_month": self._month(t.received_at),
                         "street": where.street or "", "community": where.community or "",
                         "address": t.address, "repeat": bool(t.repeat_of), "source": t.source}
-            case events_pb2.TicketAssigned(assignment=a):
-                return {"ticket_id": a.ticket_id, "category": a.category}
+            case events_pb2.TicketAssigned(assignment=a):  # a re-dispatch's category wins (its round)
+                return {"ticket_id": a.ticket_id, "received_month": self._month(event.received_at),
+                        "fact": "category", "round": a.dispatch_round or 1, "category": a.category}
             case lifecycle_pb2.CaseEvaluated(case=c) if c.evaluation.satisfaction == case_pb2.SATISFACTION_UNSATISFIED:
-                return {"ticket_id": c.ticket_id, "unsatisfied": True}
+                return {"ticket_id": c.ticket_id, "received_month": self._month(c.received_at),
+                        "fact": "unsatisfied", "unsatisfied": True}
             case lifecycle_pb2.RedoDecided(case=c, redo=True):
-                return {"ticket_id": c.ticket_id, "redone": True}
+                return {"ticket_id": c.ticket_id, "received_month": self._month(c.received_at),
+                        "fact": "redone", "redone": True}
             case lifecycle_pb2.CaseReplied(case=c) if 0 < c.reply_due.seconds < c.replied_at.seconds:
-                return {"ticket_id": c.ticket_id, "overdue": True}
+                return {"ticket_id": c.ticket_id, "received_month": self._month(c.received_at),
+                        "fact": "overdue", "overdue": True}
         return None
 
     async def apply(self, items: list[tuple[Record, Doc | None]]) -> list[Event]:

@@ -9,7 +9,7 @@ from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline.mongo import Doc, find_in, insert_missing
+from hotline.mongo import Doc, insert_missing
 
 INDEXES = {
     "submissions": [IndexModel([("deputy_id", ASCENDING), ("submitted_at", ASCENDING)])],
@@ -47,25 +47,33 @@ class DeputyStore:
         return await self.submissions.find({}, {"_id": 0, "timeline": 0, "citizen": 0}).to_list()
 
     async def facts_of_month(self, month: str) -> list[Doc]:
-        return await self.ticket_facts.find({"received_month": month}, {"_id": 0}).to_list()
+        """Each ticket received in ``month``: its receipt's fields merged with its other facts (the
+        category of its latest dispatch round, the overdue, redone and unsatisfied flags)."""
+        merged: dict[str, Doc] = {}
+        rounds: dict[str, int] = {}
+        docs = await self.ticket_facts.find({"received_month": month}, {"_id": 0}).to_list()
+        for d in sorted(docs, key=lambda d: (d.get("fact", ""), d.get("round", 0))):
+            fact, round_ = d.pop("fact", ""), d.pop("round", 0)
+            slot = merged.setdefault(d["ticket_id"], {})
+            if fact == "category":
+                if round_ < rounds.get(d["ticket_id"], 0):
+                    continue
+                rounds[d["ticket_id"]] = round_
+            slot.update(d)
+        return list(merged.values())
 
     async def merge_facts(self, facts: Sequence[Doc]) -> None:
-        """Ticket facts from tickets, assignments and cases: each source sets its own fields. A
-        ticket's facts in one batch (its receipt and its assignment, mostly) are one upsert."""
-        merged: dict[str, Doc] = {}
-        for f in facts:  # in order: a later $set of a field wins, as it did write after write
-            merged[f["ticket_id"]] = {**merged.get(f["ticket_id"], {}), **f}
-        if not merged:
-            return
-        # a ticket not stored yet is inserted (half an upsert's cost in the store); one stored
-        # before, or inserted meanwhile by another writer, gets the $set
-        stored = {d["_id"] for d in await find_in(self.ticket_facts, list(merged), projection={"_id": 1})}
-        raced = await insert_missing(self.ticket_facts, [{"_id": tid, **f} for tid, f in merged.items()
-                                                         if tid not in stored])
-        writes = [UpdateOne({"_id": tid}, {"$set": f}, upsert=True) for tid, f in merged.items()
-                  if tid in stored or tid in raced]
-        if writes:
-            await self.ticket_facts.bulk_write(writes, ordered=True)
+        """Ticket facts from tickets, assignments and cases, insert-only: the receipt's under the
+        ticket id, each other fact under ``<ticket>|<fact>[|<round>]`` (a replayed event finds its
+        document and inserts nothing). Merged at read time (facts_of_month)."""
+        docs: dict[str, Doc] = {}
+        for f in facts:
+            fact = f.get("fact")
+            key = f["ticket_id"] if not fact else f"{f['ticket_id']}|{fact}" + (
+                f"|{f['round']}" if "round" in f else "")
+            docs.setdefault(key, {"_id": key, **f})
+        if docs:
+            await insert_missing(self.ticket_facts, list(docs.values()))
 
     async def record_steps(self, steps: Sequence[tuple[str, Doc, Doc]]) -> None:
         """Follow the cases of deputy tickets: each step (submission id, timeline entry, case view)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -100,20 +101,27 @@ def gauge_categories(path: Path = LIST_FILE) -> frozenset[str]:
         return frozenset()
 
 
+def kpi_gauge_tables(facts: list[kpi.CaseFacts], views: Views, month: Period, now: datetime,
+                     categories: frozenset[str]) -> dict[str, kpi.KpiTable]:
+    """The KPI gauges' tables of one month: overall and by each of GAUGE_DIMENSIONS."""
+    bounded = [replace(f, category=f.category if f.category in categories else "其他") for f in facts]
+    tables = {"all": kpi.compute(bounded, views.policy, views.tz, month.start, month.end, as_of=now)}
+    for dim in GAUGE_DIMENSIONS:
+        tables[dim] = kpi.compute(bounded, views.policy, views.tz, month.start, month.end, (dim,), as_of=now)
+    return tables
+
+
 async def export_kpis_forever(views: Views, every_seconds: float = 60.0) -> None:
     """Refresh the KPI gauges for the current month. Labels are bounded: rate x (unit type | list
-    category or 其他 | lane); never a unit, ticket or person."""
+    category or 其他 | lane); never a unit, ticket or person. Reads the current month's facts only
+    (KpiStore.facts_within: by the anchors' months), not every fact ever stored."""
     categories = gauge_categories()
     while True:
         try:
             now = views.clock.now()
             month = Period.parse(period_label("month", now, views.tz), views.tz)
-            facts = kpi.within(await views.facts(), month.start, month.end)
-            bounded = [replace(f, category=f.category if f.category in categories else "其他") for f in facts]
-            tables = {"all": kpi.compute(bounded, views.policy, views.tz, month.start, month.end, as_of=now)}
-            for dim in GAUGE_DIMENSIONS:
-                tables[dim] = kpi.compute(bounded, views.policy, views.tz, month.start, month.end, (dim,), as_of=now)
-            for dim, table in tables.items():
+            facts = await views.facts_within(month.start, month.end)
+            for dim, table in kpi_gauge_tables(facts, views, month, now, categories).items():
                 groups = {("all",): table.total} if dim == "all" else table.groups
                 for (value,), figs in groups.items():
                     for name in kpi.RATES:

@@ -25,7 +25,7 @@ NAME = "metrics"
 
 async def build(rt: Runtime) -> Service:
     store = store_module.RollupStore(rt.mongo_client, rt.db)
-    kpi_store = store_module.KpiStore(rt.db)
+    kpi_store = store_module.KpiStore(rt.db, ZoneInfo(rt.settings.timezone))
     policy = KpiPolicy.load(rt.settings.metrics.kpi_policy)
     views = Views(kpi_store, policy, ZoneInfo(rt.settings.timezone), rt.clock)
     app = http_app("metrics", "Roll-ups, KPI rates and reports on how the district serves its people (分析研判)")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bson import Binary
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, UpdateOne
@@ -21,12 +23,20 @@ from pymongo.asynchronous.database import AsyncDatabase
 from hotline.mongo import Doc, find_in, insert_missing
 from services.metrics import kpi_items
 from services.metrics.core import STAGES, StageReached
-from services.metrics.kpi import CaseFacts, KpiPolicy
+from services.metrics.kpi import CaseFacts, KpiPolicy, Period, period_label, within
 from services.metrics.kpi_items import RecurringFacts, SupervisionFacts, WhistleFacts
 from services.metrics.projection import FactUpdate, assemble, fold
 
+# The KPI facts' anchor months (see KpiStore.facts_within): a multikey index per level.
+MONTHS = "months"
+ANCHORS = {"ticket": ("received_at",), "dispatch": ("assigned_at", "sign_off_due", "contact_due"),
+           "handling": ("replied_at", "closed_at", "evaluated_at")}  # every measure's anchor (kpi.MEASURES)
 INDEXES = {"rollups": [IndexModel([("dim", ASCENDING), ("day", ASCENDING)])],
-           "reports": [IndexModel([("kind", ASCENDING)])]}
+           "reports": [IndexModel([("kind", ASCENDING)])],
+           "kpi_tickets": [IndexModel([(MONTHS, ASCENDING)])],
+           "kpi_dispatches": [IndexModel([(MONTHS, ASCENDING)])],
+           "kpi_handlings": [IndexModel([(MONTHS, ASCENDING)])]}
+DISTRICT_TZ = ZoneInfo("Asia/Shanghai")  # settings.timezone's default; main.py passes the setting
 
 
 class RollupStore:
@@ -92,9 +102,21 @@ class KpiStore:
                    "whistle": "kpi_whistles", "recurring": "kpi_recurring",  # these: kpi_items.py
                    "supervision": "kpi_supervision"}
 
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], tz: ZoneInfo = DISTRICT_TZ) -> None:
         self.db = db
         self.reports = db["reports"]
+        self.tz = tz  # the months of the anchors (``months``) are the district's
+        self._backfilled = False
+
+    def months_of(self, level: str, fields: Mapping[str, Any]) -> list[str]:
+        """The months (district time, ``YYYY-MM``) of the anchor times among ``fields``: a KPI row
+        counts in a month only when one of its documents has an anchor in it (kpi.MEASURES)."""
+        out = set()
+        for name in ANCHORS.get(level, ()):
+            at = fields.get(name)
+            if isinstance(at, datetime):
+                out.add(period_label("month", at if at.tzinfo else at.replace(tzinfo=UTC), self.tz))
+        return sorted(out)
 
     async def apply(self, batch: Sequence[FactUpdate]) -> int:
         """Write the batch's updates, merged per document ($set then $max, upserting). A document
@@ -108,14 +130,15 @@ class KpiStore:
                 op["$set"] = dict(u.set)
             if u.max:
                 op["$max"] = dict(u.max)
+            if op and u.level in ANCHORS:  # the anchors' months, for the month query (facts_within)
+                op["$addToSet"] = {MONTHS: {"$each": self.months_of(u.level, {**u.set, **u.max})}}
             if op:
                 by_collection.setdefault(self.COLLECTIONS[u.level], []).append((u.key, op))
         for collection, ops in by_collection.items():
             docs = self.db[collection]
             stored = {d["_id"] for d in await find_in(docs, [key for key, _ in ops], projection={"_id": 1})}
             fresh = [(key, op) for key, op in ops if key not in stored and _plain(op)]
-            raced = await insert_missing(docs, [{"_id": key, **op.get("$set", {}), **op.get("$max", {})}
-                                                for key, op in fresh])
+            raced = await insert_missing(docs, [_inserted(key, op) for key, op in fresh])
             inserted = {key for key, _ in fresh} - raced
             updates = [UpdateOne({"_id": key}, op, upsert=True) for key, op in ops if key not in inserted]
             if updates:
@@ -123,15 +146,68 @@ class KpiStore:
         return sum(len(ops) for ops in by_collection.values())
 
     async def documents(self) -> dict[str, dict[str, Doc]]:
+        """The facts' documents by level and key (without ``months``: an index of the anchors)."""
         out: dict[str, dict[str, Doc]] = {}
         for level in ("ticket", "dispatch", "handling"):
             collection = self.COLLECTIONS[level]
-            out[level] = {d.pop("_id"): d async for d in self.db[collection].find({})}
+            out[level] = {d.pop("_id"): d async for d in self.db[collection].find({}, {MONTHS: 0})}
         return out
 
     async def facts(self, policy: KpiPolicy) -> list[CaseFacts]:
         docs = await self.documents()
         return assemble(docs["ticket"], docs["dispatch"], docs["handling"], policy)
+
+    async def facts_within(self, policy: KpiPolicy, start: datetime, end: datetime) -> list[CaseFacts]:
+        """``kpi.within(facts(policy), start, end)`` (the rows with an anchor in [start, end)) read
+        from the documents of those months only: O(the window's rows), not O(every ticket ever).
+
+        Each document carries the months of its anchors (``months``, indexed). A row (ticket,
+        dispatch, redo round) has an anchor in the window only if its ticket document (received_at:
+        the row ``<ticket>|1|0``), its dispatch document (assigned_at, the response limits: redo round
+        0) or its handling document (replied_at, closed_at, evaluated_at) has; the other documents
+        of those rows are read by ``_id``."""
+        await self._backfill()
+        labels = self._labels(start, end)
+        query = {MONTHS: labels[0]} if len(labels) == 1 else {MONTHS: {"$in": labels}}
+        found = {level: {d.pop("_id"): d async for d in self.db[self.COLLECTIONS[level]].find(query, {MONTHS: 0})}
+                 for level in ANCHORS}
+        tickets, dispatches, handlings = (set(found["ticket"]), {f"{t}|1" for t in found["ticket"]},
+                                          {f"{t}|1|0" for t in found["ticket"]})
+        for dkey in found["dispatch"]:
+            tickets.add(dkey.rpartition("|")[0])
+            handlings.add(f"{dkey}|0")
+        for hkey in found["handling"]:
+            dkey = hkey.rpartition("|")[0]
+            dispatches.add(dkey)
+            tickets.add(dkey.rpartition("|")[0])
+        for level, keys in (("ticket", tickets), ("dispatch", dispatches), ("handling", handlings)):
+            have = found[level]
+            missing = sorted(keys - set(have))
+            for d in await find_in(self.db[self.COLLECTIONS[level]], missing, projection={MONTHS: 0}):
+                have[d.pop("_id")] = d
+        return within(assemble(found["ticket"], found["dispatch"], found["handling"], policy), start, end)
+
+    def _labels(self, start: datetime, end: datetime) -> list[str]:
+        """The months (district time) that [start, end) overlaps."""
+        labels, month = [], Period.parse(period_label("month", start, self.tz), self.tz)
+        while month.start < end:
+            labels.append(month.label)
+            month = month.shifted(1)
+        return labels
+
+    async def _backfill(self) -> None:
+        """Facts stored before they carried ``months`` get theirs (once per process; later writes
+        always set it). ``$addToSet``: a concurrent write of the projection loses nothing."""
+        if self._backfilled:
+            return
+        for level, fields in ANCHORS.items():
+            docs = self.db[self.COLLECTIONS[level]]
+            old = await docs.find({MONTHS: {"$exists": False}}, dict.fromkeys(fields, 1)).to_list()
+            updates = [UpdateOne({"_id": d["_id"]}, {"$addToSet": {MONTHS: {"$each": self.months_of(level, d)}}})
+                       for d in old]
+            for start in range(0, len(updates), 1000):
+                await docs.bulk_write(updates[start:start + 1000], ordered=False)
+        self._backfilled = True
 
     async def items(self) -> tuple[list[WhistleFacts], list[RecurringFacts]]:
         """Whistles and 屡办不成 items (services/metrics/kpi_items.py)."""
@@ -156,6 +232,12 @@ class KpiStore:
         doc = await self.reports.find_one({"_id": report_id}, {f"files.{fmt}": 1})
         data = (doc or {}).get("files", {}).get(fmt)
         return bytes(data) if data is not None else None
+
+
+def _inserted(key: str, op: Mapping[str, Any]) -> Doc:
+    """The document an update of a key not stored yet makes (``$addToSet`` of ``$each``: a list)."""
+    added = {name: list(spec["$each"]) for name, spec in op.get("$addToSet", {}).items()}
+    return {"_id": key, **op.get("$set", {}), **op.get("$max", {}), **added}
 
 
 def _plain(op: Mapping[str, Any]) -> bool:

@@ -163,6 +163,10 @@ class Views:
     async def facts(self) -> list[CaseFacts]:
         return await self.store.facts(self.policy)
 
+    async def facts_within(self, start: datetime, end: datetime) -> list[CaseFacts]:
+        """The rows with an anchor in [start, end), read by the anchors' months (the KPI gauges)."""
+        return await self.store.facts_within(self.policy, start, end)
+
     async def kpis(self, w: Window, group_by: Sequence[str], filters: Mapping[str, Sequence[str]],
                    who: Principal | None = None) -> kpis_pb2.KpiResult:
         check_group_by(group_by)

@@ -295,9 +295,9 @@ async def test_monthly_list_of_a_deputy_area(platform: dict, settings: Settings)
     client = mongo.client(settings)
     facts = client[f"{settings.mongo.database_prefix}_deputy_liaison"]["ticket_facts"]
 
-    async def categorised() -> list[dict[str, Any]]:
-        return await facts.find({"_id": {"$in": ids}, "category": {"$exists": True},
-                                 "street": {"$exists": True}}).to_list()
+    async def categorised() -> set[str]:  # each ticket's receipt (street) and category facts stored
+        docs = await facts.find({"ticket_id": {"$in": ids}}).to_list()
+        return {d["ticket_id"] for d in docs if "street" in d} & {d["ticket_id"] for d in docs if "category" in d}
     try:
         await eventually(categorised, lambda found: len(found) == 3, timeout=90)
     finally:

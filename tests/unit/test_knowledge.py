@@ -134,3 +134,29 @@ def test_a_case_as_another_unit_sees_it_has_no_contact() -> None:
                       "reply_text": "已处理", "evaluation": {"satisfaction": "satisfied", "resolution": "resolved"},
                       "caller": {"phone": "13812345678"}})
     assert "13812345678" not in str(view) and view["satisfaction"] == "满意" and view["excerpt"].endswith("…")
+
+
+def test_a_cases_updates_of_one_batch_are_one_write_with_the_same_result() -> None:
+    from services.metrics.knowledge.store import _folded
+
+    ticket = events_pb2.TicketReceived(ticket=ticket_pb2.Ticket(ticket_id="T1", title="路灯不亮",
+                                                                content="小区路灯坏了"))
+    assigned = events_pb2.TicketAssigned(assignment=events_pb2.Assignment(
+        ticket_id="T1", category="市政设施", rule_id="R9", primary_unit=events_pb2.Unit(unit_id="S01", name="一街道")))
+    reply = case_pb2.Reply(text="已修复", result=case_pb2.REPLY_RESULT_RESOLVED, article=_case().reply.article)
+    batch = [*cases.updates(ticket), *cases.updates(assigned),
+             *cases.updates(lifecycle_pb2.CaseReplied(case=_case(), reply=reply)),  # also adds to an article
+             *cases.updates(lifecycle_pb2.ReviewDecided(case=_case(), passed=False)),
+             *cases.updates(lifecycle_pb2.ReviewDecided(case=_case(), passed=True, occurred_at=pb.ts(NOW)))]
+    folded = _folded(batch)
+    assert [(u.collection, u.key) for u in folded] == [("kb_cases", "T1"), ("kb_articles", "KA-1")]
+
+    def applied(updates: list[cases.Update]) -> dict[str, dict[str, object]]:
+        docs: dict[str, dict[str, object]] = {}
+        for u in updates:
+            docs.setdefault(f"{u.collection}/{u.key}", {}).update(u.set)
+        return docs
+    assert applied(folded) == applied(batch) and applied(folded)["kb_cases/T1"]["resolved"] is True
+    added = cases.Update("kb_cases", "T1", add={"answered": "x"})  # an $addToSet of the same document between
+    kept = _folded([*cases.updates(ticket), added, *cases.updates(assigned)])
+    assert [u.set.get("category") for u in kept] == [None, None, "市政设施"]  # the order of its writes is kept

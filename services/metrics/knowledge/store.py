@@ -65,6 +65,7 @@ class KnowledgeStore:
         An update that changes nothing (a replayed event) is not written, so a replay leaves every
         document as it was, ``updated_at`` included: one read of the batch's documents per collection."""
         now = datetime.now(UTC)
+        updates = _folded(updates)
         known: dict[str, dict[str, Doc]] = {}
         for name in {u.collection for u in updates}:
             coll = self.cases if name == "kb_cases" else self.articles
@@ -97,6 +98,26 @@ class KnowledgeStore:
         query = {"updated_at": {"$gte": since}} if since is not None else {}
         coll = self.cases if collection == "kb_cases" else self.articles
         return await coll.find(query).sort("updated_at", ASCENDING).limit(limit).to_list()
+
+
+def _folded(updates: Sequence[Update]) -> list[Update]:
+    """Consecutive plain ``$set`` upserts of one case merged (a ticket's receipt and assignment in one
+    batch: one write): the later value of a field wins, as it did write after write."""
+    out: list[Update] = []
+    last: dict[tuple[str, str], int] = {}  # (collection, key) -> index in out of its mergeable update
+    for u in updates:
+        plain = u.upsert and not u.add and not u.match
+        slot = (u.collection, u.key)
+        if plain and slot in last:
+            before = out[last[slot]]
+            out[last[slot]] = Update(u.collection, u.key, {**before.set, **u.set})
+            continue
+        if plain:
+            last[slot] = len(out)
+        else:
+            last.pop(slot, None)  # an update with conditions or sets in between: keep the order
+        out.append(u)
+    return out
 
 
 def _unchanged(doc: Doc, u: Update) -> bool:
