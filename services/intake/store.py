@@ -1,5 +1,9 @@
-"""Intake's store: the canonical ticket records (``tickets``) and the repeat index
-(``repeat_keys``: for each caller phone or address, the latest tickets that named it)."""
+"""Intake's store: the canonical ticket records (``tickets``), the repeat index
+(``repeat_keys``: for each caller phone or address, the latest tickets that named it) and the
+units handling each ticket (``ticket_units``: one small document per ticket and set of units
+assigned, ``_id`` = ticket id + "|" + the units, inserted: a replay or the same units again insert
+nothing; read by ``_id`` range). Issue #21: the units were an ``$addToSet`` on the ticket's own
+document, which the store rewrites whole with its index entries (~3x an insert of a small one)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from hotline.mongo import Doc, find_in, insert_missing
 from hotline.v1 import ticket_pb2
 
 INDEXES = {"tickets": [IndexModel([("ingested_at", DESCENDING)]), IndexModel([("received_at", ASCENDING)])],
-           "repeat_keys": []}
+           "repeat_keys": [], "ticket_units": []}
+UNITS_SEP = "|"  # ticket id | units: a ticket's documents are the _id range [id|, id}) ("}" follows "|")
 MAX_REPEAT_LINKS = 5
 
 
@@ -22,6 +27,7 @@ class TicketStore:
         self.db = db
         self.tickets = db["tickets"]
         self.repeat_keys = db["repeat_keys"]
+        self.units = db["ticket_units"]
 
     async def insert_new(self, tickets: Sequence[ticket_pb2.Ticket]) -> set[str]:
         """Insert tickets not stored yet; returns the ids that already existed."""
@@ -37,13 +43,18 @@ class TicketStore:
     async def get_with_units(self, ticket_id: str) -> tuple[ticket_pb2.Ticket, set[str]] | None:
         """The ticket and the units handling it (primary and assisting, every dispatch round)."""
         doc = await self.tickets.find_one({"_id": ticket_id})
-        return (pb.from_doc(doc, ticket_pb2.Ticket), set(doc.get("handling_units", []))) if doc else None
+        if not doc:
+            return None
+        units = set(doc.get("handling_units", []))  # as stored before ticket_units
+        async for d in self.units.find({"_id": {"$gte": ticket_id + UNITS_SEP, "$lt": ticket_id + "}"}}):
+            units.update(d["units"])
+        return pb.from_doc(doc, ticket_pb2.Ticket), units
 
     async def add_handling_units(self, units: dict[str, set[str]]) -> None:
-        if units:
-            await self.tickets.bulk_write(
-                [UpdateOne({"_id": tid}, {"$addToSet": {"handling_units": {"$each": sorted(ids)}}})
-                 for tid, ids in units.items()], ordered=False)
+        """The units assigned to each ticket: one insert for the batch."""
+        await insert_missing(self.units, [
+            {"_id": tid + UNITS_SEP + ",".join(sorted(ids)), "units": sorted(ids)}
+            for tid, ids in units.items() if ids])
 
     async def audit_received(self, tickets: Sequence[ticket_pb2.Ticket]) -> None:
         if tickets:
