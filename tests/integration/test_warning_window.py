@@ -6,6 +6,7 @@ on the facts read back from the store; each batch reads only what the other proc
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,7 @@ from services.supervision.warnings.warning_store import INDEXES, WarningStore
 pytestmark = pytest.mark.integration
 RULES = w.Rules.load()
 START = datetime(2026, 3, 1, tzinfo=UTC)
-STREET_OF = w.street_finder(__import__("json").loads(DIRECTORY_FILE.read_text("utf-8")))
+STREET_OF = w.street_finder(json.loads(DIRECTORY_FILE.read_text("utf-8")))
 
 
 @pytest.fixture
@@ -58,8 +59,9 @@ def stream() -> list[ticket_pb2.CityTicket]:
     for t in base:
         t.received_at.CopyFrom(pb.ts(START + (pb.dt(t.received_at) - first) * (timedelta(days=40) / (last - first))))
     day = timedelta(days=1)
-    base += [city(f"IB{k:03d}", START + 20 * day + timedelta(minutes=20 * k), f"长干里{k}号门口车辆乱停放，占用消防通道",
-                  f"长干里{k}号", f"1390000{k:04d}", "停车管理") for k in range(12)]
+    base += [city(f"IB{k:03d}", START + 20 * day + timedelta(minutes=20 * k),
+                  f"长干里{k}号门口车辆乱停放，占用消防通道", f"长干里{k}号", f"1390000{k:04d}", "停车管理")
+             for k in range(12)]
     base += [city(f"IR{k:03d}", START + (3 + gap) * day, "楼上装修噪音扰民", f"中华路{k}号", "13700001111")
              for k, gap in enumerate((0, 9, 21, 35))]
     text = "瑞金北村旁边工地拖欠农民工工资三个月，几十名工人在工地门口聚集讨薪"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+
 from services.supervision.warnings import warnings as w
 
 MARGIN = timedelta(days=1)  # kept beyond the horizon, so tickets a little late need no reload

@@ -8,8 +8,8 @@ other live processes (``warning_writers``, a heartbeat each) stored since it las
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
