@@ -26,6 +26,7 @@ from services.supervision.cases.lifecycle import Limits, PeriodDeadlines, Policy
 from services.supervision.cases.reminder_board import reminder_routes
 from services.supervision.cases.search import COLLECTION as COLLECTION_SEARCH
 from services.supervision.cases.search import INDEXES as SEARCH_INDEXES
+from services.supervision.cases.search import ITEMS as SEARCH_ITEMS
 from services.supervision.cases.search import CaseSearch, SearchIndexer
 from services.supervision.cases.search_api import search_routes
 from services.supervision.levels.circulation_store import INDEXES as CIRCULATION_INDEXES
@@ -156,6 +157,7 @@ async def build(rt: Runtime) -> Service:
                                 SearchIndexer(search))],
         indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES, **policies.INDEXES,
                  **CIRCULATION_INDEXES, COLLECTION_SEARCH: SEARCH_INDEXES[COLLECTION_SEARCH],
+                 SEARCH_ITEMS: SEARCH_INDEXES[SEARCH_ITEMS],
                  "cases": [*store_module.INDEXES["cases"], *SEARCH_INDEXES["cases"]]},
         background=[deadline_timers, sla_gauges, level_gauges, report_in_timers],
     )

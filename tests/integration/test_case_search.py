@@ -102,3 +102,42 @@ async def test_search_filters_sorts_pages_and_scopes(db: AsyncDatabase[mongo.Doc
         await search.search(Query(unit_id="DP02"), unit, NOW)
     with pytest.raises(DomainError):
         await search.search(Query(sort="nonsense"), OFFICE, NOW)
+
+
+async def test_list_items_stand_beside_the_texts_and_either_event_may_come_first(
+        db: AsyncDatabase[mongo.Doc]) -> None:
+    """The list item is a small document of its own (an update of the ~46-term document rewrote
+    every multikey entry, issue #21): an assignment before or after its ticket, a replayed
+    ticket, a document written by an older version (the item on the text document), the item
+    combined with words; the words query walks the terms index instead of scanning."""
+    store = CaseStore(db)
+    live = events_pb2.CASE_STATE_IN_PROGRESS
+    await store.insert_new([case(t, "DP01", live, None) for t in ("A1", "A2", "A3", "A4")])
+    search = CaseSearch(db, Directory.from_file(DIRECTORY_FILE))
+
+    def assigned(tid: str, rule: str) -> events_pb2.TicketAssigned:
+        return events_pb2.TicketAssigned(assignment=events_pb2.Assignment(ticket_id=tid, rule_id=rule))
+
+    await search.remember([assigned("A1", "R-1")])  # before its ticket
+    await search.remember([received("A1", "路灯不亮", "小区路灯坏了三天。", "幸福路1号"),
+                           received("A2", "路灯闪烁", "路灯一直闪。", "幸福路2号"), assigned("A2", "R-2")])
+    await search.remember([received("A1", "路灯不亮", "小区路灯坏了三天。", "幸福路1号"),  # replayed
+                           received("A3", "噪音扰民", "夜间施工。", "光明路3号"), assigned("A3", "R-1")])
+    await db["case_search"].insert_one({"_id": "A4", "title": "旧路灯", "address": "旧址", "rule_id": "R-1",
+                                        "terms": terms("旧路灯")})  # as an older version stored it
+
+    async def ids(q: Query) -> list[str]:
+        return sorted(r["case"].ticket_id for r in (await search.search(q, OFFICE, NOW)).rows)
+
+    assert await ids(Query(text="路灯")) == ["A1", "A2", "A4"]
+    assert await ids(Query(rule_id="R-1")) == ["A1", "A3", "A4"]
+    assert await ids(Query(rule_id="R-1", text="路灯")) == ["A1", "A4"]
+    assert await ids(Query(rule_id="R-2", text="噪音")) == []
+    assert await ids(Query(rule_id="R-9")) == []
+    rows = (await search.search(Query(text="路灯", sort="ticket"), OFFICE, NOW)).rows
+    assert [(r["title"], r["rule_id"]) for r in rows] == [("路灯不亮", "R-1"), ("路灯闪烁", "R-2"), ("旧路灯", "R-1")]
+    assert await db["case_search"].count_documents({}) == 4 and await db["case_search_items"].count_documents({}) == 3
+    assert "rule_id" not in (await db["case_search"].find_one({"_id": "A1"}) or {})
+
+    plan = await db["case_search"].find({"terms": {"$all": ["路灯", "不亮"]}}).hint("terms_1").explain()
+    assert plan["executionStats"]["totalDocsExamined"] == 1  # through the index, not every document

@@ -1,12 +1,19 @@
 """Case search (案件查询): the workbench's lists and its search page, on the server.
 
 Supervision owns the cases; what a case list also needs of its ticket (title, address, street,
-community, the list item it was dispatched by) is kept beside them in ``case_search``, one
-document per ticket, filled by a consumer of intake's TicketReceived and routing's
-TicketAssigned (upserts of disjoint fields, so either may come first and a replay rewrites the
-same values). Full text is the character pairs of title, content and address (the CJK bigrams a
-search engine indexes Chinese by, no dictionary: jieba's took ~96 MB of supervision's memory, issue #21)
-into ``terms``, a multikey index: a query's pairs must all be among a ticket's terms.
+community) is kept beside them in ``case_search``, one document per ticket written once from
+intake's TicketReceived (an insert; a replay inserts nothing), and the list item it was
+dispatched by in ``case_search_items``, one small document per ticket from routing's
+TicketAssigned (an upsert; either event may come first). Full text is the character pairs of
+title, content and address (the CJK bigrams a search engine indexes Chinese by, no dictionary:
+jieba's took ~96 MB of supervision's memory, issue #21) into ``terms``, a multikey index: a
+query's pairs must all be among a ticket's terms.
+
+Why two collections (issue #21): the store rewrites every index entry of a document it updates,
+so setting the list item on the document that holds ~46 terms re-wrote ~46 multikey entries
+(twice the cost of the insert itself); the item beside it costs one small upsert. And the
+store answers ``$all`` over a multikey field by a full scan unless told the index: the terms
+query is hinted (``terms_1``: one pass over the index, documents fetched only for matches).
 
 Every query is served by an index: words, street, community or list item select ticket ids in
 ``case_search`` first (each an index); the case filters (state, unit, category, lane, level,
@@ -31,11 +38,13 @@ from hotline.auth import Principal
 from hotline.commands import Invalid
 from hotline.directory import Directory
 from hotline.envelope import Event, EventTypes, Record
-from hotline.mongo import IN_CHUNK, Doc, find_in
+from hotline.mongo import IN_CHUNK, Doc, find_in, insert_missing
 from hotline.policy import Role
 from hotline.v1 import events_pb2, ticket_pb2
 
 COLLECTION = "case_search"
+ITEMS = "case_search_items"  # the list item (清单事项) a ticket was dispatched by: {_id: ticket id, rule_id}
+TERMS_INDEX = "terms_1"
 MAX_MATCHES = 5000  # ticket ids a word/street/list-item selection may yield before it is refused as too broad
 MAX_PAGE = 200
 INDEXES = {
@@ -43,8 +52,9 @@ INDEXES = {
         IndexModel([("terms", ASCENDING)]),
         IndexModel([("street", ASCENDING)], sparse=True),
         IndexModel([("community", ASCENDING)], sparse=True),
-        IndexModel([("rule_id", ASCENDING)], sparse=True),
+        IndexModel([("rule_id", ASCENDING)], sparse=True),  # documents written before case_search_items
     ],
+    ITEMS: [IndexModel([("rule_id", ASCENDING)])],
     # the case filters not served by the case store's own indexes (services/supervision/cases/store.py)
     "cases": [IndexModel([("received_at", DESCENDING)]), IndexModel([("supervision_level", ASCENDING)])],
 }
@@ -143,6 +153,7 @@ class CaseSearch:
     def __init__(self, db: AsyncDatabase[Doc], directory: Directory | None = None) -> None:
         self.db = db
         self.index = db[COLLECTION]
+        self.items = db[ITEMS]
         self.cases = db["cases"]
         self.directory = directory
 
@@ -160,16 +171,26 @@ class CaseSearch:
         return doc
 
     async def remember(self, messages: Sequence[Message]) -> int:
-        ops = []
+        """Index a batch: the received tickets' documents in one insert (those already there, a
+        replay or a document an older version started from an assignment, get their fields set),
+        the assignments' list items in one bulk upsert. Returns the number of documents written."""
+        docs: dict[str, Doc] = {}
+        items: dict[str, str] = {}
         for m in messages:
             if isinstance(m, events_pb2.TicketReceived) and m.ticket.ticket_id:
-                ops.append(UpdateOne({"_id": m.ticket.ticket_id}, {"$set": self.ticket_doc(m.ticket)}, upsert=True))
+                docs[m.ticket.ticket_id] = {"_id": m.ticket.ticket_id, **self.ticket_doc(m.ticket)}
             elif isinstance(m, events_pb2.TicketAssigned) and m.assignment.ticket_id and m.assignment.rule_id:
-                ops.append(UpdateOne({"_id": m.assignment.ticket_id}, {"$set": {"rule_id": m.assignment.rule_id}},
-                                     upsert=True))
-        if ops:
-            await self.index.bulk_write(ops, ordered=False)
-        return len(ops)
+                items[m.assignment.ticket_id] = m.assignment.rule_id
+        if docs:
+            there = await insert_missing(self.index, list(docs.values()))
+            if there:  # unchanged fields rewrite nothing in the store
+                await self.index.bulk_write([UpdateOne({"_id": t}, {"$set": {k: v for k, v in docs[t].items()
+                                                                             if k != "_id"}}) for t in there],
+                                            ordered=False)
+        if items:
+            await self.items.bulk_write([UpdateOne({"_id": t}, {"$set": {"rule_id": r}}, upsert=True)
+                                         for t, r in items.items()], ordered=False)
+        return len(docs) + len(items)
 
     # ------------------------------------------------------------ queries
 
@@ -181,15 +202,33 @@ class CaseSearch:
             return []
         if words:
             cond["terms"] = {"$all": words} if len(words) > 1 else words[0]
-        for name, value in (("street", q.street), ("community", q.community), ("rule_id", q.rule_id)):
+        for name, value in (("street", q.street), ("community", q.community)):
             if value:
                 cond[name] = value
-        if not cond:
+        if not cond and not q.rule_id:
             return None
-        ids = [d["_id"] async for d in self.index.find(cond, {"_id": 1}).limit(MAX_MATCHES + 1)]
-        if len(ids) > MAX_MATCHES:
+        ids: list[str] | None = None
+        if q.rule_id:  # the list item's tickets (and those of documents that carry it from before)
+            ids = list(dict.fromkeys(
+                [d["_id"] async for d in self.items.find({"rule_id": q.rule_id}, {"_id": 1}).limit(MAX_MATCHES + 1)]
+                + [d["_id"] async for d in self.index.find({"rule_id": q.rule_id}, {"_id": 1})
+                   .limit(MAX_MATCHES + 1)]))
+            if len(ids) > MAX_MATCHES:
+                raise Invalid(f"more than {MAX_MATCHES} tickets match; narrow the search")
+            if not cond or not ids:
+                return ids
+            if len(ids) <= IN_CHUNK:  # few: the words and places checked on those tickets only
+                cond["_id"] = {"$in": ids}
+        cursor = self.index.find(cond, {"_id": 1}).limit(MAX_MATCHES + 1)
+        if words and "_id" not in cond:
+            cursor = cursor.hint(TERMS_INDEX)  # the store plans $all over a multikey field as a full scan
+        found = [d["_id"] async for d in cursor]
+        if len(found) > MAX_MATCHES:
             raise Invalid(f"more than {MAX_MATCHES} tickets match; narrow the search")
-        return ids
+        if ids is not None:
+            chosen = set(found)
+            found = [t for t in ids if t in chosen]
+        return found
 
     def case_filter(self, q: Query, who: Principal, now: datetime) -> dict[str, Any]:
         cond: dict[str, Any] = {}
@@ -259,7 +298,10 @@ class CaseSearch:
             order = DESCENDING if q.descending else ASCENDING
             keys = [(SORTS[q.sort], order)] + ([("_id", ASCENDING)] if q.sort != "ticket" else [])
             docs = await self.cases.find(cond).sort(keys).skip((q.page - 1) * q.size).limit(q.size).to_list()
-        cards = {d["_id"]: d for d in await find_in(self.index, [d["_id"] for d in docs])}
+        shown = [d["_id"] for d in docs]
+        cards = {d["_id"]: d for d in await find_in(self.index, shown, projection={"terms": 0})}
+        for item in await find_in(self.items, shown):
+            cards.setdefault(item["_id"], {})["rule_id"] = item["rule_id"]
         rows = []
         for d in docs:
             case = pb.from_doc(d, events_pb2.Case)

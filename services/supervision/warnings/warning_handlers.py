@@ -1,12 +1,14 @@
 """Supervision's early-warning consumer: intake's TicketReceived events -> facts -> the pure
-detectors (services/supervision/warnings/warnings.py) with the history loaded from the store -> stored
-warnings and WarningRaised events on hotline.warnings.v1 (keyed by warning id; the ids are
-deterministic, so a replay stores nothing twice and republishes the same event ids)."""
+detectors (services/supervision/warnings/warnings.py) with the history kept in memory
+(fact_window.py: read from the store once, then this process's facts and the other live
+processes' as they store them) -> stored warnings and WarningRaised events on
+hotline.warnings.v1 (keyed by warning id; the ids are deterministic, so a replay stores nothing
+twice and republishes the same event ids)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
 
@@ -14,6 +16,7 @@ from hotline import observability as obs
 from hotline.envelope import Event, EventTypes, Record
 from hotline.v1 import events_pb2, warnings_pb2
 from services.supervision.warnings import warnings as w
+from services.supervision.warnings.fact_window import FactWindow
 from services.supervision.warnings.warning_store import WarningStore
 
 RAISED = Counter("hotline_warnings_raised_total", "Early warnings (预警) raised, by kind and level.",
@@ -29,6 +32,7 @@ class WarningInbox:
         self.street_of = street_of
         self.out_topic = out_topic
         self.types = EventTypes(events_pb2.TicketReceived)
+        self.window = FactWindow()
         obs.at_zero(RAISED, w.KINDS, w.LEVELS)
 
     def decode(self, record: Record) -> events_pb2.TicketReceived:
@@ -41,43 +45,48 @@ class WarningInbox:
             self.rules = await self.newest()
         facts = [w.fact_of(m.ticket, self.rules, self.street_of) for _, m in items]
         seen_before = await self.store.remember(facts)
-        since = await self.store.since()
-        events: list[Event] = []
         fresh = [f for f in facts if f.ticket_id not in seen_before]
-        histories = await self._histories(fresh, since)
+        histories = await self._histories(fresh)
+        events: list[Event] = []
+        raised: list[warnings_pb2.EarlyWarning] = []
         for (record, _), fact in zip(items, facts, strict=True):
             if fact.ticket_id in seen_before:
                 # assessed when first consumed: later tickets now in the store must not change a
                 # replay's outcome (a replay raises nothing new)
                 continue
             found = w.assess(fact, histories[fact.ticket_id], self.rules)
-            await self.store.save(found)
+            raised += found
             for warning in found:
                 RAISED.labels(warning.kind, warning.level).inc()
                 events.append(Event(topic=self.out_topic, key=warning.warning_id,
                                     message=warnings_pb2.WarningRaised(warning=warning),
                                     event_id=f"warning/{warning.warning_id}", correlation_id=record.correlation_id))
+        await self.store.save(raised)  # the batch's warnings in one insert
         return events
 
-    async def _histories(self, facts: list[w.Fact], since: datetime | None) -> dict[str, w.History]:
-        """Each fact's history, read for the whole batch: one query per place (street and category)
-        and the callers and addresses in ``$in`` chunks, over the batch's time span. ``assess``
-        keeps of a history only the facts before its own within each detector's window, so a span
-        wider than one fact's changes nothing (it read the same queries fact by fact before: up to
-        three round trips per ticket)."""
+    async def _histories(self, facts: list[w.Fact]) -> dict[str, w.History]:
+        """Each fact's history from the window in memory: what other processes stored since the
+        last batch read first (one query each, none when this process is the only writer), the
+        span the batch looks back on read from the store when the window does not cover it (the
+        first batch, a late ticket), the batch's own facts added (the store held them too when
+        the history was read from it). ``assess`` keeps of a history only the facts before its
+        own within each detector's window."""
+        window = self.window
+        window.add(await self.store.by_others())
         if not facts:
             return {}
-        start = min(f.at for f in facts) - w.horizon(self.rules)
-        repeat_start = min(f.at for f in facts) - timedelta(days=self.rules.repeat["window_days"])
-        end = max(f.at for f in facts)
-        places: dict[tuple[str, str], list[w.Fact]] = {}
-        for key in dict.fromkeys((f.street, f.category) for f in facts):
-            places[key] = await self.store.around({"street": key[0], "category": key[1]}, start, end)
-        by_caller = await self.store.around_many("caller_key", [f.caller_key for f in facts if f.caller_key],
-                                                 repeat_start, end)
-        by_address = await self.store.around_many("address", [f.address for f in facts if f.address],
-                                                  repeat_start, end)
-        return {f.ticket_id: w.History(places[(f.street, f.category)],
-                                       by_caller.get(f.caller_key, []) if f.caller_key else [],
-                                       by_address.get(f.address, []) if f.address else [], since)
-                for f in facts}
+        first = min(f.at for f in facts)
+        gap = window.missing(first - w.horizon(self.rules), first - timedelta(hours=self.rules.mass["window_hours"]))
+        if gap is not None:
+            began = datetime.now(UTC)
+            loaded = await self.store.between(*gap)
+            if window.low is None:  # the first read: the oldest fact ever stored is the baseline's start
+                oldest = await self.store.since()
+                if oldest is not None:
+                    window.since = oldest if window.since is None else min(window.since, oldest)
+            window.filled(gap[0], loaded)
+            self.store.looking_from(began)
+        window.add(facts)
+        found = {f.ticket_id: window.history(f) for f in facts}
+        window.prune(w.horizon(self.rules), timedelta(hours=self.rules.mass["window_hours"]))
+        return found

@@ -1,11 +1,16 @@
 """Early warnings' store: the ticket facts the detectors look back on (``warning_facts``, one per
 ticket, insert-if-missing so a replay adds nothing) and the warnings raised (``warnings``, keyed
-by their deterministic id, so a replay never stores one twice)."""
+by their deterministic id, so a replay never stores one twice).
+
+Each fact carries who stored it and when (``by``: the storing process, ``stored_at``: its wall
+clock): a process keeps the recent facts in memory (fact_window.py) and reads only what the
+other live processes (``warning_writers``, a heartbeat each) stored since it last looked."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format
@@ -23,15 +28,24 @@ INDEXES = {
         IndexModel([("caller_key", ASCENDING), ("at", ASCENDING)], sparse=True),
         IndexModel([("address", ASCENDING), ("at", ASCENDING)], sparse=True),
         IndexModel([("at", ASCENDING)]),
+        IndexModel([("by", ASCENDING), ("stored_at", ASCENDING)], sparse=True),
     ],
     "warnings": [IndexModel([("raised_at", DESCENDING), ("_id", ASCENDING)]),
                  IndexModel([("kind", ASCENDING), ("raised_at", DESCENDING)])],
 }
 
 
-def _doc(fact: Fact) -> Doc:
+WRITERS = "warning_writers"
+ALIVE = timedelta(seconds=60)  # a writer whose heartbeat is older is gone
+HEARTBEAT = timedelta(seconds=10)
+SLACK = timedelta(seconds=10)  # clocks of two processes and a write in flight: read this much again
+
+
+def _doc(fact: Fact, by: str = "", stored_at: datetime | None = None) -> Doc:
     doc: Doc = {"_id": fact.ticket_id, "at": fact.at, "street": fact.street, "category": fact.category,
                 "text": fact.text}
+    if by:
+        doc["by"], doc["stored_at"] = by, stored_at
     if fact.caller_key:
         doc["caller_key"] = fact.caller_key
     if fact.address:
@@ -49,13 +63,58 @@ def fact_of_doc(doc: Doc) -> Fact:
 
 
 class WarningStore:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], process: str = "") -> None:
         self.facts = db["warning_facts"]
         self.warnings = db["warnings"]
+        self.writers = db[WRITERS]
+        self.process = process or uuid.uuid4().hex
+        self.beat_at: datetime | None = None
+        self.beat_every = HEARTBEAT
+        self.others: dict[str, datetime] = {}  # live writers but this process -> read their facts since
+        self.started: datetime | None = None
 
     async def remember(self, facts: Sequence[Fact]) -> set[Any]:
         """Store the facts; returns the ids of those stored before (a replay)."""
-        return await insert_missing(self.facts, [_doc(f) for f in facts])
+        now = datetime.now(UTC)
+        await self.heartbeat(now)
+        return await insert_missing(self.facts, [_doc(f, self.process, now) for f in facts])
+
+    async def heartbeat(self, now: datetime) -> None:
+        """Say this process is storing facts (every ``HEARTBEAT``), and learn who else is."""
+        if self.beat_at is not None and now - self.beat_at < self.beat_every:
+            return
+        self.beat_at = now
+        await self.writers.update_one({"_id": self.process}, {"$set": {"seen": now}}, upsert=True)
+        alive = {d["_id"] async for d in self.writers.find({"seen": {"$gte": now - ALIVE}}, {"_id": 1})}
+        alive.discard(self.process)
+        for gone in set(self.others) - alive:
+            del self.others[gone]
+        for new in alive - set(self.others):  # what it stored since this process's memory was read
+            self.others[new] = self.started or now
+
+    def looking_from(self, when: datetime) -> None:
+        """This process's memory was read from the store at ``when``: every fact stored before is in it."""
+        if self.started is None:
+            self.started = when
+
+    async def by_others(self) -> list[Fact]:
+        """The facts other live processes stored since this one last asked (and ``SLACK`` before)."""
+        if not self.others:
+            return []
+        now = datetime.now(UTC)
+        out: list[Fact] = []
+        for other, since in list(self.others.items()):
+            out += [fact_of_doc(d) async for d in self.facts.find({"by": other,
+                                                                   "stored_at": {"$gte": since - SLACK}})]
+            self.others[other] = now
+        return out
+
+    async def between(self, start: datetime, end: datetime | None) -> list[Fact]:
+        """Every fact received from ``start`` (to ``end``, excluded)."""
+        at: dict[str, Any] = {"$gte": start}
+        if end is not None:
+            at["$lt"] = end
+        return [fact_of_doc(d) async for d in self.facts.find({"at": at})]
 
     async def since(self) -> datetime | None:
         first = await self.facts.find_one({}, sort=[("at", ASCENDING)])
