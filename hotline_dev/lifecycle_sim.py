@@ -140,6 +140,12 @@ class Player:
         self.park_stub: park_pb2_grpc.ParkServiceStub | None = None
         self.producer: AIOKafkaProducer | None = None
         self.ready = asyncio.Event()
+        # (ticket, dispatch round) whose return routing has decided, whoever decided it: routing itself
+        # refuses a return asked after its limit at once (ReturnRefused comes without the office's
+        # decision), and an approved one closes the round (CaseClosed, re-dispatched)
+        self.returns_decided: set[tuple[str, int]] = set()
+        self.clock: Callable[[], float] = time.monotonic
+        self.deadline = float("inf")  # the run's: a step waiting for the platform waits at most this long
 
     # ---------------------------------------------------------------- running
 
@@ -164,6 +170,7 @@ class Player:
         await self.producer.start()
         await consumer.start()
         deadline = time.monotonic() + timeout
+        self.deadline = self.clock() + timeout
         try:
             topics = [s.topics.name("case_events"), s.topics.name("city_results")]
             partitions = [TopicPartition(t, p) for t in topics for p in await _partitions(consumer, t)]
@@ -246,6 +253,7 @@ class Player:
             case lifecycle_pb2.ReturnRequested():
                 self._spawn(self._routing(case, path))
             case lifecycle_pb2.ReturnRefused():
+                self.returns_decided.add((tid, case.dispatch_round))
                 self._spawn(self._handle(case, path, after_return=True))
             case lifecycle_pb2.ExtensionRequested():
                 approve = path == Path.EXTENSION_APPROVED
@@ -266,7 +274,9 @@ class Player:
                 self._spawn(self._office(case, "DecideRedo", lifecycle_pb2.DecideRedoRequest(
                     ticket_id=tid, redo=redo,
                     reason=REDO_REASON if redo else CLOSE_EXPLANATION)))
-            case lifecycle_pb2.CaseClosed(closure=closure) if closure != case_pb2.CLOSURE_REDISPATCHED:
+            case lifecycle_pb2.CaseClosed(closure=case_pb2.CLOSURE_REDISPATCHED):
+                self.returns_decided.add((tid, case.dispatch_round))
+            case lifecycle_pb2.CaseClosed():
                 self.stats.closed.add(tid)
                 self.stats.closed_after[tid] = time.monotonic() - self.stats.started
 
@@ -369,19 +379,26 @@ class Player:
         decide: Any = services_pb2_grpc.RoutingServiceStub(self._routing_channel()).DecideReturn
         metadata = (("authorization", f"Bearer {self._token('office')}"),
                     ("idempotency-key", f"sim/{tid}/{case.dispatch_round}/return-decision"))
-        deadline, wait = time.monotonic() + 300, 0.2
-        while True:  # routing learns of the return from ReturnRequested: wait until its desk holds it
+        wait = 0.2
+        # Routing learns of the return from ReturnRequested, relayed from supervision's outbox and
+        # consumed by routing's returns consumer: under load that takes as long as the backlog
+        # ahead of it (minutes in a 1,000-lifecycle run), so the office waits until its desk holds
+        # the return for as long as the run lasts, not a fixed time. Routing may decide it first:
+        # a return asked after its limit is refused at once (ReturnRefused): nothing is left to decide.
+        while (tid, case.dispatch_round) not in self.returns_decided:
             try:
                 await decide(request, metadata=metadata, timeout=30)
                 break
             except grpc.aio.AioRpcError as exc:
                 waiting = exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION)
-                if not (exc.code() in RETRYABLE or waiting) or time.monotonic() > deadline:
+                if not (exc.code() in RETRYABLE or waiting) or self.clock() > self.deadline:
                     self.stats.refused.append(f"DecideReturn {tid}: {exc.code().name} {exc.details()}")
                     raise
                 self.stats.retries += 1
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 2.0)
+        else:
+            return  # routing refused it itself
         self.stats.commands["DecideReturn"] += 1
         self.stats.routing_decisions += 1
 
