@@ -126,8 +126,9 @@ async def test_a_batch_of_case_openings_is_three_round_trips(settings: Settings,
         assert await db["outbox"].count_documents({}) == 2  # C1's event, and the batch's 20 in one document
         assert await db["commands"].count_documents({}) == 0  # no stored answers
 
+        cases = [await CaseStore(db).get(f"OC{i}") for i in range(20)]
         sent.names.clear()  # the batch delivered again: the cases say the rounds are open; nothing written
-        assert await bus.handle_many(batch) == [await CaseStore(db).get(f"OC{i}") for i in range(20)]
+        assert await bus.handle_many(batch) == cases
         assert sent.names == ["find", "commitTransaction"] and len(await outbox.pending()) == 21
     finally:
         await client.close()
