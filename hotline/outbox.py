@@ -4,7 +4,9 @@ A consumer needs no outbox: the offset it has not yet committed is its durable t
 (see hotline/kafka.py). An HTTP or gRPC command, or a timer, has no such cursor, so it
 writes its state change and its events in one MongoDB transaction (``stage``), and the
 relay publishes what is staged, in order, then deletes it. A crash between publishing and
-deleting republishes the same event ids, which consumers drop as duplicates.
+deleting republishes the same event ids, which consumers drop as duplicates. The unit of work
+stages a transaction's events as ONE document (:meth:`Outbox.batched`, ``events``: the events
+in order); the relay publishes its events one by one and deletes the one document.
 
 Follow-ups inside the service (:meth:`Outbox.follow`): a service's own reaction to its staged
 events (supervision: a case closed -> settle its 督办 and close the cases merged under it; a first

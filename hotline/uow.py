@@ -18,6 +18,11 @@ the commit, whatever the batch's size (a single command: 4 round trips, 3 with
 ``combined_read``, as before). :class:`InMemoryUnitOfWork` keeps everything in dicts and lists,
 for the unit tests of the handlers (no Kafka, no store).
 
+A command marked ``by_state`` (idempotent on the state: a consumed ticket received, routed, a
+round opened) has no stored answer: step 1 skips it and step 3 stores none; its ``decide`` says
+"changes nothing" when the state holds its effect. A transaction's events are ONE outbox document
+(hotline/outbox.py ``Outbox.batched``). A consumer batch of such commands: 3 round trips.
+
 A batch never holds the same target or the same idempotency key twice: such a command starts
 the next transaction, so it sees what the one before it committed.
 """

@@ -126,8 +126,18 @@ async def test_a_batch_of_case_openings_is_three_round_trips(settings: Settings,
         assert await db["outbox"].count_documents({}) == 2  # C1's event, and the batch's 20 in one document
         assert await db["commands"].count_documents({}) == 0  # no stored answers
 
+        cases = [await CaseStore(db).get(f"OC{i}") for i in range(20)]
         sent.names.clear()  # the batch delivered again: the cases say the rounds are open; nothing written
-        assert await bus.handle_many(batch) == [await CaseStore(db).get(f"OC{i}") for i in range(20)]
+        assert await bus.handle_many(batch) == cases
         assert sent.names == ["find", "commitTransaction"] and len(await outbox.pending()) == 21
+
+        followed: list[str] = []  # the relay: the events one by one, in order, then ONE delete per document
+
+        async def follower(docs: Any) -> None:
+            followed.extend(d["key"] for d in docs)
+        outbox.follow(follower)
+        staged = [e["event_id"] for e in await outbox.pending()]
+        assert len(set(staged)) == 21 and await outbox.relay_once() == 21
+        assert followed == ["C1", *(f"OC{i}" for i in range(20))] and await db["outbox"].count_documents({}) == 0
     finally:
         await client.close()

@@ -73,6 +73,7 @@ async def test_a_batch_is_one_transaction_storing_announcing_and_auditing_each_t
     bus, uow, repeats, consumer = env()
     assert await consumer.apply(items(ticket("C1", "13800000001"), ticket("C2"), ticket("C3"))) == []
     assert uow.commits == 1 and repeats.reads == 1  # the repeat keys of the batch read once
+    assert not uow.stored  # ReceiveTicket is idempotent on the state (by_state): no stored answers
     assert [e.ticket.ticket_id for e in received(uow)] == ["C1", "C2", "C3"]
     assert all(e.topic == "ticket_events" and e.key == cast(events_pb2.TicketReceived, e.message).ticket.ticket_id
                for e in uow.events)

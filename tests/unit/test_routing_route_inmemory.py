@@ -65,6 +65,7 @@ async def test_a_batch_is_one_transaction_of_desk_records_assignments_and_events
     tickets = [ticket(*MANUAL, tid="T1"), ticket("噪音扰民", "小区门口夜间施工噪音扰民", "幸福路1号", tid="T2")]
     assert await consumer.apply(items(*tickets)) == []
     assert uow.commits == 1
+    assert not uow.stored  # RouteTicket is idempotent on the state (by_state): no stored answers
     expected = {t.ticket_id: state(ROUTER, t) for t in tickets}  # what the router decides for each
     for tid, want in expected.items():
         got = cast(Desk, uow.state("dispatch", tid))
