@@ -130,8 +130,9 @@ class KpiStore:
                 op["$set"] = dict(u.set)
             if u.max:
                 op["$max"] = dict(u.max)
-            if op and u.level in ANCHORS:  # the anchors' months, for the month query (facts_within)
-                op["$addToSet"] = {MONTHS: {"$each": self.months_of(u.level, {**u.set, **u.max})}}
+            if op and u.level in ANCHORS:  # the anchors' months, for the month query (facts_within);
+                months = self.months_of(u.level, {**u.set, **u.max})  # an insert stores [] when none
+                op["$addToSet"] = {MONTHS: {"$each": months}}
             if op:
                 by_collection.setdefault(self.COLLECTIONS[u.level], []).append((u.key, op))
         for collection, ops in by_collection.items():
@@ -140,7 +141,8 @@ class KpiStore:
             fresh = [(key, op) for key, op in ops if key not in stored and _plain(op)]
             raced = await insert_missing(docs, [_inserted(key, op) for key, op in fresh])
             inserted = {key for key, _ in fresh} - raced
-            updates = [UpdateOne({"_id": key}, op, upsert=True) for key, op in ops if key not in inserted]
+            updates = [UpdateOne({"_id": key}, _without_no_months(op), upsert=True)
+                       for key, op in ops if key not in inserted]
             if updates:
                 await docs.bulk_write(updates, ordered=False)
         return sum(len(ops) for ops in by_collection.values())
@@ -238,6 +240,13 @@ def _inserted(key: str, op: Mapping[str, Any]) -> Doc:
     """The document an update of a key not stored yet makes (``$addToSet`` of ``$each``: a list)."""
     added = {name: list(spec["$each"]) for name, spec in op.get("$addToSet", {}).items()}
     return {"_id": key, **op.get("$set", {}), **op.get("$max", {}), **added}
+
+
+def _without_no_months(op: dict[str, Any]) -> dict[str, Any]:
+    """An update of a stored document adds no empty list of months (the write costs less)."""
+    if op.get("$addToSet", {}).get(MONTHS, {}).get("$each") == []:
+        return {k: v for k, v in op.items() if k != "$addToSet"}
+    return op
 
 
 def _plain(op: Mapping[str, Any]) -> bool:

@@ -19,7 +19,7 @@ from services.metrics.handlers import kpi_gauge_tables
 from services.metrics.kpi import KpiPolicy, Period, within
 from services.metrics.projection import updates
 from services.metrics.simulate import events, lifecycles
-from services.metrics.store import MONTHS, KpiStore
+from services.metrics.store import INDEXES, MONTHS, KpiStore
 from services.metrics.views import Views
 
 pytestmark = pytest.mark.integration
@@ -40,6 +40,7 @@ async def test_a_months_rows_equal_the_full_computation_and_old_facts_are_backfi
     db = client[f"{settings.mongo.database_prefix}_kpim_{uuid.uuid4().hex[:6]}"]
     store = KpiStore(db, TZ)
     try:
+        await mongo.ensure_indexes(db, INDEXES)  # as the service does at start: the month query uses them
         stream = [u for e in events(facts) for u in updates(e.message)]
         for start in range(0, len(stream), 700):
             await store.apply(stream[start:start + 700])

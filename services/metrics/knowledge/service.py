@@ -84,7 +84,8 @@ class Indexer:
         n = 0
         for collection in ("kb_cases", "kb_articles"):
             since = self.since[collection]
-            docs = await self.store.changed_since(collection, since - OVERLAP if since else None, limit=0)
+            docs = await self.store.changed_since(collection, since - OVERLAP if since else None, limit=0,
+                                                  ever_resolved=collection == "kb_cases")
             if docs:
                 await asyncio.to_thread(self._apply, collection, docs)
                 self.since[collection] = max(d["updated_at"] for d in docs)

@@ -80,7 +80,14 @@ class KnowledgeStore:
                 seen.update(u.set)  # later updates of the batch compare with this one's result
                 for k, v in u.add.items():
                     seen[k] = [*seen.get(k, []), v]
-            op: dict[str, Any] = {"$set": {**u.set, "updated_at": now}}
+            elif seen is None and u.upsert:
+                known[u.collection][u.key] = {**u.set}
+            # ``updated_at`` (the indexer's tail) only on what the index may hold: articles, and cases
+            # once resolved (``resolved`` set; a sent-back case is then removed). Every ticket's receipt
+            # and assignment write a case the index never reads until it is resolved.
+            case = known[u.collection].get(u.key) or {}
+            stamp = u.collection != "kb_cases" or "resolved" in u.set or "resolved" in case
+            op: dict[str, Any] = {"$set": {**u.set, **({"updated_at": now} if stamp else {})}}
             if u.add:
                 op["$addToSet"] = u.add
             by.setdefault(u.collection, []).append(UpdateOne({"_id": u.key, **u.match}, op, upsert=u.upsert))
@@ -93,9 +100,13 @@ class KnowledgeStore:
     async def cases_by_id(self, ids: Sequence[str]) -> dict[str, Doc]:
         return {d["_id"]: d for d in await find_in(self.cases, list(ids))}
 
-    async def changed_since(self, collection: str, since: datetime | None, limit: int = 5000) -> list[Doc]:
-        """Documents written at or after ``since`` (all when None), oldest first: the indexer's tail."""
-        query = {"updated_at": {"$gte": since}} if since is not None else {}
+    async def changed_since(self, collection: str, since: datetime | None, limit: int = 5000,
+                            ever_resolved: bool = False) -> list[Doc]:
+        """Documents written at or after ``since`` (all when None), oldest first: the indexer's tail.
+        ``ever_resolved``: only cases with ``resolved`` set (resolved now or sent back since)."""
+        query: dict[str, Any] = {"updated_at": {"$gte": since}} if since is not None else {}
+        if ever_resolved:
+            query["resolved"] = {"$exists": True}
         coll = self.cases if collection == "kb_cases" else self.articles
         return await coll.find(query).sort("updated_at", ASCENDING).limit(limit).to_list()
 
