@@ -234,13 +234,11 @@ class CaseSearch:
                 raise Invalid(f"more than {MAX_MATCHES} tickets match; narrow the search")
             if (not words and not places) or not ids:
                 return ids
-        if words and (ids is None or len(ids) > IN_CHUNK):
+        if words:  # (intersected with the list item's tickets below)
             found = await self._by_words(words, places)
-        else:  # places only, or a few tickets of a list item: checked in one query
+        else:  # places: of a few tickets of a list item, or all (intersected below)
             cond: dict[str, Any] = dict(places)
-            if words:
-                cond["terms"] = {"$all": words}
-            if ids is not None:
+            if ids is not None and len(ids) <= IN_CHUNK:
                 cond["_id"] = {"$in": ids}
             found = [d["_id"] async for d in self.index.find(cond, {"_id": 1}).limit(MAX_MATCHES + 1)]
         if len(found) > MAX_MATCHES:
