@@ -12,8 +12,8 @@ query's pairs must all be among a ticket's terms.
 Why two collections (issue #21): the store rewrites every index entry of a document it updates,
 so setting the list item on the document that holds ~46 terms re-wrote ~46 multikey entries
 (twice the cost of the insert itself); the item beside it costs one small upsert. And the
-store answers ``$all`` over a multikey field by a full scan unless told the index: the terms
-query is hinted (``terms_1``: one pass over the index, documents fetched only for matches).
+store answers ``$all`` over a multikey field by a scan of every document (hinted, of every
+index entry): a query of several words runs one indexed equality per word (``_by_words``).
 
 Every query is served by an index: words, street, community or list item select ticket ids in
 ``case_search`` first (each an index); the case filters (state, unit, category, lane, level,
@@ -44,7 +44,7 @@ from hotline.v1 import events_pb2, ticket_pb2
 
 COLLECTION = "case_search"
 ITEMS = "case_search_items"  # the list item (清单事项) a ticket was dispatched by: {_id: ticket id, rule_id}
-TERMS_INDEX = "terms_1"
+WORD_MATCHES = 50_000  # tickets one word's index entries may yield before its query falls back to $all
 MAX_MATCHES = 5000  # ticket ids a word/street/list-item selection may yield before it is refused as too broad
 MAX_PAGE = 200
 INDEXES = {
@@ -194,18 +194,35 @@ class CaseSearch:
 
     # ------------------------------------------------------------ queries
 
+    async def _by_words(self, words: list[str], places: dict[str, str]) -> list[str]:
+        """The tickets holding every word (and in the places): one indexed query per word, the ids
+        intersected here. The store plans ``$all`` over a multikey field as a scan of every document,
+        and, hinted, as a scan of every index entry (issue #21, measured); a single word's equality
+        walks only its own entries. A word with more than ``WORD_MATCHES`` tickets falls back to
+        the one ``$all`` query (a scan, as before)."""
+        found: list[str] | None = None
+        for n, word in enumerate(words):
+            cond = {"terms": word, **(places if n == 0 else {})}
+            ids = [d["_id"] async for d in self.index.find(cond, {"_id": 1}).limit(WORD_MATCHES + 1)]
+            if len(ids) > WORD_MATCHES:
+                return [d["_id"] async for d in self.index.find({"terms": {"$all": words}, **places}, {"_id": 1})
+                        .limit(MAX_MATCHES + 1)]
+            if found is None:
+                found = ids
+            else:
+                have = set(ids)
+                found = [t for t in found if t in have]
+            if not found:
+                return []
+        return found or []
+
     async def _selected(self, q: Query) -> list[str] | None:
         """Ticket ids the index fields select, or None when the query names none of them."""
-        cond: dict[str, Any] = {}
         words = query_terms(q.text)
         if q.text.strip() and not words:
             return []
-        if words:
-            cond["terms"] = {"$all": words} if len(words) > 1 else words[0]
-        for name, value in (("street", q.street), ("community", q.community)):
-            if value:
-                cond[name] = value
-        if not cond and not q.rule_id:
+        places = {name: value for name, value in (("street", q.street), ("community", q.community)) if value}
+        if not words and not places and not q.rule_id:
             return None
         ids: list[str] | None = None
         if q.rule_id:  # the list item's tickets (and those of documents that carry it from before)
@@ -215,14 +232,15 @@ class CaseSearch:
                    .limit(MAX_MATCHES + 1)]))
             if len(ids) > MAX_MATCHES:
                 raise Invalid(f"more than {MAX_MATCHES} tickets match; narrow the search")
-            if not cond or not ids:
+            if (not words and not places) or not ids:
                 return ids
-            if len(ids) <= IN_CHUNK:  # few: the words and places checked on those tickets only
+        if words:  # (intersected with the list item's tickets below)
+            found = await self._by_words(words, places)
+        else:  # places: of a few tickets of a list item, or all (intersected below)
+            cond: dict[str, Any] = dict(places)
+            if ids is not None and len(ids) <= IN_CHUNK:
                 cond["_id"] = {"$in": ids}
-        cursor = self.index.find(cond, {"_id": 1}).limit(MAX_MATCHES + 1)
-        if words and "_id" not in cond:
-            cursor = cursor.hint(TERMS_INDEX)  # the store plans $all over a multikey field as a full scan
-        found = [d["_id"] async for d in cursor]
+            found = [d["_id"] async for d in self.index.find(cond, {"_id": 1}).limit(MAX_MATCHES + 1)]
         if len(found) > MAX_MATCHES:
             raise Invalid(f"more than {MAX_MATCHES} tickets match; narrow the search")
         if ids is not None:
