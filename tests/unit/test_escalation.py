@@ -366,11 +366,15 @@ class FakeCommands:
     async def raise_supervision(self, ticket_id: str, level: int, reason: str, at: datetime, key: str = "") -> None:
         self.calls.append(("raise", ticket_id, level, key))
 
-    async def settle(self, closed: events_pb2.Case, at: datetime) -> None:
-        self.calls.append(("settle", closed.ticket_id, 0, ""))
+    async def closing(self, ticket_ids: list[str]) -> dict[str, tuple[bool, list[str]]]:
+        self.calls.append(("closing", ",".join(ticket_ids), 0, ""))
+        return {"C2": (True, ["C7"])}
 
-    async def close_merged(self, parent: events_pb2.Case, at: datetime) -> None:
-        self.calls.append(("close_merged", parent.ticket_id, 0, ""))
+    async def settle(self, closed: events_pb2.Case, at: datetime, is_open: bool | None = None) -> None:
+        self.calls.append(("settle", closed.ticket_id, 0, repr(is_open)))
+
+    async def close_merged(self, parent: events_pb2.Case, at: datetime, merged: list[str] | None = None) -> None:
+        self.calls.append(("close_merged", parent.ticket_id, 0, repr(merged)))
 
 
 def staged(message: object, topic: str = "t.cases") -> dict[str, Any]:
@@ -395,6 +399,22 @@ async def test_the_follow_ups_raise_level_one_and_settle_on_closing_from_the_out
     # the result of a deputy's escalation (deputy_escalation_handlers.py) and other topics are not followed
     assert follow_ups.decode(staged(deputy)) is None and follow_ups.decode(staged(closed, "t.city.results")) is None
     await follow_ups.follow([staged(m) for m in (poor, fine, deputy, overdue, closed, moved)])
-    assert fake.calls == [("raise", "C1", 1, "C1/supervision/L1/evaluation/EV1"),
+    # C1 was raised in this batch: its closing reads its supervision again (None: not known)
+    assert fake.calls == [("closing", "C1", 0, ""),
+                          ("raise", "C1", 1, "C1/supervision/L1/evaluation/EV1"),
                           ("raise", "C1", 1, "C1/supervision/L1/overdue"),
-                          ("settle", "C1", 0, ""), ("close_merged", "C1", 0, "")]
+                          ("settle", "C1", 0, "None"), ("close_merged", "C1", 0, "None")]
+
+
+async def test_the_closings_of_a_batch_are_read_once_for_all() -> None:
+    fake = FakeCommands()
+    follow_ups = EscalationFollowUps(fake, "t.cases")  # type: ignore[arg-type]
+    closed = [lifecycle_pb2.CaseClosed(case=events_pb2.Case(ticket_id=t), closure=case_pb2.CLOSURE_SATISFIED,
+                                       occurred_at=pb.ts(NOW)) for t in ("C2", "C3")]
+    moved = lifecycle_pb2.CaseClosed(case=events_pb2.Case(ticket_id="C4"), closure=case_pb2.CLOSURE_REDISPATCHED)
+    await follow_ups.follow([staged(m) for m in (*closed, moved)])
+    # one read for both closings (the re-dispatched round is no closing); C2 has an open level and
+    # C7 merged under it, C3 has no supervision document: nothing open, nothing merged
+    assert fake.calls == [("closing", "C2,C3", 0, ""),
+                          ("settle", "C2", 0, "True"), ("close_merged", "C2", 0, "['C7']"),
+                          ("settle", "C3", 0, "False"), ("close_merged", "C3", 0, "[]")]

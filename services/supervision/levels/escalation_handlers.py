@@ -69,14 +69,25 @@ class EscalationFollowUps:
         await self.apply([m for m in map(self.decode, docs) if m is not None])
 
     async def apply(self, messages: Sequence[Message]) -> None:
+        # The closings of the batch are looked up in ONE read (open supervision? cases merged
+        # under it?) instead of two reads each: the relay publishes nothing of the batch before
+        # its follow-ups are done, so each read here delays every event of the batch (a
+        # 1,000-lifecycle run closes ~70 cases per relay batch). A case raised earlier in this
+        # batch is read again when it closes (its new record is not in the batch's read).
+        closings = [m.case.ticket_id for m in messages if isinstance(m, lifecycle_pb2.CaseClosed) and _closing(m)]
+        known = await self.commands.closing(closings) if closings else {}
+        raised: set[str] = set()
         for message in messages:
             if isinstance(message, lifecycle_pb2.CaseEvaluated) and message.needs_decision:
+                raised.add(message.case.ticket_id)
                 await self._evaluated(message)
             elif isinstance(message, deadlines_pb2.OverdueSupervisionRaised):
+                raised.add(message.ticket_id)
                 await self._overdue(message)
-            elif isinstance(message, lifecycle_pb2.CaseClosed) and \
-                    message.closure != case_pb2.CLOSURE_REDISPATCHED:
-                await self._closed(message)
+            elif _closing(message):
+                assert isinstance(message, lifecycle_pb2.CaseClosed)
+                tid = message.case.ticket_id
+                await self._closed(message, None if tid in raised else known.get(tid, (False, [])))
 
     async def _evaluated(self, m: lifecycle_pb2.CaseEvaluated) -> None:
         e, tid = m.evaluation, m.case.ticket_id
@@ -101,11 +112,17 @@ class EscalationFollowUps:
             AUTOMATIC.labels("overdue", "refused").inc()
             log.warning("level 1 supervision refused", ticket_id=tid, reason=exc.message)
 
-    async def _closed(self, m: lifecycle_pb2.CaseClosed) -> None:
+    async def _closed(self, m: lifecycle_pb2.CaseClosed, known: tuple[bool, list[str]] | None) -> None:
+        is_open, merged = known if known is not None else (None, None)
         try:
-            await self.commands.settle(m.case, pb.dt(m.occurred_at))
-            await self.commands.close_merged(m.case, pb.dt(m.occurred_at))
+            await self.commands.settle(m.case, pb.dt(m.occurred_at), is_open)
+            await self.commands.close_merged(m.case, pb.dt(m.occurred_at), merged)
             AUTOMATIC.labels("case_closed", "applied").inc()
         except DomainError as exc:
             AUTOMATIC.labels("case_closed", "refused").inc()
             log.warning("merged cases not closed", ticket_id=m.case.ticket_id, reason=exc.message)
+
+
+def _closing(message: Message) -> bool:
+    """A case closed for good (not re-dispatched): its supervision settles, its merged cases close."""
+    return isinstance(message, lifecycle_pb2.CaseClosed) and message.closure != case_pb2.CLOSURE_REDISPATCHED

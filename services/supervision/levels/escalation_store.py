@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -134,23 +134,40 @@ class EscalationCommands:
         answer: sv.CaseSupervision = await self.bus.handle(lc.MergeTickets(request, actor, key))
         return answer
 
-    async def settle(self, closed: events_pb2.Case, at: datetime) -> bool:
-        """The case closed: close its open supervision with it (once). False: none was open."""
+    async def closing(self, ticket_ids: Sequence[str]) -> dict[str, tuple[bool, list[str]]]:
+        """For cases that closed, in ONE read (the outbox's follow-ups of a relay batch): whether
+        each has an open supervision, and the cases merged under it. A case without a supervision
+        document is absent (nothing to settle, nothing merged under it)."""
+        if not ticket_ids:
+            return {}
+        cursor = self.db[SUPERVISIONS].find({"_id": {"$in": list(dict.fromkeys(ticket_ids))}},
+                                            {"records.state": 1, "merged": 1})
+        return {d["_id"]: (any(r.get("state") == "SUPERVISION_STATE_OPEN" for r in d.get("records", [])),
+                           list(d.get("merged", []))) async for d in cursor}
+
+    async def settle(self, closed: events_pb2.Case, at: datetime, is_open: bool | None = None) -> bool:
+        """The case closed: close its open supervision with it (once). False: none was open.
+        ``is_open``: known from :meth:`closing` (None: read it here)."""
         tid = closed.ticket_id
-        if await self.db[SUPERVISIONS].find_one({"_id": tid, "records.state": "SUPERVISION_STATE_OPEN"},
-                                                {"_id": 1}) is None:
+        if is_open is None:
+            is_open = await self.db[SUPERVISIONS].find_one(
+                {"_id": tid, "records.state": "SUPERVISION_STATE_OPEN"}, {"_id": 1}) is not None
+        if not is_open:
             return False
         await self.bus.handle(lc.SettleSupervision(closed, SYSTEM, f"{tid}/supervision/settle/{at.isoformat()}", at))
         return True
 
-    async def close_merged(self, parent: events_pb2.Case, at: datetime) -> int:
+    async def close_merged(self, parent: events_pb2.Case, at: datetime, merged: list[str] | None = None) -> int:
         """The parent closed: each case merged under it closes with its result through the case
         lifecycle (lifecycle.CLOSE_MERGED, a command keyed by child and parent: once). A child
-        archived on its own before keeps its own closing. Returns how many were merged under it."""
+        archived on its own before keeps its own closing. Returns how many were merged under it.
+        ``merged``: the children, known from :meth:`closing` (None: read them here)."""
         if self.cases is None:
             raise RuntimeError("closing merged cases needs the case commands (EscalationCommands(cases=...))")
-        doc = await self.db[SUPERVISIONS].find_one({"_id": parent.ticket_id}, {"merged": 1})
-        children = list((doc or {}).get("merged", []))
+        if merged is None:
+            doc = await self.db[SUPERVISIONS].find_one({"_id": parent.ticket_id}, {"merged": 1})
+            merged = list((doc or {}).get("merged", []))
+        children = merged
         for child in children:
             request = merging_pb2.CloseMergedRequest(ticket_id=child, parent=parent)
             try:
