@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline import mongo
+from hotline import mongo, pb
 from hotline.envelope import Record
 from hotline.v1 import events_pb2, ticket_pb2
 from services.intake.handlers import HandlingUnits
@@ -37,7 +37,8 @@ def assigned(tid: str, primary: str, *assisting: str) -> tuple[Record, events_pb
 
 async def test_units_of_every_round_are_inserted_once_and_read_back(db: AsyncDatabase[mongo.Doc]) -> None:
     store = TicketStore(db)
-    await store.insert_new([ticket_pb2.Ticket(ticket_id=t, title="x") for t in ("T1", "T10", "T2", "T3")])
+    await store.tickets.insert_many([  # as ReceiveTicket's repository stores them
+        {"_id": t, **pb.to_doc(ticket_pb2.Ticket(ticket_id=t, title="x"))} for t in ("T1", "T10", "T2", "T3")])
     units = HandlingUnits(store)
     await units.apply([assigned("T1", "DP01", "DP02"), assigned("T10", "DP09"), assigned("T2", "DP03")])
     await units.apply([assigned("T1", "DP01", "DP02"), assigned("T1", "DP05")])  # a replay; a second round
