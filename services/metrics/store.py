@@ -115,7 +115,10 @@ class KpiStore:
         for name in ANCHORS.get(level, ()):
             at = fields.get(name)
             if isinstance(at, datetime):
-                out.add(period_label("month", at if at.tzinfo else at.replace(tzinfo=UTC), self.tz))
+                try:
+                    out.add(period_label("month", at if at.tzinfo else at.replace(tzinfo=UTC), self.tz))
+                except OverflowError:  # a time past year 9999 in district time (a bad record): in no month
+                    continue
         return sorted(out)
 
     async def apply(self, batch: Sequence[FactUpdate]) -> int:
