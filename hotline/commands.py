@@ -12,11 +12,11 @@ typed commands and a consumer's batch) applies it in ONE store transaction:
 3. stage the events in the outbox (deterministic ids; the relay publishes them);
 4. write the audit entry (actor, time, action, reason, before, after) and the stored answer.
 
-Round trips to the store: the save, the events, the audit entry and the answer are one client
+Round trips to the store: the answer, the save, the events and the audit entry are one client
 bulk write when the repository says where its state lives (``source``/``loaded``/``write_ops``,
-see :class:`Repository`): the answer's find, the state's find, the write and the commit = 4
-(3 with ``combined_read``: 1 and the load in one aggregation); 5 for a repository that only
-has ``load`` and ``save``; 7 before.
+see :class:`Repository`): the state's find, the write and the commit = 3 (the answer is not
+looked up first: a retried key fails the answer's insert and runs again reading it, see
+hotline/uow.py); 4 for a repository that only has ``load`` and ``save``; 7 before.
 
 HTTP and gRPC adapters stay thin: build the command, call ``run``, return the answer. Domain
 errors map to status codes once, here (:data:`HTTP_STATUS`, :data:`GRPC_STATUS`).
@@ -43,7 +43,6 @@ from hotline.outbox import Outbox
 
 S = TypeVar("S")
 IDEMPOTENCY = "commands"  # collection of answers by (actor, idempotency key)
-_OF = "_hotline_of"  # marks which document of the combined read is which
 
 HTTP_STATUS = {
     "invalid_argument": 400, "not_found": 404, "failed_precondition": 409, "already_exists": 409,
@@ -160,23 +159,15 @@ class CommandBus:
     message bus (hotline/bus.py), which uses the same unit of work (``uow``)."""
 
     def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], outbox: Outbox, service: str,
-                 clock: Clock | None = None, combined_read: bool = False) -> None:
+                 clock: Clock | None = None) -> None:
         from hotline.uow import MongoUnitOfWork  # the unit of work builds on this module's types
 
-        self.uow = MongoUnitOfWork(client, db, outbox, service, clock, combined_read)
+        self.uow = MongoUnitOfWork(client, db, outbox, service, clock)
         self.client = client
         self.db = db
         self.outbox = outbox
         self.service = service
         self.clock = self.uow.clock
-
-    @property
-    def combined_read(self) -> bool:
-        return self.uow.combined_read
-
-    @combined_read.setter
-    def combined_read(self, value: bool) -> None:
-        self.uow.combined_read = value
 
     async def run(self, command: Command, repo: Repository[S],
                   decide: Callable[[S | None], Decision[S] | Awaitable[Decision[S]]], topic: str) -> Any:

@@ -5,23 +5,29 @@ A :class:`Work` is what a command handler asks for (hotline/bus.py): the command
 ``decide`` and the topic of its events. A unit of work applies a list of them, the steps of
 hotline/commands.py once for both stores:
 
-1. the stored answers of the commands' idempotency keys (per actor): a retried command gets
-   the first answer back and changes and emits nothing;
-2. the states of the others, by repository kind and target; ``decide``; a refusal
+1. the states of the commands' targets, by repository kind and target; ``decide``; a refusal
    (:class:`DomainError`) is that command's result and the others go on;
-3. stage the new states, the events (deterministic ids), the audit entries and the answers;
-4. commit.
+2. stage the new states, the events (deterministic ids), the audit entries and the answers
+   under the commands' idempotency keys (per actor);
+3. commit.
 
-:class:`MongoUnitOfWork` does that in ONE store transaction per batch: the answers' find, the
-states' find (one per collection), one client bulk write (states, outbox, audit, answers) and
-the commit, whatever the batch's size (a single command: 4 round trips, 3 with
-``combined_read``, as before). :class:`InMemoryUnitOfWork` keeps everything in dicts and lists,
-for the unit tests of the handlers (no Kafka, no store).
+A retried command gets the first answer back and changes and emits nothing. Its stored answer
+is not looked up before every command (most commands are new): the answers are inserted FIRST
+in the one bulk write, so a retried key fails that insert (duplicate key), the transaction is
+aborted and the batch runs again reading the stored answers first (``answers_first``, the way
+every command ran before). A command ``decide`` refused or found unchanged is looked up too (a
+retry whose first attempt changed the state may be refused by it now), in one read for the batch.
+
+:class:`MongoUnitOfWork` does that in ONE store transaction per batch: the states' find (one
+per collection), one client bulk write (answers, states, outbox, audit) and the commit,
+whatever the batch's size: a single command costs 3 round trips (4 when refused, 6 when it is a
+retry that is not refused). :class:`InMemoryUnitOfWork` keeps everything in dicts and lists, for
+the unit tests of the handlers (no Kafka, no store), and takes the same two paths.
 
 A command marked ``by_state`` (idempotent on the state: a consumed ticket received, routed, a
-round opened) has no stored answer: step 1 skips it and step 3 stores none; its ``decide`` says
-"changes nothing" when the state holds its effect. A transaction's events are ONE outbox document
-(hotline/outbox.py ``Outbox.batched``). A consumer batch of such commands: 3 round trips.
+round opened) has no stored answer: none is read or stored for it; its ``decide`` says "changes
+nothing" when the state holds its effect. A transaction's events are ONE outbox document
+(hotline/outbox.py ``Outbox.batched``).
 
 A batch never holds the same target or the same idempotency key twice: such a command starts
 the next transaction, so it sees what the one before it committed.
@@ -52,7 +58,6 @@ from hotline.mongo import DUPLICATE_KEY, Doc, find_in, insert_missing
 from hotline.outbox import Outbox
 
 S = TypeVar("S")
-_OF = "_hotline_of"  # marks which document of the combined read is which
 _MISSING = object()
 
 
@@ -149,26 +154,19 @@ class UnitOfWork(ABC):
 
     # the one algorithm ------------------------------------------------------------------------
     async def _apply(self, works: list[Work[Any]], digests: list[str | DomainError], tx: Any,
-                     answers_first: dict[str, Doc] | None = None, states_first: list[Any] | None = None,
-                     ) -> tuple[list[Any], list[_Applied]]:
-        valid = [d for d, w in zip(digests, works, strict=True) if isinstance(d, str) and not w.by_state]
-        stored = answers_first if answers_first is not None else (await self.answers(valid, tx) if valid else {})
+                     answers_first: bool) -> tuple[list[Any], list[_Applied]]:
+        """Decide and stage ``works`` in ``tx``. ``answers_first``: read the stored answers before
+        the states (a batch known to hold a retried key); otherwise they are read only for the
+        commands refused or unchanged, and a retried key that changes the state fails its
+        answer's insert (:meth:`stage`: duplicate key), which the caller answers by running the
+        batch again with ``answers_first``."""
+        keyed = {i: d for i, (d, w) in enumerate(zip(digests, works, strict=True))
+                 if isinstance(d, str) and not w.by_state}  # the commands that store an answer
         results: list[Any] = [d if isinstance(d, DomainError) else _MISSING for d in digests]
-        todo = []
-        for i, (work, digest) in enumerate(zip(works, digests, strict=True)):
-            if isinstance(digest, DomainError):
-                continue
-            if digest in stored and not work.by_state:
-                first = stored[digest]
-                if first["command"] != work.command.name:
-                    results[i] = Invalid(f"idempotency key {work.command.idempotency_key!r} was used for "
-                                         f"{first['command']}, not {work.command.name}")
-                else:
-                    results[i] = answer_of(first)
-                continue
-            todo.append(i)
-        states = states_first if states_first is not None else \
-            (await self.load([works[i] for i in todo], tx) if todo else [])
+        if answers_first and keyed:
+            self._answered(works, keyed, results, await self.answers(list(keyed.values()), tx))
+        todo = [i for i, r in enumerate(results) if r is _MISSING]
+        states = await self.load([works[i] for i in todo], tx) if todo else []
         applied: list[_Applied] = []
         now = self.clock.now()
         for i, before in zip(todo, states, strict=True):
@@ -203,9 +201,26 @@ class UnitOfWork(ABC):
                 "_id": digest, "command": command.name, "target": command.target, "at": now, **stored_form(answer)}
             applied.append(_Applied(work, digest, before, decision, events, entry, stored_answer, answer))
             results[i] = answer
+        if not answers_first:  # refused or unchanged now: a retry of a command that changed the state?
+            staged = {a.digest for a in applied}
+            again = {i: d for i, d in keyed.items() if d not in staged}
+            if again:
+                self._answered(works, again, results, await self.answers(list(again.values()), tx))
         if applied:
             await self.stage(applied, tx)
         return results, applied
+
+    @staticmethod
+    def _answered(works: list[Work[Any]], among: dict[int, str], results: list[Any], stored: dict[str, Doc]) -> None:
+        """Put the stored answers of the commands ``among`` (index: digest) into ``results`` (a
+        key used for another command is refused)."""
+        for i, digest in among.items():
+            first = stored.get(digest)
+            if first is None:
+                continue
+            command = works[i].command
+            results[i] = answer_of(first) if first["command"] == command.name else Invalid(
+                f"idempotency key {command.idempotency_key!r} was used for {first['command']}, not {command.name}")
 
 
 def stored_form(answer: Any) -> Doc:
@@ -229,57 +244,35 @@ class MongoUnitOfWork(UnitOfWork):
     """The store's unit of work: one transaction per batch (see the module doc)."""
 
     def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], outbox: Outbox, service: str,
-                 clock: Clock | None = None, combined_read: bool = False) -> None:
+                 clock: Clock | None = None) -> None:
         super().__init__(service, clock)
         self.client = client
         self.db = db
         self.outbox = outbox
         self.answers_collection = db[IDEMPOTENCY]
-        # the answer and the state in ONE aggregation ($unionWith) for a single command: 3 round trips
-        # instead of 4, but the development store (SecantusDB) spends ~3 ms more CPU on that aggregation
-        # than on the two finds (bench/README.md), so it is off by default; on MongoDB it is the cheaper one
-        self.combined_read = combined_read
         self.audit_namespace = db[audit.COLLECTION].full_name
 
     async def _transaction(self, works: list[Work[Any]], digests: list[str | DomainError]) -> list[Any]:
         done: list[_Applied] = []
+        answers_first = False
 
         async def transaction(session: AsyncClientSession) -> list[Any]:
             nonlocal done
-            first: tuple[dict[str, Doc], list[Any]] | None = None
-            single = len(works) == 1 and isinstance(digests[0], str)
-            where = _source(works[0]) if single else None
-            if single and where is not None and self.combined_read:  # one round trip: answer and state
-                assert isinstance(digests[0], str)
-                stored, doc = await self._answer_and_state(digests[0], where, session)
-                first = ({digests[0]: stored} if stored else {},
-                         [] if stored else [await works[0].repo.loaded(doc, session)])  # type: ignore[attr-defined]
-            results, done = await self._apply(works, digests, session, *(first or (None, None)))
+            results, done = await self._apply(works, digests, session, answers_first)
             return results
 
         async with self.client.start_session() as session:
-            results: list[Any] = await session.with_transaction(transaction)
+            try:
+                results: list[Any] = await session.with_transaction(transaction)
+            except _Answered:  # a retried key among them (aborted): again, the stored answers first
+                answers_first = True
+                results = await session.with_transaction(transaction)
         if any(a.events or a.decision.outbound for a in done):
             self.outbox.staged()
         for applied in done:
             if applied.work.done is not None:
                 applied.work.done(applied.result)
         return results
-
-    async def _answer_and_state(self, digest: str, where: tuple[str, Doc], session: AsyncClientSession,
-                                ) -> tuple[Doc | None, Doc | None]:
-        """The stored answer of ``digest`` and the state document ``where`` names (collection,
-        filter), in one aggregation (``$unionWith``)."""
-        collection, query = where
-        cursor = await self.answers_collection.aggregate([
-            {"$match": {"_id": digest}}, {"$addFields": {_OF: "answer"}},
-            {"$unionWith": {"coll": collection, "pipeline": [{"$match": query}, {"$limit": 1},
-                                                               {"$addFields": {_OF: "state"}}]}},
-        ], session=session)
-        found: dict[str, Doc] = {}
-        async for doc in cursor:
-            found.setdefault(doc.pop(_OF, ""), doc)
-        return found.get("answer"), found.get("state")
 
     async def answers(self, digests: list[str], tx: Any) -> dict[str, Doc]:
         if len(digests) == 1:
@@ -313,7 +306,9 @@ class MongoUnitOfWork(UnitOfWork):
         return states
 
     async def stage(self, applied: list[_Applied], tx: Any) -> None:
-        writes: list[Any] = []
+        # the answers first: a retried key fails here, before anything else is written (_Answered)
+        answers = self.answers_collection.full_name
+        writes: list[Any] = [InsertOne(a.answer, namespace=answers) for a in applied if a.answer]
         events: list[Event] = []
         outbox = self.outbox.collection.full_name
         for a in applied:
@@ -331,8 +326,6 @@ class MongoUnitOfWork(UnitOfWork):
                 events = []
                 await insert_missing(self.outbox.collection, self.outbox.documents(a.decision.outbound), tx)
             writes.append(InsertOne(a.audit, namespace=self.audit_namespace))
-            if a.answer:  # none for a command idempotent on its state (Work.by_state)
-                writes.append(InsertOne(a.answer, namespace=self.answers_collection.full_name))
         # the batch's events in as few outbox documents as possible (one, unless very large:
         # hotline/outbox.py ``batched``), in publishing order
         writes += [InsertOne(d, namespace=outbox) for d in self.outbox.batched(events)]
@@ -340,12 +333,29 @@ class MongoUnitOfWork(UnitOfWork):
         try:
             await self.client.bulk_write(writes, session=tx, ordered=True)
         except ClientBulkWriteException as exc:
-            raise _unwrapped(exc) from exc
+            error = _unwrapped(exc)
+            if isinstance(error, DuplicateKeyError) and _answers_failed(exc, sum(1 for a in applied if a.answer)):
+                raise _Answered() from exc
+            raise error from exc
 
 
 def _source(work: Work[Any]) -> tuple[str, Doc] | None:
     source = getattr(work.repo, "source", None)
     return source(work.command.target) if source is not None else None
+
+
+class _Answered(Exception):
+    """A staged answer's insert met a stored one: the batch holds a retried idempotency key."""
+
+
+def _answers_failed(exc: ClientBulkWriteException, answers: int) -> bool:
+    """Did the failed write fall on one of the first ``answers`` writes (the answers')? When the
+    store does not say which write failed, assume so: running again with the answers read first
+    is always right (a duplicate elsewhere fails again there)."""
+    errors: Any = exc.details.get("writeErrors") or []
+    indexes = [int(i) for i in errors] if isinstance(errors, dict) else \
+        [e.get("idx") for e in errors if isinstance(e, dict)]
+    return not indexes or any(i is None or i < answers for i in indexes)
 
 
 def _unwrapped(exc: ClientBulkWriteException) -> PyMongoError:
@@ -393,7 +403,9 @@ class InMemoryUnitOfWork(UnitOfWork):
         return self.states.get((kind, target))
 
     async def _transaction(self, works: list[Work[Any]], digests: list[str | DomainError]) -> list[Any]:
-        results, applied = await self._apply(works, digests, None)
+        results, applied = await self._apply(works, digests, None, answers_first=False)
+        if any(a.answer and a.digest in self.stored for a in applied):  # the answers' insert fails: abort
+            results, applied = await self._apply(works, digests, None, answers_first=True)
         for a in applied:  # the commit
             if a.decision.state is not None:
                 self.states[a.work.repo.kind, a.work.command.target] = _copied(a.decision.state)

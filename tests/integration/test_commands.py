@@ -130,45 +130,52 @@ class Sent(monitoring.CommandListener):
 
 
 async def test_a_command_costs_three_store_round_trips(settings: Settings, kit: dict) -> None:  # noqa: F811
-    """One read (stored answer + state), one bulk write (state, events, audit entry, answer), the
-    commit; a retried key one read; without the combined read four; a repository with only
-    load/save five round trips."""
+    """The state's read, one bulk write (answer, state, events, audit entry), the commit. A retried
+    key fails the answer's insert and runs again with the stored answer read first; a refused
+    command reads the stored answer once; a repository with only load/save four round trips."""
     sent = Sent()
     client = mongo.client(settings, event_listeners=[sent])
     try:
         db = client[kit["db"].name]
         await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
-        bus = CommandBus(client, db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock(), combined_read=True)
+        bus = CommandBus(client, db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock())
         repo = CountingUnits(db)
         await bus.run(Command("rename", "U1", UNIT, "warm-up"), repo, rename("一"), kit["out"])  # connects
         staged, trail = await db["outbox"].count_documents({}), len(await audit.query(db, "U1", "", 100))
 
         sent.names.clear()
         await bus.run(Command("rename", "U1", UNIT, "rt-1", reason="r"), repo, rename("二"), kit["out"])
-        assert sent.names == ["aggregate", "bulkWrite", "commitTransaction"]
+        assert sent.names == ["find", "bulkWrite", "commitTransaction"]
         assert (await repo.load("U1", None)).name == "二"
         assert await db["outbox"].count_documents({}) == staged + 1
         entries = await audit.query(db, "U1", "", 100)
         assert len(entries) == trail + 1 and (entries[0]["action"], entries[0]["reason"]) == ("rename", "r")
         assert entries[0]["before"] == {"unit_id": "U1", "name": "一"}
 
-        sent.names.clear()  # a retried key: the first answer, from the one read, nothing written
+        sent.names.clear()  # a retried key the state would take again: the answer's insert fails, the
+        # transaction is aborted, and the second run reads the stored answer first; nothing written
         again = await bus.run(Command("rename", "U1", UNIT, "rt-1"), repo, rename("三"), kit["out"])
         assert again == events_pb2.Unit(unit_id="U1", name="二")
-        assert "bulkWrite" not in sent.names and sent.names.count("aggregate") == 1
+        assert sent.names == ["find", "bulkWrite", "abortTransaction", "find", "commitTransaction"]
         assert (await repo.load("U1", None)).name == "二"
+        assert await db["outbox"].count_documents({}) == staged + 1
+        assert len(await audit.query(db, "U1", "", 100)) == trail + 1
 
-        sent.names.clear()  # the default: the answer and the state in two finds
-        bus.combined_read = False
-        await bus.run(Command("rename", "U1", UNIT, "rt-1b"), repo, rename("三"), kit["out"])
-        assert sent.names == ["find", "find", "bulkWrite", "commitTransaction"]
-        assert (await repo.load("U1", None)).name == "三"
+        sent.names.clear()  # a retried key the state now refuses: the refusal looks up the answer
+        again = await bus.run(Command("rename", "U1", UNIT, "rt-1"), repo, rename("二"), kit["out"])
+        assert again == events_pb2.Unit(unit_id="U1", name="二")
+        assert sent.names == ["find", "find", "commitTransaction"]
 
-        sent.names.clear()  # only load and save: the save is a round trip, and the answer its own read
+        sent.names.clear()  # a new command refused: the same read, and the refusal
+        with pytest.raises(DomainError):
+            await bus.run(Command("rename", "U1", UNIT, "rt-x"), repo, rename("二"), kit["out"])
+        assert sent.names == ["find", "find", "commitTransaction"]
+
+        sent.names.clear()  # only load and save: the save is a round trip of its own
         plain = Units(db)
         plain.collection = repo.collection
         await bus.run(Command("rename", "U1", UNIT, "rt-2"), plain, rename("四"), kit["out"])
-        assert sent.names == ["find", "find", "update", "bulkWrite", "commitTransaction"]
+        assert sent.names == ["find", "update", "bulkWrite", "commitTransaction"]
         assert (await repo.load("U1", None)).name == "四"
     finally:
         await client.close()

@@ -14,7 +14,7 @@ import pytest
 from hotline.auth import Principal
 from hotline.bus import MessageBus, Request
 from hotline.clock import ManualClock
-from hotline.commands import Command, Decision, DomainError
+from hotline.commands import Command, Decision, DomainError, Illegal
 from hotline.policy import Role
 from hotline.uow import InMemoryUnitOfWork, Work
 from hotline.v1 import case_pb2, events_pb2, knowledge_pb2, lifecycle_pb2, park_pb2, ticket_pb2
@@ -166,6 +166,52 @@ async def test_a_generic_handler_with_a_plain_state() -> None:
     again = await bus.handle(Rename(S.Unit(unit_id="U1", name="其他"), UNIT, "k1"))  # retried: the first answer
     assert first == again == S.Unit(unit_id="U1", name="街道办") == uow.state("unit", "U1")
     assert len(uow.events) == len(uow.audit) == 1 and uow.audit[0]["action"] == "rename"
+
+
+async def test_retried_keys_in_a_batch_get_their_first_answers() -> None:
+    """The answers are not read before the states (hotline/uow.py): a retried key that the state
+    would take again fails its answer's insert and the batch runs again with the answers read
+    first; one the state refuses now is looked up after the refusal. Either way the first answer
+    comes back, nothing is applied twice, and the new commands of the batch apply once."""
+
+    @dataclass(frozen=True)
+    class Append(Request[S.Unit], message=S.Unit):
+        pass
+
+    class Units:
+        kind = "unit"
+
+    async def append(command: Append) -> Work[Any]:
+        def decide(unit: S.Unit | None) -> Decision[S.Unit]:
+            if command.body.name == "!":
+                raise Illegal("refused")
+            now = S.Unit(unit_id=command.body.unit_id, name=(unit.name if unit else "") + command.body.name)
+            return Decision(now, events=[now])
+        return Work(Command(Append.name, command.body.unit_id, command.actor, command.idempotency_key), Units(),
+                    decide, "t.units")
+
+    uow = InMemoryUnitOfWork("kit")
+    bus = MessageBus(uow)
+    bus.register(Append, append)
+    first = await bus.handle_many([Append(S.Unit(unit_id="A", name="a"), UNIT, "k-a"),
+                                   Append(S.Unit(unit_id="B", name="b"), UNIT, "k-b")])
+    assert [u.name for u in first] == ["a", "b"] and uow.commits == 1
+    # alone, a retry the state refuses now: no insert fails, the refusal looks its answer up
+    assert await bus.handle(Append(S.Unit(unit_id="B", name="!"), UNIT, "k-b")) == first[1]
+    assert uow.commits == 2
+    again = await bus.handle_many([
+        Append(S.Unit(unit_id="A", name="a"), UNIT, "k-a"),  # retried; the state would take it again
+        Append(S.Unit(unit_id="B", name="!"), UNIT, "k-b"),  # retried; the state refuses it now
+        Append(S.Unit(unit_id="C", name="c"), UNIT, "k-c"),  # new
+        Append(S.Unit(unit_id="D", name="!"), UNIT, "k-d"),  # new, refused
+    ])
+    assert again[:3] == [first[0], first[1], S.Unit(unit_id="C", name="c")]
+    assert isinstance(again[3], DomainError) and again[3].code == "failed_precondition"
+    assert [uow.state("unit", t).name for t in "ABC"] == ["a", "b", "c"] and uow.commits == 3
+    assert [e["target_id"] for e in uow.audit] == ["A", "B", "C"] and len(uow.events) == 3
+    (reused,) = await uow.run([Work(Command("other", "A", UNIT, "k-a"), Units(), lambda u: Decision(u), "t")])
+    assert isinstance(reused, DomainError) and "was used for append" in str(reused)  # a key names one command
+    assert uow.commits == 4 and uow.state("unit", "A").name == "a"
 
 
 # ---------------------------------------------------------------------------------------- opening
