@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make run   - set up (first time) and run the whole platform in the foreground; Ctrl-C stops it
 #   make test  - set up (first time), start the infrastructure and run the whole test suite
-.PHONY: setup run test test-unit faults model bench bench-compare lint protos stop status
+.PHONY: setup run test test-unit faults model bench bench-compare bench-writes lint protos stop status
 
 PY := .venv/bin/python
 # `make run`, `make test`, the bench and the simulator run in development mode: published dev secrets, /login/dev
@@ -51,3 +51,7 @@ stop:
 # The working tree against a git ref, scenario by scenario, alternating (bench/compare.py): make bench-compare REF=main
 bench-compare: setup
 	@$(PY) bench/compare.py $(REF) $(BENCH_ARGS)
+
+# What each document stored per ticket costs the store, collection by collection (bench/write_costs.py)
+bench-writes: setup
+	@$(PY) bench/write_costs.py $(BENCH_ARGS)

@@ -20,7 +20,7 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from hotline.mongo import Doc, find_in, insert_missing
+from hotline.mongo import Doc, find_in, insert_missing, write_batch
 from services.metrics import kpi_items
 from services.metrics.core import STAGES, StageReached
 from services.metrics.kpi import CaseFacts, KpiPolicy, Period, period_label, within
@@ -146,8 +146,7 @@ class KpiStore:
             inserted = {key for key, _ in fresh} - raced
             updates = [UpdateOne({"_id": key}, _without_no_months(op), upsert=True)
                        for key, op in ops if key not in inserted]
-            if updates:
-                await docs.bulk_write(updates, ordered=False)
+            await write_batch(docs, updates)
         return sum(len(ops) for ops in by_collection.values())
 
     async def documents(self) -> dict[str, dict[str, Doc]]:

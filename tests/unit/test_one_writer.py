@@ -4,7 +4,7 @@ the source with ast; tests/integration/test_one_writer.py checks the writes at r
 
 A write is a collection write method called on the cases collection (``db["cases"]``, a name or
 attribute bound to it, ``store.cases``), the collection handed to a writing helper
-(``insert_missing``), a bulk-write model aimed at it (``namespace=<cases>.full_name``), or a
+(``insert_missing``, ``write_batch``), a bulk-write model aimed at it (``namespace=<cases>.full_name``), or a
 component told to keep its documents in it (``collection="cases"``: the kit's timers).
 """
 
@@ -19,7 +19,7 @@ WRITERS = {"services/supervision/cases/store.py"}  # THE registry of writers of 
 CASES = "cases"
 WRITES = {"insert_one", "insert_many", "update_one", "update_many", "replace_one", "delete_one", "delete_many",
           "bulk_write", "find_one_and_update", "find_one_and_replace", "find_one_and_delete", "drop", "rename"}
-WRITING_HELPERS = {"insert_missing"}
+WRITING_HELPERS = {"insert_missing", "write_batch"}
 
 
 class Finder(ast.NodeVisitor):

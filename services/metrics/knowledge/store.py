@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from hotline.commands import Illegal
-from hotline.mongo import Doc, find_in
+from hotline.mongo import Doc, find_in, write_batch
 from services.metrics.knowledge.cases import Update
 
 INDEXES = {
@@ -92,7 +92,7 @@ class KnowledgeStore:
                 op["$addToSet"] = u.add
             by.setdefault(u.collection, []).append(UpdateOne({"_id": u.key, **u.match}, op, upsert=u.upsert))
         for name, ops in by.items():
-            await (self.cases if name == "kb_cases" else self.articles).bulk_write(ops, ordered=True)
+            await write_batch(self.cases if name == "kb_cases" else self.articles, ops, ordered=True)
 
     async def case(self, ticket_id: str) -> Doc | None:
         return await self.cases.find_one({"_id": ticket_id})

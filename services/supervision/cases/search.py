@@ -38,7 +38,7 @@ from hotline.auth import Principal
 from hotline.commands import Invalid
 from hotline.directory import Directory
 from hotline.envelope import Event, EventTypes, Record
-from hotline.mongo import IN_CHUNK, Doc, find_in, insert_missing
+from hotline.mongo import IN_CHUNK, Doc, find_in, insert_missing, write_batch
 from hotline.policy import Role
 from hotline.v1 import events_pb2, ticket_pb2
 
@@ -188,8 +188,8 @@ class CaseSearch:
                                                                              if k != "_id"}}) for t in there],
                                             ordered=False)
         if items:
-            await self.items.bulk_write([UpdateOne({"_id": t}, {"$set": {"rule_id": r}}, upsert=True)
-                                         for t, r in items.items()], ordered=False)
+            await write_batch(self.items, [UpdateOne({"_id": t}, {"$set": {"rule_id": r}}, upsert=True)
+                                           for t, r in items.items()])
         return len(docs) + len(items)
 
     # ------------------------------------------------------------ queries
