@@ -6,7 +6,7 @@ its repository code; :func:`ensure_indexes` creates them at start-up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient, IndexModel, MongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from hotline.pb import millis
 from hotline.settings import Settings
@@ -74,21 +74,15 @@ async def insert_missing(
     Outside a transaction the batch is inserted in one of its own, all of it or none: the
     development store (SecantusDB) spends 2.3-2.8x the CPU on the same inserts when several
     processes insert at once outside transactions (bench/README.md, "Plain inserts under
-    concurrency"), and it is the cheaper form on MongoDB too for a batch. A batch holding a
-    document already stored (a replay) fails there and is inserted as before, unordered, each
-    duplicate skipped.
+    concurrency"). A batch holding a document already stored (a replay) fails there and is
+    inserted as before, unordered, each duplicate skipped.
     """
     if not docs:
         return set()
-    if session is None and len(docs) > 1:
-        try:
-            async with collection.database.client.start_session() as own:
-                async def insert(tx: AsyncClientSession) -> None:
-                    await collection.insert_many(list(docs), ordered=True, session=tx)
-                await own.with_transaction(insert)
-            return set()
-        except (BulkWriteError, DuplicateKeyError):
-            pass  # one of them is stored: each on its own below
+    if session is None and len(docs) > 1 and await _in_own_transaction(
+            collection, lambda tx: collection.insert_many(list(docs), ordered=True, session=tx)):
+        return set()
+    # in a transaction, one document, or a batch holding a stored one: each on its own, duplicates skipped
     try:
         await collection.insert_many(list(docs), ordered=False, session=session)
     except BulkWriteError as exc:
@@ -105,16 +99,24 @@ async def write_batch(collection: AsyncCollection[Doc], ops: Sequence[Any], orde
     (a write error) is written again as before, outside, where the error is raised."""
     if not ops:
         return
-    if len(ops) > 1:
-        try:
-            async with collection.database.client.start_session() as own:
-                async def write(tx: AsyncClientSession) -> None:
-                    await collection.bulk_write(list(ops), ordered=ordered, session=tx)
-                await own.with_transaction(write)
-            return
-        except (BulkWriteError, OperationFailure):
-            pass
+    if len(ops) > 1 and await _in_own_transaction(
+            collection, lambda tx: collection.bulk_write(list(ops), ordered=ordered, session=tx)):
+        return
     await collection.bulk_write(list(ops), ordered=ordered)
+
+
+async def _in_own_transaction(collection: AsyncCollection[Doc],
+                              write: Callable[[AsyncClientSession], Awaitable[Any]]) -> bool:
+    """Run ``write`` in a transaction of its own on ``collection``'s client: True once committed,
+    False when the store refused a write (nothing of it is stored then)."""
+    try:
+        async with collection.database.client.start_session() as own:
+            async def run(tx: AsyncClientSession) -> None:
+                await write(tx)
+            await own.with_transaction(run)
+    except OperationFailure:  # a duplicate key, any write error (BulkWriteError is one)
+        return False
+    return True
 
 
 IN_CHUNK = 50  # SecantusDB matches each candidate against the whole $in list: keep lists short
