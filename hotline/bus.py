@@ -9,8 +9,10 @@ a second handler for a type is an error. A handler turns the command into a
 and the bus's unit of work applies it (hotline/uow.py: the Mongo one in a service,
 :class:`~hotline.uow.InMemoryUnitOfWork` in unit tests).
 
-* ``await bus.handle(command)``: one command, one transaction; returns the answer (the first one
-  again for a retried idempotency key) or raises the :class:`DomainError` that refused it.
+* ``await bus.handle(command)``: one command; returns the answer (the first one again for a
+  retried idempotency key) or raises the :class:`DomainError` that refused it. Commands handled
+  at the same moment share a transaction when the store is busy (group commit, hotline/uow.py
+  ``run_one``); alone, it is one transaction of its own.
 * ``await bus.handle_many(commands)``: a consumer's batch in one transaction (a command on a
   target already in the batch starts the next one); returns one result per command, the answer
   or the DomainError: one refused command does not stop the others.
@@ -105,7 +107,7 @@ class MessageBus:
         return work
 
     async def handle(self, command: Any) -> Any:
-        (result,) = await self.uow.run([await self._work(command)])
+        result = await self.uow.run_one(await self._work(command))
         if isinstance(result, DomainError):
             raise result
         return result

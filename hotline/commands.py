@@ -159,10 +159,10 @@ class CommandBus:
     message bus (hotline/bus.py), which uses the same unit of work (``uow``)."""
 
     def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], outbox: Outbox, service: str,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, **group: int) -> None:
         from hotline.uow import MongoUnitOfWork  # the unit of work builds on this module's types
 
-        self.uow = MongoUnitOfWork(client, db, outbox, service, clock)
+        self.uow = MongoUnitOfWork(client, db, outbox, service, clock, **group)
         self.client = client
         self.db = db
         self.outbox = outbox
@@ -175,7 +175,7 @@ class CommandBus:
         for a retried idempotency key). Raises DomainError when ``decide`` refuses."""
         from hotline.uow import Work
 
-        (result,) = await self.uow.run([Work(command, repo, decide, topic)])
+        result = await self.uow.run_one(Work(command, repo, decide, topic))
         if isinstance(result, DomainError):
             raise result
         return result

@@ -47,6 +47,12 @@ OUTBOX_PENDING = Gauge(
     "Outbox entries written but not yet published.",
     ["service"],
 )
+COMMAND_GROUP = Histogram(
+    "hotline_command_group_commands",
+    "Commands applied together in one store transaction (group commit of concurrent requests, hotline/uow.py).",
+    ["service"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 CONSUMER_LAG = Gauge(
     "hotline_consumer_lag_records",
     "Records behind the end of the topic for this consumer (summed over its partitions).",

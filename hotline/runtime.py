@@ -137,7 +137,8 @@ async def run(name: str, build: Callable[[Runtime], Awaitable[Service]], setting
     await producer.start()
     outbox = Outbox(db, producer, name)
     clock = clock_from_settings(settings.clock)
-    rt = Runtime(name, settings, mongo_client, db, producer, outbox, CommandBus(mongo_client, db, outbox, name, clock),
+    rt = Runtime(name, settings, mongo_client, db, producer, outbox, CommandBus(mongo_client, db, outbox, name, clock,
+                 group_max=settings.mongo.command_group_max, groups_in_flight=settings.mongo.command_groups_in_flight),
                  clock)
     service = await build(rt)
     verifier = Verifier(settings.auth)

@@ -76,6 +76,10 @@ class MongoSettings(BaseModel):
     # The local store fsyncs its log at every commit (SecantusDB --sync-on-commit): slower, but a SIGKILL of the
     # store then loses no acknowledged transaction (the fault suite found that without it, it can).
     sync_on_commit: bool = False
+    # group commit (hotline/uow.py ``run_one``): concurrent requests' commands share a transaction when
+    # the store is busy; at most this many such transactions at once per service, of at most group_max
+    command_groups_in_flight: int = 2
+    command_group_max: int = 64  # 1: every request's command alone in its own transaction
     # Credentials and TLS (also possible inside the URL), applied by hotline.mongo.client_options.
     username: str = ""
     password: SecretStr = SecretStr("")

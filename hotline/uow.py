@@ -31,10 +31,22 @@ nothing" when the state holds its effect. A transaction's events are ONE outbox 
 
 A batch never holds the same target or the same idempotency key twice: such a command starts
 the next transaction, so it sees what the one before it committed.
+
+Group commit (``run_one``, what ``bus.handle`` and ``CommandBus.run`` use): a request's command
+does not get a transaction of its own when the store is busy. At most ``groups_in_flight``
+transactions of single commands run at once per unit of work; the commands that arrive meanwhile
+wait and go together, up to ``group_max``, in the next one (``run``: same answers, same
+refusals, one command per target and key per transaction). An idle service answers a lone
+command at once (no timer, no added wait); a busy one sends the store fewer, larger transactions
+(on SecantusDB every statement walks every open transaction: measured in
+docs/notes/issue-21-cost.md). A batch that fails as a whole for another reason than the store
+being away is run again command by command, so one command's fault answers that command only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import copy
 import hashlib
 import inspect
@@ -48,17 +60,19 @@ from google.protobuf.message import Message
 from pymongo import AsyncMongoClient, InsertOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, PyMongoError
+from pymongo.errors import ClientBulkWriteException, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from hotline import audit
 from hotline.clock import Clock, SystemClock
 from hotline.commands import IDEMPOTENCY, Command, Decision, DomainError, Invalid, Repository, as_doc
 from hotline.envelope import Event, event_id
 from hotline.mongo import DUPLICATE_KEY, Doc, find_in, insert_missing
+from hotline.observability import COMMAND_GROUP
 from hotline.outbox import Outbox
 
 S = TypeVar("S")
 _MISSING = object()
+_IN_GROUP: contextvars.ContextVar[bool] = contextvars.ContextVar("in_command_group", default=False)
 
 
 @dataclass
@@ -118,9 +132,78 @@ class UnitOfWork(ABC):
     """Applies commands (see the module doc). ``run`` answers one result per work, in order:
     the answer, or the DomainError that refused it."""
 
-    def __init__(self, service: str, clock: Clock | None = None) -> None:
+    def __init__(self, service: str, clock: Clock | None = None, *, group_max: int = 64,
+                 groups_in_flight: int = 2) -> None:
         self.service = service
         self.clock = clock or SystemClock()
+        self.group_max = max(1, group_max)
+        self.groups_in_flight = max(1, groups_in_flight)
+        self._waiting: list[tuple[Work[Any], asyncio.Future[Any]]] = []
+        self._drainers: set[asyncio.Task[None]] = set()  # kept referenced while they run
+        self._draining = 0
+        self.groups = 0  # transactions run_one has started (a test's and a benchmark's count)
+
+    async def run_one(self, work: Work[Any]) -> Any:
+        """One command's result (its answer or the DomainError that refused it), applied together
+        with the commands that wait while the store is busy (group commit: the module doc)."""
+        if self.group_max == 1 or _IN_GROUP.get():  # a command a grouped command's step sends: at once,
+            (result,) = await self.run([work])  # never behind the group that waits for it
+            return result
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((work, waiter))
+        if self._draining < self.groups_in_flight:
+            self._draining += 1  # given back by _drain in the same step as it sees no command waiting
+            task = asyncio.create_task(self._drain())
+            self._drainers.add(task)
+            task.add_done_callback(self._drainers.discard)
+        return await waiter
+
+    async def _drain(self) -> None:
+        """Run the waiting commands, ``group_max`` at a time, until none waits."""
+        _IN_GROUP.set(True)  # this task's context only
+        try:
+            await self._drain_waiting()
+        finally:
+            self._draining -= 1
+
+    async def _drain_waiting(self) -> None:
+        while self._waiting:
+            taken = [(w, f) for w, f in self._waiting[:self.group_max] if not f.done()]  # not given up
+            del self._waiting[:self.group_max]
+            if not taken:
+                continue
+            self.groups += 1
+            COMMAND_GROUP.labels(self.service).observe(len(taken))
+            try:
+                outcomes = await self._grouped([w for w, _ in taken])
+            except BaseException as exc:  # cancelled (shutting down): nobody waits forever
+                for _, waiter in taken:
+                    if not waiter.done():
+                        waiter.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                raise
+            for (_, waiter), outcome in zip(taken, outcomes, strict=True):
+                if waiter.done():
+                    continue
+                if isinstance(outcome, _Raised):
+                    waiter.set_exception(outcome.error)
+                else:
+                    waiter.set_result(outcome)
+
+    async def _grouped(self, works: list[Work[Any]]) -> list[Any]:
+        try:
+            return await self.run(works)
+        except ConnectionFailure as exc:  # the store is away: the same for every command
+            return [_Raised(exc)] * len(works)
+        except Exception as exc:
+            if len(works) == 1:
+                return [_Raised(exc)]
+        outcomes: list[Any] = []
+        for work in works:  # one command's fault (a bug, a refused write) answers that command only
+            try:
+                outcomes += await self.run([work])
+            except Exception as exc:
+                outcomes.append(_Raised(exc))
+        return outcomes
 
     async def run(self, works: Sequence[Work[Any]]) -> list[Any]:
         results: list[Any] = []
@@ -244,8 +327,8 @@ class MongoUnitOfWork(UnitOfWork):
     """The store's unit of work: one transaction per batch (see the module doc)."""
 
     def __init__(self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], outbox: Outbox, service: str,
-                 clock: Clock | None = None) -> None:
-        super().__init__(service, clock)
+                 clock: Clock | None = None, **group: int) -> None:
+        super().__init__(service, clock, **group)
         self.client = client
         self.db = db
         self.outbox = outbox
@@ -344,6 +427,13 @@ def _source(work: Work[Any]) -> tuple[str, Doc] | None:
     return source(work.command.target) if source is not None else None
 
 
+@dataclass
+class _Raised:
+    """An exception a grouped command's own run raised (:meth:`UnitOfWork.run_one` raises it)."""
+
+    error: Exception
+
+
 class _Answered(Exception):
     """A staged answer's insert met a stored one: the batch holds a retried idempotency key."""
 
@@ -387,8 +477,8 @@ class InMemoryUnitOfWork(UnitOfWork):
     (the audit entries) and ``answers`` (by digest) are what the Mongo unit of work would have
     written. A failing batch commits nothing. ``commits`` counts the transactions."""
 
-    def __init__(self, service: str = "test", clock: Clock | None = None) -> None:
-        super().__init__(service, clock)
+    def __init__(self, service: str = "test", clock: Clock | None = None, **group: int) -> None:
+        super().__init__(service, clock, **group)
         self.states: dict[tuple[str, str], Any] = {}
         self.events: list[Event] = []
         self.audit: list[Doc] = []

@@ -184,12 +184,12 @@ async def test_a_command_costs_three_store_round_trips(settings: Settings, kit: 
 async def test_commands_racing_on_one_state_all_apply(settings: Settings, kit: dict) -> None:  # noqa: F811
     """Concurrent commands on one target conflict in the store; the conflicting transaction is
     retried (the bulk write's WriteConflict keeps its TransientTransactionError label), so each
-    applies once."""
+    applies once. (Group commit off: every command a transaction of its own, racing.)"""
     import asyncio
 
     db = kit["db"]
     await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
-    bus = CommandBus(kit["client"], db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock())
+    bus = CommandBus(kit["client"], db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock(), group_max=1)
     repo = CountingUnits(db)
     trail = len(await audit.query(db, "U1", "", 1000))
 
@@ -204,3 +204,51 @@ async def test_commands_racing_on_one_state_all_apply(settings: Settings, kit: d
     name = (await repo.load("U1", None)).name
     assert sorted(name[-8:]) == [str(i) for i in range(8)]  # every command applied once, none lost
     assert len(await audit.query(db, "U1", "", 1000)) == trail + 8
+
+
+async def test_concurrent_commands_share_a_transaction(settings: Settings, kit: dict) -> None:  # noqa: F811
+    """Group commit (hotline/uow.py ``run_one``): commands arriving while the store is busy go
+    together: 30 commands on 30 targets arriving at once, one of them a retried key, one refused,
+    cost the store one transaction (not 30); each command gets its own answer, audit entry and
+    events, the retried one its first answer and nothing twice."""
+    import asyncio
+
+    sent = Sent()
+    client = mongo.client(settings, event_listeners=[sent])
+    try:
+        db = client[kit["db"].name]
+        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+        bus = CommandBus(client, db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock(), groups_in_flight=1)
+        repo = CountingUnits(db)
+
+        def named(target: str, to: str) -> Any:
+            def decide(unit: events_pb2.Unit | None) -> Decision[events_pb2.Unit]:
+                if to == "!":
+                    raise Illegal("refused")
+                renamed = events_pb2.Unit(unit_id=target, name=to)
+                return Decision(renamed, events=[renamed])
+            return decide
+
+        first = await bus.run(Command("name", "G-retried", UNIT, "g-retried"), repo, named("G-retried", "一"),
+                              kit["out"])
+        staged = await db["outbox"].count_documents({})
+        sent.names.clear()
+        runs = [bus.run(Command("name", f"G{n}", UNIT, f"g-{n}"), repo, named(f"G{n}", f"n{n}"), kit["out"])
+                for n in range(28)]
+        runs.append(bus.run(Command("name", "G-retried", UNIT, "g-retried"), repo, named("G-retried", "二"),
+                            kit["out"]))
+        runs.append(bus.run(Command("name", "G-refused", UNIT, "g-refused"), repo, named("G-refused", "!"),
+                            kit["out"]))
+        results = await asyncio.gather(*runs, return_exceptions=True)
+        assert results[:28] == [events_pb2.Unit(unit_id=f"G{n}", name=f"n{n}") for n in range(28)]
+        assert results[28] == first and isinstance(results[29], DomainError)
+        assert sent.names.count("commitTransaction") == 1, sent.names  # not 30
+        # the group's bulk write fails on the retried key's answer, is aborted and runs again answers first
+        assert sent.names.count("bulkWrite") == 2 and sent.names.count("abortTransaction") == 1
+        names = {d["_id"]: d["name"] for d in await repo.collection.find({}).to_list(None)}
+        assert names["G-retried"] == "一" and "G-refused" not in names
+        assert all(names[f"G{n}"] == f"n{n}" for n in range(28))
+        assert await db["outbox"].count_documents({}) == staged + 1  # one outbox document per transaction
+        assert len(await db[audit.COLLECTION].find({"action": "name"}).to_list(None)) == 29
+    finally:
+        await client.close()
