@@ -53,6 +53,18 @@ COMMAND_GROUP = Histogram(
     ["service"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
+COMMAND_GROUP_SECONDS = Histogram(
+    "hotline_command_group_seconds",
+    "Time to apply one group of concurrent requests' commands (its transactions, retries included).",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TRANSACTION_RUNS = Counter(
+    "hotline_transaction_runs_total",
+    "Runs of a unit of work's transaction: first (once per transaction) or again (retried whole after a "
+    "transient error such as a write conflict, or run again with the stored answers read first).",
+    ["service", "run"],
+)
 CONSUMER_LAG = Gauge(
     "hotline_consumer_lag_records",
     "Records behind the end of the topic for this consumer (summed over its partitions).",

@@ -67,7 +67,7 @@ from hotline.clock import Clock, SystemClock
 from hotline.commands import IDEMPOTENCY, Command, Decision, DomainError, Invalid, Repository, as_doc
 from hotline.envelope import Event, event_id
 from hotline.mongo import DUPLICATE_KEY, Doc, find_in, insert_missing
-from hotline.observability import COMMAND_GROUP
+from hotline.observability import COMMAND_GROUP, COMMAND_GROUP_SECONDS, TRANSACTION_RUNS
 from hotline.outbox import Outbox
 
 S = TypeVar("S")
@@ -175,7 +175,8 @@ class UnitOfWork(ABC):
             self.groups += 1
             COMMAND_GROUP.labels(self.service).observe(len(taken))
             try:
-                outcomes = await self._grouped([w for w, _ in taken])
+                with COMMAND_GROUP_SECONDS.labels(self.service).time():
+                    outcomes = await self._grouped([w for w, _ in taken])
             except BaseException as exc:  # cancelled (shutting down): nobody waits forever
                 for _, waiter in taken:
                     if not waiter.done():
@@ -339,8 +340,12 @@ class MongoUnitOfWork(UnitOfWork):
         done: list[_Applied] = []
         answers_first = False
 
+        runs = 0
+
         async def transaction(session: AsyncClientSession) -> list[Any]:
-            nonlocal done
+            nonlocal done, runs
+            TRANSACTION_RUNS.labels(self.service, "again" if runs else "first").inc()
+            runs += 1
             results, done = await self._apply(works, digests, session, answers_first)
             return results
 
@@ -365,9 +370,13 @@ class MongoUnitOfWork(UnitOfWork):
 
     async def load(self, works: list[Work[Any]], tx: Any) -> list[Any]:
         """Works whose repository names its document (``source``) by ``_id`` are read with one
-        find per collection; the others through their repository's ``load``."""
+        find per collection; the others through their repository's ``load``. A repository that
+        also reads the documents of another collection that name its target (``side(target)`` ->
+        (collection, field): the evaluations waiting in the inbox for a case) gets them in
+        ``loaded(doc, tx, side=[...])``, read with one find per collection for the whole batch."""
         docs: dict[int, Doc | None] = {}
         by_collection: dict[str, list[tuple[int, Any]]] = {}
+        sides: dict[tuple[str, str], list[tuple[int, Any]]] = {}
         for i, work in enumerate(works):
             where = _source(work)
             if where is None:
@@ -377,12 +386,23 @@ class MongoUnitOfWork(UnitOfWork):
                 by_collection.setdefault(collection, []).append((i, query["_id"]))
             else:
                 docs[i] = await self.db[collection].find_one(query, session=tx)
+            side = getattr(work.repo, "side", None)
+            if side is not None and (named := side(work.command.target)) is not None:
+                sides.setdefault(named, []).append((i, work.command.target))
         for collection, wanted in by_collection.items():
             found = {d["_id"]: d for d in await find_in(self.db[collection], [v for _, v in wanted], session=tx)}
             docs.update({i: found.get(v) for i, v in wanted})
+        side_docs: dict[int, list[Doc]] = {}
+        for (collection, field_name), wanted in sides.items():
+            naming: dict[Any, list[Doc]] = {}
+            for d in await find_in(self.db[collection], [v for _, v in wanted], field_name, session=tx):
+                naming.setdefault(d.get(field_name), []).append(d)
+            side_docs.update({i: naming.get(v, []) for i, v in wanted})
         states = []
         for i, work in enumerate(works):
-            if i in docs:
+            if i in side_docs:
+                states.append(await work.repo.loaded(docs[i], tx, side=side_docs[i]))  # type: ignore[attr-defined]
+            elif i in docs:
                 states.append(await work.repo.loaded(docs[i], tx))  # type: ignore[attr-defined]
             else:
                 states.append(await work.repo.load(work.command.target, tx))

@@ -217,18 +217,8 @@ class CaseRepository:
 
     async def load(self, target: str, session: AsyncClientSession | None) -> events_pb2.Case | None:
         doc = await self.store.cases.find_one({"_id": target}, session=session)
-        if doc is None:
-            return None
-        self._docs[target] = doc
-        case = pb.from_doc(doc, events_pb2.Case)
-        if self.inbox:
-            known = {e.evaluation_id for e in case.pending_evaluations}
-            async for waiting in self.store.db[INBOX].find({"ticket_id": target}, session=session):
-                evaluation = pb.from_doc(waiting, lifecycle_pb2.CityEvaluation)
-                self._merged = True
-                if evaluation.evaluation_id not in known:
-                    case.pending_evaluations.append(evaluation_of(evaluation))
-        return case
+        side = await self.store.db[INBOX].find({"ticket_id": target}, session=session).to_list() if self.inbox else []
+        return await self.loaded(doc, session, side=side)
 
     async def save(self, case: events_pb2.Case, session: AsyncClientSession | None) -> None:
         doc = await self._doc(case)
@@ -240,17 +230,33 @@ class CaseRepository:
     # the kit's three-round-trip command path (hotline/commands.py Repository): the case document is
     # read with the stored answer, and saved in the command's one bulk write
     def source(self, target: str) -> tuple[str, Doc] | None:
-        return None if self.inbox else (self.store.cases.name, {"_id": target})  # the inbox: load's 2 reads
+        return self.store.cases.name, {"_id": target}
+
+    def side(self, target: str) -> tuple[str, str] | None:
+        """With ``inbox``: the evaluations waiting for the case, read beside it (one find for a
+        whole batch of commands, hotline/uow.py ``load``)."""
+        return (INBOX, "ticket_id") if self.inbox else None
 
     def doc(self, target: str) -> Doc | None:
         """The stored document of the case loaded (None: there is none)."""
         return self._docs.get(target)
 
-    async def loaded(self, doc: Doc | None, session: AsyncClientSession | None) -> events_pb2.Case | None:
+    async def loaded(self, doc: Doc | None, session: AsyncClientSession | None,
+                     side: Sequence[Doc] = ()) -> events_pb2.Case | None:
+        """The case of its stored document; ``side``: the evaluations waiting in the inbox for
+        it (with ``inbox``), which join the case (and leave the inbox when it is saved)."""
         if doc is None:
             return None
         self._docs[doc["_id"]] = doc
-        return pb.from_doc(doc, events_pb2.Case)
+        case = pb.from_doc(doc, events_pb2.Case)
+        if self.inbox:
+            known = {e.evaluation_id for e in case.pending_evaluations}
+            for waiting in side:
+                evaluation = pb.from_doc(waiting, lifecycle_pb2.CityEvaluation)
+                self._merged = True
+                if evaluation.evaluation_id not in known:
+                    case.pending_evaluations.append(evaluation_of(evaluation))
+        return case
 
     async def save_supervision(self, case: events_pb2.Case, limit: tuple[Timestamp, Timestamp] | None,
                                session: AsyncClientSession | None) -> None:
