@@ -51,8 +51,11 @@ class ServiceProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        root = self.cwd or Path.cwd()
+        # a checkout from before the program moved to cli/ (e.g. f6f4739, bench/compare.py's ref) has hotline.cli
+        program = "cli" if (root / "cli").is_dir() or not (root / "hotline" / "cli.py").exists() else "hotline.cli"
         self.proc = subprocess.Popen(
-            [self.python or sys.executable, "-m", "cli", "serve", self.name],
+            [self.python or sys.executable, "-m", program, "serve", self.name],
             env={**os.environ, **self.env},
             cwd=self.cwd,
             stdout=log,
