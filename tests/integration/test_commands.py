@@ -252,3 +252,41 @@ async def test_concurrent_commands_share_a_transaction(settings: Settings, kit: 
         assert len(await db[audit.COLLECTION].find({"action": "name"}).to_list(None)) == 29
     finally:
         await client.close()
+
+
+async def test_outbound_events_join_the_one_bulk_write(settings: Settings, kit: dict) -> None:  # noqa: F811
+    """A decision's ready-made outbound events (a result reported to the city, a note to a deputy)
+    are upserted on their event id in the command's one bulk write: 3 round trips, and an event
+    staged before is kept once, not an error."""
+    from hotline.envelope import Event
+
+    sent = Sent()
+    client = mongo.client(settings, event_listeners=[sent])
+    try:
+        db = client[kit["db"].name]
+        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+        bus = CommandBus(client, db, Outbox(db, kit["producer"], "kit"), "kit", SystemClock())
+        repo = CountingUnits(db)
+        await bus.run(Command("rename", "O1", UNIT, "warm-up"), repo, rename("零"), kit["out"])  # connects
+        report = events_pb2.Unit(unit_id="O1", name="回传")
+
+        def with_outbound(to: str) -> Any:
+            def decide(unit: events_pb2.Unit | None) -> Decision[events_pb2.Unit]:
+                renamed = events_pb2.Unit(unit_id="O1", name=to)
+                return Decision(renamed, events=[renamed],
+                                outbound=[Event(kit["out"], "O1", report, "result-O1-1", correlation_id="O1")])
+            return decide
+
+        sent.names.clear()
+        await bus.run(Command("rename", "O1", UNIT, "out-1"), repo, with_outbound("一"), kit["out"])
+        assert sent.names == ["find", "bulkWrite", "commitTransaction"]
+        sent.names.clear()  # another command reporting the same event: kept once, the command applies
+        await bus.run(Command("rename", "O1", UNIT, "out-2"), repo, with_outbound("二"), kit["out"])
+        assert sent.names == ["find", "bulkWrite", "commitTransaction"]
+        (kept,) = await db["outbox"].find({"event_id": "result-O1-1"}).to_list()
+        assert (kept["topic"], kept["key"]) == (kit["out"], "O1") and kept["value"]
+        assert (await repo.load("O1", None)).name == "二"
+        published = await Outbox(db, kit["producer"], "kit").relay_once()
+        assert published == 4 and await db["outbox"].count_documents({}) == 0  # 3 states' events + the report once
+    finally:
+        await client.close()
