@@ -57,7 +57,7 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
-from pymongo import AsyncMongoClient, InsertOne, UpdateOne
+from pymongo import AsyncMongoClient, InsertOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ClientBulkWriteException, ConnectionFailure, DuplicateKeyError, PyMongoError
@@ -66,7 +66,7 @@ from hotline import audit
 from hotline.clock import Clock, SystemClock
 from hotline.commands import IDEMPOTENCY, Command, Decision, DomainError, Invalid, Repository, as_doc
 from hotline.envelope import Event, event_id
-from hotline.mongo import DUPLICATE_KEY, Doc, find_in
+from hotline.mongo import DUPLICATE_KEY, Doc, find_in, insert_missing
 from hotline.observability import COMMAND_GROUP, COMMAND_GROUP_SECONDS, TRANSACTION_RUNS
 from hotline.outbox import Outbox
 
@@ -423,15 +423,11 @@ class MongoUnitOfWork(UnitOfWork):
                     await a.work.repo.save(a.decision.state, tx)
             events += a.events
             if a.decision.outbound:  # ready-made event ids: one staged before is kept, not an error,
-                # so they are documents of their own, upserted on their event id (inserted only when
-                # missing) in the same bulk write; publishing order is the outbox's _id order: the events
-                # decided so far come first
+                # so they are documents of their own (the outbox's unique event id drops a second one);
+                # publishing order is the outbox's _id order: the events decided so far come first
                 writes += [InsertOne(d, namespace=outbox) for d in self.outbox.batched(events)]
                 events = []
-                writes += [UpdateOne({"event_id": d["event_id"]},
-                                     {"$setOnInsert": {k: v for k, v in d.items() if k != "event_id"}},
-                                     upsert=True, namespace=outbox)
-                           for d in self.outbox.documents(a.decision.outbound)]
+                await insert_missing(self.outbox.collection, self.outbox.documents(a.decision.outbound), tx)
             writes.append(InsertOne(a.audit, namespace=self.audit_namespace))
         # the batch's events in as few outbox documents as possible (one, unless very large:
         # hotline/outbox.py ``batched``), in publishing order
