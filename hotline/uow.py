@@ -139,8 +139,9 @@ class UnitOfWork(ABC):
         self.group_max = max(1, group_max)
         self.groups_in_flight = max(1, groups_in_flight)
         self._waiting: list[tuple[Work[Any], asyncio.Future[Any]]] = []
-        self._drainers: set[asyncio.Task[None]] = set()  # kept referenced while they run
-        self._draining = 0
+        # the running drainers (referenced while they run); each leaves in the same step as it sees
+        # no command waiting, so a command queued after that step starts a new one
+        self._drainers: set[asyncio.Task[None]] = set()
         self.groups = 0  # transactions run_one has started (a test's and a benchmark's count)
 
     async def run_one(self, work: Work[Any]) -> Any:
@@ -151,11 +152,8 @@ class UnitOfWork(ABC):
             return result
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append((work, waiter))
-        if self._draining < self.groups_in_flight:
-            self._draining += 1  # given back by _drain in the same step as it sees no command waiting
-            task = asyncio.create_task(self._drain())
-            self._drainers.add(task)
-            task.add_done_callback(self._drainers.discard)
+        if len(self._drainers) < self.groups_in_flight:
+            self._drainers.add(asyncio.create_task(self._drain()))
         return await waiter
 
     async def _drain(self) -> None:
@@ -164,7 +162,7 @@ class UnitOfWork(ABC):
         try:
             await self._drain_waiting()
         finally:
-            self._draining -= 1
+            self._drainers.discard(asyncio.current_task())
 
     async def _drain_waiting(self) -> None:
         while self._waiting:
@@ -177,10 +175,9 @@ class UnitOfWork(ABC):
             try:
                 with COMMAND_GROUP_SECONDS.labels(self.service).time():
                     outcomes = await self._grouped([w for w, _ in taken])
-            except BaseException as exc:  # cancelled (shutting down): nobody waits forever
+            except asyncio.CancelledError:  # shutting down: nobody waits forever
                 for _, waiter in taken:
-                    if not waiter.done():
-                        waiter.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                    waiter.cancel()
                 raise
             for (_, waiter), outcome in zip(taken, outcomes, strict=True):
                 if waiter.done():
@@ -198,13 +195,15 @@ class UnitOfWork(ABC):
         except Exception as exc:
             if len(works) == 1:
                 return [_Raised(exc)]
-        outcomes: list[Any] = []
-        for work in works:  # one command's fault (a bug, a refused write) answers that command only
-            try:
-                outcomes += await self.run([work])
-            except Exception as exc:
-                outcomes.append(_Raised(exc))
-        return outcomes
+            # one command's fault (a bug, a refused write) answers that command only: each on its own
+            return [await self._alone(work) for work in works]
+
+    async def _alone(self, work: Work[Any]) -> Any:
+        try:
+            (result,) = await self.run([work])
+        except Exception as exc:
+            return _Raised(exc)
+        return result
 
     async def run(self, works: Sequence[Work[Any]]) -> list[Any]:
         results: list[Any] = []
@@ -340,7 +339,7 @@ class MongoUnitOfWork(UnitOfWork):
         done: list[_Applied] = []
         answers_first = False
 
-        runs = 0
+        runs = 0  # the transaction's runs (with_transaction retries it whole)
 
         async def transaction(session: AsyncClientSession) -> list[Any]:
             nonlocal done, runs
