@@ -146,18 +146,20 @@ def infra_rss_mb() -> dict[str, float]:
 
 
 class Observer:
-    """Reads the assignment and case topics and notes when each ticket got there."""
+    """Reads the ticket, assignment and case topics and notes when each ticket got to each (one hop per service)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.received: dict[str, float] = {}  # intake's TicketReceived
         self.assigned: dict[str, float] = {}
         self.opened: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
-            self.settings.topics.name("assignment_events"), self.settings.topics.name("case_events"),
-            **kafka.client_options(self.settings), group_id=f"{self.settings.topics.prefix}observer",
+            self.settings.topics.name("ticket_events"), self.settings.topics.name("assignment_events"),
+            self.settings.topics.name("case_events"), **kafka.client_options(self.settings),
+            group_id=f"{self.settings.topics.prefix}observer",
             auto_offset_reset="latest", enable_auto_commit=False, fetch_max_wait_ms=5,
         )
         await self.consumer.start()
@@ -168,14 +170,16 @@ class Observer:
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        assigned_topic = self.settings.topics.name("assignment_events")
+        stamps = {self.settings.topics.name("ticket_events"): self.received,
+                  self.settings.topics.name("assignment_events"): self.assigned,
+                  self.settings.topics.name("case_events"): self.opened}
         while True:
             batch = await self.consumer.getmany(timeout_ms=50, max_records=5000)
             now = time.time()
             for messages in batch.values():
                 for m in messages:
                     key = m.key.decode()
-                    (self.assigned if m.topic == assigned_topic else self.opened).setdefault(key, now)
+                    stamps[m.topic].setdefault(key, now)
 
     async def stop(self) -> None:
         if self._task:
@@ -239,10 +243,12 @@ async def scenario_rate(ns: Namespace, rate: float, seconds: float) -> dict[str,
     ids = [i for i, _ in tickets]
     complete = await wait_for(observer, ids, timeout=max(60, seconds * 4))
     await observer.stop()
+    to_received = [(observer.received[i] - sent[i]) * 1000 for i in ids if i in observer.received]
     to_assigned = [(observer.assigned[i] - sent[i]) * 1000 for i in ids if i in observer.assigned]
     to_opened = [(observer.opened[i] - sent[i]) * 1000 for i in ids if i in observer.opened]
     return {
         "offered_rate": rate, "tickets": count, "complete": complete,
+        **{f"received_p{q}_ms": round(percentile(to_received, q), 1) for q in (50, 95, 99)},
         **{f"assigned_p{q}_ms": round(percentile(to_assigned, q), 1) for q in (50, 95, 99)},
         **{f"opened_p{q}_ms": round(percentile(to_opened, q), 1) for q in (50, 95, 99)},
     }
@@ -467,9 +473,11 @@ def report(result: dict[str, Any]) -> None:
         table.add_row(f"peak RSS {name} (MB)", f"{mb:.0f}")
     console.print(table)
     if result.get("rate"):
-        rates = Table("offered/s", "tickets", "assigned p50/p95/p99 ms", "opened p50/p95/p99 ms", "complete")
+        rates = Table("offered/s", "tickets", "received p50/p95/p99 ms", "assigned p50/p95/p99 ms",
+                      "opened p50/p95/p99 ms", "complete")
         for r in result["rate"]:
             rates.add_row(f"{r['offered_rate']:.0f}", str(r["tickets"]),
+                          " / ".join(f"{r.get(f'received_p{q}_ms', float('nan')):.0f}" for q in (50, 95, 99)),
                           f"{r['assigned_p50_ms']:.0f} / {r['assigned_p95_ms']:.0f} / {r['assigned_p99_ms']:.0f}",
                           f"{r['opened_p50_ms']:.0f} / {r['opened_p95_ms']:.0f} / {r['opened_p99_ms']:.0f}",
                           str(r["complete"]))

@@ -101,20 +101,28 @@ class Outbox:
         self._wake.set()
 
     async def stage(self, events: Sequence[Event], session: AsyncClientSession | None = None) -> None:
-        """Write events to the outbox (inside the caller's transaction when given a session)."""
+        """Write events to the outbox (inside the caller's transaction when given a session: the
+        caller calls :meth:`staged` once it has committed; a wake-up before the commit finds nothing)."""
         # the same event staged twice: keep the first
         await insert_missing(self.collection, self.documents(events), session)
-        self._wake.set()
+        if session is None:
+            self._wake.set()
 
     async def relay_forever(self, poll_seconds: float = 1.0) -> None:
+        """Relay until cancelled: at once while there is work, else when :meth:`staged` wakes it
+        (at the latest after ``poll_seconds``). The wake-up is cleared BEFORE the read: a commit
+        that lands while a read finds nothing sets it again, and the next read sees it. (Cleared
+        after an empty read, that commit's events waited a whole poll: the tail of publish -> case
+        opened, issue 21.)"""
         while True:
+            self._wake.clear()
             try:
                 published = await self.relay_once()
-            except Exception as exc:  # store or broker away: try again later
+            except Exception as exc:  # store or broker away: try again after a poll
                 log.warning("outbox relay failed", error=repr(exc))
-                published = 0
+                await asyncio.sleep(poll_seconds)
+                continue
             if published == 0:
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), poll_seconds)
                 except TimeoutError:

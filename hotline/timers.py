@@ -252,6 +252,8 @@ class Timers:
                     raise
                 await asyncio.sleep(0.01 * (attempt + 1))
         SCAN_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+        if fired:
+            self.outbox.staged()  # committed: the relay may publish them now
         for f in fired:  # counted once committed (a transaction may run its callback again)
             FIRED.labels(self.service, f.timer.kind, f.stage.value).inc()
         if fired:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -159,3 +160,38 @@ async def test_outbox_publishes_staged_events_in_order_once(settings: Settings, 
     assert await outbox.relay_once() == 0
     published = await read_topic(settings, kit["out"], expect=20)
     assert [events_pb2.Unit.FromString(m.value).unit_id for m in published] == [str(i) for i in range(20)]
+
+
+async def test_outbox_relay_wakes_for_a_commit_made_during_an_empty_read(settings: Settings, kit: dict) -> None:
+    """A commit that lands while the relay's read finds nothing is published at once, not after a
+    poll: the relay clears its wake-up before it reads (issue 21: this lost wake-up was the tail of
+    publish -> case opened)."""
+    await mongo.ensure_indexes(kit["db"], OUTBOX_INDEXES)
+    late = Event(kit["out"], "late", events_pb2.Unit(unit_id="late"), "late-1")
+
+    class CommitDuringTheRead(Outbox):
+        injected = False
+
+        async def relay_once(self, limit: int = 500) -> int:
+            published = await super().relay_once(limit)
+            if published == 0 and not self.injected:  # the read found nothing; now a transaction commits
+                self.injected = True
+                async with kit["client"].start_session() as session:
+                    async def write(s: Any) -> None:
+                        await self.stage([late], session=s)
+
+                    await session.with_transaction(write)
+                self.staged()  # as the unit of work does after its commit
+            return published
+
+    outbox = CommitDuringTheRead(kit["db"], kit["producer"], "kit")
+    relay = asyncio.create_task(outbox.relay_forever(poll_seconds=60))
+    try:
+        started = time.monotonic()
+        published = await read_topic(settings, kit["out"], expect=1, timeout=20)
+        assert [m.key for m in published] == [b"late"]
+        assert time.monotonic() - started < 20  # a poll of 60 s would not have come yet
+        assert outbox.injected
+    finally:
+        relay.cancel()
+        await asyncio.gather(relay, return_exceptions=True)
