@@ -8,6 +8,11 @@ deleting republishes the same event ids, which consumers drop as duplicates. The
 stages a transaction's events as ONE document (:meth:`Outbox.batched`, ``events``: the events
 in order); the relay publishes its events one by one and deletes the one document.
 
+Once the transaction has committed, the unit of work hands its outbox documents to the relay in
+memory (:meth:`Outbox.staged`): the relay publishes them without reading them back, one delete per
+pass. It reads the outbox only at start, after a failure, when a writer without documents to hand
+over asks (the timers), and after a poll without work: what a crash or another replica left.
+
 Follow-ups inside the service (:meth:`Outbox.follow`): a service's own reaction to its staged
 events (supervision: a case closed -> settle its 督办 and close the cases merged under it; a first
 overdue -> level 1) runs in process from the outbox, before the events are published and
@@ -48,6 +53,8 @@ class Outbox:
         self.kafka = kafka
         self.service = service
         self._wake = asyncio.Event()
+        self._handed: list[Doc] = []  # committed documents to publish, in order (staged)
+        self._read = True  # the relay reads the outbox on its next pass
         self.followers: list[Follower] = []
 
     def follow(self, follower: Follower) -> None:
@@ -56,7 +63,7 @@ class Outbox:
 
     def documents(self, events: Sequence[Event]) -> list[dict[str, Any]]:
         """The outbox documents of ``events`` (for a caller that writes them in its own bulk write,
-        hotline/commands.py; then call :meth:`staged`)."""
+        hotline/uow.py; once committed, it hands them to :meth:`staged`)."""
         return [
             {
                 "_id": ObjectId(),  # insertion order = publishing order
@@ -96,8 +103,14 @@ class Outbox:
         """The staged events (a batch document's one by one), in publishing order."""
         return unbatched(await self.collection.find({}).sort("_id", ASCENDING).limit(limit).to_list())
 
-    def staged(self) -> None:
-        """Events were written: the relay has work."""
+    def staged(self, documents: Sequence[Doc] | None = None) -> None:
+        """Outbox documents were committed: the relay has work. With ``documents`` (the unit of
+        work hands over what it wrote, in order) the relay publishes them without reading them
+        back; without, it reads the outbox."""
+        if documents is None:
+            self._read = True
+        else:
+            self._handed += documents
         self._wake.set()
 
     async def stage(self, events: Sequence[Event], session: AsyncClientSession | None = None) -> None:
@@ -106,40 +119,61 @@ class Outbox:
         # the same event staged twice: keep the first
         await insert_missing(self.collection, self.documents(events), session)
         if session is None:
-            self._wake.set()
+            self.staged()
 
-    async def relay_forever(self, poll_seconds: float = 1.0) -> None:
-        """Relay until cancelled: at once while there is work, else when :meth:`staged` wakes it
-        (at the latest after ``poll_seconds``). The wake-up is cleared BEFORE the read: a commit
-        that lands while a read finds nothing sets it again, and the next read sees it. (Cleared
-        after an empty read, that commit's events waited a whole poll: the tail of publish -> case
-        opened, issue 21.)"""
+    async def relay_forever(self, poll_seconds: float = 1.0, limit: int = 500) -> None:
+        """Relay until cancelled: what the committers hand over (:meth:`staged`), as it comes; a
+        read of the outbox at the start, when a committer asks for one, after a failure and after
+        ``poll_seconds`` without work (what an earlier run or another replica left).
+
+        The wake-up is cleared BEFORE the work: a commit that lands meanwhile sets it again and is
+        seen at once. (Cleared after an empty read, that commit's events waited a whole poll: the
+        tail of publish -> case opened, issue 21.) Handed-over documents cost the relay no read and
+        no empty read after it: one delete per pass (issue 21)."""
+        self._read = True
         while True:
             self._wake.clear()
             try:
-                published = await self.relay_once()
-            except Exception as exc:  # store or broker away: try again after a poll
+                if self._read:
+                    self._read = False
+                    self._handed.clear()  # committed before they were handed over: the read finds them
+                    published = await self.relay_once(limit)
+                    if published >= limit:  # a full page: read on
+                        self._read = True
+                else:
+                    handed, self._handed = self._handed, []
+                    published = await self._publish(handed)
+            except Exception as exc:  # store or broker away: read again after a poll
                 log.warning("outbox relay failed", error=repr(exc))
+                self._read = True
                 await asyncio.sleep(poll_seconds)
                 continue
-            if published == 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), poll_seconds)
-                except TimeoutError:
-                    pass
+            if self._read or self._handed:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), poll_seconds)
+            except TimeoutError:
+                self._read = True
 
     async def relay_once(self, limit: int = 500) -> int:
-        """Publish up to about ``limit`` staged events (whole documents), in order, then delete
-        their documents; returns the number of events published."""
+        """Read the outbox and publish up to about ``limit`` staged events (whole documents), in
+        order, then delete their documents; returns the number of events published."""
         found = await self.collection.find({}).sort("_id", ASCENDING).limit(limit).to_list()
-        obs.OUTBOX_PENDING.labels(self.service).set(len(found))
         docs: list[Doc] = []
-        events: list[Doc] = []
+        events = 0
         for doc in found:  # a batch document is published whole
-            if events and len(events) + len(doc.get("events") or [doc]) > limit:
+            size = len(doc.get("events") or [doc])
+            if docs and events + size > limit:
                 break
             docs.append(doc)
-            events += unbatched([doc])
+            events += size
+        return await self._publish(docs)
+
+    async def _publish(self, docs: Sequence[Doc]) -> int:
+        """Run the followers on the documents' events, publish them in order, wait for the acks,
+        delete the documents; returns the number of events published."""
+        obs.OUTBOX_PENDING.labels(self.service).set(len(docs))
+        events = unbatched(docs)
         if not events:
             return 0
         for follower in self.followers:

@@ -232,12 +232,13 @@ class UnitOfWork(ABC):
         """The current states of the works' targets (None: there is none)."""
 
     @abstractmethod
-    async def stage(self, applied: list[_Applied], tx: Any) -> None:
-        """Write the staged states, events, audit entries and answers (inside ``tx``)."""
+    async def stage(self, applied: list[_Applied], tx: Any) -> list[Doc]:
+        """Write the staged states, events, audit entries and answers (inside ``tx``); returns the
+        outbox documents written (handed to the relay once committed)."""
 
     # the one algorithm ------------------------------------------------------------------------
     async def _apply(self, works: list[Work[Any]], digests: list[str | DomainError], tx: Any,
-                     answers_first: bool) -> tuple[list[Any], list[_Applied]]:
+                     answers_first: bool) -> tuple[list[Any], list[_Applied], list[Doc]]:
         """Decide and stage ``works`` in ``tx``. ``answers_first``: read the stored answers before
         the states (a batch known to hold a retried key); otherwise they are read only for the
         commands refused or unchanged, and a retried key that changes the state fails its
@@ -289,9 +290,8 @@ class UnitOfWork(ABC):
             again = {i: d for i, d in keyed.items() if d not in staged}
             if again:
                 self._answered(works, again, results, await self.answers(list(again.values()), tx))
-        if applied:
-            await self.stage(applied, tx)
-        return results, applied
+        outboxed = await self.stage(applied, tx) if applied else []
+        return results, applied, outboxed
 
     @staticmethod
     def _answered(works: list[Work[Any]], among: dict[int, str], results: list[Any], stored: dict[str, Doc]) -> None:
@@ -337,15 +337,16 @@ class MongoUnitOfWork(UnitOfWork):
 
     async def _transaction(self, works: list[Work[Any]], digests: list[str | DomainError]) -> list[Any]:
         done: list[_Applied] = []
+        outboxed: list[Doc] = []  # the outbox documents of the run that committed
         answers_first = False
 
         runs = 0  # the transaction's runs (with_transaction retries it whole)
 
         async def transaction(session: AsyncClientSession) -> list[Any]:
-            nonlocal done, runs
+            nonlocal done, outboxed, runs
             TRANSACTION_RUNS.labels(self.service, "again" if runs else "first").inc()
             runs += 1
-            results, done = await self._apply(works, digests, session, answers_first)
+            results, done, outboxed = await self._apply(works, digests, session, answers_first)
             return results
 
         async with self.client.start_session() as session:
@@ -354,8 +355,8 @@ class MongoUnitOfWork(UnitOfWork):
             except _Answered:  # a retried key among them (aborted): again, the stored answers first
                 answers_first = True
                 results = await session.with_transaction(transaction)
-        if any(a.events or a.decision.outbound for a in done):
-            self.outbox.staged()
+        if outboxed:
+            self.outbox.staged(outboxed)  # committed: the relay publishes them without reading them back
         for applied in done:
             if applied.work.done is not None:
                 applied.work.done(applied.result)
@@ -407,11 +408,12 @@ class MongoUnitOfWork(UnitOfWork):
                 states.append(await work.repo.load(work.command.target, tx))
         return states
 
-    async def stage(self, applied: list[_Applied], tx: Any) -> None:
+    async def stage(self, applied: list[_Applied], tx: Any) -> list[Doc]:
         # the answers first: a retried key fails here, before anything else is written (_Answered)
         answers = self.answers_collection.full_name
         writes: list[Any] = [InsertOne(a.answer, namespace=answers) for a in applied if a.answer]
         events: list[Event] = []
+        outboxed: list[Doc] = []
         outbox = self.outbox.collection.full_name
         for a in applied:
             if a.decision.state is not None:
@@ -424,13 +426,19 @@ class MongoUnitOfWork(UnitOfWork):
             if a.decision.outbound:  # ready-made event ids: one staged before is kept, not an error,
                 # so they are documents of their own (the outbox's unique event id drops a second one);
                 # publishing order is the outbox's _id order: the events decided so far come first
-                writes += [InsertOne(d, namespace=outbox) for d in self.outbox.batched(events)]
+                batch = self.outbox.batched(events)
+                writes += [InsertOne(d, namespace=outbox) for d in batch]
+                outboxed += batch
                 events = []
-                await insert_missing(self.outbox.collection, self.outbox.documents(a.decision.outbound), tx)
+                outbound = self.outbox.documents(a.decision.outbound)
+                await insert_missing(self.outbox.collection, outbound, tx)
+                outboxed += outbound  # one kept from before is published again: consumers drop the duplicate
             writes.append(InsertOne(a.audit, namespace=self.audit_namespace))
         # the batch's events in as few outbox documents as possible (one, unless very large:
         # hotline/outbox.py ``batched``), in publishing order
-        writes += [InsertOne(d, namespace=outbox) for d in self.outbox.batched(events)]
+        batch = self.outbox.batched(events)
+        writes += [InsertOne(d, namespace=outbox) for d in batch]
+        outboxed += batch
         # states, events, audit entries and answers: ONE round trip (MongoDB 8's bulkWrite; SecantusDB has it)
         try:
             await self.client.bulk_write(writes, session=tx, ordered=True)
@@ -439,6 +447,7 @@ class MongoUnitOfWork(UnitOfWork):
             if isinstance(error, DuplicateKeyError) and _answers_failed(exc, sum(1 for a in applied if a.answer)):
                 raise _Answered() from exc
             raise error from exc
+        return outboxed
 
 
 def _source(work: Work[Any]) -> tuple[str, Doc] | None:
@@ -512,9 +521,9 @@ class InMemoryUnitOfWork(UnitOfWork):
         return self.states.get((kind, target))
 
     async def _transaction(self, works: list[Work[Any]], digests: list[str | DomainError]) -> list[Any]:
-        results, applied = await self._apply(works, digests, None, answers_first=False)
+        results, applied, _ = await self._apply(works, digests, None, answers_first=False)
         if any(a.answer and a.digest in self.stored for a in applied):  # the answers' insert fails: abort
-            results, applied = await self._apply(works, digests, None, answers_first=True)
+            results, applied, _ = await self._apply(works, digests, None, answers_first=True)
         for a in applied:  # the commit
             if a.decision.state is not None:
                 self.states[a.work.repo.kind, a.work.command.target] = _copied(a.decision.state)
@@ -534,5 +543,5 @@ class InMemoryUnitOfWork(UnitOfWork):
     async def load(self, works: list[Work[Any]], tx: Any) -> list[Any]:
         return [_copied(self.states.get((w.repo.kind, w.command.target))) for w in works]
 
-    async def stage(self, applied: list[_Applied], tx: Any) -> None:
-        pass  # kept by _transaction, which commits them
+    async def stage(self, applied: list[_Applied], tx: Any) -> list[Doc]:
+        return []  # kept by _transaction, which commits them

@@ -96,8 +96,9 @@ async def build(rt: Runtime) -> Service:
     rules_store = warning_policy.store(rt.db)  # 预警规则: versions, the shipped file first
     await rules_store.ensure(json.loads(RULES_FILE.read_text("utf-8")), f"system:{NAME}", rt.clock.now())
     directory = json.loads(DIRECTORY_FILE.read_text("utf-8"))  # the jurisdiction gazetteer (属地)
+    rules = warning_policy.live(rules_store, sla.policy_refresh_seconds)
     warning_inbox = WarningInbox(warning_store, Rules.load(), street_finder(directory),
-                                 rt.topic("warning_events"), newest=warning_policy.live(rules_store).current)
+                                 rt.topic("warning_events"), newest=rules.current)
     # 督办 levels, whistles, meetings, merges (escalation*.py): the one writer of a case's supervision level
     # 吹哨报到: each summons' report-in limit is a timer in its whistle's document (whistle_clocks.py)
     whistle_alarms = WhistleAlarms(rt.db, WHISTLES, out_topic, rt.topic("notifications"), tz,
