@@ -280,7 +280,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             if scenario == "lifecycle" and not has_lifecycle:
                 console.print(f"lifecycle: skipped ({args.ref} has no hotline_dev/lifecycle_sim.py)")
                 continue
-            if scenario == "rate":
+            if scenario == "rate" and args.rate:
+                rate = args.rate
+            elif scenario == "rate":
                 ref_max = [r["tickets_per_second"] for r in runs["ref" if "ref" in args.sides else "work"]["max"]
                            if "tickets_per_second" in r]
                 if not ref_max:
@@ -452,6 +454,8 @@ if __name__ == "__main__":
     parser.add_argument("--scenarios", default="raw,max,rate,lifecycle")
     parser.add_argument("--max-count", type=int, default=5000, help="tickets in each max run (and raw messages)")
     parser.add_argument("--rate-fraction", type=float, default=0.5, help="offered rate / the ref's max capacity")
+    parser.add_argument("--rate", type=float, default=0,
+                        help="a fixed offered rate, tickets/s, instead of the fraction (the same for every round)")
     parser.add_argument("--rate-seconds", type=float, default=10)
     parser.add_argument("--lifecycle-count", type=int, default=300)
     parser.add_argument("--sides", default="ref,work", help="ref,work (or one of them: a profile of one side)")

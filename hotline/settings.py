@@ -28,6 +28,14 @@ class KafkaSettings(BaseModel):
     consumer_batch_max: int = 1000  # records handed to a handler in one batch (bench: 500 -> 1000 = +25%)
     consumer_batch_wait_ms: int = 20  # how long a consumer waits to fill a batch
     rollup_linger_ms: int = 500  # metrics gathers records this long per batch: fewer store transactions
+    # consumers that keep a view beside a ticket's way to its case (intake's handling units, supervision's early
+    # warnings and case search, deputy liaison's facts and follow-ups) gather records this long per batch: at
+    # tens of tickets/s, a transaction per ten records instead of per one or two, so the way's own transactions
+    # wait less in the store (issue 21). 0: off.
+    side_linger_ms: int = 250
+    # a consumer commits the offsets of the batches it handled at most this often (and when idle or stopping);
+    # a crash replays what was handled since, which the idempotent writes absorb (issue 21). 0: every batch.
+    commit_interval_ms: int = 200
     # retention.ms of the topics the platform creates (issue #19: topics hold callers' and citizens' contact; the
     # services keep what they need in their stores). Dead letters keep the raw bad input: shorter.
     topic_retention_hours: int = 168

@@ -47,9 +47,11 @@ async def build(rt: Runtime) -> Service:
         routes=[http_routes(liaison)],
         grpc=[GrpcApi(DeputyGrpc(liaison), services_pb2_grpc.add_DeputyLiaisonServiceServicer_to_server,
                       "hotline.v1.DeputyLiaisonService")],
-        consumers=[ConsumerSpec([rt.topic("case_events")], rt.group(), CaseFollowing(store, rt.topic("notifications"))),
+        consumers=[ConsumerSpec([rt.topic("case_events")], rt.group(), CaseFollowing(store, rt.topic("notifications")),
+                                linger_ms=rt.settings.kafka.side_linger_ms),
                    ConsumerSpec([rt.topic("ticket_events"), rt.topic("assignment_events"), rt.topic("case_events")],
-                                rt.group("facts"), TicketFacts(store, directory, rt.settings.timezone))],
+                                rt.group("facts"), TicketFacts(store, directory, rt.settings.timezone),
+                                linger_ms=rt.settings.kafka.side_linger_ms)],
         indexes=store_module.INDEXES,
         background=[refresh_figures, personal_data.forever],
     )

@@ -39,7 +39,8 @@ async def build(rt: Runtime) -> Service:
         grpc=[GrpcApi(IntakeGrpc(store), services_pb2_grpc.add_IntakeServiceServicer_to_server,
                       "hotline.v1.IntakeService")],
         consumers=[ConsumerSpec([rt.topic("city_tickets"), rt.topic("deputy_submissions")], rt.group(), handler),
-                   ConsumerSpec([rt.topic("assignment_events")], rt.group("units"), HandlingUnits(store))],
+                   ConsumerSpec([rt.topic("assignment_events")], rt.group("units"), HandlingUnits(store),
+                                linger_ms=rt.settings.kafka.side_linger_ms)],
         indexes=store_module.INDEXES,
         background=[retention.forever, audit_retention.forever],
     )
