@@ -13,11 +13,13 @@ The consumer loop is the single place that gives every service its delivery guar
    with back-off until they pass; a batch that keeps failing for another reason is split
    and the single record that fails is dead-lettered with the exception;
 3. publish the returned events and the dead letters and wait for the broker's acks;
-4. only then commit the offsets.
+4. only then commit the offsets: at most every ``kafka.commit_interval_ms`` (the offsets of the
+   batches handled meanwhile in one commit; an idle consumer commits once the interval has
+   passed, a stopping one at once).
 
-A crash anywhere before step 4 replays the batch: the writes are idempotent and yield the
-same events with the same ids, which consumers downstream drop as duplicates. Nothing is
-lost and no effect is doubled.
+A crash anywhere before step 4 replays the batch (and the batches handled since the last
+commit): the writes are idempotent and yield the same events with the same ids, which consumers
+downstream drop as duplicates. Nothing is lost and no effect is doubled.
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ class ConsumerLoop(Generic[T]):
         self.running = False
         self._batch_topics: list[str] = []
         self._commit: asyncio.Future[None] | None = None
+        self._uncommitted: dict[TopicPartition, int] = {}  # handled, not yet committed (commit_interval_ms)
+        self._committed_at = 0.0
         obs.at_zero(obs.DEAD_LETTERS, [service], obs.DEAD_LETTER_REASONS)
         obs.at_zero(obs.CONSUMED, [service], spec.topics, ["processed", "dead_lettered"])
 
@@ -172,9 +176,12 @@ class ConsumerLoop(Generic[T]):
                     records += await self._linger(len(records))
                 if records:  # one poll = one batch: all partitions share the store round trips
                     await self.handle_batch(records)
+                elif self._uncommitted:  # idle: commit what was handled, once the interval has passed
+                    await self._commit_handled()
                 self._update_lag()
         finally:
             self.running = False
+            await asyncio.gather(self._commit_handled(force=True), return_exceptions=True)
             await asyncio.gather(self._finish_commit(), return_exceptions=True)
             await self.consumer.stop()
 
@@ -227,17 +234,29 @@ class ConsumerLoop(Generic[T]):
         offsets: dict[TopicPartition, int] = {}
         for record in records:  # records of a partition come in offset order
             offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
-        # The commit runs while the next batch is handled: losing it to a crash only means the
-        # batch is replayed, which the idempotent writes absorb. Commits stay in order.
-        await self._finish_commit()
-        assert self.consumer is not None
-        self._commit = asyncio.ensure_future(self.consumer.commit(offsets))
+        self._uncommitted.update(offsets)
+        await self._commit_handled()
         elapsed = time.perf_counter() - started
         dead_ids = {id(r) for r, _ in dead}
         for topic in {tp.topic for tp in offsets}:
             processed = sum(1 for r in records if r.topic == topic and id(r) not in dead_ids)
             obs.CONSUMED.labels(self.service, topic, "processed").inc(processed)
             obs.BATCH_SECONDS.labels(self.service, topic).observe(elapsed)
+
+    async def _commit_handled(self, force: bool = False) -> None:
+        """Commit the offsets of the batches handled, at most every ``commit_interval_ms`` unless
+        ``force`` (stopping): at tens of records a second a batch is a record or two, and a
+        commit per batch per consumer group cost the broker and the services more than the records
+        (issue 21). The commit runs while the next batch is handled: losing it to a crash only means
+        those batches are replayed, which the idempotent writes absorb. Commits stay in order."""
+        interval = self.settings.kafka.commit_interval_ms / 1000
+        if not self._uncommitted or (not force and time.monotonic() - self._committed_at < interval):
+            return
+        await self._finish_commit()
+        assert self.consumer is not None
+        offsets, self._uncommitted = self._uncommitted, {}
+        self._committed_at = time.monotonic()
+        self._commit = asyncio.ensure_future(self.consumer.commit(offsets))
 
     async def _finish_commit(self) -> None:
         """Wait for the previous commit. If a rebalance took the partitions meanwhile, the commit

@@ -127,6 +127,52 @@ async def test_any_decode_failure_is_dead_lettered_and_the_loop_goes_on(settings
     assert await group_lag(settings, kit["group"], [kit["source"]]) == 0
 
 
+def with_commit_interval(settings: Settings, ms: int) -> Settings:
+    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"commit_interval_ms": ms})})
+
+
+async def test_offsets_are_committed_at_most_every_interval_and_on_the_way_out(settings: Settings, kit: dict) -> None:
+    """The offsets of batches handled within ``commit_interval_ms`` of the last commit wait for the
+    next one (issue 21: a commit per batch per group was much of the broker's work at tens of tickets
+    a second); a consumer that stops commits them, so its restart meets nothing it handled."""
+    seen = kit["db"]["seen"]
+    loop = ConsumerLoop(ConsumerSpec([kit["source"]], kit["group"], Recorder(seen, kit["out"])),
+                        with_commit_interval(settings, 600_000), kit["producer"], "kit")
+    task = asyncio.create_task(loop.run())
+    try:
+        await publish_raw(settings, kit["source"], [(b"k", f"c{i}".encode()) for i in range(3)])
+        await eventually(lambda: seen.count_documents({}), lambda n: n >= 3, timeout=30)  # committed: the first
+        await eventually(lambda: group_lag(settings, kit["group"], [kit["source"]]), lambda n: n == 0, timeout=10)
+        await publish_raw(settings, kit["source"], [(b"k", f"c{i}".encode()) for i in range(3, 6)])
+        await eventually(lambda: seen.count_documents({}), lambda n: n >= 6, timeout=30)
+        await asyncio.sleep(1)
+        assert await group_lag(settings, kit["group"], [kit["source"]]) == 3  # handled, not committed yet
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert await group_lag(settings, kit["group"], [kit["source"]]) == 0  # committed on the way out
+
+
+async def test_an_idle_consumer_commits_once_the_interval_has_passed(settings: Settings, kit: dict) -> None:
+    seen = kit["db"]["seen"]
+    loop = ConsumerLoop(ConsumerSpec([kit["source"]], kit["group"], Recorder(seen, kit["out"])),
+                        with_commit_interval(settings, 5_000), kit["producer"], "kit")
+    task = asyncio.create_task(loop.run())
+    try:
+        await publish_raw(settings, kit["source"], [(b"k", b"i0")])
+        await eventually(lambda: seen.count_documents({}), lambda n: n >= 1, timeout=30)
+        await eventually(lambda: group_lag(settings, kit["group"], [kit["source"]]), lambda n: n == 0, timeout=10)
+        await publish_raw(settings, kit["source"], [(b"k", b"i1")])
+        await eventually(lambda: seen.count_documents({}), lambda n: n >= 2, timeout=30)
+        assert await group_lag(settings, kit["group"], [kit["source"]]) == 1  # within the interval
+        # no more records: the idle loop commits once the interval has passed, while still running
+        await eventually(lambda: group_lag(settings, kit["group"], [kit["source"]]), lambda n: n == 0, timeout=20)
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def ours_dead(settings: Settings, source: str) -> dict[bytes, dict[str, bytes]]:
     dead = await read_topic(settings, settings.topics.name("dead_letters"), expect=None, timeout=2)
     return {m.value: dict(m.headers) for m in dead if dict(m.headers)["dlq_original_topic"] == source.encode()}
