@@ -25,6 +25,7 @@ it succeeds (nothing is published past a follow-up not done).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -123,19 +124,22 @@ class Outbox:
 
     async def relay_forever(self, poll_seconds: float = 1.0, limit: int = 500) -> None:
         """Relay until cancelled: what the committers hand over (:meth:`staged`), as it comes; a
-        read of the outbox at the start, when a committer asks for one, after a failure and after
-        ``poll_seconds`` without work (what an earlier run or another replica left).
+        read of the outbox at the start, when a committer asks for one, after a failure, and at
+        least every ``poll_seconds`` however busy (what an earlier run, another replica or a
+        process without a relay left).
 
         The wake-up is cleared BEFORE the work: a commit that lands meanwhile sets it again and is
         seen at once. (Cleared after an empty read, that commit's events waited a whole poll: the
         tail of publish -> case opened, issue 21.) Handed-over documents cost the relay no read and
         no empty read after it: one delete per pass (issue 21)."""
         self._read = True
+        read_at = 0.0
         while True:
             self._wake.clear()
             try:
-                if self._read:
+                if self._read or time.monotonic() - read_at >= poll_seconds:
                     self._read = False
+                    read_at = time.monotonic()
                     self._handed.clear()  # committed before they were handed over: the read finds them
                     published = await self.relay_once(limit)
                     if published >= limit:  # a full page: read on

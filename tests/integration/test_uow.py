@@ -179,3 +179,33 @@ async def test_the_relay_publishes_what_the_commit_hands_over_without_reading_it
             relay.cancel()
             await asyncio.gather(relay, return_exceptions=True)
         await client.close()
+
+
+async def test_a_busy_relay_still_reads_what_another_process_left(settings: Settings, kit: dict) -> None:  # noqa: F811
+    """Hand-overs that keep coming never let the relay's poll time out, yet a document written by a
+    process without a relay (or another replica that died) is read and published within a poll."""
+    from tests.support import read_topic
+
+    db = kit["db"]
+    await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+    outbox = Outbox(db, kit["producer"], "kit")
+    bus = MessageBus(MongoUnitOfWork(kit["client"], db, outbox, "kit", SystemClock()))
+    bus.register(Rename, handler(db, kit["out"]))
+    relay = asyncio.create_task(outbox.relay_forever(poll_seconds=1))
+
+    async def busy() -> None:
+        for i in range(10_000):
+            await bus.handle(Rename(events_pb2.Unit(unit_id=f"B{i % 50}", name=f"名{i}"), UNIT, f"busy-{i}"))
+            await asyncio.sleep(0.1)
+
+    load = asyncio.create_task(busy())
+    try:
+        await asyncio.sleep(1.5)  # the relay is past its first read, and busy
+        foreign = Event(kit["out"], "F0", events_pb2.Unit(unit_id="F0", name="外"), "foreign-0")
+        await db["outbox"].insert_one(outbox.documents([foreign])[0])
+        published = await read_topic(settings, kit["out"], expect=None, timeout=5)
+        assert b"F0" in [m.key for m in published]
+    finally:
+        for task in (load, relay):
+            task.cancel()
+        await asyncio.gather(load, relay, return_exceptions=True)
