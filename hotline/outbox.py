@@ -11,7 +11,8 @@ in order); the relay publishes its events one by one and deletes the one documen
 Once the transaction has committed, the unit of work hands its outbox documents to the relay in
 memory (:meth:`Outbox.staged`): the relay publishes them without reading them back, one delete per
 pass. It reads the outbox only at start, after a failure, when a writer without documents to hand
-over asks (the timers), and after a poll without work: what a crash or another replica left.
+over asks (the timers), and at least once per poll: what a crash, another replica or a process
+without a relay left.
 
 Follow-ups inside the service (:meth:`Outbox.follow`): a service's own reaction to its staged
 events (supervision: a case closed -> settle its 督办 and close the cases merged under it; a first
