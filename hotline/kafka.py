@@ -161,6 +161,11 @@ class ConsumerLoop(Generic[T]):
             max_partition_fetch_bytes=4 * self.settings.kafka.max_message_bytes,
             fetch_max_bytes=16 * 1024 * 1024,
             isolation_level="read_committed",
+            # a consumer that lingers asks the broker to hold its fetch as long: one fetch per linger,
+            # not one per record that arrives (issue 21: at tens of records a second each side
+            # consumer's fetch per record was much of the broker's CPU)
+            **({"fetch_min_bytes": 1024 * 1024, "fetch_max_wait_ms": self.spec.linger_ms}
+               if self.spec.linger_ms else {}),
         )
         await self.consumer.start()
         self.running = True
