@@ -29,7 +29,7 @@ class KafkaSettings(BaseModel):
     consumer_batch_wait_ms: int = 20  # how long a consumer waits to fill a batch
     rollup_linger_ms: int = 500  # metrics gathers records this long per batch: fewer store transactions
     # consumers that keep a view beside a ticket's way to its case (intake's handling units, supervision's early
-    # warnings and case search, deputy liaison's facts and follow-ups) gather records this long per batch: at
+    # warnings, deputy liaison's facts and follow-ups) gather records this long per batch: at
     # tens of tickets/s, a transaction per ten records instead of per one or two, so the way's own transactions
     # wait less in the store (issue 21). 0: off.
     side_linger_ms: int = 250

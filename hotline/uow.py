@@ -431,8 +431,8 @@ class MongoUnitOfWork(UnitOfWork):
                 outboxed += batch
                 events = []
                 outbound = self.outbox.documents(a.decision.outbound)
-                await insert_missing(self.outbox.collection, outbound, tx)
-                outboxed += outbound  # one kept from before is published again: consumers drop the duplicate
+                kept = await insert_missing(self.outbox.collection, outbound, tx)
+                outboxed += [d for d in outbound if d["_id"] not in kept]  # one staged before: published once
             writes.append(InsertOne(a.audit, namespace=self.audit_namespace))
         # the batch's events in as few outbox documents as possible (one, unless very large:
         # hotline/outbox.py ``batched``), in publishing order

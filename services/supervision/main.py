@@ -156,7 +156,7 @@ async def build(rt: Runtime) -> Service:
                    ConsumerSpec([rt.topic("deputy_events")], rt.group("deputy"),
                                  DeputyEscalations(escalation, commands)),  # and deputies' ratings (回访)
                    ConsumerSpec([rt.topic("ticket_events"), rt.topic("assignment_events")], rt.group("search"),
-                                SearchIndexer(search), linger_ms=rt.settings.kafka.side_linger_ms)],
+                                SearchIndexer(search))],  # no linger: the office looks a new case up at once
         indexes={**store_module.INDEXES, **WARNING_INDEXES, **ESCALATION_INDEXES, **policies.INDEXES,
                  **CIRCULATION_INDEXES, COLLECTION_SEARCH: SEARCH_INDEXES[COLLECTION_SEARCH],
                  SEARCH_ITEMS: SEARCH_INDEXES[SEARCH_ITEMS],
