@@ -31,7 +31,7 @@ from hotline.auth import Principal
 from hotline.bus import MessageBus
 from hotline.calendar import WorkCalendar
 from hotline.clock import ManualClock
-from hotline.commands import CommandBus
+from hotline.commands import CommandBus, DomainError
 from hotline.envelope import Record
 from hotline.outbox import INDEXES as OUTBOX_INDEXES
 from hotline.outbox import Outbox
@@ -244,6 +244,11 @@ async def test_only_the_repository_writes_cases_and_the_follow_ups_run_once_in_p
         await parts["db"]["cases"].update_one({"_id": "X"}, {"$set": {"state": "CASE_STATE_ARCHIVED"}})
 
     await open_cases(parts, ["P1", "C2", "C3", "L4"])  # the consumer's insert of a first round
+    # the early warnings' facts come a moment later (a lingering side consumer): an open case has
+    # no suggestion yet, an unknown ticket is not found
+    assert await escalation.suggestions("P1", 10) == []
+    with pytest.raises(DomainError, match="not found"):
+        await escalation.suggestions("NO-SUCH", 10)
     clock.advance(timedelta(minutes=10))
     merged = await escalation.merge(sv.MergeTicketsRequest(parent_ticket_id="P1", ticket_ids=["C2", "C3"],
                                                            reason="同一事件"), OFFICE, "merge-1")

@@ -182,6 +182,10 @@ class EscalationCommands:
         """Tickets that may be about the same event (from the early warnings' ticket facts)."""
         doc = await self.db["warning_facts"].find_one({"_id": ticket_id})
         if doc is None:
+            # The facts come from a side consumer that gathers records for a moment: a case opened
+            # a moment ago has none yet, and then nothing can be suggested for it (yet).
+            if await CaseStore(self.db).get(ticket_id) is not None:
+                return []
             raise NotFound("ticket", ticket_id)
         fact = fact_of_doc(doc)
         span = timedelta(days=merging.SUGGEST_DAYS)
