@@ -9,10 +9,17 @@ stages a transaction's events as ONE document (:meth:`Outbox.batched`, ``events`
 in order); the relay publishes its events one by one and deletes the one document.
 
 Once the transaction has committed, the unit of work hands its outbox documents to the relay in
-memory (:meth:`Outbox.staged`): the relay publishes them without reading them back, one delete per
-pass. It reads the outbox only at start, after a failure, when a writer without documents to hand
-over asks (the timers), and at least once per poll: what a crash, another replica or a process
-without a relay left.
+memory (:meth:`Outbox.staged`): the relay publishes them without reading them back. It reads the
+outbox only at start, after a failure, when a writer without documents to hand over asks (the
+timers), and at least once per poll: what a crash, another replica or a process without a relay
+left.
+
+What the relay published from a hand-over is deleted by the next transaction of the service's unit
+of work, in its own bulk write (:meth:`Outbox.take_published`; no round trip of its own), or by the
+relay itself when no transaction came within :data:`ERASE_AFTER` seconds. A read of the outbox skips
+the documents a transaction in flight is deleting, and deletes what is waiting first, so nothing
+published is read and published again by its own process (a crash before the delete republishes, as
+before).
 
 Follow-ups inside the service (:meth:`Outbox.follow`): a service's own reaction to its staged
 events (supervision: a case closed -> settle its 督办 and close the cases merged under it; a first
@@ -26,6 +33,7 @@ it succeeds (nothing is published past a follow-up not done).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -46,6 +54,7 @@ log = get_logger(__name__)
 COLLECTION = "outbox"
 Follower = Callable[[Sequence[Doc]], Awaitable[None]]  # the staged documents, in order (see the module doc)
 BATCH_BYTES = 4_000_000  # a batch document's events, at most (a store document holds 16 MB)
+ERASE_AFTER = 0.2  # seconds a published document waits for a transaction to delete it (module doc)
 INDEXES = {COLLECTION: [IndexModel([("event_id", ASCENDING)], unique=True)]}
 
 
@@ -57,6 +66,8 @@ class Outbox:
         self._wake = asyncio.Event()
         self._handed: list[Doc] = []  # committed documents to publish, in order (staged)
         self._read = True  # the relay reads the outbox on its next pass
+        self._published: list[ObjectId] = []  # published from a hand-over, not yet deleted (module doc)
+        self._erasing: set[ObjectId] = set()  # of those, taken by a transaction in flight
         self.followers: list[Follower] = []
 
     def follow(self, follower: Follower) -> None:
@@ -115,6 +126,30 @@ class Outbox:
             self._handed += documents
         self._wake.set()
 
+    def take_published(self) -> list[ObjectId]:
+        """The ids of published documents not yet deleted, for a transaction to delete in its own
+        bulk write; the caller then calls :meth:`erased` (committed or not)."""
+        taken, self._published = self._published, []
+        self._erasing.update(taken)
+        return taken
+
+    def erased(self, ids: Sequence[ObjectId], committed: bool) -> None:
+        """A transaction that took ``ids`` ended: deleted when ``committed``, else deleted later."""
+        self._erasing.difference_update(ids)
+        if not committed:
+            self._published += ids
+
+    async def _erase(self) -> None:
+        """Delete the published documents no transaction took (kept on failure, to delete later)."""
+        if not self._published:
+            return
+        ids, self._published = self._published, []
+        try:
+            await self.collection.delete_many({"_id": {"$in": ids}})
+        except BaseException:
+            self._published = ids + self._published
+            raise
+
     async def stage(self, events: Sequence[Event], session: AsyncClientSession | None = None) -> None:
         """Write events to the outbox (inside the caller's transaction when given a session: the
         caller calls :meth:`staged` once it has committed; a wake-up before the commit finds nothing)."""
@@ -123,7 +158,8 @@ class Outbox:
         if session is None:
             self.staged()
 
-    async def relay_forever(self, poll_seconds: float = 1.0, limit: int = 500) -> None:
+    async def relay_forever(self, poll_seconds: float = 1.0, limit: int = 500,
+                            erase_after: float = ERASE_AFTER) -> None:
         """Relay until cancelled: what the committers hand over (:meth:`staged`), as it comes; a
         read of the outbox at the start, when a committer asks for one, after a failure, and at
         least every ``poll_seconds`` however busy (what an earlier run, another replica or a
@@ -131,8 +167,16 @@ class Outbox:
 
         The wake-up is cleared BEFORE the work: a commit that lands meanwhile sets it again and is
         seen at once. (Cleared after an empty read, that commit's events waited a whole poll: the
-        tail of publish -> case opened, issue 21.) Handed-over documents cost the relay no read and
-        no empty read after it: one delete per pass (issue 21)."""
+        tail of publish -> case opened, issue 21.) Handed-over documents cost the relay no read, no
+        empty read after it, and no delete of its own while the service's transactions come more
+        often than every ``erase_after`` seconds: they delete them (issue 21)."""
+        try:
+            await self._relay(poll_seconds, limit, erase_after)
+        finally:  # stopped: what was published is deleted now, not published again at the next start
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._erase(), 5)
+
+    async def _relay(self, poll_seconds: float, limit: int, erase_after: float) -> None:
         self._read = True
         read_at = 0.0
         while True:
@@ -147,7 +191,12 @@ class Outbox:
                         self._read = True
                 else:
                     handed, self._handed = self._handed, []
-                    published = await self._publish(handed)
+                    published = await self._publish(handed, erase=False)
+                if self._published and not (self._read or self._wake.is_set()):  # wait for a transaction
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), erase_after)
+                    if not self._wake.is_set():
+                        await self._erase()
             except Exception as exc:  # store or broker away: read again after a poll
                 log.warning("outbox relay failed", error=repr(exc))
                 self._read = True
@@ -156,17 +205,22 @@ class Outbox:
             if self._read or self._handed:
                 continue
             try:
-                await asyncio.wait_for(self._wake.wait(), poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, read_at + poll_seconds - time.monotonic()))
             except TimeoutError:
                 self._read = True
 
     async def relay_once(self, limit: int = 500) -> int:
         """Read the outbox and publish up to about ``limit`` staged events (whole documents), in
-        order, then delete their documents; returns the number of events published."""
+        order, then delete their documents; returns the number of events published. What was
+        published and waits for its delete is deleted first, and what a transaction in flight
+        deletes is skipped: neither is published again."""
+        await self._erase()
         found = await self.collection.find({}).sort("_id", ASCENDING).limit(limit).to_list()
         docs: list[Doc] = []
         events = 0
         for doc in found:  # a batch document is published whole
+            if doc["_id"] in self._erasing:
+                continue
             size = len(doc.get("events") or [doc])
             if docs and events + size > limit:
                 break
@@ -174,9 +228,10 @@ class Outbox:
             events += size
         return await self._publish(docs)
 
-    async def _publish(self, docs: Sequence[Doc]) -> int:
+    async def _publish(self, docs: Sequence[Doc], erase: bool = True) -> int:
         """Run the followers on the documents' events, publish them in order, wait for the acks,
-        delete the documents; returns the number of events published."""
+        delete the documents (``erase``; else a transaction or the relay deletes them later: the
+        module doc); returns the number of events published."""
         obs.OUTBOX_PENDING.labels(self.service).set(len(docs))
         events = unbatched(docs)
         if not events:
@@ -190,7 +245,10 @@ class Outbox:
             for d in events
         ]
         await asyncio.gather(*futures)
-        await self.collection.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        if erase:
+            await self.collection.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        else:
+            self._published += [d["_id"] for d in docs]
         for d in events:
             obs.PUBLISHED.labels(self.service, d["topic"]).inc()
         return len(events)

@@ -57,7 +57,7 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import Message
-from pymongo import AsyncMongoClient, InsertOne
+from pymongo import AsyncMongoClient, DeleteMany, InsertOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ClientBulkWriteException, ConnectionFailure, DuplicateKeyError, PyMongoError
@@ -232,13 +232,14 @@ class UnitOfWork(ABC):
         """The current states of the works' targets (None: there is none)."""
 
     @abstractmethod
-    async def stage(self, applied: list[_Applied], tx: Any) -> list[Doc]:
+    async def stage(self, applied: list[_Applied], tx: Any, erase: Sequence[Any] = ()) -> list[Doc]:
         """Write the staged states, events, audit entries and answers (inside ``tx``); returns the
-        outbox documents written (handed to the relay once committed)."""
+        outbox documents written (handed to the relay once committed). ``erase``: outbox documents
+        the relay has published, deleted in the same write (hotline/outbox.py)."""
 
     # the one algorithm ------------------------------------------------------------------------
     async def _apply(self, works: list[Work[Any]], digests: list[str | DomainError], tx: Any,
-                     answers_first: bool) -> tuple[list[Any], list[_Applied], list[Doc]]:
+                     answers_first: bool, erase: Sequence[Any] = ()) -> tuple[list[Any], list[_Applied], list[Doc]]:
         """Decide and stage ``works`` in ``tx``. ``answers_first``: read the stored answers before
         the states (a batch known to hold a retried key); otherwise they are read only for the
         commands refused or unchanged, and a retried key that changes the state fails its
@@ -290,7 +291,7 @@ class UnitOfWork(ABC):
             again = {i: d for i, d in keyed.items() if d not in staged}
             if again:
                 self._answered(works, again, results, await self.answers(list(again.values()), tx))
-        outboxed = await self.stage(applied, tx) if applied else []
+        outboxed = await self.stage(applied, tx, erase) if applied else []
         return results, applied, outboxed
 
     @staticmethod
@@ -346,15 +347,21 @@ class MongoUnitOfWork(UnitOfWork):
             nonlocal done, outboxed, runs
             TRANSACTION_RUNS.labels(self.service, "again" if runs else "first").inc()
             runs += 1
-            results, done, outboxed = await self._apply(works, digests, session, answers_first)
+            results, done, outboxed = await self._apply(works, digests, session, answers_first, erase)
             return results
 
-        async with self.client.start_session() as session:
-            try:
-                results: list[Any] = await session.with_transaction(transaction)
-            except _Answered:  # a retried key among them (aborted): again, the stored answers first
-                answers_first = True
-                results = await session.with_transaction(transaction)
+        erase = self.outbox.take_published()  # deleted in this transaction's bulk write, if it writes
+        committed = False
+        try:
+            async with self.client.start_session() as session:
+                try:
+                    results: list[Any] = await session.with_transaction(transaction)
+                except _Answered:  # a retried key among them (aborted): again, the stored answers first
+                    answers_first = True
+                    results = await session.with_transaction(transaction)
+            committed = bool(done)  # a run that applied nothing wrote nothing
+        finally:
+            self.outbox.erased(erase, committed)
         if outboxed:
             self.outbox.staged(outboxed)  # committed: the relay publishes them without reading them back
         for applied in done:
@@ -408,7 +415,7 @@ class MongoUnitOfWork(UnitOfWork):
                 states.append(await work.repo.load(work.command.target, tx))
         return states
 
-    async def stage(self, applied: list[_Applied], tx: Any) -> list[Doc]:
+    async def stage(self, applied: list[_Applied], tx: Any, erase: Sequence[Any] = ()) -> list[Doc]:
         # the answers first: a retried key fails here, before anything else is written (_Answered)
         answers = self.answers_collection.full_name
         writes: list[Any] = [InsertOne(a.answer, namespace=answers) for a in applied if a.answer]
@@ -439,6 +446,8 @@ class MongoUnitOfWork(UnitOfWork):
         batch = self.outbox.batched(events)
         writes += [InsertOne(d, namespace=outbox) for d in batch]
         outboxed += batch
+        if erase:  # what the relay published: deleted here, not in a round trip of its own
+            writes.append(DeleteMany({"_id": {"$in": list(erase)}}, namespace=outbox))
         # states, events, audit entries and answers: ONE round trip (MongoDB 8's bulkWrite; SecantusDB has it)
         try:
             await self.client.bulk_write(writes, session=tx, ordered=True)
@@ -543,5 +552,5 @@ class InMemoryUnitOfWork(UnitOfWork):
     async def load(self, works: list[Work[Any]], tx: Any) -> list[Any]:
         return [_copied(self.states.get((w.repo.kind, w.command.target))) for w in works]
 
-    async def stage(self, applied: list[_Applied], tx: Any) -> list[Doc]:
+    async def stage(self, applied: list[_Applied], tx: Any, erase: Sequence[Any] = ()) -> list[Doc]:
         return []  # kept by _transaction, which commits them

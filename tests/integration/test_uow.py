@@ -181,6 +181,58 @@ async def test_the_relay_publishes_what_the_commit_hands_over_without_reading_it
         await client.close()
 
 
+async def test_the_next_transaction_deletes_what_the_relay_published(settings: Settings, kit: dict) -> None:  # noqa: F811
+    """What the relay published from a hand-over is deleted by the service's next transaction, in
+    its one bulk write: no delete of the relay's own (issue 21: a delete per pass was a round trip
+    per ticket in each of intake, routing and supervision at tens of tickets a second). A read of
+    the outbox neither publishes what a transaction in flight deletes, nor, when that transaction
+    did not commit, what the relay published before: it deletes it first."""
+    from tests.support import eventually, read_topic
+
+    sent = Sent()
+    client = mongo.client(settings, event_listeners=[sent])
+    relay: asyncio.Task[None] | None = None
+    try:
+        db = client[kit["db"].name]
+        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+        outbox = Outbox(db, kit["producer"], "kit")
+        bus = MessageBus(MongoUnitOfWork(client, db, outbox, "kit", SystemClock()))
+        bus.register(Rename, handler(db, kit["out"]))
+        relay = asyncio.create_task(outbox.relay_forever(poll_seconds=60, erase_after=60))
+        await asyncio.sleep(1)  # past its first read (of an empty outbox): from now on it only takes hand-overs
+        await bus.handle_many([Rename(events_pb2.Unit(unit_id=f"A{i}", name="甲"), UNIT, f"a-{i}") for i in range(3)])
+        await read_topic(settings, kit["out"], expect=3, timeout=20)
+        await eventually(lambda: asyncio.sleep(0.05, outbox._published), lambda ids: len(ids) == 1, timeout=20)
+        assert await db["outbox"].count_documents({}) == 1  # published, waiting for a transaction to delete it
+
+        sent.names.clear()
+        await bus.handle_many([Rename(events_pb2.Unit(unit_id=f"B{i}", name="乙"), UNIT, f"b-{i}") for i in range(3)])
+        assert sent.names == ["find", "bulkWrite", "commitTransaction"]  # the delete rode in the bulk write
+        published = await read_topic(settings, kit["out"], expect=6, timeout=20)
+        assert sorted(m.key for m in published) == [b"A0", b"A1", b"A2", b"B0", b"B1", b"B2"]
+        await eventually(lambda: asyncio.sleep(0.05, outbox._published), lambda ids: len(ids) == 1, timeout=20)
+        assert await db["outbox"].count_documents({}) == 1  # only the second batch's document: the first is gone
+        assert "delete" not in sent.names
+
+        taken = outbox.take_published()  # a transaction in flight deletes it: a read skips it
+        assert len(taken) == 1 and await outbox.relay_once() == 0
+        outbox.erased(taken, committed=False)  # that transaction did not commit: the next read deletes it first
+        assert await outbox.relay_once() == 0 and await db["outbox"].count_documents({}) == 0
+
+        await bus.handle_many([Rename(events_pb2.Unit(unit_id="C0", name="丙"), UNIT, "c-0")])
+        await eventually(lambda: asyncio.sleep(0.05, outbox._published), lambda ids: len(ids) == 1, timeout=20)
+        relay.cancel()  # a relay that stops deletes what it published: not published again at the next start
+        await asyncio.gather(relay, return_exceptions=True)
+        relay = None
+        assert await db["outbox"].count_documents({}) == 0
+        assert len(await read_topic(settings, kit["out"], expect=None, timeout=1)) == 7  # nothing published twice
+    finally:
+        if relay is not None:
+            relay.cancel()
+            await asyncio.gather(relay, return_exceptions=True)
+        await client.close()
+
+
 async def test_a_busy_relay_still_reads_what_another_process_left(settings: Settings, kit: dict) -> None:  # noqa: F811
     """Hand-overs that keep coming never let the relay's poll time out, yet a document written by a
     process without a relay (or another replica that died) is read and published within a poll."""
