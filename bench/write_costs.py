@@ -53,7 +53,7 @@ FEATURES = {
     "routing:outbox": "outbox: TicketAssigned (one document per batch)",
     "supervision:cases": "the case with its clocks (签收/联系/办结 deadlines, timers embedded)",
     "supervision:audit": "audit trail: the opening",
-    "supervision:case_search": "case search: a ticket's text terms (character pairs), inserted once",
+    "supervision:case_search": "case search: a ticket's text terms (pairs; uncommon ones indexed), inserted once",
     "supervision:case_search_items": "case search: the ticket's list item (清单事项)",
     "supervision:warning_facts": "early warnings (预警): a fact per ticket for the detectors' window",
     "supervision:warnings": "early warnings raised",

@@ -141,3 +141,46 @@ async def test_list_items_stand_beside_the_texts_and_either_event_may_come_first
 
     plan = await db["case_search"].find({"terms": "不亮"}).explain()  # what _by_words asks, once per word
     assert plan["executionStats"]["totalDocsExamined"] == 1  # through the index, not every document
+
+
+def test_common_terms_are_stored_but_not_indexed() -> None:
+    """The common pairs (in 5 % or more of the tickets) are kept out of the multikey index: the
+    checked-in list is what hotline_dev/common_terms.py derives, and a ticket's document indexes
+    only its other pairs while it stores them all (issue #21: half of a ticket's index entries)."""
+    from hotline_dev.common_terms import simulated
+    from services.supervision.cases.search import COMMON, common_terms
+
+    assert set(common_terms(simulated(4000, 5))) == COMMON and {"来电", "小区", "反映"} <= COMMON
+    doc = CaseSearch.__new__(CaseSearch)
+    doc.directory = None
+    stored = doc.ticket_doc(ticket_pb2.Ticket(title="小区路灯不亮", content="来电反映小区路灯坏了", address="幸福路"))
+    assert "路灯" in stored["terms"] and "小区" not in stored["terms"] and "来电" not in stored["terms"]
+    assert set(stored["all_terms"]) == set(terms("小区路灯不亮", "来电反映小区路灯坏了", "幸福路"))
+
+
+async def test_queries_with_common_words_find_what_they_found_before(db: AsyncDatabase[mongo.Doc]) -> None:
+    """A query's common words are checked in the candidates' stored terms; a query of common words
+    only scans; a document an older version wrote (every pair indexed, no ``all_terms``) is found
+    by all three kinds of query."""
+    store = CaseStore(db)
+    live = events_pb2.CASE_STATE_IN_PROGRESS
+    await store.insert_new([case(t, "DP01", live, None) for t in ("K1", "K2", "K3", "K4")])
+    search = CaseSearch(db, Directory.from_file(DIRECTORY_FILE))
+    await search.remember([received("K1", "小区路灯不亮", "来电反映小区路灯坏了三天。", "幸福路1号"),
+                           received("K2", "路灯闪烁", "路灯一直闪。", "幸福路2号"),
+                           received("K3", "小区噪音", "来电反映小区夜间施工噪音。", "光明路3号")])
+    await db["case_search"].insert_one({"_id": "K4", "title": "旧小区路灯", "address": "旧址",
+                                        "terms": terms("旧小区路灯")})  # as an older version stored it
+
+    async def ids(text: str) -> list[str]:
+        return sorted(r["case"].ticket_id for r in (await search.search(Query(text=text), OFFICE, NOW)).rows)
+
+    assert await ids("路灯") == ["K1", "K2", "K4"]  # an uncommon word: the index
+    assert await ids("小区 路灯") == ["K1", "K4"]  # + a common word: checked in the stored terms
+    assert await ids("小区") == ["K1", "K3", "K4"]  # common words only: a scan
+    assert await ids("来电反映小区") == ["K1", "K3"]
+    assert await ids("小区 闪烁") == []
+    indexed = await db["case_search"].find_one({"_id": "K1"})
+    assert indexed is not None and "小区" not in indexed["terms"] and "小区" in indexed["all_terms"]
+    row = (await search.search(Query(text="路灯", sort="ticket"), OFFICE, NOW)).rows[0]
+    assert row["title"] == "小区路灯不亮"

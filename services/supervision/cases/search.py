@@ -6,8 +6,14 @@ intake's TicketReceived (an insert; a replay inserts nothing), and the list item
 dispatched by in ``case_search_items``, one small document per ticket from routing's
 TicketAssigned (an upsert; either event may come first). Full text is the character pairs of
 title, content and address (the CJK bigrams a search engine indexes Chinese by, no dictionary:
-jieba's took ~96 MB of supervision's memory, issue #21) into ``terms``, a multikey index: a
-query's pairs must all be among a ticket's terms.
+jieba's took ~96 MB of supervision's memory, issue #21): a query's pairs must all be among a
+ticket's terms (``all_terms``, not indexed). Only the pairs that are not common (:data:`COMMON`:
+those in 5 % or more of the tickets, "来电", "相关", "小区"...) are indexed, as ``terms``, a multikey
+index (issue #21: the store writes an index entry per term, and they were half of all the entries a
+ticket costs; a common pair selects too many tickets to serve a query anyway). A query with an
+uncommon pair selects by the index and checks its common pairs in the candidates' ``all_terms``; a
+query of common pairs only scans (bounded by the places it names). A document an older version
+wrote has every pair in ``terms`` and no ``all_terms``: it is found the same way.
 
 Why two collections (issue #21): the store rewrites every index entry of a document it updates,
 so setting the list item on the document that holds ~46 terms re-wrote ~46 multikey entries
@@ -24,9 +30,11 @@ and paged there (skip/limit, with the total). A unit sees only its cases (primar
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
@@ -66,6 +74,27 @@ SORTS = {  # sort key -> the case document field
 _TOKEN = re.compile(r"[\u4e00-\u9fff]+|[^\W\u4e00-\u9fff]+")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 STOP = frozenset("的 了 和 与 在 是 有 我 你 他 她 也 就 都 而 及 或 被 把 对 从 向 到 为 之 其 这 那 个 一".split())
+COMMON_FILE = Path(__file__).with_name("common_terms.txt")  # versioned data: hotline_dev/common_terms.py
+COMMON_SHARE = 0.05  # a term in at least this share of the tickets is common: stored, not indexed
+
+
+def load_common(path: Path = COMMON_FILE) -> frozenset[str]:
+    """The common terms (one per line; ``#`` starts a comment)."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text("utf-8").splitlines())
+    return frozenset(line for line in lines if line)
+
+
+def common_terms(texts: Iterable[Sequence[str]], share: float = COMMON_SHARE) -> list[str]:
+    """The terms in at least ``share`` of the tickets (each given as its texts), most frequent first."""
+    frequency: Counter[str] = Counter()
+    tickets = 0
+    for parts in texts:
+        tickets += 1
+        frequency.update(terms(*parts))
+    return [t for t, n in frequency.most_common() if n >= share * tickets]
+
+
+COMMON = load_common()
 
 
 def _bigrams(run: str) -> list[str]:
@@ -160,8 +189,9 @@ class CaseSearch:
     # ------------------------------------------------------------ the index (consumer side)
 
     def ticket_doc(self, ticket: ticket_pb2.Ticket) -> Doc:
+        every = terms(ticket.title, ticket.content, ticket.address)
         doc: Doc = {"title": ticket.title, "address": ticket.address,
-                    "terms": terms(ticket.title, ticket.content, ticket.address)}
+                    "terms": [t for t in every if t not in COMMON], "all_terms": every}
         if self.directory is not None:
             where = self.directory.locate(ticket)
             if where.street:
@@ -195,11 +225,33 @@ class CaseSearch:
     # ------------------------------------------------------------ queries
 
     async def _by_words(self, words: list[str], places: dict[str, str]) -> list[str]:
-        """The tickets holding every word (and in the places): one indexed query per word, the ids
-        intersected here. The store plans ``$all`` over a multikey field as a scan of every document,
+        """The tickets holding every word (and in the places): one indexed query per uncommon word,
+        the ids intersected here, then the common words checked in the candidates' ``all_terms``
+        (module doc). The store plans ``$all`` over a multikey field as a scan of every document,
         and, hinted, as a scan of every index entry (issue #21, measured); a single word's equality
-        walks only its own entries. A word with more than ``WORD_MATCHES`` tickets falls back to
-        the one ``$all`` query (a scan, as before)."""
+        walks only its own entries. A word with more than ``WORD_MATCHES`` tickets, or a query of
+        common words only, falls back to one ``$all`` query (a scan)."""
+        indexed = [w for w in words if w not in COMMON]
+        common = [w for w in words if w in COMMON]
+        if not indexed:
+            return await self._scan(words, places)
+        found = await self._by_indexed(indexed, places)
+        if not found or not common:
+            return found
+        held: set[str] = set()
+        for doc in await find_in(self.index, found, projection={"all_terms": 1, "terms": 1}):
+            have = doc.get("all_terms") or doc.get("terms") or []  # (an older version's: every term in terms)
+            if set(common) <= set(have):
+                held.add(doc["_id"])
+        return [t for t in found if t in held]
+
+    async def _scan(self, words: list[str], places: dict[str, str]) -> list[str]:
+        """Common words only: the documents that hold them all (``all_terms``; an older version's in
+        ``terms``), a scan bounded by the places."""
+        cond = {"$or": [{"all_terms": {"$all": words}}, {"terms": {"$all": words}}], **places}
+        return [d["_id"] async for d in self.index.find(cond, {"_id": 1}).limit(MAX_MATCHES + 1)]
+
+    async def _by_indexed(self, words: list[str], places: dict[str, str]) -> list[str]:
         found: list[str] | None = None
         for n, word in enumerate(words):
             cond = {"terms": word, **(places if n == 0 else {})}
@@ -317,7 +369,7 @@ class CaseSearch:
             keys = [(SORTS[q.sort], order)] + ([("_id", ASCENDING)] if q.sort != "ticket" else [])
             docs = await self.cases.find(cond).sort(keys).skip((q.page - 1) * q.size).limit(q.size).to_list()
         shown = [d["_id"] for d in docs]
-        cards = {d["_id"]: d for d in await find_in(self.index, shown, projection={"terms": 0})}
+        cards = {d["_id"]: d for d in await find_in(self.index, shown, projection={"terms": 0, "all_terms": 0})}
         for item in await find_in(self.items, shown):
             cards.setdefault(item["_id"], {})["rule_id"] = item["rule_id"]
         rows = []
