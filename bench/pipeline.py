@@ -315,7 +315,7 @@ async def scenario_lifecycle(ns: Namespace, count: int, seed: int) -> dict[str, 
         "tickets": count, "closed": len(stats.closed), "commands": commands, "seconds": round(elapsed, 2),
         "closed_per_second": round(len(stats.closed) / elapsed, 1), "commands_per_second": round(commands / elapsed, 1),
         "closure_p50_s": round(percentile(closures, 50), 2), "closure_p95_s": round(percentile(closures, 95), 2),
-        "refused": len(stats.refused),
+        "refused": len(stats.refused), "retries": stats.retries,
     }
 
 
