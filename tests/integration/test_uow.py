@@ -4,6 +4,8 @@ batch in one transaction, in a fixed number of store round trips whatever its si
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +148,24 @@ async def test_a_batch_of_case_openings_is_three_round_trips(settings: Settings,
         await client.close()
 
 
+@asynccontextmanager
+async def counted_bus(settings: Settings, kit: dict) -> AsyncIterator[  # noqa: F811
+        tuple[Sent, Any, Outbox, MessageBus]]:
+    """The renaming bus over the kit's database, on a client whose commands are counted (``Sent``),
+    with its outbox; the client is closed on the way out."""
+    sent = Sent()
+    client = mongo.client(settings, event_listeners=[sent])
+    try:
+        db = client[kit["db"].name]
+        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
+        outbox = Outbox(db, kit["producer"], "kit")
+        bus = MessageBus(MongoUnitOfWork(client, db, outbox, "kit", SystemClock()))
+        bus.register(Rename, handler(db, kit["out"]))
+        yield sent, db, outbox, bus
+    finally:
+        await client.close()
+
+
 async def test_the_relay_publishes_what_the_commit_hands_over_without_reading_it(
         settings: Settings, kit: dict) -> None:  # noqa: F811
     """Once committed, a batch's outbox documents go to the running relay in memory: it publishes
@@ -153,32 +173,25 @@ async def test_the_relay_publishes_what_the_commit_hands_over_without_reading_it
     it (issue 21: the outbox's finds were a third of a hop's store operations at 50 tickets/s)."""
     from tests.support import eventually, read_topic
 
-    sent = Sent()
-    client = mongo.client(settings, event_listeners=[sent])
     relay: asyncio.Task[None] | None = None
-    try:
-        db = client[kit["db"].name]
-        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
-        outbox = Outbox(db, kit["producer"], "kit")
-        bus = MessageBus(MongoUnitOfWork(client, db, outbox, "kit", SystemClock()))
-        bus.register(Rename, handler(db, kit["out"]))
-        await db["outbox"].insert_one({**outbox.documents(  # left by an earlier run: the first read finds it
-            [Event(kit["out"], "L0", events_pb2.Unit(unit_id="L0", name="早"), "left-0")])[0]})
-        relay = asyncio.create_task(outbox.relay_forever(poll_seconds=60))
-        await eventually(lambda: kit["db"]["outbox"].count_documents({}), lambda n: n == 0, timeout=20)
+    async with counted_bus(settings, kit) as (sent, db, outbox, bus):
+        try:
+            await db["outbox"].insert_one({**outbox.documents(  # left by an earlier run: the first read finds it
+                [Event(kit["out"], "L0", events_pb2.Unit(unit_id="L0", name="早"), "left-0")])[0]})
+            relay = asyncio.create_task(outbox.relay_forever(poll_seconds=60))
+            await eventually(lambda: kit["db"]["outbox"].count_documents({}), lambda n: n == 0, timeout=20)
 
-        sent.names.clear()
-        await bus.handle_many([Rename(events_pb2.Unit(unit_id=f"H{i}", name=f"名{i}"), UNIT, f"h-{i}")
-                               for i in range(5)])
-        published = await read_topic(settings, kit["out"], expect=6, timeout=20)
-        assert sorted(m.key for m in published) == [b"H0", b"H1", b"H2", b"H3", b"H4", b"L0"]  # (4 partitions)
-        await eventually(lambda: kit["db"]["outbox"].count_documents({}), lambda n: n == 0, timeout=20)
-        assert sent.names == ["find", "bulkWrite", "commitTransaction", "delete"]  # no find of the outbox
-    finally:
-        if relay is not None:
-            relay.cancel()
-            await asyncio.gather(relay, return_exceptions=True)
-        await client.close()
+            sent.names.clear()
+            await bus.handle_many([Rename(events_pb2.Unit(unit_id=f"H{i}", name=f"名{i}"), UNIT, f"h-{i}")
+                                   for i in range(5)])
+            published = await read_topic(settings, kit["out"], expect=6, timeout=20)
+            assert sorted(m.key for m in published) == [b"H0", b"H1", b"H2", b"H3", b"H4", b"L0"]  # (4 partitions)
+            await eventually(lambda: kit["db"]["outbox"].count_documents({}), lambda n: n == 0, timeout=20)
+            assert sent.names == ["find", "bulkWrite", "commitTransaction", "delete"]  # no find of the outbox
+        finally:
+            if relay is not None:
+                relay.cancel()
+                await asyncio.gather(relay, return_exceptions=True)
 
 
 async def test_the_next_transaction_deletes_what_the_relay_published(settings: Settings, kit: dict) -> None:  # noqa: F811
@@ -189,48 +202,43 @@ async def test_the_next_transaction_deletes_what_the_relay_published(settings: S
     did not commit, what the relay published before: it deletes it first."""
     from tests.support import eventually, read_topic
 
-    sent = Sent()
-    client = mongo.client(settings, event_listeners=[sent])
     relay: asyncio.Task[None] | None = None
-    try:
-        db = client[kit["db"].name]
-        await mongo.ensure_indexes(db, {**OUTBOX_INDEXES, **audit.INDEXES})
-        outbox = Outbox(db, kit["producer"], "kit")
-        bus = MessageBus(MongoUnitOfWork(client, db, outbox, "kit", SystemClock()))
-        bus.register(Rename, handler(db, kit["out"]))
-        relay = asyncio.create_task(outbox.relay_forever(poll_seconds=60, erase_after=60))
-        await asyncio.sleep(1)  # past its first read (of an empty outbox): from now on it only takes hand-overs
-        await bus.handle_many([Rename(events_pb2.Unit(unit_id=f"A{i}", name="甲"), UNIT, f"a-{i}") for i in range(3)])
-        await read_topic(settings, kit["out"], expect=3, timeout=20)
-        await eventually(lambda: asyncio.sleep(0.05, outbox._published), lambda ids: len(ids) == 1, timeout=20)
-        assert await db["outbox"].count_documents({}) == 1  # published, waiting for a transaction to delete it
+    async with counted_bus(settings, kit) as (sent, db, outbox, bus):
+        try:
+            relay = asyncio.create_task(outbox.relay_forever(poll_seconds=60, erase_after=60))
+            await asyncio.sleep(1)  # past its first read (of an empty outbox): from now on it only takes hand-overs
+            await bus.handle_many([Rename(events_pb2.Unit(unit_id=f"A{i}", name="甲"), UNIT, f"a-{i}")
+                                   for i in range(3)])
+            await read_topic(settings, kit["out"], expect=3, timeout=20)
+            await eventually(lambda: asyncio.sleep(0.05, outbox._published), lambda ids: len(ids) == 1, timeout=20)
+            assert await db["outbox"].count_documents({}) == 1  # published, waiting for a transaction to delete it
 
-        sent.names.clear()
-        await bus.handle_many([Rename(events_pb2.Unit(unit_id=f"B{i}", name="乙"), UNIT, f"b-{i}") for i in range(3)])
-        assert sent.names == ["find", "bulkWrite", "commitTransaction"]  # the delete rode in the bulk write
-        published = await read_topic(settings, kit["out"], expect=6, timeout=20)
-        assert sorted(m.key for m in published) == [b"A0", b"A1", b"A2", b"B0", b"B1", b"B2"]
-        await eventually(lambda: asyncio.sleep(0.05, outbox._published), lambda ids: len(ids) == 1, timeout=20)
-        assert await db["outbox"].count_documents({}) == 1  # only the second batch's document: the first is gone
-        assert "delete" not in sent.names
+            sent.names.clear()
+            await bus.handle_many([Rename(events_pb2.Unit(unit_id=f"B{i}", name="乙"), UNIT, f"b-{i}")
+                                   for i in range(3)])
+            assert sent.names == ["find", "bulkWrite", "commitTransaction"]  # the delete rode in the bulk write
+            published = await read_topic(settings, kit["out"], expect=6, timeout=20)
+            assert sorted(m.key for m in published) == [b"A0", b"A1", b"A2", b"B0", b"B1", b"B2"]
+            await eventually(lambda: asyncio.sleep(0.05, outbox._published), lambda ids: len(ids) == 1, timeout=20)
+            assert await db["outbox"].count_documents({}) == 1  # only the second batch's document: the first is gone
+            assert "delete" not in sent.names
 
-        taken = outbox.take_published()  # a transaction in flight deletes it: a read skips it
-        assert len(taken) == 1 and await outbox.relay_once() == 0
-        outbox.erased(taken, committed=False)  # that transaction did not commit: the next read deletes it first
-        assert await outbox.relay_once() == 0 and await db["outbox"].count_documents({}) == 0
+            taken = outbox.take_published()  # a transaction in flight deletes it: a read skips it
+            assert len(taken) == 1 and await outbox.relay_once() == 0
+            outbox.erased(taken, committed=False)  # that transaction did not commit: the next read deletes it first
+            assert await outbox.relay_once() == 0 and await db["outbox"].count_documents({}) == 0
 
-        await bus.handle_many([Rename(events_pb2.Unit(unit_id="C0", name="丙"), UNIT, "c-0")])
-        await eventually(lambda: asyncio.sleep(0.05, outbox._published), lambda ids: len(ids) == 1, timeout=20)
-        relay.cancel()  # a relay that stops deletes what it published: not published again at the next start
-        await asyncio.gather(relay, return_exceptions=True)
-        relay = None
-        assert await db["outbox"].count_documents({}) == 0
-        assert len(await read_topic(settings, kit["out"], expect=None, timeout=1)) == 7  # nothing published twice
-    finally:
-        if relay is not None:
-            relay.cancel()
+            await bus.handle_many([Rename(events_pb2.Unit(unit_id="C0", name="丙"), UNIT, "c-0")])
+            await eventually(lambda: asyncio.sleep(0.05, outbox._published), lambda ids: len(ids) == 1, timeout=20)
+            relay.cancel()  # a relay that stops deletes what it published: not published again at the next start
             await asyncio.gather(relay, return_exceptions=True)
-        await client.close()
+            relay = None
+            assert await db["outbox"].count_documents({}) == 0
+            assert len(await read_topic(settings, kit["out"], expect=None, timeout=1)) == 7  # nothing published twice
+        finally:
+            if relay is not None:
+                relay.cancel()
+                await asyncio.gather(relay, return_exceptions=True)
 
 
 async def test_a_busy_relay_still_reads_what_another_process_left(settings: Settings, kit: dict) -> None:  # noqa: F811

@@ -238,10 +238,10 @@ class CaseSearch:
         found = await self._by_indexed(indexed, places)
         if not found or not common:
             return found
+        needed = set(common)
         held: set[str] = set()
         for doc in await find_in(self.index, found, projection={"all_terms": 1, "terms": 1}):
-            have = doc.get("all_terms") or doc.get("terms") or []  # (an older version's: every term in terms)
-            if set(common) <= set(have):
+            if needed.issubset(doc.get("all_terms") or doc.get("terms") or []):  # (older: every term in terms)
                 held.add(doc["_id"])
         return [t for t in found if t in held]
 
